@@ -1,0 +1,34 @@
+#include "shim.h"
+
+uint16_t sluice_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
+{ return rte_eth_rx_burst(port, queue, pkts, n); }
+uint16_t sluice_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
+{ return rte_eth_tx_burst(port, queue, pkts, n); }
+
+struct rte_mbuf *sluice_pktmbuf_alloc(struct rte_mempool *mp) { return rte_pktmbuf_alloc(mp); }
+int sluice_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned n)
+{ return rte_pktmbuf_alloc_bulk(mp, mbufs, n); }
+void sluice_pktmbuf_free(struct rte_mbuf *m) { rte_pktmbuf_free(m); }
+char *sluice_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_prepend(m, len); }
+char *sluice_pktmbuf_append(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_append(m, len); }
+char *sluice_pktmbuf_adj(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_adj(m, len); }
+int sluice_pktmbuf_trim(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_trim(m, len); }
+int sluice_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail) { return rte_pktmbuf_chain(head, tail); }
+uint16_t sluice_mbuf_refcnt_read(const struct rte_mbuf *m) { return rte_mbuf_refcnt_read(m); }
+uint16_t sluice_mbuf_refcnt_update(struct rte_mbuf *m, int16_t value) { return rte_mbuf_refcnt_update(m, value); }
+void *sluice_pktmbuf_mtod(struct rte_mbuf *m) { return rte_pktmbuf_mtod(m, void *); }
+uint16_t sluice_pktmbuf_headroom(const struct rte_mbuf *m) { return rte_pktmbuf_headroom(m); }
+uint16_t sluice_pktmbuf_tailroom(const struct rte_mbuf *m) { return rte_pktmbuf_tailroom(m); }
+unsigned sluice_mempool_avail_count(const struct rte_mempool *mp) { return rte_mempool_avail_count(mp); }
+
+uint32_t sluice_softrss(uint32_t *input_tuple, uint32_t input_len, const uint8_t *rss_key)
+{ return rte_softrss(input_tuple, input_len, rss_key); }
+
+int sluice_errno(void) { return rte_errno; }
+unsigned sluice_lcore_id(void) { return rte_lcore_id(); }
+uint64_t sluice_rdtsc(void) { return rte_rdtsc(); }
+
+const uint64_t SLUICE_RSS_IP = RTE_ETH_RSS_IP;
+const uint64_t SLUICE_RSS_TCP = RTE_ETH_RSS_TCP;
+const uint64_t SLUICE_RSS_UDP = RTE_ETH_RSS_UDP;
+const uint64_t SLUICE_MBUF_F_RX_RSS_HASH = RTE_MBUF_F_RX_RSS_HASH;

@@ -1,0 +1,89 @@
+//! The `Device` trait of Sluice and its in-memory backend.
+//!
+//! Everything above this trait (ARP, IPv4, TCP, the engine) is the same code whether the
+//! frames come from a DPDK port queue (`sluice-dpdk`) or from the in-memory pair of this
+//! crate, which tests use with virtual time and seeded impairments.
+
+mod mem;
+
+pub use mem::{Impairments, LinkStats, MemBuf, MemDevice, MemLink, MemPool};
+pub use sluice_wire::Instant;
+
+/// A frame buffer: contiguous bytes with headroom in front, so that lower layers prepend
+/// their headers without copying the payload (an mbuf's shape).
+pub trait PacketBuf {
+    /// The frame's bytes.
+    fn data(&self) -> &[u8];
+    /// The frame's bytes, writable.
+    fn data_mut(&mut self) -> &mut [u8];
+    /// Grows the frame by `n` bytes at the front; `None` when the headroom is too small.
+    fn prepend(&mut self, n: usize) -> Option<&mut [u8]>;
+    /// Grows the frame by `n` bytes at the end; `None` when the tailroom is too small.
+    fn append(&mut self, n: usize) -> Option<&mut [u8]>;
+    /// Removes `n` bytes from the front; false (and nothing removed) if shorter.
+    fn adj(&mut self, n: usize) -> bool;
+    /// Removes `n` bytes from the end; false (and nothing removed) if shorter.
+    fn trim(&mut self, n: usize) -> bool;
+    /// The NIC's RSS hash of the frame, when the device computed one.
+    fn rss_hash(&self) -> Option<u32> {
+        None
+    }
+    fn len(&self) -> usize {
+        self.data().len()
+    }
+    fn is_empty(&self) -> bool {
+        self.data().is_empty()
+    }
+}
+
+/// What a device can do, as the layers above need to know it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceCaps {
+    /// Largest IP packet (Ethernet payload) the device carries.
+    pub mtu: usize,
+    /// The device verifies IPv4/TCP/UDP checksums on receive (bad ones are flagged or dropped).
+    pub rx_checksum: bool,
+    /// The device fills IPv4/TCP/UDP checksums on transmit.
+    pub tx_checksum: bool,
+    /// The device hashes flows to queues with RSS (Toeplitz).
+    pub rss: bool,
+    /// Most frames one burst moves.
+    pub max_burst: usize,
+}
+
+impl Default for DeviceCaps {
+    fn default() -> Self {
+        DeviceCaps {
+            mtu: 1500,
+            rx_checksum: false,
+            tx_checksum: false,
+            rss: false,
+            max_burst: 32,
+        }
+    }
+}
+
+/// One queue pair of a network device, owned by one core.
+///
+/// Bursts move frames through caller-owned `Vec`s whose capacity the caller reserves once,
+/// so a steady-state burst allocates nothing.
+pub trait Device {
+    type Buf: PacketBuf;
+
+    fn caps(&self) -> DeviceCaps;
+    /// The port's Ethernet address.
+    fn mac(&self) -> [u8; 6];
+    /// Appends up to `max` received frames to `out`; returns how many.
+    fn rx_burst(&mut self, now: Instant, out: &mut Vec<Self::Buf>, max: usize) -> usize;
+    /// A new empty frame buffer with headroom for all headers, or `None` when the pool is
+    /// exhausted (the caller counts a drop).
+    fn alloc(&mut self) -> Option<Self::Buf>;
+    /// Sends frames from the front of `bufs`, removing those sent; returns how many. Frames
+    /// the queue had no room for stay in `bufs`, in order.
+    fn tx_burst(&mut self, now: Instant, bufs: &mut Vec<Self::Buf>) -> usize;
+    /// When the device next has something to deliver without new input (virtual links
+    /// with latency); real devices return `None`.
+    fn poll_at(&self) -> Option<Instant> {
+        None
+    }
+}

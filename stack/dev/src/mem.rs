@@ -1,0 +1,536 @@
+//! The in-memory device pair: two `MemDevice`s joined by a `MemLink` that carries frames
+//! with latency, an optional rate, and seeded impairments (loss, reordering, duplication,
+//! corruption, outage windows). Time is the caller's: frames are delivered when `rx_burst`
+//! is called with a `now` at or after their arrival time.
+//!
+//! Buffers come from a `MemPool` that counts what is outstanding, so tests can assert that
+//! every buffer came back.
+
+use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::{Device, DeviceCaps, Instant, PacketBuf};
+
+/// Headroom reserved in front of every buffer, as an mbuf has (RTE_PKTMBUF_HEADROOM).
+pub const HEADROOM: usize = 128;
+/// Room for one frame after the headroom (a 1500-byte MTU frame fits).
+pub const DATA_ROOM: usize = 2048;
+
+struct PoolInner {
+    free: RefCell<Vec<Box<[u8]>>>,
+    outstanding: Cell<usize>,
+    capacity: usize,
+}
+
+/// A bounded pool of frame buffers. Cloning shares the pool.
+#[derive(Clone)]
+pub struct MemPool(Rc<PoolInner>);
+
+impl MemPool {
+    /// A pool of `capacity` buffers, allocated up front.
+    pub fn new(capacity: usize) -> MemPool {
+        let free = (0..capacity)
+            .map(|_| vec![0u8; HEADROOM + DATA_ROOM].into_boxed_slice())
+            .collect();
+        MemPool(Rc::new(PoolInner {
+            free: RefCell::new(free),
+            outstanding: Cell::new(0),
+            capacity,
+        }))
+    }
+
+    /// An empty buffer with `HEADROOM` in front, or `None` when all are in use.
+    pub fn alloc(&self) -> Option<MemBuf> {
+        let mem = self.0.free.borrow_mut().pop()?;
+        self.0.outstanding.set(self.0.outstanding.get() + 1);
+        Some(MemBuf {
+            mem: Some(mem),
+            start: HEADROOM,
+            end: HEADROOM,
+            pool: self.clone(),
+        })
+    }
+
+    /// Buffers currently handed out.
+    pub fn outstanding(&self) -> usize {
+        self.0.outstanding.get()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.0.capacity
+    }
+}
+
+/// A frame buffer from a `MemPool`; returns itself to the pool on drop.
+pub struct MemBuf {
+    mem: Option<Box<[u8]>>,
+    start: usize,
+    end: usize,
+    pool: MemPool,
+}
+
+impl MemBuf {
+    fn mem(&self) -> &[u8] {
+        self.mem.as_deref().expect("buffer present until drop")
+    }
+    fn mem_mut(&mut self) -> &mut [u8] {
+        self.mem.as_deref_mut().expect("buffer present until drop")
+    }
+}
+
+impl Drop for MemBuf {
+    fn drop(&mut self) {
+        if let Some(mem) = self.mem.take() {
+            self.pool.0.free.borrow_mut().push(mem);
+            self.pool.0.outstanding.set(self.pool.0.outstanding.get() - 1);
+        }
+    }
+}
+
+impl std::fmt::Debug for MemBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MemBuf({} bytes)", self.end - self.start)
+    }
+}
+
+impl PacketBuf for MemBuf {
+    fn data(&self) -> &[u8] {
+        &self.mem()[self.start..self.end]
+    }
+    fn data_mut(&mut self) -> &mut [u8] {
+        let (s, e) = (self.start, self.end);
+        &mut self.mem_mut()[s..e]
+    }
+    fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+        if n > self.start {
+            return None;
+        }
+        self.start -= n;
+        let s = self.start;
+        Some(&mut self.mem_mut()[s..s + n])
+    }
+    fn append(&mut self, n: usize) -> Option<&mut [u8]> {
+        if self.end + n > self.mem().len() {
+            return None;
+        }
+        let e = self.end;
+        self.end += n;
+        Some(&mut self.mem_mut()[e..e + n])
+    }
+    fn adj(&mut self, n: usize) -> bool {
+        if n > self.end - self.start {
+            return false;
+        }
+        self.start += n;
+        true
+    }
+    fn trim(&mut self, n: usize) -> bool {
+        if n > self.end - self.start {
+            return false;
+        }
+        self.end -= n;
+        true
+    }
+}
+
+/// Seeded impairments of one direction of a link. Probabilities are in [0, 1].
+#[derive(Clone, Debug, Default)]
+pub struct Impairments {
+    /// One-way latency.
+    pub latency: Duration,
+    /// Serialization rate in bits per second (`None`: infinitely fast).
+    pub rate_bps: Option<u64>,
+    /// Frames the link holds in flight before it drops at the tail (0: unbounded).
+    pub queue_limit: usize,
+    pub loss: f64,
+    pub duplicate: f64,
+    /// Probability that a frame is held back by `reorder_delay` (arriving after later ones).
+    pub reorder: f64,
+    pub reorder_delay: Duration,
+    /// Probability that one random byte of the frame is flipped.
+    pub corrupt: f64,
+    /// Windows `[start, end)` during which every frame is dropped.
+    pub outages: Vec<(Instant, Instant)>,
+}
+
+/// What the link did to the frames of one direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    pub sent: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub outage_drops: u64,
+    pub queue_drops: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    pub corrupted: u64,
+    pub no_buffer: u64,
+}
+
+struct InFlight {
+    at: Instant,
+    order: u64,
+    frame: MemBuf,
+}
+
+impl PartialEq for InFlight {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.order) == (o.at, o.order)
+    }
+}
+impl Eq for InFlight {}
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for InFlight {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.order).cmp(&(o.at, o.order))
+    }
+}
+
+struct Direction {
+    imp: Impairments,
+    queue: BinaryHeap<Reverse<InFlight>>,
+    /// When the transmitter is free again (rate limiting).
+    busy_until: Instant,
+    stats: LinkStats,
+}
+
+struct LinkInner {
+    dirs: [Direction; 2],
+    rng: ChaCha8Rng,
+    order: u64,
+    pool: MemPool,
+}
+
+/// A point-to-point link between two `MemDevice`s. Side 0 sends on direction 0 (0 -> 1).
+#[derive(Clone)]
+pub struct MemLink(Rc<RefCell<LinkInner>>);
+
+impl MemLink {
+    /// Two devices joined by a link whose directions have the given impairments; all
+    /// randomness comes from `seed`. Both share one pool of `pool_size` buffers.
+    pub fn pair(
+        a_to_b: Impairments,
+        b_to_a: Impairments,
+        seed: u64,
+        pool_size: usize,
+    ) -> (MemDevice, MemDevice, MemLink) {
+        let pool = MemPool::new(pool_size);
+        let dir = |imp| Direction {
+            imp,
+            queue: BinaryHeap::new(),
+            busy_until: Instant::ZERO,
+            stats: LinkStats::default(),
+        };
+        let link = MemLink(Rc::new(RefCell::new(LinkInner {
+            dirs: [dir(a_to_b), dir(b_to_a)],
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            order: 0,
+            pool: pool.clone(),
+        })));
+        let caps = DeviceCaps::default();
+        let a = MemDevice {
+            link: link.clone(),
+            side: 0,
+            mac: [0x02, 0, 0, 0, 0, 1],
+            caps,
+            pool: pool.clone(),
+        };
+        let b = MemDevice {
+            link: link.clone(),
+            side: 1,
+            mac: [0x02, 0, 0, 0, 0, 2],
+            caps,
+            pool,
+        };
+        (a, b, link)
+    }
+
+    /// Counters of direction `dir` (0: from side 0 to side 1).
+    pub fn stats(&self, dir: usize) -> LinkStats {
+        self.0.borrow().dirs[dir].stats
+    }
+
+    /// Replaces the impairments of direction `dir` from now on.
+    pub fn set_impairments(&self, dir: usize, imp: Impairments) {
+        self.0.borrow_mut().dirs[dir].imp = imp;
+    }
+
+    /// Frames in flight in both directions.
+    pub fn in_flight(&self) -> usize {
+        let l = self.0.borrow();
+        l.dirs[0].queue.len() + l.dirs[1].queue.len()
+    }
+
+    /// The pool both devices allocate from.
+    pub fn pool(&self) -> MemPool {
+        self.0.borrow().pool.clone()
+    }
+}
+
+impl LinkInner {
+    fn transmit(&mut self, dir: usize, now: Instant, frame: MemBuf) {
+        let LinkInner {
+            dirs,
+            rng,
+            order,
+            pool,
+        } = self;
+        let d = &mut dirs[dir];
+        d.stats.sent += 1;
+        if d.imp.outages.iter().any(|&(s, e)| now >= s && now < e) {
+            d.stats.outage_drops += 1;
+            return;
+        }
+        if d.imp.loss > 0.0 && rng.gen_bool(d.imp.loss.min(1.0)) {
+            d.stats.lost += 1;
+            return;
+        }
+        if d.imp.queue_limit > 0 && d.queue.len() >= d.imp.queue_limit {
+            d.stats.queue_drops += 1;
+            return;
+        }
+        let mut depart = now;
+        if let Some(bps) = d.imp.rate_bps {
+            let start = d.busy_until.max(now);
+            let bits = (frame.len() as u64 + 24) * 8; // preamble, FCS and gap
+            depart = start + Duration::from_nanos(bits * 1_000_000_000 / bps.max(1));
+            d.busy_until = depart;
+        }
+        let mut at = depart + d.imp.latency;
+        if d.imp.reorder > 0.0 && rng.gen_bool(d.imp.reorder.min(1.0)) {
+            at += d.imp.reorder_delay;
+            d.stats.reordered += 1;
+        }
+        let mut frame = frame;
+        if d.imp.corrupt > 0.0 && !frame.is_empty() && rng.gen_bool(d.imp.corrupt.min(1.0)) {
+            let i = rng.gen_range(0..frame.len());
+            let bit = 1u8 << rng.gen_range(0..8);
+            frame.data_mut()[i] ^= bit;
+            d.stats.corrupted += 1;
+        }
+        if d.imp.duplicate > 0.0 && rng.gen_bool(d.imp.duplicate.min(1.0)) {
+            match pool.alloc() {
+                Some(mut copy) => {
+                    copy.append(frame.len())
+                        .expect("same size")
+                        .copy_from_slice(frame.data());
+                    *order += 1;
+                    d.queue.push(Reverse(InFlight {
+                        at: at + Duration::from_micros(1),
+                        order: *order,
+                        frame: copy,
+                    }));
+                    d.stats.duplicated += 1;
+                }
+                None => d.stats.no_buffer += 1,
+            }
+        }
+        *order += 1;
+        d.queue.push(Reverse(InFlight {
+            at,
+            order: *order,
+            frame,
+        }));
+    }
+
+    fn receive(&mut self, dir: usize, now: Instant, out: &mut Vec<MemBuf>, max: usize) -> usize {
+        let d = &mut self.dirs[dir];
+        let mut n = 0;
+        while n < max {
+            match d.queue.peek() {
+                Some(Reverse(f)) if f.at <= now => {}
+                _ => break,
+            }
+            let Reverse(f) = d.queue.pop().expect("peeked");
+            out.push(f.frame);
+            d.stats.delivered += 1;
+            n += 1;
+        }
+        n
+    }
+}
+
+/// One end of a `MemLink`.
+pub struct MemDevice {
+    link: MemLink,
+    side: usize,
+    mac: [u8; 6],
+    caps: DeviceCaps,
+    pool: MemPool,
+}
+
+impl MemDevice {
+    pub fn set_mac(&mut self, mac: [u8; 6]) {
+        self.mac = mac;
+    }
+    pub fn set_caps(&mut self, caps: DeviceCaps) {
+        self.caps = caps;
+    }
+    pub fn pool(&self) -> &MemPool {
+        &self.pool
+    }
+}
+
+impl Device for MemDevice {
+    type Buf = MemBuf;
+
+    fn caps(&self) -> DeviceCaps {
+        self.caps
+    }
+    fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+    fn rx_burst(&mut self, now: Instant, out: &mut Vec<MemBuf>, max: usize) -> usize {
+        // Side 0 receives what travels on direction 1.
+        self.link.0.borrow_mut().receive(1 - self.side, now, out, max)
+    }
+    fn alloc(&mut self) -> Option<MemBuf> {
+        self.pool.alloc()
+    }
+    fn tx_burst(&mut self, now: Instant, bufs: &mut Vec<MemBuf>) -> usize {
+        let mut link = self.link.0.borrow_mut();
+        let n = bufs.len();
+        for frame in bufs.drain(..) {
+            if frame.len() > self.caps.mtu + 14 {
+                link.dirs[self.side].stats.sent += 1;
+                link.dirs[self.side].stats.lost += 1;
+                continue;
+            }
+            link.transmit(self.side, now, frame);
+        }
+        n
+    }
+    fn poll_at(&self) -> Option<Instant> {
+        let link = self.link.0.borrow();
+        link.dirs[1 - self.side].queue.peek().map(|Reverse(f)| f.at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(dev: &mut MemDevice, byte: u8, len: usize) -> MemBuf {
+        let mut b = dev.alloc().unwrap();
+        b.append(len).unwrap().fill(byte);
+        b
+    }
+
+    #[test]
+    fn buffer_headroom_and_bounds() {
+        let pool = MemPool::new(2);
+        let mut b = pool.alloc().unwrap();
+        b.append(10).unwrap().copy_from_slice(b"0123456789");
+        b.prepend(4).unwrap().copy_from_slice(b"HDR:");
+        assert_eq!(b.data(), b"HDR:0123456789");
+        assert!(b.prepend(HEADROOM).is_none());
+        assert!(b.adj(4));
+        assert!(b.trim(5));
+        assert_eq!(b.data(), b"01234");
+        assert!(!b.adj(6));
+        assert!(b.append(DATA_ROOM + 1).is_none());
+        let _c = pool.alloc().unwrap();
+        assert!(pool.alloc().is_none(), "pool is bounded");
+        assert_eq!(pool.outstanding(), 2);
+        drop(b);
+        assert_eq!(pool.outstanding(), 1);
+    }
+
+    #[test]
+    fn latency_and_order() {
+        let imp = Impairments {
+            latency: Duration::from_millis(10),
+            ..Default::default()
+        };
+        let (mut a, mut b, link) = MemLink::pair(imp.clone(), imp, 1, 64);
+        let t0 = Instant::from_millis(100);
+        let mut v = vec![frame(&mut a, 1, 60), frame(&mut a, 2, 60)];
+        assert_eq!(a.tx_burst(t0, &mut v), 2);
+        assert!(v.is_empty());
+        let mut rx = Vec::new();
+        assert_eq!(b.rx_burst(t0 + Duration::from_millis(9), &mut rx, 32), 0);
+        assert_eq!(b.poll_at(), Some(t0 + Duration::from_millis(10)));
+        assert_eq!(b.rx_burst(t0 + Duration::from_millis(10), &mut rx, 32), 2);
+        assert_eq!((rx[0].data()[0], rx[1].data()[0]), (1, 2));
+        assert_eq!(a.rx_burst(t0 + Duration::from_secs(1), &mut rx, 32), 0);
+        assert_eq!(link.stats(0).delivered, 2);
+        drop(rx);
+        assert_eq!(link.pool().outstanding(), 0);
+    }
+
+    #[test]
+    fn impairments_are_seeded_and_counted() {
+        let run = |seed| {
+            let imp = Impairments {
+                latency: Duration::from_millis(1),
+                loss: 0.1,
+                duplicate: 0.1,
+                reorder: 0.1,
+                reorder_delay: Duration::from_millis(5),
+                corrupt: 0.1,
+                ..Default::default()
+            };
+            let (mut a, mut b, link) = MemLink::pair(imp, Impairments::default(), seed, 4096);
+            let mut rx = Vec::new();
+            for i in 0..1000u32 {
+                let mut v = vec![frame(&mut a, (i % 251) as u8, 100)];
+                a.tx_burst(Instant::from_micros(i as u64 * 10), &mut v);
+                b.rx_burst(Instant::from_micros(i as u64 * 10), &mut rx, 32);
+                rx.clear();
+            }
+            b.rx_burst(Instant::from_secs(1), &mut rx, 10_000);
+            (link.stats(0), rx.len())
+        };
+        let (s, n) = run(7);
+        assert_eq!(run(7), (s, n), "same seed, same outcome");
+        assert_ne!(run(8).0, s, "another seed, another outcome");
+        assert_eq!(s.sent, 1000);
+        assert!(s.lost > 50 && s.lost < 150, "{s:?}");
+        assert!(s.duplicated > 50 && s.duplicated < 150, "{s:?}");
+        assert!(s.corrupted > 50 && s.corrupted < 150, "{s:?}");
+        assert!(s.reordered > 50, "{s:?}");
+        assert_eq!(s.delivered, s.sent - s.lost + s.duplicated);
+    }
+
+    #[test]
+    fn outage_drops_everything_inside_the_window() {
+        let imp = Impairments {
+            outages: vec![(Instant::from_secs(1), Instant::from_secs(21))],
+            ..Default::default()
+        };
+        let (mut a, mut b, link) = MemLink::pair(imp, Impairments::default(), 3, 16);
+        for t in [0u64, 1, 10, 20, 21, 30] {
+            let mut v = vec![frame(&mut a, 0, 60)];
+            a.tx_burst(Instant::from_secs(t), &mut v);
+        }
+        let mut rx = Vec::new();
+        assert_eq!(b.rx_burst(Instant::from_secs(60), &mut rx, 32), 3);
+        assert_eq!(link.stats(0).outage_drops, 3);
+    }
+
+    #[test]
+    fn rate_limit_spaces_frames() {
+        let imp = Impairments {
+            rate_bps: Some(1_000_000),
+            ..Default::default()
+        };
+        let (mut a, mut b, _link) = MemLink::pair(imp, Impairments::default(), 3, 16);
+        let mut v = vec![frame(&mut a, 0, 101), frame(&mut a, 0, 101)];
+        a.tx_burst(Instant::ZERO, &mut v);
+        // (101 + 24) bytes * 8 bits at 1 Mbit/s = 1 ms per frame.
+        assert_eq!(b.poll_at(), Some(Instant::from_millis(1)));
+        let mut rx = Vec::new();
+        assert_eq!(b.rx_burst(Instant::from_micros(1999), &mut rx, 32), 1);
+        assert_eq!(b.rx_burst(Instant::from_millis(2), &mut rx, 32), 1);
+    }
+}
