@@ -52,5 +52,21 @@ extern const uint64_t SLUICE_RSS_IP;
 extern const uint64_t SLUICE_RSS_TCP;
 extern const uint64_t SLUICE_RSS_UDP;
 extern const uint64_t SLUICE_MBUF_F_RX_RSS_HASH;
+extern const uint64_t SLUICE_ETH_RX_OFFLOAD_IPV4_CKSUM;
+extern const uint64_t SLUICE_ETH_RX_OFFLOAD_TCP_CKSUM;
+extern const uint64_t SLUICE_ETH_RX_OFFLOAD_UDP_CKSUM;
+extern const uint64_t SLUICE_ETH_RX_OFFLOAD_RSS_HASH;
+extern const uint64_t SLUICE_ETH_TX_OFFLOAD_IPV4_CKSUM;
+extern const uint64_t SLUICE_ETH_TX_OFFLOAD_TCP_CKSUM;
+extern const uint64_t SLUICE_ETH_TX_OFFLOAD_UDP_CKSUM;
+extern const uint64_t SLUICE_ETH_TX_OFFLOAD_MULTI_SEGS;
+extern const uint64_t SLUICE_MBUF_F_TX_IPV4;
+extern const uint64_t SLUICE_MBUF_F_TX_IP_CKSUM;
+extern const uint64_t SLUICE_MBUF_F_TX_TCP_CKSUM;
+extern const uint64_t SLUICE_MBUF_F_TX_UDP_CKSUM;
+extern const uint64_t SLUICE_MBUF_F_RX_IP_CKSUM_MASK;
+extern const uint64_t SLUICE_MBUF_F_RX_IP_CKSUM_BAD;
+extern const uint64_t SLUICE_MBUF_F_RX_L4_CKSUM_MASK;
+extern const uint64_t SLUICE_MBUF_F_RX_L4_CKSUM_BAD;
 
 #endif

@@ -1,1 +1,19 @@
-//! DPDK.
+//! A safe layer over DPDK for Sluice: EAL initialisation (once per process, owned),
+//! per-queue mbuf pools, an owned `Mbuf`, port setup with RSS, rx/tx bursts on a queue
+//! (`PortQueue` implements `sluice_dev::Device`), port statistics and a TSC clock.
+//!
+//! Every `unsafe` block carries a `// SAFETY:` line; nothing unsafe leaks out of this crate.
+
+mod eal;
+mod error;
+mod mbuf;
+mod mempool;
+mod port;
+
+pub use eal::{Eal, EalBuilder, TscClock};
+pub use error::DpdkError;
+pub use mbuf::Mbuf;
+pub use mempool::Mempool;
+pub use port::{Port, PortConfig, PortInfo, PortQueue, PortStats, SYMMETRIC_RSS_KEY};
+
+pub type Result<T> = std::result::Result<T, DpdkError>;

@@ -1,0 +1,65 @@
+use std::ffi::CString;
+use std::ptr::NonNull;
+
+use crate::error::{rte_errno, strerror};
+use crate::{DpdkError, Eal, Result};
+
+/// A pool of packet mbufs (`rte_pktmbuf_pool_create`). Cheap to clone (shares the pool).
+///
+/// Pools live until the EAL is cleaned up: an mbuf may outlive every handle to its pool
+/// (it is freed back through its own `pool` pointer), so a pool is never freed early.
+#[derive(Clone, Copy, Debug)]
+pub struct Mempool {
+    ptr: NonNull<dpdk_sys::rte_mempool>,
+    size: u32,
+}
+
+impl Mempool {
+    /// A pool of `n` mbufs with a per-lcore cache of `cache` and `data_room` bytes each
+    /// (headroom included; `RTE_MBUF_DEFAULT_BUF_SIZE` fits a 1500-byte MTU).
+    pub fn new(_eal: &Eal, name: &str, n: u32, cache: u32, data_room: u16) -> Result<Mempool> {
+        let cname = CString::new(name).map_err(|_| DpdkError::BadArgument(name.into()))?;
+        // SAFETY: EAL is initialised (we hold &Eal); the name is a valid C string.
+        let p = unsafe {
+            dpdk_sys::rte_pktmbuf_pool_create(
+                cname.as_ptr(),
+                n,
+                cache,
+                0,
+                data_room,
+                dpdk_sys::rte_socket_id() as i32,
+            )
+        };
+        match NonNull::new(p) {
+            Some(ptr) => Ok(Mempool { ptr, size: n }),
+            None => {
+                let errno = rte_errno();
+                Err(DpdkError::Mempool {
+                    name: name.into(),
+                    n,
+                    errno,
+                    msg: strerror(errno),
+                })
+            }
+        }
+    }
+
+    pub fn as_ptr(&self) -> *mut dpdk_sys::rte_mempool {
+        self.ptr.as_ptr()
+    }
+
+    /// Mbufs in the pool and its caches (not handed out).
+    pub fn available(&self) -> u32 {
+        // SAFETY: the pool is valid for the process's life.
+        unsafe { dpdk_sys::sluice_mempool_avail_count(self.ptr.as_ptr()) }
+    }
+
+    /// Mbufs handed out and not yet returned.
+    pub fn in_use(&self) -> u32 {
+        self.size - self.available()
+    }
+
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+}
