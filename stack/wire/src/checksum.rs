@@ -53,12 +53,7 @@ pub fn combine(sums: &[u16]) -> u16 {
 ///
 /// Not complemented. This is also the value a NIC doing L4 checksum offload wants to find
 /// in the checksum field (DPDK's `rte_ipv4_phdr_cksum`).
-pub fn pseudo_header_v4(
-    src: Ipv4Address,
-    dst: Ipv4Address,
-    protocol: IpProtocol,
-    length: u16,
-) -> u16 {
+pub fn pseudo_header_v4(src: Ipv4Address, dst: Ipv4Address, protocol: IpProtocol, length: u16) -> u16 {
     let s = src.0;
     let d = dst.0;
     let acc = u64::from(u16::from_be_bytes([s[0], s[1]]))
@@ -176,8 +171,8 @@ pub(crate) mod tests {
     fn ipv4_header_example() {
         // A well-known IPv4 header with checksum b861.
         let hdr = [
-            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
-            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00, 0x01,
+            0xc0, 0xa8, 0x00, 0xc7,
         ];
         assert_eq!(sum(&hdr), 0xffff);
         let mut zeroed = hdr;

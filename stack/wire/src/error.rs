@@ -56,7 +56,8 @@ impl fmt::Display for Error {
     }
 }
 
-impl core::error::Error for Error {}
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}
 
 /// The result of parsing a header.
 pub type Result<T> = core::result::Result<T, Error>;

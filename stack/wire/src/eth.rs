@@ -144,6 +144,14 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     }
 }
 
+impl<'a, T: AsRef<[u8]> + ?Sized> EthernetFrame<&'a T> {
+    /// The payload, borrowed for the buffer's lifetime rather than the view's.
+    pub fn payload_ref(&self) -> &'a [u8] {
+        let buffer: &'a T = self.buffer;
+        &buffer.as_ref()[field::PAYLOAD]
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     pub fn set_dst_addr(&mut self, addr: EthernetAddress) {
         self.buffer.as_mut()[field::DESTINATION].copy_from_slice(&addr.0);
@@ -205,8 +213,8 @@ mod tests {
 
     // An ARP request frame header as captured: broadcast destination, EtherType 0x0806.
     const FRAME: [u8; 18] = [
-        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x08, 0x06, 0xaa,
-        0xbb, 0xcc, 0xdd,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x08, 0x06, 0xaa, 0xbb, 0xcc,
+        0xdd,
     ];
 
     #[test]
