@@ -1,0 +1,408 @@
+//! The ARP cache (RFC 826, RFC 1122 2.3.2): neighbours, their expiry, resolution retries,
+//! and the bounded queue of packets that wait for a neighbour's address.
+//!
+//! No I/O here: the interface asks what to do (`lookup`, `enqueue`, `next_action`) and
+//! sends the frames. Expired entries are removed when looked up, or evicted when the
+//! cache is full; a used entry is re-confirmed with a unicast request shortly before it
+//! expires, so a live neighbour never stalls traffic.
+
+use hashbrown::HashMap;
+use sluice_wire::{EthernetAddress, Instant, Ipv4Address};
+
+use crate::config::ArpConfig;
+use crate::stats::{ArpStats, DropReason, Drops};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Configured; never expires or changes.
+    Static(EthernetAddress),
+    Resolved {
+        mac: EthernetAddress,
+        expires_at: Instant,
+        /// When the last re-confirmation request went out.
+        refreshed_at: Option<Instant>,
+    },
+    /// Requests are out; packets may wait in the pending queue.
+    Resolving { requests_sent: u8, next_request: Instant },
+}
+
+/// What `lookup` found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// Send to this address.
+    Hit(EthernetAddress),
+    /// Send to this address, and also send it a unicast request to re-confirm it.
+    Refresh(EthernetAddress),
+    /// Unknown or being resolved: queue the packet with `enqueue`.
+    Miss,
+}
+
+/// Something the cache's timers want done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Broadcast a request for this address.
+    Request(Ipv4Address),
+}
+
+struct Waiting {
+    next_hop: Ipv4Address,
+    packet: Vec<u8>,
+}
+
+/// Neighbours by IPv4 address.
+pub(crate) struct ArpCache {
+    cfg: ArpConfig,
+    entries: HashMap<Ipv4Address, State>,
+    /// Addresses in `Resolving`, so that timers do not scan the whole cache.
+    resolving: Vec<Ipv4Address>,
+    /// Packets waiting for resolution, oldest first.
+    waiting: Vec<Waiting>,
+    /// Packet buffers of sent or dropped waiting packets, for reuse.
+    spare: Vec<Vec<u8>>,
+}
+
+impl ArpCache {
+    pub(crate) fn new(cfg: ArpConfig, statics: &[(Ipv4Address, EthernetAddress)]) -> ArpCache {
+        let mut entries = HashMap::with_capacity(cfg.cache_size.max(statics.len()));
+        for &(ip, mac) in statics {
+            entries.insert(ip, State::Static(mac));
+        }
+        ArpCache {
+            cfg,
+            entries,
+            resolving: Vec::new(),
+            waiting: Vec::new(),
+            spare: Vec::new(),
+        }
+    }
+
+    /// The address to send to `ip`, if known and fresh. Removes an expired entry.
+    pub(crate) fn lookup(&mut self, now: Instant, ip: Ipv4Address, stats: &mut ArpStats) -> Lookup {
+        let Some(state) = self.entries.get_mut(&ip) else {
+            return Lookup::Miss;
+        };
+        match state {
+            State::Static(mac) => Lookup::Hit(*mac),
+            State::Resolving { .. } => Lookup::Miss,
+            State::Resolved {
+                mac,
+                expires_at,
+                refreshed_at,
+            } => {
+                if now >= *expires_at {
+                    self.entries.remove(&ip);
+                    stats.expired += 1;
+                    return Lookup::Miss;
+                }
+                let mac = *mac;
+                let due = now + self.cfg.refresh_before >= *expires_at
+                    && refreshed_at.map_or(true, |t| now >= t + self.cfg.request_interval);
+                if due {
+                    *refreshed_at = Some(now);
+                    Lookup::Refresh(mac)
+                } else {
+                    Lookup::Hit(mac)
+                }
+            }
+        }
+    }
+
+    /// The address known for `ip` without changing anything: `None` when unknown, being
+    /// resolved, or expired.
+    pub(crate) fn peek(&self, now: Instant, ip: Ipv4Address) -> Option<EthernetAddress> {
+        match self.entries.get(&ip)? {
+            State::Static(mac) => Some(*mac),
+            State::Resolved { mac, expires_at, .. } if now < *expires_at => Some(*mac),
+            _ => None,
+        }
+    }
+
+    /// Records that `ip` is at `mac` (from an ARP request or reply). Updates an existing
+    /// dynamic entry (RFC 826's merge); creates one only if `create`. Returns whether the
+    /// entry is now resolved to `mac` (then waiting packets can go: `pop_waiting`).
+    pub(crate) fn learn(
+        &mut self,
+        now: Instant,
+        ip: Ipv4Address,
+        mac: EthernetAddress,
+        create: bool,
+        stats: &mut ArpStats,
+        drops: &mut Drops,
+    ) -> bool {
+        let resolved = State::Resolved {
+            mac,
+            expires_at: now + self.cfg.entry_ttl,
+            refreshed_at: None,
+        };
+        match self.entries.get_mut(&ip) {
+            Some(State::Static(m)) => *m == mac,
+            Some(state) => {
+                if matches!(state, State::Resolving { .. }) {
+                    self.resolving.retain(|&a| a != ip);
+                }
+                *state = resolved;
+                stats.learned += 1;
+                true
+            }
+            None if create => {
+                if self.make_room(drops) {
+                    self.entries.insert(ip, resolved);
+                    stats.learned += 1;
+                    true
+                } else {
+                    false
+                }
+            }
+            None => false,
+        }
+    }
+
+    /// Queues an IP packet (no Ethernet header) for `next_hop`, which `lookup` missed.
+    /// Returns whether a first request must go out now; `Err(ArpQueueFull)` when the
+    /// neighbour's or the total queue is full (the caller counts the drop).
+    pub(crate) fn enqueue(
+        &mut self,
+        now: Instant,
+        next_hop: Ipv4Address,
+        packet: &[u8],
+        drops: &mut Drops,
+    ) -> Result<bool, DropReason> {
+        let queued = self.waiting.iter().filter(|w| w.next_hop == next_hop).count();
+        if queued >= self.cfg.pending_per_neighbor || self.waiting.len() >= self.cfg.pending_total {
+            return Err(DropReason::ArpQueueFull);
+        }
+        let mut request_now = false;
+        match self.entries.get(&next_hop) {
+            Some(State::Resolving { .. }) => {}
+            Some(State::Static(_)) => return Err(DropReason::ArpQueueFull),
+            Some(State::Resolved { .. }) | None => {
+                // Unknown, or expired and removed by lookup but not yet evicted.
+                if !self.entries.contains_key(&next_hop) && !self.make_room(drops) {
+                    return Err(DropReason::ArpQueueFull);
+                }
+                self.entries.insert(
+                    next_hop,
+                    State::Resolving {
+                        requests_sent: 1,
+                        next_request: now + self.cfg.request_interval,
+                    },
+                );
+                self.resolving.push(next_hop);
+                request_now = true;
+            }
+        }
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(packet);
+        self.waiting.push(Waiting {
+            next_hop,
+            packet: buf,
+        });
+        Ok(request_now)
+    }
+
+    /// The oldest packet waiting for `next_hop`. Give its buffer back with `recycle`.
+    pub(crate) fn pop_waiting(&mut self, next_hop: Ipv4Address) -> Option<Vec<u8>> {
+        let i = self.waiting.iter().position(|w| w.next_hop == next_hop)?;
+        Some(self.waiting.remove(i).packet)
+    }
+
+    pub(crate) fn recycle(&mut self, buf: Vec<u8>) {
+        if self.spare.len() < self.cfg.pending_total {
+            self.spare.push(buf);
+        }
+    }
+
+    /// The next thing the resolution timers want done at `now`, if any; call until
+    /// `None`. Gives up on neighbours that did not answer `max_requests` requests,
+    /// dropping (and counting) their waiting packets.
+    pub(crate) fn next_action(&mut self, now: Instant, stats: &mut ArpStats, drops: &mut Drops) -> Option<Action> {
+        let mut i = 0;
+        while i < self.resolving.len() {
+            let ip = self.resolving[i];
+            let Some(State::Resolving {
+                requests_sent,
+                next_request,
+            }) = self.entries.get_mut(&ip)
+            else {
+                self.resolving.swap_remove(i);
+                continue;
+            };
+            if now < *next_request {
+                i += 1;
+                continue;
+            }
+            if *requests_sent >= self.cfg.max_requests {
+                self.entries.remove(&ip);
+                self.resolving.swap_remove(i);
+                stats.failed += 1;
+                self.drop_waiting(ip, DropReason::ArpUnresolved, drops);
+                continue;
+            }
+            *requests_sent += 1;
+            *next_request = now + self.cfg.request_interval;
+            return Some(Action::Request(ip));
+        }
+        None
+    }
+
+    /// When the timers next need `next_action`.
+    pub(crate) fn poll_at(&self) -> Option<Instant> {
+        self.resolving
+            .iter()
+            .filter_map(|ip| match self.entries.get(ip) {
+                Some(State::Resolving { next_request, .. }) => Some(*next_request),
+                _ => None,
+            })
+            .min()
+    }
+
+    pub(crate) fn waiting_len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    fn drop_waiting(&mut self, ip: Ipv4Address, reason: DropReason, drops: &mut Drops) {
+        let mut i = 0;
+        while i < self.waiting.len() {
+            if self.waiting[i].next_hop == ip {
+                let w = self.waiting.remove(i);
+                drops.add(reason);
+                self.recycle(w.packet);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Makes room for one more entry if the cache is full: evicts the dynamic entry that
+    /// expires first, else the oldest resolution (dropping its packets). False when only
+    /// static entries remain.
+    fn make_room(&mut self, drops: &mut Drops) -> bool {
+        if self.entries.len() < self.cfg.cache_size.max(1) {
+            return true;
+        }
+        let victim = self
+            .entries
+            .iter()
+            .filter_map(|(ip, s)| match s {
+                State::Resolved { expires_at, .. } => Some((*expires_at, *ip)),
+                _ => None,
+            })
+            .min()
+            .map(|(_, ip)| ip)
+            .or_else(|| self.resolving.first().copied());
+        let Some(ip) = victim else {
+            return false;
+        };
+        self.entries.remove(&ip);
+        if let Some(i) = self.resolving.iter().position(|&a| a == ip) {
+            self.resolving.remove(i);
+            self.drop_waiting(ip, DropReason::ArpUnresolved, drops);
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::time::Duration;
+
+    const A: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
+    const B: Ipv4Address = Ipv4Address::new(10, 0, 0, 3);
+    const MAC_A: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
+    const MAC_B: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 3]);
+
+    fn cache(cfg: ArpConfig) -> (ArpCache, ArpStats, Drops) {
+        (ArpCache::new(cfg, &[]), ArpStats::default(), Drops::default())
+    }
+
+    #[test]
+    fn learn_then_expire() {
+        let (mut c, mut s, mut d) = cache(ArpConfig::default());
+        let t0 = Instant::from_secs(10);
+        assert_eq!(c.lookup(t0, A, &mut s), Lookup::Miss);
+        assert!(!c.learn(t0, A, MAC_A, false, &mut s, &mut d), "no merge without an entry");
+        assert_eq!(c.lookup(t0, A, &mut s), Lookup::Miss);
+        assert!(c.learn(t0, A, MAC_A, true, &mut s, &mut d));
+        assert_eq!(c.lookup(t0 + Duration::from_secs(1), A, &mut s), Lookup::Hit(MAC_A));
+        // Within the refresh window: one unicast re-confirmation per request interval.
+        let t = t0 + Duration::from_secs(56);
+        assert_eq!(c.lookup(t, A, &mut s), Lookup::Refresh(MAC_A));
+        assert_eq!(c.lookup(t, A, &mut s), Lookup::Hit(MAC_A));
+        assert_eq!(c.lookup(t + Duration::from_secs(1), A, &mut s), Lookup::Refresh(MAC_A));
+        // A reply refreshes it.
+        assert!(c.learn(t, A, MAC_B, false, &mut s, &mut d));
+        assert_eq!(c.lookup(t + Duration::from_secs(59), A, &mut s), Lookup::Refresh(MAC_B));
+        assert_eq!(c.lookup(t + Duration::from_secs(60), A, &mut s), Lookup::Miss);
+        assert_eq!(s.expired, 1);
+        assert_eq!(c.peek(t, A), None);
+    }
+
+    #[test]
+    fn statics_never_change() {
+        let mut c = ArpCache::new(ArpConfig::default(), &[(A, MAC_A)]);
+        let (mut s, mut d) = (ArpStats::default(), Drops::default());
+        assert!(!c.learn(Instant::ZERO, A, MAC_B, true, &mut s, &mut d));
+        assert_eq!(c.lookup(Instant::from_secs(100_000), A, &mut s), Lookup::Hit(MAC_A));
+        assert_eq!(c.peek(Instant::from_secs(100_000), A), Some(MAC_A));
+    }
+
+    #[test]
+    fn pending_queue_is_bounded_and_flushed_in_order() {
+        let cfg = ArpConfig {
+            pending_per_neighbor: 2,
+            pending_total: 3,
+            ..Default::default()
+        };
+        let (mut c, mut s, mut d) = cache(cfg);
+        let t = Instant::from_secs(1);
+        assert_eq!(c.enqueue(t, A, b"one", &mut d), Ok(true));
+        assert_eq!(c.enqueue(t, A, b"two", &mut d), Ok(false));
+        assert_eq!(c.enqueue(t, A, b"three", &mut d), Err(DropReason::ArpQueueFull));
+        assert_eq!(c.enqueue(t, B, b"b1", &mut d), Ok(true));
+        assert_eq!(c.enqueue(t, B, b"b2", &mut d), Err(DropReason::ArpQueueFull), "total bound");
+        assert!(c.learn(t, A, MAC_A, false, &mut s, &mut d));
+        assert_eq!(c.pop_waiting(A).as_deref(), Some(&b"one"[..]));
+        assert_eq!(c.pop_waiting(A).as_deref(), Some(&b"two"[..]));
+        assert_eq!(c.pop_waiting(A), None);
+        assert_eq!(c.waiting_len(), 1);
+    }
+
+    #[test]
+    fn retries_then_gives_up() {
+        let (mut c, mut s, mut d) = cache(ArpConfig::default());
+        let t = Instant::from_secs(1);
+        assert_eq!(c.enqueue(t, A, b"x", &mut d), Ok(true));
+        assert_eq!(c.next_action(t, &mut s, &mut d), None);
+        assert_eq!(c.poll_at(), Some(t + Duration::from_secs(1)));
+        let t = t + Duration::from_secs(1);
+        assert_eq!(c.next_action(t, &mut s, &mut d), Some(Action::Request(A)));
+        assert_eq!(c.next_action(t, &mut s, &mut d), None);
+        let t = t + Duration::from_secs(1);
+        assert_eq!(c.next_action(t, &mut s, &mut d), Some(Action::Request(A)));
+        let t = t + Duration::from_secs(1);
+        assert_eq!(c.next_action(t, &mut s, &mut d), None, "gave up after 3 requests");
+        assert_eq!(d[DropReason::ArpUnresolved], 1);
+        assert_eq!(s.failed, 1);
+        assert_eq!(c.waiting_len(), 0);
+        assert_eq!(c.poll_at(), None);
+        // A new packet starts a new resolution.
+        assert_eq!(c.enqueue(t, A, b"y", &mut d), Ok(true));
+    }
+
+    #[test]
+    fn full_cache_evicts_oldest_dynamic() {
+        let cfg = ArpConfig {
+            cache_size: 2,
+            ..Default::default()
+        };
+        let mut c = ArpCache::new(cfg, &[(Ipv4Address::new(10, 0, 0, 1), MAC_A)]);
+        let (mut s, mut d) = (ArpStats::default(), Drops::default());
+        assert!(c.learn(Instant::from_secs(1), A, MAC_A, true, &mut s, &mut d));
+        assert!(c.learn(Instant::from_secs(2), B, MAC_B, true, &mut s, &mut d));
+        assert_eq!(c.peek(Instant::from_secs(2), A), None, "A evicted");
+        assert_eq!(c.peek(Instant::from_secs(2), B), Some(MAC_B));
+        assert_eq!(c.peek(Instant::from_secs(2), Ipv4Address::new(10, 0, 0, 1)), Some(MAC_A));
+    }
+}

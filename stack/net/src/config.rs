@@ -1,0 +1,198 @@
+//! Configuration of an `Interface`.
+
+use core::time::Duration;
+
+use sluice_dev::DeviceCaps;
+use sluice_wire::{Checksum, ChecksumCaps, EthernetAddress, Ipv4Address, Ipv4Cidr};
+
+/// ARP cache and resolution parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArpConfig {
+    /// Most neighbours kept; the oldest dynamic entry makes room for a new one.
+    pub cache_size: usize,
+    /// How long a learned entry is used before it must be confirmed again.
+    pub entry_ttl: Duration,
+    /// Before expiry, a used entry is re-confirmed with a unicast request this early, so
+    /// traffic never stalls on a live neighbour.
+    pub refresh_before: Duration,
+    /// Time between requests for an unresolved neighbour.
+    pub request_interval: Duration,
+    /// Requests sent before giving up (and dropping what waits).
+    pub max_requests: u8,
+    /// Packets held per unresolved neighbour; more are dropped and counted.
+    pub pending_per_neighbor: usize,
+    /// Packets held for all unresolved neighbours together.
+    pub pending_total: usize,
+}
+
+impl Default for ArpConfig {
+    fn default() -> Self {
+        ArpConfig {
+            cache_size: 1024,
+            entry_ttl: Duration::from_secs(60),
+            refresh_before: Duration::from_secs(5),
+            request_interval: Duration::from_secs(1),
+            max_requests: 3,
+            pending_per_neighbor: 16,
+            pending_total: 256,
+        }
+    }
+}
+
+/// ICMP behaviour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IcmpConfig {
+    /// Answer echo requests.
+    pub echo: bool,
+    /// Errors (port unreachable) sent per second at most, on average (a token bucket).
+    pub error_rate: u32,
+    /// Errors that may be sent back to back.
+    pub error_burst: u32,
+}
+
+impl Default for IcmpConfig {
+    fn default() -> Self {
+        IcmpConfig {
+            echo: true,
+            error_rate: 100,
+            error_burst: 10,
+        }
+    }
+}
+
+/// Why the key for initial sequence numbers could not be read from the OS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IsnKeyError {
+    /// `/dev/urandom` could not be opened or read (the `io::ErrorKind`'s raw OS error, if
+    /// any): mount `/dev` in the container, or pass a key with `IsnKey::fixed`.
+    Unavailable(Option<i32>),
+}
+
+impl core::fmt::Display for IsnKeyError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            IsnKeyError::Unavailable(Some(e)) => {
+                write!(f, "cannot read /dev/urandom (os error {e}); is /dev mounted?")
+            }
+            IsnKeyError::Unavailable(None) => write!(f, "cannot read /dev/urandom"),
+        }
+    }
+}
+
+impl std::error::Error for IsnKeyError {}
+
+/// The secret key of the initial sequence number generator (RFC 6528) and of ephemeral
+/// port selection. Tests use a fixed key; production reads one from the OS.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct IsnKey(pub [u8; 16]);
+
+impl IsnKey {
+    /// A key given by the caller (tests, replayable simulations).
+    pub const fn fixed(key: [u8; 16]) -> IsnKey {
+        IsnKey(key)
+    }
+
+    /// A fresh random key from the OS (`/dev/urandom`).
+    pub fn from_os() -> Result<IsnKey, IsnKeyError> {
+        use std::io::Read;
+        let mut key = [0u8; 16];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut key))
+            .map_err(|e| IsnKeyError::Unavailable(e.raw_os_error()))?;
+        Ok(IsnKey(key))
+    }
+}
+
+impl core::fmt::Debug for IsnKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("IsnKey(..)")
+    }
+}
+
+/// The configuration of an `Interface`.
+#[derive(Clone, Debug)]
+pub struct InterfaceConfig {
+    /// Our address and the on-link prefix.
+    pub address: Ipv4Cidr,
+    /// Where off-link destinations are sent; `None`: only the prefix is reachable.
+    pub gateway: Option<Ipv4Address>,
+    /// Neighbours that are never resolved, learned over, or expired.
+    pub static_arp: Vec<(Ipv4Address, EthernetAddress)>,
+    pub arp: ArpConfig,
+    pub icmp: IcmpConfig,
+    /// Checksum offload; `None` derives it from the device's caps at each poll
+    /// (`checksum_caps_for`).
+    pub checksum: Option<ChecksumCaps>,
+    /// Largest IP packet we send; the device's MTU caps it further.
+    pub mtu: usize,
+    /// TTL of the packets we send.
+    pub ttl: u8,
+    /// Datagrams queued per UDP socket for the application; more are dropped and counted.
+    pub udp_rx_queue: usize,
+    /// Datagrams queued per UDP socket for sending.
+    pub udp_tx_queue: usize,
+    /// Key of the ISN generator and ephemeral port choice.
+    pub isn_key: IsnKey,
+    /// First and last ephemeral port (inclusive) for `tcp_connect` and `udp_bind(0)`.
+    pub ephemeral_ports: (u16, u16),
+}
+
+impl InterfaceConfig {
+    /// Defaults for everything but the address and the ISN key.
+    pub fn new(address: Ipv4Cidr, isn_key: IsnKey) -> InterfaceConfig {
+        InterfaceConfig {
+            address,
+            gateway: None,
+            static_arp: Vec::new(),
+            arp: ArpConfig::default(),
+            icmp: IcmpConfig::default(),
+            checksum: None,
+            mtu: 1500,
+            ttl: sluice_wire::ipv4::DEFAULT_TTL,
+            udp_rx_queue: 64,
+            udp_tx_queue: 64,
+            isn_key,
+            ephemeral_ports: (49152, 65535),
+        }
+    }
+}
+
+/// The checksum work left to software for a device: what the NIC verifies on receive is
+/// not verified again, what it fills on transmit is left to it. ICMP is always software.
+pub fn checksum_caps_for(caps: &DeviceCaps) -> ChecksumCaps {
+    let l3l4 = match (caps.rx_checksum, caps.tx_checksum) {
+        (false, false) => Checksum::Both,
+        (true, false) => Checksum::Tx,
+        (false, true) => Checksum::Rx,
+        (true, true) => Checksum::None,
+    };
+    ChecksumCaps {
+        ipv4: l3l4,
+        udp: l3l4,
+        tcp: l3l4,
+        icmp: Checksum::Both,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_from_device() {
+        let mut d = DeviceCaps::default();
+        assert_eq!(checksum_caps_for(&d).tcp, Checksum::Both);
+        d.rx_checksum = true;
+        assert_eq!(checksum_caps_for(&d).udp, Checksum::Tx);
+        d.tx_checksum = true;
+        assert_eq!(checksum_caps_for(&d).ipv4, Checksum::None);
+        assert_eq!(checksum_caps_for(&d).icmp, Checksum::Both);
+    }
+
+    #[test]
+    fn os_key_is_not_constant() {
+        let a = IsnKey::from_os().unwrap();
+        let b = IsnKey::from_os().unwrap();
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,459 @@
+//! The interface: one IPv4 address on one Ethernet device queue, polled to completion.
+//!
+//! `poll` receives a burst, runs each frame through Ethernet, ARP or IPv4 and on to ICMP,
+//! UDP or TCP, lets the ARP timers and the sockets send, and transmits in bursts. Replies
+//! are built in the device's buffers: payload first, then each header prepended in the
+//! headroom. The receive and transmit `Vec`s are kept between polls, so a steady-state
+//! poll allocates nothing.
+
+use core::any::Any;
+use core::ops::Range;
+
+use sluice_dev::{Device, PacketBuf};
+use sluice_wire::{
+    arp as warp, ipv4, ArpOp, ArpPacket, ArpRepr, ChecksumCaps, Error, EtherType, EthernetAddress,
+    EthernetFrame, EthernetRepr, Icmpv4DstUnreachable, Instant, IpProtocol, Ipv4Address, Ipv4Packet,
+    Ipv4Repr,
+};
+
+use crate::arp::{Action, ArpCache, Lookup};
+use crate::config::{checksum_caps_for, InterfaceConfig};
+use crate::icmp::TokenBucket;
+use crate::stats::{DropReason, Stats};
+use crate::tcp::TcpSockets;
+use crate::udp::UdpSockets;
+
+const ETH_LEN: usize = sluice_wire::eth::HEADER_LEN;
+
+/// What one poll works with: the time, the device, and the frames to transmit.
+pub(crate) struct Io<'a, D: Device> {
+    pub(crate) now: Instant,
+    pub(crate) dev: &'a mut D,
+    pub(crate) tx: &'a mut Vec<D::Buf>,
+    pub(crate) burst: usize,
+}
+
+/// The receive and transmit vectors of one buffer type, kept between polls.
+struct Batch<B> {
+    rx: Vec<B>,
+    tx: Vec<B>,
+}
+
+/// Where an IPv4 packet goes on the link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NextHop {
+    Broadcast,
+    Unicast(Ipv4Address),
+}
+
+/// An IPv4 host on one Ethernet device queue: ARP, ICMP, and UDP and TCP sockets.
+///
+/// Not tied to a device type: `poll` takes any `Device`. Per-core state, not `Send`.
+pub struct Interface {
+    pub(crate) cfg: InterfaceConfig,
+    pub(crate) mac: EthernetAddress,
+    /// The checksum work of this poll (from the config or the device).
+    pub(crate) caps: ChecksumCaps,
+    /// The largest IP packet of this poll (config and device MTU).
+    pub(crate) mtu: usize,
+    pub(crate) stats: Stats,
+    pub(crate) arp: ArpCache,
+    pub(crate) icmp_limiter: TokenBucket,
+    pub(crate) udp: UdpSockets,
+    pub(crate) tcp: TcpSockets,
+    /// The last `now` seen, for API calls that need a time (ISNs).
+    pub(crate) now: Instant,
+    /// Next ephemeral port to try.
+    pub(crate) next_ephemeral: u16,
+    /// A `Batch<D::Buf>` for the device type last polled.
+    batch: Option<Box<dyn Any>>,
+}
+
+impl Interface {
+    /// An interface with the address and options of `config` and the Ethernet address
+    /// `mac` (the device's: `EthernetAddress(dev.mac())`).
+    pub fn new(config: InterfaceConfig, mac: EthernetAddress) -> Interface {
+        let arp = ArpCache::new(config.arp, &config.static_arp);
+        let icmp_limiter = TokenBucket::new(config.icmp.error_rate, config.icmp.error_burst);
+        let caps = config.checksum.unwrap_or_default();
+        let (lo, hi) = config.ephemeral_ports;
+        let span = u32::from(hi.saturating_sub(lo)) + 1;
+        let start = lo + (crate::tcp::keyed_hash(&config.isn_key, b"ephemeral") % span) as u16;
+        Interface {
+            mtu: config.mtu,
+            udp: UdpSockets::default(),
+            tcp: TcpSockets::default(),
+            cfg: config,
+            mac,
+            caps,
+            stats: Stats::default(),
+            arp,
+            icmp_limiter,
+            now: Instant::ZERO,
+            next_ephemeral: start,
+            batch: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &InterfaceConfig {
+        &self.cfg
+    }
+
+    /// Our IPv4 address.
+    pub fn address(&self) -> Ipv4Address {
+        self.cfg.address.address()
+    }
+
+    /// Our Ethernet address.
+    pub fn mac(&self) -> EthernetAddress {
+        self.mac
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The Ethernet address cached for `ip`, if resolved and fresh at `now`.
+    pub fn neighbor(&self, now: Instant, ip: Ipv4Address) -> Option<EthernetAddress> {
+        self.arp.peek(now, ip)
+    }
+
+    /// Receives and handles one burst, runs the timers, and sends whatever the sockets and
+    /// ARP want to send. Returns whether anything was received or sent; call again while
+    /// it does, then sleep until `poll_at`.
+    pub fn poll<D: Device>(&mut self, now: Instant, dev: &mut D) -> bool
+    where
+        D::Buf: 'static,
+    {
+        self.now = self.now.max(now);
+        let dcaps = dev.caps();
+        self.caps = self.cfg.checksum.unwrap_or_else(|| checksum_caps_for(&dcaps));
+        self.mtu = self.cfg.mtu.min(dcaps.mtu);
+        let burst = dcaps.max_burst.max(1);
+
+        let mut batch = self.batch.take();
+        if batch.as_ref().map_or(true, |b| !b.is::<Batch<D::Buf>>()) {
+            batch = Some(Box::new(Batch::<D::Buf> {
+                rx: Vec::with_capacity(burst),
+                tx: Vec::with_capacity(2 * burst),
+            }));
+        }
+        let Some(b) = batch.as_mut().and_then(|b| b.downcast_mut::<Batch<D::Buf>>()) else {
+            return false;
+        };
+        let mut rx = core::mem::take(&mut b.rx);
+        let mut tx = core::mem::take(&mut b.tx);
+
+        let tx_before = self.stats.tx_packets + self.stats.drops.total();
+        let received = dev.rx_burst(now, &mut rx, burst);
+        let mut io = Io {
+            now,
+            dev,
+            tx: &mut tx,
+            burst,
+        };
+        for buf in rx.drain(..) {
+            self.process_frame(&mut io, buf);
+        }
+        self.arp_timers(&mut io);
+        self.dispatch_udp(&mut io);
+        self.dispatch_tcp(&mut io);
+        self.flush(&mut io, true);
+        let did = received > 0 || self.stats.tx_packets + self.stats.drops.total() != tx_before;
+
+        b.rx = rx;
+        b.tx = tx;
+        self.batch = batch;
+        did
+    }
+
+    /// When `poll` next has work without new input: the earliest socket or ARP timer.
+    /// A time at or before now means "poll again now".
+    pub fn poll_at(&self) -> Option<Instant> {
+        let udp = self.udp.poll_at();
+        let tcp = self.tcp_poll_at();
+        [self.arp.poll_at(), udp, tcp].into_iter().flatten().min()
+    }
+
+    pub(crate) fn drop(&mut self, reason: DropReason) {
+        self.stats.drops.add(reason);
+    }
+
+    fn process_frame<D: Device>(&mut self, io: &mut Io<'_, D>, buf: D::Buf) {
+        self.stats.rx_packets += 1;
+        self.stats.rx_bytes += buf.len() as u64;
+        let eth = match EthernetFrame::new_checked(buf.data()) {
+            Ok(f) => f,
+            Err(_) => return self.drop(DropReason::BadEthernet),
+        };
+        let dst = eth.dst_addr();
+        let src = eth.src_addr();
+        let ethertype = eth.ethertype();
+        if dst != self.mac && !dst.is_broadcast() {
+            return self.drop(DropReason::NotForUs);
+        }
+        if src.is_multicast() {
+            return self.drop(DropReason::BadEthernet);
+        }
+        match ethertype {
+            EtherType::Arp => {
+                self.process_arp(io, &buf.data()[ETH_LEN..]);
+            }
+            EtherType::Ipv4 => self.process_ipv4(io, buf),
+            _ => self.drop(DropReason::UnknownEthertype),
+        }
+    }
+
+    fn process_arp<D: Device>(&mut self, io: &mut Io<'_, D>, payload: &[u8]) {
+        let repr = match ArpRepr::parse(&ArpPacket::new_unchecked(payload)) {
+            Ok(r) => r,
+            Err(Error::Unsupported) => return self.drop(DropReason::ArpUnsupported),
+            Err(_) => return self.drop(DropReason::BadArp),
+        };
+        match repr.operation {
+            ArpOp::Request => self.stats.arp.requests_rx += 1,
+            ArpOp::Reply => self.stats.arp.replies_rx += 1,
+        }
+        let ours = self.address();
+        let sha = repr.source_hardware_addr;
+        let spa = repr.source_protocol_addr;
+        if !sha.is_unicast() || sha == EthernetAddress::UNSPECIFIED {
+            return self.drop(DropReason::BadArp);
+        }
+        if spa == ours {
+            // Someone else claims our address (or our own broadcast came back).
+            if sha != self.mac {
+                self.stats.arp.conflicts += 1;
+            }
+            return self.drop(DropReason::NotForUs);
+        }
+        let for_us = repr.target_protocol_addr == ours;
+        // RFC 826: merge the sender into an existing entry; add it only if the packet is
+        // for us. Probes (sender 0.0.0.0) and off-link senders teach nothing.
+        if spa.is_unicast() && self.cfg.address.contains(spa) {
+            let stats = &mut self.stats;
+            if self.arp.learn(io.now, spa, sha, for_us, &mut stats.arp, &mut stats.drops) {
+                self.send_waiting(io, spa, sha);
+            }
+        }
+        if !for_us {
+            if repr.operation == ArpOp::Request {
+                return self.drop(DropReason::NotForUs);
+            }
+            return;
+        }
+        if repr.operation == ArpOp::Request {
+            self.send_arp(io, ArpOp::Reply, spa, sha, sha);
+        }
+    }
+
+    /// Sends the packets that waited for `ip`, now known to be at `mac`.
+    fn send_waiting<D: Device>(&mut self, io: &mut Io<'_, D>, ip: Ipv4Address, mac: EthernetAddress) {
+        while let Some(packet) = self.arp.pop_waiting(ip) {
+            match io.dev.alloc() {
+                Some(mut buf) => match buf.append(packet.len()) {
+                    Some(room) => {
+                        room.copy_from_slice(&packet);
+                        self.stats.arp.pending_sent += 1;
+                        self.send_eth(io, buf, mac, EtherType::Ipv4);
+                    }
+                    None => self.drop(DropReason::NoBuffer),
+                },
+                None => self.drop(DropReason::NoBuffer),
+            }
+            self.arp.recycle(packet);
+        }
+    }
+
+    fn arp_timers<D: Device>(&mut self, io: &mut Io<'_, D>) {
+        loop {
+            let stats = &mut self.stats;
+            match self.arp.next_action(io.now, &mut stats.arp, &mut stats.drops) {
+                Some(Action::Request(ip)) => {
+                    self.send_arp(io, ArpOp::Request, ip, EthernetAddress::UNSPECIFIED, EthernetAddress::BROADCAST)
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Sends an ARP packet from us about `target`.
+    fn send_arp<D: Device>(
+        &mut self,
+        io: &mut Io<'_, D>,
+        op: ArpOp,
+        target_ip: Ipv4Address,
+        target_mac: EthernetAddress,
+        eth_dst: EthernetAddress,
+    ) {
+        let repr = ArpRepr {
+            operation: op,
+            source_hardware_addr: self.mac,
+            source_protocol_addr: self.address(),
+            target_hardware_addr: target_mac,
+            target_protocol_addr: target_ip,
+        };
+        let Some(mut buf) = io.dev.alloc() else {
+            return self.drop(DropReason::NoBuffer);
+        };
+        let Some(room) = buf.append(warp::ETHERNET_IPV4_LEN) else {
+            return self.drop(DropReason::NoBuffer);
+        };
+        repr.emit(&mut ArpPacket::new_unchecked(room));
+        match op {
+            ArpOp::Request => self.stats.arp.requests_tx += 1,
+            ArpOp::Reply => self.stats.arp.replies_tx += 1,
+        }
+        self.send_eth(io, buf, eth_dst, EtherType::Arp);
+    }
+
+    fn process_ipv4<D: Device>(&mut self, io: &mut Io<'_, D>, buf: D::Buf) {
+        let data = &buf.data()[ETH_LEN..];
+        let packet = Ipv4Packet::new_unchecked(data);
+        let ip = match Ipv4Repr::parse(&packet, &self.caps) {
+            Ok(r) => r,
+            Err(Error::Checksum) => return self.drop(DropReason::Checksum),
+            Err(Error::Fragmented) => return self.drop(DropReason::Fragment),
+            Err(_) => return self.drop(DropReason::BadIpv4),
+        };
+        let start = ETH_LEN + packet.header_len();
+        let l4 = start..start + ip.payload_len;
+        let ours = self.address();
+        let broadcast = ip.dst_addr.is_broadcast() || Some(ip.dst_addr) == self.cfg.address.broadcast();
+        // RFC 1122 3.2.1.3: a source must be a unicast address, and not ours.
+        if (ip.dst_addr != ours && !broadcast) || !ip.src_addr.is_unicast() || ip.src_addr == ours {
+            return self.drop(DropReason::NotForUs);
+        }
+        match ip.protocol {
+            IpProtocol::Icmp => self.process_icmp(io, buf, ip, l4, broadcast),
+            IpProtocol::Udp => self.process_udp(io, &buf, ip, l4, broadcast),
+            IpProtocol::Tcp if broadcast => self.drop(DropReason::NotForUs),
+            IpProtocol::Tcp => self.process_tcp(io, &buf, ip, l4),
+            IpProtocol::Unknown(_) => {
+                self.drop(DropReason::UnknownProtocol);
+                if !broadcast {
+                    self.send_unreachable(io, Icmpv4DstUnreachable::ProtoUnreachable, &ip, &buf.data()[l4]);
+                }
+            }
+        }
+    }
+
+    /// Where a packet to `dst` goes on the link, or `None` without a route.
+    fn next_hop(&self, dst: Ipv4Address) -> Option<NextHop> {
+        let cidr = &self.cfg.address;
+        if dst.is_broadcast() || Some(dst) == cidr.broadcast() {
+            Some(NextHop::Broadcast)
+        } else if !dst.is_unicast() || dst == cidr.address() || dst.is_loopback() {
+            None
+        } else if cidr.contains(dst) {
+            Some(NextHop::Unicast(dst))
+        } else {
+            self.cfg.gateway.map(NextHop::Unicast)
+        }
+    }
+
+    /// Whether a packet to `dst` can be sent at all (it has a route).
+    pub(crate) fn routable(&self, dst: Ipv4Address) -> bool {
+        self.next_hop(dst).is_some()
+    }
+
+    /// Prepends an IPv4 header to `buf` (which holds the transport message) and sends it
+    /// to `dst`, through ARP.
+    pub(crate) fn send_ip<D: Device>(
+        &mut self,
+        io: &mut Io<'_, D>,
+        mut buf: D::Buf,
+        dst: Ipv4Address,
+        protocol: IpProtocol,
+    ) {
+        let repr = Ipv4Repr {
+            src_addr: self.address(),
+            dst_addr: dst,
+            protocol,
+            payload_len: buf.len(),
+            ttl: self.cfg.ttl,
+        };
+        if repr.buffer_len() > self.mtu {
+            return self.drop(DropReason::TooBig);
+        }
+        match buf.prepend(ipv4::HEADER_LEN) {
+            Some(h) => repr.emit(&mut Ipv4Packet::new_unchecked(h), &self.caps),
+            None => return self.drop(DropReason::NoBuffer),
+        }
+        let mac = match self.next_hop(dst) {
+            None => return self.drop(DropReason::NoRoute),
+            Some(NextHop::Broadcast) => EthernetAddress::BROADCAST,
+            Some(NextHop::Unicast(hop)) => match self.arp.lookup(io.now, hop, &mut self.stats.arp) {
+                Lookup::Hit(mac) => mac,
+                Lookup::Refresh(mac) => {
+                    self.send_arp(io, ArpOp::Request, hop, EthernetAddress::UNSPECIFIED, mac);
+                    mac
+                }
+                Lookup::Miss => {
+                    match self.arp.enqueue(io.now, hop, buf.data(), &mut self.stats.drops) {
+                        Ok(true) => self.send_arp(
+                            io,
+                            ArpOp::Request,
+                            hop,
+                            EthernetAddress::UNSPECIFIED,
+                            EthernetAddress::BROADCAST,
+                        ),
+                        Ok(false) => {}
+                        Err(reason) => self.drop(reason),
+                    }
+                    return;
+                }
+            },
+        };
+        self.send_eth(io, buf, mac, EtherType::Ipv4);
+    }
+
+    /// Prepends an Ethernet header and queues the frame for transmission.
+    fn send_eth<D: Device>(&mut self, io: &mut Io<'_, D>, mut buf: D::Buf, dst: EthernetAddress, ethertype: EtherType) {
+        let repr = EthernetRepr {
+            src_addr: self.mac,
+            dst_addr: dst,
+            ethertype,
+        };
+        match buf.prepend(ETH_LEN) {
+            Some(h) => repr.emit(&mut EthernetFrame::new_unchecked(h)),
+            None => return self.drop(DropReason::NoBuffer),
+        }
+        io.tx.push(buf);
+        if io.tx.len() >= io.burst {
+            self.flush(io, false);
+        }
+    }
+
+    /// Hands the queued frames to the device. What it refuses is retried once and then,
+    /// at the end of a poll or when a whole burst is stuck, dropped and counted.
+    fn flush<D: Device>(&mut self, io: &mut Io<'_, D>, last: bool) {
+        for attempt in 0..2 {
+            if io.tx.is_empty() {
+                return;
+            }
+            let bytes: u64 = io.tx.iter().map(|b| b.len() as u64).sum();
+            let count = io.tx.len();
+            io.dev.tx_burst(io.now, io.tx);
+            let left: u64 = io.tx.iter().map(|b| b.len() as u64).sum();
+            self.stats.tx_packets += (count - io.tx.len()) as u64;
+            self.stats.tx_bytes += bytes - left;
+            if attempt == 0 && !last && io.tx.len() < io.burst {
+                return;
+            }
+        }
+        for _ in io.tx.drain(..) {
+            self.stats.drops.add(DropReason::TxQueueFull);
+        }
+    }
+
+    /// The range of the transport message in a received frame (for tests).
+    #[allow(dead_code)]
+    pub(crate) fn l4_range(frame: &[u8]) -> Option<Range<usize>> {
+        let p = Ipv4Packet::new_checked(frame.get(ETH_LEN..)?).ok()?;
+        let s = ETH_LEN + p.header_len();
+        Some(s..ETH_LEN + usize::from(p.total_len()))
+    }
+}

@@ -1,0 +1,150 @@
+//! A slab of sockets addressed by generation-checked keys.
+//!
+//! A handle is an index plus the generation of the slot when it was handed out, so a
+//! handle kept after its socket was removed never reaches the socket that reuses the slot.
+
+/// An index into a `Slab` with the generation it was issued for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Key {
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+struct Slot<T> {
+    generation: u32,
+    value: Option<T>,
+}
+
+pub(crate) struct Slab<T> {
+    slots: Vec<Slot<T>>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    pub(crate) fn insert(&mut self, value: T) -> Key {
+        self.len += 1;
+        if let Some(index) = self.free.pop() {
+            let slot = &mut self.slots[index as usize];
+            slot.value = Some(value);
+            Key {
+                index,
+                generation: slot.generation,
+            }
+        } else {
+            let index = self.slots.len() as u32;
+            self.slots.push(Slot {
+                generation: 0,
+                value: Some(value),
+            });
+            Key {
+                index,
+                generation: 0,
+            }
+        }
+    }
+
+    pub(crate) fn get(&self, key: Key) -> Option<&T> {
+        let slot = self.slots.get(key.index as usize)?;
+        if slot.generation == key.generation {
+            slot.value.as_ref()
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self, key: Key) -> Option<&mut T> {
+        let slot = self.slots.get_mut(key.index as usize)?;
+        if slot.generation == key.generation {
+            slot.value.as_mut()
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn remove(&mut self, key: Key) -> Option<T> {
+        let slot = self.slots.get_mut(key.index as usize)?;
+        if slot.generation != key.generation {
+            return None;
+        }
+        let value = slot.value.take()?;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(key.index);
+        self.len -= 1;
+        Some(value)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The keys of all present values, in slot order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            s.value.as_ref().map(|_| Key {
+                index: i as u32,
+                generation: s.generation,
+            })
+        })
+    }
+
+    /// The key of the value in slot `index`, if one is there.
+    pub(crate) fn key_at(&self, index: usize) -> Option<Key> {
+        let s = self.slots.get(index)?;
+        s.value.as_ref().map(|_| Key {
+            index: index as u32,
+            generation: s.generation,
+        })
+    }
+
+    /// One past the highest slot index ever used.
+    pub(crate) fn capacity_index(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Key, &T)> + '_ {
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            s.value.as_ref().map(|v| {
+                (
+                    Key {
+                        index: i as u32,
+                        generation: s.generation,
+                    },
+                    v,
+                )
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_keys_miss() {
+        let mut s = Slab::default();
+        let a = s.insert(1);
+        let b = s.insert(2);
+        assert_eq!(s.remove(a), Some(1));
+        assert_eq!(s.get(a), None);
+        let c = s.insert(3);
+        assert_eq!(c.index, a.index);
+        assert_eq!(s.get(a), None, "old handle must not reach the new socket");
+        assert_eq!(s.get(c), Some(&3));
+        assert_eq!(s.get(b), Some(&2));
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.keys().count(), 2);
+        assert_eq!(s.remove(a), None);
+    }
+}

@@ -1,0 +1,243 @@
+//! Counters of an `Interface`: traffic, drops by reason, ARP, ICMP, UDP and TCP.
+//!
+//! Plain integers in a plain struct, updated on the owning core and read by the
+//! application with `Interface::stats`. Every frame that is not delivered or answered is
+//! counted under exactly one `DropReason`.
+
+use core::fmt;
+
+/// Why a received frame was dropped, or a frame to send was not sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Shorter than an Ethernet header.
+    BadEthernet,
+    /// An EtherType other than IPv4 and ARP (IPv6, LLDP, VLAN tags...).
+    UnknownEthertype,
+    /// A truncated or malformed ARP packet.
+    BadArp,
+    /// ARP for another hardware or protocol type, or an operation other than request/reply.
+    ArpUnsupported,
+    /// A truncated or malformed IPv4 header (wrong version, bad lengths).
+    BadIpv4,
+    /// An IPv4, ICMP, UDP or TCP checksum did not verify.
+    Checksum,
+    /// An IPv4 fragment: Sluice does not reassemble.
+    Fragment,
+    /// Addressed to another MAC or another IPv4 address, or from an invalid source.
+    NotForUs,
+    /// An IPv4 protocol other than ICMP, UDP and TCP.
+    UnknownProtocol,
+    /// A truncated or malformed ICMP message.
+    BadIcmp,
+    /// An ICMP type Sluice does not handle (redirect, time exceeded...), or an ICMP error
+    /// about a datagram no socket owns.
+    IcmpIgnored,
+    /// A truncated or malformed UDP datagram.
+    BadUdp,
+    /// A truncated or malformed TCP segment.
+    BadTcp,
+    /// No socket for the destination port (a UDP port unreachable or a TCP RST may answer).
+    NoSocket,
+    /// The UDP socket's receive queue was full.
+    UdpQueueFull,
+    /// A TCP segment the connection or listener did not accept (its backlog was full, or
+    /// the TCB rejected it).
+    TcpRejected,
+    /// A packet waiting for ARP found the neighbour's pending queue (or the total) full.
+    ArpQueueFull,
+    /// A packet waited for ARP resolution that never came.
+    ArpUnresolved,
+    /// No route: the destination is off-link and no gateway is configured.
+    NoRoute,
+    /// The device's buffer pool was empty.
+    NoBuffer,
+    /// The device's transmit queue kept refusing the frame.
+    TxQueueFull,
+    /// A packet to send was larger than the MTU.
+    TooBig,
+}
+
+impl DropReason {
+    /// How many reasons there are.
+    pub const COUNT: usize = 22;
+
+    /// Every reason, in `index` order.
+    pub const ALL: [DropReason; DropReason::COUNT] = [
+        DropReason::BadEthernet,
+        DropReason::UnknownEthertype,
+        DropReason::BadArp,
+        DropReason::ArpUnsupported,
+        DropReason::BadIpv4,
+        DropReason::Checksum,
+        DropReason::Fragment,
+        DropReason::NotForUs,
+        DropReason::UnknownProtocol,
+        DropReason::BadIcmp,
+        DropReason::IcmpIgnored,
+        DropReason::BadUdp,
+        DropReason::BadTcp,
+        DropReason::NoSocket,
+        DropReason::UdpQueueFull,
+        DropReason::TcpRejected,
+        DropReason::ArpQueueFull,
+        DropReason::ArpUnresolved,
+        DropReason::NoRoute,
+        DropReason::NoBuffer,
+        DropReason::TxQueueFull,
+        DropReason::TooBig,
+    ];
+
+    /// The position of this reason in `ALL`.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// A short, stable, lowercase name, for counters and logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DropReason::BadEthernet => "bad_ethernet",
+            DropReason::UnknownEthertype => "unknown_ethertype",
+            DropReason::BadArp => "bad_arp",
+            DropReason::ArpUnsupported => "arp_unsupported",
+            DropReason::BadIpv4 => "bad_ipv4",
+            DropReason::Checksum => "checksum",
+            DropReason::Fragment => "fragment",
+            DropReason::NotForUs => "not_for_us",
+            DropReason::UnknownProtocol => "unknown_protocol",
+            DropReason::BadIcmp => "bad_icmp",
+            DropReason::IcmpIgnored => "icmp_ignored",
+            DropReason::BadUdp => "bad_udp",
+            DropReason::BadTcp => "bad_tcp",
+            DropReason::NoSocket => "no_socket",
+            DropReason::UdpQueueFull => "udp_queue_full",
+            DropReason::TcpRejected => "tcp_rejected",
+            DropReason::ArpQueueFull => "arp_queue_full",
+            DropReason::ArpUnresolved => "arp_unresolved",
+            DropReason::NoRoute => "no_route",
+            DropReason::NoBuffer => "no_buffer",
+            DropReason::TxQueueFull => "tx_queue_full",
+            DropReason::TooBig => "too_big",
+        }
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Drops by reason: a fixed array indexed by `DropReason::index`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Drops([u64; DropReason::COUNT]);
+
+impl Drops {
+    pub fn get(&self, reason: DropReason) -> u64 {
+        self.0[reason.index()]
+    }
+    pub(crate) fn add(&mut self, reason: DropReason) {
+        self.0[reason.index()] += 1;
+    }
+    /// All drops, whatever the reason.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+    /// `(reason, count)` for every reason, zero counts included.
+    pub fn iter(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL.iter().map(|&r| (r, self.0[r.index()]))
+    }
+}
+
+impl core::ops::Index<DropReason> for Drops {
+    type Output = u64;
+    fn index(&self, r: DropReason) -> &u64 {
+        &self.0[r.index()]
+    }
+}
+
+/// ARP counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArpStats {
+    pub requests_rx: u64,
+    pub replies_rx: u64,
+    pub requests_tx: u64,
+    pub replies_tx: u64,
+    /// Neighbours learned or refreshed.
+    pub learned: u64,
+    /// Entries removed because they aged out.
+    pub expired: u64,
+    /// Resolutions that gave up after the last retry.
+    pub failed: u64,
+    /// Packets sent after waiting for a reply.
+    pub pending_sent: u64,
+    /// ARP packets claiming our own address from another MAC.
+    pub conflicts: u64,
+}
+
+/// ICMP counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IcmpStats {
+    pub echo_requests_rx: u64,
+    pub echo_replies_tx: u64,
+    pub echo_replies_rx: u64,
+    /// Destination unreachable messages received.
+    pub unreachable_rx: u64,
+    /// ... of which were delivered to the UDP or TCP socket they concern.
+    pub errors_delivered: u64,
+    /// Destination unreachable (port/protocol) messages sent.
+    pub unreachable_tx: u64,
+    /// Errors not sent because of the rate limit.
+    pub rate_limited: u64,
+}
+
+/// UDP counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UdpStats {
+    pub datagrams_rx: u64,
+    pub datagrams_tx: u64,
+}
+
+/// TCP counters of the demultiplexer (the per-connection ones live in each TCB).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpStats {
+    pub segments_rx: u64,
+    pub segments_tx: u64,
+    /// RSTs sent for segments that reached no connection (RFC 9293 3.10.7.1).
+    pub rst_tx: u64,
+    /// Connections accepted by a listener.
+    pub accepted: u64,
+    /// Connections opened with `tcp_connect`.
+    pub connected: u64,
+}
+
+/// Everything an `Interface` counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub drops: Drops,
+    pub arp: ArpStats,
+    pub icmp: IcmpStats,
+    pub udp: UdpStats,
+    pub tcp: TcpStats,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_matches_all() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+            assert!(!r.as_str().is_empty());
+        }
+        let mut d = Drops::default();
+        d.add(DropReason::Fragment);
+        d.add(DropReason::Fragment);
+        assert_eq!(d[DropReason::Fragment], 2);
+        assert_eq!(d.total(), 2);
+    }
+}

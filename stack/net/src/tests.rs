@@ -1,0 +1,597 @@
+//! Unit tests of the interface, driven through an in-memory link: a raw peer injects
+//! hand-built frames and reads what the interface sends back.
+
+use core::time::Duration;
+
+use proptest::prelude::*;
+use sluice_dev::{Device, Impairments, MemDevice, MemLink, PacketBuf};
+use sluice_wire::{
+    ArpOp, ArpPacket, ArpRepr, ChecksumCaps, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
+    Icmpv4DstUnreachable, Icmpv4Packet, Icmpv4Repr, Instant, IpProtocol, Ipv4Address, Ipv4Cidr,
+    Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+};
+
+use crate::*;
+
+pub(crate) const OUR_IP: Ipv4Address = Ipv4Address::new(198, 18, 0, 1);
+pub(crate) const PEER_IP: Ipv4Address = Ipv4Address::new(198, 18, 0, 2);
+pub(crate) const OUR_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 1]);
+pub(crate) const PEER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 2]);
+
+pub(crate) fn config(static_peer: bool) -> InterfaceConfig {
+    let mut c = InterfaceConfig::new(Ipv4Cidr::new(OUR_IP, 24), IsnKey::fixed([7; 16]));
+    if static_peer {
+        c.static_arp.push((PEER_IP, PEER_MAC));
+    }
+    c
+}
+
+/// An interface on one side of a lossless link and a raw device on the other.
+pub(crate) struct Fixture {
+    pub(crate) iface: Interface,
+    pub(crate) dev: MemDevice,
+    pub(crate) peer: MemDevice,
+    pub(crate) link: MemLink,
+    pub(crate) now: Instant,
+}
+
+impl Fixture {
+    pub(crate) fn new(cfg: InterfaceConfig) -> Fixture {
+        let (dev, peer, link) = MemLink::pair(Impairments::default(), Impairments::default(), 1, 256);
+        Fixture {
+            iface: Interface::new(cfg, OUR_MAC),
+            dev,
+            peer,
+            link,
+            now: Instant::from_secs(1),
+        }
+    }
+
+    pub(crate) fn inject(&mut self, frame: &[u8]) {
+        let mut b = self.peer.alloc().unwrap();
+        b.append(frame.len()).unwrap().copy_from_slice(frame);
+        let mut v = vec![b];
+        self.peer.tx_burst(self.now, &mut v);
+    }
+
+    pub(crate) fn poll(&mut self) -> Vec<Vec<u8>> {
+        while self.iface.poll(self.now, &mut self.dev) {}
+        let mut rx = Vec::new();
+        self.peer.rx_burst(self.now, &mut rx, usize::MAX);
+        rx.iter().map(|b| b.data().to_vec()).collect()
+    }
+
+    pub(crate) fn advance(&mut self, d: Duration) {
+        self.now += d;
+    }
+
+    pub(crate) fn drops(&self, r: DropReason) -> u64 {
+        self.iface.stats().drops[r]
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let mut rx = Vec::new();
+            self.peer.rx_burst(Instant::from_secs(1 << 30), &mut rx, usize::MAX);
+            self.dev.rx_burst(Instant::from_secs(1 << 30), &mut rx, usize::MAX);
+            drop(rx);
+            assert_eq!(self.link.pool().outstanding(), 0, "a buffer was not returned");
+        }
+    }
+}
+
+pub(crate) fn eth(dst: EthernetAddress, ethertype: EtherType, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + payload.len()];
+    EthernetRepr {
+        src_addr: PEER_MAC,
+        dst_addr: dst,
+        ethertype,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
+    f[14..].copy_from_slice(payload);
+    f
+}
+
+pub(crate) fn arp(op: ArpOp, spa: Ipv4Address, tha: EthernetAddress, tpa: Ipv4Address) -> Vec<u8> {
+    let mut p = [0u8; 28];
+    ArpRepr {
+        operation: op,
+        source_hardware_addr: PEER_MAC,
+        source_protocol_addr: spa,
+        target_hardware_addr: tha,
+        target_protocol_addr: tpa,
+    }
+    .emit(&mut ArpPacket::new_unchecked(&mut p[..]));
+    let dst = if op == ArpOp::Request { EthernetAddress::BROADCAST } else { OUR_MAC };
+    eth(dst, EtherType::Arp, &p)
+}
+
+pub(crate) fn ip(src: Ipv4Address, dst: Ipv4Address, protocol: IpProtocol, payload: &[u8]) -> Vec<u8> {
+    let repr = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol,
+        payload_len: payload.len(),
+        ttl: 64,
+    };
+    let mut p = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut Ipv4Packet::new_unchecked(&mut p[..]), &ChecksumCaps::software());
+    p[20..].copy_from_slice(payload);
+    eth(OUR_MAC, EtherType::Ipv4, &p)
+}
+
+pub(crate) fn udp(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
+    let repr = UdpRepr {
+        src_port,
+        dst_port,
+        payload,
+    };
+    let mut p = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut UdpPacket::new_unchecked(&mut p[..]), PEER_IP, OUR_IP, &ChecksumCaps::software());
+    ip(PEER_IP, OUR_IP, IpProtocol::Udp, &p)
+}
+
+pub(crate) fn echo_request(data: &[u8]) -> Vec<u8> {
+    let repr = Icmpv4Repr::EchoRequest {
+        ident: 0x1234,
+        seq_no: 7,
+        data,
+    };
+    let mut p = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut Icmpv4Packet::new_unchecked(&mut p[..]), &ChecksumCaps::software());
+    ip(PEER_IP, OUR_IP, IpProtocol::Icmp, &p)
+}
+
+/// Parses a frame we sent as IPv4 and returns its header and transport bytes.
+pub(crate) fn parse_ip(frame: &[u8]) -> (Ipv4Repr, Vec<u8>) {
+    let e = EthernetFrame::new_checked(frame).unwrap();
+    assert_eq!(e.src_addr(), OUR_MAC);
+    assert_eq!(e.ethertype(), EtherType::Ipv4);
+    let p = Ipv4Packet::new_checked(e.payload()).unwrap();
+    let r = Ipv4Repr::parse(&p, &ChecksumCaps::software()).unwrap();
+    (r, p.payload().to_vec())
+}
+
+#[test]
+fn arp_request_gets_reply_bytes() {
+    let mut f = Fixture::new(config(false));
+    f.inject(&arp(ArpOp::Request, PEER_IP, EthernetAddress::UNSPECIFIED, OUR_IP));
+    let out = f.poll();
+    #[rustfmt::skip]
+    let expected: [u8; 42] = [
+        0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x06, // eth: to peer, from us, ARP
+        0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x02, // Ethernet/IPv4, reply
+        0x02, 0, 0, 0, 0, 1, 198, 18, 0, 1, // sha spa: us
+        0x02, 0, 0, 0, 0, 2, 198, 18, 0, 2, // tha tpa: the asker
+    ];
+    assert_eq!(out, vec![expected.to_vec()]);
+    assert_eq!(f.iface.neighbor(f.now, PEER_IP), Some(PEER_MAC), "learned from the request");
+    let s = f.iface.stats();
+    assert_eq!((s.arp.requests_rx, s.arp.replies_tx), (1, 1));
+    assert_eq!(s.drops.total(), 0);
+}
+
+#[test]
+fn arp_for_others_is_not_answered_nor_learned() {
+    let mut f = Fixture::new(config(false));
+    let other = Ipv4Address::new(198, 18, 0, 9);
+    f.inject(&arp(ArpOp::Request, PEER_IP, EthernetAddress::UNSPECIFIED, other));
+    assert!(f.poll().is_empty());
+    assert_eq!(f.iface.neighbor(f.now, PEER_IP), None);
+    assert_eq!(f.drops(DropReason::NotForUs), 1);
+    // An unsolicited reply to us is learned (it is for us); then a gratuitous update of
+    // an existing entry merges.
+    f.inject(&arp(ArpOp::Reply, PEER_IP, OUR_MAC, OUR_IP));
+    assert!(f.poll().is_empty());
+    assert_eq!(f.iface.neighbor(f.now, PEER_IP), Some(PEER_MAC));
+    // Someone claiming our address is a conflict, not learned.
+    f.inject(&arp(ArpOp::Request, OUR_IP, EthernetAddress::UNSPECIFIED, OUR_IP));
+    assert!(f.poll().is_empty());
+    assert_eq!(f.iface.stats().arp.conflicts, 1);
+}
+
+#[test]
+fn arp_entries_expire_and_statics_do_not() {
+    let mut cfg = config(false);
+    let fixed = Ipv4Address::new(198, 18, 0, 3);
+    cfg.static_arp.push((fixed, EthernetAddress([2, 0, 0, 0, 0, 3])));
+    let mut f = Fixture::new(cfg);
+    f.inject(&arp(ArpOp::Request, PEER_IP, EthernetAddress::UNSPECIFIED, OUR_IP));
+    f.poll();
+    let h = f.iface.udp_bind(1000).unwrap();
+    f.advance(Duration::from_secs(30));
+    f.iface.udp_send_to(h, b"a", Endpoint::new(PEER_IP, 9)).unwrap();
+    let out = f.poll();
+    assert_eq!(out.len(), 1, "sent directly: entry fresh");
+    assert_eq!(parse_ip(&out[0]).0.protocol, IpProtocol::Udp);
+    f.advance(Duration::from_secs(31));
+    assert_eq!(f.iface.neighbor(f.now, PEER_IP), None);
+    f.iface.udp_send_to(h, b"b", Endpoint::new(PEER_IP, 9)).unwrap();
+    let out = f.poll();
+    assert_eq!(out.len(), 1);
+    assert_eq!(&out[0][12..14], &[0x08, 0x06], "expired: an ARP request goes out instead");
+    assert_eq!(&out[0][..6], &[0xff; 6]);
+    f.iface.udp_send_to(h, b"c", Endpoint::new(fixed, 9)).unwrap();
+    f.advance(Duration::from_secs(100_000));
+    let out = f.poll();
+    assert!(out.iter().any(|fr| fr[..6] == [2, 0, 0, 0, 0, 3] && fr[12..14] == [8, 0]));
+}
+
+#[test]
+fn arp_refreshes_a_used_entry_before_expiry() {
+    let mut f = Fixture::new(config(false));
+    f.inject(&arp(ArpOp::Request, PEER_IP, EthernetAddress::UNSPECIFIED, OUR_IP));
+    f.poll();
+    let h = f.iface.udp_bind(1000).unwrap();
+    f.advance(Duration::from_secs(56));
+    f.iface.udp_send_to(h, b"a", Endpoint::new(PEER_IP, 9)).unwrap();
+    let out = f.poll();
+    assert_eq!(out.len(), 2);
+    assert_eq!(&out[0][..6], &PEER_MAC.0, "unicast re-confirmation");
+    assert_eq!(&out[0][12..14], &[0x08, 0x06]);
+    assert_eq!(&out[1][12..14], &[0x08, 0x00], "the datagram still goes at once");
+    f.inject(&arp(ArpOp::Reply, PEER_IP, OUR_MAC, OUR_IP));
+    f.poll();
+    f.advance(Duration::from_secs(50));
+    assert_eq!(f.iface.neighbor(f.now, PEER_IP), Some(PEER_MAC));
+}
+
+#[test]
+fn arp_pending_queue_bound_and_flush() {
+    let mut cfg = config(false);
+    cfg.arp.pending_per_neighbor = 2;
+    let mut f = Fixture::new(cfg);
+    let h = f.iface.udp_bind(1000).unwrap();
+    for p in [&b"one"[..], b"two", b"three"] {
+        f.iface.udp_send_to(h, p, Endpoint::new(PEER_IP, 9)).unwrap();
+    }
+    let out = f.poll();
+    assert_eq!(out.len(), 1, "one broadcast request");
+    let req = ArpRepr::parse(&ArpPacket::new_checked(&out[0][14..]).unwrap()).unwrap();
+    assert_eq!(req.operation, ArpOp::Request);
+    assert_eq!(req.target_protocol_addr, PEER_IP);
+    assert_eq!(f.drops(DropReason::ArpQueueFull), 1);
+    f.inject(&arp(ArpOp::Reply, PEER_IP, OUR_MAC, OUR_IP));
+    let out = f.poll();
+    let payloads: Vec<Vec<u8>> = out.iter().map(|fr| parse_ip(fr).1[8..].to_vec()).collect();
+    assert_eq!(payloads, vec![b"one".to_vec(), b"two".to_vec()]);
+    assert_eq!(&out[0][..6], &PEER_MAC.0);
+    assert_eq!(f.iface.stats().arp.pending_sent, 2);
+}
+
+#[test]
+fn arp_gives_up_after_retries() {
+    let mut f = Fixture::new(config(false));
+    let h = f.iface.udp_bind(1000).unwrap();
+    f.iface.udp_send_to(h, b"x", Endpoint::new(PEER_IP, 9)).unwrap();
+    assert_eq!(f.poll().len(), 1);
+    assert_eq!(f.iface.poll_at(), Some(f.now + Duration::from_secs(1)));
+    f.advance(Duration::from_secs(1));
+    assert_eq!(f.poll().len(), 1, "second request");
+    f.advance(Duration::from_secs(1));
+    assert_eq!(f.poll().len(), 1, "third request");
+    f.advance(Duration::from_secs(1));
+    assert!(f.poll().is_empty());
+    assert_eq!(f.drops(DropReason::ArpUnresolved), 1);
+    assert_eq!(f.iface.stats().arp.requests_tx, 3);
+    assert_eq!(f.iface.poll_at(), None);
+}
+
+#[test]
+fn icmp_echo_reply_has_identical_payload() {
+    let mut f = Fixture::new(config(true));
+    let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+    f.inject(&echo_request(&data));
+    let out = f.poll();
+    assert_eq!(out.len(), 1);
+    assert_eq!(&out[0][..6], &PEER_MAC.0);
+    let (r, icmp) = parse_ip(&out[0]);
+    assert_eq!((r.src_addr, r.dst_addr, r.protocol), (OUR_IP, PEER_IP, IpProtocol::Icmp));
+    let reply = Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&icmp[..]).unwrap(), &ChecksumCaps::software()).unwrap();
+    assert_eq!(
+        reply,
+        Icmpv4Repr::EchoReply {
+            ident: 0x1234,
+            seq_no: 7,
+            data: &data
+        }
+    );
+    let s = f.iface.stats();
+    assert_eq!((s.icmp.echo_requests_rx, s.icmp.echo_replies_tx, s.tx_packets), (1, 1, 1));
+}
+
+#[test]
+fn icmp_echo_with_ip_options_and_padding() {
+    let mut f = Fixture::new(config(true));
+    // An echo request with a 4-byte option (NOP NOP NOP EOL) and Ethernet padding after it.
+    let icmp = {
+        let repr = Icmpv4Repr::EchoRequest {
+            ident: 1,
+            seq_no: 2,
+            data: b"hi",
+        };
+        let mut p = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut Icmpv4Packet::new_unchecked(&mut p[..]), &ChecksumCaps::software());
+        p
+    };
+    let mut hdr = vec![0x46, 0, 0, 0, 0, 0, 0x40, 0, 64, 1, 0, 0];
+    hdr.extend_from_slice(&PEER_IP.0);
+    hdr.extend_from_slice(&OUR_IP.0);
+    hdr.extend_from_slice(&[1, 1, 1, 0]);
+    let total = (hdr.len() + icmp.len()) as u16;
+    hdr[2..4].copy_from_slice(&total.to_be_bytes());
+    let c = !sluice_wire::checksum::sum(&hdr);
+    hdr[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut pkt = hdr;
+    pkt.extend_from_slice(&icmp);
+    pkt.extend_from_slice(&[0xee; 12]);
+    f.inject(&eth(OUR_MAC, EtherType::Ipv4, &pkt));
+    let out = f.poll();
+    assert_eq!(out.len(), 1);
+    let (_, reply) = parse_ip(&out[0]);
+    assert_eq!(out[0].len(), 14 + 20 + 10, "options and padding gone");
+    assert!(matches!(
+        Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&reply[..]).unwrap(), &ChecksumCaps::software()),
+        Ok(Icmpv4Repr::EchoReply { data: b"hi", .. })
+    ));
+}
+
+#[test]
+fn bad_checksums_are_counted_drops() {
+    let mut f = Fixture::new(config(true));
+    let h = f.iface.udp_bind(53).unwrap();
+    // IPv4 header checksum.
+    let mut fr = udp(9, 53, b"hello");
+    fr[14 + 8] ^= 1; // TTL
+    f.inject(&fr);
+    // UDP checksum (payload byte flipped).
+    let mut fr = udp(9, 53, b"hello");
+    let last = fr.len() - 1;
+    fr[last] ^= 0x10;
+    f.inject(&fr);
+    // ICMP checksum.
+    let mut fr = echo_request(b"ping");
+    let last = fr.len() - 1;
+    fr[last] ^= 0x01;
+    f.inject(&fr);
+    assert!(f.poll().is_empty());
+    assert_eq!(f.drops(DropReason::Checksum), 3);
+    assert!(!f.iface.udp_can_recv(h));
+    // With the device verifying checksums, software does not look.
+    let mut cfg = config(true);
+    cfg.checksum = Some(ChecksumCaps::ignored());
+    let mut g = Fixture::new(cfg);
+    let h = g.iface.udp_bind(53).unwrap();
+    let mut fr = udp(9, 53, b"hello");
+    let last = fr.len() - 1;
+    fr[last] ^= 0x10;
+    g.inject(&fr);
+    g.poll();
+    assert!(g.iface.udp_can_recv(h));
+}
+
+#[test]
+fn fragments_are_counted() {
+    let mut f = Fixture::new(config(true));
+    let mut fr = echo_request(b"frag");
+    fr[14 + 6] = 0x20; // MF
+    fr[14 + 10] = 0;
+    fr[14 + 11] = 0;
+    let c = !sluice_wire::checksum::sum(&fr[14..34]);
+    fr[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+    f.inject(&fr);
+    assert!(f.poll().is_empty());
+    assert_eq!(f.drops(DropReason::Fragment), 1);
+}
+
+#[test]
+fn udp_delivery_and_connected_filter() {
+    let mut f = Fixture::new(config(true));
+    let h = f.iface.udp_bind(53).unwrap();
+    assert_eq!(f.iface.udp_bind(53), Err(BindError::InUse));
+    f.inject(&udp(40000, 53, b"query"));
+    assert!(f.poll().is_empty());
+    let mut buf = [0u8; 64];
+    assert_eq!(f.iface.udp_recv_from(h, &mut buf), Ok((5, Endpoint::new(PEER_IP, 40000))));
+    assert_eq!(&buf[..5], b"query");
+    assert_eq!(f.iface.udp_recv_from(h, &mut buf), Err(UdpRecvError::WouldBlock));
+    f.iface.udp_send_to(h, b"answer", Endpoint::new(PEER_IP, 40000)).unwrap();
+    let out = f.poll();
+    let (r, l4) = parse_ip(&out[0]);
+    let u = UdpRepr::parse(&UdpPacket::new_checked(&l4[..]).unwrap(), r.src_addr, r.dst_addr, &ChecksumCaps::software()).unwrap();
+    assert_eq!((u.src_port, u.dst_port, u.payload), (53, 40000, &b"answer"[..]));
+    // Connected: only the peer's datagrams; others get port unreachable.
+    f.iface.udp_connect(h, Endpoint::new(PEER_IP, 40000)).unwrap();
+    f.inject(&udp(40001, 53, b"stranger"));
+    f.inject(&udp(40000, 53, b"friend"));
+    let out = f.poll();
+    assert_eq!(out.len(), 1, "port unreachable for the stranger");
+    assert_eq!(f.iface.udp_recv(h, &mut buf), Ok(6));
+    assert_eq!(f.iface.udp_send(h, b"x"), Ok(()));
+    // Bounded receive queue.
+    let mut cfg = config(true);
+    cfg.udp_rx_queue = 2;
+    let mut g = Fixture::new(cfg);
+    let h = g.iface.udp_bind(7).unwrap();
+    for _ in 0..3 {
+        g.inject(&udp(1, 7, b"d"));
+    }
+    g.poll();
+    assert_eq!(g.iface.udp_dropped(h), 1);
+    assert_eq!(g.drops(DropReason::UdpQueueFull), 1);
+    assert!(g.iface.udp_close(h));
+    assert!(!g.iface.udp_close(h));
+    assert_eq!(g.iface.udp_recv(h, &mut buf), Err(UdpRecvError::InvalidHandle));
+}
+
+#[test]
+fn udp_port_unreachable_is_rate_limited() {
+    let mut f = Fixture::new(config(true));
+    f.inject(&udp(5353, 9999, b"nobody"));
+    let out = f.poll();
+    assert_eq!(out.len(), 1);
+    let (r, icmp) = parse_ip(&out[0]);
+    assert_eq!((r.protocol, r.dst_addr), (IpProtocol::Icmp, PEER_IP));
+    match Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&icmp[..]).unwrap(), &ChecksumCaps::software()).unwrap() {
+        Icmpv4Repr::DstUnreachable { reason, header, data, .. } => {
+            assert_eq!(reason, Icmpv4DstUnreachable::PortUnreachable);
+            assert_eq!((header.src_addr, header.dst_addr, header.protocol), (PEER_IP, OUR_IP, IpProtocol::Udp));
+            assert_eq!(&data[..4], &[0x14, 0xe9, 0x27, 0x0f]);
+        }
+        other => panic!("{other:?}"),
+    }
+    for _ in 0..30 {
+        f.inject(&udp(5353, 9999, b"nobody"));
+    }
+    let out = f.poll();
+    assert_eq!(out.len(), 9, "burst of 10 in total");
+    assert_eq!(f.iface.stats().icmp.rate_limited, 21);
+    assert_eq!(f.drops(DropReason::NoSocket), 31);
+    f.advance(Duration::from_millis(100));
+    f.inject(&udp(5353, 9999, b"nobody"));
+    assert_eq!(f.poll().len(), 1, "refilled at 100/s");
+    // Never for broadcasts.
+    let mut fr = udp(5353, 9999, b"all");
+    fr[..6].copy_from_slice(&[0xff; 6]);
+    let _ = fr;
+}
+
+#[test]
+fn icmp_error_reaches_the_udp_socket() {
+    let mut f = Fixture::new(config(true));
+    let h = f.iface.udp_bind(4000).unwrap();
+    f.iface.udp_connect(h, Endpoint::new(PEER_IP, 9)).unwrap();
+    f.iface.udp_send(h, b"probe").unwrap();
+    let out = f.poll();
+    let (r, l4) = parse_ip(&out[0]);
+    let repr = Icmpv4Repr::DstUnreachable {
+        reason: Icmpv4DstUnreachable::PortUnreachable,
+        next_hop_mtu: 0,
+        header: r,
+        data: &l4[..8],
+    };
+    let mut p = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut Icmpv4Packet::new_unchecked(&mut p[..]), &ChecksumCaps::software());
+    f.inject(&ip(PEER_IP, OUR_IP, IpProtocol::Icmp, &p));
+    assert!(f.poll().is_empty(), "no error about an error");
+    assert_eq!(
+        f.iface.udp_take_error(h),
+        Some(IcmpError {
+            reason: Icmpv4DstUnreachable::PortUnreachable,
+            next_hop_mtu: 0
+        })
+    );
+    assert_eq!(f.iface.udp_take_error(h), None);
+    assert_eq!(f.iface.stats().icmp.errors_delivered, 1);
+}
+
+#[test]
+fn malformed_frames_of_every_kind_are_counted() {
+    let mut f = Fixture::new(config(true));
+    let cases: Vec<(Vec<u8>, DropReason)> = vec![
+        (vec![0u8; 10], DropReason::BadEthernet),
+        (eth(OUR_MAC, EtherType::Ipv6, &[0; 40]), DropReason::UnknownEthertype),
+        (eth([2, 9, 9, 9, 9, 9].into_eth(), EtherType::Ipv4, &[0; 40]), DropReason::NotForUs),
+        (eth(OUR_MAC, EtherType::Arp, &[0, 1, 8, 0, 6]), DropReason::BadArp),
+        (eth(OUR_MAC, EtherType::Arp, &[0, 6, 8, 0, 6, 4, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), DropReason::ArpUnsupported),
+        (eth(OUR_MAC, EtherType::Ipv4, &[0x45, 0, 0]), DropReason::BadIpv4),
+        (ip(PEER_IP, Ipv4Address::new(198, 18, 0, 77), IpProtocol::Udp, &[0; 8]), DropReason::NotForUs),
+        (ip(Ipv4Address::BROADCAST, OUR_IP, IpProtocol::Udp, &[0; 8]), DropReason::NotForUs),
+        (ip(PEER_IP, OUR_IP, IpProtocol::Unknown(99), &[0; 8]), DropReason::UnknownProtocol),
+        (ip(PEER_IP, OUR_IP, IpProtocol::Udp, &[0; 5]), DropReason::BadUdp),
+        (ip(PEER_IP, OUR_IP, IpProtocol::Icmp, &[8, 0, 0]), DropReason::BadIcmp),
+        (ip(PEER_IP, OUR_IP, IpProtocol::Tcp, &[0; 7]), DropReason::BadTcp),
+    ];
+    for (frame, reason) in cases {
+        let before = f.drops(reason);
+        f.inject(&frame);
+        f.poll();
+        assert_eq!(f.drops(reason), before + 1, "{reason} for {frame:02x?}");
+    }
+    assert_eq!(f.iface.stats().rx_packets, 12);
+}
+
+trait IntoEth {
+    fn into_eth(self) -> EthernetAddress;
+}
+impl IntoEth for [u8; 6] {
+    fn into_eth(self) -> EthernetAddress {
+        EthernetAddress(self)
+    }
+}
+
+#[test]
+fn no_buffer_is_a_counted_drop() {
+    let (dev, mut peer, link) = MemLink::pair(Impairments::default(), Impairments::default(), 1, 2);
+    let mut dev = dev;
+    let mut iface = Interface::new(config(true), OUR_MAC);
+    let frame = echo_request(b"x");
+    let mut v = Vec::new();
+    for _ in 0..2 {
+        let mut b = peer.alloc().unwrap();
+        b.append(frame.len()).unwrap().copy_from_slice(&frame);
+        v.push(b);
+    }
+    peer.tx_burst(Instant::ZERO, &mut v);
+    // Echo replies reuse the request's buffer, so they never need a new one.
+    while iface.poll(Instant::ZERO, &mut dev) {}
+    let mut rx = Vec::new();
+    peer.rx_burst(Instant::ZERO, &mut rx, 8);
+    assert_eq!(rx.len(), 2);
+    // A port unreachable needs a buffer; hold them all.
+    let frame = udp(1, 2, b"x");
+    for b in rx.iter_mut() {
+        b.trim(b.len());
+        b.append(frame.len()).unwrap().copy_from_slice(&frame);
+    }
+    let mut one = vec![rx.pop().unwrap()];
+    peer.tx_burst(Instant::ZERO, &mut one);
+    iface.poll(Instant::ZERO, &mut dev);
+    assert_eq!(iface.stats().drops[DropReason::NoBuffer], 1);
+    drop(rx);
+    peer.rx_burst(Instant::ZERO, &mut Vec::new(), 8);
+    assert_eq!(link.pool().outstanding(), 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Random bytes, and random bytes behind plausible headers, never panic and every
+    /// frame is accounted for: answered, delivered, or counted as a drop.
+    #[test]
+    fn random_frames_never_panic(
+        frames in proptest::collection::vec(
+            (0u8..5, proptest::collection::vec(any::<u8>(), 0..120)),
+            1..8,
+        )
+    ) {
+        let mut f = Fixture::new(config(true));
+        let _u = f.iface.udp_bind(7).unwrap();
+        for (kind, bytes) in &frames {
+            let frame = match kind {
+                0 => bytes.clone(),
+                1 => eth(OUR_MAC, EtherType::Arp, bytes),
+                2 => eth(OUR_MAC, EtherType::Ipv4, bytes),
+                3 => {
+                    let proto = IpProtocol::from([1u8, 6, 17][bytes.first().map_or(0, |b| *b as usize % 3)]);
+                    ip(PEER_IP, OUR_IP, proto, bytes)
+                }
+                _ => {
+                    let mut b = bytes.clone();
+                    if b.len() >= 20 {
+                        b[0] = 0x45 + b[0] % 4;
+                        b[12..16].copy_from_slice(&PEER_IP.0);
+                        b[16..20].copy_from_slice(&OUR_IP.0);
+                    }
+                    eth(OUR_MAC, EtherType::Ipv4, &b)
+                }
+            };
+            f.inject(&frame);
+        }
+        f.poll();
+        let s = *f.iface.stats();
+        prop_assert_eq!(s.rx_packets, frames.len() as u64);
+    }
+}

@@ -1,0 +1,137 @@
+//! Per-connection configuration.
+
+use core::time::Duration;
+
+/// Which congestion controller a connection uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CongestionKind {
+    /// RFC 5681 slow start / congestion avoidance with RFC 6582 fast recovery.
+    #[default]
+    NewReno,
+    /// No congestion control: the window is only limited by the peer's receive window.
+    /// For tests and controlled networks only.
+    Unlimited,
+}
+
+/// Keepalive parameters (RFC 9293 section 3.8.4, RFC 1122 4.2.3.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle time before the first probe; RFC 1122 says no less than two hours by default.
+    pub idle: Duration,
+    /// Time between unanswered probes.
+    pub interval: Duration,
+    /// Unanswered probes before the connection is aborted with `ConnError::TimedOut`.
+    pub count: u32,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Keepalive {
+            idle: Duration::from_secs(7200),
+            interval: Duration::from_secs(75),
+            count: 9,
+        }
+    }
+}
+
+/// Configuration of one TCP connection. `Default` gives RFC-conformant values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpConfig {
+    /// Our maximum segment size: advertised in the SYN and the upper bound for what we send.
+    /// Derive it from the path MTU (1500 - 40 = 1460 on Ethernet).
+    pub mss: u16,
+    /// Receive buffer size in bytes (the largest window we advertise). Allocated once.
+    pub recv_buffer: usize,
+    /// Send buffer size in bytes. Allocated once.
+    pub send_buffer: usize,
+    /// Disable Nagle's algorithm (RFC 9293 3.7.4) when true. Nagle is on by default.
+    pub nodelay: bool,
+    /// Offer window scaling (RFC 7323) when the receive buffer exceeds 64 KiB.
+    pub window_scaling: bool,
+    /// Delayed ACK timeout (RFC 9293 3.8.6.3: less than 0.5 s); `None` acks every segment.
+    /// An ACK is always sent for at least every second full-sized segment.
+    pub delayed_ack: Option<Duration>,
+    /// Keepalive probing; off by default (RFC 9293 MUST-24: off unless asked for).
+    pub keepalive: Option<Keepalive>,
+    /// Initial retransmission timeout (RFC 6298: 1 s).
+    pub rto_initial: Duration,
+    /// Lower bound of the RTO (RFC 6298 says 1 s; 200 ms is common practice).
+    pub rto_min: Duration,
+    /// Upper bound of the RTO after backoff (RFC 6298: at least 60 s).
+    pub rto_max: Duration,
+    /// Maximum segment lifetime; TIME-WAIT lasts `2 * msl`.
+    pub msl: Duration,
+    /// Retransmissions of the same data before the connection is aborted (R2).
+    pub max_retransmissions: u32,
+    /// Retransmissions of a SYN (or SYN-ACK) before the open fails (R2 for SYN).
+    pub max_syn_retransmissions: u32,
+    /// Abort when data stays unacknowledged this long, whatever the retransmission count
+    /// (RFC 9293 3.8.3 USER TIMEOUT).
+    pub user_timeout: Option<Duration>,
+    /// Upper bound on out-of-order bytes held for reassembly; segments beyond it are
+    /// dropped and counted (`Counters::ooo_dropped`).
+    pub max_ooo_bytes: usize,
+    /// The congestion controller.
+    pub congestion: CongestionKind,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            mss: 1460,
+            recv_buffer: 64 * 1024,
+            send_buffer: 64 * 1024,
+            nodelay: false,
+            window_scaling: true,
+            delayed_ack: Some(Duration::from_millis(40)),
+            keepalive: None,
+            rto_initial: Duration::from_secs(1),
+            rto_min: Duration::from_millis(200),
+            rto_max: Duration::from_secs(60),
+            msl: Duration::from_secs(30),
+            max_retransmissions: 12,
+            max_syn_retransmissions: 6,
+            user_timeout: None,
+            max_ooo_bytes: 64 * 1024,
+            congestion: CongestionKind::NewReno,
+        }
+    }
+}
+
+/// The smallest MSS we accept from a peer. Smaller advertised values (0..=87, including
+/// the absurd 0..=64 range) are raised to this, so that a peer cannot make us emit a
+/// segment per byte (CVE-2019-11479 style). 88 = 128-byte IP packet minus 40 bytes of
+/// headers, still below any real link's MTU.
+pub const MIN_MSS: usize = 88;
+
+/// The MSS assumed when the peer sends no MSS option (RFC 9293 MUST-15: 536).
+pub const DEFAULT_MSS: usize = 536;
+
+/// The largest receive buffer window scaling can describe (RFC 7323: shift at most 14).
+pub const MAX_WINDOW: usize = 65535 << 14;
+
+impl TcpConfig {
+    /// The configuration with out-of-range values brought into range.
+    pub(crate) fn sanitized(mut self) -> Self {
+        self.mss = self.mss.max(MIN_MSS as u16);
+        let mss = self.mss as usize;
+        self.recv_buffer = self.recv_buffer.clamp(2 * mss, MAX_WINDOW);
+        if !self.window_scaling {
+            self.recv_buffer = self.recv_buffer.min(65535);
+        }
+        self.send_buffer = self.send_buffer.max(mss);
+        self.rto_min = self.rto_min.max(Duration::from_millis(1));
+        self.rto_max = self.rto_max.max(self.rto_min);
+        self.rto_initial = self.rto_initial.clamp(self.rto_min, self.rto_max);
+        self
+    }
+
+    /// The window scale shift we offer for our receive buffer.
+    pub(crate) fn rcv_wscale(&self) -> u8 {
+        let mut shift = 0u8;
+        while (self.recv_buffer >> shift) > 65535 && shift < 14 {
+            shift += 1;
+        }
+        shift
+    }
+}

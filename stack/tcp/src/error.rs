@@ -1,0 +1,183 @@
+//! Small, copyable error and outcome types, one per operation.
+
+use core::fmt;
+
+/// Why a connection ended abnormally (`Tcb::error`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnError {
+    /// The peer reset the connection (RST in a synchronized state).
+    Reset,
+    /// The peer refused the connection (RST answering our SYN).
+    Refused,
+    /// Retransmissions, keepalive probes or the user timeout ran out.
+    TimedOut,
+    /// A hard ICMP error arrived while the SYN was unanswered.
+    Unreachable,
+    /// We aborted the connection (`abort`, or data arrived after `close`).
+    Aborted,
+}
+
+/// Errors of `Tcb::send`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// The connection is not open for sending (LISTEN, or already CLOSED normally).
+    InvalidState,
+    /// The write side was shut down (`shutdown`/`close` was called).
+    Closing,
+    /// The connection failed; no more data can be sent.
+    Connection(ConnError),
+}
+
+/// Errors of `Tcb::recv`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecvError {
+    /// No data can arrive in this state (LISTEN, SYN-SENT, or CLOSED normally).
+    InvalidState,
+    /// The peer sent FIN and every byte before it was read: end of stream.
+    Finished,
+    /// The connection failed; unread data was discarded.
+    Connection(ConnError),
+}
+
+/// Errors of `Listener::on_segment` for a SYN that cannot be taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenError {
+    /// Too many half-open connections; the SYN is dropped (the peer retransmits).
+    BacklogFull,
+    /// The accept queue is full; the SYN is dropped.
+    AcceptQueueFull,
+}
+
+/// Why an incoming segment was not (entirely) used. Every drop is counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// Ports do not match this connection.
+    WrongPort,
+    /// The TCB is CLOSED; the caller should answer with `rst_for`.
+    Closed,
+    /// Not acceptable in this state (RFC 9293 3.10.7: e.g. no SYN in SYN-SENT, no ACK).
+    Unexpected,
+    /// Sequence number outside the receive window (an ACK was queued unless RST).
+    OutOfWindow,
+    /// ACK for data never sent, or too old (RFC 5961 5.2); an ACK was queued.
+    BadAck,
+    /// RST that failed sequence validation (dropped, or a challenge ACK queued).
+    BadRst,
+    /// SYN in a synchronized state (RFC 5961 4); a challenge ACK was queued.
+    ChallengeAck,
+    /// Out-of-order data beyond the reassembly bound.
+    ReassemblyFull,
+}
+
+/// ICMP errors the IP layer reports for a connection (RFC 9293 3.9.1, RFC 5461).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IcmpError {
+    /// Destination unreachable, codes 0/1 (net/host) and similar: soft error.
+    NetUnreachable,
+    HostUnreachable,
+    /// Codes 2 (protocol) and 3 (port): hard errors.
+    ProtocolUnreachable,
+    PortUnreachable,
+    /// Administratively prohibited (codes 9, 10, 13): treated as hard.
+    AdminProhibited,
+    /// Code 4, fragmentation needed; carries the next-hop MTU (0 if unknown).
+    FragmentationNeeded { mtu: u16 },
+    /// Time exceeded: soft.
+    TimeExceeded,
+    /// Parameter problem: soft.
+    ParameterProblem,
+    /// Source quench: ignored (RFC 6633).
+    SourceQuench,
+}
+
+impl IcmpError {
+    /// Hard errors abort a connection that is still opening (SYN-SENT).
+    pub fn is_hard(self) -> bool {
+        matches!(
+            self,
+            IcmpError::ProtocolUnreachable | IcmpError::PortUnreachable | IcmpError::AdminProhibited
+        )
+    }
+}
+
+/// The connection states of RFC 9293 section 3.3.2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    Closed,
+    Listen,
+    SynSent,
+    SynReceived,
+    Established,
+    FinWait1,
+    FinWait2,
+    CloseWait,
+    Closing,
+    LastAck,
+    TimeWait,
+}
+
+impl State {
+    /// States after the SYN exchange, where RFC 9293 3.10.7.4 processing applies.
+    pub fn is_synchronized(self) -> bool {
+        !matches!(self, State::Closed | State::Listen | State::SynSent)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            State::Closed => "CLOSED",
+            State::Listen => "LISTEN",
+            State::SynSent => "SYN-SENT",
+            State::SynReceived => "SYN-RECEIVED",
+            State::Established => "ESTABLISHED",
+            State::FinWait1 => "FIN-WAIT-1",
+            State::FinWait2 => "FIN-WAIT-2",
+            State::CloseWait => "CLOSE-WAIT",
+            State::Closing => "CLOSING",
+            State::LastAck => "LAST-ACK",
+            State::TimeWait => "TIME-WAIT",
+        };
+        f.write_str(s)
+    }
+}
+
+/// What `Tcb::on_segment` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct SegmentOutcome {
+    /// Why (part of) the segment was not used; `None` when fully accepted.
+    pub drop: Option<DropReason>,
+    /// `(before, after)` when the state changed.
+    pub transition: Option<(State, State)>,
+    /// Something is ready to send now: call `poll_transmit` until it returns `None`.
+    pub transmit: bool,
+}
+
+/// Per-connection counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub segments_in: u64,
+    pub segments_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Segments sent again (RTO, fast retransmit, partial ACK).
+    pub retransmits: u64,
+    pub rto_expirations: u64,
+    pub fast_retransmits: u64,
+    pub dup_acks: u64,
+    /// Segments held for reassembly.
+    pub ooo_segments: u64,
+    /// Out-of-order segments dropped because the reassembly bound was reached.
+    pub ooo_dropped: u64,
+    /// Segments outside the receive window.
+    pub out_of_window: u64,
+    pub challenge_acks: u64,
+    pub bad_acks: u64,
+    pub rst_in: u64,
+    pub rst_out: u64,
+    pub persist_probes: u64,
+    pub keepalive_probes: u64,
+    /// Drops of every other kind (wrong state, no ACK, wrong port).
+    pub other_drops: u64,
+}

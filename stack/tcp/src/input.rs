@@ -1,0 +1,546 @@
+//! Segment arrival (RFC 9293 section 3.10.7): one `match` on the state, then the
+//! eight steps of 3.10.7.4 for synchronized states.
+
+use sluice_wire::tcp::{SeqNumber, TcpRepr};
+use sluice_wire::Instant;
+
+use crate::congestion::{AckInfo, CcAction, CongestionControl};
+use crate::error::{ConnError, DropReason, SegmentOutcome, State};
+use crate::tcb::Tcb;
+
+/// The acceptability test of RFC 9293 3.10.7.4 (the table of four cases).
+pub(crate) fn seq_acceptable(seq: SeqNumber, len: usize, rcv_nxt: SeqNumber, wnd: usize) -> bool {
+    let in_window = |s: SeqNumber| rcv_nxt <= s && s < rcv_nxt + wnd;
+    match (len, wnd) {
+        (0, 0) => seq == rcv_nxt,
+        (0, _) => in_window(seq),
+        (_, 0) => false,
+        _ => in_window(seq) || in_window(seq + (len - 1)),
+    }
+}
+
+impl Tcb {
+    /// Processes one incoming segment addressed to this connection. Replies (ACKs,
+    /// RSTs, data) are produced by `poll_transmit`.
+    pub fn on_segment(&mut self, now: Instant, seg: &TcpRepr) -> SegmentOutcome {
+        let before = self.state;
+        self.counters.segments_in += 1;
+        if seg.flags.rst() {
+            self.counters.rst_in += 1;
+        }
+        let drop = self.process(now, seg);
+        match drop {
+            Some(DropReason::OutOfWindow) => self.counters.out_of_window += 1,
+            Some(DropReason::BadAck) => self.counters.bad_acks += 1,
+            Some(DropReason::ChallengeAck) | Some(DropReason::BadRst) => {}
+            Some(DropReason::ReassemblyFull) => {}
+            Some(_) => self.counters.other_drops += 1,
+            None => {}
+        }
+        SegmentOutcome {
+            drop,
+            transition: (before != self.state).then_some((before, self.state)),
+            transmit: self.wants_transmit(),
+        }
+    }
+
+    fn process(&mut self, now: Instant, seg: &TcpRepr) -> Option<DropReason> {
+        if seg.dst_port != self.local_port
+            || (!matches!(self.state, State::Listen | State::Closed)
+                && seg.src_port != self.remote_port)
+        {
+            return Some(DropReason::WrongPort);
+        }
+        match self.state {
+            // 3.10.7.1: CLOSED. The owner answers with `rst_for` (no TCB is needed).
+            State::Closed => Some(DropReason::Closed),
+            // 3.10.7.2: LISTEN.
+            State::Listen => self.input_listen(now, seg),
+            // 3.10.7.3: SYN-SENT.
+            State::SynSent => self.input_syn_sent(now, seg),
+            // 3.10.7.4: SYN-RECEIVED and every later state.
+            State::SynReceived
+            | State::Established
+            | State::FinWait1
+            | State::FinWait2
+            | State::CloseWait
+            | State::Closing
+            | State::LastAck
+            | State::TimeWait => self.input_synchronized(now, seg),
+        }
+    }
+
+    /// RFC 9293 3.10.7.2.
+    fn input_listen(&mut self, _now: Instant, seg: &TcpRepr) -> Option<DropReason> {
+        // First, an incoming RST is ignored.
+        if seg.flags.rst() {
+            return Some(DropReason::Unexpected);
+        }
+        // Second, any ACK is bad: <SEQ=SEG.ACK><CTL=RST>.
+        if let Some(ack) = seg.ack {
+            self.queue_rst(seg.src_port, ack, None);
+            return Some(DropReason::Unexpected);
+        }
+        // Fourth, other text or control: drop.
+        if !seg.flags.syn() {
+            return Some(DropReason::Unexpected);
+        }
+        // Third, SYN: note IRS, reply <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>. Data carried
+        // on the SYN is not queued; the peer retransmits it after the handshake.
+        self.remote_port = seg.src_port;
+        self.accept_syn(seg);
+        self.snd_nxt = self.iss;
+        self.set_state(State::SynReceived);
+        None
+    }
+
+    /// RFC 9293 3.10.7.3.
+    fn input_syn_sent(&mut self, now: Instant, seg: &TcpRepr) -> Option<DropReason> {
+        // First, check the ACK: it must acknowledge our SYN.
+        if let Some(ack) = seg.ack {
+            if ack <= self.iss || ack > self.snd_max {
+                if !seg.flags.rst() {
+                    self.queue_rst(seg.src_port, ack, None);
+                }
+                return Some(DropReason::BadAck);
+            }
+        }
+        // Second, RST: only with an acceptable ACK, meaning "connection refused".
+        if seg.flags.rst() {
+            if seg.ack.is_some() {
+                self.enter_closed(Some(ConnError::Refused));
+                return None;
+            }
+            return Some(DropReason::BadRst);
+        }
+        // Fourth, SYN.
+        if !seg.flags.syn() {
+            return Some(DropReason::Unexpected);
+        }
+        self.accept_syn(seg);
+        match seg.ack {
+            Some(ack) => {
+                // Our SYN is acknowledged: ESTABLISHED, <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
+                self.on_new_ack(now, ack);
+                self.enter_established(now);
+                self.ack_now = true;
+                // Continue at the sixth step: data and FIN on the SYN-ACK.
+                self.process_text_and_fin(now, seg)
+            }
+            None => {
+                // Simultaneous open: SYN-RECEIVED, <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>.
+                self.set_state(State::SynReceived);
+                self.ack_now = true;
+                None
+            }
+        }
+    }
+
+    /// RFC 9293 3.10.7.4, steps one to eight.
+    fn input_synchronized(&mut self, now: Instant, seg: &TcpRepr) -> Option<DropReason> {
+        // First, check the sequence number.
+        let wnd = self.rcv_wnd();
+        let mut text_allowed = true;
+        if !seq_acceptable(seg.seq, seg.segment_len(), self.rcv_nxt, wnd) {
+            if self.state == State::SynReceived
+                && seg.flags.syn()
+                && seg.ack.is_none()
+                && seg.seq == self.irs
+            {
+                // The peer retransmitted its SYN: our SYN-ACK was lost; send it again.
+                self.snd_nxt = self.iss;
+                return Some(DropReason::OutOfWindow);
+            }
+            if wnd == 0 && seg.seq == self.rcv_nxt && !seg.flags.syn() {
+                // Zero window: still take ACKs and RSTs, but no text (and ACK it).
+                text_allowed = false;
+                self.ack_now = true;
+            } else {
+                if !seg.flags.rst() {
+                    self.ack_now = true;
+                }
+                if self.state == State::TimeWait && seg.flags.fin() {
+                    // A retransmitted FIN: ACK it and restart the 2 MSL timeout.
+                    self.enter_time_wait(now);
+                }
+                return Some(DropReason::OutOfWindow);
+            }
+        }
+        self.keepalive_reset(now);
+
+        // Second, check the RST bit (RFC 5961 section 3 validation).
+        if seg.flags.rst() {
+            if seg.seq != self.rcv_nxt {
+                // In the window but not exact: challenge ACK.
+                self.ack_now = true;
+                self.counters.challenge_acks += 1;
+                return Some(DropReason::BadRst);
+            }
+            match self.state {
+                // Passive open: back to LISTEN; active (simultaneous) open: refused.
+                State::SynReceived if self.passive => self.back_to_listen(),
+                State::SynReceived => self.enter_closed(Some(ConnError::Refused)),
+                // Any outstanding RECEIVEs and SENDs get "reset"; enter CLOSED.
+                State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
+                    self.enter_closed(Some(ConnError::Reset))
+                }
+                // CLOSING, LAST-ACK, TIME-WAIT: enter CLOSED.
+                _ => self.enter_closed(None),
+            }
+            return None;
+        }
+
+        // Third, security: not implemented (no IP security options).
+
+        // Fourth, check the SYN bit.
+        if seg.flags.syn() {
+            if self.state == State::SynReceived && self.passive {
+                // A new SYN for a passive open that never completed: back to LISTEN.
+                self.back_to_listen();
+                return None;
+            }
+            // RFC 5961 section 4: challenge ACK, drop.
+            self.ack_now = true;
+            self.counters.challenge_acks += 1;
+            return Some(DropReason::ChallengeAck);
+        }
+
+        // Fifth, check the ACK field.
+        let Some(ack) = seg.ack else {
+            return Some(DropReason::Unexpected);
+        };
+        if self.state == State::SynReceived {
+            if ack > self.snd_una && ack <= self.snd_max {
+                self.on_new_ack(now, ack);
+                self.snd_wnd = (seg.window as usize) << self.snd_wscale;
+                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+                self.snd_wl1 = seg.seq;
+                self.snd_wl2 = ack;
+                self.enter_established(now);
+            } else {
+                // <SEQ=SEG.ACK><CTL=RST>
+                self.queue_rst(seg.src_port, ack, None);
+                return Some(DropReason::BadAck);
+            }
+        } else {
+            let highest = match self.probe_end {
+                Some(p) => p.max(self.snd_max),
+                None => self.snd_max,
+            };
+            if ack > highest {
+                // Acknowledges something not yet sent: ACK, drop.
+                self.ack_now = true;
+                return Some(DropReason::BadAck);
+            }
+            // RFC 5961 5.2: too old an ACK is dropped (with an ACK).
+            let oldest = self.snd_una - self.max_snd_wnd.max(self.mss);
+            if ack < oldest {
+                self.ack_now = true;
+                return Some(DropReason::BadAck);
+            }
+            let seg_wnd = (seg.window as usize) << self.snd_wscale;
+            if ack > self.snd_una {
+                self.on_new_ack(now, ack);
+            } else if ack == self.snd_una
+                && seg.payload.is_empty()
+                && !seg.flags.fin()
+                && seg_wnd == self.snd_wnd
+                && self.snd_max > self.snd_una
+            {
+                // RFC 5681 section 2 duplicate ACK.
+                self.on_dup_ack(now);
+            }
+            // Window update, unless the segment is older than the last one used.
+            if self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= ack) {
+                self.snd_wnd = seg_wnd;
+                self.snd_wl1 = seg.seq;
+                self.snd_wl2 = ack;
+                self.max_snd_wnd = self.max_snd_wnd.max(seg_wnd);
+                if seg_wnd > 0 {
+                    self.timers.persist = None;
+                    self.persist_backoff = 0;
+                }
+            }
+            self.probe_end = None;
+            self.persist_unanswered = 0;
+        }
+        match self.state {
+            // FIN-WAIT-1: if our FIN is now acknowledged, enter FIN-WAIT-2.
+            State::FinWait1 if self.fin_acked() => self.set_state(State::FinWait2),
+            // CLOSING: if our FIN is acknowledged, TIME-WAIT; otherwise ignore.
+            State::Closing => {
+                if self.fin_acked() {
+                    self.enter_time_wait(now);
+                }
+                return None;
+            }
+            // LAST-ACK: the only thing that can arrive is the ACK of our FIN.
+            State::LastAck => {
+                if self.fin_acked() {
+                    self.enter_closed(None);
+                }
+                return None;
+            }
+            _ => {}
+        }
+
+        // Sixth, the URG bit: ignored (RFC 6093; urgent data is delivered inline).
+        if !text_allowed {
+            return None;
+        }
+        // Seventh and eighth: text and FIN.
+        self.process_text_and_fin(now, seg)
+    }
+
+    /// Steps seven (segment text) and eight (FIN) of RFC 9293 3.10.7.4.
+    fn process_text_and_fin(&mut self, now: Instant, seg: &TcpRepr) -> Option<DropReason> {
+        let data_seq = seg.seq + seg.flags.syn() as usize;
+        let mut drop = None;
+        if !seg.payload.is_empty() {
+            match self.state {
+                State::Established | State::FinWait1 | State::FinWait2 => {
+                    if self.rx_closed {
+                        // The user promised not to read (close): RFC 2525 2.17, reset.
+                        self.abort();
+                        return Some(DropReason::Unexpected);
+                    }
+                    drop = self.receive_data(now, data_seq, seg.payload);
+                }
+                // CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: the peer already sent FIN;
+                // ignore the text.
+                _ => {}
+            }
+        }
+        if seg.flags.fin() {
+            if matches!(self.state, State::Closed | State::Listen | State::SynSent) {
+                return drop;
+            }
+            let fin_seq = data_seq + seg.payload.len();
+            if self.fin_received {
+                // A retransmission: ACK it (and restart TIME-WAIT).
+                self.ack_now = true;
+                if self.state == State::TimeWait {
+                    self.enter_time_wait(now);
+                }
+            } else if fin_seq == self.rcv_nxt {
+                self.receive_fin(now);
+            } else if fin_seq > self.rcv_nxt {
+                // FIN after a hole: remember it until the data before it arrives.
+                self.ooo_fin = Some(fin_seq);
+                self.ack_now = true;
+            }
+        }
+        drop
+    }
+
+    /// Step seven: place `payload` (starting at `seq`) in the receive buffer.
+    fn receive_data(&mut self, now: Instant, seq: SeqNumber, payload: &[u8]) -> Option<DropReason> {
+        let (offset, data) = if seq < self.rcv_nxt {
+            let skip = self.rcv_nxt - seq;
+            if skip >= payload.len() {
+                self.ack_now = true;
+                return None;
+            }
+            (0, &payload[skip..])
+        } else {
+            (seq - self.rcv_nxt, payload)
+        };
+        let room = self.rcv_wnd().saturating_sub(offset);
+        let data = &data[..data.len().min(room)];
+        if data.is_empty() {
+            self.ack_now = true;
+            return None;
+        }
+        self.rcv_mss = self.rcv_mss.max(data.len()).min(self.cfg.mss as usize);
+        if offset > 0 {
+            // Out of order: keep it if the reassembly bound allows, and send a
+            // duplicate ACK at once (RFC 5681 4.2).
+            self.ack_now = true;
+            if !self.asm.add(offset, offset + data.len(), self.cfg.max_ooo_bytes) {
+                self.counters.ooo_dropped += 1;
+                return Some(DropReason::ReassemblyFull);
+            }
+            self.counters.ooo_segments += 1;
+            self.rx.write_at(offset, data);
+            return None;
+        }
+        let n = self.rx.write_at(0, data);
+        let had_hole = !self.asm.is_empty();
+        let extra = self.asm.advance(n);
+        self.rx.commit(n + extra);
+        self.rcv_nxt += n + extra;
+        self.counters.bytes_in += (n + extra) as u64;
+        self.unacked_rx += n + extra;
+        if had_hole {
+            // Filling (part of) a hole: ACK at once (RFC 5681 4.2).
+            self.ack_now = true;
+        } else {
+            match self.cfg.delayed_ack {
+                // RFC 9293 3.8.6.3 (MUST-58): ACK at least every second full segment.
+                Some(delay) if self.unacked_rx < 2 * self.rcv_mss => {
+                    if self.timers.delack.is_none() {
+                        self.timers.delack = Some(now + delay);
+                    }
+                }
+                _ => self.ack_now = true,
+            }
+        }
+        if self.ooo_fin == Some(self.rcv_nxt) {
+            self.receive_fin(now);
+        }
+        None
+    }
+
+    /// Step eight: the peer's FIN, in order.
+    fn receive_fin(&mut self, now: Instant) {
+        self.rcv_nxt += 1;
+        self.fin_received = true;
+        self.ooo_fin = None;
+        self.asm.clear();
+        self.ack_now = true;
+        match self.state {
+            State::SynReceived | State::Established => self.set_state(State::CloseWait),
+            State::FinWait1 => {
+                if self.fin_acked() {
+                    self.enter_time_wait(now);
+                } else {
+                    self.set_state(State::Closing);
+                }
+            }
+            State::FinWait2 => self.enter_time_wait(now),
+            _ => {}
+        }
+    }
+
+    /// Records the peer's SYN: IRS, options, initial window.
+    pub(crate) fn accept_syn(&mut self, seg: &TcpRepr) {
+        self.irs = seg.seq;
+        self.rcv_nxt = seg.seq + 1;
+        self.rcv_adv = self.rcv_nxt;
+        // Window scaling applies only when both sides offered it (RFC 7323 2.2).
+        match (seg.options.window_scale, self.offer_wscale) {
+            (Some(peer), Some(ours)) => {
+                self.snd_wscale = peer.min(14);
+                self.rcv_wscale = ours;
+            }
+            _ => {
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+                self.offer_wscale = None;
+            }
+        }
+        self.set_peer_mss(seg.options.mss);
+        // The window of a SYN is never scaled.
+        self.snd_wnd = seg.window as usize;
+        self.max_snd_wnd = self.snd_wnd;
+        self.snd_wl1 = seg.seq;
+        self.snd_wl2 = seg.ack.unwrap_or(self.iss);
+    }
+
+    fn enter_established(&mut self, now: Instant) {
+        if self.syn_retransmitted {
+            self.rtt.reset_after_syn_timeout();
+        }
+        // A close requested in SYN-RECEIVED was queued until now (RFC 9293 3.10.4).
+        let next = if self.fin_queued {
+            State::FinWait1
+        } else {
+            State::Established
+        };
+        self.set_state(next);
+        self.keepalive_reset(now);
+    }
+
+    /// An ACK that acknowledges new data (SND.UNA < SEG.ACK).
+    pub(crate) fn on_new_ack(&mut self, now: Instant, ack: SeqNumber) {
+        let flight_size = self.snd_max - self.snd_una;
+        let acked = ack - self.snd_una;
+        let mut data_acked = 0;
+        if ack > self.tx_seq0 {
+            let end = self.tx_seq0 + self.tx.len();
+            data_acked = ack.min(end) - self.tx_seq0;
+            self.tx.discard(data_acked);
+            self.tx_seq0 += data_acked;
+        }
+        self.snd_una = ack;
+        if self.snd_nxt < ack {
+            self.snd_nxt = ack;
+        }
+        if self.snd_max < ack {
+            self.snd_max = ack;
+        }
+        // RFC 6298 / Karn: sample only segments that were never retransmitted.
+        if let Some((end, sent)) = self.rtt_timed {
+            if ack >= end {
+                self.rtt.sample(now - sent);
+                self.rtt_timed = None;
+            }
+        }
+        self.retries = 0;
+        self.dup_acks = 0;
+        if data_acked > 0 || self.cc.in_recovery() {
+            let info = AckInfo {
+                now,
+                ack,
+                acked: data_acked.max(acked.min(1)),
+                flight_size,
+                snd_max: self.snd_max,
+                mss: self.mss,
+            };
+            if self.cc.on_ack(&info) == CcAction::RetransmitFirst && self.snd_una < self.snd_max
+            {
+                self.rtx_una = true;
+                self.rtt_timed = None;
+            }
+        }
+        // RFC 6298 5.2 / 5.3: stop the timer when all is acked, else restart it.
+        if self.snd_una == self.snd_max {
+            self.timers.rtx = None;
+            self.stalled_since = None;
+        } else {
+            self.timers.rtx = Some(now + self.rtt.rto());
+            self.stalled_since = Some(now);
+        }
+    }
+
+    fn on_dup_ack(&mut self, now: Instant) {
+        self.counters.dup_acks += 1;
+        self.dup_acks += 1;
+        let info = AckInfo {
+            now,
+            ack: self.snd_una,
+            acked: 0,
+            flight_size: self.snd_max - self.snd_una,
+            snd_max: self.snd_max,
+            mss: self.mss,
+        };
+        if self.cc.on_dup_ack(&info) == CcAction::RetransmitFirst {
+            self.counters.fast_retransmits += 1;
+            self.rtx_una = true;
+            self.rtt_timed = None;
+        }
+    }
+
+    pub(crate) fn enter_time_wait(&mut self, now: Instant) {
+        self.set_state(State::TimeWait);
+        self.timers.time_wait = Some(now + self.cfg.msl * 2);
+    }
+
+    pub(crate) fn keepalive_reset(&mut self, now: Instant) {
+        self.keepalive_unanswered = 0;
+        self.timers.keepalive = match (self.cfg.keepalive, self.state) {
+            (Some(k), State::Established | State::CloseWait) => Some(now + k.idle),
+            _ => None,
+        };
+    }
+
+    /// Something is (probably) ready for `poll_transmit`.
+    pub(crate) fn wants_transmit(&self) -> bool {
+        self.pending_rst.is_some()
+            || self.ack_now
+            || self.rtx_una
+            || (self.state == State::SynSent && self.snd_nxt == self.iss)
+            || (self.state == State::SynReceived && self.snd_nxt == self.iss)
+            || (self.is_established() && (self.snd_nxt < self.tx_seq0 + self.tx.len() || self.fin_queued))
+    }
+}

@@ -1,0 +1,584 @@
+//! The transmission control block: state and the user interface of RFC 9293 3.10
+//! (OPEN, SEND, RECEIVE, CLOSE, ABORT, STATUS). Segment processing is in `input.rs`,
+//! segment generation in `output.rs`, timers in `timers.rs`.
+
+use core::time::Duration;
+
+use sluice_wire::tcp::{SeqNumber, TcpFlags, TcpRepr};
+use sluice_wire::Instant;
+
+use crate::assembler::Assembler;
+use crate::buffer::RingBuffer;
+use crate::config::{CongestionKind, TcpConfig, DEFAULT_MSS, MIN_MSS};
+use crate::congestion::{Congestion, CongestionControl, NewReno, Unlimited};
+use crate::error::{ConnError, Counters, IcmpError, RecvError, SendError, State};
+use crate::rtt::RttEstimator;
+
+/// A RST to send that belongs to no regular segment flow.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PendingRst {
+    pub dst_port: u16,
+    pub seq: SeqNumber,
+    pub ack: Option<SeqNumber>,
+}
+
+/// The timer table: one deadline per kind, `None` when stopped.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Timers {
+    /// Retransmission (RFC 6298), also for SYN and FIN.
+    pub rtx: Option<Instant>,
+    /// Zero-window probing (RFC 9293 3.8.6.1).
+    pub persist: Option<Instant>,
+    /// Delayed ACK (RFC 9293 3.8.6.3).
+    pub delack: Option<Instant>,
+    /// Keepalive (RFC 9293 3.8.4).
+    pub keepalive: Option<Instant>,
+    /// TIME-WAIT (2 MSL).
+    pub time_wait: Option<Instant>,
+}
+
+/// One TCP connection: a plain struct stepped by `on_segment`, `poll_transmit` and
+/// `handle_timeout`; it never reads a clock and never allocates after creation.
+///
+/// Driver contract: after creating it, after every `on_segment`, `handle_timeout` and
+/// user call (`send`, `recv`, `shutdown`, ...), call `poll_transmit(now)` until it
+/// returns `None`; call `handle_timeout(now)` once `now >= poll_at()`.
+#[derive(Debug)]
+pub struct Tcb {
+    pub(crate) cfg: TcpConfig,
+    pub(crate) state: State,
+    pub(crate) local_port: u16,
+    pub(crate) remote_port: u16,
+    /// Opened from LISTEN (matters for RST/SYN in SYN-RECEIVED, RFC 9293 3.10.7.4).
+    pub(crate) passive: bool,
+    /// Go back to LISTEN (instead of CLOSED) when a passive open fails. True for
+    /// `Tcb::listen`, false for connections spawned by a `Listener`.
+    pub(crate) return_to_listen: bool,
+    pub(crate) error: Option<ConnError>,
+    pub(crate) soft_error: Option<IcmpError>,
+
+    // Send sequence space (RFC 9293 3.3.1).
+    pub(crate) iss: SeqNumber,
+    pub(crate) snd_una: SeqNumber,
+    /// Next sequence number to send; moved back to SND.UNA after an RTO (go-back-N).
+    pub(crate) snd_nxt: SeqNumber,
+    /// One past the highest sequence number ever sent.
+    pub(crate) snd_max: SeqNumber,
+    /// End of an outstanding zero-window probe byte (acceptable for ACKs).
+    pub(crate) probe_end: Option<SeqNumber>,
+    /// Peer's window in bytes (already scaled).
+    pub(crate) snd_wnd: usize,
+    pub(crate) snd_wl1: SeqNumber,
+    pub(crate) snd_wl2: SeqNumber,
+    pub(crate) max_snd_wnd: usize,
+    pub(crate) snd_wscale: u8,
+    /// Effective send MSS.
+    pub(crate) mss: usize,
+    pub(crate) tx: RingBuffer,
+    /// Sequence number of `tx[0]`.
+    pub(crate) tx_seq0: SeqNumber,
+    /// The user closed the write side; FIN goes after the last byte of `tx`.
+    pub(crate) fin_queued: bool,
+
+    // Receive sequence space.
+    pub(crate) irs: SeqNumber,
+    pub(crate) rcv_nxt: SeqNumber,
+    /// Right edge of the window last advertised.
+    pub(crate) rcv_adv: SeqNumber,
+    pub(crate) rcv_wscale: u8,
+    /// The shift we offer on our SYN (None: no option).
+    pub(crate) offer_wscale: Option<u8>,
+    pub(crate) rx: RingBuffer,
+    pub(crate) asm: Assembler,
+    /// Sequence number of a FIN received out of order.
+    pub(crate) ooo_fin: Option<SeqNumber>,
+    /// The peer's FIN was received (in order).
+    pub(crate) fin_received: bool,
+    /// `close` was called: data arriving now aborts the connection (RFC 2525).
+    pub(crate) rx_closed: bool,
+
+    // Output requests.
+    pub(crate) ack_now: bool,
+    /// In-order bytes received since the last ACK we sent.
+    pub(crate) unacked_rx: usize,
+    pub(crate) pending_rst: Option<PendingRst>,
+    /// Retransmit the segment at SND.UNA (fast retransmit / partial ACK).
+    pub(crate) rtx_una: bool,
+    pub(crate) send_persist_probe: bool,
+    pub(crate) send_keepalive: bool,
+
+    // Timers and their state.
+    pub(crate) timers: Timers,
+    pub(crate) rtt: RttEstimator,
+    /// The segment being timed: (end sequence, send time). Karn: cleared on any
+    /// retransmission that overlaps it.
+    pub(crate) rtt_timed: Option<(SeqNumber, Instant)>,
+    /// Consecutive RTO expirations without progress.
+    pub(crate) retries: u32,
+    /// When the oldest unacknowledged data was first retransmitted (user timeout).
+    pub(crate) stalled_since: Option<Instant>,
+    pub(crate) syn_retransmitted: bool,
+    pub(crate) persist_backoff: u32,
+    /// Zero-window probes sent without any ACK coming back.
+    pub(crate) persist_unanswered: u32,
+    pub(crate) keepalive_unanswered: u32,
+    /// Largest segment seen from the peer (for "ACK every second full segment").
+    pub(crate) rcv_mss: usize,
+    pub(crate) cc: Congestion,
+    pub(crate) dup_acks: u32,
+    pub(crate) counters: Counters,
+}
+
+impl Tcb {
+    fn new(cfg: TcpConfig, local_port: u16, isn: SeqNumber, state: State) -> Tcb {
+        let cfg = cfg.sanitized();
+        let mss = (cfg.mss as usize).min(DEFAULT_MSS.max(MIN_MSS));
+        let cc = match cfg.congestion {
+            CongestionKind::NewReno => Congestion::NewReno(NewReno::new(mss)),
+            CongestionKind::Unlimited => Congestion::Unlimited(Unlimited),
+        };
+        let offer_wscale = if cfg.window_scaling {
+            Some(cfg.rcv_wscale())
+        } else {
+            None
+        };
+        Tcb {
+            state,
+            local_port,
+            remote_port: 0,
+            passive: false,
+            return_to_listen: false,
+            error: None,
+            soft_error: None,
+            iss: isn,
+            snd_una: isn,
+            snd_nxt: isn,
+            snd_max: isn,
+            probe_end: None,
+            snd_wnd: 0,
+            snd_wl1: SeqNumber(0),
+            snd_wl2: isn,
+            max_snd_wnd: 0,
+            snd_wscale: 0,
+            mss,
+            tx: RingBuffer::new(cfg.send_buffer),
+            tx_seq0: isn + 1,
+            fin_queued: false,
+            irs: SeqNumber(0),
+            rcv_nxt: SeqNumber(0),
+            rcv_adv: SeqNumber(0),
+            rcv_wscale: 0,
+            offer_wscale,
+            rx: RingBuffer::new(cfg.recv_buffer),
+            asm: Assembler::new(),
+            ooo_fin: None,
+            fin_received: false,
+            rx_closed: false,
+            ack_now: false,
+            unacked_rx: 0,
+            pending_rst: None,
+            rtx_una: false,
+            send_persist_probe: false,
+            send_keepalive: false,
+            timers: Timers::default(),
+            rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
+            rtt_timed: None,
+            retries: 0,
+            stalled_since: None,
+            syn_retransmitted: false,
+            persist_backoff: 0,
+            persist_unanswered: 0,
+            keepalive_unanswered: 0,
+            rcv_mss: (cfg.mss as usize).min(DEFAULT_MSS),
+            cc,
+            dup_acks: 0,
+            counters: Counters::default(),
+            cfg,
+        }
+    }
+
+    /// Active OPEN (RFC 9293 3.10.1): a TCB in SYN-SENT; the SYN comes out of the next
+    /// `poll_transmit`. `isn` is the initial send sequence number, chosen by the caller
+    /// (RFC 9293 3.4.1 / RFC 6528: a keyed hash of the 4-tuple plus a clock).
+    pub fn connect(cfg: TcpConfig, local_port: u16, remote_port: u16, isn: SeqNumber) -> Tcb {
+        let mut t = Tcb::new(cfg, local_port, isn, State::SynSent);
+        t.remote_port = remote_port;
+        t
+    }
+
+    /// Passive OPEN (RFC 9293 3.10.1): a single TCB in LISTEN that becomes the
+    /// connection on the first SYN (and returns to LISTEN if that open fails). `isn` is
+    /// used for that SYN. For many connections per port use `Listener`.
+    pub fn listen(cfg: TcpConfig, local_port: u16, isn: SeqNumber) -> Tcb {
+        let mut t = Tcb::new(cfg, local_port, isn, State::Listen);
+        t.passive = true;
+        t.return_to_listen = true;
+        t
+    }
+
+    /// Applies a new ISN for a TCB that is back in LISTEN.
+    pub fn set_isn(&mut self, isn: SeqNumber) {
+        if self.state == State::Listen {
+            self.iss = isn;
+            self.snd_una = isn;
+            self.snd_nxt = isn;
+            self.snd_max = isn;
+            self.snd_wl2 = isn;
+            self.tx_seq0 = isn + 1;
+        }
+    }
+
+    // ---- STATUS ----
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+    pub fn local_port(&self) -> u16 {
+        self.local_port
+    }
+    pub fn remote_port(&self) -> u16 {
+        self.remote_port
+    }
+    /// Why the connection failed, if it did.
+    pub fn error(&self) -> Option<ConnError> {
+        self.error
+    }
+    /// The last soft ICMP error seen (RFC 1122 4.2.3.9: reported, not fatal).
+    pub fn soft_error(&self) -> Option<IcmpError> {
+        self.soft_error
+    }
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+    /// The effective send MSS.
+    pub fn mss(&self) -> usize {
+        self.mss
+    }
+    pub fn cwnd(&self) -> usize {
+        self.cc.cwnd()
+    }
+    pub fn ssthresh(&self) -> usize {
+        self.cc.ssthresh()
+    }
+    /// The peer's advertised window in bytes (scaled).
+    pub fn send_window(&self) -> usize {
+        self.snd_wnd
+    }
+    /// The current retransmission timeout (backoff included).
+    pub fn rto(&self) -> Duration {
+        self.rtt.rto()
+    }
+    pub fn srtt(&self) -> Option<Duration> {
+        self.rtt.srtt()
+    }
+    pub fn snd_una(&self) -> SeqNumber {
+        self.snd_una
+    }
+    pub fn snd_nxt(&self) -> SeqNumber {
+        self.snd_nxt
+    }
+    pub fn rcv_nxt(&self) -> SeqNumber {
+        self.rcv_nxt
+    }
+    pub fn iss(&self) -> SeqNumber {
+        self.iss
+    }
+
+    /// CLOSED, with nothing (such as a RST) left to transmit: the owner may drop it.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed && self.pending_rst.is_none()
+    }
+    /// The SYN exchange completed and the connection has not been closed or reset.
+    pub fn is_established(&self) -> bool {
+        matches!(
+            self.state,
+            State::Established
+                | State::FinWait1
+                | State::FinWait2
+                | State::CloseWait
+                | State::Closing
+                | State::LastAck
+        )
+    }
+    /// `recv` would return data.
+    pub fn can_recv(&self) -> bool {
+        !self.rx.is_empty()
+    }
+    /// More data may still arrive from the peer.
+    pub fn may_recv(&self) -> bool {
+        matches!(
+            self.state,
+            State::SynSent
+                | State::SynReceived
+                | State::Established
+                | State::FinWait1
+                | State::FinWait2
+        ) && !self.fin_received
+    }
+    /// `send` would accept at least one byte.
+    pub fn can_send(&self) -> bool {
+        self.may_send() && self.tx.free() > 0
+    }
+    /// The write side is open (it may be full).
+    pub fn may_send(&self) -> bool {
+        matches!(
+            self.state,
+            State::SynSent | State::SynReceived | State::Established | State::CloseWait
+        ) && !self.fin_queued
+    }
+    /// Bytes in the send buffer (unsent plus unacknowledged).
+    pub fn send_queue(&self) -> usize {
+        self.tx.len()
+    }
+    /// Bytes ready to be read.
+    pub fn recv_queue(&self) -> usize {
+        self.rx.len()
+    }
+
+    // ---- SEND ----
+
+    /// Copies as much of `data` as fits into the send buffer (RFC 9293 3.10.2); returns
+    /// the number of bytes taken, 0 when the buffer is full. Data may be queued in
+    /// SYN-SENT and SYN-RECEIVED; it goes out once established.
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, SendError> {
+        if let Some(e) = self.error {
+            return Err(SendError::Connection(e));
+        }
+        match self.state {
+            State::SynSent | State::SynReceived | State::Established | State::CloseWait => {}
+            State::FinWait1 | State::FinWait2 | State::Closing | State::LastAck | State::TimeWait => {
+                return Err(SendError::Closing)
+            }
+            State::Closed | State::Listen => return Err(SendError::InvalidState),
+        }
+        if self.fin_queued {
+            return Err(SendError::Closing);
+        }
+        Ok(self.tx.enqueue(data))
+    }
+
+    // ---- RECEIVE ----
+
+    /// Copies received bytes into `buf` (RFC 9293 3.10.3). `Ok(0)` means nothing yet;
+    /// `Err(Finished)` is the end of the stream.
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        self.check_recv()?;
+        Ok(self.rx.dequeue_into(buf))
+    }
+
+    /// Copies received bytes into `buf` without consuming them.
+    pub fn peek(&self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        self.check_recv()?;
+        Ok(self.rx.peek_into(0, buf))
+    }
+
+    /// The contiguous readable bytes at the front of the receive buffer (zero-copy
+    /// read); call `consume` with what was used.
+    pub fn recv_slice(&self) -> Result<&[u8], RecvError> {
+        self.check_recv()?;
+        Ok(self.rx.slice(0, usize::MAX))
+    }
+
+    /// Drops `n` bytes from the front of the receive buffer.
+    pub fn consume(&mut self, n: usize) {
+        self.rx.discard(n);
+    }
+
+    fn check_recv(&self) -> Result<(), RecvError> {
+        if !self.rx.is_empty() {
+            return Ok(());
+        }
+        if let Some(e) = self.error {
+            return Err(RecvError::Connection(e));
+        }
+        if self.fin_received {
+            return Err(RecvError::Finished);
+        }
+        match self.state {
+            State::Closed | State::Listen => Err(RecvError::InvalidState),
+            _ => Ok(()),
+        }
+    }
+
+    // ---- CLOSE / ABORT ----
+
+    /// Half-close: no more data will be sent; FIN follows the queued data
+    /// (RFC 9293 3.10.4). Receiving continues. Idempotent.
+    pub fn shutdown(&mut self) {
+        match self.state {
+            // LISTEN / SYN-SENT: delete the TCB.
+            State::Listen | State::SynSent => self.enter_closed(None),
+            // ESTABLISHED -> FIN-WAIT-1; SYN-RECEIVED also goes to FIN-WAIT-1 (its
+            // FIN waits for the handshake to finish).
+            State::SynReceived | State::Established => {
+                self.fin_queued = true;
+                self.set_state(State::FinWait1);
+            }
+            State::CloseWait => {
+                self.fin_queued = true;
+                self.set_state(State::LastAck);
+            }
+            _ => {}
+        }
+    }
+
+    /// Full close: `shutdown` plus the promise not to read any more. Unread data, or
+    /// data arriving later, makes the connection abort with a RST (RFC 2525 2.17).
+    pub fn close(&mut self) {
+        if !self.rx.is_empty() && self.state.is_synchronized() {
+            self.abort();
+            return;
+        }
+        self.rx_closed = true;
+        self.shutdown();
+    }
+
+    /// ABORT (RFC 9293 3.10.5): queue a RST in synchronized states, discard everything,
+    /// enter CLOSED. The RST comes out of the next `poll_transmit`.
+    pub fn abort(&mut self) {
+        if matches!(
+            self.state,
+            State::SynReceived
+                | State::Established
+                | State::FinWait1
+                | State::FinWait2
+                | State::CloseWait
+        ) {
+            self.queue_rst(self.remote_port, self.snd_nxt, None);
+        }
+        self.enter_closed(Some(ConnError::Aborted));
+    }
+
+    // ---- ICMP ----
+
+    /// An ICMP error quoting one of our segments with sequence number `seq`
+    /// (RFC 9293 3.9.1, RFC 5461, RFC 5927). Errors quoting a sequence number outside
+    /// SND.UNA..SND.MAX are ignored. Hard errors abort only in SYN-SENT; soft errors are
+    /// remembered (`soft_error`); fragmentation-needed lowers the MSS.
+    pub fn on_icmp_error(&mut self, _now: Instant, err: IcmpError, seq: SeqNumber) {
+        let in_flight = if self.snd_una == self.snd_max {
+            seq == self.snd_una
+        } else {
+            seq >= self.snd_una && seq < self.snd_max
+        };
+        if !in_flight {
+            return;
+        }
+        match err {
+            IcmpError::SourceQuench => {}
+            IcmpError::FragmentationNeeded { mtu } => {
+                if mtu >= 68 {
+                    let mss = (mtu as usize).saturating_sub(40).max(MIN_MSS);
+                    if mss < self.mss {
+                        self.mss = mss;
+                        self.cc.on_mss(mss);
+                        // Resend what was lost with the smaller size.
+                        self.snd_nxt = self.snd_una;
+                    }
+                }
+            }
+            e if e.is_hard() && self.state == State::SynSent => {
+                self.enter_closed(Some(ConnError::Unreachable));
+            }
+            e => self.soft_error = Some(e),
+        }
+    }
+
+    // ---- internals shared by input/output/timers ----
+
+    pub(crate) fn set_state(&mut self, s: State) {
+        if s == self.state {
+            return;
+        }
+        if s == State::TimeWait {
+            self.timers = Timers {
+                time_wait: None,
+                delack: self.timers.delack,
+                ..Timers::default()
+            };
+        }
+        self.state = s;
+    }
+
+    pub(crate) fn queue_rst(&mut self, dst_port: u16, seq: SeqNumber, ack: Option<SeqNumber>) {
+        self.pending_rst = Some(PendingRst { dst_port, seq, ack });
+    }
+
+    /// Enter CLOSED (or go back to LISTEN for a failed passive open of `Tcb::listen`),
+    /// dropping all queues and timers.
+    pub(crate) fn enter_closed(&mut self, err: Option<ConnError>) {
+        if self.error.is_none() {
+            self.error = err;
+        }
+        self.timers = Timers::default();
+        self.ack_now = false;
+        self.rtx_una = false;
+        self.send_persist_probe = false;
+        self.send_keepalive = false;
+        if err.is_some() {
+            self.tx.discard(self.tx.len());
+            self.rx.discard(self.rx.len());
+            self.asm.clear();
+        }
+        self.state = State::Closed;
+    }
+
+    /// RFC 9293 3.10.7.4 says a failed passive open "returns to LISTEN".
+    pub(crate) fn back_to_listen(&mut self) {
+        if !self.return_to_listen {
+            self.enter_closed(Some(ConnError::Reset));
+            return;
+        }
+        let fresh = Tcb::listen(self.cfg, self.local_port, self.iss + 65536 * 8);
+        let counters = self.counters;
+        *self = fresh;
+        self.counters = counters;
+    }
+
+    /// Sets the send MSS from the peer's option, clamped (see `MIN_MSS`).
+    pub(crate) fn set_peer_mss(&mut self, opt: Option<u16>) {
+        let peer = opt.map(|m| m as usize).unwrap_or(DEFAULT_MSS);
+        self.mss = peer.clamp(MIN_MSS, (self.cfg.mss as usize).max(MIN_MSS));
+        self.cc.on_mss(self.mss);
+    }
+
+    /// Sequence number of our FIN, when queued.
+    pub(crate) fn fin_seq(&self) -> Option<SeqNumber> {
+        self.fin_queued.then(|| self.tx_seq0 + self.tx.len())
+    }
+
+    /// Our FIN was sent and acknowledged.
+    pub(crate) fn fin_acked(&self) -> bool {
+        matches!(self.fin_seq(), Some(f) if self.snd_una > f)
+    }
+
+    /// Bytes in flight (go-back-N view: what was sent from SND.UNA up to SND.NXT).
+    pub(crate) fn in_flight(&self) -> usize {
+        if self.snd_nxt > self.snd_una {
+            self.snd_nxt - self.snd_una
+        } else {
+            0
+        }
+    }
+
+    /// The receive window we could offer: free buffer space, within what the window
+    /// field and scale can express.
+    pub(crate) fn rcv_wnd(&self) -> usize {
+        self.rx.free().min(65535usize << self.rcv_wscale)
+    }
+
+    /// A template for our segments.
+    pub(crate) fn repr(&self, seq: SeqNumber, flags: TcpFlags) -> TcpRepr<'static> {
+        TcpRepr {
+            src_port: self.local_port,
+            dst_port: self.remote_port,
+            seq,
+            ack: Some(self.rcv_nxt),
+            flags,
+            window: 0,
+            urgent: 0,
+            options: Default::default(),
+            payload: &[],
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Timers: retransmission (RFC 6298), persist, delayed ACK, keepalive, TIME-WAIT.
+//! The TCB keeps one deadline per kind; the driver asks `poll_at` and calls
+//! `handle_timeout`.
+
+use core::time::Duration;
+
+use sluice_wire::Instant;
+
+use crate::congestion::CongestionControl;
+use crate::error::{ConnError, State};
+use crate::tcb::Tcb;
+
+impl Tcb {
+    /// The earliest timer deadline, if any timer runs. Output that is ready now (see
+    /// `SegmentOutcome::transmit`) is not reflected here: poll it after each event.
+    pub fn poll_at(&self) -> Option<Instant> {
+        let t = &self.timers;
+        [t.rtx, t.persist, t.delack, t.keepalive, t.time_wait]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Runs every timer whose deadline is at or before `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due = |t: Option<Instant>| matches!(t, Some(d) if d <= now);
+        if due(self.timers.time_wait) {
+            // 2 MSL elapsed: delete the TCB.
+            self.enter_closed(None);
+            return;
+        }
+        if due(self.timers.delack) {
+            self.timers.delack = None;
+            self.ack_now = true;
+        }
+        if due(self.timers.rtx) {
+            self.on_rto(now);
+        }
+        if due(self.timers.persist) {
+            self.on_persist(now);
+        }
+        if due(self.timers.keepalive) {
+            self.on_keepalive(now);
+        }
+    }
+
+    /// RFC 6298 section 5.4-5.6: retransmit from SND.UNA, back off, restart.
+    fn on_rto(&mut self, now: Instant) {
+        self.timers.rtx = None;
+        if self.snd_una == self.snd_max {
+            return;
+        }
+        self.counters.rto_expirations += 1;
+        self.retries += 1;
+        let opening = matches!(self.state, State::SynSent | State::SynReceived);
+        let limit = if opening {
+            self.cfg.max_syn_retransmissions
+        } else {
+            self.cfg.max_retransmissions
+        };
+        let user_timeout = match (self.cfg.user_timeout, self.stalled_since) {
+            (Some(ut), Some(since)) => now - since >= ut,
+            _ => false,
+        };
+        if self.retries > limit || user_timeout {
+            // R2 reached (RFC 9293 3.8.3): give up.
+            if self.state == State::SynReceived && self.passive {
+                self.back_to_listen();
+                if self.state == State::Closed {
+                    self.error = Some(ConnError::TimedOut);
+                }
+            } else {
+                self.enter_closed(Some(ConnError::TimedOut));
+            }
+            return;
+        }
+        let flight_size = self.snd_max - self.snd_una;
+        self.cc.on_rto(flight_size, self.snd_max, self.mss);
+        self.rtt.on_timeout();
+        self.snd_nxt = self.snd_una;
+        self.rtt_timed = None;
+        self.rtx_una = false;
+        self.dup_acks = 0;
+        if opening {
+            self.syn_retransmitted = true;
+        }
+        self.timers.rtx = Some(now + self.rtt.rto());
+    }
+
+    pub(crate) fn persist_interval(&self) -> Duration {
+        let base = self.rtt.rto();
+        base.saturating_mul(1 << self.persist_backoff.min(16))
+            .min(self.cfg.rto_max)
+    }
+
+    /// Zero-window probe timer (RFC 9293 3.8.6.1): probe, back off exponentially. The
+    /// connection is kept as long as the peer answers (MUST-37).
+    fn on_persist(&mut self, now: Instant) {
+        self.timers.persist = None;
+        let unsent = self.tx.len() - (self.snd_nxt - self.tx_seq0).min(self.tx.len());
+        if self.snd_wnd > 0 || unsent == 0 || !self.is_established() {
+            return;
+        }
+        self.persist_unanswered += 1;
+        if self.persist_unanswered > self.cfg.max_retransmissions {
+            self.enter_closed(Some(ConnError::TimedOut));
+            return;
+        }
+        self.send_persist_probe = true;
+        self.persist_backoff += 1;
+        self.timers.persist = Some(now + self.persist_interval());
+    }
+
+    /// Keepalive (RFC 9293 3.8.4): after `idle` without traffic, probe every
+    /// `interval`; abort after `count` unanswered probes.
+    fn on_keepalive(&mut self, now: Instant) {
+        self.timers.keepalive = None;
+        let Some(k) = self.cfg.keepalive else { return };
+        if !matches!(self.state, State::Established | State::CloseWait) {
+            return;
+        }
+        if self.snd_una != self.snd_max {
+            // Data outstanding: the retransmission timer watches the peer.
+            self.timers.keepalive = Some(now + k.idle);
+            return;
+        }
+        if self.keepalive_unanswered >= k.count {
+            self.queue_rst(self.remote_port, self.snd_max, None);
+            self.enter_closed(Some(ConnError::TimedOut));
+            return;
+        }
+        self.keepalive_unanswered += 1;
+        self.send_keepalive = true;
+        self.timers.keepalive = Some(now + k.interval);
+    }
+}
