@@ -26,6 +26,7 @@ impl Assembler {
     }
 
     /// Bytes currently held out of order.
+    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.bytes
     }

@@ -4,13 +4,21 @@
 //! readable part (`write_at`) and makes it readable later (`commit`).
 
 /// A byte ring buffer of fixed capacity.
-#[derive(Debug)]
 pub(crate) struct RingBuffer {
     buf: Box<[u8]>,
     /// Index of the first readable byte.
     start: usize,
     /// Number of readable bytes.
     len: usize,
+}
+
+impl core::fmt::Debug for RingBuffer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RingBuffer")
+            .field("capacity", &self.capacity())
+            .field("len", &self.len)
+            .finish()
+    }
 }
 
 impl RingBuffer {

@@ -48,10 +48,10 @@ pub struct TcpConfig {
     pub nodelay: bool,
     /// Offer window scaling (RFC 7323) when the receive buffer exceeds 64 KiB.
     pub window_scaling: bool,
-    /// Delayed ACK timeout (RFC 9293 3.8.6.3: less than 0.5 s); `None` acks every segment.
+    /// Delayed ACK timeout, capped below 0.5 s (RFC 9293 MUST-40); `None` acks every segment.
     /// An ACK is always sent for at least every second full-sized segment.
     pub delayed_ack: Option<Duration>,
-    /// Keepalive probing; off by default (RFC 9293 MUST-24: off unless asked for).
+    /// Keepalive probing; off by default (RFC 9293 MUST-25).
     pub keepalive: Option<Keepalive>,
     /// Initial retransmission timeout (RFC 6298: 1 s).
     pub rto_initial: Duration,
@@ -63,7 +63,8 @@ pub struct TcpConfig {
     pub msl: Duration,
     /// Retransmissions of the same data before the connection is aborted (R2).
     pub max_retransmissions: u32,
-    /// Retransmissions of a SYN (or SYN-ACK) before the open fails (R2 for SYN).
+    /// Retransmissions of a SYN (or SYN-ACK) before the open fails (R2 for SYN). The
+    /// default, 7, gives up after 183 s with the default RTOs (MUST-23: at least 3 min).
     pub max_syn_retransmissions: u32,
     /// Abort when data stays unacknowledged this long, whatever the retransmission count
     /// (RFC 9293 3.8.3 USER TIMEOUT).
@@ -90,7 +91,7 @@ impl Default for TcpConfig {
             rto_max: Duration::from_secs(60),
             msl: Duration::from_secs(30),
             max_retransmissions: 12,
-            max_syn_retransmissions: 6,
+            max_syn_retransmissions: 7,
             user_timeout: None,
             max_ooo_bytes: 64 * 1024,
             congestion: CongestionKind::NewReno,
@@ -123,6 +124,9 @@ impl TcpConfig {
         self.rto_min = self.rto_min.max(Duration::from_millis(1));
         self.rto_max = self.rto_max.max(self.rto_min);
         self.rto_initial = self.rto_initial.clamp(self.rto_min, self.rto_max);
+        self.delayed_ack = self
+            .delayed_ack
+            .map(|d| d.min(core::time::Duration::from_millis(499)));
         self
     }
 

@@ -297,10 +297,7 @@ mod tests {
         assert_eq!(c.cwnd(), 7000);
         assert!(c.in_recovery());
         // Full ACK: exit.
-        assert_eq!(
-            c.on_ack(&info(10_000, 7000, 7000, 10_000)),
-            CcAction::None
-        );
+        assert_eq!(c.on_ack(&info(10_000, 7000, 7000, 10_000)), CcAction::None);
         assert!(!c.in_recovery());
         assert_eq!(c.cwnd(), 1000 + 1000);
     }

@@ -72,7 +72,8 @@ pub enum DropReason {
 /// ICMP errors the IP layer reports for a connection (RFC 9293 3.9.1, RFC 5461).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IcmpError {
-    /// Destination unreachable, codes 0/1 (net/host) and similar: soft error.
+    /// Destination unreachable, codes 0/1 (net/host) and similar: soft error. The owner
+    /// maps code 5 (source route failed) to `HostUnreachable` (MUST-56: never abort).
     NetUnreachable,
     HostUnreachable,
     /// Codes 2 (protocol) and 3 (port): hard errors.
@@ -81,7 +82,9 @@ pub enum IcmpError {
     /// Administratively prohibited (codes 9, 10, 13): treated as hard.
     AdminProhibited,
     /// Code 4, fragmentation needed; carries the next-hop MTU (0 if unknown).
-    FragmentationNeeded { mtu: u16 },
+    FragmentationNeeded {
+        mtu: u16,
+    },
     /// Time exceeded: soft.
     TimeExceeded,
     /// Parameter problem: soft.
@@ -144,7 +147,6 @@ impl fmt::Display for State {
 
 /// What `Tcb::on_segment` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[must_use]
 pub struct SegmentOutcome {
     /// Why (part of) the segment was not used; `None` when fully accepted.
     pub drop: Option<DropReason>,

@@ -46,8 +46,7 @@ impl Tcb {
 
     fn process(&mut self, now: Instant, seg: &TcpRepr) -> Option<DropReason> {
         if seg.dst_port != self.local_port
-            || (!matches!(self.state, State::Listen | State::Closed)
-                && seg.src_port != self.remote_port)
+            || (!matches!(self.state, State::Listen | State::Closed) && seg.src_port != self.remote_port)
         {
             return Some(DropReason::WrongPort);
         }
@@ -130,7 +129,7 @@ impl Tcb {
             None => {
                 // Simultaneous open: SYN-RECEIVED, <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>.
                 self.set_state(State::SynReceived);
-                self.ack_now = true;
+                self.snd_nxt = self.iss;
                 None
             }
         }
@@ -142,10 +141,7 @@ impl Tcb {
         let wnd = self.rcv_wnd();
         let mut text_allowed = true;
         if !seq_acceptable(seg.seq, seg.segment_len(), self.rcv_nxt, wnd) {
-            if self.state == State::SynReceived
-                && seg.flags.syn()
-                && seg.ack.is_none()
-                && seg.seq == self.irs
+            if self.state == State::SynReceived && seg.flags.syn() && seg.ack.is_none() && seg.seq == self.irs
             {
                 // The peer retransmitted its SYN: our SYN-ACK was lost; send it again.
                 self.snd_nxt = self.iss;
@@ -376,7 +372,7 @@ impl Tcb {
             self.ack_now = true;
         } else {
             match self.cfg.delayed_ack {
-                // RFC 9293 3.8.6.3 (MUST-58): ACK at least every second full segment.
+                // RFC 9293 3.8.6.3 (SHLD-19): ACK at least every second full segment.
                 Some(delay) if self.unacked_rx < 2 * self.rcv_mss => {
                     if self.timers.delack.is_none() {
                         self.timers.delack = Some(now + delay);
@@ -487,8 +483,7 @@ impl Tcb {
                 snd_max: self.snd_max,
                 mss: self.mss,
             };
-            if self.cc.on_ack(&info) == CcAction::RetransmitFirst && self.snd_una < self.snd_max
-            {
+            if self.cc.on_ack(&info) == CcAction::RetransmitFirst && self.snd_una < self.snd_max {
                 self.rtx_una = true;
                 self.rtt_timed = None;
             }

@@ -26,8 +26,7 @@ mod timers;
 pub use config::{CongestionKind, Keepalive, TcpConfig, DEFAULT_MSS, MIN_MSS};
 pub use congestion::{AckInfo, CcAction, Congestion, CongestionControl, NewReno};
 pub use error::{
-    ConnError, Counters, DropReason, IcmpError, ListenError, RecvError, SegmentOutcome,
-    SendError, State,
+    ConnError, Counters, DropReason, IcmpError, ListenError, RecvError, SegmentOutcome, SendError, State,
 };
 pub use listener::{ListenOutcome, Listener};
 pub use rst::rst_for;

@@ -60,13 +60,7 @@ impl<H: Copy + PartialEq> Listener<H> {
 
     /// A segment for this port that matched no connection (RFC 9293 3.10.7.2). A SYN
     /// creates a TCB with `isn` that the owner stores under `handle`.
-    pub fn on_segment(
-        &mut self,
-        now: Instant,
-        seg: &TcpRepr,
-        isn: SeqNumber,
-        handle: H,
-    ) -> ListenOutcome {
+    pub fn on_segment(&mut self, now: Instant, seg: &TcpRepr, isn: SeqNumber, handle: H) -> ListenOutcome {
         if seg.dst_port != self.port || seg.flags.rst() {
             return ListenOutcome::Ignored;
         }

@@ -42,11 +42,9 @@ impl Tcb {
             State::FinWait2 | State::TimeWait => {
                 (self.ack_now || self.window_update_due()).then(|| self.emit_ack(self.snd_max))
             }
-            State::Established
-            | State::FinWait1
-            | State::CloseWait
-            | State::Closing
-            | State::LastAck => self.emit_established(now),
+            State::Established | State::FinWait1 | State::CloseWait | State::Closing | State::LastAck => {
+                self.emit_established(now)
+            }
         }
     }
 
@@ -109,11 +107,7 @@ impl Tcb {
             if unsent == 0 && fin_seq == Some(self.snd_nxt) {
                 return Some((0, true));
             }
-            if unsent > 0
-                && self.snd_wnd == 0
-                && in_flight == 0
-                && self.timers.persist.is_none()
-            {
+            if unsent > 0 && self.snd_wnd == 0 && in_flight == 0 && self.timers.persist.is_none() {
                 // Zero window with data waiting: start the persist timer.
                 self.timers.persist = Some(now + self.persist_interval());
             }
@@ -228,8 +222,7 @@ impl Tcb {
 
     /// The window field to send, with receiver-side SWS avoidance (RFC 9293 3.8.6.2.2):
     /// the right edge moves only by at least min(buffer/2, MSS). Never shrinks it on
-    /// purpose (RFC 9293 3.8.6, MUST-?? "SHOULD NOT shrink"), except by the rounding of
-    /// window scaling.
+    /// purpose (RFC 9293 3.8.6, SHLD-14), except by the rounding of window scaling.
     pub(crate) fn advertise(&mut self) -> u16 {
         let cur = if self.rcv_adv > self.rcv_nxt {
             self.rcv_adv - self.rcv_nxt
@@ -250,10 +243,7 @@ impl Tcb {
 
     /// The reader made room: tell the peer when the window opened enough to matter.
     pub(crate) fn window_update_due(&self) -> bool {
-        if !matches!(
-            self.state,
-            State::Established | State::FinWait1 | State::FinWait2
-        ) || self.fin_received
+        if !matches!(self.state, State::Established | State::FinWait1 | State::FinWait2) || self.fin_received
         {
             return false;
         }

@@ -264,6 +264,11 @@ impl Tcb {
     pub fn send_window(&self) -> usize {
         self.snd_wnd
     }
+    /// Consecutive retransmission timeouts without progress: the owner can give the IP
+    /// layer "negative advice" (RFC 9293 R1, MUST-20) when this reaches its threshold.
+    pub fn consecutive_timeouts(&self) -> u32 {
+        self.retries
+    }
     /// The current retransmission timeout (backoff included).
     pub fn rto(&self) -> Duration {
         self.rtt.rto()
@@ -308,11 +313,7 @@ impl Tcb {
     pub fn may_recv(&self) -> bool {
         matches!(
             self.state,
-            State::SynSent
-                | State::SynReceived
-                | State::Established
-                | State::FinWait1
-                | State::FinWait2
+            State::SynSent | State::SynReceived | State::Established | State::FinWait1 | State::FinWait2
         ) && !self.fin_received
     }
     /// `send` would accept at least one byte.
@@ -408,9 +409,10 @@ impl Tcb {
         match self.state {
             // LISTEN / SYN-SENT: delete the TCB.
             State::Listen | State::SynSent => self.enter_closed(None),
-            // ESTABLISHED -> FIN-WAIT-1; SYN-RECEIVED also goes to FIN-WAIT-1 (its
-            // FIN waits for the handshake to finish).
-            State::SynReceived | State::Established => {
+            // SYN-RECEIVED: queued until ESTABLISHED, then FIN-WAIT-1.
+            State::SynReceived => self.fin_queued = true,
+            // ESTABLISHED -> FIN-WAIT-1.
+            State::Established => {
                 self.fin_queued = true;
                 self.set_state(State::FinWait1);
             }
@@ -438,11 +440,7 @@ impl Tcb {
     pub fn abort(&mut self) {
         if matches!(
             self.state,
-            State::SynReceived
-                | State::Established
-                | State::FinWait1
-                | State::FinWait2
-                | State::CloseWait
+            State::SynReceived | State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait
         ) {
             self.queue_rst(self.remote_port, self.snd_nxt, None);
         }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
-use sluice_tcp::{rst_for, Instant, SeqNumber, State, TcpConfig, TcpRepr, Tcb};
+use sluice_tcp::{rst_for, Instant, SeqNumber, State, Tcb, TcpConfig, TcpRepr};
 
 #[derive(Clone, Copy, Debug)]
 struct Params {
@@ -26,6 +26,17 @@ struct Params {
     outage: bool,
     /// Jitter (reordering) and duplication; off only in the clean-link test.
     faults: bool,
+}
+
+/// Slow readers stop reading for 1.5 s out of every 3 s, so receive windows fill up
+/// and close (zero-window probing, window updates).
+fn reader_paused(slow: bool, now: Instant) -> bool {
+    slow && (now.total_millis() / 1500) % 2 == 1
+}
+
+/// The next time a paused reader resumes.
+fn reader_resumes(now: Instant) -> Instant {
+    Instant::from_millis((now.total_millis() / 1500 + 1) * 1500)
 }
 
 impl Params {
@@ -120,6 +131,7 @@ struct End {
     rx_hash: Sha256,
     rx_bytes: usize,
     eof: bool,
+    slow_reader: bool,
 }
 
 impl End {
@@ -132,11 +144,12 @@ impl End {
             rx_hash: Sha256::new(),
             rx_bytes: 0,
             eof: false,
+            slow_reader: false,
         }
     }
 
     /// The application: write what fits, read everything, shut down when done.
-    fn app(&mut self, buf: &mut [u8]) {
+    fn app(&mut self, now: Instant, buf: &mut [u8]) {
         if self.tcb.may_send() && self.written < self.data.len() {
             if let Ok(n) = self.tcb.send(&self.data[self.written..]) {
                 self.written += n;
@@ -145,6 +158,9 @@ impl End {
         if self.written == self.data.len() && !self.shut && self.tcb.may_send() {
             self.tcb.shutdown();
             self.shut = true;
+        }
+        if reader_paused(self.slow_reader, now) {
+            return;
         }
         loop {
             match self.tcb.recv(buf) {
@@ -163,11 +179,13 @@ impl End {
 }
 
 #[derive(Debug)]
+#[allow(dead_code)] // printed
 struct Outcome {
     virtual_time: Duration,
     #[allow(dead_code)]
     iterations: u64,
     retransmits: u64,
+    persist_probes: u64,
 }
 
 fn sim_config(rng: &mut ChaCha8Rng) -> TcpConfig {
@@ -192,6 +210,9 @@ fn run(p: Params) -> Result<Outcome, String> {
     let server = Tcb::listen(sim_config(&mut rng), 80, SeqNumber(rng.gen()));
     let [d0, d1] = data;
     let mut ends = [End::new(client, d0), End::new(server, d1)];
+    ends[0].slow_reader = p.seed % 3 == 1;
+    ends[1].slow_reader = p.seed % 5 == 2;
+    let slow = ends[0].slow_reader || ends[1].slow_reader;
     let mut link = Link {
         rng: ChaCha8Rng::seed_from_u64(p.seed ^ 0x5eed),
         loss: p.loss_permille as f64 / 1000.0,
@@ -250,7 +271,7 @@ fn run(p: Params) -> Result<Outcome, String> {
             if matches!(end.tcb.poll_at(), Some(t) if t <= now) {
                 end.tcb.handle_timeout(now);
             }
-            end.app(&mut buf);
+            end.app(now, &mut buf);
             while let Some(r) = end.tcb.poll_transmit(now) {
                 link.send(now, 1 - i, &r);
             }
@@ -258,13 +279,22 @@ fn run(p: Params) -> Result<Outcome, String> {
         if p.outage && link.outage.is_none() && ends[0].written >= p.bytes / 3 {
             link.outage = Some((now, now + Duration::from_secs(20)));
         }
-        if ends.iter().all(|e| e.tcb.is_closed()) {
+        if ends
+            .iter()
+            .all(|e| e.tcb.is_closed() && (e.eof || e.tcb.error().is_some()))
+        {
             break;
         }
-        let next = [ends[0].tcb.poll_at(), ends[1].tcb.poll_at(), link.next_at()]
-            .into_iter()
-            .flatten()
-            .min();
+        let resume = (slow && reader_paused(true, now)).then(|| reader_resumes(now));
+        let next = [
+            ends[0].tcb.poll_at(),
+            ends[1].tcb.poll_at(),
+            link.next_at(),
+            resume,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         match next {
             Some(t) => now = t.max(now),
             None => return Err(format!("no wake-up pending: {}", status(&ends, &link, now))),
@@ -272,27 +302,40 @@ fn run(p: Params) -> Result<Outcome, String> {
     }
     for (i, end) in ends.iter().enumerate() {
         if let Some(e) = end.tcb.error() {
-            return Err(format!("end {i} failed with {e:?}: {}", status(&ends, &link, now)));
+            return Err(format!(
+                "end {i} failed with {e:?}: {}",
+                status(&ends, &link, now)
+            ));
         }
         if !end.eof || end.rx_bytes != p.bytes {
-            return Err(format!("end {i} did not receive everything: {}", status(&ends, &link, now)));
+            return Err(format!(
+                "end {i} did not receive everything: {}",
+                status(&ends, &link, now)
+            ));
         }
         let got = end.rx_hash.clone().finalize();
         if got != expect[i] {
-            return Err(format!("end {i} received corrupted data: {}", status(&ends, &link, now)));
+            return Err(format!(
+                "end {i} received corrupted data: {}",
+                status(&ends, &link, now)
+            ));
         }
     }
     Ok(Outcome {
         virtual_time: Duration::from_nanos(now.total_nanos()),
         iterations: iters,
         retransmits: ends[0].tcb.counters().retransmits + ends[1].tcb.counters().retransmits,
+        persist_probes: ends[0].tcb.counters().persist_probes + ends[1].tcb.counters().persist_probes,
     })
 }
 
 fn check(p: Params) -> Outcome {
     match run(p) {
         Ok(o) => o,
-        Err(e) => panic!("simulation failed for {p:?}\n  {e}\n  replay: {}", p.replay_hint()),
+        Err(e) => panic!(
+            "simulation failed for {p:?}\n  {e}\n  replay: {}",
+            p.replay_hint()
+        ),
     }
 }
 
@@ -357,7 +400,9 @@ fn outage_of_20_seconds_mid_transfer() {
 /// Replays the run given in `SLUICE_SIM` (does nothing without it).
 #[test]
 fn replay() {
-    let Ok(v) = std::env::var("SLUICE_SIM") else { return };
+    let Ok(v) = std::env::var("SLUICE_SIM") else {
+        return;
+    };
     let f: Vec<u64> = v.split(',').map(|x| x.trim().parse().unwrap()).collect();
     let p = Params {
         seed: f[0],

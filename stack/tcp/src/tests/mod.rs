@@ -76,10 +76,7 @@ pub struct Owned {
 impl Owned {
     pub fn new(r: &TcpRepr) -> Owned {
         Owned {
-            repr: TcpRepr {
-                payload: &[],
-                ..*r
-            },
+            repr: TcpRepr { payload: &[], ..*r },
             payload: r.payload.to_vec(),
         }
     }
@@ -177,12 +174,15 @@ pub fn syn_ack_from_us() -> TcpRepr<'static> {
 
 pub fn tcb_syn_received_with(cfg: TcpConfig) -> Tcb {
     let mut s = tcb_listen_with(cfg);
-    let out = send!(s, TcpRepr {
-        seq: REMOTE_SEQ,
-        flags: SYN,
-        options: mss_opt(MSS),
-        ..*SEND_TEMPL
-    });
+    let out = send!(
+        s,
+        TcpRepr {
+            seq: REMOTE_SEQ,
+            flags: SYN,
+            options: mss_opt(MSS),
+            ..*SEND_TEMPL
+        }
+    );
     assert_eq!(out.drop, None);
     assert_eq!(s.state(), State::SynReceived);
     let got = drain(&mut s, ms(0));
@@ -192,12 +192,15 @@ pub fn tcb_syn_received_with(cfg: TcpConfig) -> Tcb {
 
 pub fn tcb_syn_received() -> Tcb {
     let mut s = tcb_listen();
-    send!(s, TcpRepr {
-        seq: REMOTE_SEQ,
-        flags: SYN,
-        options: mss_opt(MSS),
-        ..*SEND_TEMPL
-    });
+    send!(
+        s,
+        TcpRepr {
+            seq: REMOTE_SEQ,
+            flags: SYN,
+            options: mss_opt(MSS),
+            ..*SEND_TEMPL
+        }
+    );
     recv!(s, [syn_ack_from_us()]);
     assert_eq!(s.state(), State::SynReceived);
     s
@@ -213,24 +216,30 @@ pub fn tcb_syn_sent_with(cfg: TcpConfig) -> Tcb {
 
 pub fn tcb_syn_sent() -> Tcb {
     let mut s = Tcb::connect(config(), LOCAL_PORT, REMOTE_PORT, LOCAL_SEQ);
-    recv!(s, [TcpRepr {
-        seq: LOCAL_SEQ,
-        ack: None,
-        flags: SYN,
-        options: mss_opt(MSS),
-        ..*RECV_TEMPL
-    }]);
+    recv!(
+        s,
+        [TcpRepr {
+            seq: LOCAL_SEQ,
+            ack: None,
+            flags: SYN,
+            options: mss_opt(MSS),
+            ..*RECV_TEMPL
+        }]
+    );
     assert_eq!(s.state(), State::SynSent);
     s
 }
 
 pub fn tcb_established_with(cfg: TcpConfig) -> Tcb {
     let mut s = tcb_syn_received_with(cfg);
-    send!(s, TcpRepr {
-        seq: REMOTE_SEQ + 1,
-        ack: Some(LOCAL_SEQ + 1),
-        ..*SEND_TEMPL
-    });
+    send!(
+        s,
+        TcpRepr {
+            seq: REMOTE_SEQ + 1,
+            ack: Some(LOCAL_SEQ + 1),
+            ..*SEND_TEMPL
+        }
+    );
     assert_eq!(s.state(), State::Established);
     recv_nothing!(s);
     s
@@ -243,23 +252,29 @@ pub fn tcb_established() -> Tcb {
 pub fn tcb_fin_wait_1() -> Tcb {
     let mut s = tcb_established();
     s.shutdown();
-    recv!(s, [TcpRepr {
-        seq: LOCAL_SEQ + 1,
-        ack: Some(REMOTE_SEQ + 1),
-        flags: FIN,
-        ..*RECV_TEMPL
-    }]);
+    recv!(
+        s,
+        [TcpRepr {
+            seq: LOCAL_SEQ + 1,
+            ack: Some(REMOTE_SEQ + 1),
+            flags: FIN,
+            ..*RECV_TEMPL
+        }]
+    );
     assert_eq!(s.state(), State::FinWait1);
     s
 }
 
 pub fn tcb_fin_wait_2() -> Tcb {
     let mut s = tcb_fin_wait_1();
-    send!(s, TcpRepr {
-        seq: REMOTE_SEQ + 1,
-        ack: Some(LOCAL_SEQ + 2),
-        ..*SEND_TEMPL
-    });
+    send!(
+        s,
+        TcpRepr {
+            seq: REMOTE_SEQ + 1,
+            ack: Some(LOCAL_SEQ + 2),
+            ..*SEND_TEMPL
+        }
+    );
     assert_eq!(s.state(), State::FinWait2);
     recv_nothing!(s);
     s
@@ -267,55 +282,73 @@ pub fn tcb_fin_wait_2() -> Tcb {
 
 pub fn tcb_closing() -> Tcb {
     let mut s = tcb_fin_wait_1();
-    send!(s, TcpRepr {
-        seq: REMOTE_SEQ + 1,
-        ack: Some(LOCAL_SEQ + 1),
-        flags: FIN,
-        ..*SEND_TEMPL
-    });
+    send!(
+        s,
+        TcpRepr {
+            seq: REMOTE_SEQ + 1,
+            ack: Some(LOCAL_SEQ + 1),
+            flags: FIN,
+            ..*SEND_TEMPL
+        }
+    );
     assert_eq!(s.state(), State::Closing);
-    recv!(s, [TcpRepr {
-        seq: LOCAL_SEQ + 2,
-        ack: Some(REMOTE_SEQ + 2),
-        window: RX_BUF as u16 - 1,
-        ..*RECV_TEMPL
-    }]);
+    recv!(
+        s,
+        [TcpRepr {
+            seq: LOCAL_SEQ + 2,
+            ack: Some(REMOTE_SEQ + 2),
+            window: RX_BUF as u16 - 1,
+            ..*RECV_TEMPL
+        }]
+    );
     s
 }
 
 pub fn tcb_time_wait() -> Tcb {
     let mut s = tcb_fin_wait_2();
-    send!(s, TcpRepr {
-        seq: REMOTE_SEQ + 1,
-        ack: Some(LOCAL_SEQ + 2),
-        flags: FIN,
-        ..*SEND_TEMPL
-    });
+    send!(
+        s,
+        TcpRepr {
+            seq: REMOTE_SEQ + 1,
+            ack: Some(LOCAL_SEQ + 2),
+            flags: FIN,
+            ..*SEND_TEMPL
+        }
+    );
     assert_eq!(s.state(), State::TimeWait);
-    recv!(s, [TcpRepr {
-        seq: LOCAL_SEQ + 2,
-        ack: Some(REMOTE_SEQ + 2),
-        window: RX_BUF as u16 - 1,
-        ..*RECV_TEMPL
-    }]);
+    recv!(
+        s,
+        [TcpRepr {
+            seq: LOCAL_SEQ + 2,
+            ack: Some(REMOTE_SEQ + 2),
+            window: RX_BUF as u16 - 1,
+            ..*RECV_TEMPL
+        }]
+    );
     s
 }
 
 pub fn tcb_close_wait() -> Tcb {
     let mut s = tcb_established();
-    send!(s, TcpRepr {
-        seq: REMOTE_SEQ + 1,
-        ack: Some(LOCAL_SEQ + 1),
-        flags: FIN,
-        ..*SEND_TEMPL
-    });
+    send!(
+        s,
+        TcpRepr {
+            seq: REMOTE_SEQ + 1,
+            ack: Some(LOCAL_SEQ + 1),
+            flags: FIN,
+            ..*SEND_TEMPL
+        }
+    );
     assert_eq!(s.state(), State::CloseWait);
-    recv!(s, [TcpRepr {
-        seq: LOCAL_SEQ + 1,
-        ack: Some(REMOTE_SEQ + 2),
-        window: RX_BUF as u16 - 1,
-        ..*RECV_TEMPL
-    }]);
+    recv!(
+        s,
+        [TcpRepr {
+            seq: LOCAL_SEQ + 1,
+            ack: Some(REMOTE_SEQ + 2),
+            window: RX_BUF as u16 - 1,
+            ..*RECV_TEMPL
+        }]
+    );
     s
 }
 
@@ -323,13 +356,16 @@ pub fn tcb_last_ack() -> Tcb {
     let mut s = tcb_close_wait();
     s.shutdown();
     assert_eq!(s.state(), State::LastAck);
-    recv!(s, [TcpRepr {
-        seq: LOCAL_SEQ + 1,
-        ack: Some(REMOTE_SEQ + 2),
-        flags: FIN,
-        window: RX_BUF as u16 - 1,
-        ..*RECV_TEMPL
-    }]);
+    recv!(
+        s,
+        [TcpRepr {
+            seq: LOCAL_SEQ + 1,
+            ack: Some(REMOTE_SEQ + 2),
+            flags: FIN,
+            window: RX_BUF as u16 - 1,
+            ..*RECV_TEMPL
+        }]
+    );
     s
 }
 

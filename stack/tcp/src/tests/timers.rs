@@ -1,1 +1,482 @@
+//! Retransmission timeout (RFC 6298), Karn, persist, Nagle, delayed ACK, keepalive,
+//! user timeout.
+
 use super::*;
+use crate::config::Keepalive;
+use crate::error::ConnError;
+
+/// ESTABLISHED with a 1 s RTO floor, so timer values are round numbers.
+fn tcb_rto_1s(cfg: TcpConfig) -> Tcb {
+    tcb_established_with(TcpConfig {
+        rto_min: Duration::from_secs(1),
+        ..cfg
+    })
+}
+
+#[test]
+fn rto_backoff_doubles_up_to_max() {
+    let mut s = tcb_rto_1s(TcpConfig {
+        max_retransmissions: 20,
+        ..config()
+    });
+    s.send(b"abc").unwrap();
+    let seg = TcpRepr {
+        payload: b"abc",
+        flags: PSH,
+        ..our_ack(1, 1)
+    };
+    recv!(s, [seg]);
+    let mut t = 0;
+    for rto in [1, 2, 4, 8, 16, 32, 60, 60, 60] {
+        t += rto * 1000;
+        assert_eq!(s.poll_at(), Some(ms(t)), "RTO {rto}s");
+        s.handle_timeout(ms(t));
+        recv!(s, time t, [seg]);
+    }
+    assert_eq!(s.counters().rto_expirations, 9);
+    assert_eq!(s.counters().retransmits, 9);
+    // An ACK stops the timer.
+    send!(s, time t + 10, peer_ack(1, 4));
+    assert_eq!(s.poll_at(), None);
+}
+
+#[test]
+fn gives_up_after_max_retransmissions() {
+    let mut s = tcb_rto_1s(TcpConfig {
+        max_retransmissions: 3,
+        ..config()
+    });
+    s.send(b"abc").unwrap();
+    drain(&mut s, ms(0));
+    for t in [1000, 3000, 7000] {
+        s.handle_timeout(ms(t));
+        assert_eq!(drain(&mut s, ms(t)).len(), 1);
+    }
+    s.handle_timeout(ms(15000));
+    assert_eq!(s.state(), State::Closed);
+    assert_eq!(s.error(), Some(ConnError::TimedOut));
+}
+
+#[test]
+fn user_timeout_aborts() {
+    let mut s = tcb_rto_1s(TcpConfig {
+        user_timeout: Some(Duration::from_secs(5)),
+        ..config()
+    });
+    s.send(b"abc").unwrap();
+    drain(&mut s, ms(0));
+    s.handle_timeout(ms(1000));
+    s.handle_timeout(ms(3000));
+    assert_eq!(s.state(), State::Established);
+    s.handle_timeout(ms(7000));
+    assert_eq!(s.error(), Some(ConnError::TimedOut));
+}
+
+#[test]
+fn retransmission_coalesces_segments() {
+    let mut s = tcb_rto_1s(config());
+    s.send(b"ab").unwrap();
+    recv!(
+        s,
+        [TcpRepr {
+            payload: b"ab",
+            flags: PSH,
+            ..our_ack(1, 1)
+        }]
+    );
+    s.send(b"cd").unwrap();
+    recv!(
+        s,
+        [TcpRepr {
+            payload: b"cd",
+            flags: PSH,
+            ..our_ack(3, 1)
+        }]
+    );
+    s.handle_timeout(ms(1000));
+    recv!(s, time 1000, [TcpRepr { payload: b"abcd", flags: PSH, ..our_ack(1, 1) }]);
+}
+
+#[test]
+fn karn_no_sample_from_retransmitted_segment() {
+    let mut s = tcb_rto_1s(config());
+    let srtt0 = s.srtt();
+    s.send(b"abc").unwrap();
+    drain(&mut s, ms(0));
+    s.handle_timeout(ms(1000));
+    drain(&mut s, ms(1000));
+    // The ACK is ambiguous: no sample, and the backed-off RTO is kept.
+    send!(s, time 1100, peer_ack(1, 4));
+    assert_eq!(s.srtt(), srtt0);
+    assert_eq!(s.rto(), Duration::from_secs(2));
+    // New data gives a sample and clears the backoff.
+    s.send(b"def").unwrap();
+    drain(&mut s, ms(1100));
+    send!(s, time 1180, peer_ack(1, 7));
+    assert_ne!(s.srtt(), srtt0);
+    assert_eq!(s.rto(), Duration::from_secs(1));
+}
+
+#[test]
+fn rtt_estimate_follows_samples() {
+    let mut s = tcb_established();
+    for i in 0..20usize {
+        s.send(b"x").unwrap();
+        drain(&mut s, ms(1000 * i as u64));
+        send!(s, time 1000 * i as u64 + 100, peer_ack(1, 2 + i));
+    }
+    let srtt = s.srtt().unwrap();
+    assert!(
+        srtt > Duration::from_millis(90) && srtt <= Duration::from_millis(100),
+        "{srtt:?}"
+    );
+}
+
+#[test]
+fn zero_window_probe_and_backoff() {
+    let mut s = tcb_rto_1s(config());
+    // The peer closes its window.
+    send!(
+        s,
+        TcpRepr {
+            window: 0,
+            ..peer_ack(1, 1)
+        }
+    );
+    s.send(b"xyz").unwrap();
+    recv_nothing!(s);
+    assert_eq!(s.poll_at(), Some(ms(1000)));
+    s.handle_timeout(ms(1000));
+    // One byte of new data, past the window.
+    recv!(s, time 1000, [TcpRepr { payload: b"x", ..our_ack(1, 1) }]);
+    assert_eq!(s.poll_at(), Some(ms(3000)));
+    // The peer answers, window still zero: keep probing, never give up.
+    send!(s, time 1010, TcpRepr { window: 0, ..peer_ack(1, 1) });
+    recv_nothing!(s, time 1010);
+    for (t, next) in [(3000, 7000), (7000, 15000), (15000, 31000)] {
+        s.handle_timeout(ms(t));
+        recv!(s, time t, [TcpRepr { payload: b"x", ..our_ack(1, 1) }]);
+        send!(s, time t + 10, TcpRepr { window: 0, ..peer_ack(1, 1) });
+        assert_eq!(s.poll_at(), Some(ms(next)));
+    }
+    assert_eq!(s.counters().persist_probes, 4);
+    // The next probe is taken: its ACK covers the byte and opens the window.
+    s.handle_timeout(ms(31000));
+    recv!(s, time 31000, [TcpRepr { payload: b"x", ..our_ack(1, 1) }]);
+    send!(s, time 31010, TcpRepr { window: 1000, ..peer_ack(1, 2) });
+    recv!(s, time 31010, [TcpRepr { payload: b"yz", flags: PSH, ..our_ack(2, 1) }]);
+    assert_eq!(s.state(), State::Established);
+    assert_eq!(s.counters().bad_acks, 0);
+}
+
+#[test]
+fn zero_window_probe_unanswered_times_out() {
+    let mut s = tcb_rto_1s(TcpConfig {
+        max_retransmissions: 2,
+        ..config()
+    });
+    send!(
+        s,
+        TcpRepr {
+            window: 0,
+            ..peer_ack(1, 1)
+        }
+    );
+    s.send(b"xyz").unwrap();
+    recv_nothing!(s);
+    for t in [1000, 3000] {
+        s.handle_timeout(ms(t));
+        assert_eq!(drain(&mut s, ms(t)).len(), 1);
+    }
+    s.handle_timeout(ms(7000));
+    assert_eq!(s.error(), Some(ConnError::TimedOut));
+}
+
+#[test]
+fn zero_window_opened_by_window_update() {
+    let mut s = tcb_rto_1s(config());
+    send!(
+        s,
+        TcpRepr {
+            window: 0,
+            ..peer_ack(1, 1)
+        }
+    );
+    s.send(b"xyz").unwrap();
+    recv_nothing!(s);
+    send!(s, time 500, TcpRepr { window: 500, ..peer_ack(1, 1) });
+    recv!(s, time 500, [TcpRepr { payload: b"xyz", flags: PSH, ..our_ack(1, 1) }]);
+}
+
+#[test]
+fn nagle_holds_small_segments() {
+    let mut s = tcb_established_with(TcpConfig {
+        nodelay: false,
+        ..config()
+    });
+    s.send(b"a").unwrap();
+    recv!(
+        s,
+        [TcpRepr {
+            payload: b"a",
+            flags: PSH,
+            ..our_ack(1, 1)
+        }]
+    );
+    s.send(b"b").unwrap();
+    recv_nothing!(s);
+    s.send(b"c").unwrap();
+    recv_nothing!(s);
+    send!(s, time 10, peer_ack(1, 2));
+    recv!(s, time 10, [TcpRepr { payload: b"bc", flags: PSH, ..our_ack(2, 1) }]);
+}
+
+#[test]
+fn nagle_sends_full_segments() {
+    let mut s = tcb_established_with(TcpConfig {
+        nodelay: false,
+        ..config()
+    });
+    s.send(b"a").unwrap();
+    drain(&mut s, ms(0));
+    let data = [9u8; 150];
+    s.send(&data).unwrap();
+    // One full segment goes; the 50-byte tail waits for the ACK.
+    recv!(
+        s,
+        [TcpRepr {
+            payload: &data[..100],
+            ..our_ack(2, 1)
+        }]
+    );
+}
+
+#[test]
+fn nodelay_sends_at_once() {
+    let mut s = tcb_established();
+    s.send(b"a").unwrap();
+    s.poll_transmit(ms(0)).unwrap();
+    s.send(b"b").unwrap();
+    recv!(
+        s,
+        [TcpRepr {
+            payload: b"b",
+            flags: PSH,
+            ..our_ack(2, 1)
+        }]
+    );
+}
+
+#[test]
+fn sender_sws_waits_for_usable_window() {
+    let mut s = tcb_established();
+    // Peer window of 150: one full segment, then 50 bytes are usable while 100 are in
+    // flight; 50 < half the largest window (500 / 2), so wait.
+    send!(
+        s,
+        TcpRepr {
+            window: 500,
+            ..peer_ack(1, 1)
+        }
+    );
+    send!(
+        s,
+        TcpRepr {
+            window: 150,
+            ..peer_ack(1, 1)
+        }
+    );
+    s.send(&[1; 300]).unwrap();
+    let out = drain(&mut s, ms(0));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].payload.len(), 100);
+    send!(
+        s,
+        TcpRepr {
+            window: 150,
+            ..peer_ack(1, 101)
+        }
+    );
+    let out = drain(&mut s, ms(0));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].payload.len(), 100);
+}
+
+#[test]
+fn delayed_ack_timer() {
+    let mut s = tcb_established_with(TcpConfig {
+        delayed_ack: Some(Duration::from_millis(40)),
+        ..config()
+    });
+    send!(
+        s,
+        TcpRepr {
+            payload: &[1; 50],
+            ..peer_ack(1, 1)
+        }
+    );
+    recv_nothing!(s);
+    assert_eq!(s.poll_at(), Some(ms(40)));
+    s.handle_timeout(ms(40));
+    recv!(s, time 40, [TcpRepr { window: RX_BUF as u16 - 50, ..our_ack(1, 51) }]);
+    assert_eq!(s.poll_at(), None);
+}
+
+#[test]
+fn delayed_ack_every_second_full_segment() {
+    let mut s = tcb_established_with(TcpConfig {
+        delayed_ack: Some(Duration::from_millis(40)),
+        ..config()
+    });
+    send!(
+        s,
+        TcpRepr {
+            payload: &[1; 100],
+            ..peer_ack(1, 1)
+        }
+    );
+    recv_nothing!(s);
+    send!(
+        s,
+        TcpRepr {
+            payload: &[1; 100],
+            ..peer_ack(101, 1)
+        }
+    );
+    recv!(
+        s,
+        [TcpRepr {
+            window: RX_BUF as u16 - 200,
+            ..our_ack(1, 201)
+        }]
+    );
+    assert_eq!(s.poll_at(), None);
+}
+
+#[test]
+fn delayed_ack_piggybacks_on_data() {
+    let mut s = tcb_established_with(TcpConfig {
+        delayed_ack: Some(Duration::from_millis(40)),
+        ..config()
+    });
+    send!(
+        s,
+        TcpRepr {
+            payload: b"req",
+            ..peer_ack(1, 1)
+        }
+    );
+    recv_nothing!(s);
+    s.send(b"resp").unwrap();
+    recv!(
+        s,
+        [TcpRepr {
+            payload: b"resp",
+            flags: PSH,
+            window: RX_BUF as u16 - 3,
+            ..our_ack(1, 4)
+        }]
+    );
+    assert_eq!(s.poll_at(), Some(ms(200)), "only the RTO is left");
+}
+
+#[test]
+fn delayed_ack_not_for_out_of_order() {
+    let mut s = tcb_established_with(TcpConfig {
+        delayed_ack: Some(Duration::from_millis(40)),
+        ..config()
+    });
+    send!(
+        s,
+        TcpRepr {
+            payload: b"later",
+            ..peer_ack(10, 1)
+        }
+    );
+    recv!(s, [our_ack(1, 1)]);
+}
+
+#[test]
+fn keepalive_probes_then_aborts() {
+    let k = Keepalive {
+        idle: Duration::from_secs(10),
+        interval: Duration::from_secs(1),
+        count: 3,
+    };
+    let mut s = tcb_established_with(TcpConfig {
+        keepalive: Some(k),
+        ..config()
+    });
+    assert_eq!(s.poll_at(), Some(ms(10_000)));
+    let probe = our_ack(0, 1);
+    for t in [10_000, 11_000, 12_000] {
+        s.handle_timeout(ms(t));
+        recv!(s, time t, [probe]);
+    }
+    s.handle_timeout(ms(13_000));
+    assert_eq!(s.state(), State::Closed);
+    assert_eq!(s.error(), Some(ConnError::TimedOut));
+    recv!(s, time 13_000, [TcpRepr { seq: LOCAL_SEQ + 1, flags: RST, window: 0, ack: None, ..*RECV_TEMPL }]);
+    assert_eq!(s.counters().keepalive_probes, 3);
+}
+
+#[test]
+fn keepalive_answer_resets_idle() {
+    let k = Keepalive {
+        idle: Duration::from_secs(10),
+        interval: Duration::from_secs(1),
+        count: 3,
+    };
+    let mut s = tcb_established_with(TcpConfig {
+        keepalive: Some(k),
+        ..config()
+    });
+    s.handle_timeout(ms(10_000));
+    recv!(s, time 10_000, [our_ack(0, 1)]);
+    // The peer answers the probe (it is below its window, so it ACKs).
+    send!(s, time 10_050, peer_ack(1, 1));
+    assert_eq!(s.poll_at(), Some(ms(20_050)));
+    assert_eq!(s.state(), State::Established);
+}
+
+#[test]
+fn keepalive_off_by_default() {
+    let s = tcb_established();
+    assert_eq!(s.poll_at(), None);
+}
+
+#[test]
+fn default_syn_r2_is_at_least_three_minutes() {
+    let mut s = Tcb::connect(TcpConfig::default(), LOCAL_PORT, REMOTE_PORT, LOCAL_SEQ);
+    drain(&mut s, ms(0));
+    let mut t = ms(0);
+    while s.state() == State::SynSent {
+        t = s.poll_at().unwrap();
+        s.handle_timeout(t);
+        drain(&mut s, t);
+    }
+    assert_eq!(s.error(), Some(ConnError::TimedOut));
+    assert!(t >= ms(180_000), "gave up after {t:?}");
+}
+
+#[test]
+fn keepalive_default_idle_is_two_hours() {
+    assert!(Keepalive::default().idle >= Duration::from_secs(7200));
+    assert!(TcpConfig::default().keepalive.is_none());
+}
+
+#[test]
+fn delayed_ack_capped_below_half_a_second() {
+    let mut s = tcb_established_with(TcpConfig {
+        delayed_ack: Some(Duration::from_secs(5)),
+        ..config()
+    });
+    send!(
+        s,
+        TcpRepr {
+            payload: b"x",
+            ..peer_ack(1, 1)
+        }
+    );
+    assert!(s.poll_at().unwrap() < ms(500));
+}
