@@ -14,6 +14,9 @@ use clap::{Parser, Subcommand};
 use sha2::{Digest, Sha256};
 use sluice_dev::{Device, Instant, PacketBuf};
 use sluice_dpdk::{EalBuilder, Mbuf, Port, PortConfig};
+use sluice_engine::{Config, ConfigArgs};
+
+mod tcp;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -26,9 +29,6 @@ const ETHERTYPE_STOP: [u8; 2] = [0x88, 0xb6];
 #[derive(Parser)]
 #[command(version, about = "Check DPDK through Sluice's DPDK layer")]
 struct Cli {
-    /// Extra EAL arguments, e.g. --eal=--no-huge (repeatable).
-    #[arg(long = "eal", global = true, allow_hyphen_values = true)]
-    eal: Vec<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -37,6 +37,9 @@ struct Cli {
 enum Cmd {
     /// Initialise the EAL and print the ports it found.
     Info {
+        /// Extra EAL arguments, e.g. --eal=--no-huge (repeatable).
+        #[arg(long = "eal", allow_hyphen_values = true)]
+        eal: Vec<String>,
         /// A virtual device to create, e.g. net_null0.
         #[arg(long)]
         vdev: Vec<String>,
@@ -49,6 +52,9 @@ enum Cmd {
     },
     /// Echo frames on a net_vhost port until a stop frame or the time limit.
     VhostEcho {
+        /// Extra EAL arguments, e.g. --eal=--no-huge (repeatable).
+        #[arg(long = "eal", allow_hyphen_values = true)]
+        eal: Vec<String>,
         #[arg(long)]
         sock: String,
         #[arg(long, default_value_t = 1)]
@@ -58,6 +64,9 @@ enum Cmd {
     },
     /// Send frames on a virtio_user port and verify the echoes.
     VirtioSend {
+        /// Extra EAL arguments, e.g. --eal=--no-huge (repeatable).
+        #[arg(long = "eal", allow_hyphen_values = true)]
+        eal: Vec<String>,
         #[arg(long)]
         sock: String,
         #[arg(long, default_value_t = 1)]
@@ -70,24 +79,81 @@ enum Cmd {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// TCP on the engine: serve connections, answering each with the SHA-256 and length
+    /// of what it received.
+    TcpSink {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The TCP port to listen on.
+        #[arg(long, default_value_t = 9000)]
+        listen: u16,
+        /// Stop after this many connections (0: run until stopped).
+        #[arg(long, default_value_t = 0)]
+        expect: u64,
+        #[arg(long, default_value_t = 120)]
+        seconds: u64,
+    },
+    /// TCP on the engine: open connections, send each a pseudo-random stream, and check the
+    /// digest the peer sends back.
+    TcpSource {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The sink, IP:PORT.
+        #[arg(long)]
+        remote: String,
+        #[arg(long, default_value_t = 1)]
+        connections: u64,
+        /// Bytes per connection.
+        #[arg(long, default_value_t = 1 << 20)]
+        bytes: u64,
+        /// Connections open at once per core.
+        #[arg(long, default_value_t = 64)]
+        parallel: usize,
+        #[arg(long, default_value_t = 120)]
+        seconds: u64,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
-        Cmd::Info { vdev, port, queues } => info(&cli.eal, &vdev, port.as_deref(), queues),
+        Cmd::Info {
+            eal,
+            vdev,
+            port,
+            queues,
+        } => info(&eal, &vdev, port.as_deref(), queues),
         Cmd::VhostEcho {
+            eal,
             sock,
             queues,
             seconds,
-        } => vhost_echo(&cli.eal, &sock, queues, seconds),
+        } => vhost_echo(&eal, &sock, queues, seconds),
         Cmd::VirtioSend {
+            eal,
             sock,
             queues,
             frames,
             size,
             seconds,
-        } => virtio_send(&cli.eal, &sock, queues, frames, size, seconds),
+        } => virtio_send(&eal, &sock, queues, frames, size, seconds),
+        Cmd::TcpSink {
+            config,
+            listen,
+            expect,
+            seconds,
+        } => tcp_cmd(&config, None, listen, expect, seconds),
+        Cmd::TcpSource {
+            config,
+            remote,
+            connections,
+            bytes,
+            parallel,
+            seconds,
+        } => match tcp::parse_endpoint(&remote) {
+            Ok(ep) => tcp_cmd(&config, Some((ep, connections, bytes, parallel)), 0, 0, seconds),
+            Err(e) => Err(e.into()),
+        },
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -99,6 +165,21 @@ fn main() -> ExitCode {
 }
 
 type Res = Result<(), Box<dyn std::error::Error>>;
+
+fn tcp_cmd(
+    args: &ConfigArgs,
+    source: Option<(sluice_net::Endpoint, u64, u64, usize)>,
+    port: u16,
+    expect: u64,
+    seconds: u64,
+) -> Res {
+    let config = Config::from_args(args)?;
+    if tcp::run(&config, source, port, expect, seconds)? {
+        Ok(())
+    } else {
+        Err("some connections failed or did not finish".into())
+    }
+}
 
 fn info(eal_args: &[String], vdevs: &[String], port: Option<&str>, queues: u16) -> Res {
     let mut b = EalBuilder::new("sluice-dpdk-check").args(eal_args.iter().cloned());

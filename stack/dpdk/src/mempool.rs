@@ -14,6 +14,13 @@ pub struct Mempool {
     size: u32,
 }
 
+// SAFETY: an rte_mempool is safe to use from several threads at once (its ring is
+// multi-producer/multi-consumer and each lcore has its own cache); the handle is a pointer
+// to a pool that lives until EAL cleanup.
+unsafe impl Send for Mempool {}
+// SAFETY: as above; every operation through `&Mempool` is one of DPDK's thread-safe calls.
+unsafe impl Sync for Mempool {}
+
 impl Mempool {
     /// A pool of `n` mbufs with a per-lcore cache of `cache` and `data_room` bytes each
     /// (headroom included; `RTE_MBUF_DEFAULT_BUF_SIZE` fits a 1500-byte MTU).

@@ -6,6 +6,18 @@
 
 use sluice_wire::Ipv4Address;
 
+/// The symmetric Toeplitz key (0x6d5a repeated, 40 bytes): a flow and its reply hash
+/// alike, so one core owns both directions. Used for software steering.
+pub const SYMMETRIC_KEY: [u8; 40] = {
+    let mut k = [0u8; 40];
+    let mut i = 0;
+    while i < 40 {
+        k[i] = if i % 2 == 0 { 0x6d } else { 0x5a };
+        i += 1;
+    }
+    k
+};
+
 /// A Toeplitz hasher for one key, with the 32-bit windows of the key precomputed per input
 /// byte and bit value, so that hashing a 12-byte IPv4/TCP tuple is 12 table lookups.
 #[derive(Clone)]

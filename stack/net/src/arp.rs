@@ -23,7 +23,10 @@ enum State {
         refreshed_at: Option<Instant>,
     },
     /// Requests are out; packets may wait in the pending queue.
-    Resolving { requests_sent: u8, next_request: Instant },
+    Resolving {
+        requests_sent: u8,
+        next_request: Instant,
+    },
 }
 
 /// What `lookup` found.
@@ -96,7 +99,7 @@ impl ArpCache {
                 }
                 let mac = *mac;
                 let due = now + self.cfg.refresh_before >= *expires_at
-                    && refreshed_at.map_or(true, |t| now >= t + self.cfg.request_interval);
+                    && !matches!(*refreshed_at, Some(t) if now < t + self.cfg.request_interval);
                 if due {
                     *refreshed_at = Some(now);
                     Lookup::Refresh(mac)
@@ -134,6 +137,14 @@ impl ArpCache {
             expires_at: now + self.cfg.entry_ttl,
             refreshed_at: None,
         };
+        if !self.entries.contains_key(&ip) {
+            if !create || !self.make_room(drops) {
+                return false;
+            }
+            self.entries.insert(ip, resolved);
+            stats.learned += 1;
+            return true;
+        }
         match self.entries.get_mut(&ip) {
             Some(State::Static(m)) => *m == mac,
             Some(state) => {
@@ -143,15 +154,6 @@ impl ArpCache {
                 *state = resolved;
                 stats.learned += 1;
                 true
-            }
-            None if create => {
-                if self.make_room(drops) {
-                    self.entries.insert(ip, resolved);
-                    stats.learned += 1;
-                    true
-                } else {
-                    false
-                }
             }
             None => false,
         }
@@ -216,7 +218,12 @@ impl ArpCache {
     /// The next thing the resolution timers want done at `now`, if any; call until
     /// `None`. Gives up on neighbours that did not answer `max_requests` requests,
     /// dropping (and counting) their waiting packets.
-    pub(crate) fn next_action(&mut self, now: Instant, stats: &mut ArpStats, drops: &mut Drops) -> Option<Action> {
+    pub(crate) fn next_action(
+        &mut self,
+        now: Instant,
+        stats: &mut ArpStats,
+        drops: &mut Drops,
+    ) -> Option<Action> {
         let mut i = 0;
         while i < self.resolving.len() {
             let ip = self.resolving[i];
@@ -257,6 +264,7 @@ impl ArpCache {
             .min()
     }
 
+    #[cfg(test)]
     pub(crate) fn waiting_len(&self) -> usize {
         self.waiting.len()
     }
@@ -322,18 +330,30 @@ mod tests {
         let (mut c, mut s, mut d) = cache(ArpConfig::default());
         let t0 = Instant::from_secs(10);
         assert_eq!(c.lookup(t0, A, &mut s), Lookup::Miss);
-        assert!(!c.learn(t0, A, MAC_A, false, &mut s, &mut d), "no merge without an entry");
+        assert!(
+            !c.learn(t0, A, MAC_A, false, &mut s, &mut d),
+            "no merge without an entry"
+        );
         assert_eq!(c.lookup(t0, A, &mut s), Lookup::Miss);
         assert!(c.learn(t0, A, MAC_A, true, &mut s, &mut d));
-        assert_eq!(c.lookup(t0 + Duration::from_secs(1), A, &mut s), Lookup::Hit(MAC_A));
+        assert_eq!(
+            c.lookup(t0 + Duration::from_secs(1), A, &mut s),
+            Lookup::Hit(MAC_A)
+        );
         // Within the refresh window: one unicast re-confirmation per request interval.
         let t = t0 + Duration::from_secs(56);
         assert_eq!(c.lookup(t, A, &mut s), Lookup::Refresh(MAC_A));
         assert_eq!(c.lookup(t, A, &mut s), Lookup::Hit(MAC_A));
-        assert_eq!(c.lookup(t + Duration::from_secs(1), A, &mut s), Lookup::Refresh(MAC_A));
+        assert_eq!(
+            c.lookup(t + Duration::from_secs(1), A, &mut s),
+            Lookup::Refresh(MAC_A)
+        );
         // A reply refreshes it.
         assert!(c.learn(t, A, MAC_B, false, &mut s, &mut d));
-        assert_eq!(c.lookup(t + Duration::from_secs(59), A, &mut s), Lookup::Refresh(MAC_B));
+        assert_eq!(
+            c.lookup(t + Duration::from_secs(59), A, &mut s),
+            Lookup::Refresh(MAC_B)
+        );
         assert_eq!(c.lookup(t + Duration::from_secs(60), A, &mut s), Lookup::Miss);
         assert_eq!(s.expired, 1);
         assert_eq!(c.peek(t, A), None);
@@ -344,7 +364,10 @@ mod tests {
         let mut c = ArpCache::new(ArpConfig::default(), &[(A, MAC_A)]);
         let (mut s, mut d) = (ArpStats::default(), Drops::default());
         assert!(!c.learn(Instant::ZERO, A, MAC_B, true, &mut s, &mut d));
-        assert_eq!(c.lookup(Instant::from_secs(100_000), A, &mut s), Lookup::Hit(MAC_A));
+        assert_eq!(
+            c.lookup(Instant::from_secs(100_000), A, &mut s),
+            Lookup::Hit(MAC_A)
+        );
         assert_eq!(c.peek(Instant::from_secs(100_000), A), Some(MAC_A));
     }
 
@@ -361,7 +384,11 @@ mod tests {
         assert_eq!(c.enqueue(t, A, b"two", &mut d), Ok(false));
         assert_eq!(c.enqueue(t, A, b"three", &mut d), Err(DropReason::ArpQueueFull));
         assert_eq!(c.enqueue(t, B, b"b1", &mut d), Ok(true));
-        assert_eq!(c.enqueue(t, B, b"b2", &mut d), Err(DropReason::ArpQueueFull), "total bound");
+        assert_eq!(
+            c.enqueue(t, B, b"b2", &mut d),
+            Err(DropReason::ArpQueueFull),
+            "total bound"
+        );
         assert!(c.learn(t, A, MAC_A, false, &mut s, &mut d));
         assert_eq!(c.pop_waiting(A).as_deref(), Some(&b"one"[..]));
         assert_eq!(c.pop_waiting(A).as_deref(), Some(&b"two"[..]));
@@ -403,6 +430,9 @@ mod tests {
         assert!(c.learn(Instant::from_secs(2), B, MAC_B, true, &mut s, &mut d));
         assert_eq!(c.peek(Instant::from_secs(2), A), None, "A evicted");
         assert_eq!(c.peek(Instant::from_secs(2), B), Some(MAC_B));
-        assert_eq!(c.peek(Instant::from_secs(2), Ipv4Address::new(10, 0, 0, 1)), Some(MAC_A));
+        assert_eq!(
+            c.peek(Instant::from_secs(2), Ipv4Address::new(10, 0, 0, 1)),
+            Some(MAC_A)
+        );
     }
 }

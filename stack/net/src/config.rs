@@ -3,6 +3,7 @@
 use core::time::Duration;
 
 use sluice_dev::DeviceCaps;
+use sluice_tcp::TcpConfig;
 use sluice_wire::{Checksum, ChecksumCaps, EthernetAddress, Ipv4Address, Ipv4Cidr};
 
 /// ARP cache and resolution parameters.
@@ -23,6 +24,10 @@ pub struct ArpConfig {
     pub pending_per_neighbor: usize,
     /// Packets held for all unresolved neighbours together.
     pub pending_total: usize,
+    /// Drop ARP packets whose sender hardware address differs from the Ethernet source.
+    /// ARP has no checksum: this catches a corrupted address before it poisons the cache.
+    /// Turn it off behind proxies that rewrite Ethernet sources.
+    pub check_eth_source: bool,
 }
 
 impl Default for ArpConfig {
@@ -35,6 +40,7 @@ impl Default for ArpConfig {
             max_requests: 3,
             pending_per_neighbor: 16,
             pending_total: 256,
+            check_eth_source: true,
         }
     }
 }
@@ -135,6 +141,12 @@ pub struct InterfaceConfig {
     pub isn_key: IsnKey,
     /// First and last ephemeral port (inclusive) for `tcp_connect` and `udp_bind(0)`.
     pub ephemeral_ports: (u16, u16),
+    /// The configuration of new TCP connections (its MSS is capped by the MTU).
+    pub tcp: TcpConfig,
+    /// How long a connection the application closed may wait in FIN-WAIT-2 for the
+    /// peer's FIN before it is reset (Linux's `tcp_fin_timeout`). Without it, a peer that
+    /// vanished would hold the connection forever.
+    pub fin_wait2_timeout: Duration,
 }
 
 impl InterfaceConfig {
@@ -153,6 +165,8 @@ impl InterfaceConfig {
             udp_tx_queue: 64,
             isn_key,
             ephemeral_ports: (49152, 65535),
+            tcp: TcpConfig::default(),
+            fin_wait2_timeout: Duration::from_secs(60),
         }
     }
 }

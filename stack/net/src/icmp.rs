@@ -44,7 +44,8 @@ impl TokenBucket {
     pub(crate) fn take(&mut self, now: Instant) -> bool {
         let elapsed: Duration = now - self.last;
         self.last = self.last.max(now);
-        let refill = (elapsed.as_micros().min(u128::from(u64::MAX / 4)) as u64).saturating_mul(u64::from(self.rate));
+        let refill =
+            (elapsed.as_micros().min(u128::from(u64::MAX / 4)) as u64).saturating_mul(u64::from(self.rate));
         let cap = u64::from(self.burst) * 1_000_000;
         self.micro_tokens = self.micro_tokens.saturating_add(refill).min(cap);
         if self.micro_tokens >= 1_000_000 {
@@ -110,10 +111,7 @@ impl Interface {
                 let mut quoted = [0u8; icmpv4::QUOTED_PAYLOAD_LEN];
                 quoted.copy_from_slice(data);
                 drop(buf);
-                let err = IcmpError {
-                    reason,
-                    next_hop_mtu,
-                };
+                let err = IcmpError { reason, next_hop_mtu };
                 if self.deliver_icmp_error(io.now, header, quoted, err) {
                     self.stats.icmp.errors_delivered += 1;
                 } else {
@@ -124,7 +122,13 @@ impl Interface {
     }
 
     /// Hands an ICMP error to the socket that sent the quoted datagram; false if none.
-    fn deliver_icmp_error(&mut self, now: Instant, header: Ipv4Repr, quoted: [u8; 8], err: IcmpError) -> bool {
+    fn deliver_icmp_error(
+        &mut self,
+        now: Instant,
+        header: Ipv4Repr,
+        quoted: [u8; 8],
+        err: IcmpError,
+    ) -> bool {
         if header.src_addr != self.cfg.address.address() {
             return false;
         }

@@ -7,7 +7,6 @@
 //! poll allocates nothing.
 
 use core::any::Any;
-use core::ops::Range;
 
 use sluice_dev::{Device, PacketBuf};
 use sluice_wire::{
@@ -134,7 +133,7 @@ impl Interface {
         let burst = dcaps.max_burst.max(1);
 
         let mut batch = self.batch.take();
-        if batch.as_ref().map_or(true, |b| !b.is::<Batch<D::Buf>>()) {
+        if !matches!(batch.as_ref(), Some(b) if b.is::<Batch<D::Buf>>()) {
             batch = Some(Box::new(Batch::<D::Buf> {
                 rx: Vec::with_capacity(burst),
                 tx: Vec::with_capacity(2 * burst),
@@ -199,14 +198,14 @@ impl Interface {
         }
         match ethertype {
             EtherType::Arp => {
-                self.process_arp(io, &buf.data()[ETH_LEN..]);
+                self.process_arp(io, src, &buf.data()[ETH_LEN..]);
             }
             EtherType::Ipv4 => self.process_ipv4(io, buf),
             _ => self.drop(DropReason::UnknownEthertype),
         }
     }
 
-    fn process_arp<D: Device>(&mut self, io: &mut Io<'_, D>, payload: &[u8]) {
+    fn process_arp<D: Device>(&mut self, io: &mut Io<'_, D>, eth_src: EthernetAddress, payload: &[u8]) {
         let repr = match ArpRepr::parse(&ArpPacket::new_unchecked(payload)) {
             Ok(r) => r,
             Err(Error::Unsupported) => return self.drop(DropReason::ArpUnsupported),
@@ -219,7 +218,10 @@ impl Interface {
         let ours = self.address();
         let sha = repr.source_hardware_addr;
         let spa = repr.source_protocol_addr;
-        if !sha.is_unicast() || sha == EthernetAddress::UNSPECIFIED {
+        if !sha.is_unicast()
+            || sha == EthernetAddress::UNSPECIFIED
+            || (self.cfg.arp.check_eth_source && sha != eth_src)
+        {
             return self.drop(DropReason::BadArp);
         }
         if spa == ours {
@@ -234,7 +236,10 @@ impl Interface {
         // for us. Probes (sender 0.0.0.0) and off-link senders teach nothing.
         if spa.is_unicast() && self.cfg.address.contains(spa) {
             let stats = &mut self.stats;
-            if self.arp.learn(io.now, spa, sha, for_us, &mut stats.arp, &mut stats.drops) {
+            if self
+                .arp
+                .learn(io.now, spa, sha, for_us, &mut stats.arp, &mut stats.drops)
+            {
                 self.send_waiting(io, spa, sha);
             }
         }
@@ -271,9 +276,13 @@ impl Interface {
         loop {
             let stats = &mut self.stats;
             match self.arp.next_action(io.now, &mut stats.arp, &mut stats.drops) {
-                Some(Action::Request(ip)) => {
-                    self.send_arp(io, ArpOp::Request, ip, EthernetAddress::UNSPECIFIED, EthernetAddress::BROADCAST)
-                }
+                Some(Action::Request(ip)) => self.send_arp(
+                    io,
+                    ArpOp::Request,
+                    ip,
+                    EthernetAddress::UNSPECIFIED,
+                    EthernetAddress::BROADCAST,
+                ),
                 None => break,
             }
         }
@@ -411,7 +420,13 @@ impl Interface {
     }
 
     /// Prepends an Ethernet header and queues the frame for transmission.
-    fn send_eth<D: Device>(&mut self, io: &mut Io<'_, D>, mut buf: D::Buf, dst: EthernetAddress, ethertype: EtherType) {
+    fn send_eth<D: Device>(
+        &mut self,
+        io: &mut Io<'_, D>,
+        mut buf: D::Buf,
+        dst: EthernetAddress,
+        ethertype: EtherType,
+    ) {
         let repr = EthernetRepr {
             src_addr: self.mac,
             dst_addr: dst,
@@ -447,13 +462,5 @@ impl Interface {
         for _ in io.tx.drain(..) {
             self.stats.drops.add(DropReason::TxQueueFull);
         }
-    }
-
-    /// The range of the transport message in a received frame (for tests).
-    #[allow(dead_code)]
-    pub(crate) fn l4_range(frame: &[u8]) -> Option<Range<usize>> {
-        let p = Ipv4Packet::new_checked(frame.get(ETH_LEN..)?).ok()?;
-        let s = ETH_LEN + p.header_len();
-        Some(s..ETH_LEN + usize::from(p.total_len()))
     }
 }

@@ -11,7 +11,27 @@
 //!
 //! Time is passed in (`poll(now, dev)`), never read; `poll_at` says when to call again.
 //! Every dropped frame is counted in `Stats` under one `DropReason`; no input panics.
+//!
+//! An ARP and ICMP echo responder is an interface polled in a loop:
+//!
+//! ```
+//! use sluice_dev::{Device, Impairments, MemLink};
+//! use sluice_net::{Interface, InterfaceConfig, IsnKey};
+//! use sluice_wire::{EthernetAddress, Instant, Ipv4Address, Ipv4Cidr};
+//!
+//! let (mut dev, _peer, _link) = MemLink::pair(Impairments::default(), Impairments::default(), 1, 64);
+//! let addr = Ipv4Cidr::new(Ipv4Address::new(198, 18, 0, 1), 24);
+//! // Production: IsnKey::from_os().
+//! let config = InterfaceConfig::new(addr, IsnKey::fixed([0; 16]));
+//! let mut iface = Interface::new(config, EthernetAddress(dev.mac()));
+//! let now = Instant::from_millis(1); // the driver's clock (TSC over DPDK)
+//! while iface.poll(now, &mut dev) {}
+//! // ... sleep or spin until iface.poll_at() / new frames ...
+//! assert_eq!(iface.stats().rx_packets, 0);
+//! ```
 #![forbid(unsafe_code)]
+
+pub use sluice_tcp::{ConnError, State as TcpState, TcpConfig};
 
 mod arp;
 mod config;
@@ -26,6 +46,7 @@ pub use config::{checksum_caps_for, ArpConfig, IcmpConfig, InterfaceConfig, IsnK
 pub use icmp::IcmpError;
 pub use iface::Interface;
 pub use stats::{ArpStats, DropReason, Drops, IcmpStats, Stats, TcpStats, UdpStats};
+pub use tcp::{ListenerHandle, TcpConnectError, TcpHandle, TcpListenError, TcpRecvError, TcpSendError};
 pub use udp::{BindError, Endpoint, UdpConnectError, UdpHandle, UdpRecvError, UdpSendError};
 
 #[cfg(test)]

@@ -47,10 +47,21 @@ impl<T> Slab<T> {
                 generation: 0,
                 value: Some(value),
             });
-            Key {
+            Key { index, generation: 0 }
+        }
+    }
+
+    /// The key the next `insert` will return.
+    pub(crate) fn next_key(&self) -> Key {
+        match self.free.last() {
+            Some(&index) => Key {
                 index,
+                generation: self.slots[index as usize].generation,
+            },
+            None => Key {
+                index: self.slots.len() as u32,
                 generation: 0,
-            }
+            },
         }
     }
 
@@ -86,16 +97,6 @@ impl<T> Slab<T> {
 
     pub(crate) fn len(&self) -> usize {
         self.len
-    }
-
-    /// The keys of all present values, in slot order.
-    pub(crate) fn keys(&self) -> impl Iterator<Item = Key> + '_ {
-        self.slots.iter().enumerate().filter_map(|(i, s)| {
-            s.value.as_ref().map(|_| Key {
-                index: i as u32,
-                generation: s.generation,
-            })
-        })
     }
 
     /// The key of the value in slot `index`, if one is there.
@@ -138,13 +139,15 @@ mod tests {
         let b = s.insert(2);
         assert_eq!(s.remove(a), Some(1));
         assert_eq!(s.get(a), None);
+        let next = s.next_key();
         let c = s.insert(3);
+        assert_eq!(next, c);
         assert_eq!(c.index, a.index);
         assert_eq!(s.get(a), None, "old handle must not reach the new socket");
         assert_eq!(s.get(c), Some(&3));
         assert_eq!(s.get(b), Some(&2));
         assert_eq!(s.len(), 2);
-        assert_eq!(s.keys().count(), 2);
+        assert_eq!(s.iter().count(), 2);
         assert_eq!(s.remove(a), None);
     }
 }

@@ -1,15 +1,33 @@
-//! TCP socket glue: the 4-tuple table, listeners, ISNs, and segment I/O for the TCBs.
+//! TCP socket glue: the 4-tuple table, listeners, ISNs (RFC 6528), and segment I/O for
+//! the sans-I/O TCBs of `sluice-tcp`.
+//!
+//! A received segment goes to the TCB of its 4-tuple, else to the listener of its port,
+//! else it is answered with a RST (RFC 9293 3.10.7.1). After every event the TCB's
+//! output is drained at once (`poll_transmit`), each segment built in a device buffer:
+//! payload appended from the send buffer, TCP/IPv4/Ethernet headers prepended.
+//!
+//! Ownership: a connection from `tcp_connect` or `tcp_accept` belongs to the application
+//! until it calls `tcp_close` or `tcp_abort`; then the interface removes it once it is
+//! CLOSED. A connection that a listener spawned and nobody accepted yet belongs to the
+//! listener and is removed when it closes.
 
 use core::hash::Hasher;
 
+use hashbrown::HashMap;
 use siphasher::sip::SipHasher24;
-use sluice_dev::Device;
-use sluice_wire::{Instant, Ipv4Address, Ipv4Repr};
+use sluice_dev::{Device, PacketBuf};
+use sluice_tcp::{rst_for, ConnError, ListenOutcome, Listener, State, Tcb, TcpConfig};
+use sluice_wire::{
+    tcp as wtcp, ChecksumCaps, Error, Icmpv4DstUnreachable, Instant, IpProtocol, Ipv4Address, Ipv4Repr,
+    SeqNumber, TcpPacket, TcpRepr,
+};
 
 use crate::config::IsnKey;
 use crate::icmp::IcmpError;
 use crate::iface::{Interface, Io};
+use crate::slab::{Key, Slab};
 use crate::stats::DropReason;
+use crate::udp::{pick_port, Endpoint};
 
 /// A keyed SipHash-2-4 of `data`, truncated to 32 bits.
 pub(crate) fn keyed_hash(key: &IsnKey, data: &[u8]) -> u32 {
@@ -18,35 +36,680 @@ pub(crate) fn keyed_hash(key: &IsnKey, data: &[u8]) -> u32 {
     h.finish() as u32
 }
 
+/// The initial sequence number of a connection (RFC 6528): a keyed hash of the 4-tuple
+/// plus a clock that ticks every 4 microseconds.
+pub(crate) fn isn(key: &IsnKey, local: Endpoint, remote: Endpoint, now: Instant) -> SeqNumber {
+    let mut tuple = [0u8; 12];
+    tuple[..4].copy_from_slice(&local.addr.0);
+    tuple[4..6].copy_from_slice(&local.port.to_be_bytes());
+    tuple[6..10].copy_from_slice(&remote.addr.0);
+    tuple[10..12].copy_from_slice(&remote.port.to_be_bytes());
+    let clock = (now.total_micros() / 4) as u32;
+    SeqNumber(keyed_hash(key, &tuple).wrapping_add(clock))
+}
+
+/// A TCP connection of an `Interface`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TcpHandle(pub(crate) Key);
+
+/// A listening TCP port of an `Interface`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerHandle(pub(crate) Key);
+
+/// Why `tcp_listen` failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpListenError {
+    /// Port 0 cannot be listened on.
+    InvalidPort,
+    /// Another listener has the port.
+    InUse,
+}
+
+/// Why `tcp_connect` failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpConnectError {
+    /// The remote address is not a unicast address, or the port is 0.
+    Unaddressable,
+    /// The remote address is off-link and there is no gateway.
+    NoRoute,
+    /// Every ephemeral port is in use towards this remote endpoint.
+    NoEphemeralPort,
+    /// `tcp_connect_from`: the local port is listened on, or already connected to this
+    /// remote endpoint.
+    PortInUse,
+}
+
+/// Why `tcp_send` failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpSendError {
+    /// The handle does not name a live connection.
+    InvalidHandle,
+    /// The connection is not open for sending (CLOSED).
+    InvalidState,
+    /// The write side was shut down.
+    Closing,
+    /// The connection failed.
+    Connection(ConnError),
+}
+
+/// Why `tcp_recv` returned no data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpRecvError {
+    /// The handle does not name a live connection.
+    InvalidHandle,
+    /// No data can arrive in this state.
+    InvalidState,
+    /// The peer closed its side and everything was read: end of stream.
+    Finished,
+    /// The connection failed; unread data was discarded.
+    Connection(ConnError),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FlowKey {
+    local_port: u16,
+    remote: Endpoint,
+}
+
+struct Conn {
+    tcb: Tcb,
+    remote: Endpoint,
+    /// The listener that spawned it, while not yet accepted.
+    listener: Option<Key>,
+    /// Closed or aborted by the application: remove once CLOSED.
+    released: bool,
+    /// Output may be ready that was not drained yet.
+    dirty: bool,
+    /// When a released connection stuck in FIN-WAIT-2 is reset.
+    orphan_deadline: Option<Instant>,
+}
+
+impl Conn {
+    fn owned_by_app(&self) -> bool {
+        self.listener.is_none() && !self.released
+    }
+}
+
+struct ListenSock {
+    listener: Listener<Key>,
+}
+
+/// The TCP connections and listeners of an interface.
 #[derive(Default)]
-pub(crate) struct TcpSockets {}
+pub(crate) struct TcpSockets {
+    conns: Slab<Conn>,
+    flows: HashMap<FlowKey, Key>,
+    listeners: Slab<ListenSock>,
+    ports: HashMap<u16, Key>,
+}
+
+/// Most segments one connection sends per poll before the others get their turn.
+const SEGMENTS_PER_POLL: usize = 64;
 
 impl Interface {
+    fn tcp_config(&self) -> TcpConfig {
+        let mut c = self.cfg.tcp;
+        let mss = self.mtu.saturating_sub(40).min(usize::from(u16::MAX)) as u16;
+        c.mss = c.mss.min(mss);
+        c
+    }
+
+    /// Listens on `port`: SYNs create connections (at most `backlog` half-open and
+    /// `backlog` waiting for `tcp_accept`).
+    pub fn tcp_listen(&mut self, port: u16, backlog: usize) -> Result<ListenerHandle, TcpListenError> {
+        if port == 0 {
+            return Err(TcpListenError::InvalidPort);
+        }
+        if self.tcp.ports.contains_key(&port) {
+            return Err(TcpListenError::InUse);
+        }
+        let listener = Listener::new(self.tcp_config(), port, backlog);
+        let key = self.tcp.listeners.insert(ListenSock { listener });
+        self.tcp.ports.insert(port, key);
+        Ok(ListenerHandle(key))
+    }
+
+    /// Stops listening; connections not yet accepted are aborted. False if stale.
+    pub fn tcp_unlisten(&mut self, l: ListenerHandle) -> bool {
+        let Some(ls) = self.tcp.listeners.remove(l.0) else {
+            return false;
+        };
+        self.tcp.ports.remove(&ls.listener.port());
+        for i in 0..self.tcp.conns.capacity_index() {
+            let Some(key) = self.tcp.conns.key_at(i) else {
+                continue;
+            };
+            if let Some(c) = self.tcp.conns.get_mut(key) {
+                if c.listener == Some(l.0) {
+                    c.listener = None;
+                    c.released = true;
+                    c.tcb.abort();
+                    c.dirty = true;
+                }
+            }
+        }
+        true
+    }
+
+    /// The next established connection of the listener, oldest first.
+    pub fn tcp_accept(&mut self, l: ListenerHandle) -> Option<TcpHandle> {
+        loop {
+            let key = self.tcp.listeners.get_mut(l.0)?.listener.accept()?;
+            if let Some(c) = self.tcp.conns.get_mut(key) {
+                c.listener = None;
+                self.stats.tcp.accepted += 1;
+                return Some(TcpHandle(key));
+            }
+        }
+    }
+
+    /// Opens a connection to `addr:port` from an ephemeral port; the SYN leaves at the
+    /// next `poll`. The ISN uses the time of the last poll.
+    pub fn tcp_connect(&mut self, addr: Ipv4Address, port: u16) -> Result<TcpHandle, TcpConnectError> {
+        self.check_remote(addr, port)?;
+        let remote = Endpoint::new(addr, port);
+        let (flows, ports) = (&self.tcp.flows, &self.tcp.ports);
+        let local_port = pick_port(&mut self.next_ephemeral, self.cfg.ephemeral_ports, |p| {
+            ports.contains_key(&p)
+                || flows.contains_key(&FlowKey {
+                    local_port: p,
+                    remote,
+                })
+        })
+        .ok_or(TcpConnectError::NoEphemeralPort)?;
+        Ok(self.open(remote, local_port))
+    }
+
+    /// Opens a connection to `addr:port` from the given local port (chosen by the caller,
+    /// for example so that the reply's RSS hash lands on this core).
+    pub fn tcp_connect_from(
+        &mut self,
+        addr: Ipv4Address,
+        port: u16,
+        local_port: u16,
+    ) -> Result<TcpHandle, TcpConnectError> {
+        self.check_remote(addr, port)?;
+        if local_port == 0 || !self.tcp_port_free(addr, port, local_port) {
+            return Err(TcpConnectError::PortInUse);
+        }
+        Ok(self.open(Endpoint::new(addr, port), local_port))
+    }
+
+    /// Whether `local_port` is free for a connection to `addr:port`: no listener on it
+    /// and no connection with the same 4-tuple.
+    pub fn tcp_port_free(&self, addr: Ipv4Address, port: u16, local_port: u16) -> bool {
+        let flow = FlowKey {
+            local_port,
+            remote: Endpoint::new(addr, port),
+        };
+        !self.tcp.ports.contains_key(&local_port) && !self.tcp.flows.contains_key(&flow)
+    }
+
+    fn check_remote(&self, addr: Ipv4Address, port: u16) -> Result<(), TcpConnectError> {
+        if !addr.is_unicast() || port == 0 || addr == self.address() {
+            return Err(TcpConnectError::Unaddressable);
+        }
+        if !self.routable(addr) {
+            return Err(TcpConnectError::NoRoute);
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, remote: Endpoint, local_port: u16) -> TcpHandle {
+        let local = Endpoint::new(self.address(), local_port);
+        let isn = isn(&self.cfg.isn_key, local, remote, self.now);
+        let tcb = Tcb::connect(self.tcp_config(), local_port, remote.port, isn);
+        let key = self.tcp.conns.insert(Conn {
+            tcb,
+            remote,
+            listener: None,
+            released: false,
+            dirty: true,
+            orphan_deadline: None,
+        });
+        self.tcp.flows.insert(FlowKey { local_port, remote }, key);
+        self.stats.tcp.connected += 1;
+        TcpHandle(key)
+    }
+
+    /// Connections of the listener waiting for `tcp_accept`.
+    pub fn tcp_listener_pending(&self, l: ListenerHandle) -> usize {
+        self.tcp
+            .listeners
+            .get(l.0)
+            .map_or(0, |ls| ls.listener.pending_accept())
+    }
+
+    fn conn_mut(&mut self, h: TcpHandle) -> Option<&mut Conn> {
+        self.tcp.conns.get_mut(h.0).filter(|c| c.owned_by_app())
+    }
+
+    fn conn(&self, h: TcpHandle) -> Option<&Conn> {
+        self.tcp.conns.get(h.0).filter(|c| c.owned_by_app())
+    }
+
+    /// Copies as much of `data` as fits into the send buffer; returns how much (0 when
+    /// full). It leaves at the next `poll`.
+    pub fn tcp_send(&mut self, h: TcpHandle, data: &[u8]) -> Result<usize, TcpSendError> {
+        let c = self.conn_mut(h).ok_or(TcpSendError::InvalidHandle)?;
+        let r = c.tcb.send(data).map_err(map_send_error);
+        if matches!(r, Ok(n) if n > 0) {
+            c.dirty = true;
+        }
+        r
+    }
+
+    /// Copies received bytes into `buf`. `Ok(0)`: nothing yet; `Err(Finished)`: the end.
+    pub fn tcp_recv(&mut self, h: TcpHandle, buf: &mut [u8]) -> Result<usize, TcpRecvError> {
+        let c = self.conn_mut(h).ok_or(TcpRecvError::InvalidHandle)?;
+        let r = c.tcb.recv(buf).map_err(map_recv_error);
+        if matches!(r, Ok(n) if n > 0) {
+            c.dirty = true; // the window opened
+        }
+        r
+    }
+
+    /// Writes in place: `f` fills the free part of the send buffer and returns how many
+    /// bytes it wrote (0 when the buffer is full).
+    pub fn tcp_send_with(
+        &mut self,
+        h: TcpHandle,
+        f: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Result<usize, TcpSendError> {
+        let c = self.conn_mut(h).ok_or(TcpSendError::InvalidHandle)?;
+        let r = c.tcb.send_with(f).map_err(map_send_error);
+        if matches!(r, Ok(n) if n > 0) {
+            c.dirty = true;
+        }
+        r
+    }
+
+    /// Reads in place: `f` sees the received bytes (the connection's buffer, no copy) and
+    /// returns how many it consumed with a result. `Ok(None)`: nothing received yet.
+    pub fn tcp_recv_with<R>(
+        &mut self,
+        h: TcpHandle,
+        f: impl FnOnce(&[u8]) -> (usize, R),
+    ) -> Result<Option<R>, TcpRecvError> {
+        let c = self.conn_mut(h).ok_or(TcpRecvError::InvalidHandle)?;
+        let data = c.tcb.recv_slice().map_err(map_recv_error)?;
+        if data.is_empty() {
+            return Ok(None);
+        }
+        let (n, r) = f(data);
+        let n = n.min(data.len());
+        if n > 0 {
+            c.tcb.consume(n);
+            c.dirty = true; // the window opened
+        }
+        Ok(Some(r))
+    }
+
+    /// Half-close: a FIN follows the queued data; receiving continues. False if stale.
+    pub fn tcp_shutdown(&mut self, h: TcpHandle) -> bool {
+        self.conn_mut(h)
+            .map(|c| {
+                c.tcb.shutdown();
+                c.dirty = true;
+            })
+            .is_some()
+    }
+
+    /// Closes the connection (FIN after the queued data; unread data makes it a RST) and
+    /// gives up the handle: the interface removes the connection once it is CLOSED.
+    pub fn tcp_close(&mut self, h: TcpHandle) -> bool {
+        self.conn_mut(h)
+            .map(|c| {
+                c.tcb.close();
+                c.released = true;
+                c.dirty = true;
+            })
+            .is_some()
+    }
+
+    /// Resets the connection (RST) and gives up the handle.
+    pub fn tcp_abort(&mut self, h: TcpHandle) -> bool {
+        self.conn_mut(h)
+            .map(|c| {
+                c.tcb.abort();
+                c.released = true;
+                c.dirty = true;
+            })
+            .is_some()
+    }
+
+    /// The connection's state; CLOSED for a handle given up and removed.
+    pub fn tcp_state(&self, h: TcpHandle) -> State {
+        self.tcp.conns.get(h.0).map_or(State::Closed, |c| c.tcb.state())
+    }
+
+    /// Why the connection failed, if it did.
+    pub fn tcp_error(&self, h: TcpHandle) -> Option<ConnError> {
+        self.tcp.conns.get(h.0).and_then(|c| c.tcb.error())
+    }
+
+    /// `tcp_recv` would return data (or the end of the stream, or an error).
+    pub fn tcp_can_recv(&self, h: TcpHandle) -> bool {
+        self.conn(h)
+            .is_some_and(|c| c.tcb.can_recv() || !c.tcb.may_recv())
+    }
+
+    /// `tcp_send` would take at least one byte.
+    pub fn tcp_can_send(&self, h: TcpHandle) -> bool {
+        self.conn(h).is_some_and(|c| c.tcb.can_send())
+    }
+
+    /// The remote endpoint.
+    pub fn tcp_remote(&self, h: TcpHandle) -> Option<Endpoint> {
+        self.tcp.conns.get(h.0).map(|c| c.remote)
+    }
+
+    /// The local port.
+    pub fn tcp_local_port(&self, h: TcpHandle) -> Option<u16> {
+        self.tcp.conns.get(h.0).map(|c| c.tcb.local_port())
+    }
+
+    /// The TCB, for status: counters, RTT, window, congestion state.
+    pub fn tcp_tcb(&self, h: TcpHandle) -> Option<&Tcb> {
+        self.tcp.conns.get(h.0).map(|c| &c.tcb)
+    }
+
+    /// Live connections (including those not yet accepted or closing).
+    pub fn tcp_connections(&self) -> usize {
+        self.tcp.conns.len()
+    }
+
     pub(crate) fn tcp_poll_at(&self) -> Option<Instant> {
-        None
+        self.tcp
+            .conns
+            .iter()
+            .filter_map(|(_, c)| {
+                if c.dirty {
+                    Some(Instant::ZERO)
+                } else {
+                    [c.tcb.poll_at(), c.orphan_deadline].into_iter().flatten().min()
+                }
+            })
+            .min()
     }
 
     pub(crate) fn process_tcp<D: Device>(
         &mut self,
-        _io: &mut Io<'_, D>,
-        _buf: &D::Buf,
-        _ip: Ipv4Repr,
-        _l4: core::ops::Range<usize>,
+        io: &mut Io<'_, D>,
+        buf: &D::Buf,
+        ip: Ipv4Repr,
+        l4: core::ops::Range<usize>,
     ) {
+        let bytes = &buf.data()[l4];
+        let seg = match TcpRepr::parse(
+            &TcpPacket::new_unchecked(bytes),
+            ip.src_addr,
+            ip.dst_addr,
+            &self.caps,
+        ) {
+            Ok(s) => s,
+            Err(Error::Checksum) => return self.drop(DropReason::Checksum),
+            Err(_) => return self.drop(DropReason::BadTcp),
+        };
+        if seg.src_port == 0 || seg.dst_port == 0 {
+            return self.drop(DropReason::BadTcp);
+        }
+        self.stats.tcp.segments_rx += 1;
+        let remote = Endpoint::new(ip.src_addr, seg.src_port);
+        let flow = FlowKey {
+            local_port: seg.dst_port,
+            remote,
+        };
+        if let Some(&key) = self.tcp.flows.get(&flow) {
+            let Some(c) = self.tcp.conns.get_mut(key) else {
+                return self.drop(DropReason::NoSocket);
+            };
+            let out = c.tcb.on_segment(io.now, &seg);
+            c.dirty = true;
+            if out.drop == Some(sluice_tcp::DropReason::Closed) {
+                // A CLOSED TCB not yet removed: answer as if there were none.
+                self.drop(DropReason::TcpRejected);
+                if let Some(rst) = rst_for(&seg) {
+                    self.send_tcp(io, &rst, remote.addr);
+                    self.stats.tcp.rst_tx += 1;
+                }
+            }
+            self.after_event(io, key);
+            return;
+        }
+        if let Some(&lkey) = self.tcp.ports.get(&seg.dst_port) {
+            let key = self.tcp.conns.next_key();
+            let local = Endpoint::new(self.address(), seg.dst_port);
+            let isn = isn(&self.cfg.isn_key, local, remote, io.now);
+            let Some(ls) = self.tcp.listeners.get_mut(lkey) else {
+                return self.drop(DropReason::NoSocket);
+            };
+            match ls.listener.on_segment(io.now, &seg, isn, key) {
+                ListenOutcome::Accepted(tcb) => {
+                    let k = self.tcp.conns.insert(Conn {
+                        tcb,
+                        remote,
+                        listener: Some(lkey),
+                        released: false,
+                        dirty: true,
+                        orphan_deadline: None,
+                    });
+                    debug_assert_eq!(k, key);
+                    self.tcp.flows.insert(flow, k);
+                    self.after_event(io, k);
+                }
+                ListenOutcome::Reset(rst) => {
+                    self.drop(DropReason::TcpRejected);
+                    self.send_tcp(io, &rst, remote.addr);
+                    self.stats.tcp.rst_tx += 1;
+                }
+                ListenOutcome::Ignored | ListenOutcome::Dropped(_) => self.drop(DropReason::TcpRejected),
+            }
+            return;
+        }
+        // RFC 9293 3.10.7.1: no connection, no listener.
         self.drop(DropReason::NoSocket);
+        if let Some(rst) = rst_for(&seg) {
+            self.send_tcp(io, &rst, remote.addr);
+            self.stats.tcp.rst_tx += 1;
+        }
+    }
+
+    /// After an event on connection `key`: tell its listener about the state, send what
+    /// it wants to send, and remove it if it is closed and nobody owns it.
+    fn after_event<D: Device>(&mut self, io: &mut Io<'_, D>, key: Key) {
+        let Some(c) = self.tcp.conns.get(key) else {
+            return;
+        };
+        if let Some(l) = c.listener {
+            let state = c.tcb.state();
+            match self.tcp.listeners.get_mut(l) {
+                Some(ls) => ls.listener.update(key, state),
+                None => {
+                    if let Some(c) = self.tcp.conns.get_mut(key) {
+                        c.listener = None;
+                        c.released = true;
+                    }
+                }
+            }
+        }
+        self.drain_output(io, key);
+        let Some(c) = self.tcp.conns.get(key) else {
+            return;
+        };
+        if c.tcb.is_closed() && !c.owned_by_app() {
+            if let Some(c) = self.tcp.conns.remove(key) {
+                let flow = FlowKey {
+                    local_port: c.tcb.local_port(),
+                    remote: c.remote,
+                };
+                if self.tcp.flows.get(&flow) == Some(&key) {
+                    self.tcp.flows.remove(&flow);
+                }
+            }
+        }
+    }
+
+    /// Sends up to `SEGMENTS_PER_POLL` segments of connection `key`.
+    fn drain_output<D: Device>(&mut self, io: &mut Io<'_, D>, key: Key) {
+        let caps = self.caps;
+        let src = self.address();
+        for _ in 0..SEGMENTS_PER_POLL {
+            let Some(c) = self.tcp.conns.get_mut(key) else {
+                return;
+            };
+            let dst = c.remote.addr;
+            let Some(seg) = c.tcb.poll_transmit(io.now) else {
+                c.dirty = false;
+                return;
+            };
+            let frame = build_segment(io.dev, &seg, src, dst, &caps);
+            match frame {
+                Ok(buf) => {
+                    self.stats.tcp.segments_tx += 1;
+                    self.send_ip(io, buf, dst, IpProtocol::Tcp);
+                }
+                Err(reason) => self.drop(reason),
+            }
+        }
+    }
+
+    fn send_tcp<D: Device>(&mut self, io: &mut Io<'_, D>, seg: &TcpRepr, dst: Ipv4Address) {
+        match build_segment(io.dev, seg, self.address(), dst, &self.caps) {
+            Ok(buf) => {
+                self.stats.tcp.segments_tx += 1;
+                self.send_ip(io, buf, dst, IpProtocol::Tcp);
+            }
+            Err(reason) => self.drop(reason),
+        }
     }
 
     pub(crate) fn tcp_icmp_error(
         &mut self,
-        _now: Instant,
-        _local_port: u16,
-        _remote: Ipv4Address,
-        _remote_port: u16,
-        _seq: u32,
-        _err: IcmpError,
+        now: Instant,
+        local_port: u16,
+        remote: Ipv4Address,
+        remote_port: u16,
+        seq: u32,
+        err: IcmpError,
     ) -> bool {
-        false
+        let flow = FlowKey {
+            local_port,
+            remote: Endpoint::new(remote, remote_port),
+        };
+        let Some(&key) = self.tcp.flows.get(&flow) else {
+            return false;
+        };
+        let Some(c) = self.tcp.conns.get_mut(key) else {
+            return false;
+        };
+        use sluice_tcp::IcmpError as T;
+        use Icmpv4DstUnreachable as U;
+        let e = match err.reason {
+            U::NetUnreachable | U::DstNetUnknown | U::NetUnreachToS => T::NetUnreachable,
+            U::ProtoUnreachable => T::ProtocolUnreachable,
+            U::PortUnreachable => T::PortUnreachable,
+            U::FragRequired => T::FragmentationNeeded {
+                mtu: err.next_hop_mtu,
+            },
+            U::NetProhibited | U::HostProhibited | U::CommProhibited => T::AdminProhibited,
+            _ => T::HostUnreachable,
+        };
+        c.tcb.on_icmp_error(now, e, SeqNumber(seq));
+        c.dirty = true;
+        true
     }
 
-    pub(crate) fn dispatch_tcp<D: Device>(&mut self, _io: &mut Io<'_, D>) {}
+    /// Runs the timers of every connection, sends what they want to send, and removes
+    /// the closed ones nobody owns.
+    pub(crate) fn dispatch_tcp<D: Device>(&mut self, io: &mut Io<'_, D>) {
+        for i in 0..self.tcp.conns.capacity_index() {
+            let Some(key) = self.tcp.conns.key_at(i) else {
+                continue;
+            };
+            let Some(c) = self.tcp.conns.get_mut(key) else {
+                continue;
+            };
+            let mut timer_due = c.tcb.poll_at().is_some_and(|t| t <= io.now);
+            if timer_due {
+                c.tcb.handle_timeout(io.now);
+            }
+            // An orphan in FIN-WAIT-2 waits for the peer's FIN only so long.
+            if c.released && c.tcb.state() == State::FinWait2 {
+                let deadline = *c
+                    .orphan_deadline
+                    .get_or_insert(io.now + self.cfg.fin_wait2_timeout);
+                if io.now >= deadline {
+                    c.tcb.abort();
+                    timer_due = true;
+                }
+            } else {
+                c.orphan_deadline = None;
+            }
+            let closed_unowned = c.tcb.is_closed() && !c.owned_by_app();
+            if timer_due || c.dirty || closed_unowned {
+                self.after_event(io, key);
+            }
+        }
+    }
+}
+
+fn map_send_error(e: sluice_tcp::SendError) -> TcpSendError {
+    match e {
+        sluice_tcp::SendError::InvalidState => TcpSendError::InvalidState,
+        sluice_tcp::SendError::Closing => TcpSendError::Closing,
+        sluice_tcp::SendError::Connection(e) => TcpSendError::Connection(e),
+    }
+}
+
+fn map_recv_error(e: sluice_tcp::RecvError) -> TcpRecvError {
+    match e {
+        sluice_tcp::RecvError::InvalidState => TcpRecvError::InvalidState,
+        sluice_tcp::RecvError::Finished => TcpRecvError::Finished,
+        sluice_tcp::RecvError::Connection(e) => TcpRecvError::Connection(e),
+    }
+}
+
+/// Builds a segment in a new device buffer: payload appended, header prepended, checksum
+/// over both (or the pseudo-header sum for offload).
+fn build_segment<D: Device>(
+    dev: &mut D,
+    seg: &TcpRepr,
+    src: Ipv4Address,
+    dst: Ipv4Address,
+    caps: &ChecksumCaps,
+) -> Result<D::Buf, DropReason> {
+    let mut buf = dev.alloc().ok_or(DropReason::NoBuffer)?;
+    buf.append(seg.payload.len())
+        .ok_or(DropReason::NoBuffer)?
+        .copy_from_slice(seg.payload);
+    let header = TcpRepr { payload: &[], ..*seg };
+    let header_len = header.header_len();
+    let room = buf.prepend(header_len).ok_or(DropReason::NoBuffer)?;
+    header.emit(
+        &mut TcpPacket::new_unchecked(room),
+        src,
+        dst,
+        &ChecksumCaps::ignored(),
+    );
+    let mut packet = TcpPacket::new_unchecked(buf.data_mut());
+    if packet.buffer_len_fits() {
+        if caps.tcp.tx() {
+            packet.fill_checksum(src, dst);
+        } else {
+            packet.fill_pseudo_header_checksum(src, dst);
+        }
+    }
+    Ok(buf)
+}
+
+trait FitsU16 {
+    fn buffer_len_fits(&self) -> bool;
+}
+
+impl<T: AsRef<[u8]>> FitsU16 for TcpPacket<T> {
+    /// `fill_checksum` panics above 65535 bytes; no frame is that long, but make sure.
+    fn buffer_len_fits(&self) -> bool {
+        self.check_len().is_ok() && self.payload().len() + wtcp::MAX_HEADER_LEN <= usize::from(u16::MAX)
+    }
 }

@@ -7,8 +7,8 @@ use proptest::prelude::*;
 use sluice_dev::{Device, Impairments, MemDevice, MemLink, PacketBuf};
 use sluice_wire::{
     ArpOp, ArpPacket, ArpRepr, ChecksumCaps, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
-    Icmpv4DstUnreachable, Icmpv4Packet, Icmpv4Repr, Instant, IpProtocol, Ipv4Address, Ipv4Cidr,
-    Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+    Icmpv4DstUnreachable, Icmpv4Packet, Icmpv4Repr, Instant, IpProtocol, Ipv4Address, Ipv4Cidr, Ipv4Packet,
+    Ipv4Repr, UdpPacket, UdpRepr,
 };
 
 use crate::*;
@@ -74,8 +74,10 @@ impl Drop for Fixture {
     fn drop(&mut self) {
         if !std::thread::panicking() {
             let mut rx = Vec::new();
-            self.peer.rx_burst(Instant::from_secs(1 << 30), &mut rx, usize::MAX);
-            self.dev.rx_burst(Instant::from_secs(1 << 30), &mut rx, usize::MAX);
+            self.peer
+                .rx_burst(Instant::from_secs(1 << 30), &mut rx, usize::MAX);
+            self.dev
+                .rx_burst(Instant::from_secs(1 << 30), &mut rx, usize::MAX);
             drop(rx);
             assert_eq!(self.link.pool().outstanding(), 0, "a buffer was not returned");
         }
@@ -104,7 +106,11 @@ pub(crate) fn arp(op: ArpOp, spa: Ipv4Address, tha: EthernetAddress, tpa: Ipv4Ad
         target_protocol_addr: tpa,
     }
     .emit(&mut ArpPacket::new_unchecked(&mut p[..]));
-    let dst = if op == ArpOp::Request { EthernetAddress::BROADCAST } else { OUR_MAC };
+    let dst = if op == ArpOp::Request {
+        EthernetAddress::BROADCAST
+    } else {
+        OUR_MAC
+    };
     eth(dst, EtherType::Arp, &p)
 }
 
@@ -117,7 +123,10 @@ pub(crate) fn ip(src: Ipv4Address, dst: Ipv4Address, protocol: IpProtocol, paylo
         ttl: 64,
     };
     let mut p = vec![0u8; repr.buffer_len()];
-    repr.emit(&mut Ipv4Packet::new_unchecked(&mut p[..]), &ChecksumCaps::software());
+    repr.emit(
+        &mut Ipv4Packet::new_unchecked(&mut p[..]),
+        &ChecksumCaps::software(),
+    );
     p[20..].copy_from_slice(payload);
     eth(OUR_MAC, EtherType::Ipv4, &p)
 }
@@ -129,7 +138,12 @@ pub(crate) fn udp(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
         payload,
     };
     let mut p = vec![0u8; repr.buffer_len()];
-    repr.emit(&mut UdpPacket::new_unchecked(&mut p[..]), PEER_IP, OUR_IP, &ChecksumCaps::software());
+    repr.emit(
+        &mut UdpPacket::new_unchecked(&mut p[..]),
+        PEER_IP,
+        OUR_IP,
+        &ChecksumCaps::software(),
+    );
     ip(PEER_IP, OUR_IP, IpProtocol::Udp, &p)
 }
 
@@ -140,7 +154,10 @@ pub(crate) fn echo_request(data: &[u8]) -> Vec<u8> {
         data,
     };
     let mut p = vec![0u8; repr.buffer_len()];
-    repr.emit(&mut Icmpv4Packet::new_unchecked(&mut p[..]), &ChecksumCaps::software());
+    repr.emit(
+        &mut Icmpv4Packet::new_unchecked(&mut p[..]),
+        &ChecksumCaps::software(),
+    );
     ip(PEER_IP, OUR_IP, IpProtocol::Icmp, &p)
 }
 
@@ -157,7 +174,12 @@ pub(crate) fn parse_ip(frame: &[u8]) -> (Ipv4Repr, Vec<u8>) {
 #[test]
 fn arp_request_gets_reply_bytes() {
     let mut f = Fixture::new(config(false));
-    f.inject(&arp(ArpOp::Request, PEER_IP, EthernetAddress::UNSPECIFIED, OUR_IP));
+    f.inject(&arp(
+        ArpOp::Request,
+        PEER_IP,
+        EthernetAddress::UNSPECIFIED,
+        OUR_IP,
+    ));
     let out = f.poll();
     #[rustfmt::skip]
     let expected: [u8; 42] = [
@@ -167,7 +189,11 @@ fn arp_request_gets_reply_bytes() {
         0x02, 0, 0, 0, 0, 2, 198, 18, 0, 2, // tha tpa: the asker
     ];
     assert_eq!(out, vec![expected.to_vec()]);
-    assert_eq!(f.iface.neighbor(f.now, PEER_IP), Some(PEER_MAC), "learned from the request");
+    assert_eq!(
+        f.iface.neighbor(f.now, PEER_IP),
+        Some(PEER_MAC),
+        "learned from the request"
+    );
     let s = f.iface.stats();
     assert_eq!((s.arp.requests_rx, s.arp.replies_tx), (1, 1));
     assert_eq!(s.drops.total(), 0);
@@ -198,7 +224,12 @@ fn arp_entries_expire_and_statics_do_not() {
     let fixed = Ipv4Address::new(198, 18, 0, 3);
     cfg.static_arp.push((fixed, EthernetAddress([2, 0, 0, 0, 0, 3])));
     let mut f = Fixture::new(cfg);
-    f.inject(&arp(ArpOp::Request, PEER_IP, EthernetAddress::UNSPECIFIED, OUR_IP));
+    f.inject(&arp(
+        ArpOp::Request,
+        PEER_IP,
+        EthernetAddress::UNSPECIFIED,
+        OUR_IP,
+    ));
     f.poll();
     let h = f.iface.udp_bind(1000).unwrap();
     f.advance(Duration::from_secs(30));
@@ -211,18 +242,29 @@ fn arp_entries_expire_and_statics_do_not() {
     f.iface.udp_send_to(h, b"b", Endpoint::new(PEER_IP, 9)).unwrap();
     let out = f.poll();
     assert_eq!(out.len(), 1);
-    assert_eq!(&out[0][12..14], &[0x08, 0x06], "expired: an ARP request goes out instead");
+    assert_eq!(
+        &out[0][12..14],
+        &[0x08, 0x06],
+        "expired: an ARP request goes out instead"
+    );
     assert_eq!(&out[0][..6], &[0xff; 6]);
     f.iface.udp_send_to(h, b"c", Endpoint::new(fixed, 9)).unwrap();
     f.advance(Duration::from_secs(100_000));
     let out = f.poll();
-    assert!(out.iter().any(|fr| fr[..6] == [2, 0, 0, 0, 0, 3] && fr[12..14] == [8, 0]));
+    assert!(out
+        .iter()
+        .any(|fr| fr[..6] == [2, 0, 0, 0, 0, 3] && fr[12..14] == [8, 0]));
 }
 
 #[test]
 fn arp_refreshes_a_used_entry_before_expiry() {
     let mut f = Fixture::new(config(false));
-    f.inject(&arp(ArpOp::Request, PEER_IP, EthernetAddress::UNSPECIFIED, OUR_IP));
+    f.inject(&arp(
+        ArpOp::Request,
+        PEER_IP,
+        EthernetAddress::UNSPECIFIED,
+        OUR_IP,
+    ));
     f.poll();
     let h = f.iface.udp_bind(1000).unwrap();
     f.advance(Duration::from_secs(56));
@@ -288,8 +330,15 @@ fn icmp_echo_reply_has_identical_payload() {
     assert_eq!(out.len(), 1);
     assert_eq!(&out[0][..6], &PEER_MAC.0);
     let (r, icmp) = parse_ip(&out[0]);
-    assert_eq!((r.src_addr, r.dst_addr, r.protocol), (OUR_IP, PEER_IP, IpProtocol::Icmp));
-    let reply = Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&icmp[..]).unwrap(), &ChecksumCaps::software()).unwrap();
+    assert_eq!(
+        (r.src_addr, r.dst_addr, r.protocol),
+        (OUR_IP, PEER_IP, IpProtocol::Icmp)
+    );
+    let reply = Icmpv4Repr::parse(
+        &Icmpv4Packet::new_checked(&icmp[..]).unwrap(),
+        &ChecksumCaps::software(),
+    )
+    .unwrap();
     assert_eq!(
         reply,
         Icmpv4Repr::EchoReply {
@@ -299,7 +348,10 @@ fn icmp_echo_reply_has_identical_payload() {
         }
     );
     let s = f.iface.stats();
-    assert_eq!((s.icmp.echo_requests_rx, s.icmp.echo_replies_tx, s.tx_packets), (1, 1, 1));
+    assert_eq!(
+        (s.icmp.echo_requests_rx, s.icmp.echo_replies_tx, s.tx_packets),
+        (1, 1, 1)
+    );
 }
 
 #[test]
@@ -313,7 +365,10 @@ fn icmp_echo_with_ip_options_and_padding() {
             data: b"hi",
         };
         let mut p = vec![0u8; repr.buffer_len()];
-        repr.emit(&mut Icmpv4Packet::new_unchecked(&mut p[..]), &ChecksumCaps::software());
+        repr.emit(
+            &mut Icmpv4Packet::new_unchecked(&mut p[..]),
+            &ChecksumCaps::software(),
+        );
         p
     };
     let mut hdr = vec![0x46, 0, 0, 0, 0, 0, 0x40, 0, 64, 1, 0, 0];
@@ -333,7 +388,10 @@ fn icmp_echo_with_ip_options_and_padding() {
     let (_, reply) = parse_ip(&out[0]);
     assert_eq!(out[0].len(), 14 + 20 + 10, "options and padding gone");
     assert!(matches!(
-        Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&reply[..]).unwrap(), &ChecksumCaps::software()),
+        Icmpv4Repr::parse(
+            &Icmpv4Packet::new_checked(&reply[..]).unwrap(),
+            &ChecksumCaps::software()
+        ),
         Ok(Icmpv4Repr::EchoReply { data: b"hi", .. })
     ));
 }
@@ -394,13 +452,24 @@ fn udp_delivery_and_connected_filter() {
     f.inject(&udp(40000, 53, b"query"));
     assert!(f.poll().is_empty());
     let mut buf = [0u8; 64];
-    assert_eq!(f.iface.udp_recv_from(h, &mut buf), Ok((5, Endpoint::new(PEER_IP, 40000))));
+    assert_eq!(
+        f.iface.udp_recv_from(h, &mut buf),
+        Ok((5, Endpoint::new(PEER_IP, 40000)))
+    );
     assert_eq!(&buf[..5], b"query");
     assert_eq!(f.iface.udp_recv_from(h, &mut buf), Err(UdpRecvError::WouldBlock));
-    f.iface.udp_send_to(h, b"answer", Endpoint::new(PEER_IP, 40000)).unwrap();
+    f.iface
+        .udp_send_to(h, b"answer", Endpoint::new(PEER_IP, 40000))
+        .unwrap();
     let out = f.poll();
     let (r, l4) = parse_ip(&out[0]);
-    let u = UdpRepr::parse(&UdpPacket::new_checked(&l4[..]).unwrap(), r.src_addr, r.dst_addr, &ChecksumCaps::software()).unwrap();
+    let u = UdpRepr::parse(
+        &UdpPacket::new_checked(&l4[..]).unwrap(),
+        r.src_addr,
+        r.dst_addr,
+        &ChecksumCaps::software(),
+    )
+    .unwrap();
     assert_eq!((u.src_port, u.dst_port, u.payload), (53, 40000, &b"answer"[..]));
     // Connected: only the peer's datagrams; others get port unreachable.
     f.iface.udp_connect(h, Endpoint::new(PEER_IP, 40000)).unwrap();
@@ -434,10 +503,20 @@ fn udp_port_unreachable_is_rate_limited() {
     assert_eq!(out.len(), 1);
     let (r, icmp) = parse_ip(&out[0]);
     assert_eq!((r.protocol, r.dst_addr), (IpProtocol::Icmp, PEER_IP));
-    match Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&icmp[..]).unwrap(), &ChecksumCaps::software()).unwrap() {
-        Icmpv4Repr::DstUnreachable { reason, header, data, .. } => {
+    match Icmpv4Repr::parse(
+        &Icmpv4Packet::new_checked(&icmp[..]).unwrap(),
+        &ChecksumCaps::software(),
+    )
+    .unwrap()
+    {
+        Icmpv4Repr::DstUnreachable {
+            reason, header, data, ..
+        } => {
             assert_eq!(reason, Icmpv4DstUnreachable::PortUnreachable);
-            assert_eq!((header.src_addr, header.dst_addr, header.protocol), (PEER_IP, OUR_IP, IpProtocol::Udp));
+            assert_eq!(
+                (header.src_addr, header.dst_addr, header.protocol),
+                (PEER_IP, OUR_IP, IpProtocol::Udp)
+            );
             assert_eq!(&data[..4], &[0x14, 0xe9, 0x27, 0x0f]);
         }
         other => panic!("{other:?}"),
@@ -473,7 +552,10 @@ fn icmp_error_reaches_the_udp_socket() {
         data: &l4[..8],
     };
     let mut p = vec![0u8; repr.buffer_len()];
-    repr.emit(&mut Icmpv4Packet::new_unchecked(&mut p[..]), &ChecksumCaps::software());
+    repr.emit(
+        &mut Icmpv4Packet::new_unchecked(&mut p[..]),
+        &ChecksumCaps::software(),
+    );
     f.inject(&ip(PEER_IP, OUR_IP, IpProtocol::Icmp, &p));
     assert!(f.poll().is_empty(), "no error about an error");
     assert_eq!(
@@ -492,16 +574,48 @@ fn malformed_frames_of_every_kind_are_counted() {
     let mut f = Fixture::new(config(true));
     let cases: Vec<(Vec<u8>, DropReason)> = vec![
         (vec![0u8; 10], DropReason::BadEthernet),
-        (eth(OUR_MAC, EtherType::Ipv6, &[0; 40]), DropReason::UnknownEthertype),
-        (eth([2, 9, 9, 9, 9, 9].into_eth(), EtherType::Ipv4, &[0; 40]), DropReason::NotForUs),
+        (
+            eth(OUR_MAC, EtherType::Ipv6, &[0; 40]),
+            DropReason::UnknownEthertype,
+        ),
+        (
+            eth([2, 9, 9, 9, 9, 9].into_eth(), EtherType::Ipv4, &[0; 40]),
+            DropReason::NotForUs,
+        ),
         (eth(OUR_MAC, EtherType::Arp, &[0, 1, 8, 0, 6]), DropReason::BadArp),
-        (eth(OUR_MAC, EtherType::Arp, &[0, 6, 8, 0, 6, 4, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), DropReason::ArpUnsupported),
+        (
+            eth(
+                OUR_MAC,
+                EtherType::Arp,
+                &[
+                    0, 6, 8, 0, 6, 4, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                ],
+            ),
+            DropReason::ArpUnsupported,
+        ),
         (eth(OUR_MAC, EtherType::Ipv4, &[0x45, 0, 0]), DropReason::BadIpv4),
-        (ip(PEER_IP, Ipv4Address::new(198, 18, 0, 77), IpProtocol::Udp, &[0; 8]), DropReason::NotForUs),
-        (ip(Ipv4Address::BROADCAST, OUR_IP, IpProtocol::Udp, &[0; 8]), DropReason::NotForUs),
-        (ip(PEER_IP, OUR_IP, IpProtocol::Unknown(99), &[0; 8]), DropReason::UnknownProtocol),
+        (
+            ip(
+                PEER_IP,
+                Ipv4Address::new(198, 18, 0, 77),
+                IpProtocol::Udp,
+                &[0; 8],
+            ),
+            DropReason::NotForUs,
+        ),
+        (
+            ip(Ipv4Address::BROADCAST, OUR_IP, IpProtocol::Udp, &[0; 8]),
+            DropReason::NotForUs,
+        ),
+        (
+            ip(PEER_IP, OUR_IP, IpProtocol::Unknown(99), &[0; 8]),
+            DropReason::UnknownProtocol,
+        ),
         (ip(PEER_IP, OUR_IP, IpProtocol::Udp, &[0; 5]), DropReason::BadUdp),
-        (ip(PEER_IP, OUR_IP, IpProtocol::Icmp, &[8, 0, 0]), DropReason::BadIcmp),
+        (
+            ip(PEER_IP, OUR_IP, IpProtocol::Icmp, &[8, 0, 0]),
+            DropReason::BadIcmp,
+        ),
         (ip(PEER_IP, OUR_IP, IpProtocol::Tcp, &[0; 7]), DropReason::BadTcp),
     ];
     for (frame, reason) in cases {
@@ -556,7 +670,7 @@ fn no_buffer_is_a_counted_drop() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
 
     /// Random bytes, and random bytes behind plausible headers, never panic and every
     /// frame is accounted for: answered, delivered, or counted as a drop.
@@ -564,7 +678,7 @@ proptest! {
     fn random_frames_never_panic(
         frames in proptest::collection::vec(
             (0u8..5, proptest::collection::vec(any::<u8>(), 0..120)),
-            1..8,
+            1..16,
         )
     ) {
         let mut f = Fixture::new(config(true));
@@ -594,4 +708,286 @@ proptest! {
         let s = *f.iface.stats();
         prop_assert_eq!(s.rx_packets, frames.len() as u64);
     }
+}
+
+pub(crate) fn tcp_seg(repr: &sluice_wire::TcpRepr) -> Vec<u8> {
+    let mut p = vec![0u8; repr.buffer_len()];
+    repr.emit(
+        &mut sluice_wire::TcpPacket::new_unchecked(&mut p[..]),
+        PEER_IP,
+        OUR_IP,
+        &ChecksumCaps::software(),
+    );
+    ip(PEER_IP, OUR_IP, IpProtocol::Tcp, &p)
+}
+
+fn syn(dst_port: u16) -> sluice_wire::TcpRepr<'static> {
+    sluice_wire::TcpRepr {
+        src_port: 45678,
+        dst_port,
+        seq: sluice_wire::SeqNumber(1000),
+        ack: None,
+        flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::SYN),
+        window: 65535,
+        urgent: 0,
+        options: sluice_wire::TcpOptions {
+            mss: Some(1460),
+            ..Default::default()
+        },
+        payload: &[],
+    }
+}
+
+fn parse_tcp(frame: &[u8]) -> (Ipv4Repr, sluice_wire::TcpRepr<'static>) {
+    let (r, l4) = parse_ip(frame);
+    let l4: &'static [u8] = Box::leak(l4.into_boxed_slice());
+    let t = sluice_wire::TcpRepr::parse(
+        &sluice_wire::TcpPacket::new_checked(l4).unwrap(),
+        r.src_addr,
+        r.dst_addr,
+        &ChecksumCaps::software(),
+    )
+    .unwrap();
+    (r, t)
+}
+
+#[test]
+fn tcp_syn_to_closed_port_gets_rst() {
+    let mut f = Fixture::new(config(true));
+    f.inject(&tcp_seg(&syn(80)));
+    let out = f.poll();
+    assert_eq!(out.len(), 1);
+    let (r, t) = parse_tcp(&out[0]);
+    assert_eq!((r.src_addr, r.dst_addr), (OUR_IP, PEER_IP));
+    // RFC 9293 3.10.7.1, no ACK in the segment: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+    assert_eq!((t.src_port, t.dst_port), (80, 45678));
+    assert!(t.flags.rst());
+    assert_eq!(t.seq, sluice_wire::SeqNumber(0));
+    assert_eq!(t.ack, Some(sluice_wire::SeqNumber(1001)));
+    // With an ACK: <SEQ=SEG.ACK><CTL=RST>.
+    let mut seg = syn(80);
+    seg.flags = sluice_wire::TcpFlags::NONE;
+    seg.ack = Some(sluice_wire::SeqNumber(777));
+    seg.payload = b"data";
+    f.inject(&tcp_seg(&seg));
+    let (_, t) = parse_tcp(&f.poll()[0]);
+    assert_eq!((t.seq, t.ack), (sluice_wire::SeqNumber(777), None));
+    // Never a RST for a RST.
+    let mut seg = syn(80);
+    seg.flags = sluice_wire::TcpFlags(sluice_wire::TcpFlags::RST);
+    f.inject(&tcp_seg(&seg));
+    assert!(f.poll().is_empty());
+    assert_eq!(f.drops(DropReason::NoSocket), 3);
+    assert_eq!(f.iface.stats().tcp.rst_tx, 2);
+}
+
+#[test]
+fn tcp_bad_checksum_is_a_counted_drop() {
+    let mut f = Fixture::new(config(true));
+    let mut fr = tcp_seg(&syn(80));
+    let n = fr.len();
+    fr[n - 1] ^= 0x40; // an option byte
+    f.inject(&fr);
+    assert!(f.poll().is_empty());
+    assert_eq!(f.drops(DropReason::Checksum), 1);
+}
+
+#[test]
+fn tcp_listener_answers_syn_and_accepts() {
+    let mut f = Fixture::new(config(true));
+    let l = f.iface.tcp_listen(80, 4).unwrap();
+    assert_eq!(f.iface.tcp_listen(80, 4), Err(TcpListenError::InUse));
+    f.inject(&tcp_seg(&syn(80)));
+    let out = f.poll();
+    assert_eq!(out.len(), 1);
+    let (_, synack) = parse_tcp(&out[0]);
+    assert!(synack.flags.syn());
+    assert_eq!(synack.ack, Some(sluice_wire::SeqNumber(1001)));
+    assert!(f.iface.tcp_accept(l).is_none(), "not established yet");
+    let ack = sluice_wire::TcpRepr {
+        seq: sluice_wire::SeqNumber(1001),
+        ack: Some(synack.seq + 1),
+        flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::PSH),
+        options: Default::default(),
+        payload: b"GET /",
+        ..syn(80)
+    };
+    f.inject(&tcp_seg(&ack));
+    f.poll();
+    let h = f.iface.tcp_accept(l).expect("established");
+    assert_eq!(f.iface.tcp_state(h), TcpState::Established);
+    assert_eq!(f.iface.tcp_remote(h), Some(Endpoint::new(PEER_IP, 45678)));
+    assert!(f.iface.tcp_can_recv(h));
+    let mut buf = [0u8; 16];
+    assert_eq!(f.iface.tcp_recv(h, &mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"GET /");
+    assert_eq!(f.iface.tcp_send(h, b"200"), Ok(3));
+    let out = f.poll();
+    let (_, data) = parse_tcp(out.last().unwrap());
+    assert_eq!(data.payload, b"200");
+    // The ISN is a keyed hash: another key gives another ISN for the same 4-tuple.
+    let mut cfg = config(true);
+    cfg.isn_key = IsnKey::fixed([8; 16]);
+    let mut g = Fixture::new(cfg);
+    g.iface.tcp_listen(80, 4).unwrap();
+    g.inject(&tcp_seg(&syn(80)));
+    let (_, other) = parse_tcp(&g.poll()[0]);
+    assert_ne!(other.seq, synack.seq);
+    assert!(f.iface.tcp_abort(h));
+    let out = f.poll();
+    assert!(parse_tcp(&out[0]).1.flags.rst());
+    assert_eq!(f.iface.tcp_connections(), 0, "aborted and removed");
+    assert_eq!(f.iface.tcp_state(h), TcpState::Closed);
+}
+
+#[test]
+fn isn_moves_with_the_clock() {
+    let key = IsnKey::fixed([1; 16]);
+    let a = Endpoint::new(OUR_IP, 1);
+    let b = Endpoint::new(PEER_IP, 2);
+    let i0 = crate::tcp::isn(&key, a, b, Instant::ZERO);
+    let i1 = crate::tcp::isn(&key, a, b, Instant::from_micros(400));
+    assert_eq!(i1.0.wrapping_sub(i0.0), 100);
+    assert_ne!(crate::tcp::isn(&key, b, a, Instant::ZERO), i0);
+}
+
+#[test]
+fn icmp_port_unreachable_aborts_a_connecting_tcb() {
+    let mut f = Fixture::new(config(true));
+    f.iface.poll(f.now, &mut f.dev);
+    let h = f.iface.tcp_connect(PEER_IP, 80).unwrap();
+    let out = f.poll();
+    let (r, l4) = parse_ip(&out[0]);
+    let (_, syn) = parse_tcp(&out[0]);
+    assert!(syn.flags.syn());
+    let repr = Icmpv4Repr::DstUnreachable {
+        reason: Icmpv4DstUnreachable::PortUnreachable,
+        next_hop_mtu: 0,
+        header: r,
+        data: &l4[..8],
+    };
+    let mut p = vec![0u8; repr.buffer_len()];
+    repr.emit(
+        &mut Icmpv4Packet::new_unchecked(&mut p[..]),
+        &ChecksumCaps::software(),
+    );
+    f.inject(&ip(PEER_IP, OUR_IP, IpProtocol::Icmp, &p));
+    f.poll();
+    assert_eq!(f.iface.stats().icmp.errors_delivered, 1);
+    assert_eq!(f.iface.tcp_state(h), TcpState::Closed);
+    assert_eq!(f.iface.tcp_error(h), Some(ConnError::Unreachable));
+    assert_eq!(
+        f.iface.tcp_send(h, b"x"),
+        Err(TcpSendError::Connection(ConnError::Unreachable))
+    );
+    assert!(f.iface.tcp_close(h));
+    f.poll();
+    assert_eq!(f.iface.tcp_connections(), 0, "closed and given up: removed");
+}
+
+#[test]
+fn idle_interface_does_nothing() {
+    let mut f = Fixture::new(config(true));
+    assert!(!f.iface.poll(f.now, &mut f.dev));
+    assert_eq!(f.iface.poll_at(), None);
+    let l = f.iface.tcp_listen(80, 1).unwrap();
+    let u = f.iface.udp_bind(53).unwrap();
+    assert!(!f.iface.poll(f.now, &mut f.dev));
+    assert_eq!(f.iface.poll_at(), None);
+    assert!(f.iface.tcp_unlisten(l));
+    assert!(f.iface.udp_close(u));
+    assert_eq!(f.iface.stats(), &Stats::default());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+    /// Valid frames of every kind with a few bytes changed: reaches deeper than random
+    /// bytes. Never panics, and the listener, socket and neighbour state stay usable.
+    #[test]
+    fn mutated_valid_frames_never_panic(
+        kind in 0usize..7,
+        edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 1..4),
+        truncate in proptest::option::of(any::<u16>()),
+    ) {
+        let mut f = Fixture::new(config(false));
+        let _l = f.iface.tcp_listen(80, 2).unwrap();
+        let _u = f.iface.udp_bind(53).unwrap();
+        let ack = sluice_wire::TcpRepr {
+            ack: Some(sluice_wire::SeqNumber(5)),
+            flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::PSH),
+            payload: b"payload",
+            ..syn(80)
+        };
+        let mut frame = match kind {
+            0 => arp(ArpOp::Request, PEER_IP, EthernetAddress::UNSPECIFIED, OUR_IP),
+            1 => arp(ArpOp::Reply, PEER_IP, OUR_MAC, OUR_IP),
+            2 => echo_request(b"0123456789"),
+            3 => udp(1000, 53, b"question"),
+            4 => udp(1000, 54, b"nobody"),
+            5 => tcp_seg(&syn(80)),
+            _ => tcp_seg(&ack),
+        };
+        for (at, byte) in edits {
+            let i = usize::from(at) % frame.len();
+            frame[i] = byte;
+        }
+        if let Some(t) = truncate {
+            frame.truncate(usize::from(t) % (frame.len() + 1));
+        }
+        f.inject(&frame);
+        f.poll();
+        f.advance(Duration::from_secs(5));
+        f.poll();
+        prop_assert_eq!(f.iface.stats().rx_packets, 1);
+    }
+}
+
+#[test]
+fn tcp_in_place_io_and_chosen_local_port() {
+    let mut f = Fixture::new(config(true));
+    let l = f.iface.tcp_listen(80, 4).unwrap();
+    assert!(!f.iface.tcp_port_free(PEER_IP, 5000, 80), "listened on");
+    assert!(f.iface.tcp_port_free(PEER_IP, 5000, 40000));
+    let h = f.iface.tcp_connect_from(PEER_IP, 5000, 40000).unwrap();
+    assert_eq!(f.iface.tcp_local_port(h), Some(40000));
+    assert!(!f.iface.tcp_port_free(PEER_IP, 5000, 40000));
+    assert_eq!(
+        f.iface.tcp_connect_from(PEER_IP, 5000, 40000),
+        Err(TcpConnectError::PortInUse)
+    );
+    assert_eq!(f.iface.tcp_listener_pending(l), 0);
+    // Accept one connection and use the in-place calls.
+    f.inject(&tcp_seg(&syn(80)));
+    let out = f.poll();
+    let synack = out
+        .iter()
+        .map(|fr| parse_tcp(fr).1)
+        .find(|t| t.flags.syn() && t.ack.is_some())
+        .unwrap();
+    let ack = sluice_wire::TcpRepr {
+        seq: sluice_wire::SeqNumber(1001),
+        ack: Some(synack.seq + 1),
+        flags: sluice_wire::TcpFlags::NONE,
+        options: Default::default(),
+        payload: b"abcdef",
+        ..syn(80)
+    };
+    f.inject(&tcp_seg(&ack));
+    f.poll();
+    assert_eq!(f.iface.tcp_listener_pending(l), 1);
+    let c = f.iface.tcp_accept(l).unwrap();
+    assert_eq!(
+        f.iface.tcp_recv_with(c, |d| (2, d.to_vec())),
+        Ok(Some(b"abcdef".to_vec()))
+    );
+    assert_eq!(f.iface.tcp_recv_with(c, |d| (d.len(), d.len())), Ok(Some(4)));
+    assert_eq!(f.iface.tcp_recv_with(c, |d| (d.len(), ())), Ok(None));
+    let n = f.iface.tcp_send_with(c, |room| {
+        room[..3].copy_from_slice(b"xyz");
+        3
+    });
+    assert_eq!(n, Ok(3));
+    let out = f.poll();
+    assert!(out.iter().any(|fr| parse_tcp(fr).1.payload == b"xyz"));
 }

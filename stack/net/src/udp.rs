@@ -9,8 +9,7 @@ use std::collections::VecDeque;
 use hashbrown::HashMap;
 use sluice_dev::{Device, PacketBuf};
 use sluice_wire::{
-    udp as wudp, Error, Icmpv4DstUnreachable, Instant, IpProtocol, Ipv4Address, Ipv4Repr, UdpPacket,
-    UdpRepr,
+    udp as wudp, Error, Icmpv4DstUnreachable, Instant, IpProtocol, Ipv4Address, Ipv4Repr, UdpPacket, UdpRepr,
 };
 
 use crate::icmp::IcmpError;
@@ -152,8 +151,10 @@ impl Interface {
     pub fn udp_bind(&mut self, port: u16) -> Result<UdpHandle, BindError> {
         let port = if port == 0 {
             let ports = &self.udp.ports;
-            pick_port(&mut self.next_ephemeral, self.cfg.ephemeral_ports, |p| ports.contains_key(&p))
-                .ok_or(BindError::NoEphemeralPort)?
+            pick_port(&mut self.next_ephemeral, self.cfg.ephemeral_ports, |p| {
+                ports.contains_key(&p)
+            })
+            .ok_or(BindError::NoEphemeralPort)?
         } else if self.udp.ports.contains_key(&port) {
             return Err(BindError::InUse);
         } else {
@@ -291,7 +292,12 @@ impl Interface {
         broadcast: bool,
     ) {
         let bytes = &buf.data()[l4];
-        let repr = match UdpRepr::parse(&UdpPacket::new_unchecked(bytes), ip.src_addr, ip.dst_addr, &self.caps) {
+        let repr = match UdpRepr::parse(
+            &UdpPacket::new_unchecked(bytes),
+            ip.src_addr,
+            ip.dst_addr,
+            &self.caps,
+        ) {
             Ok(r) => r,
             Err(Error::Checksum) => return self.drop(DropReason::Checksum),
             Err(_) => return self.drop(DropReason::BadUdp),
@@ -301,7 +307,7 @@ impl Interface {
         let key = self.udp.ports.get(&repr.dst_port).copied();
         let sock = key.and_then(|k| self.udp.slab.get_mut(k));
         match sock {
-            Some(s) if s.remote.map_or(true, |r| r == peer) => {
+            Some(s) if s.remote.is_none() || s.remote == Some(peer) => {
                 if s.rx.len() >= s.rx_cap {
                     s.dropped += 1;
                     return self.drop(DropReason::UdpQueueFull);
@@ -319,7 +325,13 @@ impl Interface {
         }
     }
 
-    pub(crate) fn udp_icmp_error(&mut self, local_port: u16, remote: Ipv4Address, remote_port: u16, err: IcmpError) -> bool {
+    pub(crate) fn udp_icmp_error(
+        &mut self,
+        local_port: u16,
+        remote: Ipv4Address,
+        remote_port: u16,
+        err: IcmpError,
+    ) -> bool {
         let Some(&key) = self.udp.ports.get(&local_port) else {
             return false;
         };
@@ -342,14 +354,12 @@ impl Interface {
             let Some(key) = self.udp.slab.key_at(i) else {
                 continue;
             };
-            loop {
-                let Some(s) = self.udp.slab.get_mut(key) else {
-                    break;
-                };
-                let Some(d) = s.tx.pop_front() else {
-                    break;
-                };
-                let port = s.local_port;
+            while let Some((port, d)) = self
+                .udp
+                .slab
+                .get_mut(key)
+                .and_then(|s| Some((s.local_port, s.tx.pop_front()?)))
+            {
                 self.udp.tx_queued -= 1;
                 self.send_udp(io, port, d.peer, &d.data);
                 if let Some(s) = self.udp.slab.get_mut(key) {

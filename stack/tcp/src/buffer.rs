@@ -88,6 +88,17 @@ impl RingBuffer {
         self.len += n.min(self.free());
     }
 
+    /// The contiguous free bytes right after the readable part (for writing in place);
+    /// `commit` makes what was written readable.
+    pub fn free_slice_mut(&mut self) -> &mut [u8] {
+        if self.free() == 0 {
+            return &mut [];
+        }
+        let at = self.index(self.len);
+        let n = self.free().min(self.capacity() - at);
+        &mut self.buf[at..at + n]
+    }
+
     /// Drops `n` readable bytes from the front.
     pub fn discard(&mut self, n: usize) {
         let n = n.min(self.len);
@@ -133,6 +144,24 @@ impl RingBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_slice_writes_in_place_and_wraps() {
+        let mut r = RingBuffer::new(8);
+        assert_eq!(r.enqueue(b"abcdef"), 6);
+        r.discard(4);
+        let s = r.free_slice_mut();
+        assert_eq!(s.len(), 2, "up to the end of the ring");
+        s.copy_from_slice(b"gh");
+        r.commit(2);
+        let s = r.free_slice_mut();
+        assert_eq!(s.len(), 4, "then from the start");
+        s[..2].copy_from_slice(b"ij");
+        r.commit(2);
+        let mut out = [0u8; 6];
+        assert_eq!(r.dequeue_into(&mut out), 6);
+        assert_eq!(&out, b"efghij");
+    }
 
     #[test]
     fn wraps_and_peeks() {

@@ -342,6 +342,21 @@ impl Tcb {
     /// the number of bytes taken, 0 when the buffer is full. Data may be queued in
     /// SYN-SENT and SYN-RECEIVED; it goes out once established.
     pub fn send(&mut self, data: &[u8]) -> Result<usize, SendError> {
+        self.check_send()?;
+        Ok(self.tx.enqueue(data))
+    }
+
+    /// Writes in place: `f` fills the contiguous free part of the send buffer and returns
+    /// how many bytes it wrote (no copy from an application buffer). Returns that count.
+    pub fn send_with(&mut self, f: impl FnOnce(&mut [u8]) -> usize) -> Result<usize, SendError> {
+        self.check_send()?;
+        let room = self.tx.free_slice_mut();
+        let n = f(room).min(room.len());
+        self.tx.commit(n);
+        Ok(n)
+    }
+
+    fn check_send(&self) -> Result<(), SendError> {
         if let Some(e) = self.error {
             return Err(SendError::Connection(e));
         }
@@ -355,7 +370,7 @@ impl Tcb {
         if self.fin_queued {
             return Err(SendError::Closing);
         }
-        Ok(self.tx.enqueue(data))
+        Ok(())
     }
 
     // ---- RECEIVE ----

@@ -1,0 +1,381 @@
+//! `tcp-sink` and `tcp-source`: TCP on the engine, checked end to end.
+//!
+//! The source opens connections, sends each a stream of pseudo-random bytes, half-closes,
+//! and reads back 40 bytes: the SHA-256 of what the sink received and its length (u64, big
+//! endian). It compares them with the digest of what it sent. The sink serves any number
+//! of connections on every core. Kernel peers speak the same protocol
+//! (`apps/dpdk-check/tests/peer.py`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant as StdInstant};
+
+use sha2::{Digest, Sha256};
+use sluice_engine::{App, Config, Cx, Engine, Error, TcpListener, TcpStream};
+use sluice_net::Endpoint;
+use sluice_wire::Ipv4Address;
+
+/// Counters shared by the cores and printed at the end.
+#[derive(Default)]
+pub struct Totals {
+    pub done: AtomicU64,
+    pub failed: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+struct SinkConn {
+    hash: Sha256,
+    len: u64,
+    reply: Option<([u8; 40], usize)>,
+}
+
+/// The sink: reads each connection to its end, answers digest + length, closes.
+pub struct Sink {
+    port: u16,
+    listener: Option<TcpListener>,
+    conns: HashMap<TcpStream, SinkConn>,
+    totals: Arc<Totals>,
+    expect: u64,
+}
+
+impl Sink {
+    pub fn new(port: u16, totals: Arc<Totals>, expect: u64) -> Sink {
+        Sink {
+            port,
+            listener: None,
+            conns: HashMap::new(),
+            totals,
+            expect,
+        }
+    }
+}
+
+impl App for Sink {
+    fn start(&mut self, cx: &Cx) {
+        self.listener = Some(TcpListener::bind(cx, self.port, 1024).expect("bind the sink port"));
+    }
+    fn poll(&mut self, cx: &Cx) -> bool {
+        let mut did = false;
+        if let Some(l) = self.listener {
+            while let Ok(s) = l.accept(cx) {
+                self.conns.insert(
+                    s,
+                    SinkConn {
+                        hash: Sha256::new(),
+                        len: 0,
+                        reply: None,
+                    },
+                );
+                did = true;
+            }
+        }
+        let mut finished = Vec::new();
+        for (s, c) in self.conns.iter_mut() {
+            if c.reply.is_none() {
+                loop {
+                    let r = s.read_with(cx, |data| {
+                        c.hash.update(data);
+                        (data.len(), data.len())
+                    });
+                    match r {
+                        Ok(Some(n)) => {
+                            c.len += n as u64;
+                            did = true;
+                        }
+                        Ok(None) => {
+                            let mut reply = [0u8; 40];
+                            reply[..32].copy_from_slice(&c.hash.clone().finalize());
+                            reply[32..].copy_from_slice(&c.len.to_be_bytes());
+                            c.reply = Some((reply, 0));
+                            break;
+                        }
+                        Err(Error::WouldBlock) => break,
+                        Err(_) => {
+                            self.totals.failed.fetch_add(1, Ordering::Relaxed);
+                            finished.push(*s);
+                            break;
+                        }
+                    }
+                }
+            }
+            if let Some((reply, sent)) = &mut c.reply {
+                while *sent < 40 {
+                    match s.write(cx, &reply[*sent..]) {
+                        Ok(n) => {
+                            *sent += n;
+                            did = true;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if *sent == 40 {
+                    self.totals.done.fetch_add(1, Ordering::Relaxed);
+                    self.totals.bytes.fetch_add(c.len, Ordering::Relaxed);
+                    finished.push(*s);
+                }
+            }
+        }
+        for s in finished {
+            self.conns.remove(&s);
+            s.close(cx);
+        }
+        if self.expect > 0
+            && self.totals.done.load(Ordering::Relaxed) + self.totals.failed.load(Ordering::Relaxed)
+                >= self.expect
+        {
+            cx.request_stop();
+        }
+        did
+    }
+}
+
+/// The bytes of connection `id`: a xorshift stream seeded by the id.
+pub struct Pattern(u64);
+
+impl Pattern {
+    pub fn new(id: u64) -> Pattern {
+        Pattern(id.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    pub fn fill(&mut self, out: &mut [u8]) {
+        for chunk in out.chunks_mut(8) {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+struct SourceConn {
+    id: u64,
+    pattern: Pattern,
+    hash: Sha256,
+    sent: u64,
+    reply: Vec<u8>,
+}
+
+/// The source: `total` connections over all cores, at most `parallel` at once per core.
+pub struct Source {
+    remote: Endpoint,
+    total: u64,
+    bytes: u64,
+    parallel: usize,
+    next: u64,
+    conns: HashMap<TcpStream, SourceConn>,
+    totals: Arc<Totals>,
+    started: StdInstant,
+    timeout: Duration,
+}
+
+impl Source {
+    pub fn new(
+        remote: Endpoint,
+        total: u64,
+        bytes: u64,
+        parallel: usize,
+        totals: Arc<Totals>,
+        timeout: Duration,
+    ) -> Source {
+        Source {
+            remote,
+            total,
+            bytes,
+            parallel,
+            next: 0,
+            conns: HashMap::new(),
+            totals,
+            started: StdInstant::now(),
+            timeout,
+        }
+    }
+}
+
+impl App for Source {
+    fn start(&mut self, cx: &Cx) {
+        // Core c opens connections c, c + cores, c + 2 * cores, ...
+        self.next = cx.core() as u64;
+    }
+    fn poll(&mut self, cx: &Cx) -> bool {
+        let mut did = false;
+        while self.conns.len() < self.parallel && self.next < self.total {
+            match TcpStream::connect(cx, self.remote.addr, self.remote.port) {
+                Ok(s) => {
+                    let id = self.next;
+                    self.conns.insert(
+                        s,
+                        SourceConn {
+                            id,
+                            pattern: Pattern::new(id),
+                            hash: Sha256::new(),
+                            sent: 0,
+                            reply: Vec::new(),
+                        },
+                    );
+                    self.next += cx.cores() as u64;
+                    did = true;
+                }
+                Err(_) => break,
+            }
+        }
+        let mut finished = Vec::new();
+        let bytes = self.bytes;
+        for (s, c) in self.conns.iter_mut() {
+            if let Some(e) = s.error(cx) {
+                eprintln!("source: connection {} failed: {e}", c.id);
+                self.totals.failed.fetch_add(1, Ordering::Relaxed);
+                finished.push(*s);
+                continue;
+            }
+            while c.sent < bytes {
+                let left = (bytes - c.sent) as usize;
+                let (pattern, hash) = (&mut c.pattern, &mut c.hash);
+                match s.write_with(cx, |room| {
+                    let n = room.len().min(left);
+                    pattern.fill(&mut room[..n]);
+                    hash.update(&room[..n]);
+                    n
+                }) {
+                    Ok(n) => {
+                        c.sent += n as u64;
+                        did = true;
+                        if c.sent == bytes {
+                            s.shutdown(cx);
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            if bytes == 0 && c.sent == 0 && s.is_established(cx) {
+                s.shutdown(cx);
+                c.sent = u64::MAX; // shut down once
+            }
+            let mut buf = [0u8; 40];
+            loop {
+                match s.read(cx, &mut buf[..40 - c.reply.len().min(40)]) {
+                    Ok(0) => {
+                        let want = c.hash.clone().finalize();
+                        let ok = c.reply.len() == 40
+                            && c.reply[..32] == want[..]
+                            && c.reply[32..] == bytes.to_be_bytes();
+                        if ok {
+                            self.totals.done.fetch_add(1, Ordering::Relaxed);
+                            self.totals.bytes.fetch_add(bytes, Ordering::Relaxed);
+                        } else {
+                            eprintln!(
+                                "source: connection {} digest mismatch ({} reply bytes)",
+                                c.id,
+                                c.reply.len()
+                            );
+                            self.totals.failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        finished.push(*s);
+                        did = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        c.reply.extend_from_slice(&buf[..n]);
+                        did = true;
+                        if c.reply.len() >= 40 {
+                            // Wait for the end of stream to confirm.
+                            continue;
+                        }
+                    }
+                    Err(Error::WouldBlock) => break,
+                    Err(e) => {
+                        eprintln!("source: connection {} read error: {e}", c.id);
+                        self.totals.failed.fetch_add(1, Ordering::Relaxed);
+                        finished.push(*s);
+                        break;
+                    }
+                }
+            }
+        }
+        for s in finished {
+            self.conns.remove(&s);
+            s.close(cx);
+        }
+        let t = &self.totals;
+        if t.done.load(Ordering::Relaxed) + t.failed.load(Ordering::Relaxed) >= self.total
+            || self.started.elapsed() > self.timeout
+        {
+            cx.request_stop();
+        }
+        did
+    }
+}
+
+/// Runs the sink or the source on the engine and prints a summary; returns whether all
+/// connections succeeded.
+pub fn run(
+    config: &Config,
+    source: Option<(Endpoint, u64, u64, usize)>,
+    port: u16,
+    expect: u64,
+    seconds: u64,
+) -> Result<bool, Box<dyn std::error::Error>> {
+    let totals = Arc::new(Totals::default());
+    let t0 = StdInstant::now();
+    let tl = totals.clone();
+    let limit = Duration::from_secs(seconds);
+    let stats = Engine::run(
+        "sluice-dpdk-check",
+        config,
+        |_core| -> Box<dyn App> {
+            match source {
+                Some((remote, n, bytes, parallel)) => {
+                    Box::new(Source::new(remote, n, bytes, parallel, tl.clone(), limit))
+                }
+                None => Box::new(Sink::new(port, tl.clone(), expect)),
+            }
+        },
+        |h| {
+            println!(
+                "tcp: engine up on {} cores, driver {}, mac {}",
+                h.cores(),
+                h.driver,
+                h.mac
+            );
+            let flag = h.stop_flag();
+            let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+            while !h.stopping() {
+                if t0.elapsed() > limit {
+                    eprintln!("tcp: time limit of {seconds} s reached");
+                    h.stop();
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        },
+    )?;
+    let (done, failed, bytes) = (
+        totals.done.load(Ordering::SeqCst),
+        totals.failed.load(Ordering::SeqCst),
+        totals.bytes.load(Ordering::SeqCst),
+    );
+    let secs = t0.elapsed().as_secs_f64();
+    println!("tcp: done={done} failed={failed} bytes={bytes} seconds={secs:.2}");
+    for (c, s) in stats.iter().enumerate() {
+        println!(
+            "tcp: core={c} rx_packets={} tx_packets={} drops={} steered_out={} steered_in={} connections={}",
+            s.net.rx_packets,
+            s.net.tx_packets,
+            s.net.drops.total(),
+            s.steer.steered_out,
+            s.steer.steered_in,
+            s.connections
+        );
+    }
+    let want = source.map_or(expect, |s| s.1);
+    Ok(failed == 0 && (want == 0 || done >= want))
+}
+
+pub fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
+    let (a, p) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{s:?}: expected IP:PORT"))?;
+    let ip: std::net::Ipv4Addr = a.parse().map_err(|e| format!("{a:?}: {e}"))?;
+    let port: u16 = p.parse().map_err(|e| format!("{p:?}: {e}"))?;
+    Ok(Endpoint::new(Ipv4Address(ip.octets()), port))
+}

@@ -1,0 +1,198 @@
+//! TCP on the engine over real DPDK devices, bytes verified by SHA-256:
+//! - the kernel as a client of a Sluice server, and Sluice as a client of a kernel server,
+//!   over `net_tap` inside a network namespace that the test creates (and always removes);
+//! - Sluice to Sluice over `virtio_user` <-> `net_vhost`, two processes, 1 and 2 cores,
+//!   hundreds of connections.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sluice_testkit::{count, Netns, Proc};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice-dpdk-check");
+const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peer.py");
+
+/// Starts `sluice-dpdk-check <args>` on a tap port in `ns` and sets the kernel side up.
+fn sluice_on_tap(ns: &Netns, args: &[&str]) -> Proc {
+    let mut cmd = ns.cmd(BIN);
+    cmd.args(args)
+        .args(["--port", "tap:sl0", "--ip", "198.18.0.2/24", "--msl-ms", "1000"]);
+    let mut p = Proc::spawn(cmd);
+    assert!(
+        ns.wait_link("sl0", Duration::from_secs(20)),
+        "the tap interface did not appear"
+    );
+    assert!(!p.exited(), "Sluice exited early");
+    ns.ip(&["addr", "add", "198.18.0.1/24", "dev", "sl0"]);
+    ns.ip(&["link", "set", "sl0", "up"]);
+    p
+}
+
+#[test]
+fn kernel_client_to_sluice_server_over_tap() {
+    let ns = Netns::new("tcpk2s");
+    let sluice = sluice_on_tap(
+        &ns,
+        &[
+            "tcp-sink",
+            "--listen",
+            "9000",
+            "--expect",
+            "20",
+            "--seconds",
+            "90",
+        ],
+    );
+    let peer = ns.run(
+        "python3",
+        &[PEER, "source", "198.18.0.2", "9000", "20", "300000"],
+        Duration::from_secs(90),
+    );
+    let out = sluice.wait(Duration::from_secs(30));
+    assert!(
+        peer.success(),
+        "kernel client failed:\n{}\n{}\n--- sluice:\n{}\n{}",
+        peer.stdout,
+        peer.stderr,
+        out.stdout,
+        out.stderr
+    );
+    assert!(peer.stdout.contains("ok=20 failed=0"), "{}", peer.stdout);
+    assert!(out.success(), "sluice:\n{}\n{}", out.stdout, out.stderr);
+    assert_eq!(count(&out.stdout, "done"), 20, "{}", out.stdout);
+    assert_eq!(count(&out.stdout, "bytes"), 20 * 300_000, "{}", out.stdout);
+}
+
+#[test]
+fn sluice_client_to_kernel_server_over_tap() {
+    let ns = Netns::new("tcps2k");
+    let mut server = ns.cmd("python3");
+    server.args([PEER, "sink", "9001", "20"]);
+    let server = Proc::spawn(server);
+    let sluice = sluice_on_tap(
+        &ns,
+        &[
+            "tcp-source",
+            "--remote",
+            "198.18.0.1:9001",
+            "--connections",
+            "20",
+            "--bytes",
+            "300000",
+            "--seconds",
+            "90",
+        ],
+    );
+    let out = sluice.wait(Duration::from_secs(100));
+    let srv = server.wait(Duration::from_secs(30));
+    assert!(
+        out.success(),
+        "sluice client failed:\n{}\n{}\n--- kernel server:\n{}\n{}",
+        out.stdout,
+        out.stderr,
+        srv.stdout,
+        srv.stderr
+    );
+    assert_eq!(count(&out.stdout, "done"), 20, "{}", out.stdout);
+    assert_eq!(count(&out.stdout, "failed"), 0, "{}", out.stdout);
+    assert!(srv.stdout.contains("ok=20 failed=0"), "{}", srv.stdout);
+}
+
+/// Sluice to Sluice over virtio: a sink on the vhost side, a source on the virtio side.
+fn sluice_pair(cores: u16, connections: u64, bytes: u64) {
+    let sock = format!("/tmp/sluice-tcp-{}-{cores}.sock", std::process::id());
+    let _ = std::fs::remove_file(&sock);
+    let c = cores.to_string();
+    let n = connections.to_string();
+    let b = bytes.to_string();
+    // Each process gets its own cores; with 2 cores each, they share the machine's two.
+    let (lc_a, lc_b) = if cores == 1 { ("0", "1") } else { ("0-1", "0-1") };
+    let mut sink = std::process::Command::new(BIN);
+    sink.args([
+        "tcp-sink",
+        "--listen",
+        "9000",
+        "--expect",
+        &n,
+        "--seconds",
+        "150",
+        "--cores",
+        &c,
+    ])
+    .args(["--port", &format!("vhost:{sock}"), "--ip", "198.18.2.1/24"])
+    .args([
+        "--msl-ms",
+        "1000",
+        "--eal=--in-memory",
+        "--eal=--single-file-segments",
+        "--eal=--no-pci",
+    ])
+    .args([
+        "--eal=-l",
+        &format!("--eal={lc_a}"),
+        "--eal=--file-prefix=sluice-sink",
+    ]);
+    let sink = Proc::spawn(sink);
+    let t0 = std::time::Instant::now();
+    while !Path::new(&sock).exists() && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut source = std::process::Command::new(BIN);
+    source
+        .args([
+            "tcp-source",
+            "--remote",
+            "198.18.2.1:9000",
+            "--connections",
+            &n,
+            "--bytes",
+            &b,
+            "--seconds",
+            "150",
+        ])
+        .args([
+            "--cores",
+            &c,
+            "--port",
+            &format!("virtio:{sock}"),
+            "--ip",
+            "198.18.2.2/24",
+        ])
+        .args([
+            "--msl-ms",
+            "1000",
+            "--eal=--in-memory",
+            "--eal=--single-file-segments",
+            "--eal=--no-pci",
+        ])
+        .args([
+            "--eal=-l",
+            &format!("--eal={lc_b}"),
+            "--eal=--file-prefix=sluice-source",
+        ]);
+    let out = Proc::spawn(source).wait(Duration::from_secs(170));
+    let sout = sink.wait(Duration::from_secs(30));
+    let _ = std::fs::remove_file(&sock);
+    assert!(
+        out.success(),
+        "source failed:\n{}\n{}\n--- sink:\n{}\n{}",
+        out.stdout,
+        out.stderr,
+        sout.stdout,
+        sout.stderr
+    );
+    assert_eq!(count(&out.stdout, "done"), connections, "{}", out.stdout);
+    assert_eq!(count(&out.stdout, "bytes"), connections * bytes, "{}", out.stdout);
+    assert!(sout.success(), "sink:\n{}\n{}", sout.stdout, sout.stderr);
+    assert_eq!(count(&sout.stdout, "done"), connections, "{}", sout.stdout);
+}
+
+#[test]
+fn sluice_to_sluice_over_virtio_one_core() {
+    sluice_pair(1, 200, 64 * 1024);
+}
+
+#[test]
+fn sluice_to_sluice_over_virtio_two_cores() {
+    sluice_pair(2, 300, 32 * 1024);
+}

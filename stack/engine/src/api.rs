@@ -1,0 +1,399 @@
+//! The socket-like API that applications use on a core: `TcpListener`, `TcpStream`,
+//! `UdpSocket` (small `Copy` handles), an epoll-like `Poller`, and typed errors.
+//!
+//! Every call takes the core's context `Cx`, which the engine passes to the application
+//! each round: the application runs on the same core as its connections, with no locks.
+
+use std::cell::{RefCell, RefMut};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sluice_net::{
+    Endpoint, Interface, ListenerHandle, TcpConnectError, TcpHandle, TcpListenError, TcpRecvError,
+    TcpSendError, TcpState, UdpHandle, UdpRecvError, UdpSendError,
+};
+use sluice_wire::{Instant, Ipv4Address};
+
+use crate::RssSteering;
+
+/// What a socket call can fail with. Small and `Copy`; `WouldBlock` is the usual one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Nothing to read, or no room to write, right now: try again after the next event.
+    #[error("operation would block")]
+    WouldBlock,
+    /// The handle does not name an open socket of this core.
+    #[error("invalid or closed handle")]
+    InvalidHandle,
+    /// The port is taken.
+    #[error("address in use")]
+    AddrInUse,
+    /// The destination is not reachable from our address and gateway.
+    #[error("no route to host")]
+    NoRoute,
+    /// No local port is free (or none whose replies land on this core).
+    #[error("no free local port")]
+    NoPort,
+    /// Bad address or port.
+    #[error("invalid address")]
+    InvalidAddress,
+    /// The connection was reset by the peer.
+    #[error("connection reset")]
+    Reset,
+    /// The peer refused the connection (RST to our SYN).
+    #[error("connection refused")]
+    Refused,
+    /// Retransmissions or the user timeout ran out.
+    #[error("connection timed out")]
+    TimedOut,
+    /// Writing after shutdown or close, or reading in a state that does not allow it.
+    #[error("socket not in a state for this operation")]
+    InvalidState,
+    /// The datagram does not fit.
+    #[error("message too large")]
+    TooLarge,
+}
+
+fn conn_error(e: sluice_net::ConnError) -> Error {
+    use sluice_net::ConnError as C;
+    match e {
+        C::Reset => Error::Reset,
+        C::Refused => Error::Refused,
+        C::TimedOut => Error::TimedOut,
+        #[allow(unreachable_patterns)]
+        _ => Error::Reset,
+    }
+}
+
+/// The context of one core's round: its interface, the time, and who it is.
+pub struct Cx<'a> {
+    pub(crate) iface_rc: &'a Rc<RefCell<Interface>>,
+    pub(crate) now: Instant,
+    pub(crate) core: u16,
+    pub(crate) cores: u16,
+    pub(crate) steering: &'a RssSteering,
+    pub(crate) stop: &'a AtomicBool,
+}
+
+impl<'a> Cx<'a> {
+    /// A context over an interface (tests, or a custom loop).
+    pub fn new(
+        iface: &'a Rc<RefCell<Interface>>,
+        now: Instant,
+        core: u16,
+        cores: u16,
+        steering: &'a RssSteering,
+        stop: &'a AtomicBool,
+    ) -> Self {
+        Cx {
+            iface_rc: iface,
+            now,
+            core,
+            cores,
+            steering,
+            stop,
+        }
+    }
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+    /// This core's index (0-based) and how many there are.
+    pub fn core(&self) -> u16 {
+        self.core
+    }
+    pub fn cores(&self) -> u16 {
+        self.cores
+    }
+    /// The interface itself, for what the handles do not cover.
+    pub fn iface(&self) -> RefMut<'_, Interface> {
+        self.iface_rc.borrow_mut()
+    }
+    /// The shared interface (the async front end keeps a clone).
+    pub fn iface_rc(&self) -> &Rc<RefCell<Interface>> {
+        self.iface_rc
+    }
+    pub fn steering(&self) -> &RssSteering {
+        self.steering
+    }
+    /// Asks every core to stop after this round.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+    pub fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// A listening TCP socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TcpListener(pub ListenerHandle);
+
+impl TcpListener {
+    /// Listens on `port` of our address, with at most `backlog` connections half-open and
+    /// as many waiting for `accept`. Every core that should serve the port binds it.
+    pub fn bind(cx: &Cx, port: u16, backlog: usize) -> Result<TcpListener, Error> {
+        cx.iface()
+            .tcp_listen(port, backlog)
+            .map(TcpListener)
+            .map_err(|e| match e {
+                TcpListenError::InUse => Error::AddrInUse,
+                _ => Error::InvalidAddress,
+            })
+    }
+    /// The next established connection, or `WouldBlock`.
+    pub fn accept(&self, cx: &Cx) -> Result<TcpStream, Error> {
+        cx.iface()
+            .tcp_accept(self.0)
+            .map(TcpStream)
+            .ok_or(Error::WouldBlock)
+    }
+    pub fn close(self, cx: &Cx) {
+        cx.iface().tcp_unlisten(self.0);
+    }
+}
+
+/// A TCP connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TcpStream(pub TcpHandle);
+
+impl TcpStream {
+    /// Opens a connection to `addr:port`, from a local port whose replies reach this core.
+    /// Completes in the background: `state` says when it is established, `write` queues
+    /// data before that.
+    pub fn connect(cx: &Cx, addr: Ipv4Address, port: u16) -> Result<TcpStream, Error> {
+        let map = |e| match e {
+            TcpConnectError::NoRoute => Error::NoRoute,
+            TcpConnectError::NoEphemeralPort => Error::NoPort,
+            _ => Error::InvalidAddress,
+        };
+        if cx.cores <= 1 {
+            return cx.iface().tcp_connect(addr, port).map(TcpStream).map_err(map);
+        }
+        let local = cx.iface().address();
+        let start = (cx.now.total_nanos() as u16) | 0xc000;
+        let lport = {
+            let iface = cx.iface();
+            cx.steering
+                .pick_local_port(local, addr, port, cx.core, 49152..=65535, start, |p| {
+                    !iface.tcp_port_free(addr, port, p)
+                })
+                .ok_or(Error::NoPort)?
+        };
+        cx.iface()
+            .tcp_connect_from(addr, port, lport)
+            .map(TcpStream)
+            .map_err(map)
+    }
+
+    /// Copies received bytes into `buf`: `Ok(n > 0)` bytes, `Ok(0)` the peer finished
+    /// (end of stream), `Err(WouldBlock)` nothing yet.
+    pub fn read(&self, cx: &Cx, buf: &mut [u8]) -> Result<usize, Error> {
+        match cx.iface().tcp_recv(self.0, buf) {
+            Ok(0) if !buf.is_empty() => Err(Error::WouldBlock),
+            Ok(n) => Ok(n),
+            Err(TcpRecvError::Finished) => Ok(0),
+            Err(TcpRecvError::InvalidHandle) => Err(Error::InvalidHandle),
+            Err(TcpRecvError::InvalidState) => Err(Error::InvalidState),
+            Err(TcpRecvError::Connection(e)) => Err(conn_error(e)),
+        }
+    }
+
+    /// Reads in place: `f` sees the received bytes (the stack's own buffer, no copy) and
+    /// returns how many it consumed. `Ok(None)` at end of stream.
+    pub fn read_with<R>(&self, cx: &Cx, f: impl FnOnce(&[u8]) -> (usize, R)) -> Result<Option<R>, Error> {
+        match cx.iface().tcp_recv_with(self.0, f) {
+            Ok(Some(r)) => Ok(Some(r)),
+            Ok(None) => Err(Error::WouldBlock),
+            Err(TcpRecvError::Finished) => Ok(None),
+            Err(TcpRecvError::InvalidHandle) => Err(Error::InvalidHandle),
+            Err(TcpRecvError::InvalidState) => Err(Error::InvalidState),
+            Err(TcpRecvError::Connection(e)) => Err(conn_error(e)),
+        }
+    }
+
+    /// Queues bytes to send: `Ok(n > 0)` queued, `Err(WouldBlock)` the send buffer is full.
+    pub fn write(&self, cx: &Cx, data: &[u8]) -> Result<usize, Error> {
+        match cx.iface().tcp_send(self.0, data) {
+            Ok(0) if !data.is_empty() => Err(Error::WouldBlock),
+            Ok(n) => Ok(n),
+            Err(e) => Err(send_error(e)),
+        }
+    }
+
+    /// Writes in place: `f` fills the free part of the send buffer (no copy from an
+    /// application buffer) and returns how many bytes it wrote.
+    pub fn write_with(&self, cx: &Cx, f: impl FnOnce(&mut [u8]) -> usize) -> Result<usize, Error> {
+        match cx.iface().tcp_send_with(self.0, f) {
+            Ok(0) => Err(Error::WouldBlock),
+            Ok(n) => Ok(n),
+            Err(e) => Err(send_error(e)),
+        }
+    }
+
+    /// Sends FIN after the queued data (half-close); reading continues.
+    pub fn shutdown(&self, cx: &Cx) {
+        cx.iface().tcp_shutdown(self.0);
+    }
+    /// Closes both directions; the connection finishes in the background and its handle
+    /// becomes invalid.
+    pub fn close(self, cx: &Cx) {
+        cx.iface().tcp_close(self.0);
+    }
+    /// Resets the connection (RST).
+    pub fn abort(self, cx: &Cx) {
+        cx.iface().tcp_abort(self.0);
+    }
+    pub fn state(&self, cx: &Cx) -> TcpState {
+        cx.iface().tcp_state(self.0)
+    }
+    pub fn is_established(&self, cx: &Cx) -> bool {
+        cx.iface().tcp_state(self.0) == TcpState::Established
+    }
+    /// The error that ended the connection, if any.
+    pub fn error(&self, cx: &Cx) -> Option<Error> {
+        cx.iface().tcp_error(self.0).map(conn_error)
+    }
+    pub fn peer(&self, cx: &Cx) -> Option<Endpoint> {
+        cx.iface().tcp_remote(self.0)
+    }
+    pub fn local_port(&self, cx: &Cx) -> Option<u16> {
+        cx.iface().tcp_local_port(self.0)
+    }
+    /// Bytes queued and not yet acknowledged by the peer.
+    pub fn unacked(&self, cx: &Cx) -> usize {
+        cx.iface().tcp_tcb(self.0).map_or(0, |t| t.send_queue())
+    }
+}
+
+fn send_error(e: TcpSendError) -> Error {
+    match e {
+        TcpSendError::InvalidHandle => Error::InvalidHandle,
+        TcpSendError::Connection(e) => conn_error(e),
+        _ => Error::InvalidState,
+    }
+}
+
+/// A UDP socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UdpSocket(pub UdpHandle);
+
+impl UdpSocket {
+    /// Binds `port` (0: an ephemeral one).
+    pub fn bind(cx: &Cx, port: u16) -> Result<UdpSocket, Error> {
+        cx.iface()
+            .udp_bind(port)
+            .map(UdpSocket)
+            .map_err(|_| Error::AddrInUse)
+    }
+    /// Sends to and receives from `peer` only.
+    pub fn connect(&self, cx: &Cx, peer: Endpoint) -> Result<(), Error> {
+        cx.iface()
+            .udp_connect(self.0, peer)
+            .map_err(|_| Error::InvalidAddress)
+    }
+    pub fn send_to(&self, cx: &Cx, data: &[u8], to: Endpoint) -> Result<(), Error> {
+        cx.iface().udp_send_to(self.0, data, to).map_err(udp_send_error)
+    }
+    pub fn send(&self, cx: &Cx, data: &[u8]) -> Result<(), Error> {
+        cx.iface().udp_send(self.0, data).map_err(udp_send_error)
+    }
+    pub fn recv_from(&self, cx: &Cx, buf: &mut [u8]) -> Result<(usize, Endpoint), Error> {
+        cx.iface().udp_recv_from(self.0, buf).map_err(|e| match e {
+            UdpRecvError::InvalidHandle => Error::InvalidHandle,
+            _ => Error::WouldBlock,
+        })
+    }
+    pub fn close(self, cx: &Cx) {
+        cx.iface().udp_close(self.0);
+    }
+}
+
+fn udp_send_error(e: UdpSendError) -> Error {
+    match e {
+        UdpSendError::InvalidHandle => Error::InvalidHandle,
+        UdpSendError::QueueFull => Error::WouldBlock,
+        UdpSendError::TooLarge => Error::TooLarge,
+        _ => Error::InvalidAddress,
+    }
+}
+
+/// What a `Poller` watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    Listener(TcpListener),
+    Stream(TcpStream),
+    Udp(UdpSocket),
+}
+
+/// A readiness event: the socket registered under `token` can make progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub token: u64,
+    /// Data, a connection to accept, or the end of stream is there.
+    pub readable: bool,
+    /// There is room in the send buffer.
+    pub writable: bool,
+    /// The connection is closed or failed (read gives the end or the error).
+    pub closed: bool,
+}
+
+/// An epoll-like interest list, level-triggered: `poll` reports every registered socket
+/// that is ready. It checks each registered socket, so keep it to the sockets of interest.
+#[derive(Debug, Default)]
+pub struct Poller {
+    entries: Vec<(u64, Source, bool)>,
+}
+
+impl Poller {
+    pub fn new() -> Poller {
+        Poller::default()
+    }
+    /// Watches `source` under `token`; `writable` asks for writability too.
+    pub fn register(&mut self, token: u64, source: Source, writable: bool) {
+        self.deregister(token);
+        self.entries.push((token, source, writable));
+    }
+    pub fn deregister(&mut self, token: u64) {
+        self.entries.retain(|e| e.0 != token);
+    }
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+    /// Appends the ready sockets' events to `out`; returns how many.
+    pub fn poll(&self, cx: &Cx, out: &mut Vec<Event>) -> usize {
+        let before = out.len();
+        for &(token, source, want_w) in &self.entries {
+            let (readable, writable, closed) = match source {
+                Source::Listener(l) => (cx.iface().tcp_listener_pending(l.0) > 0, false, false),
+                Source::Stream(s) => {
+                    let st = cx.iface().tcp_state(s.0);
+                    let closed = matches!(st, TcpState::Closed | TcpState::TimeWait)
+                        || cx.iface().tcp_error(s.0).is_some();
+                    let eof = matches!(st, TcpState::CloseWait | TcpState::LastAck | TcpState::Closing);
+                    (
+                        cx.iface().tcp_can_recv(s.0) || eof || closed,
+                        want_w && cx.iface().tcp_can_send(s.0),
+                        closed,
+                    )
+                }
+                Source::Udp(u) => (
+                    cx.iface().udp_can_recv(u.0),
+                    want_w && cx.iface().udp_can_send(u.0),
+                    false,
+                ),
+            };
+            if readable || writable || closed {
+                out.push(Event {
+                    token,
+                    readable,
+                    writable,
+                    closed,
+                });
+            }
+        }
+        out.len() - before
+    }
+}

@@ -1,0 +1,469 @@
+//! One configuration for a Sluice process: EAL arguments, the port, cores, IPv4 address,
+//! gateway, static ARP entries, buffer sizes, congestion control and the idle strategy.
+//! Loadable from a TOML file (`--config FILE`) with command-line flags on top; the
+//! defaults work on `net_tap`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sluice_net::{InterfaceConfig, IsnKey, TcpConfig};
+use sluice_tcp::CongestionKind;
+use sluice_wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
+
+use crate::IdleStrategy;
+
+/// Where the packets come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortSpec {
+    /// `tap:NAME`: a `net_tap` port; the kernel sees interface NAME.
+    Tap(String),
+    /// `vhost:PATH`: a `net_vhost` port serving the vhost-user socket PATH.
+    Vhost(String),
+    /// `virtio:PATH`: a `virtio_user` port connecting to the vhost-user socket PATH.
+    Virtio(String),
+    /// Any other name: a port EAL already knows (a PCI address, or a vdev given in `eal`).
+    Name(String),
+}
+
+impl std::str::FromStr for PortSpec {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let (kind, arg) = s.split_once(':').unwrap_or(("", s));
+        let nonempty = |a: &str| {
+            if a.is_empty() {
+                Err(ConfigError::Invalid {
+                    field: "port",
+                    value: s.into(),
+                    hint: "tap:NAME, vhost:PATH, virtio:PATH or a port name",
+                })
+            } else {
+                Ok(a.to_owned())
+            }
+        };
+        match kind {
+            "tap" => Ok(PortSpec::Tap(nonempty(arg)?)),
+            "vhost" => Ok(PortSpec::Vhost(nonempty(arg)?)),
+            "virtio" => Ok(PortSpec::Virtio(nonempty(arg)?)),
+            _ => Ok(PortSpec::Name(nonempty(s)?)),
+        }
+    }
+}
+
+impl PortSpec {
+    /// The `--vdev` argument that creates the port, if it is a virtual one.
+    pub fn vdev(&self, queues: u16) -> Option<String> {
+        match self {
+            PortSpec::Tap(n) => Some(format!("net_tap0,iface={n}")),
+            PortSpec::Vhost(p) => Some(format!("net_vhost0,iface={p},queues={queues}")),
+            PortSpec::Virtio(p) => Some(format!("virtio_user0,path={p},queues={queues}")),
+            PortSpec::Name(_) => None,
+        }
+    }
+    /// The DPDK device name of the port.
+    pub fn device_name(&self) -> &str {
+        match self {
+            PortSpec::Tap(_) => "net_tap0",
+            PortSpec::Vhost(_) => "net_vhost0",
+            PortSpec::Virtio(_) => "virtio_user0",
+            PortSpec::Name(n) => n,
+        }
+    }
+    /// Default EAL memory arguments for this kind of port.
+    fn default_eal(&self) -> &'static [&'static str] {
+        match self {
+            PortSpec::Tap(_) => &["--no-huge", "--no-pci"],
+            PortSpec::Vhost(_) | PortSpec::Virtio(_) => {
+                &["--in-memory", "--single-file-segments", "--no-pci"]
+            }
+            PortSpec::Name(_) => &["--in-memory"],
+        }
+    }
+}
+
+/// A configuration error: which field, what value, and what would be right.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid {field} {value:?}: expected {hint}")]
+    Invalid {
+        field: &'static str,
+        value: String,
+        hint: &'static str,
+    },
+    #[error("cannot read config file {path}: {err}")]
+    Read { path: String, err: std::io::Error },
+    #[error("config file {path}: {err}")]
+    Parse { path: String, err: String },
+}
+
+/// The whole configuration. Field names are the TOML keys and the `--flags`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Raw EAL arguments; when empty, defaults that suit the port kind are used.
+    pub eal: Vec<String>,
+    /// `tap:NAME`, `vhost:PATH`, `virtio:PATH`, or a port name.
+    pub port: String,
+    /// Cores, one queue pair each.
+    pub cores: u16,
+    /// Our address and prefix length.
+    pub ip: String,
+    pub gateway: Option<String>,
+    /// Static ARP entries, `IP=MAC`.
+    pub arp: Vec<String>,
+    pub mtu: u16,
+    /// Per-connection buffers, bytes.
+    pub recv_buffer: usize,
+    pub send_buffer: usize,
+    /// `newreno` or `unlimited`.
+    pub congestion: String,
+    pub nodelay: bool,
+    /// `busy`, `backoff`, or `backoff:MAX_SLEEP_US`.
+    pub idle: String,
+    /// Mbufs per queue.
+    pub mbufs: u32,
+    /// TIME-WAIT is 2 * MSL, in milliseconds.
+    pub msl_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            eal: Vec::new(),
+            port: "tap:sl0".into(),
+            cores: 1,
+            ip: "198.18.0.2/24".into(),
+            gateway: None,
+            arp: Vec::new(),
+            mtu: 1500,
+            recv_buffer: 256 * 1024,
+            send_buffer: 256 * 1024,
+            congestion: "newreno".into(),
+            nodelay: false,
+            idle: "backoff".into(),
+            mbufs: 16383,
+            msl_ms: 30_000,
+        }
+    }
+}
+
+/// Command-line flags; each one given overrides the file's value.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ConfigArgs {
+    /// A TOML file with any of the settings below.
+    #[arg(long = "config", value_name = "FILE")]
+    pub file: Option<std::path::PathBuf>,
+    /// A raw EAL argument (repeatable), e.g. --eal=-l --eal=0-1.
+    #[arg(long = "eal", allow_hyphen_values = true, value_name = "ARG")]
+    pub eal: Vec<String>,
+    /// tap:NAME, vhost:PATH, virtio:PATH, or a DPDK port name [default: tap:sl0]
+    #[arg(long)]
+    pub port: Option<String>,
+    /// Cores (one rx/tx queue pair each) [default: 1]
+    #[arg(long)]
+    pub cores: Option<u16>,
+    /// Our IPv4 address/prefix [default: 198.18.0.2/24]
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Default gateway.
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// A static ARP entry IP=MAC (repeatable).
+    #[arg(long = "arp", value_name = "IP=MAC")]
+    pub arp: Vec<String>,
+    #[arg(long)]
+    pub mtu: Option<u16>,
+    /// Per-connection receive buffer, bytes [default: 262144]
+    #[arg(long)]
+    pub recv_buffer: Option<usize>,
+    /// Per-connection send buffer, bytes [default: 262144]
+    #[arg(long)]
+    pub send_buffer: Option<usize>,
+    /// newreno or unlimited [default: newreno]
+    #[arg(long)]
+    pub congestion: Option<String>,
+    /// Disable Nagle's algorithm.
+    #[arg(long)]
+    pub nodelay: bool,
+    /// busy, backoff or backoff:MAX_SLEEP_US [default: backoff]
+    #[arg(long)]
+    pub idle: Option<String>,
+    /// Mbufs per queue [default: 16383]
+    #[arg(long)]
+    pub mbufs: Option<u32>,
+    /// Maximum segment lifetime in ms (TIME-WAIT is twice it) [default: 30000]
+    #[arg(long)]
+    pub msl_ms: Option<u64>,
+}
+
+impl Config {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+            path: path.display().to_string(),
+            err,
+        })?;
+        Config::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { err, .. } => ConfigError::Parse {
+                path: path.display().to_string(),
+                err,
+            },
+            e => e,
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: String::new(),
+            err: e.to_string(),
+        })?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// The file named by `--config` (or the defaults), with the given flags on top.
+    pub fn from_args(args: &ConfigArgs) -> Result<Config, ConfigError> {
+        let mut c = match &args.file {
+            Some(p) => Config::from_file(p)?,
+            None => Config::default(),
+        };
+        if !args.eal.is_empty() {
+            c.eal = args.eal.clone();
+        }
+        macro_rules! over {
+            ($($f:ident),*) => { $( if let Some(v) = &args.$f { c.$f = v.clone(); } )* };
+        }
+        over!(
+            port,
+            cores,
+            ip,
+            mtu,
+            recv_buffer,
+            send_buffer,
+            congestion,
+            idle,
+            mbufs,
+            msl_ms
+        );
+        if args.gateway.is_some() {
+            c.gateway = args.gateway.clone();
+        }
+        if !args.arp.is_empty() {
+            c.arp = args.arp.clone();
+        }
+        c.nodelay |= args.nodelay;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks every field, so that a bad value is reported before EAL starts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.port_spec()?;
+        self.cidr()?;
+        self.gateway_addr()?;
+        self.static_arp()?;
+        self.idle_strategy()?;
+        self.congestion_kind()?;
+        if self.cores == 0 || self.cores > 128 {
+            return Err(ConfigError::Invalid {
+                field: "cores",
+                value: self.cores.to_string(),
+                hint: "1..=128",
+            });
+        }
+        if self.recv_buffer < 1024 || self.send_buffer < 1024 {
+            return Err(ConfigError::Invalid {
+                field: "recv_buffer/send_buffer",
+                value: format!("{}/{}", self.recv_buffer, self.send_buffer),
+                hint: "at least 1024 bytes",
+            });
+        }
+        if self.mtu < 576 {
+            return Err(ConfigError::Invalid {
+                field: "mtu",
+                value: self.mtu.to_string(),
+                hint: "at least 576",
+            });
+        }
+        Ok(())
+    }
+
+    pub fn port_spec(&self) -> Result<PortSpec, ConfigError> {
+        self.port.parse()
+    }
+
+    pub fn cidr(&self) -> Result<Ipv4Cidr, ConfigError> {
+        parse_cidr(&self.ip).ok_or_else(|| ConfigError::Invalid {
+            field: "ip",
+            value: self.ip.clone(),
+            hint: "ADDRESS/PREFIX, e.g. 198.18.0.2/24",
+        })
+    }
+
+    pub fn gateway_addr(&self) -> Result<Option<Ipv4Address>, ConfigError> {
+        self.gateway
+            .as_deref()
+            .map(|g| {
+                parse_ip(g).ok_or_else(|| ConfigError::Invalid {
+                    field: "gateway",
+                    value: g.into(),
+                    hint: "an IPv4 address",
+                })
+            })
+            .transpose()
+    }
+
+    pub fn static_arp(&self) -> Result<Vec<(Ipv4Address, EthernetAddress)>, ConfigError> {
+        self.arp
+            .iter()
+            .map(|e| {
+                let bad = || ConfigError::Invalid {
+                    field: "arp",
+                    value: e.clone(),
+                    hint: "IP=MAC, e.g. 198.18.0.1=02:00:00:00:00:01",
+                };
+                let (ip, mac) = e.split_once('=').ok_or_else(bad)?;
+                Ok((parse_ip(ip).ok_or_else(bad)?, parse_mac(mac).ok_or_else(bad)?))
+            })
+            .collect()
+    }
+
+    pub fn idle_strategy(&self) -> Result<IdleStrategy, ConfigError> {
+        self.idle.parse().map_err(|_| ConfigError::Invalid {
+            field: "idle",
+            value: self.idle.clone(),
+            hint: "busy, backoff or backoff:MAX_SLEEP_US",
+        })
+    }
+
+    pub fn congestion_kind(&self) -> Result<CongestionKind, ConfigError> {
+        match self.congestion.as_str() {
+            "newreno" | "reno" => Ok(CongestionKind::NewReno),
+            "unlimited" | "none" => Ok(CongestionKind::Unlimited),
+            _ => Err(ConfigError::Invalid {
+                field: "congestion",
+                value: self.congestion.clone(),
+                hint: "newreno or unlimited",
+            }),
+        }
+    }
+
+    /// The TCP settings of new connections.
+    pub fn tcp_config(&self) -> Result<TcpConfig, ConfigError> {
+        let mut t = TcpConfig::default();
+        t.recv_buffer = self.recv_buffer;
+        t.send_buffer = self.send_buffer;
+        t.nodelay = self.nodelay;
+        t.congestion = self.congestion_kind()?;
+        t.msl = Duration::from_millis(self.msl_ms);
+        t.mss = self.mtu.saturating_sub(40);
+        Ok(t)
+    }
+
+    /// The interface settings, with the ISN key given (from the OS in programs).
+    pub fn interface_config(&self, isn_key: IsnKey) -> Result<InterfaceConfig, ConfigError> {
+        let mut c = InterfaceConfig::new(self.cidr()?, isn_key);
+        c.gateway = self.gateway_addr()?;
+        c.static_arp = self.static_arp()?;
+        c.mtu = self.mtu as usize;
+        c.tcp = self.tcp_config()?;
+        Ok(c)
+    }
+
+    /// The EAL arguments: the given ones, or defaults for the port kind, plus the vdev.
+    pub fn eal_args(&self) -> Result<Vec<String>, ConfigError> {
+        let spec = self.port_spec()?;
+        let mut a: Vec<String> = if self.eal.is_empty() {
+            let mut d: Vec<String> = spec.default_eal().iter().map(|s| s.to_string()).collect();
+            d.push(format!("--file-prefix=sluice-{}", std::process::id()));
+            d.extend(["-l".to_string(), "0".to_string()]);
+            d
+        } else {
+            self.eal.clone()
+        };
+        if let Some(v) = spec.vdev(self.cores) {
+            a.push(format!("--vdev={v}"));
+        }
+        Ok(a)
+    }
+}
+
+pub fn parse_ip(s: &str) -> Option<Ipv4Address> {
+    s.trim()
+        .parse::<std::net::Ipv4Addr>()
+        .ok()
+        .map(|a| Ipv4Address(a.octets()))
+}
+
+pub fn parse_cidr(s: &str) -> Option<Ipv4Cidr> {
+    let (a, p) = s.split_once('/')?;
+    let p: u8 = p.parse().ok().filter(|p| *p <= 32)?;
+    Some(Ipv4Cidr::new(parse_ip(a)?, p))
+}
+
+pub fn parse_mac(s: &str) -> Option<EthernetAddress> {
+    let mut m = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in m.iter_mut() {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(EthernetAddress(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_work_on_tap() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.port_spec().unwrap(), PortSpec::Tap("sl0".into()));
+        let eal = c.eal_args().unwrap();
+        assert!(eal.contains(&"--no-huge".to_string()));
+        assert!(eal.contains(&"--vdev=net_tap0,iface=sl0".to_string()));
+    }
+
+    #[test]
+    fn file_then_flags() {
+        let c = Config::from_toml(
+            "port = \"virtio:/tmp/x.sock\"\ncores = 2\nip = \"198.18.1.2/24\"\narp = [\"198.18.1.1=02:00:00:00:00:01\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.cores, 2);
+        assert_eq!(c.static_arp().unwrap()[0].1, EthernetAddress([2, 0, 0, 0, 0, 1]));
+        assert_eq!(
+            c.eal_args().unwrap().last().unwrap(),
+            "--vdev=virtio_user0,path=/tmp/x.sock,queues=2"
+        );
+        let dir = std::env::temp_dir().join(format!("sluice-cfg-{}.toml", std::process::id()));
+        std::fs::write(&dir, "cores = 2\nidle = \"busy\"\n").unwrap();
+        let args = ConfigArgs {
+            file: Some(dir.clone()),
+            cores: Some(1),
+            ..Default::default()
+        };
+        let c = Config::from_args(&args).unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        assert_eq!((c.cores, c.idle.as_str()), (1, "busy"), "flags override the file");
+    }
+
+    #[test]
+    fn bad_values_say_what_is_expected() {
+        for (toml, field) in [
+            ("ip = \"198.18.0.2\"", "ip"),
+            ("cores = 0", "cores"),
+            ("arp = [\"1.2.3.4=zz\"]", "arp"),
+            ("idle = \"nap\"", "idle"),
+            ("congestion = \"bbr9\"", "congestion"),
+            ("port = \"tap:\"", "port"),
+        ] {
+            let e = Config::from_toml(toml).unwrap_err().to_string();
+            assert!(e.contains(field) && e.contains("expected"), "{toml}: {e}");
+        }
+        assert!(Config::from_toml("colour = 3")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field"));
+    }
+}

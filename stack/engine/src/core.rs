@@ -1,0 +1,158 @@
+//! One core's run-to-completion loop: rx burst and protocol processing (`Interface::poll`),
+//! then the application's round, then transmission of what it queued, then the idle
+//! strategy. Generic over the device, so tests run it over the in-memory link.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
+
+use sluice_dev::Device;
+use sluice_net::Interface;
+use sluice_wire::Instant;
+
+use crate::api::Cx;
+use crate::{Idle, RssSteering};
+
+/// An application running on every core: it is called each round with the core's context.
+pub trait App {
+    /// Called once on the core before the first round (bind listeners here).
+    fn start(&mut self, _cx: &Cx) {}
+    /// One round: accept, read, write. Returns whether it did anything (so the loop does
+    /// not go idle).
+    fn poll(&mut self, cx: &Cx) -> bool;
+    /// Called once when the engine stops.
+    fn finish(&mut self, _cx: &Cx) {}
+}
+
+impl App for Box<dyn App> {
+    fn start(&mut self, cx: &Cx) {
+        (**self).start(cx)
+    }
+    fn poll(&mut self, cx: &Cx) -> bool {
+        (**self).poll(cx)
+    }
+    fn finish(&mut self, cx: &Cx) {
+        (**self).finish(cx)
+    }
+}
+
+/// Loop counters of one core.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoopStats {
+    pub rounds: u64,
+    pub busy_rounds: u64,
+    pub idle_sleeps: u64,
+}
+
+/// One core: its interface, its device queue, and its application.
+pub struct Core<D: Device, A: App> {
+    pub iface: Rc<RefCell<Interface>>,
+    pub dev: D,
+    pub app: A,
+    pub core: u16,
+    pub cores: u16,
+    pub steering: RssSteering,
+    pub idle: Idle,
+    pub stats: LoopStats,
+    started: bool,
+}
+
+impl<D: Device, A: App> Core<D, A>
+where
+    D::Buf: 'static,
+{
+    pub fn new(
+        iface: Interface,
+        dev: D,
+        app: A,
+        core: u16,
+        cores: u16,
+        steering: RssSteering,
+        idle: Idle,
+    ) -> Self {
+        Core {
+            iface: Rc::new(RefCell::new(iface)),
+            dev,
+            app,
+            core,
+            cores,
+            steering,
+            idle,
+            stats: LoopStats::default(),
+            started: false,
+        }
+    }
+
+    /// One round at time `now`; returns whether anything happened.
+    pub fn round(&mut self, now: Instant, stop: &AtomicBool) -> bool {
+        let Core {
+            iface,
+            dev,
+            app,
+            core,
+            cores,
+            steering,
+            ..
+        } = self;
+        if !self.started {
+            self.started = true;
+            app.start(&Cx::new(iface, now, *core, *cores, steering, stop));
+        }
+        let mut did = iface.borrow_mut().poll(now, dev);
+        did |= app.poll(&Cx::new(iface, now, *core, *cores, steering, stop));
+        // Send what the application queued in this same round.
+        did |= iface.borrow_mut().poll(now, dev);
+        self.stats.rounds += 1;
+        if did {
+            self.stats.busy_rounds += 1;
+        }
+        did
+    }
+
+    /// The round after which the loop may wait: the earliest timer, or a device delivery.
+    pub fn poll_at(&self) -> Option<Instant> {
+        [self.iface.borrow().poll_at(), self.dev.poll_at()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Runs rounds with `clock` until `stop` is set, idling between empty rounds.
+    pub fn run(&mut self, clock: impl Fn() -> Instant, stop: &AtomicBool) {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let now = clock();
+            if self.round(now, stop) {
+                self.idle.reset();
+            } else {
+                let limit = self.poll_at().map(|t| t - now);
+                if let crate::idle::Waited::Slept(_) = self.idle.wait(limit) {
+                    self.stats.idle_sleeps += 1;
+                }
+            }
+        }
+        let now = clock();
+        let Core {
+            iface,
+            app,
+            core,
+            cores,
+            steering,
+            ..
+        } = self;
+        app.finish(&Cx::new(iface, now, *core, *cores, steering, stop));
+        // Let the last segments (FINs, ACKs) out.
+        self.iface.borrow_mut().poll(now, &mut self.dev);
+    }
+
+    pub fn finish(&mut self, now: Instant, stop: &AtomicBool) {
+        let Core {
+            iface,
+            app,
+            core,
+            cores,
+            steering,
+            ..
+        } = self;
+        app.finish(&Cx::new(iface, now, *core, *cores, steering, stop));
+    }
+}

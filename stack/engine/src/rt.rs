@@ -1,0 +1,353 @@
+//! An async/await front end that runs on the core itself: `AsyncApp` is an `App` whose
+//! round polls the core's tasks. Socket futures (`accept`, `read`, `write_all`, `connect`)
+//! try the operation, and when it would block they park until their socket is ready; the
+//! runtime checks the parked sockets after each round of protocol processing.
+//!
+//! Tasks are `!Send` and never leave their core. The core's interface is reached through
+//! a thread-local set for the duration of the round, so a future can only touch it while
+//! it is being polled by its own core.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use sluice_net::Interface;
+use sluice_wire::{Instant, Ipv4Address};
+
+use crate::api::{self, Cx, Error, Source};
+use crate::{App, RssSteering};
+
+struct CoreCtx {
+    iface: Rc<RefCell<Interface>>,
+    now: Cell<Instant>,
+    core: u16,
+    cores: u16,
+    steering: RssSteering,
+    stop: AtomicBool,
+    /// Sockets (or deadlines) tasks wait for, with the task to wake.
+    parked: RefCell<Vec<(Wait, Waker)>>,
+    spawned: RefCell<Vec<Pin<Box<dyn Future<Output = ()>>>>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Wait {
+    Readable(Source),
+    Writable(Source),
+    Until(Instant),
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<CoreCtx>>> = const { RefCell::new(None) };
+}
+
+fn current() -> Rc<CoreCtx> {
+    CURRENT
+        .with(|c| c.borrow().clone())
+        .expect("sluice::rt used outside a core running an AsyncApp")
+}
+
+/// Runs `f` with the core's context (only inside a task of an `AsyncApp`).
+pub fn with_cx<R>(f: impl FnOnce(&Cx) -> R) -> R {
+    let c = current();
+    let cx = Cx::new(&c.iface, c.now.get(), c.core, c.cores, &c.steering, &c.stop);
+    f(&cx)
+}
+
+/// The time of the current round.
+pub fn now() -> Instant {
+    current().now.get()
+}
+
+/// This core's index.
+pub fn core() -> u16 {
+    current().core
+}
+
+/// Asks the engine to stop.
+pub fn request_stop() {
+    current().stop.store(true, Ordering::SeqCst);
+}
+
+/// Starts another task on this core.
+pub fn spawn(f: impl Future<Output = ()> + 'static) {
+    current().spawned.borrow_mut().push(Box::pin(f));
+}
+
+fn park(w: Wait, waker: &Waker) {
+    current().parked.borrow_mut().push((w, waker.clone()));
+}
+
+/// Retries `op` until it stops saying `WouldBlock`, parking on `wait` in between.
+fn retry<T>(
+    wait: Wait,
+    mut op: impl FnMut(&Cx) -> Result<T, Error>,
+) -> impl Future<Output = Result<T, Error>> {
+    std::future::poll_fn(move |task| match with_cx(&mut op) {
+        Err(Error::WouldBlock) => {
+            park(wait, task.waker());
+            Poll::Pending
+        }
+        r => Poll::Ready(r),
+    })
+}
+
+/// Sleeps until `d` after the current round's time.
+pub async fn sleep(d: Duration) {
+    let until = now() + d;
+    std::future::poll_fn(move |task| {
+        if now() >= until {
+            Poll::Ready(())
+        } else {
+            park(Wait::Until(until), task.waker());
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// An async listener.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpListener(pub api::TcpListener);
+
+impl TcpListener {
+    pub fn bind(port: u16, backlog: usize) -> Result<TcpListener, Error> {
+        with_cx(|cx| api::TcpListener::bind(cx, port, backlog)).map(TcpListener)
+    }
+    pub async fn accept(&self) -> Result<TcpStream, Error> {
+        let l = self.0;
+        retry(Wait::Readable(Source::Listener(l)), move |cx| l.accept(cx))
+            .await
+            .map(TcpStream)
+    }
+}
+
+/// An async TCP connection.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpStream(pub api::TcpStream);
+
+impl TcpStream {
+    /// Connects and waits until the connection is established (or fails).
+    pub async fn connect(addr: Ipv4Address, port: u16) -> Result<TcpStream, Error> {
+        let s = with_cx(|cx| api::TcpStream::connect(cx, addr, port))?;
+        retry(Wait::Writable(Source::Stream(s)), move |cx| {
+            if let Some(e) = s.error(cx) {
+                return Err(e);
+            }
+            match s.state(cx) {
+                sluice_net::TcpState::SynSent | sluice_net::TcpState::SynReceived => Err(Error::WouldBlock),
+                sluice_net::TcpState::Closed => Err(Error::Refused),
+                _ => Ok(()),
+            }
+        })
+        .await?;
+        Ok(TcpStream(s))
+    }
+    /// Reads some bytes: `Ok(0)` at end of stream.
+    pub async fn read(&self, buf: &mut [u8]) -> Result<usize, Error> {
+        let s = self.0;
+        retry(Wait::Readable(Source::Stream(s)), move |cx| s.read(cx, buf)).await
+    }
+    /// Writes some bytes (as many as fit, at least one).
+    pub async fn write(&self, data: &[u8]) -> Result<usize, Error> {
+        let s = self.0;
+        retry(Wait::Writable(Source::Stream(s)), move |cx| s.write(cx, data)).await
+    }
+    /// Writes all of `data`.
+    pub async fn write_all(&self, mut data: &[u8]) -> Result<(), Error> {
+        while !data.is_empty() {
+            let n = self.write(data).await?;
+            data = &data[n..];
+        }
+        Ok(())
+    }
+    pub fn shutdown(&self) {
+        with_cx(|cx| self.0.shutdown(cx))
+    }
+    pub fn close(self) {
+        with_cx(|cx| self.0.close(cx))
+    }
+    pub fn inner(&self) -> api::TcpStream {
+        self.0
+    }
+}
+
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+struct Task {
+    fut: Pin<Box<dyn Future<Output = ()>>>,
+    woken: Arc<Flag>,
+    waker: Waker,
+}
+
+/// An `App` that runs async tasks: `make(core)` gives each core its first task.
+pub struct AsyncApp<F> {
+    make: Option<F>,
+    ctx: Option<Rc<CoreCtx>>,
+    tasks: Vec<Option<Task>>,
+    ready_events: Vec<api::Event>,
+}
+
+impl<F, Fut> AsyncApp<F>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
+    pub fn new(make: F) -> Self {
+        AsyncApp {
+            make: Some(make),
+            ctx: None,
+            tasks: Vec::new(),
+            ready_events: Vec::new(),
+        }
+    }
+
+    /// Tasks still running.
+    pub fn tasks(&self) -> usize {
+        self.tasks.iter().flatten().count()
+    }
+
+    fn add(&mut self, fut: Pin<Box<dyn Future<Output = ()>>>) {
+        let woken = Arc::new(Flag(AtomicBool::new(true)));
+        let waker = Waker::from(woken.clone());
+        let t = Task { fut, woken, waker };
+        match self.tasks.iter_mut().find(|t| t.is_none()) {
+            Some(slot) => *slot = Some(t),
+            None => self.tasks.push(Some(t)),
+        }
+    }
+}
+
+fn ready(cx: &Cx, w: Wait, scratch: &mut Vec<api::Event>) -> bool {
+    match w {
+        Wait::Until(t) => cx.now() >= t,
+        Wait::Readable(src) | Wait::Writable(src) => {
+            let mut p = api::Poller::new();
+            p.register(0, src, matches!(w, Wait::Writable(_)));
+            scratch.clear();
+            p.poll(cx, scratch) > 0
+        }
+    }
+}
+
+impl<F, Fut> App for AsyncApp<F>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
+    fn start(&mut self, cx: &Cx) {
+        self.ctx = Some(Rc::new(CoreCtx {
+            iface: cx.iface_rc().clone(),
+            now: Cell::new(cx.now()),
+            core: cx.core(),
+            cores: cx.cores(),
+            steering: cx.steering().clone(),
+            stop: AtomicBool::new(false),
+            parked: RefCell::new(Vec::new()),
+            spawned: RefCell::new(Vec::new()),
+        }));
+        let c = self.ctx.clone().expect("just set");
+        CURRENT.with(|cur| *cur.borrow_mut() = Some(c));
+        if let Some(make) = self.make.take() {
+            let fut = make();
+            self.add(Box::pin(fut));
+        }
+        CURRENT.with(|cur| *cur.borrow_mut() = None);
+    }
+
+    fn poll(&mut self, cx: &Cx) -> bool {
+        let Some(c) = self.ctx.clone() else { return false };
+        c.now.set(cx.now());
+        // Wake the tasks whose socket or deadline is ready.
+        {
+            let mut parked = c.parked.borrow_mut();
+            let mut i = 0;
+            while i < parked.len() {
+                if ready(cx, parked[i].0, &mut self.ready_events) {
+                    parked.swap_remove(i).1.wake();
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        CURRENT.with(|cur| *cur.borrow_mut() = Some(c.clone()));
+        let mut did = false;
+        loop {
+            let mut progressed = false;
+            for slot in self.tasks.iter_mut() {
+                let Some(t) = slot else { continue };
+                if !t.woken.0.swap(false, Ordering::AcqRel) {
+                    continue;
+                }
+                progressed = true;
+                let waker = t.waker.clone();
+                if t.fut.as_mut().poll(&mut Context::from_waker(&waker)).is_ready() {
+                    *slot = None;
+                }
+            }
+            let spawned: Vec<_> = c.spawned.borrow_mut().drain(..).collect();
+            for f in spawned {
+                self.add(f);
+                progressed = true;
+            }
+            did |= progressed;
+            if !progressed {
+                break;
+            }
+        }
+        CURRENT.with(|cur| *cur.borrow_mut() = None);
+        if c.stop.load(Ordering::Relaxed) {
+            cx.request_stop();
+        }
+        did
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_that_sleeps_wakes_at_its_deadline() {
+        use sluice_net::{InterfaceConfig, IsnKey};
+        use sluice_wire::{EthernetAddress, Ipv4Cidr};
+        let cfg = InterfaceConfig::new(
+            Ipv4Cidr::new(Ipv4Address([198, 18, 0, 2]), 24),
+            IsnKey::fixed([7; 16]),
+        );
+        let iface = Rc::new(RefCell::new(Interface::new(
+            cfg,
+            EthernetAddress([2, 0, 0, 0, 0, 1]),
+        )));
+        let steering = RssSteering::round_robin(&crate::SYMMETRIC_KEY, 128, 1);
+        let stop = AtomicBool::new(false);
+        let done = Rc::new(Cell::new(None));
+        let d2 = done.clone();
+        let mut app = AsyncApp::new(move || async move {
+            sleep(Duration::from_millis(10)).await;
+            d2.set(Some(now()));
+            request_stop();
+        });
+        let mut t = Instant::from_millis(1);
+        app.start(&Cx::new(&iface, t, 0, 1, &steering, &stop));
+        while !stop.load(Ordering::SeqCst) && t < Instant::from_secs(1) {
+            app.poll(&Cx::new(&iface, t, 0, 1, &steering, &stop));
+            t += Duration::from_millis(1);
+        }
+        assert_eq!(done.get(), Some(Instant::from_millis(11)));
+        assert_eq!(app.tasks(), 0);
+    }
+}

@@ -1,0 +1,244 @@
+//! The engine over DPDK: EAL, one port with a queue pair per core, one thread per core
+//! running `Core` rounds, steering where the port has no RSS, per-core stats readable
+//! while running, and commands from other threads through crossbeam channels.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use sluice_dpdk::{DpdkError, EalBuilder, Port, PortConfig, PortQueue};
+use sluice_net::{Interface, IsnKey, IsnKeyError, Stats};
+use sluice_wire::EthernetAddress;
+
+use crate::api::Cx;
+use crate::config::{Config, ConfigError};
+use crate::core::{App, Core, LoopStats};
+use crate::steer::{Mailboxes, SteerStats, SteeredDevice};
+use crate::toeplitz::SYMMETRIC_KEY;
+use crate::{Idle, RssSteering};
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Dpdk(#[from] DpdkError),
+    #[error("cannot make an ISN key: {0}")]
+    IsnKey(#[from] IsnKeyError),
+    #[error("a core thread panicked")]
+    CorePanicked,
+}
+
+/// Work another thread hands to a core: run on the core, between two rounds.
+pub type Command = Box<dyn FnOnce(&Cx) + Send>;
+
+/// A snapshot of one core's counters.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CoreStats {
+    pub net: Stats,
+    pub steer: SteerStats,
+    pub loops: LoopStats,
+    pub connections: usize,
+}
+
+/// What a running engine offers other threads: stop, stats, commands.
+#[derive(Clone)]
+pub struct EngineHandle {
+    stop: Arc<AtomicBool>,
+    stats: Arc<Vec<Mutex<CoreStats>>>,
+    commands: Vec<Sender<Command>>,
+    ready: Arc<std::sync::atomic::AtomicUsize>,
+    pub mac: EthernetAddress,
+    pub driver: String,
+}
+
+impl EngineHandle {
+    /// Asks every core to stop.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+    /// The flag a signal handler can set.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+    /// The latest counters of every core (published every 100 ms and at the end).
+    pub fn stats(&self) -> Vec<CoreStats> {
+        self.stats
+            .iter()
+            .map(|m| *m.lock().unwrap_or_else(|e| e.into_inner()))
+            .collect()
+    }
+    /// Runs `f` on core `core` between two of its rounds; false if the core is gone.
+    pub fn run_on(&self, core: u16, f: impl FnOnce(&Cx) + Send + 'static) -> bool {
+        self.commands
+            .get(core as usize)
+            .is_some_and(|s| s.send(Box::new(f)).is_ok())
+    }
+    pub fn cores(&self) -> u16 {
+        self.commands.len() as u16
+    }
+    /// Cores that have started their loop.
+    pub fn cores_ready(&self) -> usize {
+        self.ready.load(Ordering::SeqCst)
+    }
+}
+
+/// The engine: `run` blocks until stopped.
+pub struct Engine;
+
+impl Engine {
+    /// Starts EAL and the port, runs `make_app(core)` on every core until stopped (by
+    /// `EngineHandle::stop`, a core's `Cx::request_stop`, or `stop_flag`), and returns the
+    /// final counters. `on_start` gets the handle once the cores are launched, on its own
+    /// thread (the caller's), and may block (e.g. print progress until stopped).
+    pub fn run<A, F>(
+        program: &str,
+        config: &Config,
+        make_app: F,
+        on_start: impl FnOnce(EngineHandle),
+    ) -> Result<Vec<CoreStats>, EngineError>
+    where
+        A: App,
+        F: Fn(u16) -> A + Sync,
+    {
+        config.validate()?;
+        let cores = config.cores;
+        let spec = config.port_spec()?;
+        let eal = EalBuilder::new(program).args(config.eal_args()?).init()?;
+        let id = Port::id_by_name(&eal, spec.device_name())?;
+        let pcfg = PortConfig {
+            queues: cores,
+            mbufs_per_queue: config.mbufs,
+            rss: true,
+            ..Default::default()
+        };
+        let port = Port::configure(&eal, id, &pcfg)?;
+        let mac = EthernetAddress(port.mac());
+        let clock = eal.clock();
+        let isn_key = IsnKey::from_os()?;
+        let iface_cfg = config.interface_config(isn_key)?;
+        let idle = config.idle_strategy()?;
+
+        // Hardware RSS: the port's own key and table decide; otherwise software steering
+        // with the symmetric key over the cores.
+        let (steering, software) = match (port.rss_key(), port.reta()) {
+            (Some(k), Some(t)) if cores > 1 => (RssSteering::new(k, t.to_vec()), false),
+            _ => (RssSteering::round_robin(&SYMMETRIC_KEY, 128, cores), cores > 1),
+        };
+        let mail = Mailboxes::new(cores, 4096);
+        let stop = Arc::new(AtomicBool::new(false));
+        let board: Arc<Vec<Mutex<CoreStats>>> =
+            Arc::new((0..cores).map(|_| Mutex::new(CoreStats::default())).collect());
+        let (txs, rxs): (Vec<Sender<Command>>, Vec<Receiver<Command>>) =
+            (0..cores).map(|_| crossbeam_channel::bounded(256)).unzip();
+        let handle = EngineHandle {
+            stop: stop.clone(),
+            stats: board.clone(),
+            commands: txs,
+            ready: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            mac,
+            driver: port.port_info().driver.clone(),
+        };
+
+        let result = std::thread::scope(|s| {
+            let mut threads = Vec::new();
+            for (c, cmds) in (0..cores).zip(rxs) {
+                let (port, make_app, steering, mail) = (&port, &make_app, steering.clone(), mail.clone());
+                let (stop, board, iface_cfg, ready) = (
+                    stop.clone(),
+                    board.clone(),
+                    iface_cfg.clone(),
+                    handle.ready.clone(),
+                );
+                threads.push(s.spawn(move || {
+                    let mut dev = SteeredDevice::new(port.queue(c), c, cores, steering.clone(), mail);
+                    dev.set_enabled(software);
+                    let iface = Interface::new(iface_cfg, mac);
+                    let mut core = Core::new(iface, dev, make_app(c), c, cores, steering, Idle::new(idle));
+                    ready.fetch_add(1, Ordering::SeqCst);
+                    run_core(&mut core, &clock, &stop, &cmds, &board[c as usize]);
+                }));
+            }
+            let h = handle.clone();
+            on_start(h);
+            let mut ok = true;
+            for t in threads {
+                ok &= t.join().is_ok();
+            }
+            ok
+        });
+        let stats = handle.stats();
+        drop(port);
+        if !result {
+            return Err(EngineError::CorePanicked);
+        }
+        // The EAL is cleaned up when `eal` drops here, after the port.
+        drop(eal);
+        Ok(stats)
+    }
+}
+
+fn publish<A: App>(core: &Core<SteeredDevice<PortQueue>, A>, slot: &Mutex<CoreStats>) {
+    let snap = CoreStats {
+        net: *core.iface.borrow().stats(),
+        steer: core.dev.stats,
+        loops: core.stats,
+        connections: core.iface.borrow().tcp_connections(),
+    };
+    if let Ok(mut s) = slot.lock() {
+        *s = snap;
+    }
+}
+
+fn run_core<A: App>(
+    core: &mut Core<SteeredDevice<PortQueue>, A>,
+    clock: &sluice_dpdk::TscClock,
+    stop: &AtomicBool,
+    cmds: &Receiver<Command>,
+    slot: &Mutex<CoreStats>,
+) {
+    let mut next_publish = clock.now();
+    while !stop.load(Ordering::Relaxed) {
+        let now = clock.now();
+        let mut did = core.round(now, stop);
+        while let Ok(cmd) = cmds.try_recv() {
+            let Core {
+                iface,
+                core: c,
+                cores,
+                steering,
+                ..
+            } = core;
+            cmd(&Cx::new(iface, now, *c, *cores, steering, stop));
+            did = true;
+        }
+        if did {
+            core.idle.reset();
+        } else {
+            let limit = core.poll_at().map(|t| t - now);
+            if let crate::idle::Waited::Slept(_) = core.idle.wait(limit) {
+                core.stats.idle_sleeps += 1;
+            }
+        }
+        if now >= next_publish {
+            publish(core, slot);
+            next_publish = now + Duration::from_millis(100);
+        }
+    }
+    // Close down: the application's finish, then a little time for FINs and ACKs.
+    let now = clock.now();
+    core.finish(now, stop);
+    let end = now + Duration::from_millis(200);
+    while clock.now() < end {
+        let now = clock.now();
+        if !core.iface.borrow_mut().poll(now, &mut core.dev) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    publish(core, slot);
+}
