@@ -154,6 +154,7 @@ struct SourceConn {
     pattern: Pattern,
     hash: Sha256,
     sent: u64,
+    shut: bool,
     reply: Vec<u8>,
 }
 
@@ -211,6 +212,7 @@ impl App for Source {
                             pattern: Pattern::new(id),
                             hash: Sha256::new(),
                             sent: 0,
+                            shut: false,
                             reply: Vec::new(),
                         },
                     );
@@ -241,16 +243,15 @@ impl App for Source {
                     Ok(n) => {
                         c.sent += n as u64;
                         did = true;
-                        if c.sent == bytes {
-                            s.shutdown(cx);
-                        }
                     }
                     Err(_) => break,
                 }
             }
-            if bytes == 0 && c.sent == 0 && s.is_established(cx) {
+            // Half-close once everything is queued and the connection is open (a shutdown
+            // in SYN-SENT would delete the connection, RFC 9293 3.10.4).
+            if c.sent == bytes && !c.shut && s.is_established(cx) {
                 s.shutdown(cx);
-                c.sent = u64::MAX; // shut down once
+                c.shut = true;
             }
             let mut buf = [0u8; 40];
             loop {

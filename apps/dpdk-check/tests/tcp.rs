@@ -185,6 +185,16 @@ fn sluice_pair(cores: u16, connections: u64, bytes: u64) {
     assert_eq!(count(&out.stdout, "bytes"), connections * bytes, "{}", out.stdout);
     assert!(sout.success(), "sink:\n{}\n{}", sout.stdout, sout.stderr);
     assert_eq!(count(&sout.stdout, "done"), connections, "{}", sout.stdout);
+    // Every core carried its share of the connections, on both sides.
+    for out in [&out.stdout, &sout.stdout] {
+        for core in 0..cores {
+            let line = out
+                .lines()
+                .find(|l| l.starts_with(&format!("tcp: core={core} ")))
+                .unwrap_or_else(|| panic!("no line for core {core}: {out}"));
+            assert!(count(line, "rx_packets") > connections / cores as u64, "core {core} idle: {line}");
+        }
+    }
 }
 
 #[test]

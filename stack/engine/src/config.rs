@@ -72,7 +72,7 @@ impl PortSpec {
     /// Default EAL memory arguments for this kind of port.
     fn default_eal(&self) -> &'static [&'static str] {
         match self {
-            PortSpec::Tap(_) => &["--no-huge", "--no-pci"],
+            PortSpec::Tap(_) => &["--no-huge", "-m", "512", "--no-pci"],
             PortSpec::Vhost(_) | PortSpec::Virtio(_) => {
                 &["--in-memory", "--single-file-segments", "--no-pci"]
             }
