@@ -18,12 +18,11 @@ pub mod rt;
 pub mod runner;
 pub mod steer;
 pub mod toeplitz;
-pub mod wheel;
 
 pub use api::{Cx, Error, Event, Poller, Source, TcpListener, TcpStream, UdpSocket};
 pub use config::{Config, ConfigArgs, ConfigError, PortSpec};
 pub use core::{App, Core, LoopStats};
 pub use idle::{Idle, IdleStrategy};
 pub use runner::{Command, CoreStats, Engine, EngineError, EngineHandle};
+pub use sluice_net::TimerWheel;
 pub use toeplitz::{RssSteering, Toeplitz, SYMMETRIC_KEY};
-pub use wheel::TimerWheel;

@@ -41,6 +41,9 @@ mod slab;
 mod stats;
 mod tcp;
 mod udp;
+pub mod wheel;
+
+pub use wheel::TimerWheel;
 
 pub use config::{checksum_caps_for, ArpConfig, IcmpConfig, InterfaceConfig, IsnKey, IsnKeyError};
 pub use icmp::IcmpError;

@@ -11,6 +11,7 @@
 //! CLOSED. A connection that a listener spawned and nobody accepted yet belongs to the
 //! listener and is removed when it closes.
 
+use crate::wheel::TimerWheel;
 use core::hash::Hasher;
 
 use hashbrown::HashMap;
@@ -122,6 +123,8 @@ struct Conn {
     dirty: bool,
     /// When a released connection stuck in FIN-WAIT-2 is reset.
     orphan_deadline: Option<Instant>,
+    /// The deadline of this connection's entry in the timer wheel, if it has one.
+    scheduled: Option<Instant>,
 }
 
 impl Conn {
@@ -135,12 +138,33 @@ struct ListenSock {
 }
 
 /// The TCP connections and listeners of an interface.
-#[derive(Default)]
 pub(crate) struct TcpSockets {
     conns: Slab<Conn>,
     flows: HashMap<FlowKey, Key>,
     listeners: Slab<ListenSock>,
     ports: HashMap<u16, Key>,
+    /// Connections with work since the last poll (an API call opened the window, queued
+    /// data, closed...). May hold duplicates; `Conn::dirty` tells which still need it.
+    pending: Vec<Key>,
+    /// Every connection's next timer, with its deadline.
+    wheel: TimerWheel<Key>,
+    /// Scratch for the keys the wheel fires, kept to avoid allocating per poll.
+    due: Vec<(Instant, Key)>,
+}
+
+impl Default for TcpSockets {
+    fn default() -> Self {
+        TcpSockets {
+            conns: Slab::default(),
+            flows: HashMap::default(),
+            listeners: Slab::default(),
+            ports: HashMap::default(),
+            pending: Vec::new(),
+            // 10 µs ticks, 4096 slots: one revolution is 41 ms.
+            wheel: TimerWheel::new(Instant::ZERO, core::time::Duration::from_micros(10), 4096),
+            due: Vec::new(),
+        }
+    }
 }
 
 /// Most segments one connection sends per poll before the others get their turn.
@@ -185,6 +209,7 @@ impl Interface {
                     c.released = true;
                     c.tcb.abort();
                     c.dirty = true;
+                    self.tcp.pending.push(key);
                 }
             }
         }
@@ -266,8 +291,10 @@ impl Interface {
             released: false,
             dirty: true,
             orphan_deadline: None,
+            scheduled: None,
         });
         self.tcp.flows.insert(FlowKey { local_port, remote }, key);
+        self.tcp.pending.push(key);
         self.stats.tcp.connected += 1;
         TcpHandle(key)
     }
@@ -295,6 +322,7 @@ impl Interface {
         let r = c.tcb.send(data).map_err(map_send_error);
         if matches!(r, Ok(n) if n > 0) {
             c.dirty = true;
+            self.tcp.pending.push(h.0);
         }
         r
     }
@@ -305,6 +333,7 @@ impl Interface {
         let r = c.tcb.recv(buf).map_err(map_recv_error);
         if matches!(r, Ok(n) if n > 0) {
             c.dirty = true; // the window opened
+            self.tcp.pending.push(h.0);
         }
         r
     }
@@ -320,6 +349,7 @@ impl Interface {
         let r = c.tcb.send_with(f).map_err(map_send_error);
         if matches!(r, Ok(n) if n > 0) {
             c.dirty = true;
+            self.tcp.pending.push(h.0);
         }
         r
     }
@@ -341,41 +371,57 @@ impl Interface {
         if n > 0 {
             c.tcb.consume(n);
             c.dirty = true; // the window opened
+            self.tcp.pending.push(h.0);
         }
         Ok(Some(r))
     }
 
     /// Half-close: a FIN follows the queued data; receiving continues. False if stale.
     pub fn tcp_shutdown(&mut self, h: TcpHandle) -> bool {
-        self.conn_mut(h)
+        let found = self
+            .conn_mut(h)
             .map(|c| {
                 c.tcb.shutdown();
                 c.dirty = true;
             })
-            .is_some()
+            .is_some();
+        if found {
+            self.tcp.pending.push(h.0);
+        }
+        found
     }
 
     /// Closes the connection (FIN after the queued data; unread data makes it a RST) and
     /// gives up the handle: the interface removes the connection once it is CLOSED.
     pub fn tcp_close(&mut self, h: TcpHandle) -> bool {
-        self.conn_mut(h)
+        let found = self
+            .conn_mut(h)
             .map(|c| {
                 c.tcb.close();
                 c.released = true;
                 c.dirty = true;
             })
-            .is_some()
+            .is_some();
+        if found {
+            self.tcp.pending.push(h.0);
+        }
+        found
     }
 
     /// Resets the connection (RST) and gives up the handle.
     pub fn tcp_abort(&mut self, h: TcpHandle) -> bool {
-        self.conn_mut(h)
+        let found = self
+            .conn_mut(h)
             .map(|c| {
                 c.tcb.abort();
                 c.released = true;
                 c.dirty = true;
             })
-            .is_some()
+            .is_some();
+        if found {
+            self.tcp.pending.push(h.0);
+        }
+        found
     }
 
     /// The connection's state; CLOSED for a handle given up and removed.
@@ -420,17 +466,10 @@ impl Interface {
     }
 
     pub(crate) fn tcp_poll_at(&self) -> Option<Instant> {
-        self.tcp
-            .conns
-            .iter()
-            .filter_map(|(_, c)| {
-                if c.dirty {
-                    Some(Instant::ZERO)
-                } else {
-                    [c.tcb.poll_at(), c.orphan_deadline].into_iter().flatten().min()
-                }
-            })
-            .min()
+        if !self.tcp.pending.is_empty() {
+            return Some(Instant::ZERO);
+        }
+        self.tcp.wheel.next_expiry()
     }
 
     pub(crate) fn process_tcp<D: Device>(
@@ -493,6 +532,7 @@ impl Interface {
                         released: false,
                         dirty: true,
                         orphan_deadline: None,
+                        scheduled: None,
                     });
                     debug_assert_eq!(k, key);
                     self.tcp.flows.insert(flow, k);
@@ -534,6 +574,7 @@ impl Interface {
             }
         }
         self.drain_output(io, key);
+        self.schedule(io.now, key);
         let Some(c) = self.tcp.conns.get(key) else {
             return;
         };
@@ -617,40 +658,73 @@ impl Interface {
         };
         c.tcb.on_icmp_error(now, e, SeqNumber(seq));
         c.dirty = true;
+        self.tcp.pending.push(key);
         true
     }
 
-    /// Runs the timers of every connection, sends what they want to send, and removes
-    /// the closed ones nobody owns.
+    /// Makes sure the wheel holds an entry no later than connection `key`'s next deadline
+    /// (its TCB's timers, and the FIN-WAIT-2 limit of an orphan). An entry that fires early
+    /// is re-inserted at the real deadline then, so a connection whose RTO moves later on
+    /// every ACK costs no insertion per ACK.
+    fn schedule(&mut self, now: Instant, key: Key) {
+        let fin_wait2_timeout = self.cfg.fin_wait2_timeout;
+        let Some(c) = self.tcp.conns.get_mut(key) else {
+            return;
+        };
+        // An orphan in FIN-WAIT-2 waits for the peer's FIN only so long.
+        if c.released && c.tcb.state() == State::FinWait2 {
+            c.orphan_deadline.get_or_insert(now + fin_wait2_timeout);
+        } else {
+            c.orphan_deadline = None;
+        }
+        let next = [c.tcb.poll_at(), c.orphan_deadline].into_iter().flatten().min();
+        if let Some(t) = next {
+            if c.scheduled.is_none_or(|s| t < s) {
+                c.scheduled = Some(t);
+                self.tcp.wheel.insert(t, key);
+            }
+        }
+    }
+
+    /// Runs the timers that are due, sends what the connections with pending work want to
+    /// send, and removes the closed ones nobody owns. Visits only those connections.
     pub(crate) fn dispatch_tcp<D: Device>(&mut self, io: &mut Io<'_, D>) {
-        for i in 0..self.tcp.conns.capacity_index() {
-            let Some(key) = self.tcp.conns.key_at(i) else {
-                continue;
-            };
+        let now = io.now;
+        let mut due = core::mem::take(&mut self.tcp.due);
+        self.tcp.wheel.advance(now, |at, key| due.push((at, key)));
+        for &(at, key) in &due {
             let Some(c) = self.tcp.conns.get_mut(key) else {
+                continue; // removed since
+            };
+            if c.scheduled != Some(at) {
+                continue; // superseded by an earlier entry, which fired first
+            }
+            c.scheduled = None;
+            if c.tcb.poll_at().is_some_and(|t| t <= now) {
+                c.tcb.handle_timeout(now);
+            }
+            if c.orphan_deadline.is_some_and(|t| t <= now) && c.released && c.tcb.state() == State::FinWait2 {
+                c.tcb.abort();
+            }
+            // Sends what the timer caused, removes it if closed, and reschedules.
+            self.after_event(io, key);
+        }
+        due.clear();
+        self.tcp.due = due;
+
+        let mut pending = core::mem::take(&mut self.tcp.pending);
+        for &key in &pending {
+            let Some(c) = self.tcp.conns.get(key) else {
                 continue;
             };
-            let mut timer_due = c.tcb.poll_at().is_some_and(|t| t <= io.now);
-            if timer_due {
-                c.tcb.handle_timeout(io.now);
-            }
-            // An orphan in FIN-WAIT-2 waits for the peer's FIN only so long.
-            if c.released && c.tcb.state() == State::FinWait2 {
-                let deadline = *c
-                    .orphan_deadline
-                    .get_or_insert(io.now + self.cfg.fin_wait2_timeout);
-                if io.now >= deadline {
-                    c.tcb.abort();
-                    timer_due = true;
-                }
-            } else {
-                c.orphan_deadline = None;
-            }
-            let closed_unowned = c.tcb.is_closed() && !c.owned_by_app();
-            if timer_due || c.dirty || closed_unowned {
+            if c.dirty || (c.tcb.is_closed() && !c.owned_by_app()) {
                 self.after_event(io, key);
             }
         }
+        pending.clear();
+        // Work queued while draining (none today) stays for the next poll.
+        pending.append(&mut self.tcp.pending);
+        self.tcp.pending = pending;
     }
 }
 

@@ -1,0 +1,34 @@
+//! The drivers: the same sessions over Sluice (an engine `App` per core) and over the
+//! kernel's sockets (a thread per core with nonblocking sockets and `poll(2)`).
+
+use std::net::SocketAddrV4;
+use std::sync::Arc;
+
+pub mod kernel;
+pub mod sluice;
+
+/// Makes a session for a new connection (accepted or opened).
+pub type Factory<S> = Arc<dyn Fn() -> S + Send + Sync>;
+
+/// What a driver does with connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Listen on this port.
+    pub listen: Option<u16>,
+    pub backlog: usize,
+    /// Keep connections open to this server (how many per core is the driver's `want`).
+    pub connect: Option<SocketAddrV4>,
+    /// Stop everything once this many connections (of this core) have closed.
+    pub stop_after_closed: Option<u64>,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan {
+            listen: None,
+            backlog: 1024,
+            connect: None,
+            stop_after_closed: None,
+        }
+    }
+}

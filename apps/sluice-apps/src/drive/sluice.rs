@@ -1,0 +1,201 @@
+//! The Sluice driver: an engine `App` that runs sessions on the core's connections, reading
+//! in place from the stack's receive buffer (`read_with`) and writing in place into its
+//! send buffer (`write_with`).
+
+use std::sync::{Arc, Mutex};
+
+use sluice_engine::{App, Cx, Error, TcpListener, TcpStream};
+use sluice_net::TcpState;
+use sluice_wire::Ipv4Address;
+
+use crate::drive::{Factory, Plan};
+use crate::out::OutQueue;
+use crate::session::{Conn, ConnFailure, Live, ReadOutcome, Session, Step, Tally, Transport};
+
+/// Accepts at most this many connections per round.
+const ACCEPT_BURST: usize = 256;
+/// Waits this long after a failed connect before the next.
+const RETRY_NS: u64 = 100_000_000;
+
+fn failure(e: Error) -> ConnFailure {
+    match e {
+        Error::Reset => ConnFailure::Reset,
+        Error::Refused => ConnFailure::Refused,
+        Error::TimedOut => ConnFailure::TimedOut,
+        _ => ConnFailure::Other,
+    }
+}
+
+/// A stream on a core, as a `Transport`.
+struct SluiceIo<'c, 'a> {
+    cx: &'c Cx<'a>,
+    s: TcpStream,
+}
+
+impl Transport for SluiceIo<'_, '_> {
+    fn ready(&mut self) -> bool {
+        !matches!(self.s.state(self.cx), TcpState::SynSent | TcpState::SynReceived)
+    }
+    fn read(&mut self, f: &mut dyn FnMut(&[u8]) -> usize) -> Result<ReadOutcome, ConnFailure> {
+        match self.s.read_with(self.cx, |buf| {
+            let n = f(buf);
+            (n, n)
+        }) {
+            Ok(Some(0)) => Ok(ReadOutcome::Stalled),
+            Ok(Some(_)) => Ok(ReadOutcome::Data),
+            Ok(None) => Ok(ReadOutcome::Eof),
+            Err(Error::WouldBlock) => Ok(ReadOutcome::WouldBlock),
+            Err(e) => Err(failure(e)),
+        }
+    }
+    fn write(&mut self, out: &OutQueue) -> Result<Option<usize>, ConnFailure> {
+        match self.s.write_with(self.cx, |buf| out.copy_to(buf)) {
+            Ok(n) => Ok(Some(n)),
+            Err(Error::WouldBlock) => Ok(None),
+            Err(e) => Err(failure(e)),
+        }
+    }
+    fn shutdown(&mut self) {
+        self.s.shutdown(self.cx);
+    }
+}
+
+/// Sessions on one core of the engine: a listener, client connections, or both.
+pub struct SluiceDriver<S> {
+    plan: Plan,
+    /// Client connections this core keeps open.
+    want: usize,
+    make: Factory<S>,
+    listener: Option<TcpListener>,
+    conns: Vec<(TcpStream, Conn<S>)>,
+    tally: Tally,
+    live: Arc<Live>,
+    results: Arc<Mutex<Vec<Tally>>>,
+    retry_at: u64,
+}
+
+impl<S: Session> SluiceDriver<S> {
+    pub fn new(
+        plan: Plan,
+        want: usize,
+        make: Factory<S>,
+        live: Arc<Live>,
+        results: Arc<Mutex<Vec<Tally>>>,
+    ) -> SluiceDriver<S> {
+        SluiceDriver {
+            plan,
+            want,
+            make,
+            listener: None,
+            conns: Vec::new(),
+            tally: Tally::new(),
+            live,
+            results,
+            retry_at: 0,
+        }
+    }
+
+    fn end(&mut self, cx: &Cx, i: usize, now: u64, failed: Option<ConnFailure>) {
+        let (s, mut c) = self.conns.swap_remove(i);
+        s.close(cx);
+        c.session.closed(&mut self.tally, now, failed.is_some());
+        self.tally.conns_closed += 1;
+        if failed.is_some() {
+            self.tally.conn_errors += 1;
+            self.retry_at = now + RETRY_NS;
+        }
+    }
+}
+
+impl<S: Session> App for SluiceDriver<S> {
+    fn start(&mut self, cx: &Cx) {
+        if let Some(port) = self.plan.listen {
+            match TcpListener::bind(cx, port, self.plan.backlog) {
+                Ok(l) => self.listener = Some(l),
+                Err(e) => {
+                    eprintln!("core {}: cannot listen on port {port}: {e}", cx.core());
+                    cx.request_stop();
+                }
+            }
+        }
+    }
+
+    fn poll(&mut self, cx: &Cx) -> bool {
+        let now = cx.now().total_nanos();
+        let mut did = false;
+        if let Some(l) = self.listener {
+            for _ in 0..ACCEPT_BURST {
+                let Ok(s) = l.accept(cx) else { break };
+                self.conns.push((s, Conn::new((self.make)())));
+                self.tally.conns_opened += 1;
+                did = true;
+            }
+        }
+        if let Some(target) = self.plan.connect {
+            let addr = Ipv4Address(target.ip().octets());
+            while self.conns.len() < self.want && now >= self.retry_at && !cx.stop_requested() {
+                match TcpStream::connect(cx, addr, target.port()) {
+                    Ok(s) => {
+                        self.conns.push((s, Conn::new((self.make)())));
+                        self.tally.conns_opened += 1;
+                        did = true;
+                    }
+                    Err(e) => {
+                        if self.tally.conn_errors == 0 {
+                            eprintln!("core {}: connect to {target}: {e}", cx.core());
+                        }
+                        self.tally.conn_errors += 1;
+                        self.retry_at = now + RETRY_NS;
+                    }
+                }
+            }
+        }
+        let mut i = 0;
+        while i < self.conns.len() {
+            let (s, c) = &mut self.conns[i];
+            let mut io = SluiceIo { cx, s: *s };
+            match c.step(&mut io, &mut self.tally, now) {
+                Step::Open { did: d } => {
+                    did |= d;
+                    i += 1;
+                }
+                Step::Done => {
+                    self.end(cx, i, now, None);
+                    did = true;
+                }
+                Step::Failed(f) => {
+                    self.end(cx, i, now, Some(f));
+                    did = true;
+                }
+            }
+        }
+        if self
+            .plan
+            .stop_after_closed
+            .is_some_and(|n| self.tally.conns_closed >= n)
+        {
+            cx.request_stop();
+        }
+        if did {
+            self.live.publish(&self.tally);
+        }
+        did
+    }
+
+    fn finish(&mut self, cx: &Cx) {
+        let now = cx.now().total_nanos();
+        for (s, mut c) in self.conns.drain(..) {
+            s.close(cx);
+            c.session.closed(&mut self.tally, now, true);
+            self.tally.conns_closed += 1;
+        }
+        if let Some(l) = self.listener.take() {
+            l.close(cx);
+        }
+        self.live.publish(&self.tally);
+        self.results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(self.tally.clone());
+    }
+}

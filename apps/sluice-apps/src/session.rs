@@ -1,0 +1,296 @@
+//! What the drivers need from an application: a `Session` per connection (bytes in, bytes
+//! out, no sockets), the per-core `Tally` it counts into, and `Conn`, the connection
+//! lifecycle (read, write, half-close, linger, close) written once over a `Transport`
+//! that each stack implements.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hdrhistogram::Histogram;
+
+use crate::out::OutQueue;
+
+/// Stop reading while this much output is queued (backpressure on pipelining peers).
+pub const HIGH_WATER: u64 = 512 * 1024;
+/// How long a connection that we shut down waits for the peer's FIN before closing.
+pub const LINGER_NS: u64 = 2_000_000_000;
+/// Reads per step at most, so that one fast connection does not starve the others.
+const MAX_READS: usize = 32;
+
+/// One connection's application logic.
+pub trait Session {
+    /// Bytes received: consumes a prefix of `data` (returning its length) and queues output.
+    fn input(&mut self, data: &[u8], out: &mut OutQueue, t: &mut Tally, now: u64) -> usize;
+    /// Called every round, before and after input: queue output of its own accord.
+    fn produce(&mut self, _out: &mut OutQueue, _t: &mut Tally, _now: u64) {}
+    /// The peer finished sending (all its bytes were consumed).
+    fn eof(&mut self, out: &mut OutQueue, t: &mut Tally, now: u64);
+    /// The connection is gone; `error` says whether it failed.
+    fn closed(&mut self, _t: &mut Tally, _now: u64, _error: bool) {}
+    /// Whether to read more now.
+    fn wants_input(&self, out: &OutQueue) -> bool {
+        out.len() < HIGH_WATER
+    }
+    /// No more output will be queued: the connection is shut down once `out` is sent.
+    fn finished(&self) -> bool;
+}
+
+/// What a core (or kernel thread) counted. Plain numbers, merged at the end.
+#[derive(Clone, Debug)]
+pub struct Tally {
+    pub conns_opened: u64,
+    pub conns_closed: u64,
+    /// Connections that failed: reset, refused, timed out, or a connect error.
+    pub conn_errors: u64,
+    /// Requests served (servers) or completed (clients).
+    pub requests: u64,
+    /// Application-level errors: error responses, malformed or wrong data.
+    pub errors: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Latency of completed requests, nanoseconds (clients).
+    pub latency: Histogram<u64>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally::new()
+    }
+}
+
+impl Tally {
+    pub fn new() -> Tally {
+        Tally {
+            conns_opened: 0,
+            conns_closed: 0,
+            conn_errors: 0,
+            requests: 0,
+            errors: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            // 1 ns to 100 s at 3 significant digits: the bounds are valid constants.
+            latency: Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds"),
+        }
+    }
+    /// Records one latency, clamped into the histogram's range.
+    pub fn record_latency(&mut self, ns: u64) {
+        self.latency.saturating_record(ns.max(1));
+    }
+    pub fn merge(&mut self, o: &Tally) {
+        self.conns_opened += o.conns_opened;
+        self.conns_closed += o.conns_closed;
+        self.conn_errors += o.conn_errors;
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        // Same bounds on both sides; a value out of range cannot occur.
+        let _ = self.latency.add(&o.latency);
+    }
+    /// Connections still open.
+    pub fn open(&self) -> u64 {
+        self.conns_opened.saturating_sub(self.conns_closed)
+    }
+}
+
+/// The counters of one core readable by the progress thread while it runs.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub conns_opened: AtomicU64,
+    pub conns_closed: AtomicU64,
+    pub conn_errors: AtomicU64,
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
+/// A plain copy of `Live`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub conns_opened: u64,
+    pub conns_closed: u64,
+    pub conn_errors: u64,
+    pub requests: u64,
+    pub errors: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl Live {
+    pub fn publish(&self, t: &Tally) {
+        let r = Ordering::Relaxed;
+        self.conns_opened.store(t.conns_opened, r);
+        self.conns_closed.store(t.conns_closed, r);
+        self.conn_errors.store(t.conn_errors, r);
+        self.requests.store(t.requests, r);
+        self.errors.store(t.errors, r);
+        self.bytes_in.store(t.bytes_in, r);
+        self.bytes_out.store(t.bytes_out, r);
+    }
+    pub fn snapshot(&self) -> Snapshot {
+        let r = Ordering::Relaxed;
+        Snapshot {
+            conns_opened: self.conns_opened.load(r),
+            conns_closed: self.conns_closed.load(r),
+            conn_errors: self.conn_errors.load(r),
+            requests: self.requests.load(r),
+            errors: self.errors.load(r),
+            bytes_in: self.bytes_in.load(r),
+            bytes_out: self.bytes_out.load(r),
+        }
+    }
+}
+
+impl Snapshot {
+    pub fn sum(all: impl IntoIterator<Item = Snapshot>) -> Snapshot {
+        all.into_iter().fold(Snapshot::default(), |a, b| Snapshot {
+            conns_opened: a.conns_opened + b.conns_opened,
+            conns_closed: a.conns_closed + b.conns_closed,
+            conn_errors: a.conn_errors + b.conn_errors,
+            requests: a.requests + b.requests,
+            errors: a.errors + b.errors,
+            bytes_in: a.bytes_in + b.bytes_in,
+            bytes_out: a.bytes_out + b.bytes_out,
+        })
+    }
+}
+
+/// What reading from a transport gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// Bytes moved (into the session, or into the transport's own holding buffer).
+    Data,
+    /// Bytes are there but the session took none.
+    Stalled,
+    /// The peer finished sending and every byte was consumed.
+    Eof,
+    WouldBlock,
+}
+
+/// Why a connection ended badly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnFailure {
+    Reset,
+    Refused,
+    TimedOut,
+    Other,
+}
+
+/// A connected stream as the lifecycle sees it.
+pub trait Transport {
+    /// Whether the connection is established (clients queue nothing before).
+    fn ready(&mut self) -> bool {
+        true
+    }
+    /// Offers received bytes to `f`, which returns how many it consumed.
+    fn read(&mut self, f: &mut dyn FnMut(&[u8]) -> usize) -> Result<ReadOutcome, ConnFailure>;
+    /// Writes a prefix of `out`: `Some(n)` bytes taken, `None` no room now.
+    fn write(&mut self, out: &OutQueue) -> Result<Option<usize>, ConnFailure>;
+    /// Sends FIN after what is queued.
+    fn shutdown(&mut self);
+}
+
+/// How one step of a connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Still open; whether anything happened.
+    Open { did: bool },
+    /// Finished cleanly: close it.
+    Done,
+    /// Failed: close it.
+    Failed(ConnFailure),
+}
+
+/// A connection: its session, its queued output, and where it is in its lifecycle.
+#[derive(Debug)]
+pub struct Conn<S> {
+    pub session: S,
+    pub out: OutQueue,
+    eof: bool,
+    shut: bool,
+    linger_until: u64,
+}
+
+impl<S: Session> Conn<S> {
+    pub fn new(session: S) -> Conn<S> {
+        Conn {
+            session,
+            out: OutQueue::new(),
+            eof: false,
+            shut: false,
+            linger_until: 0,
+        }
+    }
+
+    /// Whether the driver should watch for readability / writability (kernel poll sets).
+    pub fn wants_read(&self) -> bool {
+        !self.eof && (self.shut || self.session.wants_input(&self.out))
+    }
+    pub fn wants_write(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Reads, lets the session work, writes, and shuts down or closes when it is time.
+    pub fn step(&mut self, io: &mut impl Transport, t: &mut Tally, now: u64) -> Step {
+        let mut did = false;
+        if !io.ready() {
+            return Step::Open { did: false };
+        }
+        if !self.shut {
+            self.session.produce(&mut self.out, t, now);
+        }
+        let mut reads = 0;
+        while reads < MAX_READS && !self.eof && (self.shut || self.session.wants_input(&self.out)) {
+            reads += 1;
+            let (session, out, shut) = (&mut self.session, &mut self.out, self.shut);
+            let mut took = 0u64;
+            let r = io.read(&mut |data: &[u8]| {
+                // After our shutdown, input is drained and dropped.
+                let n = if shut {
+                    data.len()
+                } else {
+                    session.input(data, out, t, now).min(data.len())
+                };
+                took += n as u64;
+                n
+            });
+            t.bytes_in += took;
+            match r {
+                Ok(ReadOutcome::Data) => did = true,
+                Ok(ReadOutcome::Stalled) | Ok(ReadOutcome::WouldBlock) => break,
+                Ok(ReadOutcome::Eof) => {
+                    self.eof = true;
+                    did = true;
+                    if !self.shut {
+                        self.session.eof(&mut self.out, t, now);
+                    }
+                }
+                Err(e) => return Step::Failed(e),
+            }
+        }
+        if !self.shut {
+            self.session.produce(&mut self.out, t, now);
+        }
+        while !self.out.is_empty() {
+            match io.write(&self.out) {
+                Ok(Some(n)) if n > 0 => {
+                    self.out.consume(n);
+                    t.bytes_out += n as u64;
+                    did = true;
+                }
+                Ok(_) => break,
+                Err(e) => return Step::Failed(e),
+            }
+        }
+        if !self.shut && self.out.is_empty() && self.session.finished() {
+            io.shutdown();
+            self.shut = true;
+            self.linger_until = now.saturating_add(LINGER_NS);
+            did = true;
+        }
+        if self.shut && self.out.is_empty() && (self.eof || now >= self.linger_until) {
+            return Step::Done;
+        }
+        Step::Open { did }
+    }
+}

@@ -1,0 +1,257 @@
+//! The applications on Sluice over `net_tap`, inside a network namespace the test creates
+//! (root, DPDK): the kernel in the namespace is the peer, at 198.18.0.1, Sluice at
+//! 198.18.0.2. Every wait is bounded; the namespace is deleted even when a test fails.
+
+use std::process::Command;
+use std::time::Duration;
+
+use sluice_testkit::{count, field, Netns, Output, Proc};
+
+const ECHO: &str = env!("CARGO_BIN_EXE_sluice-echo");
+const HTTP: &str = env!("CARGO_BIN_EXE_sluice-http");
+const BULK: &str = env!("CARGO_BIN_EXE_sluice-bulk");
+const LOADGEN: &str = env!("CARGO_BIN_EXE_sluice-loadgen");
+
+fn root() -> bool {
+    let ok = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !ok {
+        eprintln!("not root: skipped");
+    }
+    ok
+}
+
+/// Starts `bin args` on Sluice in a new namespace and brings up the kernel's side of sl0.
+fn sluice(tag: &str, bin: &str, args: &[&str]) -> (Netns, Proc) {
+    let ns = Netns::new(tag);
+    let mut c = ns.cmd(bin);
+    c.args(["--stack", "sluice", "--port", "tap:sl0", "--ip", "198.18.0.2/24"])
+        .args(args);
+    let mut p = Proc::spawn(c);
+    assert!(
+        ns.wait_link("sl0", Duration::from_secs(20)),
+        "the tap interface did not appear"
+    );
+    assert!(!p.exited(), "{bin} exited early");
+    ns.ip(&["addr", "add", "198.18.0.1/24", "dev", "sl0"]);
+    ns.ip(&["link", "set", "sl0", "up"]);
+    (ns, p)
+}
+
+fn stop(p: Proc) -> Output {
+    p.terminate();
+    let out = p.wait(Duration::from_secs(15));
+    assert!(
+        out.success(),
+        "did not stop cleanly on SIGTERM:\n{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    out
+}
+
+/// Waits until the server at 198.18.0.2:port answers a TCP connect from the namespace.
+fn wait_port(ns: &Netns, port: u16) {
+    let probe = format!(
+        "import socket,time\nfor i in range(100):\n  try:\n    socket.create_connection(('198.18.0.2',{port}),0.5).close(); break\n  except OSError: time.sleep(0.1)\n"
+    );
+    ns.run("python3", &["-c", &probe], Duration::from_secs(20));
+}
+
+#[test]
+fn http_on_sluice_with_curl_and_kernel_loadgen() {
+    if !root() {
+        return;
+    }
+    let (ns, p) = sluice(
+        "apps-http",
+        HTTP,
+        &["--listen", "80", "--body-size", "1000", "--seconds", "60"],
+    );
+    wait_port(&ns, 80);
+    let curl = |url: &str| {
+        ns.run(
+            "curl",
+            &[
+                "-s",
+                "--max-time",
+                "10",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{size_download}",
+                url,
+            ],
+            Duration::from_secs(15),
+        )
+    };
+    assert_eq!(curl("http://198.18.0.2/").stdout, "200 1000");
+    assert_eq!(curl("http://198.18.0.2/bytes/3000000").stdout, "200 3000000");
+    assert_eq!(curl("http://198.18.0.2/nothing").stdout, "404 10");
+    let lg = ns.run(
+        LOADGEN,
+        &[
+            "--stack",
+            "kernel",
+            "--connect",
+            "198.18.0.2:80",
+            "--http",
+            "/",
+            "--connections",
+            "4",
+            "--duration",
+            "1.5",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(lg.success(), "{}\n{}", lg.stdout, lg.stderr);
+    assert!(count(&lg.stdout, "requests") > 100, "{}", lg.stdout);
+    assert_eq!(count(&lg.stdout, "errors"), 0, "{}", lg.stdout);
+    let out = stop(p);
+    assert!(out.stdout.contains("sluice engine, per core"), "{}", out.stdout);
+    assert!(
+        count(&out.stdout, "requests") >= count(&lg.stdout, "requests"),
+        "{}",
+        out.stdout
+    );
+    assert!(count(&out.stdout, "rx_packets") > 0);
+}
+
+#[test]
+fn echo_on_sluice_with_kernel_loadgen() {
+    if !root() {
+        return;
+    }
+    let (ns, p) = sluice("apps-echo", ECHO, &["--listen", "7", "--seconds", "60"]);
+    wait_port(&ns, 7);
+    let lg = ns.run(
+        LOADGEN,
+        &[
+            "--stack",
+            "kernel",
+            "--connect",
+            "198.18.0.2:7",
+            "--request-size",
+            "1000",
+            "--connections",
+            "4",
+            "--duration",
+            "1.5",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(lg.success(), "{}\n{}", lg.stdout, lg.stderr);
+    assert!(count(&lg.stdout, "requests") > 100, "{}", lg.stdout);
+    assert_eq!(count(&lg.stdout, "errors"), 0, "{}", lg.stdout);
+    let out = stop(p);
+    assert!(
+        count(&out.stdout, "bytes_in") >= count(&lg.stdout, "requests") * 1000,
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn loadgen_on_sluice_against_kernel_echo() {
+    if !root() {
+        return;
+    }
+    let ns = Netns::new("apps-lg");
+    // The kernel's echo server in the namespace, on the kernel's side of sl0.
+    let mut c = ns.cmd(ECHO);
+    c.args(["--stack", "kernel", "--listen", "7007", "--seconds", "60"]);
+    let echo = Proc::spawn(c);
+    let mut c = ns.cmd(LOADGEN);
+    c.args([
+        "--stack",
+        "sluice",
+        "--port",
+        "tap:sl0",
+        "--ip",
+        "198.18.0.2/24",
+        "--connect",
+        "198.18.0.1:7007",
+    ]);
+    c.args(["--connections", "4", "--request-size", "200", "--duration", "4"]);
+    let lg = Proc::spawn(c);
+    assert!(
+        ns.wait_link("sl0", Duration::from_secs(20)),
+        "the tap interface did not appear"
+    );
+    ns.ip(&["addr", "add", "198.18.0.1/24", "dev", "sl0"]);
+    ns.ip(&["link", "set", "sl0", "up"]);
+    let lg = lg.wait(Duration::from_secs(40));
+    assert!(lg.success(), "{}\n{}", lg.stdout, lg.stderr);
+    assert!(count(&lg.stdout, "requests") > 100, "{}", lg.stdout);
+    assert_eq!(count(&lg.stdout, "errors"), 0, "{}", lg.stdout);
+    assert!(lg.stdout.contains("p99.9"));
+    stop(echo);
+}
+
+fn bulk_pair(tag: &str, sluice_mode: &str, kernel_mode: &str) {
+    let (ns, p) = sluice(
+        tag,
+        BULK,
+        &[
+            sluice_mode,
+            "--listen",
+            "9000",
+            "--bytes",
+            "20000000",
+            "--seed",
+            "3",
+            "--seconds",
+            "60",
+        ],
+    );
+    let k = ns.run(
+        BULK,
+        &[
+            kernel_mode,
+            "--stack",
+            "kernel",
+            "--connect",
+            "198.18.0.2:9000",
+            "--bytes",
+            "20000000",
+            "--seed",
+            "3",
+            "--seconds",
+            "60",
+        ],
+        Duration::from_secs(70),
+    );
+    let s = p.wait(Duration::from_secs(30));
+    assert!(k.success(), "kernel side:\n{}\n{}", k.stdout, k.stderr);
+    assert!(s.success(), "sluice side:\n{}\n{}", s.stdout, s.stderr);
+    assert_eq!(
+        field(&k.stdout, "sha256"),
+        field(&s.stdout, "sha256"),
+        "{}\n{}",
+        k.stdout,
+        s.stdout
+    );
+    let recv = if sluice_mode == "recv" {
+        &s.stdout
+    } else {
+        &k.stdout
+    };
+    assert_eq!(field(recv, "ok"), Some("true"), "{recv}");
+    assert_eq!(count(recv, "bytes"), 20_000_000);
+}
+
+#[test]
+fn bulk_kernel_to_sluice() {
+    if root() {
+        bulk_pair("apps-bulk-in", "recv", "send");
+    }
+}
+
+#[test]
+fn bulk_sluice_to_kernel() {
+    if root() {
+        bulk_pair("apps-bulk-out", "send", "recv");
+    }
+}
