@@ -103,6 +103,14 @@ impl Assembler {
         end - n
     }
 
+    /// The held range containing offset `at`, if any.
+    pub fn range_containing(&self, at: usize) -> Option<(usize, usize)> {
+        self.ranges[..self.count]
+            .iter()
+            .copied()
+            .find(|&(s, e)| s <= at && at < e)
+    }
+
     #[cfg(test)]
     pub fn ranges(&self) -> &[(usize, usize)] {
         &self.ranges[..self.count]

@@ -5,9 +5,12 @@ use core::time::Duration;
 /// Which congestion controller a connection uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum CongestionKind {
-    /// RFC 5681 slow start / congestion avoidance with RFC 6582 fast recovery.
-    #[default]
+    /// RFC 5681 slow start / congestion avoidance with RFC 6582 fast recovery (or
+    /// RFC 6675 SACK-based recovery when SACK is negotiated).
     NewReno,
+    /// CUBIC (RFC 9438), the default for new connections.
+    #[default]
+    Cubic,
     /// No congestion control: the window is only limited by the peer's receive window.
     /// For tests and controlled networks only.
     Unlimited,
@@ -74,6 +77,17 @@ pub struct TcpConfig {
     pub max_ooo_bytes: usize,
     /// The congestion controller.
     pub congestion: CongestionKind,
+    /// Offer and accept TCP timestamps (RFC 7323 sections 3-5: RTTM and PAWS).
+    pub timestamps: bool,
+    /// Offer and accept SACK (RFC 2018); with it, loss recovery follows RFC 6675 with
+    /// proportional rate reduction (RFC 6937), limited transmit (RFC 3042) and a
+    /// simplified RACK-TLP (RFC 8985).
+    pub sack: bool,
+    /// RACK time-based loss detection and tail loss probes (RFC 8985); only with SACK.
+    pub rack_tlp: bool,
+    /// Challenge ACKs (RFC 5961 section 7) allowed per second and per connection (a token
+    /// bucket holding at most this many); the rest are suppressed and counted.
+    pub challenge_ack_limit: u32,
 }
 
 impl Default for TcpConfig {
@@ -94,7 +108,11 @@ impl Default for TcpConfig {
             max_syn_retransmissions: 7,
             user_timeout: None,
             max_ooo_bytes: 64 * 1024,
-            congestion: CongestionKind::NewReno,
+            congestion: CongestionKind::Cubic,
+            timestamps: true,
+            sack: true,
+            rack_tlp: true,
+            challenge_ack_limit: 10,
         }
     }
 }

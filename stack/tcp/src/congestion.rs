@@ -1,13 +1,20 @@
-//! Congestion control behind a trait, with NewReno (RFC 5681 + RFC 6582).
+//! Congestion control behind a trait, with NewReno (RFC 5681 + RFC 6582) and CUBIC
+//! (RFC 9438).
 //!
 //! The TCB decides what is a new ACK and what is a duplicate ACK (RFC 5681 section 2)
-//! and asks the controller for the window. The controller may ask for the first
-//! unacknowledged segment to be retransmitted (fast retransmit, NewReno partial ACK).
-//! CUBIC or a SACK-based recovery can be added as further implementations.
+//! and asks the controller for the window. Without SACK the controller runs fast
+//! recovery itself and may ask for the first unacknowledged segment to be retransmitted
+//! (fast retransmit, NewReno partial ACK). With SACK the TCB runs loss recovery
+//! (RFC 6675 with PRR, `recovery.rs`) and only asks the controller for the window
+//! reduction (`on_loss`) and the window after recovery (`on_recovery_exit`); controllers
+//! that do not implement these (`supports_sack_recovery` false) keep the first mode.
 
 use core::fmt::Debug;
+use core::time::Duration;
 use sluice_wire::tcp::SeqNumber;
 use sluice_wire::Instant;
+
+pub use crate::cubic::{Cubic, CUBIC_ALPHA, CUBIC_BETA, CUBIC_C};
 
 /// What the TCB knows when an ACK arrives.
 #[derive(Clone, Copy, Debug)]
@@ -49,10 +56,24 @@ pub trait CongestionControl: Debug {
     fn on_rto(&mut self, flight_size: usize, snd_max: SeqNumber, mss: usize);
     /// The MSS changed (negotiation, PMTU). Resets the initial window if nothing was sent.
     fn on_mss(&mut self, mss: usize);
+
+    /// Whether the controller implements `on_loss` and `on_recovery_exit`, so that the
+    /// TCB may run SACK-based loss recovery (RFC 6675) itself. Default: false.
+    fn supports_sack_recovery(&self) -> bool {
+        false
+    }
+    /// SACK-based recovery started (the TCB detected loss): reduce ssthresh once for this
+    /// window of data. During recovery the TCB paces sending by PRR (RFC 6937) and does
+    /// not call `on_ack` or `on_dup_ack`.
+    fn on_loss(&mut self, _now: Instant, _flight_size: usize, _mss: usize) {}
+    /// SACK-based recovery ended (the recovery point was acknowledged): cwnd = ssthresh.
+    fn on_recovery_exit(&mut self, _now: Instant, _mss: usize) {}
+    /// A new smoothed RTT (for controllers that need it, such as CUBIC).
+    fn on_rtt(&mut self, _srtt: Duration) {}
 }
 
 /// RFC 5681 initial window: min(4*MSS, max(2*MSS, 4380)).
-fn initial_window(mss: usize) -> usize {
+pub(crate) fn initial_window(mss: usize) -> usize {
     (4 * mss).min((2 * mss).max(4380))
 }
 
@@ -116,8 +137,10 @@ impl CongestionControl for NewReno {
             return CcAction::RetransmitFirst;
         }
         if self.cwnd < self.ssthresh {
-            // Slow start, RFC 5681 (3.2): cwnd += min(N, SMSS).
-            self.cwnd += i.acked.min(i.mss);
+            // Slow start with appropriate byte counting (RFC 3465, L = 2 * SMSS, so
+            // that delayed ACKs still double the window per RTT); RFC 5681's
+            // min(N, SMSS) is the case of one segment per ACK.
+            self.cwnd += i.acked.min(2 * i.mss);
         } else {
             // Congestion avoidance: about one MSS per window (byte counting).
             self.ca_acked += i.acked;
@@ -172,6 +195,21 @@ impl CongestionControl for NewReno {
             self.cwnd = self.cwnd.max(mss);
         }
     }
+
+    fn supports_sack_recovery(&self) -> bool {
+        true
+    }
+    fn on_loss(&mut self, _now: Instant, flight_size: usize, mss: usize) {
+        // RFC 6675 section 5 step (4.2): ssthresh = cwnd = FlightSize / 2.
+        self.started = true;
+        self.ssthresh = (flight_size / 2).max(2 * mss);
+        self.cwnd = self.ssthresh;
+        self.ca_acked = 0;
+        self.dup_acks = 0;
+    }
+    fn on_recovery_exit(&mut self, _now: Instant, mss: usize) {
+        self.cwnd = self.ssthresh.max(mss);
+    }
 }
 
 /// No congestion control: an effectively infinite window.
@@ -205,6 +243,7 @@ pub enum Congestion {
     NewReno(NewReno),
     Unlimited(Unlimited),
     Custom(Box<dyn CongestionControl + Send>),
+    Cubic(Cubic),
 }
 
 impl Congestion {
@@ -213,6 +252,7 @@ impl Congestion {
             Congestion::NewReno(c) => c,
             Congestion::Unlimited(c) => c,
             Congestion::Custom(c) => c.as_ref(),
+            Congestion::Cubic(c) => c,
         }
     }
     fn inner_mut(&mut self) -> &mut dyn CongestionControl {
@@ -220,6 +260,7 @@ impl Congestion {
             Congestion::NewReno(c) => c,
             Congestion::Unlimited(c) => c,
             Congestion::Custom(c) => c.as_mut(),
+            Congestion::Cubic(c) => c,
         }
     }
 }
@@ -245,6 +286,18 @@ impl CongestionControl for Congestion {
     }
     fn on_mss(&mut self, mss: usize) {
         self.inner_mut().on_mss(mss)
+    }
+    fn supports_sack_recovery(&self) -> bool {
+        self.inner().supports_sack_recovery()
+    }
+    fn on_loss(&mut self, now: Instant, flight_size: usize, mss: usize) {
+        self.inner_mut().on_loss(now, flight_size, mss)
+    }
+    fn on_recovery_exit(&mut self, now: Instant, mss: usize) {
+        self.inner_mut().on_recovery_exit(now, mss)
+    }
+    fn on_rtt(&mut self, srtt: Duration) {
+        self.inner_mut().on_rtt(srtt)
     }
 }
 

@@ -67,6 +67,11 @@ pub enum DropReason {
     ChallengeAck,
     /// Out-of-order data beyond the reassembly bound.
     ReassemblyFull,
+    /// PAWS (RFC 7323 section 5): the timestamp is older than TS.Recent; an ACK was
+    /// queued (rate-limited).
+    Paws,
+    /// Timestamps were negotiated but the segment carries none (RFC 7323 3.2: dropped).
+    NoTimestamp,
 }
 
 /// ICMP errors the IP layer reports for a connection (RFC 9293 3.9.1, RFC 5461).
@@ -182,4 +187,23 @@ pub struct Counters {
     pub keepalive_probes: u64,
     /// Drops of every other kind (wrong state, no ACK, wrong port).
     pub other_drops: u64,
+    /// Segments dropped by PAWS (RFC 7323 section 5).
+    pub paws_drops: u64,
+    /// Segments dropped for lacking the negotiated timestamps option.
+    pub no_timestamp_drops: u64,
+    /// Challenge ACKs (and ACKs for unacceptable ACK fields) not sent because of the
+    /// per-connection rate limit (RFC 5961 section 7).
+    pub challenge_acks_suppressed: u64,
+    /// D-SACK blocks received (RFC 2883): duplicates the peer saw, not losses.
+    pub dsacks_received: u64,
+    /// D-SACK blocks sent for duplicate segments we received.
+    pub dsacks_sent: u64,
+    /// SACK blocks ignored: reversed, empty, or outside SND.UNA..SND.MAX.
+    pub sack_blocks_ignored: u64,
+    /// SACK-based loss recoveries entered (RFC 6675).
+    pub sack_recoveries: u64,
+    /// Losses detected by the RACK reordering timer.
+    pub rack_timeouts: u64,
+    /// Tail loss probes sent (RFC 8985).
+    pub tlp_probes: u64,
 }

@@ -70,7 +70,7 @@ impl Tcb {
     }
 
     /// RFC 9293 3.10.7.2.
-    fn input_listen(&mut self, _now: Instant, seg: &TcpRepr) -> Option<DropReason> {
+    fn input_listen(&mut self, now: Instant, seg: &TcpRepr) -> Option<DropReason> {
         // First, an incoming RST is ignored.
         if seg.flags.rst() {
             return Some(DropReason::Unexpected);
@@ -87,7 +87,7 @@ impl Tcb {
         // Third, SYN: note IRS, reply <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>. Data carried
         // on the SYN is not queued; the peer retransmits it after the handshake.
         self.remote_port = seg.src_port;
-        self.accept_syn(seg);
+        self.accept_syn(now, seg);
         self.snd_nxt = self.iss;
         self.set_state(State::SynReceived);
         None
@@ -116,11 +116,11 @@ impl Tcb {
         if !seg.flags.syn() {
             return Some(DropReason::Unexpected);
         }
-        self.accept_syn(seg);
+        self.accept_syn(now, seg);
         match seg.ack {
             Some(ack) => {
                 // Our SYN is acknowledged: ESTABLISHED, <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
-                self.on_new_ack(now, ack);
+                self.on_new_ack(now, ack, seg);
                 self.enter_established(now);
                 self.ack_now = true;
                 // Continue at the sixth step: data and FIN on the SYN-ACK.
@@ -137,6 +137,23 @@ impl Tcb {
 
     /// RFC 9293 3.10.7.4, steps one to eight.
     fn input_synchronized(&mut self, now: Instant, seg: &TcpRepr) -> Option<DropReason> {
+        // RFC 7323 section 5.3 R1 (before the sequence number check): PAWS. Once
+        // timestamps are in use, a non-RST segment without them is dropped (3.2).
+        if self.ts_enabled && !seg.flags.rst() {
+            match seg.options.timestamp {
+                None => {
+                    self.counters.no_timestamp_drops += 1;
+                    return Some(DropReason::NoTimestamp);
+                }
+                Some((tsval, _)) if self.paws_rejects(now, tsval) => {
+                    self.counters.paws_drops += 1;
+                    self.challenge_ack(now);
+                    return Some(DropReason::Paws);
+                }
+                Some(_) => {}
+            }
+        }
+
         // First, check the sequence number.
         let wnd = self.rcv_wnd();
         let mut text_allowed = true;
@@ -154,6 +171,7 @@ impl Tcb {
             } else {
                 if !seg.flags.rst() {
                     self.ack_now = true;
+                    self.dsack_for_duplicate(seg);
                 }
                 if self.state == State::TimeWait && seg.flags.fin() {
                     // A retransmitted FIN: ACK it and restart the 2 MSL timeout.
@@ -167,9 +185,10 @@ impl Tcb {
         // Second, check the RST bit (RFC 5961 section 3 validation).
         if seg.flags.rst() {
             if seg.seq != self.rcv_nxt {
-                // In the window but not exact: challenge ACK.
-                self.ack_now = true;
-                self.counters.challenge_acks += 1;
+                // In the window but not exact: challenge ACK (rate-limited, section 7).
+                if self.challenge_ack(now) {
+                    self.counters.challenge_acks += 1;
+                }
                 return Some(DropReason::BadRst);
             }
             match self.state {
@@ -195,9 +214,10 @@ impl Tcb {
                 self.back_to_listen();
                 return None;
             }
-            // RFC 5961 section 4: challenge ACK, drop.
-            self.ack_now = true;
-            self.counters.challenge_acks += 1;
+            // RFC 5961 section 4: challenge ACK (rate-limited), drop.
+            if self.challenge_ack(now) {
+                self.counters.challenge_acks += 1;
+            }
             return Some(DropReason::ChallengeAck);
         }
 
@@ -207,7 +227,8 @@ impl Tcb {
         };
         if self.state == State::SynReceived {
             if ack > self.snd_una && ack <= self.snd_max {
-                self.on_new_ack(now, ack);
+                self.update_ts_recent(now, seg);
+                self.on_new_ack(now, ack, seg);
                 self.snd_wnd = (seg.window as usize) << self.snd_wscale;
                 self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
                 self.snd_wl1 = seg.seq;
@@ -224,19 +245,42 @@ impl Tcb {
                 None => self.snd_max,
             };
             if ack > highest {
-                // Acknowledges something not yet sent: ACK, drop.
-                self.ack_now = true;
+                // Acknowledges something not yet sent (RFC 5961 5.2): ACK (rate-limited),
+                // drop, data included.
+                self.challenge_ack(now);
                 return Some(DropReason::BadAck);
             }
-            // RFC 5961 5.2: too old an ACK is dropped (with an ACK).
+            // RFC 5961 5.2: too old an ACK is dropped (with an ACK, rate-limited).
             let oldest = self.snd_una - self.max_snd_wnd.max(self.mss);
             if ack < oldest {
-                self.ack_now = true;
+                self.challenge_ack(now);
                 return Some(DropReason::BadAck);
             }
+            self.update_ts_recent(now, seg);
             let seg_wnd = (seg.window as usize) << self.snd_wscale;
-            if ack > self.snd_una {
-                self.on_new_ack(now, ack);
+            if self.sack_mode() {
+                // RFC 6675: SACK blocks first, then the cumulative ACK.
+                let old_una = self.snd_una;
+                let sacked_before = self.sb.sacked();
+                let newly = if ack >= old_una {
+                    self.read_sack_blocks(ack, &seg.options.sack)
+                } else {
+                    0
+                };
+                let (data_acked, flight_size) = if ack > old_una {
+                    self.advance_una(now, ack, seg)
+                } else {
+                    (0, self.snd_max - self.snd_una)
+                };
+                if ack >= old_una {
+                    let dup = ack == old_una && newly > 0;
+                    self.sack_on_ack(now, old_una, sacked_before, data_acked, flight_size, dup);
+                    if ack > old_una {
+                        self.arm_tlp(now);
+                    }
+                }
+            } else if ack > self.snd_una {
+                self.on_new_ack(now, ack, seg);
             } else if ack == self.snd_una
                 && seg.payload.is_empty()
                 && !seg.flags.fin()
@@ -335,6 +379,7 @@ impl Tcb {
             let skip = self.rcv_nxt - seq;
             if skip >= payload.len() {
                 self.ack_now = true;
+                self.dsack_for(seq, seq + payload.len());
                 return None;
             }
             (0, &payload[skip..])
@@ -358,6 +403,12 @@ impl Tcb {
             }
             self.counters.ooo_segments += 1;
             self.rx.write_at(offset, data);
+            if self.sack_ok {
+                // RFC 2018 section 4: the block with this segment goes first.
+                if let Some((s, e)) = self.asm.range_containing(offset) {
+                    self.sack_report.on_ooo(self.rcv_nxt + s, self.rcv_nxt + e);
+                }
+            }
             return None;
         }
         let n = self.rx.write_at(0, data);
@@ -367,6 +418,12 @@ impl Tcb {
         self.rcv_nxt += n + extra;
         self.counters.bytes_in += (n + extra) as u64;
         self.unacked_rx += n + extra;
+        if self.sack_ok && !self.sack_report.recent.is_empty() {
+            let (nxt, asm) = (self.rcv_nxt, &self.asm);
+            self.sack_report.refresh(nxt, |l| {
+                asm.range_containing(l - nxt).map(|(s, e)| (nxt + s, nxt + e))
+            });
+        }
         if had_hole {
             // Filling (part of) a hole: ACK at once (RFC 5681 4.2).
             self.ack_now = true;
@@ -393,6 +450,7 @@ impl Tcb {
         self.fin_received = true;
         self.ooo_fin = None;
         self.asm.clear();
+        self.sack_report.clear();
         self.ack_now = true;
         match self.state {
             State::SynReceived | State::Established => self.set_state(State::CloseWait),
@@ -409,7 +467,8 @@ impl Tcb {
     }
 
     /// Records the peer's SYN: IRS, options, initial window.
-    pub(crate) fn accept_syn(&mut self, seg: &TcpRepr) {
+    pub(crate) fn accept_syn(&mut self, now: Instant, seg: &TcpRepr) {
+        self.accept_syn_options(now, seg);
         self.irs = seg.seq;
         self.rcv_nxt = seg.seq + 1;
         self.rcv_adv = self.rcv_nxt;
@@ -447,33 +506,11 @@ impl Tcb {
         self.keepalive_reset(now);
     }
 
-    /// An ACK that acknowledges new data (SND.UNA < SEG.ACK).
-    pub(crate) fn on_new_ack(&mut self, now: Instant, ack: SeqNumber) {
-        let flight_size = self.snd_max - self.snd_una;
+    /// An ACK that acknowledges new data (SND.UNA < SEG.ACK), with the controller's own
+    /// recovery (no SACK).
+    pub(crate) fn on_new_ack(&mut self, now: Instant, ack: SeqNumber, seg: &TcpRepr) {
         let acked = ack - self.snd_una;
-        let mut data_acked = 0;
-        if ack > self.tx_seq0 {
-            let end = self.tx_seq0 + self.tx.len();
-            data_acked = ack.min(end) - self.tx_seq0;
-            self.tx.discard(data_acked);
-            self.tx_seq0 += data_acked;
-        }
-        self.snd_una = ack;
-        if self.snd_nxt < ack {
-            self.snd_nxt = ack;
-        }
-        if self.snd_max < ack {
-            self.snd_max = ack;
-        }
-        // RFC 6298 / Karn: sample only segments that were never retransmitted.
-        if let Some((end, sent)) = self.rtt_timed {
-            if ack >= end {
-                self.rtt.sample(now - sent);
-                self.rtt_timed = None;
-            }
-        }
-        self.retries = 0;
-        self.dup_acks = 0;
+        let (data_acked, flight_size) = self.advance_una(now, ack, seg);
         if data_acked > 0 || self.cc.in_recovery() {
             let info = AckInfo {
                 now,
@@ -488,6 +525,55 @@ impl Tcb {
                 self.rtt_timed = None;
             }
         }
+    }
+
+    /// The cumulative part of a new ACK: frees acknowledged data, moves SND.UNA, takes an
+    /// RTT sample, restarts the retransmission timer. Returns (data bytes acknowledged,
+    /// FlightSize before the ACK).
+    pub(crate) fn advance_una(&mut self, now: Instant, ack: SeqNumber, seg: &TcpRepr) -> (usize, usize) {
+        let flight_size = self.snd_max - self.snd_una;
+        let mut data_acked = 0;
+        if ack > self.tx_seq0 {
+            let end = self.tx_seq0 + self.tx.len();
+            data_acked = ack.min(end) - self.tx_seq0;
+            self.tx.discard(data_acked);
+            self.tx_seq0 += data_acked;
+        }
+        self.snd_una = ack;
+        if self.snd_nxt < ack {
+            self.snd_nxt = ack;
+        }
+        if self.snd_max < ack {
+            self.snd_max = ack;
+        }
+        match (self.ts_enabled, seg.options.timestamp) {
+            // RFC 7323 RTTM: every ACK of new data gives a sample from its TSecr.
+            (true, Some((_, tsecr))) => {
+                self.rtt_timed = None;
+                if !core::mem::take(&mut self.skip_ts_sample) {
+                    self.ts_rtt_sample(now, tsecr, flight_size);
+                }
+            }
+            // RFC 6298 / Karn: sample only segments that were never retransmitted.
+            _ => {
+                if let Some((end, sent)) = self.rtt_timed {
+                    if ack >= end {
+                        self.rtt.sample(now - sent);
+                        self.rtt_timed = None;
+                        if let Some(srtt) = self.rtt.srtt() {
+                            self.cc.on_rtt(srtt);
+                        }
+                    }
+                }
+            }
+        }
+        self.retries = 0;
+        if !self.sack_mode() {
+            self.dup_acks = 0;
+        }
+        if self.sack_mode() {
+            self.sb.advance(ack);
+        }
         // RFC 6298 5.2 / 5.3: stop the timer when all is acked, else restart it.
         if self.snd_una == self.snd_max {
             self.timers.rtx = None;
@@ -495,6 +581,22 @@ impl Tcb {
         } else {
             self.timers.rtx = Some(now + self.rtt.rto());
             self.stalled_since = Some(now);
+        }
+        (data_acked, flight_size)
+    }
+
+    /// A duplicate segment arrived (entirely below RCV.NXT): report it in a D-SACK block
+    /// (RFC 2883) if SACK is in use.
+    fn dsack_for_duplicate(&mut self, seg: &TcpRepr) {
+        let len = seg.payload.len();
+        if len > 0 && seg.seq + len <= self.rcv_nxt && self.rcv_nxt - seg.seq <= self.rx.capacity() {
+            self.dsack_for(seg.seq, seg.seq + len);
+        }
+    }
+
+    fn dsack_for(&mut self, left: SeqNumber, right: SeqNumber) {
+        if self.sack_ok {
+            self.sack_report.dsack = Some((left, right));
         }
     }
 

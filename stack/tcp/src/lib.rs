@@ -6,29 +6,39 @@
 //! or allocates after a connection is created. Segment types come from `sluice-wire`.
 //!
 //! Files: `input.rs` (segment arrival, RFC 9293 3.10.7), `output.rs` (segment
-//! generation), `timers.rs`, `congestion.rs` (NewReno behind a trait), `assembler.rs`
-//! (out-of-order reassembly), `rtt.rs` (RFC 6298), `listener.rs` (backlog and accept
-//! queue), `rst.rs` (RST for segments without a connection).
+//! generation), `timers.rs`, `congestion.rs` (the controller trait, NewReno),
+//! `cubic.rs` (RFC 9438), `assembler.rs` (out-of-order reassembly), `rtt.rs` (RFC 6298),
+//! `timestamps.rs` (RFC 7323 TS.Recent, PAWS, RTTM; RFC 5961 challenge ACK limit),
+//! `sack.rs` (scoreboard and receiver blocks), `recovery.rs` (RFC 6675 with PRR),
+//! `rack.rs` (RACK-TLP, simplified), `listener.rs` (backlog, accept queue, SYN cookies),
+//! `cookie.rs` (the cookie itself), `rst.rs` (RST for segments without a connection).
 
 mod assembler;
 mod buffer;
 pub mod config;
 pub mod congestion;
+mod cookie;
+mod cubic;
 mod error;
 mod input;
 mod listener;
 mod output;
+mod rack;
+mod recovery;
 mod rst;
 mod rtt;
+mod sack;
 mod tcb;
 mod timers;
+mod timestamps;
 
 pub use config::{CongestionKind, Keepalive, TcpConfig, DEFAULT_MSS, MIN_MSS};
-pub use congestion::{AckInfo, CcAction, Congestion, CongestionControl, NewReno};
+pub use congestion::{AckInfo, CcAction, Congestion, CongestionControl, Cubic, NewReno};
+pub use cookie::MSS_TABLE as SYN_COOKIE_MSS_TABLE;
 pub use error::{
     ConnError, Counters, DropReason, IcmpError, ListenError, RecvError, SegmentOutcome, SendError, State,
 };
-pub use listener::{ListenOutcome, Listener};
+pub use listener::{ListenOutcome, ListenReply, Listener, ListenerCounters};
 pub use rst::rst_for;
 pub use rtt::RttEstimator;
 pub use tcb::Tcb;

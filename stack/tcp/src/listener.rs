@@ -1,6 +1,11 @@
 //! Passive open for many connections on one port: a backlog of half-open connections
 //! and an accept queue. The listener holds handles only; the owner (the IP layer)
 //! keeps the TCBs in its own table, keyed however it likes.
+//!
+//! With SYN cookies enabled (`enable_syn_cookies`) and segments given through
+//! `on_segment_from` (which also takes a value identifying the IP addresses), a SYN
+//! that finds the backlog full is answered statelessly (`cookie.rs`), and a final ACK
+//! carrying a valid cookie creates the connection directly in ESTABLISHED.
 
 use std::collections::VecDeque;
 
@@ -8,6 +13,7 @@ use sluice_wire::tcp::{SeqNumber, TcpRepr};
 use sluice_wire::Instant;
 
 use crate::config::TcpConfig;
+use crate::cookie;
 use crate::error::{ListenError, State};
 use crate::rst::rst_for;
 use crate::tcb::Tcb;
@@ -27,6 +33,30 @@ pub enum ListenOutcome {
     Dropped(ListenError),
 }
 
+/// What the owner must do with a segment given to `Listener::on_segment_from`.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum ListenReply {
+    /// As for `Listener::on_segment`. `Accepted` may also be a connection already in
+    /// ESTABLISHED (a valid SYN cookie): it is then in the accept queue already.
+    Outcome(ListenOutcome),
+    /// Send this SYN-ACK carrying a SYN cookie; no state was kept.
+    SynCookie(TcpRepr<'static>),
+}
+
+/// Listener counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListenerCounters {
+    /// SYNs dropped because the backlog or accept queue was full (and no cookie sent).
+    pub dropped_syns: u64,
+    /// SYN-ACKs sent with a cookie because the backlog was full.
+    pub syn_cookies_sent: u64,
+    /// Connections created from a valid cookie.
+    pub syn_cookies_accepted: u64,
+    /// ACKs whose cookie did not validate (answered with a RST).
+    pub syn_cookies_rejected: u64,
+}
+
 /// A listening port. `H` is the owner's handle for a connection (a table index, the
 /// 4-tuple...).
 #[derive(Debug)]
@@ -37,6 +67,10 @@ pub struct Listener<H> {
     half_open: Vec<H>,
     accept_queue: VecDeque<H>,
     dropped_syns: u64,
+    cookie_secret: Option<[u8; 16]>,
+    /// When a cookie was last sent: cookies are only checked for a while after.
+    last_cookie: Option<Instant>,
+    counters: ListenerCounters,
 }
 
 impl<H: Copy + PartialEq> Listener<H> {
@@ -51,7 +85,150 @@ impl<H: Copy + PartialEq> Listener<H> {
             half_open: Vec::with_capacity(backlog),
             accept_queue: VecDeque::with_capacity(backlog),
             dropped_syns: 0,
+            cookie_secret: None,
+            last_cookie: None,
+            counters: ListenerCounters::default(),
         }
+    }
+
+    /// Answers SYNs with SYN cookies once the backlog is full. `secret` keys the cookie
+    /// hash; it comes from the owner (the OS's randomness in production, a fixed value
+    /// in tests) and should be rotated together with the ISN key. Only segments given
+    /// through `on_segment_from` use cookies.
+    pub fn enable_syn_cookies(&mut self, secret: [u8; 16]) {
+        self.cookie_secret = Some(secret);
+    }
+
+    pub fn counters(&self) -> ListenerCounters {
+        ListenerCounters {
+            dropped_syns: self.dropped_syns,
+            ..self.counters
+        }
+    }
+
+    /// As `on_segment`, for a segment between the addresses identified by `flow` (any
+    /// value derived from the local and remote IP addresses only, e.g. for IPv4
+    /// `(u64::from(local) << 32) | u64::from(remote)`, or a hash of IPv6 addresses); the
+    /// ports are taken from the segment. With SYN cookies enabled, a SYN that finds the
+    /// backlog full gets a stateless SYN-ACK, and an ACK with a valid cookie becomes an
+    /// ESTABLISHED connection.
+    pub fn on_segment_from(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr,
+        flow: u64,
+        isn: SeqNumber,
+        handle: H,
+    ) -> ListenReply {
+        let Some(secret) = self.cookie_secret else {
+            return ListenReply::Outcome(self.on_segment(now, seg, isn, handle));
+        };
+        if seg.dst_port != self.port || seg.flags.rst() {
+            return ListenReply::Outcome(ListenOutcome::Ignored);
+        }
+        let ports = (seg.dst_port, seg.src_port);
+        if let Some(ack) = seg.ack {
+            let recent = matches!(self.last_cookie,
+                Some(t) if now - t < core::time::Duration::from_secs(2 * cookie::COUNTER_SECS));
+            if !seg.flags.syn() && !seg.flags.fin() && recent {
+                let client_isn = seg.seq - 1;
+                if let Some(mss) = cookie::check(&secret, now, flow, ports, client_isn, ack - 1) {
+                    if self.accept_queue.len() >= self.backlog {
+                        self.dropped_syns += 1;
+                        return ListenReply::Outcome(ListenOutcome::Dropped(ListenError::AcceptQueueFull));
+                    }
+                    let tcb = self.rebuild_from_cookie(now, seg, ack - 1, mss);
+                    if tcb.is_established() {
+                        self.counters.syn_cookies_accepted += 1;
+                        self.accept_queue.push_back(handle);
+                        return ListenReply::Outcome(ListenOutcome::Accepted(tcb));
+                    }
+                }
+                self.counters.syn_cookies_rejected += 1;
+            }
+            return ListenReply::Outcome(match rst_for(seg) {
+                Some(r) => ListenOutcome::Reset(r),
+                None => ListenOutcome::Ignored,
+            });
+        }
+        if seg.flags.syn() && self.half_open.len() >= self.backlog {
+            if self.accept_queue.len() >= self.backlog {
+                self.dropped_syns += 1;
+                return ListenReply::Outcome(ListenOutcome::Dropped(ListenError::AcceptQueueFull));
+            }
+            self.counters.syn_cookies_sent += 1;
+            self.last_cookie = Some(now);
+            return ListenReply::SynCookie(self.cookie_syn_ack(now, seg, &secret, flow));
+        }
+        ListenReply::Outcome(self.on_segment(now, seg, isn, handle))
+    }
+
+    /// The stateless SYN-ACK.
+    fn cookie_syn_ack(&self, now: Instant, seg: &TcpRepr, secret: &[u8; 16], flow: u64) -> TcpRepr<'static> {
+        let ports = (seg.dst_port, seg.src_port);
+        let iss = cookie::make(secret, now, flow, ports, seg.seq, seg.options.mss);
+        let mut options = sluice_wire::tcp::TcpOptions {
+            mss: Some(self.cfg.mss),
+            ..Default::default()
+        };
+        // Window scaling and SACK only survive through the timestamp (as in Linux).
+        if let (Some((tsval, _)), true) = (seg.options.timestamp, self.cfg.timestamps) {
+            let ws = seg.options.window_scale.filter(|_| self.cfg.window_scaling);
+            let sack = seg.options.sack_permitted && self.cfg.sack;
+            let ours = crate::timestamps::ts_clock(now);
+            options.timestamp = Some((cookie::ts_encode(ours, ws, sack), tsval));
+            options.window_scale = ws.map(|_| self.cfg.sanitized().rcv_wscale());
+            options.sack_permitted = sack;
+        }
+        TcpRepr {
+            src_port: self.port,
+            dst_port: seg.src_port,
+            seq: iss,
+            ack: Some(seg.seq + 1),
+            flags: sluice_wire::tcp::TcpFlags(sluice_wire::tcp::TcpFlags::SYN),
+            window: self.cfg.sanitized().recv_buffer.min(65535) as u16,
+            urgent: 0,
+            options,
+            payload: &[],
+        }
+    }
+
+    /// Rebuilds the connection a valid cookie stands for, then feeds it the final ACK.
+    fn rebuild_from_cookie(&self, now: Instant, seg: &TcpRepr, iss: SeqNumber, mss: u16) -> Tcb {
+        let mut tcb = Tcb::listen(self.cfg, self.port, iss);
+        tcb.return_to_listen = false;
+        let (window_scale, sack_permitted, timestamp) = match seg.options.timestamp {
+            Some((tsval, tsecr)) if self.cfg.timestamps => {
+                let (ws, sack) = cookie::ts_decode(tsecr);
+                (
+                    ws.filter(|_| self.cfg.window_scaling),
+                    sack && self.cfg.sack,
+                    Some((tsval, 0)),
+                )
+            }
+            _ => (None, false, None),
+        };
+        let syn = TcpRepr {
+            src_port: seg.src_port,
+            dst_port: self.port,
+            seq: seg.seq - 1,
+            ack: None,
+            flags: sluice_wire::tcp::TcpFlags(sluice_wire::tcp::TcpFlags::SYN),
+            window: seg.window,
+            urgent: 0,
+            options: sluice_wire::tcp::TcpOptions {
+                mss: Some(mss),
+                window_scale,
+                sack_permitted,
+                timestamp,
+                ..Default::default()
+            },
+            payload: &[],
+        };
+        let _ = tcb.on_segment(now, &syn);
+        tcb.syn_ack_sent_statelessly(now);
+        let _ = tcb.on_segment(now, seg);
+        tcb
     }
 
     pub fn port(&self) -> u16 {
@@ -124,7 +301,8 @@ impl<H: Copy + PartialEq> Listener<H> {
         self.accept_queue.len()
     }
 
-    /// SYNs dropped because the backlog or accept queue was full.
+    /// SYNs dropped because the backlog or accept queue was full (with cookies: only
+    /// when the accept queue was full).
     pub fn dropped_syns(&self) -> u64 {
         self.dropped_syns
     }

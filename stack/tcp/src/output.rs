@@ -1,12 +1,13 @@
 //! Segment generation: `poll_transmit` decides what to send next (RST, SYN, data with
 //! Nagle and sender-side SWS avoidance, FIN, probes, ACKs) and updates the send state.
 
-use sluice_wire::tcp::{SeqNumber, TcpFlags, TcpRepr};
+use sluice_wire::tcp::{SackBlocks, SeqNumber, TcpFlags, TcpRepr};
 use sluice_wire::Instant;
 
 use crate::congestion::CongestionControl;
 use crate::error::State;
 use crate::tcb::Tcb;
+use crate::timestamps::ts_clock;
 
 impl Tcb {
     /// The next segment to send, or `None`. Call until `None` after every event. The
@@ -34,13 +35,13 @@ impl Tcb {
                 if self.snd_nxt == self.iss {
                     Some(self.emit_syn(now))
                 } else if self.ack_now {
-                    Some(self.emit_ack(self.snd_max))
+                    Some(self.emit_ack(now, self.snd_max))
                 } else {
                     None
                 }
             }
             State::FinWait2 | State::TimeWait => {
-                (self.ack_now || self.window_update_due()).then(|| self.emit_ack(self.snd_max))
+                (self.ack_now || self.window_update_due()).then(|| self.emit_ack(now, self.snd_max))
             }
             State::Established | State::FinWait1 | State::CloseWait | State::Closing | State::LastAck => {
                 self.emit_established(now)
@@ -49,6 +50,21 @@ impl Tcb {
     }
 
     fn emit_established(&mut self, now: Instant) -> Option<TcpRepr<'_>> {
+        // Tail loss probe (RFC 8985 7.3): new data if possible, else the last segment.
+        if let Some(seq) = self.tlp_probe.take() {
+            let end = self.tx_seq0 + self.tx.len();
+            if seq >= self.snd_una && seq >= self.tx_seq0 && seq < end {
+                let len = if seq < self.snd_max {
+                    (end.min(self.snd_max) - seq).min(self.mss)
+                } else {
+                    let room = self.snd_wnd.saturating_sub(self.in_flight());
+                    (end - seq).min(self.mss).min(room)
+                };
+                if len > 0 {
+                    return Some(self.emit_segment(now, seq, len, false));
+                }
+            }
+        }
         // Fast retransmit / NewReno partial ACK: the segment at SND.UNA.
         if self.rtx_una {
             self.rtx_una = false;
@@ -59,7 +75,17 @@ impl Tcb {
                 return Some(self.emit_segment(now, seq, len, fin));
             }
         }
-        // New data, go-back-N retransmission after an RTO, FIN.
+        // SACK recovery (RFC 6675 NextSeg rule 1): the first lost hole, as PRR allows.
+        if self.rec.active && self.rec.quota > 0 {
+            if let Some((seq, len)) = self.next_lost_hole() {
+                let len = self.tx.slice(seq - self.tx_seq0, len).len();
+                if len > 0 {
+                    return Some(self.emit_segment(now, seq, len, false));
+                }
+            }
+        }
+        // New data (NextSeg rule 2 in recovery), go-back-N retransmission after an RTO,
+        // FIN.
         if let Some((len, fin)) = self.sendable(now) {
             return Some(self.emit_segment(now, self.snd_nxt, len, fin));
         }
@@ -72,6 +98,7 @@ impl Tcb {
                 self.probe_end = Some(self.snd_nxt + 1);
                 let mut r = self.repr(self.snd_nxt, TcpFlags::NONE);
                 r.window = self.advertise();
+                self.fill_options(now, &mut r);
                 self.after_ack_sent();
                 self.counters.segments_out += 1;
                 r.payload = self.tx.slice(off, 1);
@@ -82,10 +109,10 @@ impl Tcb {
         if self.send_keepalive {
             self.send_keepalive = false;
             self.counters.keepalive_probes += 1;
-            return Some(self.emit_ack(self.snd_max - 1));
+            return Some(self.emit_ack(now, self.snd_max - 1));
         }
         if self.ack_now || self.window_update_due() {
-            return Some(self.emit_ack(self.snd_max));
+            return Some(self.emit_ack(now, self.snd_max));
         }
         None
     }
@@ -97,12 +124,34 @@ impl Tcb {
         if matches!(fin_seq, Some(f) if self.snd_nxt > f) {
             return None; // FIN sent, nothing after it
         }
+        let mut hole = usize::MAX;
+        if self.snd_nxt < self.snd_max && self.sack_mode() {
+            // Going back after an RTO: skip what the peer has SACKed since.
+            if let Some((_, e)) = self.sb.range_containing(self.snd_nxt) {
+                self.snd_nxt = e.min(self.snd_max);
+            }
+            if let Some((s, n)) = self.sb.next_hole(self.snd_nxt, self.snd_max) {
+                if s == self.snd_nxt {
+                    hole = n;
+                }
+            }
+        }
         let off = self.snd_nxt - self.tx_seq0;
         let unsent = self.tx.len() - off;
         let in_flight = self.in_flight();
-        let wnd = self.snd_wnd.min(self.cc.cwnd());
-        let usable = wnd.saturating_sub(in_flight);
-        let len = unsent.min(usable).min(self.mss);
+        let seg_max = self.seg_payload_max();
+        let rwnd_room = self.snd_wnd.saturating_sub(in_flight);
+        let usable = if self.rec.active {
+            // PRR (RFC 6937) decides, in whole segments.
+            if self.rec.quota > 0 {
+                rwnd_room
+            } else {
+                0
+            }
+        } else {
+            rwnd_room.min(self.cc.cwnd().saturating_sub(self.cc_flight()))
+        };
+        let len = unsent.min(usable).min(seg_max).min(hole);
         if len == 0 {
             if unsent == 0 && fin_seq == Some(self.snd_nxt) {
                 return Some((0, true));
@@ -114,7 +163,7 @@ impl Tcb {
             return None;
         }
         let retransmission = self.snd_nxt < self.snd_max;
-        let send = if len == self.mss || retransmission {
+        let send = if len == seg_max || retransmission {
             true
         } else if len == unsent {
             // A short final segment: Nagle allows it when nothing is unacknowledged.
@@ -133,9 +182,14 @@ impl Tcb {
     /// Emits `len` bytes from `seq` (plus FIN), updating SND.NXT/SND.MAX, timers, RTT.
     fn emit_segment(&mut self, now: Instant, seq: SeqNumber, len: usize, fin: bool) -> TcpRepr<'_> {
         let off = seq - self.tx_seq0;
-        let len = self.tx.slice(off, len).len();
+        let len = self.tx.slice(off, len).len().min(self.seg_payload_max());
         let fin = fin && off + len == self.tx.len();
         let end = seq + len + fin as usize;
+        let new_data = end > self.snd_max;
+        self.recovery_sent(seq, len);
+        if end > self.snd_max && self.sack_mode() {
+            self.rack.on_send(end, now);
+        }
         if seq < self.snd_max {
             self.counters.retransmits += 1;
             if matches!(self.rtt_timed, Some((e, _)) if e > seq) {
@@ -166,9 +220,13 @@ impl Tcb {
         }
         let mut r = self.repr(seq, flags);
         r.window = self.advertise();
+        self.fill_options(now, &mut r);
         self.after_ack_sent();
         self.counters.segments_out += 1;
         self.counters.bytes_out += len as u64;
+        if new_data || self.timers.tlp.is_some() {
+            self.arm_tlp(now);
+        }
         r.payload = self.tx.slice(off, len);
         r
     }
@@ -184,6 +242,18 @@ impl Tcb {
         r.window = wnd as u16;
         r.options.mss = Some(self.cfg.mss);
         r.options.window_scale = self.offer_wscale;
+        // RFC 7323 / RFC 2018: offered on a SYN, echoed on a SYN-ACK only if the peer
+        // offered them.
+        let (ts, sack) = if syn_ack {
+            (self.ts_enabled, self.sack_ok)
+        } else {
+            (self.cfg.timestamps, self.cfg.sack)
+        };
+        if ts {
+            let ecr = if syn_ack { self.ts_recent } else { 0 };
+            r.options.timestamp = Some((ts_clock(now), ecr));
+        }
+        r.options.sack_permitted = sack;
         if syn_ack {
             self.rcv_adv = self.rcv_nxt + wnd;
         }
@@ -206,9 +276,10 @@ impl Tcb {
 
     /// A segment without data: <SEQ=seq><ACK=RCV.NXT><CTL=ACK>. Pure ACKs use SND.MAX
     /// so that they stay in the peer's window after a go-back-N rewind.
-    fn emit_ack(&mut self, seq: SeqNumber) -> TcpRepr<'static> {
+    fn emit_ack(&mut self, now: Instant, seq: SeqNumber) -> TcpRepr<'static> {
         let mut r = self.repr(seq, TcpFlags::NONE);
         r.window = self.advertise();
+        self.fill_options(now, &mut r);
         self.after_ack_sent();
         self.counters.segments_out += 1;
         r
@@ -218,6 +289,45 @@ impl Tcb {
         self.ack_now = false;
         self.unacked_rx = 0;
         self.timers.delack = None;
+        self.last_ack_sent = self.rcv_nxt;
+    }
+
+    /// SACK blocks the next segment carries: a D-SACK block, then the most recent
+    /// blocks, as many as fit next to the timestamps option (3 with it, 4 without).
+    fn sack_blocks_to_send(&self) -> usize {
+        if !self.sack_ok {
+            return 0;
+        }
+        let max = if self.ts_enabled { 3 } else { SackBlocks::MAX };
+        (self.sack_report.dsack.is_some() as usize + self.sack_report.recent.len()).min(max)
+    }
+
+    /// Payload room of the next data segment: the MSS (already less the timestamps
+    /// option) less the SACK option it will carry.
+    pub(crate) fn seg_payload_max(&self) -> usize {
+        match self.sack_blocks_to_send() {
+            0 => self.mss,
+            n => self.mss.saturating_sub(4 + 8 * n).max(1),
+        }
+    }
+
+    /// Timestamps and SACK options of a non-SYN, non-RST segment.
+    fn fill_options(&mut self, now: Instant, r: &mut TcpRepr) {
+        r.options.timestamp = self.ts_option(now);
+        let n = self.sack_blocks_to_send();
+        if n == 0 {
+            return;
+        }
+        if let Some((l, rr)) = self.sack_report.dsack.take() {
+            r.options.sack.push(l, rr);
+            self.counters.dsacks_sent += 1;
+        }
+        for &(l, rr) in self.sack_report.recent.as_slice() {
+            if r.options.sack.len() >= n {
+                break;
+            }
+            r.options.sack.push(l, rr);
+        }
     }
 
     /// The window field to send, with receiver-side SWS avoidance (RFC 9293 3.8.6.2.2):

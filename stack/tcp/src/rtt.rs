@@ -71,6 +71,27 @@ impl RttEstimator {
         self.backoff = 0;
     }
 
+    /// Adds one of `n` measurements expected per window (RFC 7323 appendix G: timestamps
+    /// give a sample per ACK, so alpha and beta are divided by `n`). Clears the backoff:
+    /// timestamp samples are unambiguous even for retransmitted segments.
+    pub fn sample_weighted(&mut self, r: Duration, n: u32) {
+        let n = n.max(1);
+        match self.srtt {
+            None => {
+                self.srtt = Some(r);
+                self.rttvar = r / 2;
+            }
+            Some(srtt) => {
+                let delta = srtt.abs_diff(r);
+                self.rttvar = (self.rttvar * (4 * n - 1) + delta) / (4 * n);
+                self.srtt = Some((srtt * (8 * n - 1) + r) / (8 * n));
+            }
+        }
+        let srtt = self.srtt.unwrap_or(r);
+        self.base = (srtt + GRANULARITY.max(self.rttvar * 4)).clamp(self.min, self.max);
+        self.backoff = 0;
+    }
+
     /// The retransmission timer expired: double the RTO (RFC 6298 5.5), up to `max`.
     pub fn on_timeout(&mut self) {
         if self.rto() < self.max {
@@ -111,6 +132,26 @@ mod tests {
         e.sample(Duration::from_millis(100));
         // rttvar = 3/4 * 50 = 37.5 ms, rto = 100 + 150 = 250 ms
         assert_eq!(e.rto(), Duration::from_micros(250_000));
+    }
+
+    #[test]
+    fn weighted_samples_move_slower() {
+        let mut e = est();
+        e.sample_weighted(Duration::from_millis(100), 4);
+        assert_eq!(e.srtt(), Some(Duration::from_millis(100)));
+        e.sample_weighted(Duration::from_millis(420), 4);
+        // srtt += (420 - 100) / 32 = 10 ms; rttvar = (50 * 15 + 320) / 16.
+        assert_eq!(e.srtt(), Some(Duration::from_millis(110)));
+        assert_eq!(e.rttvar(), Duration::from_micros(66_875));
+        // n = 1 is the RFC 6298 update.
+        let mut a = est();
+        let mut b = est();
+        for r in [100, 300, 50] {
+            a.sample(Duration::from_millis(r));
+            b.sample_weighted(Duration::from_millis(r), 1);
+        }
+        assert_eq!(a.srtt(), b.srtt());
+        assert_eq!(a.rto(), b.rto());
     }
 
     #[test]

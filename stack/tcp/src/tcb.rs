@@ -10,9 +10,15 @@ use sluice_wire::Instant;
 use crate::assembler::Assembler;
 use crate::buffer::RingBuffer;
 use crate::config::{CongestionKind, TcpConfig, DEFAULT_MSS, MIN_MSS};
-use crate::congestion::{Congestion, CongestionControl, NewReno, Unlimited};
+use crate::congestion::{Congestion, CongestionControl, Cubic, NewReno, Unlimited};
 use crate::error::{ConnError, Counters, IcmpError, RecvError, SendError, State};
+use crate::rack::Rack;
+use crate::recovery::Recovery;
 use crate::rtt::RttEstimator;
+use crate::sack::{SackReport, Scoreboard};
+
+/// Bytes the timestamps option takes in every segment (with its two NOPs).
+pub(crate) const TS_OPTION_LEN: usize = 12;
 
 /// A RST to send that belongs to no regular segment flow.
 #[derive(Clone, Copy, Debug)]
@@ -35,6 +41,10 @@ pub(crate) struct Timers {
     pub keepalive: Option<Instant>,
     /// TIME-WAIT (2 MSL).
     pub time_wait: Option<Instant>,
+    /// RACK reordering timer (RFC 8985 section 6.2).
+    pub rack: Option<Instant>,
+    /// Tail loss probe (RFC 8985 section 7).
+    pub tlp: Option<Instant>,
 }
 
 /// One TCP connection: a plain struct stepped by `on_segment`, `poll_transmit` and
@@ -127,6 +137,34 @@ pub struct Tcb {
     pub(crate) cc: Congestion,
     pub(crate) dup_acks: u32,
     pub(crate) counters: Counters,
+
+    // RFC 7323 timestamps.
+    /// Both sides sent the timestamps option on their SYN.
+    pub(crate) ts_enabled: bool,
+    /// TS.Recent: the peer's timestamp to echo.
+    pub(crate) ts_recent: u32,
+    /// When TS.Recent was last updated (it is invalid after 24 days, RFC 7323 5.5).
+    pub(crate) ts_recent_at: Instant,
+    /// Last.ACK.sent: RCV.NXT in the last ACK we sent.
+    pub(crate) last_ack_sent: SeqNumber,
+    /// Take no RTT sample from the next TSecr (SYN cookie).
+    pub(crate) skip_ts_sample: bool,
+
+    // SACK (RFC 2018, 2883, 6675) and RACK-TLP (RFC 8985).
+    /// Both sides sent SACK-permitted on their SYN.
+    pub(crate) sack_ok: bool,
+    /// Blocks we report as a receiver.
+    pub(crate) sack_report: SackReport,
+    /// The sender's scoreboard.
+    pub(crate) sb: Scoreboard,
+    pub(crate) rec: Recovery,
+    pub(crate) rack: Rack,
+    /// A TLP probe to send, starting at this sequence number.
+    pub(crate) tlp_probe: Option<SeqNumber>,
+
+    // RFC 5961 section 7 challenge ACK rate limit.
+    pub(crate) challenge_tokens: u32,
+    pub(crate) challenge_refill_at: Instant,
 }
 
 impl Tcb {
@@ -135,6 +173,7 @@ impl Tcb {
         let mss = (cfg.mss as usize).min(DEFAULT_MSS.max(MIN_MSS));
         let cc = match cfg.congestion {
             CongestionKind::NewReno => Congestion::NewReno(NewReno::new(mss)),
+            CongestionKind::Cubic => Congestion::Cubic(Cubic::new(mss)),
             CongestionKind::Unlimited => Congestion::Unlimited(Unlimited),
         };
         let offer_wscale = if cfg.window_scaling {
@@ -193,6 +232,19 @@ impl Tcb {
             cc,
             dup_acks: 0,
             counters: Counters::default(),
+            ts_enabled: false,
+            ts_recent: 0,
+            ts_recent_at: Instant::ZERO,
+            last_ack_sent: SeqNumber(0),
+            skip_ts_sample: false,
+            sack_ok: false,
+            sack_report: SackReport::default(),
+            sb: Scoreboard::new(),
+            rec: Recovery::default(),
+            rack: Rack::new(),
+            tlp_probe: None,
+            challenge_tokens: cfg.challenge_ack_limit,
+            challenge_refill_at: Instant::ZERO,
             cfg,
         }
     }
@@ -259,6 +311,22 @@ impl Tcb {
     }
     pub fn ssthresh(&self) -> usize {
         self.cc.ssthresh()
+    }
+    /// Loss recovery (SACK-based, or the controller's fast recovery) is in progress.
+    pub fn in_recovery(&self) -> bool {
+        self.rec.active || self.cc.in_recovery()
+    }
+    /// Timestamps (RFC 7323) were negotiated.
+    pub fn timestamps_enabled(&self) -> bool {
+        self.ts_enabled
+    }
+    /// SACK (RFC 2018) was negotiated.
+    pub fn sack_enabled(&self) -> bool {
+        self.sack_ok
+    }
+    /// The window scale shifts in use: (ours, the peer's).
+    pub fn window_scales(&self) -> (u8, u8) {
+        (self.rcv_wscale, self.snd_wscale)
     }
     /// The peer's advertised window in bytes (scaled).
     pub fn send_window(&self) -> usize {
@@ -532,6 +600,7 @@ impl Tcb {
             self.tx.discard(self.tx.len());
             self.rx.discard(self.rx.len());
             self.asm.clear();
+            self.sack_report.clear();
         }
         self.state = State::Closed;
     }
@@ -548,10 +617,27 @@ impl Tcb {
         self.counters = counters;
     }
 
-    /// Sets the send MSS from the peer's option, clamped (see `MIN_MSS`).
+    /// A connection rebuilt from a SYN cookie, in SYN-RECEIVED: behave as if our SYN-ACK
+    /// (seq = ISS, with the options the cookie carried) had been sent.
+    pub(crate) fn syn_ack_sent_statelessly(&mut self, _now: Instant) {
+        self.snd_nxt = self.iss + 1;
+        self.snd_max = self.iss + 1;
+        self.rtt_timed = None;
+        self.rcv_adv = self.rcv_nxt + self.rx.free().min(65535);
+        self.last_ack_sent = self.rcv_nxt;
+        // The TSecr of the final ACK echoes the cookie-encoded TSval: no RTT sample.
+        self.skip_ts_sample = true;
+    }
+
+    /// Sets the send MSS from the peer's option, clamped (see `MIN_MSS`), less the
+    /// timestamps option when it is in use.
     pub(crate) fn set_peer_mss(&mut self, opt: Option<u16>) {
         let peer = opt.map(|m| m as usize).unwrap_or(DEFAULT_MSS);
         self.mss = peer.clamp(MIN_MSS, (self.cfg.mss as usize).max(MIN_MSS));
+        if self.ts_enabled {
+            // Every segment carries the 12-byte timestamps option (RFC 9293 MUST-16).
+            self.mss -= TS_OPTION_LEN;
+        }
         self.cc.on_mss(self.mss);
     }
 

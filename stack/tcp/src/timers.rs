@@ -15,10 +15,18 @@ impl Tcb {
     /// `SegmentOutcome::transmit`) is not reflected here: poll it after each event.
     pub fn poll_at(&self) -> Option<Instant> {
         let t = &self.timers;
-        [t.rtx, t.persist, t.delack, t.keepalive, t.time_wait]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            t.rtx,
+            t.persist,
+            t.delack,
+            t.keepalive,
+            t.time_wait,
+            t.rack,
+            t.tlp,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Runs every timer whose deadline is at or before `now`.
@@ -35,6 +43,12 @@ impl Tcb {
         }
         if due(self.timers.rtx) {
             self.on_rto(now);
+        }
+        if due(self.timers.rack) {
+            self.on_rack_timer(now);
+        }
+        if due(self.timers.tlp) {
+            self.on_tlp_timer(now);
         }
         if due(self.timers.persist) {
             self.on_persist(now);
@@ -75,7 +89,15 @@ impl Tcb {
             return;
         }
         let flight_size = self.snd_max - self.snd_una;
-        self.cc.on_rto(flight_size, self.snd_max, self.mss);
+        if self.retries == 1 {
+            // RFC 5681 section 3.1: ssthresh is held constant when the same segment
+            // times out again (cwnd is already one segment).
+            self.cc.on_rto(flight_size, self.snd_max, self.mss);
+        }
+        self.sack_on_rto();
+        self.timers.tlp = None;
+        self.timers.rack = None;
+        self.tlp_probe = None;
         self.rtt.on_timeout();
         self.snd_nxt = self.snd_una;
         self.rtt_timed = None;

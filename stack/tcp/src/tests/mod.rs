@@ -14,7 +14,10 @@ use crate::tcb::Tcb;
 mod close;
 mod congestion;
 mod established;
+mod listener;
 mod open;
+mod options;
+mod sack;
 mod timers;
 
 pub const LOCAL_PORT: u16 = 80;
@@ -139,6 +142,10 @@ pub fn config() -> TcpConfig {
         send_buffer: 1000,
         nodelay: true,
         window_scaling: false,
+        timestamps: false,
+        sack: false,
+        congestion: crate::config::CongestionKind::NewReno,
+        challenge_ack_limit: 1000,
         delayed_ack: None,
         msl: Duration::from_secs(1),
         ..TcpConfig::default()
