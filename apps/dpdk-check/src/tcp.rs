@@ -51,7 +51,34 @@ impl Sink {
     }
 }
 
+/// Prints what a connection that did not finish was doing, for diagnosis.
+fn dump(cx: &Cx, s: TcpStream, what: &str) {
+    let iface = cx.iface();
+    if let Some(t) = iface.tcp_tcb(s.0) {
+        eprintln!(
+            "{what}: unfinished {:?} state={:?} snd_una={} snd_nxt={} rcv_nxt={} send_queue={} recv_queue={} \
+             rto={:?} cwnd={} window={} counters={:?}",
+            s.peer(cx),
+            t.state(),
+            t.snd_una().0,
+            t.snd_nxt().0,
+            t.rcv_nxt().0,
+            t.send_queue(),
+            t.recv_queue(),
+            t.rto(),
+            t.cwnd(),
+            t.send_window(),
+            t.counters()
+        );
+    }
+}
+
 impl App for Sink {
+    fn finish(&mut self, cx: &Cx) {
+        for &s in self.conns.keys() {
+            dump(cx, s, "sink");
+        }
+    }
     fn start(&mut self, cx: &Cx) {
         self.listener = Some(TcpListener::bind(cx, self.port, 1024).expect("bind the sink port"));
     }
@@ -195,6 +222,11 @@ impl Source {
 }
 
 impl App for Source {
+    fn finish(&mut self, cx: &Cx) {
+        for &s in self.conns.keys() {
+            dump(cx, s, "source");
+        }
+    }
     fn start(&mut self, cx: &Cx) {
         // Core c opens connections c, c + cores, c + 2 * cores, ...
         self.next = cx.core() as u64;
@@ -367,6 +399,16 @@ pub fn run(
             s.steer.steered_in,
             s.connections
         );
+        let (r, t) = (s.impair_rx, s.impair_tx);
+        if r.sent + t.sent > 0 {
+            println!(
+                "tcp: core={c} impaired_lost={} impaired_outage_drops={} impaired_reordered={} impaired_duplicated={}",
+                r.lost + t.lost,
+                r.outage_drops + t.outage_drops,
+                r.reordered + t.reordered,
+                r.duplicated + t.duplicated
+            );
+        }
     }
     let want = source.map_or(expect, |s| s.1);
     Ok(failed == 0 && (want == 0 || done >= want))

@@ -21,11 +21,14 @@ def source(host, port, n, size):
 
     def one(i):
         nonlocal ok, failed
+        phase = "connect"
         try:
             data = os.urandom(size)
             with socket.create_connection((host, port), timeout=30) as s:
+                phase = "send"
                 s.sendall(data)
                 s.shutdown(socket.SHUT_WR)
+                phase = "reply"
                 reply = b""
                 while True:
                     chunk = s.recv(64)
@@ -34,7 +37,7 @@ def source(host, port, n, size):
                     reply += chunk
             good = reply == hashlib.sha256(data).digest() + struct.pack(">Q", size)
         except OSError as e:
-            print(f"connection {i}: {e}", file=sys.stderr)
+            print(f"connection {i}: {e} during {phase}", file=sys.stderr)
             good = False
         with lock:
             if good:

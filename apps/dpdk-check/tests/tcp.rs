@@ -192,7 +192,10 @@ fn sluice_pair(cores: u16, connections: u64, bytes: u64) {
                 .lines()
                 .find(|l| l.starts_with(&format!("tcp: core={core} ")))
                 .unwrap_or_else(|| panic!("no line for core {core}: {out}"));
-            assert!(count(line, "rx_packets") > connections / cores as u64, "core {core} idle: {line}");
+            assert!(
+                count(line, "rx_packets") > connections / cores as u64,
+                "core {core} idle: {line}"
+            );
         }
     }
 }
@@ -205,4 +208,100 @@ fn sluice_to_sluice_over_virtio_one_core() {
 #[test]
 fn sluice_to_sluice_over_virtio_two_cores() {
     sluice_pair(2, 300, 32 * 1024);
+}
+
+/// Loss, reordering, duplication and an outage injected at Sluice's device layer, against
+/// the kernel's TCP: every byte still arrives intact, both ways.
+#[test]
+fn kernel_client_to_sluice_server_with_impairments() {
+    let ns = Netns::new("tcpimp1");
+    let sluice = sluice_on_tap(
+        &ns,
+        &[
+            "tcp-sink",
+            "--listen",
+            "9000",
+            "--expect",
+            "8",
+            "--seconds",
+            "120",
+            "--impair-rx",
+            "loss=0.03,reorder=0.05:3ms,dup=0.01,outage=1s+2s",
+            "--impair-tx",
+            "loss=0.03,reorder=0.05:3ms,dup=0.01",
+            "--impair-seed",
+            "7",
+        ],
+    );
+    let peer = ns.run(
+        "python3",
+        &[PEER, "source", "198.18.0.2", "9000", "8", "4000000"],
+        Duration::from_secs(120),
+    );
+    let out = sluice.wait(Duration::from_secs(30));
+    assert!(
+        peer.success(),
+        "kernel client failed:\n{}\n{}\n--- sluice:\n{}\n{}",
+        peer.stdout,
+        peer.stderr,
+        out.stdout,
+        out.stderr
+    );
+    assert!(peer.stdout.contains("ok=8 failed=0"), "{}", peer.stdout);
+    assert_eq!(count(&out.stdout, "done"), 8, "{}", out.stdout);
+    assert_eq!(count(&out.stdout, "bytes"), 8 * 4_000_000, "{}", out.stdout);
+    assert_impaired(&out.stdout);
+}
+
+/// The impairments really hit the traffic: losses, reordering, duplicates and outage drops.
+fn assert_impaired(out: &str) {
+    for key in [
+        "impaired_lost",
+        "impaired_reordered",
+        "impaired_duplicated",
+        "impaired_outage_drops",
+    ] {
+        assert!(count(out, key) > 0, "no {key}: {out}");
+    }
+}
+
+#[test]
+fn sluice_client_to_kernel_server_with_impairments() {
+    let ns = Netns::new("tcpimp2");
+    let mut server = ns.cmd("python3");
+    server.args([PEER, "sink", "9001", "8"]);
+    let server = Proc::spawn(server);
+    let sluice = sluice_on_tap(
+        &ns,
+        &[
+            "tcp-source",
+            "--remote",
+            "198.18.0.1:9001",
+            "--connections",
+            "8",
+            "--bytes",
+            "4000000",
+            "--seconds",
+            "120",
+            "--impair-rx",
+            "loss=0.03,reorder=0.05:3ms,dup=0.01",
+            "--impair-tx",
+            "loss=0.03,reorder=0.05:3ms,dup=0.01,outage=1s+2s",
+            "--impair-seed",
+            "11",
+        ],
+    );
+    let out = sluice.wait(Duration::from_secs(130));
+    let srv = server.wait(Duration::from_secs(30));
+    assert!(
+        out.success(),
+        "sluice client failed:\n{}\n{}\n--- kernel server:\n{}\n{}",
+        out.stdout,
+        out.stderr,
+        srv.stdout,
+        srv.stderr
+    );
+    assert_eq!(count(&out.stdout, "done"), 8, "{}", out.stdout);
+    assert!(srv.stdout.contains("ok=8 failed=0"), "{}", srv.stdout);
+    assert_impaired(&out.stdout);
 }

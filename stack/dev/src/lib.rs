@@ -4,9 +4,11 @@
 //! frames come from a DPDK port queue (`sluice-dpdk`) or from the in-memory pair of this
 //! crate, which tests use with virtual time and seeded impairments.
 
+mod impair;
 mod mem;
 
-pub use mem::{Impairments, LinkStats, MemBuf, MemDevice, MemLink, MemPool};
+pub use impair::{parse_duration, Impaired, Impairments, LinkStats};
+pub use mem::{MemBuf, MemDevice, MemLink, MemPool};
 pub use sluice_wire::Instant;
 
 /// A frame buffer: contiguous bytes with headroom in front, so that lower layers prepend

@@ -7,14 +7,12 @@
 //! every buffer came back.
 
 use std::cell::{Cell, RefCell};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::rc::Rc;
-use std::time::Duration;
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::impair::{Impairments, Lane, LinkStats};
 use crate::{Device, DeviceCaps, Instant, PacketBuf};
 
 /// Headroom reserved in front of every buffer, as an mbuf has (RTE_PKTMBUF_HEADROOM).
@@ -139,75 +137,9 @@ impl PacketBuf for MemBuf {
     }
 }
 
-/// Seeded impairments of one direction of a link. Probabilities are in [0, 1].
-#[derive(Clone, Debug, Default)]
-pub struct Impairments {
-    /// One-way latency.
-    pub latency: Duration,
-    /// Serialization rate in bits per second (`None`: infinitely fast).
-    pub rate_bps: Option<u64>,
-    /// Frames the link holds in flight before it drops at the tail (0: unbounded).
-    pub queue_limit: usize,
-    pub loss: f64,
-    pub duplicate: f64,
-    /// Probability that a frame is held back by `reorder_delay` (arriving after later ones).
-    pub reorder: f64,
-    pub reorder_delay: Duration,
-    /// Probability that one random byte of the frame is flipped.
-    pub corrupt: f64,
-    /// Windows `[start, end)` during which every frame is dropped.
-    pub outages: Vec<(Instant, Instant)>,
-}
-
-/// What the link did to the frames of one direction.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LinkStats {
-    pub sent: u64,
-    pub delivered: u64,
-    pub lost: u64,
-    pub outage_drops: u64,
-    pub queue_drops: u64,
-    pub duplicated: u64,
-    pub reordered: u64,
-    pub corrupted: u64,
-    pub no_buffer: u64,
-}
-
-struct InFlight {
-    at: Instant,
-    order: u64,
-    frame: MemBuf,
-}
-
-impl PartialEq for InFlight {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.order) == (o.at, o.order)
-    }
-}
-impl Eq for InFlight {}
-impl PartialOrd for InFlight {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for InFlight {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.at, self.order).cmp(&(o.at, o.order))
-    }
-}
-
-struct Direction {
-    imp: Impairments,
-    queue: BinaryHeap<Reverse<InFlight>>,
-    /// When the transmitter is free again (rate limiting).
-    busy_until: Instant,
-    stats: LinkStats,
-}
-
 struct LinkInner {
-    dirs: [Direction; 2],
+    dirs: [Lane<MemBuf>; 2],
     rng: ChaCha8Rng,
-    order: u64,
     pool: MemPool,
 }
 
@@ -225,16 +157,10 @@ impl MemLink {
         pool_size: usize,
     ) -> (MemDevice, MemDevice, MemLink) {
         let pool = MemPool::new(pool_size);
-        let dir = |imp| Direction {
-            imp,
-            queue: BinaryHeap::new(),
-            busy_until: Instant::ZERO,
-            stats: LinkStats::default(),
-        };
+        let dir = Lane::new;
         let link = MemLink(Rc::new(RefCell::new(LinkInner {
             dirs: [dir(a_to_b), dir(b_to_a)],
             rng: ChaCha8Rng::seed_from_u64(seed),
-            order: 0,
             pool: pool.clone(),
         })));
         let caps = DeviceCaps::default();
@@ -257,106 +183,23 @@ impl MemLink {
 
     /// Counters of direction `dir` (0: from side 0 to side 1).
     pub fn stats(&self, dir: usize) -> LinkStats {
-        self.0.borrow().dirs[dir].stats
+        self.0.borrow().dirs[dir].stats()
     }
 
     /// Replaces the impairments of direction `dir` from now on.
     pub fn set_impairments(&self, dir: usize, imp: Impairments) {
-        self.0.borrow_mut().dirs[dir].imp = imp;
+        self.0.borrow_mut().dirs[dir].set_impairments(imp);
     }
 
     /// Frames in flight in both directions.
     pub fn in_flight(&self) -> usize {
         let l = self.0.borrow();
-        l.dirs[0].queue.len() + l.dirs[1].queue.len()
+        l.dirs[0].in_flight() + l.dirs[1].in_flight()
     }
 
     /// The pool both devices allocate from.
     pub fn pool(&self) -> MemPool {
         self.0.borrow().pool.clone()
-    }
-}
-
-impl LinkInner {
-    fn transmit(&mut self, dir: usize, now: Instant, frame: MemBuf) {
-        let LinkInner {
-            dirs,
-            rng,
-            order,
-            pool,
-        } = self;
-        let d = &mut dirs[dir];
-        d.stats.sent += 1;
-        if d.imp.outages.iter().any(|&(s, e)| now >= s && now < e) {
-            d.stats.outage_drops += 1;
-            return;
-        }
-        if d.imp.loss > 0.0 && rng.gen_bool(d.imp.loss.min(1.0)) {
-            d.stats.lost += 1;
-            return;
-        }
-        if d.imp.queue_limit > 0 && d.queue.len() >= d.imp.queue_limit {
-            d.stats.queue_drops += 1;
-            return;
-        }
-        let mut depart = now;
-        if let Some(bps) = d.imp.rate_bps {
-            let start = d.busy_until.max(now);
-            let bits = (frame.len() as u64 + 24) * 8; // preamble, FCS and gap
-            depart = start + Duration::from_nanos(bits * 1_000_000_000 / bps.max(1));
-            d.busy_until = depart;
-        }
-        let mut at = depart + d.imp.latency;
-        if d.imp.reorder > 0.0 && rng.gen_bool(d.imp.reorder.min(1.0)) {
-            at += d.imp.reorder_delay;
-            d.stats.reordered += 1;
-        }
-        let mut frame = frame;
-        if d.imp.corrupt > 0.0 && !frame.is_empty() && rng.gen_bool(d.imp.corrupt.min(1.0)) {
-            let i = rng.gen_range(0..frame.len());
-            let bit = 1u8 << rng.gen_range(0..8);
-            frame.data_mut()[i] ^= bit;
-            d.stats.corrupted += 1;
-        }
-        if d.imp.duplicate > 0.0 && rng.gen_bool(d.imp.duplicate.min(1.0)) {
-            match pool.alloc() {
-                Some(mut copy) => {
-                    copy.append(frame.len())
-                        .expect("same size")
-                        .copy_from_slice(frame.data());
-                    *order += 1;
-                    d.queue.push(Reverse(InFlight {
-                        at: at + Duration::from_micros(1),
-                        order: *order,
-                        frame: copy,
-                    }));
-                    d.stats.duplicated += 1;
-                }
-                None => d.stats.no_buffer += 1,
-            }
-        }
-        *order += 1;
-        d.queue.push(Reverse(InFlight {
-            at,
-            order: *order,
-            frame,
-        }));
-    }
-
-    fn receive(&mut self, dir: usize, now: Instant, out: &mut Vec<MemBuf>, max: usize) -> usize {
-        let d = &mut self.dirs[dir];
-        let mut n = 0;
-        while n < max {
-            match d.queue.peek() {
-                Some(Reverse(f)) if f.at <= now => {}
-                _ => break,
-            }
-            let Reverse(f) = d.queue.pop().expect("peeked");
-            out.push(f.frame);
-            d.stats.delivered += 1;
-            n += 1;
-        }
-        n
     }
 }
 
@@ -392,33 +235,34 @@ impl Device for MemDevice {
     }
     fn rx_burst(&mut self, now: Instant, out: &mut Vec<MemBuf>, max: usize) -> usize {
         // Side 0 receives what travels on direction 1.
-        self.link.0.borrow_mut().receive(1 - self.side, now, out, max)
+        self.link.0.borrow_mut().dirs[1 - self.side].pop_due(now, out, max)
     }
     fn alloc(&mut self) -> Option<MemBuf> {
         self.pool.alloc()
     }
     fn tx_burst(&mut self, now: Instant, bufs: &mut Vec<MemBuf>) -> usize {
         let mut link = self.link.0.borrow_mut();
+        let LinkInner { dirs, rng, pool, .. } = &mut *link;
         let n = bufs.len();
         for frame in bufs.drain(..) {
             if frame.len() > self.caps.mtu + 14 {
-                link.dirs[self.side].stats.sent += 1;
-                link.dirs[self.side].stats.lost += 1;
+                dirs[self.side].count_oversize();
                 continue;
             }
-            link.transmit(self.side, now, frame);
+            dirs[self.side].push(now, frame, rng, || pool.alloc());
         }
         n
     }
     fn poll_at(&self) -> Option<Instant> {
         let link = self.link.0.borrow();
-        link.dirs[1 - self.side].queue.peek().map(|Reverse(f)| f.at)
+        link.dirs[1 - self.side].next_at()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn frame(dev: &mut MemDevice, byte: u8, len: usize) -> MemBuf {
         let mut b = dev.alloc().unwrap();

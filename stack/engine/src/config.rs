@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sluice_dev::Impairments;
 use sluice_net::{InterfaceConfig, IsnKey, TcpConfig};
 use sluice_tcp::CongestionKind;
 use sluice_wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
@@ -124,6 +125,13 @@ pub struct Config {
     pub mbufs: u32,
     /// TIME-WAIT is 2 * MSL, in milliseconds.
     pub msl_ms: u64,
+    /// Impairments of received frames, for tests against real peers, e.g.
+    /// `loss=0.05,reorder=0.1:5ms,outage=10s+20s` (see `sluice_dev::Impairments`).
+    pub impair_rx: Option<String>,
+    /// Impairments of sent frames.
+    pub impair_tx: Option<String>,
+    /// Seed of the impairments' randomness.
+    pub impair_seed: u64,
 }
 
 impl Default for Config {
@@ -143,6 +151,9 @@ impl Default for Config {
             idle: "backoff".into(),
             mbufs: 16383,
             msl_ms: 30_000,
+            impair_rx: None,
+            impair_tx: None,
+            impair_seed: 1,
         }
     }
 }
@@ -194,6 +205,15 @@ pub struct ConfigArgs {
     /// Maximum segment lifetime in ms (TIME-WAIT is twice it) [default: 30000]
     #[arg(long)]
     pub msl_ms: Option<u64>,
+    /// Impair received frames (tests): e.g. loss=0.05,reorder=0.1:5ms,dup=0.01,outage=10s+20s
+    #[arg(long, value_name = "SPEC")]
+    pub impair_rx: Option<String>,
+    /// Impair sent frames (tests), same syntax as --impair-rx.
+    #[arg(long, value_name = "SPEC")]
+    pub impair_tx: Option<String>,
+    /// Seed of the impairments [default: 1]
+    #[arg(long)]
+    pub impair_seed: Option<u64>,
 }
 
 impl Config {
@@ -243,8 +263,15 @@ impl Config {
             congestion,
             idle,
             mbufs,
-            msl_ms
+            msl_ms,
+            impair_seed
         );
+        if args.impair_rx.is_some() {
+            c.impair_rx = args.impair_rx.clone();
+        }
+        if args.impair_tx.is_some() {
+            c.impair_tx = args.impair_tx.clone();
+        }
         if args.gateway.is_some() {
             c.gateway = args.gateway.clone();
         }
@@ -264,6 +291,7 @@ impl Config {
         self.static_arp()?;
         self.idle_strategy()?;
         self.congestion_kind()?;
+        self.impairments()?;
         if self.cores == 0 || self.cores > 128 {
             return Err(ConfigError::Invalid {
                 field: "cores",
@@ -326,6 +354,27 @@ impl Config {
                 Ok((parse_ip(ip).ok_or_else(bad)?, parse_mac(mac).ok_or_else(bad)?))
             })
             .collect()
+    }
+
+    /// The impairments (rx, tx), if any are configured.
+    pub fn impairments(&self) -> Result<Option<(Impairments, Impairments)>, ConfigError> {
+        if self.impair_rx.is_none() && self.impair_tx.is_none() {
+            return Ok(None);
+        }
+        let parse = |field: &'static str, v: &Option<String>| {
+            v.as_deref()
+                .unwrap_or("")
+                .parse::<Impairments>()
+                .map_err(|_| ConfigError::Invalid {
+                    field,
+                    value: v.clone().unwrap_or_default(),
+                    hint: "KEY=VALUE,... with loss, dup, reorder, corrupt, latency, rate, queue, outage",
+                })
+        };
+        Ok(Some((
+            parse("impair_rx", &self.impair_rx)?,
+            parse("impair_tx", &self.impair_tx)?,
+        )))
     }
 
     pub fn idle_strategy(&self) -> Result<IdleStrategy, ConfigError> {

@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use sluice_dpdk::{DpdkError, EalBuilder, Port, PortConfig, PortQueue};
+use sluice_dev::{Device, DeviceCaps, Impaired};
+use sluice_dpdk::{DpdkError, EalBuilder, Mbuf, Port, PortConfig, PortQueue};
 use sluice_net::{Interface, IsnKey, IsnKeyError, Stats};
-use sluice_wire::EthernetAddress;
+use sluice_wire::{EthernetAddress, Instant};
 
 use crate::api::Cx;
 use crate::config::{Config, ConfigError};
@@ -34,6 +35,52 @@ pub enum EngineError {
 /// Work another thread hands to a core: run on the core, between two rounds.
 pub type Command = Box<dyn FnOnce(&Cx) + Send>;
 
+/// A port queue, with impairments when the configuration asks for them (tests).
+pub enum QueueDevice {
+    Plain(PortQueue),
+    Impaired(Impaired<PortQueue>),
+}
+
+impl Device for QueueDevice {
+    type Buf = Mbuf;
+    fn caps(&self) -> DeviceCaps {
+        match self {
+            QueueDevice::Plain(d) => d.caps(),
+            QueueDevice::Impaired(d) => d.caps(),
+        }
+    }
+    fn mac(&self) -> [u8; 6] {
+        match self {
+            QueueDevice::Plain(d) => d.mac(),
+            QueueDevice::Impaired(d) => d.mac(),
+        }
+    }
+    fn rx_burst(&mut self, now: Instant, out: &mut Vec<Mbuf>, max: usize) -> usize {
+        match self {
+            QueueDevice::Plain(d) => d.rx_burst(now, out, max),
+            QueueDevice::Impaired(d) => d.rx_burst(now, out, max),
+        }
+    }
+    fn alloc(&mut self) -> Option<Mbuf> {
+        match self {
+            QueueDevice::Plain(d) => d.alloc(),
+            QueueDevice::Impaired(d) => d.alloc(),
+        }
+    }
+    fn tx_burst(&mut self, now: Instant, bufs: &mut Vec<Mbuf>) -> usize {
+        match self {
+            QueueDevice::Plain(d) => d.tx_burst(now, bufs),
+            QueueDevice::Impaired(d) => d.tx_burst(now, bufs),
+        }
+    }
+    fn poll_at(&self) -> Option<Instant> {
+        match self {
+            QueueDevice::Plain(d) => d.poll_at(),
+            QueueDevice::Impaired(d) => d.poll_at(),
+        }
+    }
+}
+
 /// A snapshot of one core's counters.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CoreStats {
@@ -41,6 +88,9 @@ pub struct CoreStats {
     pub steer: SteerStats,
     pub loops: LoopStats,
     pub connections: usize,
+    /// What injected impairments did to received and sent frames (tests only).
+    pub impair_rx: sluice_dev::LinkStats,
+    pub impair_tx: sluice_dev::LinkStats,
 }
 
 /// What a running engine offers other threads: stop, stats, commands.
@@ -123,6 +173,8 @@ impl Engine {
         let isn_key = IsnKey::from_os()?;
         let iface_cfg = config.interface_config(isn_key)?;
         let idle = config.idle_strategy()?;
+        let impair = config.impairments()?;
+        let seed = config.impair_seed;
 
         // Hardware RSS: the port's own key and table decide; otherwise software steering
         // with the symmetric key over the cores.
@@ -155,8 +207,18 @@ impl Engine {
                     iface_cfg.clone(),
                     handle.ready.clone(),
                 );
+                let impair = impair.clone();
                 threads.push(s.spawn(move || {
-                    let mut dev = SteeredDevice::new(port.queue(c), c, cores, steering.clone(), mail);
+                    let queue = match &impair {
+                        Some((rx, tx)) => QueueDevice::Impaired(Impaired::new(
+                            port.queue(c),
+                            rx.clone(),
+                            tx.clone(),
+                            seed + c as u64,
+                        )),
+                        None => QueueDevice::Plain(port.queue(c)),
+                    };
+                    let mut dev = SteeredDevice::new(queue, c, cores, steering.clone(), mail);
                     dev.set_enabled(software);
                     let iface = Interface::new(iface_cfg, mac);
                     let mut core = Core::new(iface, dev, make_app(c), c, cores, steering, Idle::new(idle));
@@ -183,20 +245,26 @@ impl Engine {
     }
 }
 
-fn publish<A: App>(core: &Core<SteeredDevice<PortQueue>, A>, slot: &Mutex<CoreStats>) {
+fn publish<A: App>(core: &Core<SteeredDevice<QueueDevice>, A>, slot: &Mutex<CoreStats>) {
     let snap = CoreStats {
         net: *core.iface.borrow().stats(),
         steer: core.dev.stats,
         loops: core.stats,
         connections: core.iface.borrow().tcp_connections(),
+        impair_rx: Default::default(),
+        impair_tx: Default::default(),
     };
+    let mut snap = snap;
+    if let QueueDevice::Impaired(d) = core.dev.inner() {
+        (snap.impair_rx, snap.impair_tx) = d.stats();
+    }
     if let Ok(mut s) = slot.lock() {
         *s = snap;
     }
 }
 
 fn run_core<A: App>(
-    core: &mut Core<SteeredDevice<PortQueue>, A>,
+    core: &mut Core<SteeredDevice<QueueDevice>, A>,
     clock: &sluice_dpdk::TscClock,
     stop: &AtomicBool,
     cmds: &Receiver<Command>,

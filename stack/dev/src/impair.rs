@@ -1,0 +1,455 @@
+//! Seeded impairments of a stream of frames (loss, duplication, reordering, corruption,
+//! latency, rate, outage windows), shared by the in-memory link and by `Impaired`, a
+//! wrapper that puts them on any real device (DPDK `net_tap`, virtio) for interop tests
+//! against peers that are not ours.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::{Device, DeviceCaps, Instant, PacketBuf};
+
+/// Seeded impairments of one direction of a link. Probabilities are in [0, 1].
+#[derive(Clone, Debug, Default)]
+pub struct Impairments {
+    /// One-way latency.
+    pub latency: Duration,
+    /// Serialization rate in bits per second (`None`: infinitely fast).
+    pub rate_bps: Option<u64>,
+    /// Frames the link holds in flight before it drops at the tail (0: unbounded).
+    pub queue_limit: usize,
+    pub loss: f64,
+    pub duplicate: f64,
+    /// Probability that a frame is held back by `reorder_delay` (arriving after later ones).
+    pub reorder: f64,
+    pub reorder_delay: Duration,
+    /// Probability that one random byte of the frame is flipped.
+    pub corrupt: f64,
+    /// Windows `[start, end)` during which every frame is dropped.
+    pub outages: Vec<(Instant, Instant)>,
+}
+
+/// What the link did to the frames of one direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    pub sent: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub outage_drops: u64,
+    pub queue_drops: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    pub corrupted: u64,
+    pub no_buffer: u64,
+}
+
+struct InFlight<B> {
+    at: Instant,
+    order: u64,
+    frame: B,
+}
+
+impl<B> PartialEq for InFlight<B> {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.order) == (o.at, o.order)
+    }
+}
+impl<B> Eq for InFlight<B> {}
+impl<B> PartialOrd for InFlight<B> {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl<B> Ord for InFlight<B> {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.order).cmp(&(o.at, o.order))
+    }
+}
+
+/// One direction: frames go in with `push`, are impaired, and come out of `pop_due`
+/// when their time has come.
+pub(crate) struct Lane<B> {
+    imp: Impairments,
+    queue: BinaryHeap<Reverse<InFlight<B>>>,
+    /// When the transmitter is free again (rate limiting).
+    busy_until: Instant,
+    /// Sequence of frames pushed (ties at one arrival time keep their order).
+    order: u64,
+    /// Sequence of frames put back at the front (counts down, below every `order`).
+    front: u64,
+    stats: LinkStats,
+}
+
+impl<B: PacketBuf> Lane<B> {
+    pub(crate) fn new(imp: Impairments) -> Self {
+        Lane {
+            imp,
+            queue: BinaryHeap::new(),
+            busy_until: Instant::ZERO,
+            order: 1 << 40,
+            front: 1 << 40,
+            stats: LinkStats::default(),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> LinkStats {
+        self.stats
+    }
+
+    pub(crate) fn set_impairments(&mut self, imp: Impairments) {
+        self.imp = imp;
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub(crate) fn next_at(&self) -> Option<Instant> {
+        self.queue.peek().map(|Reverse(f)| f.at)
+    }
+
+    /// A frame too large for the link: counted as sent and lost.
+    pub(crate) fn count_oversize(&mut self) {
+        self.stats.sent += 1;
+        self.stats.lost += 1;
+    }
+
+    /// Takes a frame sent at `now`; `alloc` gives an empty buffer for a duplicate.
+    pub(crate) fn push(
+        &mut self,
+        now: Instant,
+        frame: B,
+        rng: &mut ChaCha8Rng,
+        alloc: impl FnOnce() -> Option<B>,
+    ) {
+        let imp = &self.imp;
+        self.stats.sent += 1;
+        if imp.outages.iter().any(|&(s, e)| now >= s && now < e) {
+            self.stats.outage_drops += 1;
+            return;
+        }
+        if imp.loss > 0.0 && rng.gen_bool(imp.loss.min(1.0)) {
+            self.stats.lost += 1;
+            return;
+        }
+        if imp.queue_limit > 0 && self.queue.len() >= imp.queue_limit {
+            self.stats.queue_drops += 1;
+            return;
+        }
+        let mut depart = now;
+        if let Some(bps) = imp.rate_bps {
+            let start = self.busy_until.max(now);
+            let bits = (frame.len() as u64 + 24) * 8; // preamble, FCS and gap
+            depart = start + Duration::from_nanos(bits * 1_000_000_000 / bps.max(1));
+            self.busy_until = depart;
+        }
+        let mut at = depart + imp.latency;
+        if imp.reorder > 0.0 && rng.gen_bool(imp.reorder.min(1.0)) {
+            at += imp.reorder_delay;
+            self.stats.reordered += 1;
+        }
+        let mut frame = frame;
+        if imp.corrupt > 0.0 && !frame.is_empty() && rng.gen_bool(imp.corrupt.min(1.0)) {
+            let i = rng.gen_range(0..frame.len());
+            let bit = 1u8 << rng.gen_range(0..8);
+            frame.data_mut()[i] ^= bit;
+            self.stats.corrupted += 1;
+        }
+        if imp.duplicate > 0.0 && rng.gen_bool(imp.duplicate.min(1.0)) {
+            match alloc().filter(|c| c.len() == 0) {
+                Some(mut copy) if frame.len() <= 4096 => {
+                    let Some(room) = copy.append(frame.len()) else {
+                        self.stats.no_buffer += 1;
+                        return self.enqueue(at, frame);
+                    };
+                    room.copy_from_slice(frame.data());
+                    self.order += 1;
+                    let dup = InFlight {
+                        at: at + Duration::from_micros(1),
+                        order: self.order,
+                        frame: copy,
+                    };
+                    self.queue.push(Reverse(dup));
+                    self.stats.duplicated += 1;
+                }
+                _ => self.stats.no_buffer += 1,
+            }
+        }
+        self.enqueue(at, frame);
+    }
+
+    fn enqueue(&mut self, at: Instant, frame: B) {
+        self.order += 1;
+        self.queue.push(Reverse(InFlight {
+            at,
+            order: self.order,
+            frame,
+        }));
+    }
+
+    /// Appends to `out` up to `max` frames due at `now`; returns how many.
+    pub(crate) fn pop_due(&mut self, now: Instant, out: &mut Vec<B>, max: usize) -> usize {
+        let mut n = 0;
+        while n < max && self.queue.peek().is_some_and(|Reverse(f)| f.at <= now) {
+            let Reverse(f) = self.queue.pop().expect("peeked");
+            out.push(f.frame);
+            self.stats.delivered += 1;
+            n += 1;
+        }
+        n
+    }
+}
+
+/// A device whose received and sent frames go through seeded impairments. Outage windows
+/// are in the device's time (the `now` its caller passes).
+pub struct Impaired<D: Device> {
+    inner: D,
+    rx: Lane<D::Buf>,
+    tx: Lane<D::Buf>,
+    rng: ChaCha8Rng,
+    scratch: Vec<D::Buf>,
+}
+
+impl<D: Device> Impaired<D> {
+    /// Impairs frames received from `inner` with `rx` and frames sent to it with `tx`.
+    pub fn new(inner: D, rx: Impairments, tx: Impairments, seed: u64) -> Self {
+        let burst = inner.caps().max_burst;
+        Impaired {
+            inner,
+            rx: Lane::new(rx),
+            tx: Lane::new(tx),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            scratch: Vec::with_capacity(burst),
+        }
+    }
+    /// What the impairments did to received and to sent frames.
+    pub fn stats(&self) -> (LinkStats, LinkStats) {
+        (self.rx.stats(), self.tx.stats())
+    }
+    pub fn inner(&self) -> &D {
+        &self.inner
+    }
+}
+
+impl<D: Device> Impaired<D> {
+    /// Sends what is due; what the queue refuses waits for the next call.
+    fn flush_tx(&mut self, now: Instant) {
+        if self.tx.next_at().is_none_or(|t| t > now) {
+            return;
+        }
+        self.tx.pop_due(now, &mut self.scratch, usize::MAX);
+        self.inner.tx_burst(now, &mut self.scratch);
+        for f in self.scratch.drain(..).rev() {
+            // Put back at the front, in order, with their original due time (now).
+            self.tx.requeue(now, f);
+        }
+    }
+}
+
+impl<D: Device> Device for Impaired<D> {
+    type Buf = D::Buf;
+
+    fn caps(&self) -> DeviceCaps {
+        self.inner.caps()
+    }
+    fn mac(&self) -> [u8; 6] {
+        self.inner.mac()
+    }
+    fn rx_burst(&mut self, now: Instant, out: &mut Vec<D::Buf>, max: usize) -> usize {
+        // Frames held back on the way out leave when due, whether or not there is new output.
+        self.flush_tx(now);
+        self.inner.rx_burst(now, &mut self.scratch, max);
+        let Impaired {
+            inner,
+            rx,
+            rng,
+            scratch,
+            ..
+        } = self;
+        for f in scratch.drain(..) {
+            rx.push(now, f, rng, || inner.alloc());
+        }
+        self.rx.pop_due(now, out, max)
+    }
+    fn alloc(&mut self) -> Option<D::Buf> {
+        self.inner.alloc()
+    }
+    fn tx_burst(&mut self, now: Instant, bufs: &mut Vec<D::Buf>) -> usize {
+        let n = bufs.len();
+        let Impaired { inner, tx, rng, .. } = self;
+        for f in bufs.drain(..) {
+            tx.push(now, f, rng, || inner.alloc());
+        }
+        self.flush_tx(now);
+        n
+    }
+    fn poll_at(&self) -> Option<Instant> {
+        [self.inner.poll_at(), self.rx.next_at(), self.tx.next_at()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+impl<B: PacketBuf> Lane<B> {
+    /// Puts back a frame that was due but could not be sent, ahead of later ones.
+    fn requeue(&mut self, now: Instant, frame: B) {
+        self.stats.delivered -= 1;
+        // Put back last-first, each below the one before: they leave in their old order.
+        self.front -= 1;
+        self.queue.push(Reverse(InFlight {
+            at: now,
+            order: self.front,
+            frame,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemLink;
+
+    #[test]
+    fn impaired_device_drops_and_delays_in_both_directions() {
+        // A clean link, impaired on one side's device.
+        let (a, mut b, _link) = MemLink::pair(Impairments::default(), Impairments::default(), 1, 4096);
+        let rx = Impairments {
+            loss: 0.5,
+            ..Default::default()
+        };
+        let tx = Impairments {
+            latency: Duration::from_millis(5),
+            ..Default::default()
+        };
+        let mut a = Impaired::new(a, rx, tx, 9);
+        let mut out = Vec::new();
+        for i in 0..200u64 {
+            let mut f = b.alloc().unwrap();
+            f.append(60).unwrap().fill(i as u8);
+            b.tx_burst(Instant::from_micros(i), &mut vec![f]);
+        }
+        let got = a.rx_burst(Instant::from_millis(1), &mut out, 1000);
+        let (rs, _) = a.stats();
+        assert_eq!(rs.sent, 200);
+        assert_eq!(got as u64, 200 - rs.lost);
+        assert!(rs.lost > 60 && rs.lost < 140, "{rs:?}");
+        out.clear();
+        let mut f = a.alloc().unwrap();
+        f.append(60).unwrap();
+        a.tx_burst(Instant::from_millis(10), &mut vec![f]);
+        assert_eq!(
+            a.poll_at(),
+            Some(Instant::from_millis(15)),
+            "held back by the latency"
+        );
+        assert_eq!(
+            b.rx_burst(Instant::from_millis(20), &mut out, 10),
+            0,
+            "not sent before it is due"
+        );
+        a.rx_burst(Instant::from_millis(15), &mut Vec::new(), 0);
+        assert_eq!(b.rx_burst(Instant::from_millis(20), &mut out, 10), 1);
+    }
+}
+
+/// Parses `loss=0.05,dup=0.01,reorder=0.1:5ms,corrupt=0.001,latency=1ms,rate=1000000000,
+/// queue=1000,outage=10s+20s` (any subset, in any order). Durations take `ns`, `us`, `ms`
+/// or `s`; an outage is `START+LENGTH` in the device's time; `outage` may repeat.
+impl std::str::FromStr for Impairments {
+    type Err = String;
+    fn from_str(spec: &str) -> Result<Self, String> {
+        let mut imp = Impairments::default();
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?}: expected KEY=VALUE"))?;
+            let prob = |v: &str| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|p| (0.0..=1.0).contains(p))
+                    .ok_or_else(|| format!("{k}={v}: expected a probability in [0, 1]"))
+            };
+            match k {
+                "loss" => imp.loss = prob(v)?,
+                "dup" | "duplicate" => imp.duplicate = prob(v)?,
+                "corrupt" => imp.corrupt = prob(v)?,
+                "reorder" => {
+                    let (p, d) = v.split_once(':').unwrap_or((v, "5ms"));
+                    imp.reorder = prob(p)?;
+                    imp.reorder_delay = parse_duration(d)?;
+                }
+                "latency" => imp.latency = parse_duration(v)?,
+                "rate" => {
+                    imp.rate_bps = Some(
+                        v.parse()
+                            .map_err(|_| format!("rate={v}: expected bits per second"))?,
+                    )
+                }
+                "queue" => {
+                    imp.queue_limit = v
+                        .parse()
+                        .map_err(|_| format!("queue={v}: expected a frame count"))?
+                }
+                "outage" => {
+                    let (s, l) = v
+                        .split_once('+')
+                        .ok_or_else(|| format!("outage={v}: expected START+LENGTH, e.g. 10s+20s"))?;
+                    let start = Instant::ZERO + parse_duration(s)?;
+                    imp.outages.push((start, start + parse_duration(l)?));
+                }
+                _ => {
+                    return Err(format!(
+                        "{k}: unknown impairment (loss, dup, reorder, corrupt, latency, rate, queue, outage)"
+                    ))
+                }
+            }
+        }
+        Ok(imp)
+    }
+}
+
+/// `250ms`, `20s`, `100us`, `5ns`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: f64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a duration like 250ms"))?;
+    let ns = match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" | "" => 1e9,
+        _ => return Err(format!("{s:?}: unit must be ns, us, ms or s")),
+    };
+    Ok(Duration::from_nanos((n * ns) as u64))
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_spec() {
+        let i: Impairments = "loss=0.05, dup=0.01,reorder=0.1:2ms,corrupt=0.001,latency=1ms,outage=10s+20s"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            (i.loss, i.duplicate, i.reorder, i.corrupt),
+            (0.05, 0.01, 0.1, 0.001)
+        );
+        assert_eq!(i.reorder_delay, Duration::from_millis(2));
+        assert_eq!(i.latency, Duration::from_millis(1));
+        assert_eq!(i.outages, vec![(Instant::from_secs(10), Instant::from_secs(30))]);
+        assert!("loss=2".parse::<Impairments>().is_err());
+        assert!("jitter=1ms".parse::<Impairments>().is_err());
+        assert!("outage=10s".parse::<Impairments>().is_err());
+    }
+}

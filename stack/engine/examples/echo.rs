@@ -1,0 +1,85 @@
+//! A complete echo server on Sluice: every core serves port 7, and sends back what it reads.
+//!
+//! Run it inside a network namespace (it creates the tap interface `sl0` there):
+//!
+//! ```sh
+//! ip netns add demo && ip netns exec demo cargo run --release -p sluice-engine --example echo
+//! # in another shell:
+//! ip -n demo addr add 198.18.0.1/24 dev sl0 && ip -n demo link set sl0 up
+//! ip netns exec demo socat - TCP:198.18.0.2:7
+//! ```
+
+use std::collections::HashSet;
+
+use clap::Parser;
+use sluice_engine::{App, Config, ConfigArgs, Cx, Engine, Error, TcpListener, TcpStream};
+
+/// The application: one per core, called every round of the core's loop.
+struct Echo {
+    listener: Option<TcpListener>,
+    conns: HashSet<TcpStream>,
+}
+
+impl App for Echo {
+    fn start(&mut self, cx: &Cx) {
+        self.listener = Some(TcpListener::bind(cx, 7, 128).expect("port 7 is free"));
+    }
+
+    fn poll(&mut self, cx: &Cx) -> bool {
+        let mut did = false;
+        if let Some(l) = self.listener {
+            while let Ok(s) = l.accept(cx) {
+                self.conns.insert(s);
+                did = true;
+            }
+        }
+        let mut done = Vec::new();
+        for &s in &self.conns {
+            let mut buf = [0u8; 2048];
+            match s.read(cx, &mut buf) {
+                Ok(0) => done.push(s), // the peer finished
+                Ok(n) => {
+                    // The send buffer has room for what we just read, unless the peer
+                    // stopped reading; a real server would keep the rest for later.
+                    let _ = s.write(cx, &buf[..n]);
+                    did = true;
+                }
+                Err(Error::WouldBlock) => {}
+                Err(_) => done.push(s),
+            }
+        }
+        for s in done {
+            self.conns.remove(&s);
+            s.close(cx);
+        }
+        did
+    }
+}
+
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let config = Config::from_args(&args.config)?;
+    Engine::run(
+        "echo",
+        &config,
+        |_core| Echo {
+            listener: None,
+            conns: HashSet::new(),
+        },
+        |handle| {
+            println!(
+                "echo: serving port 7 on {} core(s); Ctrl-C to stop",
+                handle.cores()
+            );
+            let stop = handle.stop_flag();
+            ctrlc::set_handler(move || stop.store(true, std::sync::atomic::Ordering::SeqCst)).ok();
+        },
+    )?;
+    Ok(())
+}
