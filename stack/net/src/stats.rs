@@ -208,6 +208,8 @@ pub struct TcpStats {
     pub accepted: u64,
     /// Connections opened with `tcp_connect`.
     pub connected: u64,
+    /// SYN-ACKs sent with a SYN cookie because a listener's backlog was full.
+    pub syn_cookies_tx: u64,
 }
 
 /// Everything an `Interface` counts.

@@ -17,7 +17,7 @@ use core::hash::Hasher;
 use hashbrown::HashMap;
 use siphasher::sip::SipHasher24;
 use sluice_dev::{Device, PacketBuf};
-use sluice_tcp::{rst_for, ConnError, ListenOutcome, Listener, State, Tcb, TcpConfig};
+use sluice_tcp::{rst_for, ConnError, ListenOutcome, ListenReply, Listener, State, Tcb, TcpConfig};
 use sluice_wire::{
     tcp as wtcp, ChecksumCaps, Error, Icmpv4DstUnreachable, Instant, IpProtocol, Ipv4Address, Ipv4Repr,
     SeqNumber, TcpPacket, TcpRepr,
@@ -187,7 +187,13 @@ impl Interface {
         if self.tcp.ports.contains_key(&port) {
             return Err(TcpListenError::InUse);
         }
-        let listener = Listener::new(self.tcp_config(), port, backlog);
+        let mut listener = Listener::new(self.tcp_config(), port, backlog);
+        // The cookie secret is derived from the ISN key: secret, and the same on every core.
+        let mut secret = [0u8; 16];
+        for (i, chunk) in secret.chunks_mut(4).enumerate() {
+            chunk.copy_from_slice(&keyed_hash(&self.cfg.isn_key, &[b's', b'y', b'n', i as u8]).to_le_bytes());
+        }
+        listener.enable_syn_cookies(secret);
         let key = self.tcp.listeners.insert(ListenSock { listener });
         self.tcp.ports.insert(port, key);
         Ok(ListenerHandle(key))
@@ -523,7 +529,18 @@ impl Interface {
             let Some(ls) = self.tcp.listeners.get_mut(lkey) else {
                 return self.drop(DropReason::NoSocket);
             };
-            match ls.listener.on_segment(io.now, &seg, isn, key) {
+            // SYN cookies answer for the listener when its backlog is full (RFC 4987).
+            let addrs =
+                (u64::from(self.cfg.address.address().to_u32()) << 32) | u64::from(remote.addr.to_u32());
+            let outcome = match ls.listener.on_segment_from(io.now, &seg, addrs, isn, key) {
+                ListenReply::Outcome(o) => o,
+                ListenReply::SynCookie(synack) => {
+                    self.stats.tcp.syn_cookies_tx += 1;
+                    self.send_tcp(io, &synack, remote.addr);
+                    return;
+                }
+            };
+            match outcome {
                 ListenOutcome::Accepted(tcb) => {
                     let k = self.tcp.conns.insert(Conn {
                         tcb,

@@ -991,3 +991,54 @@ fn tcp_in_place_io_and_chosen_local_port() {
     let out = f.poll();
     assert!(out.iter().any(|fr| parse_tcp(fr).1.payload == b"xyz"));
 }
+
+#[test]
+fn a_syn_flood_beyond_the_backlog_is_answered_with_cookies_and_a_client_gets_in() {
+    let mut f = Fixture::new(config(true));
+    let l = f.iface.tcp_listen(80, 4).unwrap();
+    // 200 spoofed SYNs from as many ports: 4 fill the backlog, the rest get cookies.
+    for port in 0..200u16 {
+        let s = sluice_wire::TcpRepr {
+            src_port: 10_000 + port,
+            ..syn(80)
+        };
+        f.inject(&tcp_seg(&s));
+    }
+    let out = f.poll();
+    assert_eq!(out.len(), 200, "every SYN answered");
+    assert!(out.iter().all(|fr| {
+        let (_, t) = parse_tcp(fr);
+        t.flags.syn() && t.ack == Some(sluice_wire::SeqNumber(1001))
+    }));
+    assert_eq!(f.iface.stats().tcp.syn_cookies_tx, 196);
+    assert_eq!(f.iface.tcp_connections(), 4, "no state for the cookies");
+    // A legitimate client answers its cookie SYN-ACK and gets a connection.
+    let (_, synack) = parse_tcp(&out[150]);
+    let ack = sluice_wire::TcpRepr {
+        src_port: synack.dst_port,
+        seq: sluice_wire::SeqNumber(1001),
+        ack: Some(synack.seq + 1),
+        flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::PSH),
+        options: Default::default(),
+        payload: b"hello",
+        ..syn(80)
+    };
+    f.inject(&tcp_seg(&ack));
+    f.poll();
+    let h = f.iface.tcp_accept(l).expect("the cookie was valid");
+    assert_eq!(
+        f.iface.tcp_remote(h),
+        Some(Endpoint::new(PEER_IP, synack.dst_port))
+    );
+    let mut buf = [0u8; 8];
+    assert_eq!(f.iface.tcp_recv(h, &mut buf), Ok(5));
+    // A forged ACK (wrong cookie) gets no connection.
+    let forged = sluice_wire::TcpRepr {
+        src_port: 10_151,
+        ack: Some(synack.seq + 99),
+        ..ack
+    };
+    f.inject(&tcp_seg(&forged));
+    f.poll();
+    assert!(f.iface.tcp_accept(l).is_none());
+}
