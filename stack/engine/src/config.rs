@@ -116,7 +116,7 @@ pub struct Config {
     /// Per-connection buffers, bytes.
     pub recv_buffer: usize,
     pub send_buffer: usize,
-    /// `newreno` or `unlimited`.
+    /// `cubic`, `newreno` or `unlimited`.
     pub congestion: String,
     pub nodelay: bool,
     /// `busy`, `backoff`, or `backoff:MAX_SLEEP_US`.
@@ -146,7 +146,7 @@ impl Default for Config {
             mtu: 1500,
             recv_buffer: 256 * 1024,
             send_buffer: 256 * 1024,
-            congestion: "newreno".into(),
+            congestion: "cubic".into(),
             nodelay: false,
             idle: "backoff".into(),
             mbufs: 16383,
@@ -190,7 +190,7 @@ pub struct ConfigArgs {
     /// Per-connection send buffer, bytes [default: 262144]
     #[arg(long)]
     pub send_buffer: Option<usize>,
-    /// newreno or unlimited [default: newreno]
+    /// cubic, newreno or unlimited [default: cubic]
     #[arg(long)]
     pub congestion: Option<String>,
     /// Disable Nagle's algorithm.
@@ -387,12 +387,13 @@ impl Config {
 
     pub fn congestion_kind(&self) -> Result<CongestionKind, ConfigError> {
         match self.congestion.as_str() {
+            "cubic" => Ok(CongestionKind::Cubic),
             "newreno" | "reno" => Ok(CongestionKind::NewReno),
             "unlimited" | "none" => Ok(CongestionKind::Unlimited),
             _ => Err(ConfigError::Invalid {
                 field: "congestion",
                 value: self.congestion.clone(),
-                hint: "newreno or unlimited",
+                hint: "cubic, newreno or unlimited",
             }),
         }
     }
