@@ -88,6 +88,8 @@ pub struct CoreStats {
     pub steer: SteerStats,
     pub loops: LoopStats,
     pub connections: usize,
+    /// Connections by TCP state, indexed by `TcpState::index`.
+    pub states: [usize; 11],
     /// What injected impairments did to received and sent frames (tests only).
     pub impair_rx: sluice_dev::LinkStats,
     pub impair_tx: sluice_dev::LinkStats,
@@ -251,6 +253,7 @@ fn publish<A: App>(core: &Core<SteeredDevice<QueueDevice>, A>, slot: &Mutex<Core
         steer: core.dev.stats,
         loops: core.stats,
         connections: core.iface.borrow().tcp_connections(),
+        states: core.iface.borrow().tcp_state_counts(),
         impair_rx: Default::default(),
         impair_tx: Default::default(),
     };

@@ -113,7 +113,6 @@ impl<T> Slab<T> {
         self.slots.len()
     }
 
-    #[allow(dead_code)]
     pub(crate) fn iter(&self) -> impl Iterator<Item = (Key, &T)> + '_ {
         self.slots.iter().enumerate().filter_map(|(i, s)| {
             s.value.as_ref().map(|v| {

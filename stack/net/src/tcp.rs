@@ -471,6 +471,16 @@ impl Interface {
         self.tcp.conns.len()
     }
 
+    /// Connections by state, indexed by `TcpState::index` (a scan of every connection:
+    /// for statistics, not per packet).
+    pub fn tcp_state_counts(&self) -> [usize; 11] {
+        let mut counts = [0; 11];
+        for (_, c) in self.tcp.conns.iter() {
+            counts[c.tcb.state().index()] += 1;
+        }
+        counts
+    }
+
     pub(crate) fn tcp_poll_at(&self) -> Option<Instant> {
         if !self.tcp.pending.is_empty() {
             return Some(Instant::ZERO);

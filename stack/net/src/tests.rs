@@ -1026,6 +1026,9 @@ fn a_syn_flood_beyond_the_backlog_is_answered_with_cookies_and_a_client_gets_in(
     f.inject(&tcp_seg(&ack));
     f.poll();
     let h = f.iface.tcp_accept(l).expect("the cookie was valid");
+    let states = f.iface.tcp_state_counts();
+    assert_eq!(states[TcpState::Established.index()], 1);
+    assert_eq!(states[TcpState::SynReceived.index()], 4);
     assert_eq!(
         f.iface.tcp_remote(h),
         Some(Endpoint::new(PEER_IP, synack.dst_port))

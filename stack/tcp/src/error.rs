@@ -125,6 +125,26 @@ pub enum State {
 }
 
 impl State {
+    /// Every state, in RFC order; `index` is the position here.
+    pub const ALL: [State; 11] = [
+        State::Closed,
+        State::Listen,
+        State::SynSent,
+        State::SynReceived,
+        State::Established,
+        State::FinWait1,
+        State::FinWait2,
+        State::CloseWait,
+        State::Closing,
+        State::LastAck,
+        State::TimeWait,
+    ];
+
+    /// The position of the state in `ALL` (for per-state counters).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// States after the SYN exchange, where RFC 9293 3.10.7.4 processing applies.
     pub fn is_synchronized(self) -> bool {
         !matches!(self, State::Closed | State::Listen | State::SynSent)
