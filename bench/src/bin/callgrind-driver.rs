@@ -1,0 +1,78 @@
+//! A small driver for `valgrind --tool=callgrind`: sets up one workload, then runs its
+//! step N times inside `run_steps` (never inlined), so that instruction counts can be
+//! restricted to the measured loop:
+//!
+//! ```text
+//! cargo build --release -p sluice-bench --bin callgrind-driver
+//! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*run_steps*' \
+//!     --callgrind-out-file=/tmp/cg.out target/release/callgrind-driver tcb-input 100000
+//! callgrind_annotate --inclusive=yes /tmp/cg.out | head -60
+//! ```
+//!
+//! Workloads: `tcb-input` (default `TcpConfig`), `tcb-input-ack-every`,
+//! `tcb-input-no-ts-sack`, `tcb-output`, `iface-sluice`, `iface-smoltcp` (offload).
+
+use std::hint::black_box;
+
+use sluice_bench::sluice_iface::SluiceInput;
+use sluice_bench::smol::SmolInput;
+use sluice_bench::tcb::{TcbInput, TcbOutput, OUT_BATCH};
+use sluice_tcp::TcpConfig;
+use sluice_wire::ChecksumCaps;
+
+#[inline(never)]
+fn run_steps(n: u64, mut step: impl FnMut()) {
+    for _ in 0..n {
+        step();
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let which = args.next().unwrap_or_else(|| "tcb-input".into());
+    let n: u64 = args.next().map(|s| s.parse().expect("N")).unwrap_or(100_000);
+    match which.as_str() {
+        "tcb-input" | "tcb-input-ack-every" | "tcb-input-no-ts-sack" => {
+            let cfg = match which.as_str() {
+                "tcb-input-ack-every" => TcpConfig {
+                    delayed_ack: None,
+                    ..TcpConfig::default()
+                },
+                "tcb-input-no-ts-sack" => TcpConfig {
+                    timestamps: false,
+                    sack: false,
+                    ..TcpConfig::default()
+                },
+                _ => TcpConfig::default(),
+            };
+            let mut w = TcbInput::new(cfg);
+            run_steps(n, || w.step());
+            black_box(w.acks);
+        }
+        "tcb-output" => {
+            // Whole rounds (`settle` included: subtract it with callgrind_annotate's
+            // inclusive cost of `TcbOutput::settle`).
+            let mut w = TcbOutput::new(ChecksumCaps::ignored());
+            run_steps(n / OUT_BATCH as u64, || {
+                for j in 0..OUT_BATCH {
+                    black_box(w.emit_one(j));
+                }
+                w.settle(OUT_BATCH);
+            });
+        }
+        "iface-sluice" => {
+            let mut w = SluiceInput::new(true);
+            run_steps(n, || w.step());
+        }
+        "iface-smoltcp" => {
+            let mut w = SmolInput::new(true);
+            run_steps(n, || {
+                black_box(w.step());
+            });
+        }
+        other => {
+            eprintln!("unknown workload {other}");
+            std::process::exit(2);
+        }
+    }
+}
