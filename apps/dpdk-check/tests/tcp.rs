@@ -310,15 +310,49 @@ fn sluice_client_to_kernel_server_with_impairments() {
 #[test]
 fn kernel_client_to_two_core_sluice_over_tap() {
     let ns = Netns::new("tcp2c");
-    let sluice = sluice_on_tap(&ns, &["tcp-sink", "--listen", "9000", "--expect", "40", "--seconds", "90", "--cores", "2"]);
-    let peer = ns.run("python3", &[PEER, "source", "198.18.0.2", "9000", "40", "200000"], Duration::from_secs(90));
+    let sluice = sluice_on_tap(
+        &ns,
+        &[
+            "tcp-sink",
+            "--listen",
+            "9000",
+            "--expect",
+            "40",
+            "--seconds",
+            "90",
+            "--cores",
+            "2",
+        ],
+    );
+    let peer = ns.run(
+        "python3",
+        &[PEER, "source", "198.18.0.2", "9000", "40", "200000"],
+        Duration::from_secs(90),
+    );
     let out = sluice.wait(Duration::from_secs(30));
-    assert!(peer.success(), "kernel client failed:\n{}\n{}\n--- sluice:\n{}\n{}", peer.stdout, peer.stderr, out.stdout, out.stderr);
+    assert!(
+        peer.success(),
+        "kernel client failed:\n{}\n{}\n--- sluice:\n{}\n{}",
+        peer.stdout,
+        peer.stderr,
+        out.stdout,
+        out.stderr
+    );
     assert!(peer.stdout.contains("ok=40 failed=0"), "{}", peer.stdout);
     assert_eq!(count(&out.stdout, "done"), 40, "{}", out.stdout);
     // Both cores served connections; frames that arrived on the wrong core were handed over.
-    let steered: u64 = out.stdout.lines().filter(|l| l.starts_with("tcp: core=")).map(|l| count(l, "steered_out")).sum();
-    let per_core: Vec<u64> = out.stdout.lines().filter(|l| l.starts_with("tcp: core=") && l.contains("rx_packets")).map(|l| count(l, "rx_packets")).collect();
+    let steered: u64 = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("tcp: core="))
+        .map(|l| count(l, "steered_out"))
+        .sum();
+    let per_core: Vec<u64> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("tcp: core=") && l.contains("rx_packets"))
+        .map(|l| count(l, "rx_packets"))
+        .collect();
     assert_eq!(per_core.len(), 2, "{}", out.stdout);
     // The kernel's tap picks a queue per flow on its own (and learns from our replies), so
     // the first frames of about half the connections reach the wrong core.

@@ -31,6 +31,9 @@ pub struct LoadSpec {
     pub request: Arc<[u8]>,
     /// Requests outstanding per connection (1: strictly closed loop).
     pub pipeline: usize,
+    /// Requests per connection before it is closed (and a new one opened in its place);
+    /// `None`: connections stay open.
+    pub per_connection: Option<u64>,
 }
 
 impl LoadSpec {
@@ -40,6 +43,7 @@ impl LoadSpec {
             protocol: Protocol::Echo,
             request: Arc::from(crate::out::pattern_vec(size.max(1))),
             pipeline: pipeline.max(1),
+            per_connection: None,
         }
     }
     /// `GET path` with a `Host` header.
@@ -49,7 +53,14 @@ impl LoadSpec {
             protocol: Protocol::Http,
             request: Arc::from(req.into_bytes()),
             pipeline: pipeline.max(1),
+            per_connection: None,
         }
+    }
+    /// Closes every connection after `n` requests (at least one): the driver opens a new
+    /// one in its place, so that a run measures connection setup and teardown.
+    pub fn with_per_connection(mut self, n: u64) -> LoadSpec {
+        self.per_connection = Some(n.max(1));
+        self
     }
 }
 
@@ -67,6 +78,10 @@ pub struct ClientSession {
     body_left: Option<u64>,
     last_ok: bool,
     close_after: bool,
+    /// Requests sent on this connection.
+    sent: u64,
+    /// Responses received on this connection (good or bad).
+    answered: u64,
     /// No more requests on this connection.
     done: bool,
 }
@@ -82,6 +97,8 @@ impl ClientSession {
             body_left: None,
             last_ok: false,
             close_after: false,
+            sent: 0,
+            answered: 0,
             done: false,
         }
     }
@@ -99,6 +116,10 @@ impl ClientSession {
             t.record_latency(now.saturating_sub(sent));
         } else {
             t.errors += 1;
+        }
+        self.answered += 1;
+        if self.spec.per_connection.is_some_and(|n| self.answered >= n) {
+            self.done = true;
         }
     }
 
@@ -211,9 +232,11 @@ impl Session for ClientSession {
         }
     }
     fn produce(&mut self, out: &mut OutQueue, _t: &mut Tally, now: u64) {
-        while !self.done && self.inflight.len() < self.spec.pipeline {
+        let limit = self.spec.per_connection.unwrap_or(u64::MAX);
+        while !self.done && self.inflight.len() < self.spec.pipeline && self.sent < limit {
             out.push_shared(self.spec.request.clone());
             self.inflight.push_back(now);
+            self.sent += 1;
         }
     }
     fn eof(&mut self, _out: &mut OutQueue, t: &mut Tally, _now: u64) {
@@ -370,6 +393,33 @@ mod tests {
         s.eof(&mut out, &mut t, 1);
         assert_eq!(t.errors, 2);
         assert!(s.finished());
+    }
+
+    #[test]
+    fn per_connection_limit_finishes_the_connection() {
+        let spec = Arc::new(LoadSpec::echo(8, 4).with_per_connection(1));
+        let (mut s, mut out, mut t) = (ClientSession::new(spec.clone()), OutQueue::new(), Tally::new());
+        s.produce(&mut out, &mut t, 0);
+        assert_eq!(out.len(), 8, "one request only, whatever the pipeline");
+        assert!(!s.finished());
+        let echo = out.to_vec();
+        feed(&mut s, &echo, 3, &mut t, 10);
+        assert_eq!((t.requests, t.errors), (1, 0));
+        assert!(s.finished(), "done after its one request");
+        let mut more = OutQueue::new();
+        s.produce(&mut more, &mut t, 20);
+        assert!(more.is_empty());
+        let spec = Arc::new(LoadSpec::echo(4, 1).with_per_connection(3));
+        let (mut s, mut t) = (ClientSession::new(spec), Tally::new());
+        for i in 0..3 {
+            let mut out = OutQueue::new();
+            s.produce(&mut out, &mut t, i);
+            assert_eq!(out.len(), 4);
+            let echo = out.to_vec();
+            feed(&mut s, &echo, 4, &mut t, i);
+        }
+        assert!(s.finished());
+        assert_eq!(t.requests, 3);
     }
 
     #[test]

@@ -12,7 +12,10 @@ const HTTP: &str = env!("CARGO_BIN_EXE_sluice-http");
 const LOADGEN: &str = env!("CARGO_BIN_EXE_sluice-loadgen");
 
 fn root() -> bool {
-    let ok = std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let ok = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
     if !ok {
         eprintln!("not root: skipped");
     }
@@ -20,7 +23,10 @@ fn root() -> bool {
 }
 
 fn bring_up(ns: &Netns, p: &mut Proc) {
-    assert!(ns.wait_link("sl0", Duration::from_secs(20)), "the tap interface did not appear");
+    assert!(
+        ns.wait_link("sl0", Duration::from_secs(20)),
+        "the tap interface did not appear"
+    );
     assert!(!p.exited(), "Sluice exited early");
     ns.ip(&["addr", "add", "198.18.0.1/24", "dev", "sl0"]);
     ns.ip(&["link", "set", "sl0", "up"]);
@@ -30,7 +36,8 @@ fn bring_up(ns: &Netns, p: &mut Proc) {
 fn sluice(tag: &str, bin: &str, args: &[&str]) -> (Netns, Proc) {
     let ns = Netns::new(tag);
     let mut c = ns.cmd(bin);
-    c.args(["--stack", "sluice", "--port", "tap:sl0", "--ip", "198.18.0.2/24"]).args(args);
+    c.args(["--stack", "sluice", "--port", "tap:sl0", "--ip", "198.18.0.2/24"])
+        .args(args);
     let mut p = Proc::spawn(c);
     bring_up(&ns, &mut p);
     (ns, p)
@@ -46,7 +53,12 @@ fn wait_port(ns: &Netns, port: u16) {
 fn stop(p: Proc) -> Output {
     p.terminate();
     let out = p.wait(Duration::from_secs(15));
-    assert!(out.success(), "did not stop cleanly:\n{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.success(),
+        "did not stop cleanly:\n{}\n{}",
+        out.stdout,
+        out.stderr
+    );
     out
 }
 
@@ -99,7 +111,13 @@ asyncio.run(main())
 "#;
     let out = ns.run("python3", &["-c", script], Duration::from_secs(90));
     let s = stop(p);
-    assert!(out.stdout.contains("ok=50 of=50"), "{}\n{}\n--- sluice:\n{}", out.stdout, out.stderr, s.stdout);
+    assert!(
+        out.stdout.contains("ok=50 of=50"),
+        "{}\n{}\n--- sluice:\n{}",
+        out.stdout,
+        out.stderr,
+        s.stdout
+    );
 }
 
 #[test]
@@ -107,15 +125,36 @@ fn wrk_against_sluice_http() {
     if !root() {
         return;
     }
-    let (ns, p) = sluice("io-wrk", HTTP, &["--listen", "80", "--body-size", "64", "--seconds", "60"]);
+    let (ns, p) = sluice(
+        "io-wrk",
+        HTTP,
+        &["--listen", "80", "--body-size", "64", "--seconds", "60"],
+    );
     wait_port(&ns, 80);
-    let out = ns.run("wrk", &["-t1", "-c16", "-d3s", "--timeout", "5s", "http://198.18.0.2/"], Duration::from_secs(30));
+    let out = ns.run(
+        "wrk",
+        &["-t1", "-c16", "-d3s", "--timeout", "5s", "http://198.18.0.2/"],
+        Duration::from_secs(30),
+    );
     let s = stop(p);
     assert!(out.success(), "{}\n{}", out.stdout, out.stderr);
-    let reqs: u64 = out.stdout.lines().find(|l| l.contains("requests in")).and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+    let reqs: u64 = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
     assert!(reqs > 1000, "{}", out.stdout);
-    assert!(!out.stdout.contains("Non-2xx") && !out.stdout.contains("Socket errors"), "{}", out.stdout);
-    assert!(count(&s.stdout, "requests") >= reqs, "the server counted them: {}", s.stdout);
+    assert!(
+        !out.stdout.contains("Non-2xx") && !out.stdout.contains("Socket errors"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        count(&s.stdout, "requests") >= reqs,
+        "the server counted them: {}",
+        s.stdout
+    );
 }
 
 #[test]
@@ -137,8 +176,17 @@ fn sluice_loadgen_against_python_http_server_and_socat_echo() {
     c.args(["TCP-LISTEN:7007,reuseaddr,fork", "EXEC:cat"]);
     let echo = Proc::spawn(c);
     let mut c = ns.cmd(LOADGEN);
-    c.args(["--stack", "sluice", "--port", "tap:sl0", "--ip", "198.18.0.2/24", "--connect", "198.18.0.1:8080"])
-        .args(["--http", "/copyright", "--connections", "4", "--duration", "3"]);
+    c.args([
+        "--stack",
+        "sluice",
+        "--port",
+        "tap:sl0",
+        "--ip",
+        "198.18.0.2/24",
+        "--connect",
+        "198.18.0.1:8080",
+    ])
+    .args(["--http", "/copyright", "--connections", "4", "--duration", "3"]);
     let mut lg = Proc::spawn(c);
     bring_up(&ns, &mut lg);
     let lg = lg.wait(Duration::from_secs(40));
@@ -149,8 +197,17 @@ fn sluice_loadgen_against_python_http_server_and_socat_echo() {
 
     // The same namespace, a new Sluice process: the echo client against socat.
     let mut c = ns.cmd(LOADGEN);
-    c.args(["--stack", "sluice", "--port", "tap:sl1", "--ip", "198.18.1.2/24", "--connect", "198.18.1.1:7007"])
-        .args(["--connections", "4", "--request-size", "300", "--duration", "3"]);
+    c.args([
+        "--stack",
+        "sluice",
+        "--port",
+        "tap:sl1",
+        "--ip",
+        "198.18.1.2/24",
+        "--connect",
+        "198.18.1.1:7007",
+    ])
+    .args(["--connections", "4", "--request-size", "300", "--duration", "3"]);
     let mut lg = Proc::spawn(c);
     assert!(ns.wait_link("sl1", Duration::from_secs(20)), "no sl1");
     assert!(!lg.exited());
@@ -187,9 +244,16 @@ fn curl_downloads_through_impairments() {
         "io-imp",
         HTTP,
         &[
-            "--listen", "80", "--root", &root_dir, "--seconds", "90",
-            "--impair-rx", "loss=0.02,reorder=0.05:3ms,dup=0.01",
-            "--impair-tx", "loss=0.02,reorder=0.05:3ms,dup=0.01,outage=2s+2s",
+            "--listen",
+            "80",
+            "--root",
+            &root_dir,
+            "--seconds",
+            "90",
+            "--impair-rx",
+            "loss=0.02,reorder=0.05:3ms,dup=0.01",
+            "--impair-tx",
+            "loss=0.02,reorder=0.05:3ms,dup=0.01,outage=2s+2s",
         ],
     );
     wait_port(&ns, 80);
@@ -204,6 +268,17 @@ fn curl_downloads_through_impairments() {
     let s = stop(p);
     let _ = std::fs::remove_dir_all(&dir);
     let lines: Vec<&str> = out.stdout.lines().collect();
-    assert_eq!(lines.len(), 4, "{}\n{}\n--- server:\n{}", out.stdout, out.stderr, s.stdout);
-    assert!(lines.iter().all(|l| *l == lines[3]), "a download differs:\n{}", out.stdout);
+    assert_eq!(
+        lines.len(),
+        4,
+        "{}\n{}\n--- server:\n{}",
+        out.stdout,
+        out.stderr,
+        s.stdout
+    );
+    assert!(
+        lines.iter().all(|l| *l == lines[3]),
+        "a download differs:\n{}",
+        out.stdout
+    );
 }

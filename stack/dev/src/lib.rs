@@ -30,12 +30,57 @@ pub trait PacketBuf {
     fn rss_hash(&self) -> Option<u32> {
         None
     }
+    /// What the NIC found of this received frame's IPv4 and TCP/UDP checksums (only
+    /// meaningful when the device has `rx_checksum`; `Unknown` means "check in software").
+    fn rx_checksum(&self) -> RxChecksum {
+        RxChecksum::default()
+    }
+    /// Asks the NIC to fill this frame's IPv4 and TCP/UDP checksums on transmit (only
+    /// meaningful when the device has `tx_checksum`); the frame carries the pseudo-header
+    /// sum in its TCP/UDP checksum field and 0 in its IPv4 one.
+    fn request_tx_checksum(&mut self, _offload: TxChecksum) {}
     fn len(&self) -> usize {
         self.data().len()
     }
     fn is_empty(&self) -> bool {
         self.data().is_empty()
     }
+}
+
+/// The NIC's verdict on a checksum of a received frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not checked (or not applicable): verify in software.
+    #[default]
+    Unknown,
+    Good,
+    Bad,
+}
+
+/// The NIC's verdicts on the IPv4 header checksum and the TCP/UDP checksum.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxChecksum {
+    pub ip: Verdict,
+    pub l4: Verdict,
+}
+
+/// What the NIC should checksum in a frame to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxChecksum {
+    /// Length of the link-layer header (14 for Ethernet).
+    pub l2_len: u8,
+    /// Length of the IPv4 header.
+    pub l3_len: u16,
+    /// The layer-4 protocol whose checksum to fill.
+    pub l4: L4,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum L4 {
+    Tcp,
+    Udp,
+    /// Only the IPv4 header checksum.
+    Other,
 }
 
 /// What a device can do, as the layers above need to know it.

@@ -1,6 +1,6 @@
 use std::ptr::NonNull;
 
-use sluice_dev::PacketBuf;
+use sluice_dev::{PacketBuf, RxChecksum, TxChecksum, Verdict, L4};
 
 /// An owned packet mbuf: dropping it frees it (or drops one reference), cloning adds a
 /// reference to the same data (`rte_mbuf_refcnt_update`), as the retransmission queue needs.
@@ -120,6 +120,52 @@ impl PacketBuf for Mbuf {
         let Ok(n16) = u16::try_from(n) else { return false };
         // SAFETY: valid mbuf; trim returns -1 (and changes nothing) when too short.
         unsafe { dpdk_sys::sluice_pktmbuf_trim(self.0.as_ptr(), n16) == 0 }
+    }
+    fn rx_checksum(&self) -> RxChecksum {
+        // SAFETY: extern statics defined in the shim from DPDK's macros.
+        let (ip_mask, ip_bad, ip_good, l4_mask, l4_bad, l4_good) = unsafe {
+            (
+                dpdk_sys::SLUICE_MBUF_F_RX_IP_CKSUM_MASK,
+                dpdk_sys::SLUICE_MBUF_F_RX_IP_CKSUM_BAD,
+                dpdk_sys::SLUICE_MBUF_F_RX_IP_CKSUM_GOOD,
+                dpdk_sys::SLUICE_MBUF_F_RX_L4_CKSUM_MASK,
+                dpdk_sys::SLUICE_MBUF_F_RX_L4_CKSUM_BAD,
+                dpdk_sys::SLUICE_MBUF_F_RX_L4_CKSUM_GOOD,
+            )
+        };
+        let f = self.raw().ol_flags;
+        let verdict = |mask, good, bad| match f & mask {
+            x if x == good => Verdict::Good,
+            x if x == bad => Verdict::Bad,
+            _ => Verdict::Unknown,
+        };
+        RxChecksum {
+            ip: verdict(ip_mask, ip_good, ip_bad),
+            l4: verdict(l4_mask, l4_good, l4_bad),
+        }
+    }
+    fn request_tx_checksum(&mut self, o: TxChecksum) {
+        // SAFETY: extern statics defined in the shim from DPDK's macros.
+        let (v4, ip, tcp, udp) = unsafe {
+            (
+                dpdk_sys::SLUICE_MBUF_F_TX_IPV4,
+                dpdk_sys::SLUICE_MBUF_F_TX_IP_CKSUM,
+                dpdk_sys::SLUICE_MBUF_F_TX_TCP_CKSUM,
+                dpdk_sys::SLUICE_MBUF_F_TX_UDP_CKSUM,
+            )
+        };
+        let l4 = match o.l4 {
+            L4::Tcp => tcp,
+            L4::Udp => udp,
+            L4::Other => 0,
+        };
+        // SAFETY: we own the mbuf (not yet handed to the driver); tx_offload packs
+        // l2_len in bits 0-6 and l3_len in bits 7-15 (rte_mbuf_core.h).
+        unsafe {
+            let m = self.0.as_mut();
+            m.ol_flags |= v4 | ip | l4;
+            m.__bindgen_anon_3.tx_offload = (o.l2_len as u64 & 0x7f) | ((o.l3_len as u64 & 0x1ff) << 7);
+        }
     }
     fn rss_hash(&self) -> Option<u32> {
         let m = self.raw();

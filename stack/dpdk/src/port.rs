@@ -34,6 +34,8 @@ pub struct PortConfig {
     pub promiscuous: bool,
     /// Mbufs in each queue's pool.
     pub mbufs_per_queue: u32,
+    /// Let the NIC verify and fill IPv4/TCP/UDP checksums where it can.
+    pub checksum_offload: bool,
     pub mbuf_cache: u32,
 }
 
@@ -48,6 +50,7 @@ impl Default for PortConfig {
             promiscuous: false,
             mbufs_per_queue: 8191,
             mbuf_cache: 256,
+            checksum_offload: true,
         }
     }
 }
@@ -62,6 +65,8 @@ pub struct PortInfo {
     pub hash_key_size: u8,
     pub flow_type_rss_offloads: u64,
     pub max_mtu: u16,
+    pub rx_offload_capa: u64,
+    pub tx_offload_capa: u64,
 }
 
 /// Port counters (`rte_eth_stats_get`).
@@ -86,6 +91,8 @@ pub struct Port {
     rss_key: Option<Vec<u8>>,
     reta: Option<Vec<u16>>,
     mtu: u16,
+    rx_checksum: bool,
+    tx_checksum: bool,
 }
 
 fn check(port: u16, what: &'static str, ret: i32) -> Result<()> {
@@ -155,6 +162,8 @@ impl Port {
             hash_key_size: di.hash_key_size,
             flow_type_rss_offloads: di.flow_type_rss_offloads,
             max_mtu: di.max_mtu,
+            rx_offload_capa: di.rx_offload_capa,
+            tx_offload_capa: di.tx_offload_capa,
         })
     }
 
@@ -197,6 +206,26 @@ impl Port {
             conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
             conf.rx_adv_conf.rss_conf.rss_key_len = key_len;
             conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+        }
+        // Checksum offloads, all three or none (IPv4 + TCP + UDP), each direction alone.
+        // SAFETY: extern statics defined in the shim from DPDK's macros.
+        let (rx_cs, tx_cs) = unsafe {
+            (
+                dpdk_sys::SLUICE_ETH_RX_OFFLOAD_IPV4_CKSUM
+                    | dpdk_sys::SLUICE_ETH_RX_OFFLOAD_TCP_CKSUM
+                    | dpdk_sys::SLUICE_ETH_RX_OFFLOAD_UDP_CKSUM,
+                dpdk_sys::SLUICE_ETH_TX_OFFLOAD_IPV4_CKSUM
+                    | dpdk_sys::SLUICE_ETH_TX_OFFLOAD_TCP_CKSUM
+                    | dpdk_sys::SLUICE_ETH_TX_OFFLOAD_UDP_CKSUM,
+            )
+        };
+        let rx_checksum = cfg.checksum_offload && info.rx_offload_capa & rx_cs == rx_cs;
+        let tx_checksum = cfg.checksum_offload && info.tx_offload_capa & tx_cs == tx_cs;
+        if rx_checksum {
+            conf.rxmode.offloads |= rx_cs;
+        }
+        if tx_checksum {
+            conf.txmode.offloads |= tx_cs;
         }
         // SAFETY: valid port; conf (and the key it points to) outlive the call.
         check(id, "rte_eth_dev_configure", unsafe {
@@ -264,6 +293,8 @@ impl Port {
             rss_key: None,
             reta: None,
             mtu,
+            rx_checksum,
+            tx_checksum,
         };
         if use_rss {
             port.rss_key = port.read_rss_key();
@@ -316,6 +347,10 @@ impl Port {
     pub fn mtu(&self) -> u16 {
         self.mtu
     }
+    /// The NIC verifies / fills IPv4, TCP and UDP checksums.
+    pub fn checksum_offload(&self) -> (bool, bool) {
+        (self.rx_checksum, self.tx_checksum)
+    }
     pub fn queues(&self) -> u16 {
         self.pools.len() as u16
     }
@@ -365,8 +400,8 @@ impl Port {
             mac: self.mac,
             caps: DeviceCaps {
                 mtu: self.mtu as usize,
-                rx_checksum: false,
-                tx_checksum: false,
+                rx_checksum: self.rx_checksum,
+                tx_checksum: self.tx_checksum,
                 rss: self.rss_key.is_some(),
                 max_burst: 32,
             },

@@ -104,6 +104,8 @@ pub struct EngineHandle {
     ready: Arc<std::sync::atomic::AtomicUsize>,
     pub mac: EthernetAddress,
     pub driver: String,
+    /// The NIC verifies (rx) and fills (tx) IPv4/TCP/UDP checksums.
+    pub checksum_offload: (bool, bool),
 }
 
 impl EngineHandle {
@@ -197,6 +199,7 @@ impl Engine {
             ready: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             mac,
             driver: port.port_info().driver.clone(),
+            checksum_offload: port.checksum_offload(),
         };
 
         let result = std::thread::scope(|s| {

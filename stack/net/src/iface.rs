@@ -8,9 +8,9 @@
 
 use core::any::Any;
 
-use sluice_dev::{Device, PacketBuf};
+use sluice_dev::{Device, PacketBuf, TxChecksum, Verdict, L4};
 use sluice_wire::{
-    arp as warp, ipv4, ArpOp, ArpPacket, ArpRepr, ChecksumCaps, Error, EtherType, EthernetAddress,
+    arp as warp, ipv4, ArpOp, ArpPacket, ArpRepr, Checksum, ChecksumCaps, Error, EtherType, EthernetAddress,
     EthernetFrame, EthernetRepr, Icmpv4DstUnreachable, Instant, IpProtocol, Ipv4Address, Ipv4Packet,
     Ipv4Repr,
 };
@@ -30,6 +30,8 @@ pub(crate) struct Io<'a, D: Device> {
     pub(crate) dev: &'a mut D,
     pub(crate) tx: &'a mut Vec<D::Buf>,
     pub(crate) burst: usize,
+    /// The device reports checksum verdicts on received frames.
+    pub(crate) rx_offload: bool,
 }
 
 /// The receive and transmit vectors of one buffer type, kept between polls.
@@ -147,11 +149,13 @@ impl Interface {
 
         let tx_before = self.stats.tx_packets + self.stats.drops.total();
         let received = dev.rx_burst(now, &mut rx, burst);
+        let rx_offload = dcaps.rx_checksum && self.cfg.checksum.is_none();
         let mut io = Io {
             now,
             dev,
             tx: &mut tx,
             burst,
+            rx_offload,
         };
         for buf in rx.drain(..) {
             self.process_frame(&mut io, buf);
@@ -183,6 +187,23 @@ impl Interface {
     fn process_frame<D: Device>(&mut self, io: &mut Io<'_, D>, buf: D::Buf) {
         self.stats.rx_packets += 1;
         self.stats.rx_bytes += buf.len() as u64;
+        if io.rx_offload {
+            // The NIC checked what it could: a bad checksum is a drop, a good one is not
+            // checked again, an unknown one is checked in software.
+            let v = buf.rx_checksum();
+            if v.ip == Verdict::Bad || v.l4 == Verdict::Bad {
+                return self.drop(DropReason::Checksum);
+            }
+            let sw = |good: bool, c: Checksum| match (good, c.tx()) {
+                (true, true) => Checksum::Tx,
+                (true, false) => Checksum::None,
+                (false, true) => Checksum::Both,
+                (false, false) => Checksum::Rx,
+            };
+            self.caps.ipv4 = sw(v.ip == Verdict::Good, self.caps.ipv4);
+            self.caps.tcp = sw(v.l4 == Verdict::Good, self.caps.tcp);
+            self.caps.udp = sw(v.l4 == Verdict::Good, self.caps.udp);
+        }
         let eth = match EthernetFrame::new_checked(buf.data()) {
             Ok(f) => f,
             Err(_) => return self.drop(DropReason::BadEthernet),
@@ -435,6 +456,23 @@ impl Interface {
         match buf.prepend(ETH_LEN) {
             Some(h) => repr.emit(&mut EthernetFrame::new_unchecked(h)),
             None => return self.drop(DropReason::NoBuffer),
+        }
+        if ethertype == EtherType::Ipv4 && !self.caps.ipv4.tx() {
+            // The NIC fills the IPv4 checksum, and the TCP/UDP one if it was left to it.
+            let d = buf.data();
+            if d.len() >= ETH_LEN + ipv4::HEADER_LEN {
+                let l3_len = u16::from(d[ETH_LEN] & 0x0f) * 4;
+                let l4 = match IpProtocol::from(d[ETH_LEN + 9]) {
+                    IpProtocol::Tcp if !self.caps.tcp.tx() => L4::Tcp,
+                    IpProtocol::Udp if !self.caps.udp.tx() => L4::Udp,
+                    _ => L4::Other,
+                };
+                buf.request_tx_checksum(TxChecksum {
+                    l2_len: ETH_LEN as u8,
+                    l3_len,
+                    l4,
+                });
+            }
         }
         io.tx.push(buf);
         if io.tx.len() >= io.burst {

@@ -41,6 +41,11 @@ struct Cli {
     /// Requests outstanding per connection.
     #[arg(long, default_value_t = 1)]
     pipeline: usize,
+    /// Connect per request: every connection does one request/response and is closed,
+    /// and a new one is opened in its place (--connections of them at a time). Measures
+    /// new connections per second (each completed request is one connection).
+    #[arg(long)]
+    new_connections: bool,
     /// How long to run, seconds.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
@@ -80,7 +85,11 @@ fn main() -> ExitCode {
             LoadSpec::echo(cli.request_size, cli.pipeline)
         }
     };
-    let load = Arc::new(load);
+    let load = Arc::new(if cli.new_connections {
+        load.with_per_connection(1)
+    } else {
+        load
+    });
     let spec = RunSpec {
         program: "sluice-loadgen",
         plan: Plan {
@@ -119,5 +128,12 @@ fn main() -> ExitCode {
         s.max,
         sluice_apps::loadgen::rate(total.requests, r.seconds)
     );
+    if cli.new_connections {
+        println!(
+            "connections: closed={} per_s={:.0}",
+            total.conns_closed,
+            sluice_apps::loadgen::rate(total.conns_closed, r.seconds)
+        );
+    }
     ExitCode::SUCCESS
 }

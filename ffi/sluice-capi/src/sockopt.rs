@@ -1,0 +1,162 @@
+//! `getsockopt` / `setsockopt`.
+//!
+//! What takes effect: SO_LINGER (at close: `l_onoff = 1, l_linger = 0` resets the
+//! connection), SO_RCVTIMEO / SO_SNDTIMEO (bound blocking calls), SO_REUSEADDR (bind's
+//! port check), SO_ERROR (reads and clears the pending error), TCP_MAXSEG read on a
+//! connection (the MSS in use).
+//!
+//! What is stored and reported but not applied: TCP_NODELAY, TCP_MAXSEG (set),
+//! SO_RCVBUF, SO_SNDBUF, SO_KEEPALIVE. `sluice-net` configures connections from its
+//! interface-wide `TcpConfig` and has no per-connection setter, so these cannot change a
+//! live connection nor a new one; set them for the whole instance through the init flags
+//! (`--nodelay`, `--mss=`, `--rcvbuf=`, `--sndbuf=`). Values are inherited by accepted
+//! sockets from their listener, as on Linux. SO_RCVBUF / SO_SNDBUF store twice the value
+//! set, as Linux does.
+
+use core::time::Duration;
+
+use crate::errno::*;
+use crate::stack::{Kind, Shared, Stack, TcpSt};
+
+fn int(val: &[u8]) -> Res<i32> {
+    let b: [u8; 4] = val.get(..4).and_then(|b| b.try_into().ok()).ok_or(EINVAL)?;
+    Ok(i32::from_ne_bytes(b))
+}
+
+fn put_int(out: &mut [u8], v: i32) -> Res<usize> {
+    let dst = out.get_mut(..4).ok_or(EINVAL)?;
+    dst.copy_from_slice(&v.to_ne_bytes());
+    Ok(4)
+}
+
+const TIMEVAL_LEN: usize = core::mem::size_of::<libc::timeval>();
+const LINGER_LEN: usize = core::mem::size_of::<libc::linger>();
+
+fn timeval(val: &[u8]) -> Res<Option<Duration>> {
+    if val.len() < TIMEVAL_LEN {
+        return Err(EINVAL);
+    }
+    let sec = i64::from_ne_bytes(val[0..8].try_into().map_err(|_| EINVAL)?);
+    let usec = i64::from_ne_bytes(val[8..16].try_into().map_err(|_| EINVAL)?);
+    if sec < 0 || !(0..1_000_000).contains(&usec) {
+        return Err(Errno(libc::EDOM));
+    }
+    let d = Duration::from_secs(sec as u64) + Duration::from_micros(usec as u64);
+    Ok((!d.is_zero()).then_some(d))
+}
+
+fn put_timeval(out: &mut [u8], d: Option<Duration>) -> Res<usize> {
+    let d = d.unwrap_or_default();
+    let dst = out.get_mut(..TIMEVAL_LEN).ok_or(EINVAL)?;
+    dst[0..8].copy_from_slice(&(d.as_secs() as i64).to_ne_bytes());
+    dst[8..16].copy_from_slice(&(d.subsec_micros() as i64).to_ne_bytes());
+    Ok(TIMEVAL_LEN)
+}
+
+fn take_error(st: &mut Stack, fd: i32) -> Res<i32> {
+    let (iface, s) = st.parts(fd)?;
+    Ok(match &mut s.kind {
+        Kind::Tcp(TcpSt::Conn(c)) => match iface.tcp_error(c.h) {
+            Some(e) if !c.err_taken => {
+                c.err_taken = true;
+                conn_errno(e).0
+            }
+            _ => 0,
+        },
+        Kind::Udp(u) => match u.h.and_then(|h| iface.udp_take_error(h)) {
+            Some(e) if e.reason == sluice_wire::Icmpv4DstUnreachable::PortUnreachable => libc::ECONNREFUSED,
+            Some(_) => libc::EHOSTUNREACH,
+            None => 0,
+        },
+        Kind::Tcp(_) => 0,
+    })
+}
+
+impl Shared {
+    /// `setsockopt` with the option's bytes.
+    pub fn setsockopt(&self, fd: i32, level: i32, name: i32, val: &[u8]) -> Res<()> {
+        self.with(|st| {
+            let s = st.sock_mut(fd)?;
+            let tcp = matches!(s.kind, Kind::Tcp(_));
+            let o = &mut s.opts;
+            match (level, name) {
+                (libc::SOL_SOCKET, libc::SO_REUSEADDR) => o.reuseaddr = int(val)? != 0,
+                (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => o.keepalive = int(val)? != 0,
+                (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
+                    o.rcvbuf = (int(val)?.max(0) as u32).saturating_mul(2).max(2304);
+                }
+                (libc::SOL_SOCKET, libc::SO_SNDBUF) => {
+                    o.sndbuf = (int(val)?.max(0) as u32).saturating_mul(2).max(4608);
+                }
+                (libc::SOL_SOCKET, libc::SO_LINGER) => {
+                    if val.len() < LINGER_LEN {
+                        return Err(EINVAL);
+                    }
+                    let onoff = int(&val[0..4])?;
+                    let secs = int(&val[4..8])?;
+                    o.linger = (onoff != 0).then_some(secs.max(0));
+                }
+                (libc::SOL_SOCKET, libc::SO_RCVTIMEO) => o.rcvtimeo = timeval(val)?,
+                (libc::SOL_SOCKET, libc::SO_SNDTIMEO) => o.sndtimeo = timeval(val)?,
+                (libc::IPPROTO_TCP, libc::TCP_NODELAY) if tcp => o.nodelay = int(val)? != 0,
+                (libc::IPPROTO_TCP, libc::TCP_MAXSEG) if tcp => {
+                    let v = int(val)?;
+                    if v != 0 && !(88..=32767).contains(&v) {
+                        return Err(EINVAL);
+                    }
+                    o.maxseg = (v != 0).then_some(v as u32);
+                }
+                (libc::SOL_SOCKET | libc::IPPROTO_TCP, _) => return Err(ENOPROTOOPT),
+                _ => return Err(ENOPROTOOPT),
+            }
+            Ok(())
+        })
+    }
+
+    /// `getsockopt`: writes the value into `out`, returns its length.
+    pub fn getsockopt(&self, fd: i32, level: i32, name: i32, out: &mut [u8]) -> Res<usize> {
+        self.with(|st| {
+            if (level, name) == (libc::SOL_SOCKET, libc::SO_ERROR) {
+                let e = take_error(st, fd)?;
+                return put_int(out, e);
+            }
+            let mss = st.cfg.tcp.mss;
+            let s = st.sock(fd)?;
+            let tcp = matches!(s.kind, Kind::Tcp(_));
+            let o = &s.opts;
+            match (level, name) {
+                (libc::SOL_SOCKET, libc::SO_TYPE) => {
+                    put_int(out, if tcp { libc::SOCK_STREAM } else { libc::SOCK_DGRAM })
+                }
+                (libc::SOL_SOCKET, libc::SO_DOMAIN) => put_int(out, libc::AF_INET),
+                (libc::SOL_SOCKET, libc::SO_PROTOCOL) => {
+                    put_int(out, if tcp { libc::IPPROTO_TCP } else { libc::IPPROTO_UDP })
+                }
+                (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => {
+                    put_int(out, matches!(s.kind, Kind::Tcp(TcpSt::Listen { .. })) as i32)
+                }
+                (libc::SOL_SOCKET, libc::SO_REUSEADDR) => put_int(out, o.reuseaddr as i32),
+                (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => put_int(out, o.keepalive as i32),
+                (libc::SOL_SOCKET, libc::SO_RCVBUF) => put_int(out, o.rcvbuf.min(i32::MAX as u32) as i32),
+                (libc::SOL_SOCKET, libc::SO_SNDBUF) => put_int(out, o.sndbuf.min(i32::MAX as u32) as i32),
+                (libc::SOL_SOCKET, libc::SO_LINGER) => {
+                    let dst = out.get_mut(..LINGER_LEN).ok_or(EINVAL)?;
+                    dst[0..4].copy_from_slice(&(o.linger.is_some() as i32).to_ne_bytes());
+                    dst[4..8].copy_from_slice(&o.linger.unwrap_or(0).to_ne_bytes());
+                    Ok(LINGER_LEN)
+                }
+                (libc::SOL_SOCKET, libc::SO_RCVTIMEO) => put_timeval(out, o.rcvtimeo),
+                (libc::SOL_SOCKET, libc::SO_SNDTIMEO) => put_timeval(out, o.sndtimeo),
+                (libc::IPPROTO_TCP, libc::TCP_NODELAY) if tcp => put_int(out, o.nodelay as i32),
+                (libc::IPPROTO_TCP, libc::TCP_MAXSEG) if tcp => {
+                    let live = match s.kind {
+                        Kind::Tcp(TcpSt::Conn(c)) => st.iface.tcp_tcb(c.h).map(|t| t.mss() as u32),
+                        _ => None,
+                    };
+                    put_int(out, live.or(o.maxseg).unwrap_or(u32::from(mss)) as i32)
+                }
+                _ => Err(ENOPROTOOPT),
+            }
+        })
+    }
+}

@@ -1,0 +1,477 @@
+//! A stack instance: an `Interface` on the in-memory device, a clock, and the table of
+//! Sluice file descriptors, behind one mutex (`Shared`).
+//!
+//! Every call locks the instance, polls the interface (so the call sees what arrived),
+//! does its work, and polls again (so what it queued leaves at once). A call that must
+//! wait (blocking accept, connect, read, write, poll, epoll_wait) releases the lock and
+//! sleeps on a condition variable that every change of the stack signals; with the real
+//! clock it polls the device between short sleeps instead. Nothing here is on a hot path:
+//! it serves tests, packetdrill and simple C programs.
+
+use std::collections::HashMap;
+use std::os::unix::net::UnixDatagram;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use sluice_dev::Device;
+use sluice_net::{Interface, ListenerHandle, TcpHandle, UdpHandle};
+use sluice_wire::{EthernetAddress, Instant};
+
+use crate::config::StackConfig;
+use crate::device::PipeDevice;
+use crate::errno::{Res, EBADF, EMFILE, ENOTSOCK};
+use crate::Endpoint;
+
+/// The lowest descriptor handed out: 0, 1 and 2 are never used, so that a Sluice
+/// descriptor is not mistaken for standard input or output.
+pub const FIRST_FD: i32 = 3;
+/// Descriptors per instance.
+pub const MAX_FDS: usize = 65536;
+
+/// Where the stack's time comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum Clock {
+    /// Moved only by `advance` (packetdrill's usleep / gettimeofday, tests).
+    Virtual(Instant),
+    /// The monotonic clock, from the instance's creation.
+    Real(std::time::Instant),
+}
+
+/// Socket options kept per descriptor. See `sockopt.rs` for which take effect.
+#[derive(Clone, Copy, Debug)]
+pub struct SockOpts {
+    pub nodelay: bool,
+    pub maxseg: Option<u32>,
+    pub rcvbuf: u32,
+    pub sndbuf: u32,
+    pub keepalive: bool,
+    pub reuseaddr: bool,
+    /// SO_LINGER: `Some(seconds)` when on.
+    pub linger: Option<i32>,
+    pub rcvtimeo: Option<Duration>,
+    pub sndtimeo: Option<Duration>,
+}
+
+/// A connection of the application.
+#[derive(Clone, Copy, Debug)]
+pub struct Conn {
+    pub h: TcpHandle,
+    /// `connect` said EINPROGRESS (or is blocked) and has not reported the outcome yet.
+    pub connecting: bool,
+    pub shut_rd: bool,
+    pub shut_wr: bool,
+    /// The connection's error was reported once (by a call or SO_ERROR).
+    pub err_taken: bool,
+}
+
+/// What a TCP descriptor is.
+#[derive(Clone, Copy, Debug)]
+pub enum TcpSt {
+    /// From `socket`, perhaps bound.
+    Fresh {
+        port: Option<u16>,
+    },
+    Listen {
+        l: ListenerHandle,
+        port: u16,
+        backlog: usize,
+    },
+    Conn(Conn),
+}
+
+/// A UDP descriptor.
+#[derive(Clone, Copy, Debug)]
+pub struct UdpSt {
+    pub h: Option<UdpHandle>,
+    pub remote: Option<Endpoint>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    Tcp(TcpSt),
+    Udp(UdpSt),
+}
+
+/// A socket descriptor.
+#[derive(Clone, Debug)]
+pub struct Sock {
+    pub nonblock: bool,
+    pub opts: SockOpts,
+    pub kind: Kind,
+}
+
+/// One registration of an epoll set.
+#[derive(Clone, Copy, Debug)]
+pub struct Interest {
+    pub events: u32,
+    pub data: u64,
+    /// What was reported last (edge-triggered registrations report only new bits).
+    pub last: u32,
+    /// EPOLLONESHOT fired: silent until EPOLL_CTL_MOD.
+    pub disabled: bool,
+}
+
+/// An epoll descriptor.
+#[derive(Clone, Debug, Default)]
+pub struct Epoll {
+    pub interest: std::collections::BTreeMap<i32, Interest>,
+}
+
+#[derive(Clone, Debug)]
+pub enum File {
+    Sock(Sock),
+    Epoll(Epoll),
+}
+
+/// The `Interface`, movable between threads.
+pub struct SendIface(pub Interface);
+
+// SAFETY: `Interface` is not `Send` only because it keeps its receive and transmit vectors
+// type-erased (`Box<dyn Any>`) between polls; here it is only ever polled with
+// `PipeDevice`, whose buffers (`VecBuf`, boxed bytes) are `Send`, and everything else in
+// it is plain owned data. It is only reached through the instance's mutex.
+unsafe impl Send for SendIface {}
+
+impl core::ops::Deref for SendIface {
+    type Target = Interface;
+    fn deref(&self) -> &Interface {
+        &self.0
+    }
+}
+impl core::ops::DerefMut for SendIface {
+    fn deref_mut(&mut self) -> &mut Interface {
+        &mut self.0
+    }
+}
+
+/// The state of one instance.
+pub struct Stack {
+    pub iface: SendIface,
+    pub dev: PipeDevice,
+    /// A Unix datagram socket carrying the far side's IPv4 packets, when the instance was
+    /// created with `sluice_init_unix`.
+    pub link: Option<UnixDatagram>,
+    pub clock: Clock,
+    pub cfg: StackConfig,
+    pub files: Vec<Option<File>>,
+    /// Bumped at every change another thread may wait for.
+    pub epoch: u64,
+    /// Blocked calls and the epoch they last looked at.
+    waiters: HashMap<u64, u64>,
+    next_waiter: u64,
+    pub next_port: u16,
+}
+
+impl Stack {
+    pub fn new(cfg: StackConfig, clock: Clock, link: Option<UnixDatagram>) -> Stack {
+        let dev = PipeDevice::new(cfg.mtu);
+        let iface = Interface::new(cfg.interface_config(), EthernetAddress(dev.mac()));
+        Stack {
+            iface: SendIface(iface),
+            dev,
+            link,
+            clock,
+            cfg,
+            files: Vec::new(),
+            epoch: 0,
+            waiters: HashMap::new(),
+            next_waiter: 0,
+            next_port: 32768,
+        }
+    }
+
+    /// The stack's time now.
+    pub fn now(&self) -> Instant {
+        match self.clock {
+            Clock::Virtual(t) => t,
+            Clock::Real(start) => Instant::from_nanos(start.elapsed().as_nanos() as u64),
+        }
+    }
+
+    pub fn is_virtual(&self) -> bool {
+        matches!(self.clock, Clock::Virtual(_))
+    }
+
+    /// Records a change that waiting calls should look at.
+    pub fn touch(&mut self) {
+        self.epoch += 1;
+    }
+
+    /// Polls the interface at the current time until it is idle (bounded), moving packets
+    /// over the Unix link if there is one. Returns whether anything happened.
+    pub fn poll(&mut self) -> bool {
+        self.pump_in();
+        let now = self.now();
+        let mut did = false;
+        for _ in 0..64 {
+            if !self.iface.poll(now, &mut self.dev) {
+                break;
+            }
+            did = true;
+        }
+        self.pump_out();
+        if did {
+            self.touch();
+        }
+        did
+    }
+
+    fn pump_in(&mut self) {
+        let Some(link) = &self.link else { return };
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = link.recv(&mut buf) {
+            let _ = self.dev.inject(&buf[..n]);
+        }
+    }
+
+    fn pump_out(&mut self) {
+        let Some(link) = &self.link else { return };
+        while let Some(out) = self.dev.take() {
+            // The link is lossy like any other: TCP retransmits what did not fit.
+            let _ = link.send(&out.packet);
+        }
+    }
+
+    /// Moves virtual time to `target`, firing every timer due on the way at its own
+    /// deadline. With the real clock it only polls.
+    pub fn advance_to(&mut self, target: Instant) {
+        self.poll();
+        if !self.is_virtual() || target <= self.now() {
+            return;
+        }
+        for _ in 0..1_000_000 {
+            let cur = self.now();
+            let Some(t) = self.iface.poll_at() else { break };
+            if t > target {
+                break;
+            }
+            if t > cur {
+                self.clock = Clock::Virtual(t);
+                self.poll();
+            } else if !self.poll() {
+                // Due but idle (a timer entry that fires early and re-arms): step on.
+                self.clock = Clock::Virtual((cur + Duration::from_micros(10)).min(target));
+            }
+            if self.now() >= target {
+                break;
+            }
+        }
+        self.clock = Clock::Virtual(target);
+        self.poll();
+        self.touch();
+    }
+
+    pub fn add_waiter(&mut self) -> u64 {
+        self.next_waiter += 1;
+        self.waiters.insert(self.next_waiter, u64::MAX);
+        self.next_waiter
+    }
+
+    /// Records that waiter `id` looked at the current epoch; true if that is news.
+    pub fn mark_seen(&mut self, id: u64) -> bool {
+        let epoch = self.epoch;
+        self.waiters.insert(id, epoch) != Some(epoch)
+    }
+
+    pub fn remove_waiter(&mut self, id: u64) {
+        self.waiters.remove(&id);
+    }
+
+    /// Every blocked call has looked at the stack since its last change.
+    pub fn waiters_settled(&self) -> bool {
+        self.waiters.values().all(|&e| e == self.epoch)
+    }
+
+    // ---- descriptors ----
+
+    pub fn alloc_fd(&mut self, f: File) -> Res<i32> {
+        let first = FIRST_FD as usize;
+        if self.files.len() < first {
+            self.files.resize(first, None);
+        }
+        let i = match self.files[first..].iter().position(|f| f.is_none()) {
+            Some(i) => first + i,
+            None if self.files.len() < MAX_FDS => {
+                self.files.push(None);
+                self.files.len() - 1
+            }
+            None => return Err(EMFILE),
+        };
+        self.files[i] = Some(f);
+        self.touch();
+        Ok(i as i32)
+    }
+
+    pub fn has_free_fd(&self) -> bool {
+        self.files.len() < MAX_FDS || self.files.iter().skip(FIRST_FD as usize).any(|f| f.is_none())
+    }
+
+    pub fn file(&self, fd: i32) -> Res<&File> {
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.files.get(i))
+            .and_then(|f| f.as_ref())
+            .ok_or(EBADF)
+    }
+
+    pub fn file_mut(&mut self, fd: i32) -> Res<&mut File> {
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.files.get_mut(i))
+            .and_then(|f| f.as_mut())
+            .ok_or(EBADF)
+    }
+
+    pub fn sock(&self, fd: i32) -> Res<&Sock> {
+        match self.file(fd)? {
+            File::Sock(s) => Ok(s),
+            File::Epoll(_) => Err(ENOTSOCK),
+        }
+    }
+
+    pub fn sock_mut(&mut self, fd: i32) -> Res<&mut Sock> {
+        match self.file_mut(fd)? {
+            File::Sock(s) => Ok(s),
+            File::Epoll(_) => Err(ENOTSOCK),
+        }
+    }
+
+    /// The interface and a socket together.
+    pub fn parts(&mut self, fd: i32) -> Res<(&mut Interface, &mut Sock)> {
+        let Stack { iface, files, .. } = self;
+        let f = usize::try_from(fd)
+            .ok()
+            .and_then(|i| files.get_mut(i))
+            .and_then(|f| f.as_mut())
+            .ok_or(EBADF)?;
+        match f {
+            File::Sock(s) => Ok((&mut iface.0, s)),
+            File::Epoll(_) => Err(ENOTSOCK),
+        }
+    }
+
+    pub fn take_file(&mut self, fd: i32) -> Res<File> {
+        let f = usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.files.get_mut(i))
+            .and_then(|f| f.take())
+            .ok_or(EBADF)?;
+        // A closed descriptor leaves every epoll set, as on Linux when the file goes.
+        for f in self.files.iter_mut().flatten() {
+            if let File::Epoll(ep) = f {
+                ep.interest.remove(&fd);
+            }
+        }
+        self.touch();
+        Ok(f)
+    }
+}
+
+/// An instance shared between the threads that call into it.
+pub struct Shared {
+    stack: Mutex<Stack>,
+    cond: Condvar,
+}
+
+impl Shared {
+    pub fn new(stack: Stack) -> Shared {
+        Shared {
+            stack: Mutex::new(stack),
+            cond: Condvar::new(),
+        }
+    }
+
+    /// Locks the instance. A panic while it was held (caught at the ABI boundary) leaves
+    /// the stack usable: its state is only changed by whole calls into `sluice-net`.
+    pub fn lock(&self) -> MutexGuard<'_, Stack> {
+        self.stack.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the polled stack, polls again, and wakes waiting calls if anything
+    /// changed.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Stack) -> R) -> R {
+        let mut st = self.lock();
+        let e0 = st.epoch;
+        st.poll();
+        let r = f(&mut st);
+        st.poll();
+        let changed = st.epoch != e0;
+        drop(st);
+        if changed {
+            self.cond.notify_all();
+        }
+        r
+    }
+
+    pub fn notify(&self) {
+        self.cond.notify_all();
+    }
+
+    /// Waits on the condition variable (virtual clock) or polls after a short sleep (real
+    /// clock); returns the guard again.
+    pub fn wait<'a>(&'a self, st: MutexGuard<'a, Stack>, max: Duration) -> MutexGuard<'a, Stack> {
+        if st.is_virtual() {
+            match self.cond.wait_timeout(st, max) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            }
+        } else {
+            drop(st);
+            std::thread::sleep(max.min(Duration::from_micros(50)));
+            self.lock()
+        }
+    }
+
+    /// A call that would block: tries `attempt` once, then (unless `nonblock`) again at
+    /// every change until it succeeds, fails, or the time runs out (`None`). `timeo` is
+    /// counted on the stack's clock, the instance's `block_limit` on the wall clock.
+    pub fn attempt<R>(
+        &self,
+        nonblock: impl FnOnce(&Stack) -> Res<(bool, Option<Duration>)>,
+        mut attempt: impl FnMut(&mut Stack) -> Res<Option<R>>,
+    ) -> Res<Option<R>> {
+        let mut st = self.lock();
+        let e0 = st.epoch;
+        st.poll();
+        let first = attempt(&mut st);
+        st.poll();
+        if st.epoch != e0 {
+            self.cond.notify_all();
+        }
+        match first {
+            Ok(None) => {}
+            done => return done,
+        }
+        let (nb, timeo) = nonblock(&st)?;
+        if nb {
+            return Ok(None);
+        }
+        let deadline = timeo.map(|d| st.now() + d);
+        let limit = std::time::Instant::now() + st.cfg.block_limit;
+        let id = st.add_waiter();
+        let result = loop {
+            if st.mark_seen(id) {
+                self.cond.notify_all();
+            }
+            st = self.wait(st, Duration::from_millis(20));
+            let e0 = st.epoch;
+            st.poll();
+            let r = attempt(&mut st);
+            st.poll();
+            if st.epoch != e0 {
+                self.cond.notify_all();
+            }
+            match r {
+                Ok(None) => {}
+                done => break done,
+            }
+            if deadline.is_some_and(|d| st.now() >= d) || std::time::Instant::now() >= limit {
+                break Ok(None);
+            }
+        };
+        st.remove_waiter(id);
+        drop(st);
+        self.cond.notify_all();
+        result
+    }
+}

@@ -1,0 +1,268 @@
+//! The rest of the ABI through packetdrill's interface: errno, socket options, poll and
+//! epoll, UDP.
+
+mod common;
+
+use common::*;
+use sluice_wire::{IpProtocol, TcpFlags, UdpPacket, UdpRepr};
+
+const PP: u16 = 40000;
+const PISN: u32 = 7_000;
+const SP: u16 = 8080;
+
+#[test]
+fn errno_like_linux() {
+    let pd = Pd::new(PLAIN);
+    assert_eq!(
+        pd.socket_raw(libc::AF_INET6, libc::SOCK_STREAM, 0).unwrap_err(),
+        libc::EAFNOSUPPORT
+    );
+    assert_eq!(
+        pd.socket_raw(libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_UDP)
+            .unwrap_err(),
+        libc::EPROTONOSUPPORT
+    );
+    assert_eq!(pd.close(99).unwrap_err(), libc::EBADF);
+    assert_eq!(pd.read(-1, 1).unwrap_err(), libc::EBADF);
+    let fd = pd.socket(libc::SOCK_STREAM).unwrap();
+    assert_eq!(pd.read(fd, 1).unwrap_err(), libc::ENOTCONN);
+    assert_eq!(pd.write(fd, b"x").unwrap_err(), libc::EPIPE);
+    assert_eq!(pd.shutdown(fd, libc::SHUT_WR).unwrap_err(), libc::ENOTCONN);
+    assert_eq!(pd.shutdown(fd, 7).unwrap_err(), libc::EINVAL);
+    assert_eq!(pd.accept(fd).unwrap_err(), libc::EINVAL);
+    assert_eq!(pd.fcntl(fd, 12345, 0).unwrap_err(), libc::EINVAL);
+    assert_eq!(
+        pd.bind(fd, sluice_wire::Ipv4Address::new(198, 18, 0, 9), 1)
+            .unwrap_err(),
+        libc::EADDRNOTAVAIL
+    );
+    assert_eq!(
+        pd.poll1(fd, libc::POLLIN | libc::POLLOUT, 0),
+        Ok(libc::POLLOUT | libc::POLLHUP)
+    );
+    assert_eq!(pd.poll1(77, libc::POLLIN, 0), Ok(libc::POLLNVAL));
+
+    // Ports: a second bind conflicts; SO_REUSEADDR on both lifts that unless one listens.
+    pd.bind(fd, LOCAL, SP).unwrap();
+    assert_eq!(
+        pd.bind(fd, LOCAL, SP + 1).unwrap_err(),
+        libc::EINVAL,
+        "already bound"
+    );
+    let fd2 = pd.socket(libc::SOCK_STREAM).unwrap();
+    assert_eq!(pd.bind(fd2, LOCAL, SP).unwrap_err(), libc::EADDRINUSE);
+    pd.setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)
+        .unwrap();
+    pd.setsockopt_int(fd2, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)
+        .unwrap();
+    pd.bind(fd2, sluice_wire::Ipv4Address::UNSPECIFIED, SP).unwrap();
+    pd.listen(fd, 1).unwrap();
+    assert_eq!(pd.listen(fd2, 1).unwrap_err(), libc::EADDRINUSE);
+    assert_eq!(
+        pd.read(fd, 1).unwrap_err(),
+        libc::ENOTCONN,
+        "a listener has no data"
+    );
+
+    // Descriptors are reused lowest first.
+    pd.close(fd).unwrap();
+    assert_eq!(pd.socket(libc::SOCK_STREAM), Ok(fd));
+
+    // fcntl / ioctl(FIONBIO) toggle O_NONBLOCK.
+    assert_eq!(pd.fcntl(fd2, libc::F_GETFL, 0), Ok(libc::O_RDWR as i64));
+    let mut on = 1;
+    pd.ioctl_int(fd2, libc::FIONBIO, &mut on).unwrap();
+    assert_eq!(
+        pd.fcntl(fd2, libc::F_GETFL, 0),
+        Ok((libc::O_RDWR | libc::O_NONBLOCK) as i64)
+    );
+}
+
+#[test]
+fn socket_options() {
+    let pd = Pd::new(PLAIN);
+    let l = pd.socket(libc::SOCK_STREAM).unwrap();
+    let int = |fd, lv, n| pd.getsockopt_int(fd, lv, n).unwrap();
+    assert_eq!(int(l, libc::SOL_SOCKET, libc::SO_TYPE), libc::SOCK_STREAM);
+    assert_eq!(int(l, libc::IPPROTO_TCP, libc::TCP_NODELAY), 0);
+    assert_eq!(int(l, libc::IPPROTO_TCP, libc::TCP_MAXSEG), 1460);
+    assert_eq!(int(l, libc::SOL_SOCKET, libc::SO_RCVBUF), 65536);
+    pd.setsockopt_int(l, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)
+        .unwrap();
+    pd.setsockopt_int(l, libc::IPPROTO_TCP, libc::TCP_MAXSEG, 1000)
+        .unwrap();
+    pd.setsockopt_int(l, libc::SOL_SOCKET, libc::SO_RCVBUF, 10000)
+        .unwrap();
+    pd.setsockopt_int(l, libc::SOL_SOCKET, libc::SO_SNDBUF, 10000)
+        .unwrap();
+    pd.setsockopt_int(l, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)
+        .unwrap();
+    assert_eq!(int(l, libc::IPPROTO_TCP, libc::TCP_NODELAY), 1);
+    assert_eq!(int(l, libc::IPPROTO_TCP, libc::TCP_MAXSEG), 1000);
+    assert_eq!(
+        int(l, libc::SOL_SOCKET, libc::SO_RCVBUF),
+        20000,
+        "doubled, as Linux does"
+    );
+    assert_eq!(int(l, libc::SOL_SOCKET, libc::SO_SNDBUF), 20000);
+    assert_eq!(int(l, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
+    assert_eq!(
+        pd.setsockopt_int(l, libc::IPPROTO_TCP, libc::TCP_MAXSEG, 10)
+            .unwrap_err(),
+        libc::EINVAL
+    );
+    assert_eq!(
+        pd.setsockopt_int(l, libc::IPPROTO_TCP, 9999, 1).unwrap_err(),
+        libc::ENOPROTOOPT
+    );
+    assert_eq!(
+        pd.setsockopt_bytes(l, libc::SOL_SOCKET, libc::SO_KEEPALIVE, &[1])
+            .unwrap_err(),
+        libc::EINVAL
+    );
+    let mut linger = [0u8; 8];
+    linger[..4].copy_from_slice(&1i32.to_ne_bytes());
+    linger[4..].copy_from_slice(&5i32.to_ne_bytes());
+    pd.setsockopt_bytes(l, libc::SOL_SOCKET, libc::SO_LINGER, &linger)
+        .unwrap();
+    assert_eq!(
+        pd.getsockopt_bytes(l, libc::SOL_SOCKET, libc::SO_LINGER, 8)
+            .unwrap(),
+        linger
+    );
+    // A shorter buffer gets a truncated value.
+    assert_eq!(
+        pd.getsockopt_bytes(l, libc::SOL_SOCKET, libc::SO_LINGER, 4)
+            .unwrap(),
+        linger[..4]
+    );
+
+    // Accepted sockets inherit the listener's options.
+    pd.bind(l, LOCAL, SP).unwrap();
+    pd.listen(l, 1).unwrap();
+    assert_eq!(int(l, libc::SOL_SOCKET, libc::SO_ACCEPTCONN), 1);
+    pd.send_seg(&Seg::new(PP, SP, TcpFlags::SYN, PISN, None).mss(1300));
+    let (sa, _) = pd.expect_tcp();
+    pd.send_seg(&Seg::new(PP, SP, 0, PISN + 1, Some(sa.seq + 1)));
+    let (fd, _, _) = pd.accept(l).unwrap();
+    assert_eq!(int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY), 1);
+    assert_eq!(int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
+    assert_eq!(
+        int(fd, libc::IPPROTO_TCP, libc::TCP_MAXSEG),
+        1300,
+        "the MSS in use"
+    );
+    assert_eq!(int(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN), 0);
+}
+
+#[test]
+fn receive_timeout_bounds_a_blocking_read() {
+    let pd = Pd::new(PLAIN);
+    let l = pd.socket(libc::SOCK_STREAM).unwrap();
+    pd.bind(l, LOCAL, SP).unwrap();
+    pd.listen(l, 1).unwrap();
+    pd.send_seg(&Seg::new(PP, SP, TcpFlags::SYN, PISN, None));
+    let (sa, _) = pd.expect_tcp();
+    pd.send_seg(&Seg::new(PP, SP, 0, PISN + 1, Some(sa.seq + 1)));
+    let (fd, _, _) = pd.accept(l).unwrap();
+    // 20 ms of virtual time: another thread moves the clock, as packetdrill's main does.
+    let mut tv = [0u8; 16];
+    tv[8..].copy_from_slice(&20_000i64.to_ne_bytes());
+    pd.setsockopt_bytes(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
+        .unwrap();
+    let pd = &pd;
+    std::thread::scope(|s| {
+        let t = s.spawn(move || pd.read(fd, 10));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        pd.usleep(30_000);
+        assert_eq!(t.join().unwrap().unwrap_err(), libc::EAGAIN);
+    });
+}
+
+#[test]
+fn epoll_reports_readiness() {
+    let pd = Pd::new(PLAIN);
+    let ep = pd.epoll_create().unwrap();
+    let l = pd.socket(libc::SOCK_STREAM | libc::SOCK_NONBLOCK).unwrap();
+    pd.bind(l, LOCAL, SP).unwrap();
+    pd.listen(l, 4).unwrap();
+    let (add, del, modify) = (libc::EPOLL_CTL_ADD, libc::EPOLL_CTL_DEL, libc::EPOLL_CTL_MOD);
+    let (pin, pout) = (libc::EPOLLIN as u32, libc::EPOLLOUT as u32);
+    pd.epoll_ctl(ep, add, l, pin, 7).unwrap();
+    assert_eq!(pd.epoll_ctl(ep, add, l, pin, 7).unwrap_err(), libc::EEXIST);
+    assert_eq!(pd.epoll_ctl(ep, modify, 55, pin, 7).unwrap_err(), libc::EBADF);
+    assert_eq!(pd.epoll_ctl(ep, del, ep, 0, 0).unwrap_err(), libc::EINVAL);
+    assert_eq!(
+        pd.epoll_ctl(l, add, ep, pin, 0).unwrap_err(),
+        libc::EINVAL,
+        "not an epoll fd"
+    );
+    assert_eq!(pd.epoll_wait(ep, 8, 0).unwrap(), vec![]);
+    assert_eq!(pd.epoll_wait(ep, 0, 0).unwrap_err(), libc::EINVAL);
+
+    pd.send_seg(&Seg::new(PP, SP, TcpFlags::SYN, PISN, None));
+    let (sa, _) = pd.expect_tcp();
+    pd.send_seg(&Seg::new(PP, SP, 0, PISN + 1, Some(sa.seq + 1)));
+    assert_eq!(
+        pd.epoll_wait(ep, 8, 0).unwrap(),
+        vec![(pin, 7)],
+        "masked by the events asked for"
+    );
+    let (fd, _, _) = pd.accept(l).unwrap();
+    assert_eq!(pd.epoll_wait(ep, 8, 0).unwrap(), vec![]);
+    let rdhup = libc::EPOLLRDHUP as u32;
+    pd.epoll_ctl(ep, add, fd, pin | pout | rdhup, 9).unwrap();
+    let out = pout;
+    assert_eq!(pd.epoll_wait(ep, 8, 0).unwrap(), vec![(out, 9)]);
+    pd.send_seg(&Seg::new(PP, SP, TcpFlags::PSH, PISN + 1, Some(sa.seq + 1)).data(b"abc"));
+    let _ack = pd.expect_tcp();
+    let inn = pin;
+    assert_eq!(pd.epoll_wait(ep, 8, 0).unwrap(), vec![(inn | out, 9)]);
+    // Edge-triggered and one-shot: reported once.
+    pd.epoll_ctl(
+        ep,
+        modify,
+        fd,
+        pin | libc::EPOLLET as u32 | libc::EPOLLONESHOT as u32,
+        10,
+    )
+    .unwrap();
+    assert_eq!(pd.epoll_wait(ep, 8, 0).unwrap(), vec![(inn, 10)]);
+    assert_eq!(pd.epoll_wait(ep, 8, 0).unwrap(), vec![]);
+    pd.send_seg(&Seg::new(PP, SP, TcpFlags::FIN, PISN + 4, Some(sa.seq + 1)));
+    let _ack = pd.expect_tcp();
+    pd.epoll_ctl(ep, modify, fd, pin | rdhup, 11).unwrap();
+    assert_eq!(pd.epoll_wait(ep, 8, 0).unwrap(), vec![(inn | rdhup, 11)]);
+    // Closing a descriptor takes it out of the set.
+    pd.close(fd).unwrap();
+    let _fin = pd.expect_tcp();
+    assert_eq!(pd.epoll_ctl(ep, del, fd, 0, 0).unwrap_err(), libc::EBADF);
+    assert_eq!(pd.epoll_wait(ep, 8, 0).unwrap(), vec![]);
+    // A timeout in virtual time: another thread moves the clock.
+    let pd = &pd;
+    std::thread::scope(|s| {
+        let t = s.spawn(move || pd.epoll_wait(ep, 8, 50));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        pd.usleep(60_000);
+        assert_eq!(t.join().unwrap().unwrap(), vec![]);
+    });
+}
+
+#[test]
+fn udp_datagrams() {
+    let pd = Pd::new(PLAIN);
+    let fd = pd.socket(libc::SOCK_DGRAM | libc::SOCK_NONBLOCK).unwrap();
+    pd.bind(fd, LOCAL, 5353).unwrap();
+    assert_eq!(pd.read(fd, 10).unwrap_err(), libc::EAGAIN);
+    pd.inject(&udp_packet(7000, 5353, b"ping"));
+    assert_eq!(pd.poll1(fd, libc::POLLIN, 0), Ok(libc::POLLIN));
+    assert_eq!(pd.recvfrom(fd, 64).unwrap(), (b"ping".to_vec(), REMOTE, 7000));
+    assert_eq!(pd.sendto(fd, b"pong", REMOTE, 7000), Ok(4));
+    let (p, _) = pd.sniff();
+    let l4 = check_ipv4(&p, IpProtocol::Udp);
+    let udp = UdpPacket::new_checked(l4).unwrap();
+    let r =
+        UdpRepr::parse(&udp, LOCAL, REMOTE, &sluice_wire::ChecksumCaps::software()).expect("valid checksum");
+    assert_eq!((r.src_port, r.dst_port, r.payload), (5353, 7000, &b"pong"[..]));
+    assert_eq!(pd.write(fd, b"x").unwrap_err(), libc::EDESTADDRREQ);
+}
