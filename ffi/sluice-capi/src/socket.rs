@@ -279,10 +279,14 @@ impl Shared {
                         Some(p) => p,
                         None => st.ephemeral_tcp_port(fd)?,
                     };
-                    let l = st.iface.tcp_listen(port, backlog).map_err(|e| match e {
-                        TcpListenError::InUse => EADDRINUSE,
-                        TcpListenError::InvalidPort => EINVAL,
-                    })?;
+                    let cfg = crate::sockopt::listener_config(st.cfg.tcp, &s.opts);
+                    let l = st
+                        .iface
+                        .tcp_listen_with(port, backlog, cfg)
+                        .map_err(|e| match e {
+                            TcpListenError::InUse => EADDRINUSE,
+                            TcpListenError::InvalidPort => EINVAL,
+                        })?;
                     st.sock_mut(fd)?.kind = Kind::Tcp(TcpSt::Listen { l, port, backlog });
                     st.touch();
                     Ok(())
@@ -369,6 +373,8 @@ impl Shared {
                         TcpConnectError::NoEphemeralPort => EADDRNOTAVAIL,
                         TcpConnectError::PortInUse => EADDRINUSE,
                     })?;
+                    let opts = st.sock(fd)?.opts;
+                    crate::sockopt::apply_live(&mut st.iface, h, &opts);
                     let conn = Conn {
                         h,
                         connecting: true,

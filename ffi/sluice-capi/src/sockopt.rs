@@ -5,13 +5,13 @@
 //! port check), SO_ERROR (reads and clears the pending error), TCP_MAXSEG read on a
 //! connection (the MSS in use).
 //!
-//! What is stored and reported but not applied: TCP_NODELAY, TCP_MAXSEG (set),
-//! SO_RCVBUF, SO_SNDBUF, SO_KEEPALIVE. `sluice-net` configures connections from its
-//! interface-wide `TcpConfig` and has no per-connection setter, so these cannot change a
-//! live connection nor a new one; set them for the whole instance through the init flags
-//! (`--nodelay`, `--mss=`, `--rcvbuf=`, `--sndbuf=`). Values are inherited by accepted
-//! sockets from their listener, as on Linux. SO_RCVBUF / SO_SNDBUF store twice the value
-//! set, as Linux does.
+//! TCP_NODELAY and SO_KEEPALIVE apply to a live connection at once, and to a connection
+//! when it is opened. On a listening socket, TCP_NODELAY, SO_KEEPALIVE, TCP_MAXSEG,
+//! SO_RCVBUF and SO_SNDBUF set before `listen` become the settings of the connections it
+//! accepts (buffers are allocated when a connection is created, so they cannot change
+//! later, nor for `connect`, which takes the instance's `--rcvbuf=`/`--sndbuf=`). Values
+//! are inherited by accepted sockets from their listener, as on Linux. SO_RCVBUF /
+//! SO_SNDBUF store twice the value set, as Linux does, and that is the buffer size used.
 
 use core::time::Duration;
 
@@ -72,6 +72,32 @@ fn take_error(st: &mut Stack, fd: i32) -> Res<i32> {
     })
 }
 
+/// Applies the options that can change on a live connection.
+pub(crate) fn apply_live(
+    iface: &mut sluice_net::Interface,
+    h: sluice_net::TcpHandle,
+    o: &crate::stack::SockOpts,
+) {
+    iface.tcp_set_nodelay(h, o.nodelay);
+    iface.tcp_set_keepalive(h, o.keepalive.then(sluice_net::Keepalive::default));
+}
+
+/// The TCP settings of the connections a listener with these options accepts.
+pub(crate) fn listener_config(
+    base: sluice_net::TcpConfig,
+    o: &crate::stack::SockOpts,
+) -> sluice_net::TcpConfig {
+    let mut cfg = base;
+    cfg.nodelay = o.nodelay;
+    cfg.keepalive = o.keepalive.then(sluice_net::Keepalive::default);
+    cfg.recv_buffer = o.rcvbuf as usize;
+    cfg.send_buffer = o.sndbuf as usize;
+    if let Some(m) = o.maxseg {
+        cfg.mss = m.min(u32::from(u16::MAX)) as u16;
+    }
+    cfg
+}
+
 impl Shared {
     /// `setsockopt` with the option's bytes.
     pub fn setsockopt(&self, fd: i32, level: i32, name: i32, val: &[u8]) -> Res<()> {
@@ -108,6 +134,15 @@ impl Shared {
                 }
                 (libc::SOL_SOCKET | libc::IPPROTO_TCP, _) => return Err(ENOPROTOOPT),
                 _ => return Err(ENOPROTOOPT),
+            }
+            if matches!(
+                (level, name),
+                (libc::IPPROTO_TCP, libc::TCP_NODELAY) | (libc::SOL_SOCKET, libc::SO_KEEPALIVE)
+            ) {
+                let (iface, s) = st.parts(fd)?;
+                if let Kind::Tcp(TcpSt::Conn(c)) = s.kind {
+                    apply_live(iface, c.h, &s.opts);
+                }
             }
             Ok(())
         })

@@ -149,9 +149,11 @@ fn socket_options() {
     assert_eq!(int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
     assert_eq!(
         int(fd, libc::IPPROTO_TCP, libc::TCP_MAXSEG),
-        1300,
-        "the MSS in use"
+        1000,
+        "the MSS in use: the peer offered 1300, the listener's TCP_MAXSEG caps it, as on Linux"
     );
+    // Its SYN-ACK advertised the listener's TCP_MAXSEG.
+    assert_eq!(sa.options.mss, Some(1000));
     assert_eq!(int(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN), 0);
 }
 

@@ -140,6 +140,23 @@ impl TcpListener {
                 _ => Error::InvalidAddress,
             })
     }
+    /// As `bind`, with the TCP settings of the connections it accepts (buffer sizes,
+    /// Nagle, keepalive, congestion control).
+    pub fn bind_with(
+        cx: &Cx,
+        port: u16,
+        backlog: usize,
+        cfg: sluice_net::TcpConfig,
+    ) -> Result<TcpListener, Error> {
+        cx.iface()
+            .tcp_listen_with(port, backlog, cfg)
+            .map(TcpListener)
+            .map_err(|e| match e {
+                TcpListenError::InUse => Error::AddrInUse,
+                _ => Error::InvalidAddress,
+            })
+    }
+
     /// The next established connection, or `WouldBlock`.
     pub fn accept(&self, cx: &Cx) -> Result<TcpStream, Error> {
         cx.iface()
@@ -228,6 +245,22 @@ impl TcpStream {
             Ok(n) => Ok(n),
             Err(e) => Err(send_error(e)),
         }
+    }
+
+    /// Turns Nagle's algorithm off (`true`) or on.
+    pub fn set_nodelay(&self, cx: &Cx, nodelay: bool) -> Result<(), Error> {
+        cx.iface()
+            .tcp_set_nodelay(self.0, nodelay)
+            .then_some(())
+            .ok_or(Error::InvalidHandle)
+    }
+
+    /// Turns keepalive on with these parameters, or off.
+    pub fn set_keepalive(&self, cx: &Cx, keepalive: Option<sluice_net::Keepalive>) -> Result<(), Error> {
+        cx.iface()
+            .tcp_set_keepalive(self.0, keepalive)
+            .then_some(())
+            .ok_or(Error::InvalidHandle)
     }
 
     /// Sends FIN after the queued data (half-close); reading continues.

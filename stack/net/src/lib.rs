@@ -31,7 +31,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
-pub use sluice_tcp::{ConnError, State as TcpState, TcpConfig};
+pub use sluice_tcp::{ConnError, Keepalive, State as TcpState, TcpConfig};
 
 mod arp;
 mod config;

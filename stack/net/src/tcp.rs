@@ -181,13 +181,26 @@ impl Interface {
     /// Listens on `port`: SYNs create connections (at most `backlog` half-open and
     /// `backlog` waiting for `tcp_accept`).
     pub fn tcp_listen(&mut self, port: u16, backlog: usize) -> Result<ListenerHandle, TcpListenError> {
+        let cfg = self.tcp_config();
+        self.tcp_listen_with(port, backlog, cfg)
+    }
+
+    /// As `tcp_listen`, with the TCP settings (buffers, Nagle, keepalive, congestion
+    /// control...) of the connections it accepts; the MSS is capped to the interface's MTU.
+    pub fn tcp_listen_with(
+        &mut self,
+        port: u16,
+        backlog: usize,
+        mut cfg: TcpConfig,
+    ) -> Result<ListenerHandle, TcpListenError> {
+        cfg.mss = cfg.mss.min(self.tcp_config().mss);
         if port == 0 {
             return Err(TcpListenError::InvalidPort);
         }
         if self.tcp.ports.contains_key(&port) {
             return Err(TcpListenError::InUse);
         }
-        let mut listener = Listener::new(self.tcp_config(), port, backlog);
+        let mut listener = Listener::new(cfg, port, backlog);
         // The cookie secret is derived from the ISN key: secret, and the same on every core.
         let mut secret = [0u8; 16];
         for (i, chunk) in secret.chunks_mut(4).enumerate() {
@@ -467,6 +480,30 @@ impl Interface {
     }
 
     /// Live connections (including those not yet accepted or closing).
+    /// Nagle's algorithm off (`true`) or on for this connection (TCP_NODELAY). False if
+    /// the handle is stale.
+    pub fn tcp_set_nodelay(&mut self, h: TcpHandle, nodelay: bool) -> bool {
+        let found = self.conn_mut(h).map(|c| c.tcb.set_nodelay(nodelay)).is_some();
+        if found {
+            self.tcp.pending.push(h.0); // queued small segments may go now
+        }
+        found
+    }
+
+    /// Keepalive on (with its idle time, interval and probe count) or off for this
+    /// connection (SO_KEEPALIVE). False if the handle is stale.
+    pub fn tcp_set_keepalive(&mut self, h: TcpHandle, keepalive: Option<sluice_tcp::Keepalive>) -> bool {
+        let now = self.now;
+        let found = self
+            .conn_mut(h)
+            .map(|c| c.tcb.set_keepalive(now, keepalive))
+            .is_some();
+        if found {
+            self.tcp.pending.push(h.0); // its timer changed
+        }
+        found
+    }
+
     pub fn tcp_connections(&self) -> usize {
         self.tcp.conns.len()
     }

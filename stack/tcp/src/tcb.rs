@@ -269,6 +269,22 @@ impl Tcb {
     }
 
     /// Applies a new ISN for a TCB that is back in LISTEN.
+    /// Turns Nagle's algorithm off (`true`) or on, from now on (TCP_NODELAY).
+    pub fn set_nodelay(&mut self, nodelay: bool) {
+        self.cfg.nodelay = nodelay;
+    }
+
+    /// Turns keepalive on with these parameters, or off, from `now` on (SO_KEEPALIVE).
+    pub fn set_keepalive(&mut self, now: Instant, keepalive: Option<crate::Keepalive>) {
+        self.cfg.keepalive = keepalive;
+        self.keepalive_reset(now);
+    }
+
+    /// The configuration this connection runs with.
+    pub fn config(&self) -> &TcpConfig {
+        &self.cfg
+    }
+
     pub fn set_isn(&mut self, isn: SeqNumber) {
         if self.state == State::Listen {
             self.iss = isn;
