@@ -373,6 +373,20 @@ pub fn run(
             );
             let flag = h.stop_flag();
             let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+            // Another thread reaches each core through its command channel: ask every core
+            // for its address and core number, answered from the core itself.
+            for core in 0..h.cores() {
+                let (tx, rx) = crossbeam_channel::bounded(1);
+                let sent = h.run_on(core, move |cx| {
+                    let _ = tx.send((cx.core(), cx.iface().address()));
+                });
+                match rx.recv_timeout(Duration::from_secs(5)) {
+                    Ok((c, addr)) if sent => {
+                        println!("tcp: command core={core} answered_by={c} address={addr}")
+                    }
+                    _ => eprintln!("tcp: core {core} did not answer a command"),
+                }
+            }
             while !h.stopping() {
                 if t0.elapsed() > limit {
                     eprintln!("tcp: time limit of {seconds} s reached");

@@ -357,4 +357,14 @@ fn kernel_client_to_two_core_sluice_over_tap() {
     // The kernel's tap picks a queue per flow on its own (and learns from our replies), so
     // the first frames of about half the connections reach the wrong core.
     assert!(steered > 0 && per_core.iter().all(|&n| n > 0), "{}", out.stdout);
+    // Commands from another thread ran on each core (crossbeam channels).
+    for core in 0..2 {
+        assert!(
+            out.stdout.contains(&format!(
+                "tcp: command core={core} answered_by={core} address=198.18.0.2"
+            )),
+            "{}",
+            out.stdout
+        );
+    }
 }
