@@ -242,21 +242,32 @@ fn wait_link(p: &Port, limit: Duration) -> bool {
     false
 }
 
-fn vhost_echo(eal_args: &[String], sock: &str, queues: u16, seconds: u64) -> Res {
-    let eal = EalBuilder::new("sluice-vhost-echo")
+/// EAL with one virtual device, and that device's port configured with `queues` queue
+/// pairs. The port comes first in the tuple so that it is dropped before the EAL.
+fn open_vdev(
+    program: &str,
+    eal_args: &[String],
+    vdev: &str,
+    queues: u16,
+) -> Result<(Port, sluice_dpdk::Eal), Box<dyn std::error::Error>> {
+    let eal = EalBuilder::new(program)
         .args(eal_args.iter().cloned())
-        .vdev(&format!("net_vhost0,iface={sock},queues={queues}"))
+        .vdev(vdev)
         .init()?;
-    let id = Port::id_by_name(&eal, "net_vhost0")?;
-    let port = Port::configure(
-        &eal,
-        id,
-        &PortConfig {
-            queues,
-            mbufs_per_queue: 4095,
-            ..Default::default()
-        },
-    )?;
+    let name = vdev.split(',').next().unwrap_or(vdev);
+    let id = Port::id_by_name(&eal, name)?;
+    let cfg = PortConfig {
+        queues,
+        mbufs_per_queue: 4095,
+        ..Default::default()
+    };
+    let port = Port::configure(&eal, id, &cfg)?;
+    Ok((port, eal))
+}
+
+fn vhost_echo(eal_args: &[String], sock: &str, queues: u16, seconds: u64) -> Res {
+    let vdev = format!("net_vhost0,iface={sock},queues={queues}");
+    let (port, _eal) = open_vdev("sluice-vhost-echo", eal_args, &vdev, queues)?;
     println!("vhost-echo: listening on {sock}");
     let mut qs: Vec<_> = (0..queues).map(|q| port.queue(q)).collect();
     let deadline = StdInstant::now() + Duration::from_secs(seconds);
@@ -309,33 +320,15 @@ fn vhost_echo(eal_args: &[String], sock: &str, queues: u16, seconds: u64) -> Res
     Ok(())
 }
 
-/// The payload of frame `seq`: bytes from a xorshift seeded by the frame number.
+/// The payload of frame `seq`: the pattern stream seeded by the frame number.
 fn fill_payload(seq: u32, out: &mut [u8]) {
-    let mut x = (seq as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    for b in out.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
-    }
+    tcp::Pattern::new(seq as u64).fill(out);
 }
 
 fn virtio_send(eal_args: &[String], sock: &str, queues: u16, frames: u32, size: usize, seconds: u64) -> Res {
     let size = size.clamp(60, 1514);
-    let eal = EalBuilder::new("sluice-virtio-send")
-        .args(eal_args.iter().cloned())
-        .vdev(&format!("virtio_user0,path={sock},queues={queues}"))
-        .init()?;
-    let id = Port::id_by_name(&eal, "virtio_user0")?;
-    let port = Port::configure(
-        &eal,
-        id,
-        &PortConfig {
-            queues,
-            mbufs_per_queue: 4095,
-            ..Default::default()
-        },
-    )?;
+    let vdev = format!("virtio_user0,path={sock},queues={queues}");
+    let (port, _eal) = open_vdev("sluice-virtio-send", eal_args, &vdev, queues)?;
     if !wait_link(&port, Duration::from_secs(10)) {
         return Err("virtio_user link did not come up in 10 s: is the vhost side running?".into());
     }

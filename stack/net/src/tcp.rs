@@ -326,6 +326,18 @@ impl Interface {
             .map_or(0, |ls| ls.listener.pending_accept())
     }
 
+    /// Applies an application's call to connection `h` and queues it for the next poll
+    /// (its output, timers or removal may have changed). False if the handle is stale.
+    fn touch(&mut self, h: TcpHandle, f: impl FnOnce(&mut Conn)) -> bool {
+        let Some(c) = self.conn_mut(h) else {
+            return false;
+        };
+        f(c);
+        c.dirty = true;
+        self.tcp.pending.push(h.0);
+        true
+    }
+
     fn conn_mut(&mut self, h: TcpHandle) -> Option<&mut Conn> {
         self.tcp.conns.get_mut(h.0).filter(|c| c.owned_by_app())
     }
@@ -397,50 +409,26 @@ impl Interface {
 
     /// Half-close: a FIN follows the queued data; receiving continues. False if stale.
     pub fn tcp_shutdown(&mut self, h: TcpHandle) -> bool {
-        let found = self
-            .conn_mut(h)
-            .map(|c| {
-                c.tcb.shutdown();
-                c.dirty = true;
-            })
-            .is_some();
-        if found {
-            self.tcp.pending.push(h.0);
-        }
-        found
+        self.touch(h, |c| {
+            c.tcb.shutdown();
+        })
     }
 
     /// Closes the connection (FIN after the queued data; unread data makes it a RST) and
     /// gives up the handle: the interface removes the connection once it is CLOSED.
     pub fn tcp_close(&mut self, h: TcpHandle) -> bool {
-        let found = self
-            .conn_mut(h)
-            .map(|c| {
-                c.tcb.close();
-                c.released = true;
-                c.dirty = true;
-            })
-            .is_some();
-        if found {
-            self.tcp.pending.push(h.0);
-        }
-        found
+        self.touch(h, |c| {
+            c.tcb.close();
+            c.released = true;
+        })
     }
 
     /// Resets the connection (RST) and gives up the handle.
     pub fn tcp_abort(&mut self, h: TcpHandle) -> bool {
-        let found = self
-            .conn_mut(h)
-            .map(|c| {
-                c.tcb.abort();
-                c.released = true;
-                c.dirty = true;
-            })
-            .is_some();
-        if found {
-            self.tcp.pending.push(h.0);
-        }
-        found
+        self.touch(h, |c| {
+            c.tcb.abort();
+            c.released = true;
+        })
     }
 
     /// The connection's state; CLOSED for a handle given up and removed.
@@ -483,11 +471,8 @@ impl Interface {
     /// Nagle's algorithm off (`true`) or on for this connection (TCP_NODELAY). False if
     /// the handle is stale.
     pub fn tcp_set_nodelay(&mut self, h: TcpHandle, nodelay: bool) -> bool {
-        let found = self.conn_mut(h).map(|c| c.tcb.set_nodelay(nodelay)).is_some();
-        if found {
-            self.tcp.pending.push(h.0); // queued small segments may go now
-        }
-        found
+        // Queued small segments may go now.
+        self.touch(h, |c| c.tcb.set_nodelay(nodelay))
     }
 
     /// Keepalive on (with its idle time, interval and probe count) or off for this
