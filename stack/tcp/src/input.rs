@@ -258,7 +258,13 @@ impl Tcb {
             }
             self.update_ts_recent(now, seg);
             let seg_wnd = (seg.window as usize) << self.snd_wscale;
-            if self.sack_mode() {
+            // A pure receiver's usual ACK: nothing outstanding, nothing new, no SACK
+            // blocks. There is nothing for the SACK scoreboard, recovery or RACK to do.
+            let idle_ack = ack == self.snd_una
+                && self.snd_max == self.snd_una
+                && seg.options.sack.is_empty()
+                && !self.rec.active;
+            if self.sack_mode() && !idle_ack {
                 // RFC 6675: SACK blocks first, then the cumulative ACK.
                 let old_una = self.snd_una;
                 let sacked_before = self.sb.sacked();

@@ -124,6 +124,13 @@ impl Tcb {
         if matches!(fin_seq, Some(f) if self.snd_nxt > f) {
             return None; // FIN sent, nothing after it
         }
+        // Everything sent and no FIN to send: the common case of a receiver's poll.
+        if self.snd_nxt == self.snd_max
+            && self.snd_nxt - self.tx_seq0 == self.tx.len()
+            && fin_seq != Some(self.snd_nxt)
+        {
+            return None;
+        }
         let mut hole = usize::MAX;
         if self.snd_nxt < self.snd_max && self.sack_mode() {
             // Going back after an RTO: skip what the peer has SACKed since.
