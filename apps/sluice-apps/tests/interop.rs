@@ -253,7 +253,7 @@ fn curl_downloads_through_impairments() {
             "--impair-rx",
             "loss=0.02,reorder=0.05:3ms,dup=0.01",
             "--impair-tx",
-            "loss=0.02,reorder=0.05:3ms,dup=0.01,outage=2s+2s",
+            "loss=0.02,reorder=0.05:3ms,dup=0.01,outage-after-first=1s+2s",
         ],
     );
     wait_port(&ns, 80);

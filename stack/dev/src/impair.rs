@@ -30,6 +30,9 @@ pub struct Impairments {
     pub corrupt: f64,
     /// Windows `[start, end)` during which every frame is dropped.
     pub outages: Vec<(Instant, Instant)>,
+    /// Windows `(start, length)` counted from the first frame this direction sees: for
+    /// tests whose traffic starts at a time they do not know.
+    pub outages_after_first: Vec<(Duration, Duration)>,
 }
 
 /// What the link did to the frames of one direction.
@@ -125,6 +128,12 @@ impl<B: PacketBuf> Lane<B> {
         rng: &mut ChaCha8Rng,
         alloc: impl FnOnce() -> Option<B>,
     ) {
+        if !self.imp.outages_after_first.is_empty() {
+            // The first frame: relative outage windows become absolute.
+            for (start, len) in std::mem::take(&mut self.imp.outages_after_first) {
+                self.imp.outages.push((now + start, now + start + len));
+            }
+        }
         let imp = &self.imp;
         self.stats.sent += 1;
         if imp.outages.iter().any(|&(s, e)| now >= s && now < e) {
@@ -358,7 +367,8 @@ mod tests {
 
 /// Parses `loss=0.05,dup=0.01,reorder=0.1:5ms,corrupt=0.001,latency=1ms,rate=1000000000,
 /// queue=1000,outage=10s+20s` (any subset, in any order). Durations take `ns`, `us`, `ms`
-/// or `s`; an outage is `START+LENGTH` in the device's time; `outage` may repeat.
+/// or `s`; an outage is `START+LENGTH` in the device's time, or counted from the first
+/// frame with `outage-after-first=START+LENGTH`; both may repeat.
 impl std::str::FromStr for Impairments {
     type Err = String;
     fn from_str(spec: &str) -> Result<Self, String> {
@@ -394,16 +404,22 @@ impl std::str::FromStr for Impairments {
                         .parse()
                         .map_err(|_| format!("queue={v}: expected a frame count"))?
                 }
-                "outage" => {
+                "outage" | "outage-after-first" => {
                     let (s, l) = v
                         .split_once('+')
-                        .ok_or_else(|| format!("outage={v}: expected START+LENGTH, e.g. 10s+20s"))?;
-                    let start = Instant::ZERO + parse_duration(s)?;
-                    imp.outages.push((start, start + parse_duration(l)?));
+                        .ok_or_else(|| format!("{k}={v}: expected START+LENGTH, e.g. 10s+20s"))?;
+                    let (start, len) = (parse_duration(s)?, parse_duration(l)?);
+                    if k == "outage" {
+                        imp.outages
+                            .push((Instant::ZERO + start, Instant::ZERO + start + len));
+                    } else {
+                        imp.outages_after_first.push((start, len));
+                    }
                 }
                 _ => {
                     return Err(format!(
-                        "{k}: unknown impairment (loss, dup, reorder, corrupt, latency, rate, queue, outage)"
+                        "{k}: unknown impairment (loss, dup, reorder, corrupt, latency, rate, queue, outage, \
+                         outage-after-first)"
                     ))
                 }
             }
@@ -451,5 +467,35 @@ mod parse_tests {
         assert!("loss=2".parse::<Impairments>().is_err());
         assert!("jitter=1ms".parse::<Impairments>().is_err());
         assert!("outage=10s".parse::<Impairments>().is_err());
+        let i: Impairments = "outage-after-first=1s+2s".parse().unwrap();
+        assert_eq!(
+            i.outages_after_first,
+            vec![(Duration::from_secs(1), Duration::from_secs(2))]
+        );
+    }
+}
+
+#[cfg(test)]
+mod outage_tests {
+    use super::*;
+    use crate::MemLink;
+
+    #[test]
+    fn an_outage_counted_from_the_first_frame() {
+        let imp: Impairments = "outage-after-first=1s+2s".parse().unwrap();
+        let (mut a, mut b, link) = MemLink::pair(imp, Impairments::default(), 1, 64);
+        // Traffic starts at 10 s: frames at 10.5 s and 12.9 s fall in the outage.
+        for ms in [10_000u64, 10_500, 12_900, 13_000, 14_000] {
+            let mut f = a.alloc().unwrap();
+            f.append(60).unwrap();
+            a.tx_burst(Instant::from_millis(ms), &mut vec![f]);
+        }
+        let mut rx = Vec::new();
+        assert_eq!(b.rx_burst(Instant::from_secs(60), &mut rx, 10), 4);
+        assert_eq!(
+            link.stats(0).outage_drops,
+            1,
+            "only 11 s..13 s is out: 10.5 s is before it"
+        );
     }
 }
