@@ -352,8 +352,13 @@ impl Interface {
         let l4 = start..start + ip.payload_len;
         let ours = self.address();
         let broadcast = ip.dst_addr.is_broadcast() || Some(ip.dst_addr) == self.cfg.address.broadcast();
-        // RFC 1122 3.2.1.3: a source must be a unicast address, and not ours.
-        if (ip.dst_addr != ours && !broadcast) || !ip.src_addr.is_unicast() || ip.src_addr == ours {
+        // RFC 1122 3.2.1.3: a source must be a unicast address (not the subnet's broadcast
+        // address either), and not ours.
+        if (ip.dst_addr != ours && !broadcast)
+            || !ip.src_addr.is_unicast()
+            || Some(ip.src_addr) == self.cfg.address.broadcast()
+            || ip.src_addr == ours
+        {
             return self.drop(DropReason::NotForUs);
         }
         match ip.protocol {

@@ -69,7 +69,8 @@ pub enum TcpListenError {
 /// Why `tcp_connect` failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TcpConnectError {
-    /// The remote address is not a unicast address, or the port is 0.
+    /// The remote address is not a unicast address (or is the subnet broadcast address,
+    /// or ours), or the port is 0.
     Unaddressable,
     /// The remote address is off-link and there is no gateway.
     NoRoute,
@@ -290,7 +291,13 @@ impl Interface {
     }
 
     fn check_remote(&self, addr: Ipv4Address, port: u16) -> Result<(), TcpConnectError> {
-        if !addr.is_unicast() || port == 0 || addr == self.address() {
+        // RFC 9293 MUST-46: never to a broadcast (also the subnet's), multicast or
+        // unspecified address.
+        if !addr.is_unicast()
+            || Some(addr) == self.cfg.address.broadcast()
+            || port == 0
+            || addr == self.address()
+        {
             return Err(TcpConnectError::Unaddressable);
         }
         if !self.routable(addr) {

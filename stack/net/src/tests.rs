@@ -851,6 +851,269 @@ fn isn_moves_with_the_clock() {
     assert_ne!(crate::tcp::isn(&key, b, a, Instant::ZERO), i0);
 }
 
+/// The bytes of a TCP segment from `src` to `dst`, with a correct checksum.
+fn tcp_bytes(repr: &sluice_wire::TcpRepr, src: Ipv4Address, dst: Ipv4Address) -> Vec<u8> {
+    let mut p = vec![0u8; repr.buffer_len()];
+    repr.emit(
+        &mut sluice_wire::TcpPacket::new_unchecked(&mut p[..]),
+        src,
+        dst,
+        &ChecksumCaps::software(),
+    );
+    p
+}
+
+/// A frame carrying `repr` from `src` to `dst`, sent to the Ethernet address `eth_dst`.
+fn tcp_frame(
+    repr: &sluice_wire::TcpRepr,
+    src: Ipv4Address,
+    dst: Ipv4Address,
+    eth_dst: EthernetAddress,
+) -> Vec<u8> {
+    let l4 = tcp_bytes(repr, src, dst);
+    let ip = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IpProtocol::Tcp,
+        payload_len: l4.len(),
+        ttl: 64,
+    };
+    let mut p = vec![0u8; ip.buffer_len()];
+    ip.emit(
+        &mut Ipv4Packet::new_unchecked(&mut p[..]),
+        &ChecksumCaps::software(),
+    );
+    p[20..].copy_from_slice(&l4);
+    eth(eth_dst, EtherType::Ipv4, &p)
+}
+
+const SUBNET_BROADCAST: Ipv4Address = Ipv4Address::new(198, 18, 0, 255);
+
+#[test]
+fn tcp_connect_to_broadcast_multicast_or_unspecified_is_refused() {
+    // RFC 9293 MUST-46.
+    let mut f = Fixture::new(config(true));
+    f.iface.poll(f.now, &mut f.dev);
+    for addr in [
+        Ipv4Address::BROADCAST,
+        SUBNET_BROADCAST,
+        Ipv4Address::new(224, 0, 0, 1),
+        Ipv4Address::new(239, 255, 255, 250),
+        Ipv4Address::UNSPECIFIED,
+        OUR_IP,
+    ] {
+        assert_eq!(
+            f.iface.tcp_connect(addr, 80),
+            Err(TcpConnectError::Unaddressable),
+            "{addr}"
+        );
+        assert_eq!(
+            f.iface.tcp_connect_from(addr, 80, 5000),
+            Err(TcpConnectError::Unaddressable),
+            "{addr}"
+        );
+    }
+    assert_eq!(f.iface.tcp_connections(), 0);
+    assert!(f.poll().is_empty(), "no SYN left");
+}
+
+#[test]
+fn tcp_to_a_broadcast_or_multicast_destination_is_silently_discarded() {
+    // RFC 9293 MUST-57: no SYN-ACK, no RST, counted.
+    let mut f = Fixture::new(config(true));
+    let l = f.iface.tcp_listen(80, 4).unwrap();
+    let cases = [
+        (Ipv4Address::BROADCAST, EthernetAddress::BROADCAST),
+        (SUBNET_BROADCAST, EthernetAddress::BROADCAST),
+        (Ipv4Address::new(224, 0, 0, 1), OUR_MAC),
+        (Ipv4Address::new(239, 1, 2, 3), EthernetAddress::BROADCAST),
+    ];
+    for (dst, mac) in cases {
+        f.inject(&tcp_frame(&syn(80), PEER_IP, dst, mac));
+        f.inject(&tcp_frame(&syn(81), PEER_IP, dst, mac)); // a closed port: no RST either
+    }
+    assert!(f.poll().is_empty());
+    assert_eq!(f.drops(DropReason::NotForUs), 2 * cases.len() as u64);
+    assert_eq!(f.iface.stats().tcp.segments_rx, 0);
+    assert_eq!(f.iface.stats().tcp.rst_tx, 0);
+    assert_eq!(f.iface.tcp_listener_pending(l), 0);
+    assert_eq!(f.iface.tcp_connections(), 0);
+}
+
+#[test]
+fn syn_from_a_broadcast_or_multicast_source_gets_no_syn_ack() {
+    // RFC 9293 MUST-63 (and RFC 1122 3.2.1.3 for the other invalid sources).
+    let mut f = Fixture::new(config(true));
+    let l = f.iface.tcp_listen(80, 4).unwrap();
+    let sources = [
+        Ipv4Address::BROADCAST,
+        SUBNET_BROADCAST,
+        Ipv4Address::new(224, 0, 0, 5),
+        Ipv4Address::UNSPECIFIED,
+        OUR_IP,
+    ];
+    for src in sources {
+        f.inject(&tcp_frame(&syn(80), src, OUR_IP, OUR_MAC));
+        f.inject(&tcp_frame(&syn(81), src, OUR_IP, OUR_MAC));
+    }
+    assert!(f.poll().is_empty());
+    assert_eq!(f.drops(DropReason::NotForUs), 2 * sources.len() as u64);
+    assert_eq!(f.iface.stats().tcp.segments_rx, 0);
+    assert_eq!(f.iface.tcp_listener_pending(l), 0);
+    assert_eq!(f.iface.tcp_connections(), 0);
+    // The same SYN from a unicast source is answered.
+    f.inject(&tcp_frame(&syn(80), PEER_IP, OUR_IP, OUR_MAC));
+    assert!(parse_tcp(&f.poll()[0]).1.flags.syn());
+}
+
+#[test]
+fn emitted_packets_use_the_configured_ttl_and_our_address() {
+    // RFC 9293 MUST-49 (TTL), MUST-44/45 (the source address of our segments).
+    let mut cfg = config(true);
+    cfg.ttl = 7;
+    let mut f = Fixture::new(cfg);
+    f.iface.tcp_listen(80, 4).unwrap();
+    f.inject(&tcp_seg(&syn(80))); // SYN-ACK
+    f.inject(&tcp_seg(&syn(81))); // RST
+    let h = f.iface.tcp_connect(PEER_IP, 443).unwrap(); // SYN
+    let out = f.poll();
+    assert_eq!(out.len(), 3);
+    for frame in &out {
+        let (r, _) = parse_tcp(frame);
+        assert_eq!((r.ttl, r.src_addr, r.dst_addr), (7, OUR_IP, PEER_IP));
+    }
+    assert!(f.iface.tcp_abort(h));
+    f.poll();
+    // The default is 64.
+    assert_eq!(config(true).ttl, 64);
+}
+
+#[test]
+fn emitted_tcp_checksums_are_right_or_left_to_the_device() {
+    // RFC 9293 MUST-2.
+    let mut f = Fixture::new(config(true));
+    f.iface.tcp_listen(80, 4).unwrap();
+    f.inject(&tcp_seg(&syn(80)));
+    let out = f.poll();
+    let (_, l4) = parse_ip(&out[0]);
+    let p = sluice_wire::TcpPacket::new_checked(&l4[..]).unwrap();
+    assert!(p.verify_checksum(OUR_IP, PEER_IP));
+    assert_ne!(p.checksum(), 0);
+    // With transmit offload, the pseudo-header sum is left for the device to finish.
+    let mut cfg = config(true);
+    cfg.checksum = Some(ChecksumCaps {
+        tcp: sluice_wire::Checksum::None,
+        ..ChecksumCaps::software()
+    });
+    let mut g = Fixture::new(cfg);
+    g.iface.tcp_listen(80, 4).unwrap();
+    g.inject(&tcp_seg(&syn(80)));
+    let out = g.poll();
+    let (_, l4) = parse_ip(&out[0]);
+    let p = sluice_wire::TcpPacket::new_checked(&l4[..]).unwrap();
+    assert_eq!(
+        p.checksum(),
+        sluice_wire::checksum::pseudo_header_v4(OUR_IP, PEER_IP, IpProtocol::Tcp, l4.len() as u16)
+    );
+}
+
+#[test]
+fn tcp_with_an_illegal_option_length_is_a_counted_drop() {
+    // RFC 9293 MUST-7: no crash, no SYN-ACK, counted.
+    let mut f = Fixture::new(config(true));
+    let l = f.iface.tcp_listen(80, 4).unwrap();
+    for len in [0u8, 1, 3, 40] {
+        let mut l4 = tcp_bytes(&syn(80), PEER_IP, OUR_IP);
+        assert_eq!(&l4[20..22], &[2, 4], "the MSS option");
+        l4[21] = len;
+        sluice_wire::TcpPacket::new_unchecked(&mut l4[..]).fill_checksum(PEER_IP, OUR_IP);
+        f.inject(&ip(PEER_IP, OUR_IP, IpProtocol::Tcp, &l4));
+    }
+    assert!(f.poll().is_empty());
+    assert_eq!(f.drops(DropReason::BadTcp), 4);
+    assert_eq!(f.iface.tcp_listener_pending(l), 0);
+}
+
+#[test]
+fn tcp_in_a_packet_with_ip_options_is_processed() {
+    // RFC 9293 MUST-50: IP options (here Router Alert, then NOP NOP NOP EOL) are ignored.
+    let mut f = Fixture::new(config(true));
+    let l = f.iface.tcp_listen(80, 4).unwrap();
+    let with_options = |l4: &[u8]| {
+        let mut hdr = vec![0x47, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0];
+        hdr.extend_from_slice(&PEER_IP.0);
+        hdr.extend_from_slice(&OUR_IP.0);
+        hdr.extend_from_slice(&[148, 4, 0, 0, 1, 1, 1, 0]);
+        let total = (hdr.len() + l4.len()) as u16;
+        hdr[2..4].copy_from_slice(&total.to_be_bytes());
+        let c = !sluice_wire::checksum::sum(&hdr);
+        hdr[10..12].copy_from_slice(&c.to_be_bytes());
+        hdr.extend_from_slice(l4);
+        eth(OUR_MAC, EtherType::Ipv4, &hdr)
+    };
+    f.inject(&with_options(&tcp_bytes(&syn(80), PEER_IP, OUR_IP)));
+    let out = f.poll();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0][14], 0x45, "no options in our answer");
+    let (_, synack) = parse_tcp(&out[0]);
+    assert!(synack.flags.syn() && synack.ack.is_some());
+    let ack = sluice_wire::TcpRepr {
+        seq: sluice_wire::SeqNumber(1001),
+        ack: Some(synack.seq + 1),
+        flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::PSH),
+        options: Default::default(),
+        payload: b"hello",
+        ..syn(80)
+    };
+    f.inject(&with_options(&tcp_bytes(&ack, PEER_IP, OUR_IP)));
+    f.poll();
+    let h = f.iface.tcp_accept(l).expect("established");
+    let mut buf = [0u8; 8];
+    assert_eq!(f.iface.tcp_recv(h, &mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"hello");
+    assert_eq!(f.iface.stats().drops.total(), 0);
+}
+
+#[test]
+fn syn_mss_follows_the_mtu() {
+    // RFC 9293 MUST-67: the MSS we send is derived from the interface MTU.
+    let mut cfg = config(true);
+    cfg.mtu = 1000;
+    let mut f = Fixture::new(cfg);
+    f.iface.tcp_listen(80, 4).unwrap();
+    f.inject(&tcp_seg(&syn(80)));
+    let h = f.iface.tcp_connect(PEER_IP, 443).unwrap();
+    let out = f.poll();
+    assert_eq!(out.len(), 2);
+    for frame in &out {
+        assert_eq!(parse_tcp(frame).1.options.mss, Some(960));
+    }
+    assert!(f.iface.tcp_abort(h));
+    f.poll();
+}
+
+#[test]
+fn listen_on_the_port_of_a_connection_in_syn_sent() {
+    // RFC 9293 MUST-42 (a LISTEN on a port while a connection from it is in SYN-SENT)
+    // and MUST-41 (the passive OPEN leaves that connection alone).
+    let mut f = Fixture::new(config(true));
+    f.iface.poll(f.now, &mut f.dev);
+    let h = f.iface.tcp_connect_from(PEER_IP, 80, 5000).unwrap();
+    assert!(parse_tcp(&f.poll()[0]).1.flags.syn());
+    let l = f.iface.tcp_listen(5000, 4).unwrap();
+    assert_eq!(f.iface.tcp_state(h), TcpState::SynSent);
+    // Another remote endpoint's SYN to port 5000 reaches the listener.
+    f.inject(&tcp_seg(&syn(5000)));
+    let (_, synack) = parse_tcp(&f.poll()[0]);
+    assert!(synack.flags.syn() && synack.ack.is_some());
+    assert_eq!(synack.src_port, 5000);
+    assert_eq!(f.iface.tcp_state(h), TcpState::SynSent);
+    assert_eq!(f.iface.tcp_remote(h), Some(Endpoint::new(PEER_IP, 80)));
+    assert!(f.iface.tcp_abort(h));
+    assert!(f.iface.tcp_unlisten(l));
+    f.poll();
+}
+
 #[test]
 fn icmp_port_unreachable_aborts_a_connecting_tcb() {
     let mut f = Fixture::new(config(true));

@@ -1079,6 +1079,85 @@ mod tests {
     }
 
     #[test]
+    fn options_are_parsed_at_any_alignment() {
+        // RFC 9293 MUST-64: the same options shifted by 0..3 leading NOPs, so that every
+        // multi-byte option starts at every offset modulo 4.
+        let opts = [
+            2, 4, 0x05, 0xb4, // MSS 1460
+            3, 3, 9, // WS 9
+            4, 2, // SACK-permitted
+            8, 10, 0, 0, 0, 5, 0, 0, 0, 6, // TS (5, 6)
+            5, 10, 0, 0, 0, 10, 0, 0, 0, 20, // SACK (10, 20)
+        ];
+        let expected = TcpOptions {
+            mss: Some(1460),
+            window_scale: Some(9),
+            sack_permitted: true,
+            sack: {
+                let mut s = SackBlocks::default();
+                s.push(SeqNumber(10), SeqNumber(20));
+                s
+            },
+            timestamp: Some((5, 6)),
+        };
+        for shift in 0..4 {
+            let mut o = vec![1u8; shift];
+            o.extend_from_slice(&opts);
+            assert_eq!(parse_with_options(&o), Ok(expected), "shifted by {shift}");
+        }
+    }
+
+    #[test]
+    fn emitted_options_have_lengths_and_zero_padding() {
+        // RFC 9293 MUST-68: every option but EOL and NOP carries a length byte;
+        // MUST-69: the option area is padded to a 32-bit boundary (with NOPs for alignment
+        // and zeros after the last option).
+        let mut sack = SackBlocks::default();
+        sack.push(SeqNumber(1), SeqNumber(2));
+        for mask in 0u8..32 {
+            let o = TcpOptions {
+                mss: Some(1460).filter(|_| mask & 1 != 0),
+                window_scale: Some(7).filter(|_| mask & 2 != 0),
+                sack_permitted: mask & 4 != 0,
+                sack: if mask & 8 != 0 {
+                    sack
+                } else {
+                    SackBlocks::default()
+                },
+                timestamp: Some((1, 2)).filter(|_| mask & 16 != 0),
+            };
+            let mut buf = [0xeeu8; 40];
+            let len = o.emit(&mut buf);
+            assert_eq!(len, o.buffer_len());
+            assert_eq!(len % 4, 0);
+            let mut i = 0;
+            while i < len {
+                match buf[i] {
+                    0 => {
+                        assert!(buf[i..len].iter().all(|&b| b == 0), "{o:?}: {:?}", &buf[..len]);
+                        break;
+                    }
+                    1 => i += 1,
+                    kind => {
+                        let l = usize::from(buf[i + 1]);
+                        let want = match kind {
+                            2 => 4,
+                            3 => 3,
+                            4 => 2,
+                            5 => 2 + 8 * o.emitted_sack_blocks(),
+                            8 => 10,
+                            k => panic!("unexpected kind {k}"),
+                        };
+                        assert_eq!(l, want, "{o:?}: {:?}", &buf[..len]);
+                        i += l;
+                    }
+                }
+            }
+            assert!(i <= len);
+        }
+    }
+
+    #[test]
     fn packet_accessors() {
         let b = syn_bytes();
         let p = TcpPacket::new_checked(&b[..]).unwrap();
