@@ -51,6 +51,21 @@ int sluice_init_memory(const char *flags);
 int sluice_init_unix(const char *local_path, const char *peer_path, const char *flags);
 
 /**
+ * Creates the process-wide instance on one DPDK port (a single queue, polled by the
+ * calling threads under the instance's lock) with the TSC clock. `flags`, e.g.
+ * `"--port=tap:sl0 --ip=198.18.0.2/24"`: `--port=tap:NAME | virtio:PATH | NAME`,
+ * `--ip=ADDRESS/PREFIX`, `--gateway=IP`, `--arp=IP=MAC`, `--eal=ARG` (repeatable, replaces
+ * the defaults), `--mbufs=N`, and the TCP flags of `sluice_init_memory` (`--mss=`,
+ * `--nodelay`, `--block_timeout_ms=`...). EAL is initialised once per process: a second
+ * call fails. Returns 0, or -1 with errno (EINVAL: bad flags or EAL failed; ENODEV: no
+ * such port; ENOMEM: no hugepages or mbufs) and a message on stderr saying how to fix it.
+ *
+ * # Safety
+ * `flags` is NULL or a NUL-terminated string.
+ */
+int sluice_init_dpdk(const char *flags);
+
+/**
  * Drops the process-wide instance (its connections vanish without a FIN).
  */
 void sluice_fini(void);

@@ -598,6 +598,31 @@ pub unsafe extern "C" fn sluice_init_unix(
     })
 }
 
+/// Creates the process-wide instance on one DPDK port (a single queue, polled by the
+/// calling threads under the instance's lock) with the TSC clock. `flags`, e.g.
+/// `"--port=tap:sl0 --ip=198.18.0.2/24"`: `--port=tap:NAME | virtio:PATH | NAME`,
+/// `--ip=ADDRESS/PREFIX`, `--gateway=IP`, `--arp=IP=MAC`, `--eal=ARG` (repeatable, replaces
+/// the defaults), `--mbufs=N`, and the TCP flags of `sluice_init_memory` (`--mss=`,
+/// `--nodelay`, `--block_timeout_ms=`...). EAL is initialised once per process: a second
+/// call fails. Returns 0, or -1 with errno (EINVAL: bad flags or EAL failed; ENODEV: no
+/// such port; ENOMEM: no hugepages or mbufs) and a message on stderr saying how to fix it.
+///
+/// # Safety
+/// `flags` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn sluice_init_dpdk(flags: *const c_char) -> c_int {
+    ret_int(|| {
+        // SAFETY: forwarded from the caller.
+        let flags = unsafe { flags_str(flags) }?;
+        let inst = Instance::dpdk(&flags).map_err(|e| {
+            eprintln!("sluice_init_dpdk: {e}");
+            e.errno
+        })?;
+        set_global(Some(inst.shared().clone()));
+        Ok(0)
+    })
+}
+
 /// Drops the process-wide instance (its connections vanish without a FIN).
 #[no_mangle]
 pub extern "C" fn sluice_fini() {

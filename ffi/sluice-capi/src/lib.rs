@@ -16,14 +16,17 @@
 //! The instance behind the `sluice_*` calls is process-wide and mutex-guarded, created by
 //! `sluice_init_memory` (in-memory device, virtual time) or `sluice_init_unix` (IPv4
 //! packets over Unix datagram sockets, real time); packetdrill gets an instance of its
-//! own through `userdata`. Rust callers use `Instance` and `Shared` directly.
+//! own through `userdata`. `sluice_init_dpdk` puts the instance on one DPDK port (one
+//! queue, the TSC clock; `dpdk.rs`). Rust callers use `Instance` and `Shared` directly.
 //!
 //! The unsafe boundary is `capi.rs` and `packetdrill.rs` (C pointers), `errno.rs` (one
-//! write to errno) and `stack.rs` (`Send` for the interface); the rest is safe Rust.
+//! write to errno), `stack.rs` (`Send` for the interface) and `dpdk.rs` (`geteuid`); the
+//! rest is safe Rust.
 
 mod capi;
 mod config;
 mod device;
+mod dpdk;
 mod errno;
 mod packetdrill;
 mod poll;
@@ -36,6 +39,7 @@ use std::sync::Arc;
 
 pub use config::{FlagError, StackConfig};
 pub use device::{InjectError, Outbound, PipeDevice, PEER_MAC, STACK_MAC};
+pub use dpdk::{DpdkFlags, DpdkInitError};
 pub use errno::{Errno, Res};
 pub use packetdrill::{packetdrill_interface_init, sluice_packetdrill_init, PacketdrillInterface};
 pub use poll::PollFd;
@@ -81,6 +85,13 @@ impl Instance {
         sock.connect(peer_path).map_err(InitError::Io)?;
         sock.set_nonblocking(true).map_err(InitError::Io)?;
         let st = Stack::new(cfg, Clock::Real(std::time::Instant::now()), Some(sock));
+        Ok(Instance(Arc::new(Shared::new(st))))
+    }
+
+    /// On one DPDK port (queue 0) with the TSC clock: initialises EAL, once per process.
+    /// Flags in `dpdk.rs` (`--port=tap:sl0 --ip=198.18.0.2/24 --eal=ARG ...`).
+    pub fn dpdk(flags: &str) -> Result<Instance, DpdkInitError> {
+        let st = dpdk::stack(flags)?;
         Ok(Instance(Arc::new(Shared::new(st))))
     }
 

@@ -14,7 +14,8 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use sluice_dev::Device;
-use sluice_net::{Interface, ListenerHandle, TcpHandle, UdpHandle};
+use sluice_dpdk::{PortQueue, TscClock};
+use sluice_net::{Interface, InterfaceConfig, ListenerHandle, TcpHandle, UdpHandle};
 use sluice_wire::{EthernetAddress, Instant};
 
 use crate::config::StackConfig;
@@ -35,6 +36,8 @@ pub enum Clock {
     Virtual(Instant),
     /// The monotonic clock, from the instance's creation.
     Real(std::time::Instant),
+    /// The TSC, from the instance's creation (`sluice_init_dpdk`).
+    Tsc(TscClock),
 }
 
 /// Socket options kept per descriptor. See `sockopt.rs` for which take effect.
@@ -127,9 +130,10 @@ pub enum File {
 pub struct SendIface(pub Interface);
 
 // SAFETY: `Interface` is not `Send` only because it keeps its receive and transmit vectors
-// type-erased (`Box<dyn Any>`) between polls; here it is only ever polled with
-// `PipeDevice`, whose buffers (`VecBuf`, boxed bytes) are `Send`, and everything else in
-// it is plain owned data. It is only reached through the instance's mutex.
+// type-erased (`Box<dyn Any>`) between polls; here it is only ever polled with one device,
+// `PipeDevice` (buffers `VecBuf`, boxed bytes) or a DPDK `PortQueue` (buffers `Mbuf`,
+// which is `Send`: an owned mbuf may be freed from any thread), and everything else in it
+// is plain owned data. It is only reached through the instance's mutex.
 unsafe impl Send for SendIface {}
 
 impl core::ops::Deref for SendIface {
@@ -147,7 +151,11 @@ impl core::ops::DerefMut for SendIface {
 /// The state of one instance.
 pub struct Stack {
     pub iface: SendIface,
+    /// The in-memory device (unused when `port` is set).
     pub dev: PipeDevice,
+    /// The DPDK queue the interface runs on, when the instance was created with
+    /// `sluice_init_dpdk`.
+    pub port: Option<PortQueue>,
     /// A Unix datagram socket carrying the far side's IPv4 packets, when the instance was
     /// created with `sluice_init_unix`.
     pub link: Option<UnixDatagram>,
@@ -166,9 +174,28 @@ impl Stack {
     pub fn new(cfg: StackConfig, clock: Clock, link: Option<UnixDatagram>) -> Stack {
         let dev = PipeDevice::new(cfg.mtu);
         let iface = Interface::new(cfg.interface_config(), EthernetAddress(dev.mac()));
+        Stack::build(cfg, iface, dev, None, clock, link)
+    }
+
+    /// On a DPDK queue: `ic` is the interface's configuration (real ARP, the port's MAC).
+    pub fn on_port(cfg: StackConfig, ic: InterfaceConfig, port: PortQueue, clock: Clock) -> Stack {
+        let iface = Interface::new(ic, EthernetAddress(port.mac()));
+        let dev = PipeDevice::new(cfg.mtu);
+        Stack::build(cfg, iface, dev, Some(port), clock, None)
+    }
+
+    fn build(
+        cfg: StackConfig,
+        iface: Interface,
+        dev: PipeDevice,
+        port: Option<PortQueue>,
+        clock: Clock,
+        link: Option<UnixDatagram>,
+    ) -> Stack {
         Stack {
             iface: SendIface(iface),
             dev,
+            port,
             link,
             clock,
             cfg,
@@ -185,6 +212,7 @@ impl Stack {
         match self.clock {
             Clock::Virtual(t) => t,
             Clock::Real(start) => Instant::from_nanos(start.elapsed().as_nanos() as u64),
+            Clock::Tsc(tsc) => tsc.now(),
         }
     }
 
@@ -204,7 +232,11 @@ impl Stack {
         let now = self.now();
         let mut did = false;
         for _ in 0..64 {
-            if !self.iface.poll(now, &mut self.dev) {
+            let busy = match &mut self.port {
+                Some(q) => self.iface.poll(now, q),
+                None => self.iface.poll(now, &mut self.dev),
+            };
+            if !busy {
                 break;
             }
             did = true;

@@ -293,7 +293,8 @@ impl Pd {
     pub fn new(flags: &str) -> Pd {
         let path = lib_path();
         let mode = libc::RTLD_NOW | libc::RTLD_LOCAL | libc::RTLD_NODELETE | libc::RTLD_DEEPBIND;
-        // SAFETY: loading our own library, whose initializers are Rust's (none run code).
+        // SAFETY: loading our own library; its initializers (DPDK's driver registrations)
+        // only fill DPDK's tables.
         let lib = unsafe { libloading::os::unix::Library::open(Some(&path), mode) }.expect("dlopen");
         // SAFETY: the symbol has packetdrill's `packetdrill_interface_init_t` type.
         let init: libloading::os::unix::Symbol<InitFn> =
