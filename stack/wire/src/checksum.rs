@@ -17,30 +17,48 @@ fn fold(mut acc: u64) -> u16 {
 /// The one's-complement sum of `data` taken as big-endian 16-bit words, an odd last byte
 /// padded with a zero (RFC 1071). Not complemented.
 ///
-/// Sums eight bytes per step as two 32-bit big-endian words into a 64-bit accumulator,
-/// which cannot overflow for any buffer below 2^34 bytes, and folds once at the end:
-/// one's-complement addition is associative, and 2^32 = 1 (mod 2^16 - 1).
+/// Sums native-endian 64-bit words, 32 bytes per step, into a 128-bit accumulator (which
+/// cannot overflow for any buffer), then folds to 16 bits. A one's-complement sum does not
+/// depend on byte order (RFC 1071 section 2(B)): summing native-endian words and swapping
+/// the result on little-endian machines gives the big-endian sum. And since
+/// 2^16 = 1 (mod 2^16 - 1), a 64-bit word counts as the sum of its four 16-bit words.
 pub fn sum(data: &[u8]) -> u16 {
-    let mut acc: u64 = 0;
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        acc += u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
-        acc += u64::from(u32::from_be_bytes([c[4], c[5], c[6], c[7]]));
+    #[inline(always)]
+    fn word(b: &[u8]) -> u128 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[..8]);
+        u128::from(u64::from_ne_bytes(w))
     }
-    // The tail starts at an even offset, so word alignment is preserved.
-    let mut rest = chunks.remainder();
-    if rest.len() >= 4 {
-        acc += u64::from(u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]));
-        rest = &rest[4..];
+    let mut acc: u128 = 0;
+    let mut blocks = data.chunks_exact(32);
+    for b in &mut blocks {
+        acc += word(&b[0..8]) + word(&b[8..16]) + word(&b[16..24]) + word(&b[24..32]);
     }
-    if rest.len() >= 2 {
-        acc += u64::from(u16::from_be_bytes([rest[0], rest[1]]));
-        rest = &rest[2..];
+    let mut words = blocks.remainder().chunks_exact(8);
+    for w in &mut words {
+        acc += word(w);
     }
-    if let [last] = rest {
-        acc += u64::from(*last) << 8;
+    // The tail starts at an offset that is a multiple of 8: zero padding at its end keeps
+    // every byte in its place (and pads an odd last byte with zero, as RFC 1071 says).
+    let tail = words.remainder();
+    if !tail.is_empty() {
+        let mut w = [0u8; 8];
+        w[..tail.len()].copy_from_slice(tail);
+        acc += u128::from(u64::from_ne_bytes(w));
     }
-    fold(acc)
+    let folded = fold(fold_u128(acc));
+    if cfg!(target_endian = "little") {
+        folded.swap_bytes()
+    } else {
+        folded
+    }
+}
+
+/// Folds a 128-bit sum to 64 bits, keeping its value modulo 2^16 - 1 (end-around carry).
+fn fold_u128(acc: u128) -> u64 {
+    let mut x = (acc & u128::from(u64::MAX)) + (acc >> 64);
+    x = (x & u128::from(u64::MAX)) + (x >> 64);
+    x as u64
 }
 
 /// One's-complement sum of partial sums.
