@@ -1,12 +1,22 @@
-//! A fixed-capacity byte ring, allocated once per connection.
+//! A byte ring of a fixed logical capacity, one per direction of a connection.
 //!
-//! Used for both directions. The receive side also writes out-of-order data past the
-//! readable part (`write_at`) and makes it readable later (`commit`).
+//! Its memory grows on demand, doubling from `INITIAL` bytes up to the capacity, so that an
+//! idle connection holds no buffer and a short exchange holds a small one (memory per idle
+//! connection, and connection set-up cost: no zero-filling of two full-size buffers). A
+//! connection grows its rings a handful of times at most; steady-state traffic never
+//! allocates. The receive side also writes out-of-order data past the readable part
+//! (`write_at`) and makes it readable later (`commit`).
 
-/// A byte ring buffer of fixed capacity.
+/// The first allocation of a ring that receives data.
+const INITIAL: usize = 4096;
+
+/// A byte ring buffer of fixed logical capacity.
 pub(crate) struct RingBuffer {
-    buf: Box<[u8]>,
-    /// Index of the first readable byte.
+    /// The memory: empty until the first write, then a power of two up to `cap` (or `cap`).
+    buf: Vec<u8>,
+    /// The logical capacity: what windows are computed from.
+    cap: usize,
+    /// Index of the first readable byte in `buf`.
     start: usize,
     /// Number of readable bytes.
     len: usize,
@@ -15,7 +25,8 @@ pub(crate) struct RingBuffer {
 impl core::fmt::Debug for RingBuffer {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("RingBuffer")
-            .field("capacity", &self.capacity())
+            .field("capacity", &self.cap)
+            .field("allocated", &self.buf.len())
             .field("len", &self.len)
             .finish()
     }
@@ -24,13 +35,19 @@ impl core::fmt::Debug for RingBuffer {
 impl RingBuffer {
     pub fn new(capacity: usize) -> Self {
         RingBuffer {
-            buf: vec![0; capacity].into_boxed_slice(),
+            buf: Vec::new(),
+            cap: capacity,
             start: 0,
             len: 0,
         }
     }
 
     pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Bytes of memory the ring holds now.
+    pub fn allocated(&self) -> usize {
         self.buf.len()
     }
 
@@ -44,17 +61,38 @@ impl RingBuffer {
 
     /// Bytes that can still be enqueued.
     pub fn free(&self) -> usize {
-        self.capacity() - self.len
+        self.cap - self.len
     }
 
     fn index(&self, offset: usize) -> usize {
-        let cap = self.capacity();
+        let size = self.buf.len();
         let i = self.start + offset;
-        if i >= cap {
-            i - cap
+        if i >= size {
+            i - size
         } else {
             i
         }
+    }
+
+    /// Makes the memory hold at least `needed` bytes from the start (at most `cap`),
+    /// keeping every byte where it is relative to the start (readable and out-of-order).
+    fn reserve(&mut self, needed: usize) {
+        let size = self.buf.len();
+        if needed <= size {
+            return;
+        }
+        let new = needed
+            .max(size * 2)
+            .max(INITIAL)
+            .next_power_of_two()
+            .min(self.cap);
+        let mut grown = vec![0u8; new];
+        // The old ring, unrolled from `start`: its two parts go to the front of the new one.
+        let (tail, head) = self.buf.split_at(self.start);
+        grown[..head.len()].copy_from_slice(head);
+        grown[head.len()..size].copy_from_slice(tail);
+        self.buf = grown;
+        self.start = 0;
     }
 
     /// Copies as much of `data` as fits; returns the number of bytes taken.
@@ -72,10 +110,11 @@ impl RingBuffer {
             return 0;
         }
         let n = data.len().min(free - offset);
+        self.reserve(self.len + offset + n);
         let mut done = 0;
         while done < n {
             let at = self.index(self.len + offset + done);
-            let chunk = (n - done).min(self.capacity() - at);
+            let chunk = (n - done).min(self.buf.len() - at);
             self.buf[at..at + chunk].copy_from_slice(&data[done..done + chunk]);
             done += chunk;
         }
@@ -89,19 +128,25 @@ impl RingBuffer {
     }
 
     /// The contiguous free bytes right after the readable part (for writing in place);
-    /// `commit` makes what was written readable.
+    /// `commit` makes what was written readable. Grows the memory when it is full.
     pub fn free_slice_mut(&mut self) -> &mut [u8] {
         if self.free() == 0 {
             return &mut [];
         }
+        if self.len == self.buf.len() {
+            self.reserve(self.len + 1);
+        }
         let at = self.index(self.len);
-        let n = self.free().min(self.capacity() - at);
+        let n = (self.buf.len() - self.len).min(self.buf.len() - at);
         &mut self.buf[at..at + n]
     }
 
     /// Drops `n` readable bytes from the front.
     pub fn discard(&mut self, n: usize) {
         let n = n.min(self.len);
+        if n == 0 {
+            return;
+        }
         self.start = self.index(n);
         self.len -= n;
         // `start` is not reset when empty: bytes written past the readable part
@@ -136,7 +181,7 @@ impl RingBuffer {
             return &[];
         }
         let at = self.index(offset);
-        let n = max.min(self.len - offset).min(self.capacity() - at);
+        let n = max.min(self.len - offset).min(self.buf.len() - at);
         &self.buf[at..at + n]
     }
 }
@@ -144,6 +189,32 @@ impl RingBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_grows_on_demand_and_keeps_every_byte() {
+        let mut r = RingBuffer::new(1 << 20);
+        assert_eq!(r.allocated(), 0, "nothing until the first write");
+        assert_eq!(r.enqueue(b"hello"), 5);
+        assert_eq!(r.allocated(), INITIAL);
+        // Move the start near the end of the memory, so that the ring wraps.
+        r.enqueue(&vec![7u8; INITIAL - 100]);
+        r.discard(INITIAL - 200); // 105 readable bytes of 7s, starting at 3896
+        assert_eq!(r.write_at(3000, b"ooo"), 3); // out of order, wrapped
+        assert_eq!(r.allocated(), INITIAL);
+        assert_eq!(r.write_at(5000, b"far"), 3); // beyond the memory: it grows
+        assert_eq!(r.allocated(), 2 * INITIAL);
+        r.commit(5003);
+        let mut out = vec![0u8; r.len()];
+        assert_eq!(r.peek_into(0, &mut out), 105 + 5003);
+        assert!(out[..105].iter().all(|&b| b == 7));
+        assert_eq!(&out[105 + 3000..105 + 3003], b"ooo");
+        assert_eq!(&out[105 + 5000..105 + 5003], b"far");
+        // Never beyond the logical capacity.
+        let mut small = RingBuffer::new(6000);
+        small.enqueue(&vec![1u8; 6000]);
+        assert_eq!(small.allocated(), 6000);
+        assert_eq!(small.free(), 0);
+    }
 
     #[test]
     fn free_slice_writes_in_place_and_wraps() {

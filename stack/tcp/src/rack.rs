@@ -32,8 +32,9 @@ const WC_DEL_ACK: Duration = Duration::from_millis(200);
 #[derive(Debug, Clone)]
 pub(crate) struct Rack {
     /// `(end, t)`: every byte below `end` (and above the previous entry's end) was first
-    /// sent at or before `t`. Sorted by both.
-    log: [(SeqNumber, Instant); SEND_LOG_MAX],
+    /// sent at or before `t`. Sorted by both. Allocated when the connection first sends
+    /// data, so that an idle connection does not carry it.
+    log: Option<Box<[(SeqNumber, Instant); SEND_LOG_MAX]>>,
     len: usize,
     /// RACK.xmit_ts and RACK.end_seq of the most recently sent delivered data.
     xmit_ts: Option<Instant>,
@@ -49,7 +50,7 @@ pub(crate) struct Rack {
 impl Rack {
     pub fn new() -> Self {
         Rack {
-            log: [(SeqNumber(0), Instant::ZERO); SEND_LOG_MAX],
+            log: None,
             len: 0,
             xmit_ts: None,
             end_seq: SeqNumber(0),
@@ -62,8 +63,11 @@ impl Rack {
 
     /// Bytes up to `end` were sent (first transmission) at `now`.
     pub fn on_send(&mut self, end: SeqNumber, now: Instant) {
+        let log = self
+            .log
+            .get_or_insert_with(|| Box::new([(SeqNumber(0), Instant::ZERO); SEND_LOG_MAX]));
         if self.len > 0 {
-            let last = &mut self.log[self.len - 1];
+            let last = &mut log[self.len - 1];
             if last.1 == now {
                 last.0 = last.0.max(end);
                 return;
@@ -75,17 +79,17 @@ impl Rack {
         if self.len == SEND_LOG_MAX {
             // Keep the odd entries (the last one included): times only move later.
             for i in 0..SEND_LOG_MAX / 2 {
-                self.log[i] = self.log[2 * i + 1];
+                log[i] = log[2 * i + 1];
             }
             self.len = SEND_LOG_MAX / 2;
         }
-        self.log[self.len] = (end, now);
+        log[self.len] = (end, now);
         self.len += 1;
     }
 
     /// The recorded send time of byte `seq`.
     fn sent_at(&self, seq: SeqNumber) -> Option<Instant> {
-        self.log[..self.len]
+        self.log.as_deref()?[..self.len]
             .iter()
             .find(|(end, _)| seq < *end)
             .map(|&(_, t)| t)
@@ -93,11 +97,11 @@ impl Rack {
 
     /// Forgets entries wholly below `una`.
     fn trim(&mut self, una: SeqNumber) {
-        let n = self.log[..self.len]
-            .iter()
-            .take_while(|(end, _)| *end <= una)
-            .count();
-        self.log.copy_within(n..self.len, 0);
+        let Some(log) = self.log.as_deref_mut() else {
+            return;
+        };
+        let n = log[..self.len].iter().take_while(|(end, _)| *end <= una).count();
+        log.copy_within(n..self.len, 0);
         self.len -= n;
     }
 
@@ -157,7 +161,8 @@ impl Tcb {
         let wait = self.rack.rtt + self.rack.reo_wnd(self.rtt.srtt());
         let mut lost_to = self.rack.lost_to.unwrap_or(self.snd_una).max(self.snd_una);
         let mut start = self.snd_una;
-        for &(end, t) in &self.rack.log[..self.rack.len] {
+        let log = self.rack.log.as_deref().map_or(&[][..], |l| &l[..self.rack.len]);
+        for &(end, t) in log {
             if start >= self.rack.end_seq {
                 break;
             }
