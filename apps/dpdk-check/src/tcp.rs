@@ -53,12 +53,13 @@ impl Sink {
 
 /// Prints what a connection that did not finish was doing, for diagnosis.
 fn dump(cx: &Cx, s: TcpStream, what: &str) {
+    let peer = s.peer(cx);
     let iface = cx.iface();
     if let Some(t) = iface.tcp_tcb(s.0) {
         eprintln!(
             "{what}: unfinished {:?} state={:?} snd_una={} snd_nxt={} rcv_nxt={} send_queue={} recv_queue={} \
              rto={:?} cwnd={} window={} counters={:?}",
-            s.peer(cx),
+            peer,
             t.state(),
             t.snd_una().0,
             t.snd_nxt().0,

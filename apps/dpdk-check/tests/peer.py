@@ -24,7 +24,7 @@ def source(host, port, n, size):
         phase = "connect"
         try:
             data = os.urandom(size)
-            with socket.create_connection((host, port), timeout=30) as s:
+            with socket.create_connection((host, port), timeout=120) as s:
                 phase = "send"
                 s.sendall(data)
                 s.shutdown(socket.SHUT_WR)
@@ -49,7 +49,7 @@ def source(host, port, n, size):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(60)
+        t.join(180)
     return ok, failed
 
 
@@ -59,14 +59,14 @@ def sink(port, expect):
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("0.0.0.0", port))
     srv.listen(512)
-    srv.settimeout(60)
+    srv.settimeout(150)
     print("listening", flush=True)
     lock = threading.Lock()
 
     def serve(conn):
         nonlocal ok, failed
         try:
-            conn.settimeout(30)
+            conn.settimeout(120)
             h = hashlib.sha256()
             n = 0
             while True:
@@ -91,7 +91,7 @@ def sink(port, expect):
         t.start()
         threads.append(t)
     for t in threads:
-        t.join(60)
+        t.join(180)
     return ok, failed
 
 

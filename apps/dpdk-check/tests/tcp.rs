@@ -224,9 +224,9 @@ fn kernel_client_to_sluice_server_with_impairments() {
             "--expect",
             "8",
             "--seconds",
-            "120",
+            "240",
             "--impair-rx",
-            "loss=0.03,reorder=0.05:3ms,dup=0.01,outage-after-first=500ms+2s",
+            "loss=0.03,reorder=0.05:3ms,dup=0.01,outage-after-first=1s+2s",
             "--impair-tx",
             "loss=0.03,reorder=0.05:3ms,dup=0.01",
             "--impair-seed",
@@ -236,9 +236,9 @@ fn kernel_client_to_sluice_server_with_impairments() {
     let peer = ns.run(
         "python3",
         &[PEER, "source", "198.18.0.2", "9000", "8", "4000000"],
-        Duration::from_secs(120),
+        Duration::from_secs(240),
     );
-    let out = sluice.wait(Duration::from_secs(30));
+    let out = sluice.wait(Duration::from_secs(60));
     assert!(
         peer.success(),
         "kernel client failed:\n{}\n{}\n--- sluice:\n{}\n{}",
@@ -282,17 +282,17 @@ fn sluice_client_to_kernel_server_with_impairments() {
             "--bytes",
             "4000000",
             "--seconds",
-            "120",
+            "240",
             "--impair-rx",
             "loss=0.03,reorder=0.05:3ms,dup=0.01",
             "--impair-tx",
-            "loss=0.03,reorder=0.05:3ms,dup=0.01,outage-after-first=500ms+2s",
+            "loss=0.03,reorder=0.05:3ms,dup=0.01,outage-after-first=1s+2s",
             "--impair-seed",
             "11",
         ],
     );
-    let out = sluice.wait(Duration::from_secs(130));
-    let srv = server.wait(Duration::from_secs(30));
+    let out = sluice.wait(Duration::from_secs(250));
+    let srv = server.wait(Duration::from_secs(60));
     assert!(
         out.success(),
         "sluice client failed:\n{}\n{}\n--- kernel server:\n{}\n{}",

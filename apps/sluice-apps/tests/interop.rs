@@ -249,7 +249,7 @@ fn curl_downloads_through_impairments() {
             "--root",
             &root_dir,
             "--seconds",
-            "90",
+            "480",
             "--impair-rx",
             "loss=0.02,reorder=0.05:3ms,dup=0.01",
             "--impair-tx",
@@ -260,10 +260,10 @@ fn curl_downloads_through_impairments() {
     let out = sh(
         &ns,
         &format!(
-            "for i in 1 2 3; do curl -s --max-time 60 http://198.18.0.2/blob.bin | sha256sum | cut -c1-64; done; \
+            "for i in 1 2 3; do curl -s --max-time 150 http://198.18.0.2/blob.bin | sha256sum | cut -c1-64; done; \
              sha256sum < {root_dir}/blob.bin | cut -c1-64"
         ),
-        Duration::from_secs(200),
+        Duration::from_secs(470),
     );
     let s = stop(p);
     let _ = std::fs::remove_dir_all(&dir);
