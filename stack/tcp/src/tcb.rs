@@ -411,6 +411,11 @@ impl Tcb {
             State::SynSent | State::SynReceived | State::Established | State::CloseWait
         ) && !self.fin_queued
     }
+    /// Bytes of memory the send and receive buffers hold now (they grow on demand).
+    pub fn buffer_memory(&self) -> usize {
+        self.tx.allocated() + self.rx.allocated()
+    }
+
     /// Bytes in the send buffer (unsent plus unacknowledged).
     pub fn send_queue(&self) -> usize {
         self.tx.len()
