@@ -37,6 +37,8 @@ pub struct Sink {
     conns: HashMap<TcpStream, SinkConn>,
     totals: Arc<Totals>,
     expect: u64,
+    /// When the expected connections had all been answered.
+    all_done_at: Option<sluice_wire::Instant>,
 }
 
 impl Sink {
@@ -47,6 +49,7 @@ impl Sink {
             conns: HashMap::new(),
             totals,
             expect,
+            all_done_at: None,
         }
     }
 }
@@ -152,7 +155,12 @@ impl App for Sink {
             && self.totals.done.load(Ordering::Relaxed) + self.totals.failed.load(Ordering::Relaxed)
                 >= self.expect
         {
-            cx.request_stop();
+            // Stop once every connection has finished closing (the replies and FINs may
+            // still need retransmitting), or 30 s after the last reply at the latest.
+            let since = *self.all_done_at.get_or_insert(cx.now());
+            if cx.iface().tcp_connections() == 0 || cx.now() - since > Duration::from_secs(30) {
+                cx.request_stop();
+            }
         }
         did
     }
