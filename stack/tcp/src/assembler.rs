@@ -2,8 +2,12 @@
 //!
 //! The bytes themselves live in the receive ring past its readable part; this only
 //! records which ranges (as offsets from RCV.NXT) are present. The number of ranges
-//! and the number of bytes held are both bounded; a segment that would exceed either
-//! bound is refused, and the caller counts the drop.
+//! and the number of bytes held are both bounded. When a new segment would exceed a bound,
+//! the ranges farthest from RCV.NXT are given up to make room for it if it lies below
+//! them (as Linux prunes its out-of-order queue from the top): the data that fills the
+//! holes next to RCV.NXT is what lets the connection advance, and the sender retransmits
+//! what was given up (RFC 2018 allows this reneging; the caller must stop SACKing it).
+//! Otherwise the segment is refused and the caller counts the drop.
 
 /// Most disjoint out-of-order ranges held at once.
 pub(crate) const MAX_RANGES: usize = 16;
@@ -14,6 +18,7 @@ pub(crate) struct Assembler {
     ranges: [(usize, usize); MAX_RANGES],
     count: usize,
     bytes: usize,
+    evicted: u64,
 }
 
 impl Assembler {
@@ -22,6 +27,7 @@ impl Assembler {
             ranges: [(0, 0); MAX_RANGES],
             count: 0,
             bytes: 0,
+            evicted: 0,
         }
     }
 
@@ -46,6 +52,27 @@ impl Assembler {
         if start >= end {
             return true;
         }
+        loop {
+            match self.try_add(start, end, max_bytes) {
+                Some(ok) => return ok,
+                None => {
+                    // Full (and not empty): give up the farthest range if the new one lies
+                    // below it.
+                    let (s, e) = self.ranges[self.count - 1];
+                    if s <= end {
+                        return false;
+                    }
+                    self.count -= 1;
+                    self.bytes -= e - s;
+                    self.evicted += 1;
+                }
+            }
+        }
+    }
+
+    /// Adds `[start, end)` if both bounds allow: `Some(true)`; `None` when a bound is in
+    /// the way (and the table is unchanged).
+    fn try_add(&mut self, start: usize, end: usize, max_bytes: usize) -> Option<bool> {
         let (mut lo, mut hi) = (start, end);
         let mut merged_bytes = 0;
         let mut first = self.count; // index of the first range touching [start, end)
@@ -65,7 +92,10 @@ impl Assembler {
         let touched = if first == self.count { 0 } else { last - first };
         let new_count = self.count - touched + 1;
         if new_bytes > max_bytes || new_count > MAX_RANGES {
-            return false;
+            if self.count == 0 || (hi - lo) > max_bytes {
+                return Some(false);
+            }
+            return None;
         }
         if touched == 0 {
             let pos = self.ranges[..self.count]
@@ -80,11 +110,14 @@ impl Assembler {
         }
         self.count = new_count;
         self.bytes = new_bytes;
-        true
+        Some(true)
     }
 
-    /// In-order data `[0, n)` arrived. Returns how many further bytes past `n` are now
-    /// contiguous; all offsets are rebased to the new RCV.NXT (`n` plus that count).
+    /// Ranges given up to make room for lower ones, since the connection began.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
     pub fn advance(&mut self, n: usize) -> usize {
         let mut end = n;
         let mut drop = 0;
@@ -168,5 +201,38 @@ mod tests {
             let expect = map[1..].iter().take_while(|b| **b).count();
             prop_assert_eq!(extra, expect);
         }
+    }
+}
+
+#[cfg(test)]
+mod eviction_tests {
+    use super::*;
+
+    #[test]
+    fn a_full_table_gives_up_its_farthest_ranges_for_a_lower_one() {
+        let mut a = Assembler::new();
+        for i in 0..MAX_RANGES {
+            assert!(a.add(1000 + i * 100, 1000 + i * 100 + 10, usize::MAX));
+        }
+        // Above every range: refused.
+        assert!(!a.add(100_000, 100_010, usize::MAX));
+        assert_eq!(a.evicted(), 0);
+        // Next to RCV.NXT: the farthest range makes room.
+        assert!(a.add(10, 20, usize::MAX));
+        assert_eq!(a.evicted(), 1);
+        assert_eq!(a.range_containing(10), Some((10, 20)));
+        assert_eq!(
+            a.range_containing(1000 + (MAX_RANGES - 1) * 100),
+            None,
+            "the farthest is gone"
+        );
+        // The byte bound works the same way.
+        let mut b = Assembler::new();
+        assert!(b.add(1000, 1500, 1000));
+        assert!(b.add(2000, 2500, 1000));
+        assert!(b.add(100, 400, 1000), "the range at 2000 is given up");
+        assert_eq!(b.range_containing(2000), None);
+        assert!(!b.add(5000, 5600, 1000), "above the rest and too big: refused");
+        assert!(!b.add(0, 2000, 1000), "larger than the bound: refused");
     }
 }

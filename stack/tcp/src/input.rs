@@ -403,12 +403,21 @@ impl Tcb {
             // Out of order: keep it if the reassembly bound allows, and send a
             // duplicate ACK at once (RFC 5681 4.2).
             self.ack_now = true;
+            let evicted = self.asm.evicted();
             if !self.asm.add(offset, offset + data.len(), self.cfg.max_ooo_bytes) {
                 self.counters.ooo_dropped += 1;
                 return Some(DropReason::ReassemblyFull);
             }
             self.counters.ooo_segments += 1;
             self.rx.write_at(offset, data);
+            if self.asm.evicted() != evicted {
+                // Farther ranges were given up for this one: stop SACKing them.
+                self.counters.ooo_dropped += self.asm.evicted() - evicted;
+                let (nxt, asm) = (self.rcv_nxt, &self.asm);
+                self.sack_report.refresh(nxt, |l| {
+                    asm.range_containing(l - nxt).map(|(s, e)| (nxt + s, nxt + e))
+                });
+            }
             if self.sack_ok {
                 // RFC 2018 section 4: the block with this segment goes first.
                 if let Some((s, e)) = self.asm.range_containing(offset) {
