@@ -101,7 +101,7 @@ where
         let mut did = iface.borrow_mut().poll(now, dev);
         did |= app.poll(&Cx::new(iface, now, *core, *cores, steering, stop));
         // Send what the application queued in this same round.
-        did |= iface.borrow_mut().poll(now, dev);
+        did |= iface.borrow_mut().transmit(now, dev);
         self.stats.rounds += 1;
         if did {
             self.stats.busy_rounds += 1;

@@ -128,6 +128,22 @@ impl Interface {
     where
         D::Buf: 'static,
     {
+        self.poll_inner(now, dev, true)
+    }
+
+    /// Sends what the sockets and timers want to send, without receiving: for the end of a
+    /// round in which the application queued data after `poll` (no second rx burst).
+    pub fn transmit<D: Device>(&mut self, now: Instant, dev: &mut D) -> bool
+    where
+        D::Buf: 'static,
+    {
+        self.poll_inner(now, dev, false)
+    }
+
+    fn poll_inner<D: Device>(&mut self, now: Instant, dev: &mut D, receive: bool) -> bool
+    where
+        D::Buf: 'static,
+    {
         self.now = self.now.max(now);
         let dcaps = dev.caps();
         self.caps = self.cfg.checksum.unwrap_or_else(|| checksum_caps_for(&dcaps));
@@ -148,7 +164,11 @@ impl Interface {
         let mut tx = core::mem::take(&mut b.tx);
 
         let tx_before = self.stats.tx_packets + self.stats.drops.total();
-        let received = dev.rx_burst(now, &mut rx, burst);
+        let received = if receive {
+            dev.rx_burst(now, &mut rx, burst)
+        } else {
+            0
+        };
         let rx_offload = dcaps.rx_checksum && self.cfg.checksum.is_none();
         let mut io = Io {
             now,

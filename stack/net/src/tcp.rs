@@ -486,14 +486,8 @@ impl Interface {
     /// connection (SO_KEEPALIVE). False if the handle is stale.
     pub fn tcp_set_keepalive(&mut self, h: TcpHandle, keepalive: Option<sluice_tcp::Keepalive>) -> bool {
         let now = self.now;
-        let found = self
-            .conn_mut(h)
-            .map(|c| c.tcb.set_keepalive(now, keepalive))
-            .is_some();
-        if found {
-            self.tcp.pending.push(h.0); // its timer changed
-        }
-        found
+        // Its timer changed.
+        self.touch(h, |c| c.tcb.set_keepalive(now, keepalive))
     }
 
     pub fn tcp_connections(&self) -> usize {
