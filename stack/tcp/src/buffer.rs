@@ -154,6 +154,7 @@ impl RingBuffer {
     }
 
     /// Copies readable bytes into `out` and removes them; returns the count.
+    #[cfg(test)]
     pub fn dequeue_into(&mut self, out: &mut [u8]) -> usize {
         let n = self.peek_into(0, out);
         self.discard(n);

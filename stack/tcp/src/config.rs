@@ -88,6 +88,15 @@ pub struct TcpConfig {
     /// Challenge ACKs (RFC 5961 section 7) allowed per second and per connection (a token
     /// bucket holding at most this many); the rest are suppressed and counted.
     pub challenge_ack_limit: u32,
+    /// Zero-copy receive: in-order payloads of at least this many bytes stay in the
+    /// device's buffer (a `Frame`) instead of being copied into the receive ring, when the
+    /// caller offers the frame (`Tcb::on_segment_zc`). Smaller ones are copied, so that a
+    /// few bytes do not hold a whole device buffer.
+    pub rx_copybreak: usize,
+    /// Zero-copy receive: the most frames a connection holds; beyond it payloads are
+    /// copied (a reader that falls behind must not pin the device's buffer pool). 0 turns
+    /// zero-copy receive off.
+    pub rx_frames_max: usize,
 }
 
 impl Default for TcpConfig {
@@ -113,6 +122,8 @@ impl Default for TcpConfig {
             sack: true,
             rack_tlp: true,
             challenge_ack_limit: 10,
+            rx_copybreak: 512,
+            rx_frames_max: 64,
         }
     }
 }

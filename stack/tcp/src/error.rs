@@ -179,6 +179,10 @@ pub struct SegmentOutcome {
     pub transition: Option<(State, State)>,
     /// Something is ready to send now: call `poll_transmit` until it returns `None`.
     pub transmit: bool,
+    /// Zero-copy receive (`on_segment_zc`): these bytes of the segment's payload
+    /// (`start..end`) were accepted in order but not copied; the caller must hand them over
+    /// at once with `Tcb::push_rx_frame`.
+    pub keep_payload: Option<(usize, usize)>,
 }
 
 /// Per-connection counters.
@@ -187,6 +191,8 @@ pub struct Counters {
     pub segments_in: u64,
     pub segments_out: u64,
     pub bytes_in: u64,
+    /// Of `bytes_in`, those kept in the device's buffers (zero-copy receive).
+    pub bytes_in_zero_copy: u64,
     pub bytes_out: u64,
     /// Segments sent again (RTO, fast retransmit, partial ACK).
     pub retransmits: u64,

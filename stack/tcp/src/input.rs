@@ -2,6 +2,7 @@
 //! eight steps of 3.10.7.4 for synchronized states.
 
 use sluice_wire::tcp::{SeqNumber, TcpRepr};
+use sluice_buf::Frame;
 use sluice_wire::Instant;
 
 use crate::congestion::{AckInfo, CcAction, CongestionControl};
@@ -23,7 +24,16 @@ impl Tcb {
     /// Processes one incoming segment addressed to this connection. Replies (ACKs,
     /// RSTs, data) are produced by `poll_transmit`.
     pub fn on_segment(&mut self, now: Instant, seg: &TcpRepr) -> SegmentOutcome {
+        self.on_segment_zc(now, seg, false)
+    }
+
+    /// `on_segment`, where the caller can hand over the payload's buffer (`frame_offered`):
+    /// an in-order payload of at least `rx_copybreak` bytes is then not copied, and
+    /// `SegmentOutcome::keep_payload` says which bytes to pass to `push_rx_frame`.
+    pub fn on_segment_zc(&mut self, now: Instant, seg: &TcpRepr, frame_offered: bool) -> SegmentOutcome {
         let before = self.state;
+        self.zc_offered = frame_offered;
+        self.zc_taken = None;
         self.counters.segments_in += 1;
         if seg.flags.rst() {
             self.counters.rst_in += 1;
@@ -41,6 +51,17 @@ impl Tcb {
             drop,
             transition: (before != self.state).then_some((before, self.state)),
             transmit: self.wants_transmit(),
+            keep_payload: self.zc_taken,
+        }
+    }
+
+    /// Queues the payload bytes that `on_segment_zc` kept (`keep_payload`), as a frame
+    /// narrowed to exactly them.
+    pub fn push_rx_frame(&mut self, frame: Frame) {
+        let expected = self.zc_taken.take().map(|(s, e)| e - s);
+        debug_assert_eq!(expected, Some(frame.len()), "push_rx_frame without keep_payload");
+        if expected == Some(frame.len()) {
+            self.rx.push_frame(frame);
         }
     }
 
@@ -381,17 +402,18 @@ impl Tcb {
 
     /// Step seven: place `payload` (starting at `seq`) in the receive buffer.
     fn receive_data(&mut self, now: Instant, seq: SeqNumber, payload: &[u8]) -> Option<DropReason> {
-        let (offset, data) = if seq < self.rcv_nxt {
+        let (offset, skip) = if seq < self.rcv_nxt {
             let skip = self.rcv_nxt - seq;
             if skip >= payload.len() {
                 self.ack_now = true;
                 self.dsack_for(seq, seq + payload.len());
                 return None;
             }
-            (0, &payload[skip..])
+            (0, skip)
         } else {
-            (seq - self.rcv_nxt, payload)
+            (seq - self.rcv_nxt, 0)
         };
+        let data = &payload[skip..];
         let room = self.rcv_wnd().saturating_sub(offset);
         let data = &data[..data.len().min(room)];
         if data.is_empty() {
@@ -426,10 +448,24 @@ impl Tcb {
             }
             return None;
         }
-        let n = self.rx.write_at(0, data);
         let had_hole = !self.asm.is_empty();
+        let n = if self.zc_offered
+            && !had_hole
+            && self.rx.ring_is_empty()
+            && data.len() >= self.cfg.rx_copybreak.max(1)
+            && self.rx.frames() < self.cfg.rx_frames_max
+        {
+            // Zero-copy: the caller queues these bytes of its buffer (`push_rx_frame`).
+            self.zc_taken = Some((skip, skip + data.len()));
+            self.counters.bytes_in_zero_copy += data.len() as u64;
+            data.len()
+        } else {
+            self.rx.write_at(0, data)
+        };
         let extra = self.asm.advance(n);
-        self.rx.commit(n + extra);
+        if self.zc_taken.is_none() {
+            self.rx.commit(n + extra);
+        }
         self.rcv_nxt += n + extra;
         self.counters.bytes_in += (n + extra) as u64;
         self.unacked_rx += n + extra;

@@ -24,6 +24,7 @@ mod input;
 mod listener;
 mod output;
 mod rack;
+mod recv;
 mod recovery;
 mod rst;
 mod rtt;
@@ -45,6 +46,7 @@ pub use tcb::Tcb;
 
 pub use sluice_wire::tcp::{SeqNumber, TcpFlags, TcpOptions, TcpRepr};
 pub use sluice_wire::Instant;
+pub use sluice_buf::{Frame, FrameMut};
 
 #[cfg(test)]
 mod tests;

@@ -5,10 +5,12 @@
 use core::time::Duration;
 
 use sluice_wire::tcp::{SeqNumber, TcpFlags, TcpRepr};
+use sluice_buf::Frame;
 use sluice_wire::Instant;
 
 use crate::assembler::Assembler;
 use crate::buffer::RingBuffer;
+use crate::recv::RecvBuffer;
 use crate::config::{CongestionKind, TcpConfig, DEFAULT_MSS, MIN_MSS};
 use crate::congestion::{Congestion, CongestionControl, Cubic, NewReno, Unlimited};
 use crate::error::{ConnError, Counters, IcmpError, RecvError, SendError, State};
@@ -98,7 +100,11 @@ pub struct Tcb {
     pub(crate) rcv_wscale: u8,
     /// The shift we offer on our SYN (None: no option).
     pub(crate) offer_wscale: Option<u8>,
-    pub(crate) rx: RingBuffer,
+    pub(crate) rx: RecvBuffer,
+    /// The caller of this `on_segment_zc` offered the payload's buffer.
+    pub(crate) zc_offered: bool,
+    /// Payload bytes (`start..end`) this segment's caller must queue by reference.
+    pub(crate) zc_taken: Option<(usize, usize)>,
     pub(crate) asm: Assembler,
     /// Sequence number of a FIN received out of order.
     pub(crate) ooo_fin: Option<SeqNumber>,
@@ -208,7 +214,9 @@ impl Tcb {
             rcv_adv: SeqNumber(0),
             rcv_wscale: 0,
             offer_wscale,
-            rx: RingBuffer::new(cfg.recv_buffer),
+            rx: RecvBuffer::new(cfg.recv_buffer),
+            zc_offered: false,
+            zc_taken: None,
             asm: Assembler::new(),
             ooo_fin: None,
             fin_received: false,
@@ -481,12 +489,43 @@ impl Tcb {
     /// read); call `consume` with what was used.
     pub fn recv_slice(&self) -> Result<&[u8], RecvError> {
         self.check_recv()?;
-        Ok(self.rx.slice(0, usize::MAX))
+        Ok(self.rx.front_slice())
     }
 
     /// Drops `n` bytes from the front of the receive buffer.
     pub fn consume(&mut self, n: usize) {
         self.rx.discard(n);
+    }
+
+    /// Zero-copy read: the next received bytes as a `Frame`, removed from the buffer. A
+    /// payload kept by reference comes out as the device's own buffer; bytes that were
+    /// copied into the ring (small or reassembled ones) come out as one heap frame of up to
+    /// `max` bytes. `Ok(None)` means nothing yet.
+    pub fn recv_frame(&mut self, max: usize) -> Result<Option<Frame>, RecvError> {
+        self.check_recv()?;
+        if max == 0 {
+            return Ok(None);
+        }
+        if let Some(mut f) = self.rx.pop_frame() {
+            if f.len() > max {
+                let head = f.split_to(max);
+                self.rx.push_front_frame(f);
+                return Ok(Some(head));
+            }
+            return Ok(Some(f));
+        }
+        let n = self.rx.len().min(max);
+        if n == 0 {
+            return Ok(None);
+        }
+        let mut bytes = vec![0u8; n];
+        self.rx.dequeue_into(&mut bytes);
+        Ok(Some(Frame::from_vec(bytes)))
+    }
+
+    /// Received payloads held by reference (zero-copy receive).
+    pub fn rx_frames(&self) -> usize {
+        self.rx.frames()
     }
 
     fn check_recv(&self) -> Result<(), RecvError> {

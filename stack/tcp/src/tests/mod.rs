@@ -19,6 +19,7 @@ mod open;
 mod options;
 mod sack;
 mod timers;
+mod zero_copy;
 
 pub const LOCAL_PORT: u16 = 80;
 pub const REMOTE_PORT: u16 = 49500;

@@ -1,0 +1,173 @@
+//! Zero-copy receive: in-order payloads stay in the caller's buffer (`Frame`), the rest
+//! is copied into the ring, and readers see one byte stream in order.
+
+use sluice_buf::Frame;
+
+use super::*;
+use crate::error::RecvError;
+
+fn zc_config() -> TcpConfig {
+    TcpConfig {
+        rx_copybreak: 10,
+        rx_frames_max: 3,
+        ..config()
+    }
+}
+
+/// Feeds `payload` at `seq` offering its buffer; queues what the TCB keeps. Returns
+/// whether it was kept by reference.
+fn deliver(s: &mut Tcb, seq: usize, payload: &Frame) -> bool {
+    let out = s.on_segment_zc(
+        ms(0),
+        &TcpRepr {
+            payload,
+            ..peer_ack(seq, 1)
+        },
+        true,
+    );
+    assert_eq!(out.drop, None);
+    match out.keep_payload {
+        Some((a, b)) => {
+            s.push_rx_frame(payload.slice(a..b));
+            true
+        }
+        None => false,
+    }
+}
+
+fn read_all(s: &mut Tcb) -> Vec<u8> {
+    let mut all = Vec::new();
+    while let Ok(Some(f)) = s.recv_frame(usize::MAX) {
+        all.extend_from_slice(&f);
+    }
+    all
+}
+
+#[test]
+fn in_order_payload_is_handed_over_without_a_copy() {
+    let mut s = tcb_established_with(zc_config());
+    let buf = Frame::from_vec((0u8..50).collect());
+    assert!(deliver(&mut s, 1, &buf));
+    assert_eq!(s.recv_queue(), 50);
+    assert_eq!(s.rx_frames(), 1);
+    assert_eq!(s.counters().bytes_in_zero_copy, 50);
+    // The window counts held bytes like copied ones.
+    recv!(
+        s,
+        [TcpRepr {
+            window: RX_BUF as u16 - 50,
+            ..our_ack(1, 51)
+        }]
+    );
+    let f = s.recv_frame(usize::MAX).unwrap().unwrap();
+    assert_eq!(f.as_ptr(), buf.as_ptr(), "the same memory, not a copy");
+    assert_eq!(&f[..], &buf[..]);
+    assert_eq!(s.recv_queue(), 0);
+    assert_eq!(s.rx_frames(), 0);
+}
+
+#[test]
+fn small_payloads_are_copied() {
+    let mut s = tcb_established_with(zc_config());
+    let buf = Frame::from_vec(vec![7; 9]);
+    assert!(!deliver(&mut s, 1, &buf));
+    assert_eq!(s.rx_frames(), 0);
+    assert_eq!(s.recv_queue(), 9);
+    assert_eq!(s.counters().bytes_in_zero_copy, 0);
+    let f = s.recv_frame(usize::MAX).unwrap().unwrap();
+    assert_ne!(f.as_ptr(), buf.as_ptr());
+    assert_eq!(&f[..], &[7; 9]);
+}
+
+#[test]
+fn partly_old_retransmission_keeps_only_the_new_bytes() {
+    let mut s = tcb_established_with(zc_config());
+    let first = Frame::from_vec(vec![1; 20]);
+    assert!(deliver(&mut s, 1, &first));
+    // Bytes 11..41: the first 10 are old.
+    let again = Frame::from_vec([vec![1; 10], vec![2; 20]].concat());
+    assert!(deliver(&mut s, 11, &again));
+    let all = read_all(&mut s);
+    assert_eq!(all, [vec![1; 20], vec![2; 20]].concat());
+}
+
+#[test]
+fn out_of_order_data_goes_to_the_ring_and_order_holds() {
+    let mut s = tcb_established_with(zc_config());
+    let stream: Vec<u8> = (0..200u32).map(|i| i as u8).collect();
+    let seg = |a: usize, b: usize| Frame::from_vec(stream[a..b].to_vec());
+    assert!(deliver(&mut s, 1, &seg(0, 40)));
+    // A hole at 40..60: 60..100 is out of order, copied into the ring.
+    assert!(!deliver(&mut s, 61, &seg(60, 100)));
+    // The hole fills: with data waiting out of order it is copied too.
+    assert!(!deliver(&mut s, 41, &seg(40, 60)));
+    // The ring now holds readable bytes, so even in-order data is copied after them.
+    assert!(!deliver(&mut s, 101, &seg(100, 150)));
+    assert_eq!(s.recv_queue(), 150);
+    // Read a little: the frame first, then the ring.
+    let mut head = [0u8; 45];
+    assert_eq!(s.recv(&mut head), Ok(45));
+    assert_eq!(&head[..], &stream[..45]);
+    let rest = read_all(&mut s);
+    assert_eq!(&rest[..], &stream[45..150]);
+    // Once the ring is drained, zero-copy resumes.
+    assert!(deliver(&mut s, 151, &seg(150, 200)));
+    assert_eq!(read_all(&mut s), &stream[150..200]);
+}
+
+#[test]
+fn frames_held_are_bounded_and_the_window_too() {
+    let mut s = tcb_established_with(zc_config());
+    for i in 0..3 {
+        assert!(deliver(&mut s, 1 + i * 100, &Frame::from_vec(vec![i as u8; 100])));
+    }
+    // The fourth is copied: at most `rx_frames_max` held.
+    assert!(!deliver(&mut s, 301, &Frame::from_vec(vec![3; 100])));
+    assert_eq!(s.rx_frames(), 3);
+    // Fill the rest of the 1000-byte window; more is out of window.
+    for i in 4..10 {
+        deliver(&mut s, 1 + i * 100, &Frame::from_vec(vec![i as u8; 100]));
+    }
+    assert_eq!(s.recv_queue(), RX_BUF);
+    let out = s.on_segment_zc(
+        ms(0),
+        &TcpRepr {
+            payload: &[9; 100],
+            ..peer_ack(1001, 1)
+        },
+        true,
+    );
+    assert_eq!(out.keep_payload, None);
+    assert_eq!(s.recv_queue(), RX_BUF);
+    let all = read_all(&mut s);
+    let want: Vec<u8> = (0..10u8).flat_map(|i| vec![i; 100]).collect();
+    assert_eq!(all, want);
+}
+
+#[test]
+fn recv_frame_splits_a_frame_at_max() {
+    let mut s = tcb_established_with(zc_config());
+    let buf = Frame::from_vec((0u8..30).collect());
+    assert!(deliver(&mut s, 1, &buf));
+    let a = s.recv_frame(12).unwrap().unwrap();
+    assert_eq!(&a[..], &buf[..12]);
+    let b = s.recv_frame(100).unwrap().unwrap();
+    assert_eq!(&b[..], &buf[12..]);
+    assert_eq!(s.recv_frame(100), Ok(None));
+}
+
+#[test]
+fn frames_end_with_the_stream_and_are_released() {
+    let mut s = tcb_established_with(zc_config());
+    let buf = Frame::from_vec(vec![5; 30]);
+    assert!(deliver(&mut s, 1, &buf));
+    send!(
+        s,
+        TcpRepr {
+            flags: FIN,
+            ..peer_ack(31, 1)
+        }
+    );
+    assert_eq!(s.recv_frame(usize::MAX).unwrap().unwrap().len(), 30);
+    assert_eq!(s.recv_frame(usize::MAX), Err(RecvError::Finished));
+}
