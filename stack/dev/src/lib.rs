@@ -9,6 +9,7 @@ mod mem;
 
 pub use impair::{parse_duration, Impaired, Impairments, LinkStats};
 pub use mem::{MemBuf, MemDevice, MemLink, MemPool};
+pub use sluice_buf::{Frame, FrameMut};
 pub use sluice_wire::Instant;
 
 /// A frame buffer: contiguous bytes with headroom in front, so that lower layers prepend
@@ -39,6 +40,16 @@ pub trait PacketBuf {
     /// meaningful when the device has `tx_checksum`); the frame carries the pseudo-header
     /// sum in its TCP/UDP checksum field and 0 in its IPv4 one.
     fn request_tx_checksum(&mut self, _offload: TxChecksum) {}
+    /// Whether `into_frame` shares the buffer instead of failing (zero-copy receive).
+    const FRAMES: bool = false;
+    /// The frame's bytes as a shared `Frame` kept alive by this buffer (no copy), or the
+    /// buffer back when the type cannot be shared.
+    fn into_frame(self) -> Result<Frame, Self>
+    where
+        Self: Sized,
+    {
+        Err(self)
+    }
     fn len(&self) -> usize {
         self.data().len()
     }

@@ -7,12 +7,15 @@
 //! every buffer came back.
 
 use std::cell::{Cell, RefCell};
+use std::ptr::NonNull;
 use std::rc::Rc;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::impair::{Impairments, Lane, LinkStats};
+use sluice_buf::{Frame, FrameVtable};
+
 use crate::{Device, DeviceCaps, Instant, PacketBuf};
 
 /// Headroom reserved in front of every buffer, as an mbuf has (RTE_PKTMBUF_HEADROOM).
@@ -135,7 +138,37 @@ impl PacketBuf for MemBuf {
         self.end -= n;
         true
     }
+
+    const FRAMES: bool = true;
+
+    /// Shares the buffer: it goes back to the pool (and `outstanding` drops) when the
+    /// last frame referring to it is dropped. The simulator's frames cost one small
+    /// allocation each (the reference count); DPDK's mbufs have theirs built in.
+    fn into_frame(self) -> Result<Frame, MemBuf> {
+        let data = self.data();
+        let (ptr, len) = (data.as_ptr().cast_mut(), data.len());
+        let token = Rc::into_raw(Rc::new(self)).cast_mut().cast::<()>();
+        // SAFETY: the boxed bytes of the MemBuf do not move while the Rc lives, and are
+        // not written through a shared MemBuf; MEM_FRAME manages the Rc's count.
+        Ok(unsafe { Frame::from_raw_parts(NonNull::new(ptr).unwrap_or(NonNull::dangling()), len, token, &MEM_FRAME) })
+    }
 }
+
+unsafe fn mem_frame_clone(token: *mut ()) -> *mut () {
+    // SAFETY: `token` is a live `Rc<MemBuf>` from `into_frame`.
+    unsafe { Rc::increment_strong_count(token.cast::<MemBuf>()) };
+    token
+}
+
+unsafe fn mem_frame_drop(token: *mut ()) {
+    // SAFETY: `token` is one strong reference of an `Rc<MemBuf>` from `into_frame`.
+    drop(unsafe { Rc::from_raw(token.cast::<MemBuf>()) });
+}
+
+static MEM_FRAME: FrameVtable = FrameVtable {
+    clone: mem_frame_clone,
+    drop: mem_frame_drop,
+};
 
 struct LinkInner {
     dirs: [Lane<MemBuf>; 2],

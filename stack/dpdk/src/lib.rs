@@ -12,7 +12,7 @@ mod port;
 
 pub use eal::{Eal, EalBuilder, TscClock};
 pub use error::DpdkError;
-pub use mbuf::Mbuf;
+pub use mbuf::{frame_mbuf, Mbuf};
 pub use mempool::Mempool;
 pub use port::{Port, PortConfig, PortInfo, PortQueue, PortStats, SYMMETRIC_RSS_KEY};
 

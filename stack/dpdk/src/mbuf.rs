@@ -1,6 +1,7 @@
 use std::ptr::NonNull;
 
-use sluice_dev::{PacketBuf, RxChecksum, TxChecksum, Verdict, L4};
+use sluice_dev::{Frame, PacketBuf, RxChecksum, TxChecksum, Verdict, L4};
+use sluice_buf::FrameVtable;
 
 /// An owned packet mbuf: dropping it frees it (or drops one reference), cloning adds a
 /// reference to the same data (`rte_mbuf_refcnt_update`), as the retransmission queue needs.
@@ -173,5 +174,46 @@ impl PacketBuf for Mbuf {
         // SAFETY: an extern static defined in the shim.
         let flag = unsafe { dpdk_sys::SLUICE_MBUF_F_RX_RSS_HASH };
         (m.ol_flags & flag != 0).then(|| unsafe { m.__bindgen_anon_2.hash.rss })
+    }
+
+    const FRAMES: bool = true;
+
+    /// Zero-copy receive: the frame is the mbuf itself (its reference count does the
+    /// sharing). Chained mbufs are not shared.
+    fn into_frame(self) -> Result<Frame, Mbuf> {
+        if self.raw().nb_segs != 1 {
+            return Err(self);
+        }
+        let data = self.data();
+        let (ptr, len) = (data.as_ptr().cast_mut(), data.len());
+        let token = self.into_raw().as_ptr().cast::<()>();
+        // SAFETY: the mbuf's data stays put while a reference lives, and frames only read
+        // it; MBUF_FRAME adds and drops mbuf references.
+        Ok(unsafe { Frame::from_raw_parts(NonNull::new(ptr).unwrap_or(NonNull::dangling()), len, token, &MBUF_FRAME) })
+    }
+}
+
+unsafe fn mbuf_frame_clone(token: *mut ()) -> *mut () {
+    // SAFETY: `token` is a valid mbuf we hold a reference to.
+    unsafe { dpdk_sys::sluice_mbuf_refcnt_update(token.cast(), 1) };
+    token
+}
+
+unsafe fn mbuf_frame_drop(token: *mut ()) {
+    // SAFETY: we own one reference of the single-segment mbuf `token`.
+    unsafe { dpdk_sys::sluice_pktmbuf_free(token.cast()) }
+}
+
+static MBUF_FRAME: FrameVtable = FrameVtable {
+    clone: mbuf_frame_clone,
+    drop: mbuf_frame_drop,
+};
+
+/// The mbuf behind a frame made by `Mbuf::into_frame`, if it is one.
+pub fn frame_mbuf(frame: &Frame) -> Option<NonNull<dpdk_sys::rte_mbuf>> {
+    if core::ptr::eq(frame.vtable(), &MBUF_FRAME) {
+        NonNull::new(frame.token().cast())
+    } else {
+        None
     }
 }

@@ -147,6 +147,12 @@ pub struct InterfaceConfig {
     /// peer's FIN before it is reset (Linux's `tcp_fin_timeout`). Without it, a peer that
     /// vanished would hold the connection forever.
     pub fin_wait2_timeout: Duration,
+    /// Zero-copy receive: the most device buffers all connections of the interface hold
+    /// together (each connection also has `tcp.rx_frames_max`). Past it payloads are copied, so
+    /// that slow readers cannot empty the device's receive pool. Keep it well below the
+    /// pool's size; 0 turns zero-copy receive off. Frames the application took
+    /// (`tcp_recv_frame`) no longer count: it must not hoard them.
+    pub rx_frames_limit: usize,
 }
 
 impl InterfaceConfig {
@@ -167,6 +173,7 @@ impl InterfaceConfig {
             ephemeral_ports: (49152, 65535),
             tcp: TcpConfig::default(),
             fin_wait2_timeout: Duration::from_secs(60),
+            rx_frames_limit: 4096,
         }
     }
 }

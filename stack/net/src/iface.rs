@@ -385,7 +385,7 @@ impl Interface {
             IpProtocol::Icmp => self.process_icmp(io, buf, ip, l4, broadcast),
             IpProtocol::Udp => self.process_udp(io, &buf, ip, l4, broadcast),
             IpProtocol::Tcp if broadcast => self.drop(DropReason::NotForUs),
-            IpProtocol::Tcp => self.process_tcp(io, &buf, ip, l4),
+            IpProtocol::Tcp => self.process_tcp(io, buf, ip, l4),
             IpProtocol::Unknown(_) => {
                 self.drop(DropReason::UnknownProtocol);
                 if !broadcast {

@@ -210,6 +210,12 @@ pub struct TcpStats {
     pub connected: u64,
     /// SYN-ACKs sent with a SYN cookie because a listener's backlog was full.
     pub syn_cookies_tx: u64,
+    /// Payload bytes received that stayed in the device's buffers (zero-copy receive).
+    pub rx_zero_copy_bytes: u64,
+    /// Payload bytes sent by reference to the application's frames (zero-copy send).
+    pub tx_zero_copy_bytes: u64,
+    /// Payload bytes copied into device buffers to be sent.
+    pub tx_copied_bytes: u64,
 }
 
 /// Everything an `Interface` counts.

@@ -16,7 +16,7 @@ use core::hash::Hasher;
 
 use hashbrown::HashMap;
 use siphasher::sip::SipHasher24;
-use sluice_dev::{Device, PacketBuf};
+use sluice_dev::{Device, Frame, PacketBuf};
 use sluice_tcp::{rst_for, ConnError, ListenOutcome, ListenReply, Listener, State, Tcb, TcpConfig};
 use sluice_wire::{
     tcp as wtcp, ChecksumCaps, Error, Icmpv4DstUnreachable, Instant, IpProtocol, Ipv4Address, Ipv4Repr,
@@ -151,6 +151,8 @@ pub(crate) struct TcpSockets {
     wheel: TimerWheel<Key>,
     /// Scratch for the keys the wheel fires, kept to avoid allocating per poll.
     due: Vec<(Instant, Key)>,
+    /// Device buffers held by all connections' receive buffers (zero-copy receive).
+    pub(crate) rx_frames_held: usize,
 }
 
 impl Default for TcpSockets {
@@ -164,6 +166,7 @@ impl Default for TcpSockets {
             // 10 µs ticks, 4096 slots: one revolution is 41 ms.
             wheel: TimerWheel::new(Instant::ZERO, core::time::Duration::from_micros(10), 4096),
             due: Vec::new(),
+            rx_frames_held: 0,
         }
     }
 }
@@ -368,12 +371,37 @@ impl Interface {
     /// Copies received bytes into `buf`. `Ok(0)`: nothing yet; `Err(Finished)`: the end.
     pub fn tcp_recv(&mut self, h: TcpHandle, buf: &mut [u8]) -> Result<usize, TcpRecvError> {
         let c = self.conn_mut(h).ok_or(TcpRecvError::InvalidHandle)?;
+        let frames = c.tcb.rx_frames();
         let r = c.tcb.recv(buf).map_err(map_recv_error);
-        if matches!(r, Ok(n) if n > 0) {
+        self.after_read(h, frames, matches!(r, Ok(n) if n > 0));
+        r
+    }
+
+    /// Zero-copy read: the next received bytes as a `Frame` (up to `max` bytes). In-order
+    /// payloads come out as the device's own buffer (an mbuf on DPDK); bytes that were
+    /// copied on arrival (small or reassembled) as a heap frame. Dropping the frame gives
+    /// the buffer back: keep frames briefly, the device's receive pool is finite.
+    /// `Ok(None)`: nothing yet; `Err(Finished)`: the end.
+    pub fn tcp_recv_frame(&mut self, h: TcpHandle, max: usize) -> Result<Option<Frame>, TcpRecvError> {
+        let c = self.conn_mut(h).ok_or(TcpRecvError::InvalidHandle)?;
+        let frames = c.tcb.rx_frames();
+        let r = c.tcb.recv_frame(max).map_err(map_recv_error);
+        self.after_read(h, frames, matches!(r, Ok(Some(_))));
+        r
+    }
+
+    /// After a read of connection `h`, which held `frames_before` device buffers: count
+    /// the buffers released and, when bytes were read, send the window update.
+    fn after_read(&mut self, h: TcpHandle, frames_before: usize, read: bool) {
+        let Some(c) = self.tcp.conns.get_mut(h.0) else {
+            return;
+        };
+        let released = frames_before.saturating_sub(c.tcb.rx_frames());
+        self.tcp.rx_frames_held = self.tcp.rx_frames_held.saturating_sub(released);
+        if read {
             c.dirty = true; // the window opened
             self.tcp.pending.push(h.0);
         }
-        r
     }
 
     /// Writes in place: `f` fills the free part of the send buffer and returns how many
@@ -406,11 +434,9 @@ impl Interface {
         }
         let (n, r) = f(data);
         let n = n.min(data.len());
-        if n > 0 {
-            c.tcb.consume(n);
-            c.dirty = true; // the window opened
-            self.tcp.pending.push(h.0);
-        }
+        let frames = c.tcb.rx_frames();
+        c.tcb.consume(n);
+        self.after_read(h, frames, n > 0);
         Ok(Some(r))
     }
 
@@ -514,7 +540,7 @@ impl Interface {
     pub(crate) fn process_tcp<D: Device>(
         &mut self,
         io: &mut Io<'_, D>,
-        buf: &D::Buf,
+        buf: D::Buf,
         ip: Ipv4Repr,
         l4: core::ops::Range<usize>,
     ) {
@@ -542,7 +568,13 @@ impl Interface {
             let Some(c) = self.tcp.conns.get_mut(key) else {
                 return self.drop(DropReason::NoSocket);
             };
-            let out = c.tcb.on_segment(io.now, &seg);
+            // Zero-copy receive: offer the buffer when it can be shared and the interface
+            // holds few enough already.
+            let offer = D::Buf::FRAMES
+                && !seg.payload.is_empty()
+                && self.tcp.rx_frames_held < self.cfg.rx_frames_limit;
+            let payload_at = seg.payload.as_ptr() as usize - buf.data().as_ptr() as usize;
+            let out = c.tcb.on_segment_zc(io.now, &seg, offer);
             c.dirty = true;
             if out.drop == Some(sluice_tcp::DropReason::Closed) {
                 // A CLOSED TCB not yet removed: answer as if there were none.
@@ -550,6 +582,22 @@ impl Interface {
                 if let Some(rst) = rst_for(&seg) {
                     self.send_tcp(io, &rst, remote.addr);
                     self.stats.tcp.rst_tx += 1;
+                }
+            }
+            if let Some((a, b)) = out.keep_payload {
+                let range = payload_at + a..payload_at + b;
+                let frame = match buf.into_frame() {
+                    Ok(mut f) => {
+                        f.narrow(range);
+                        self.stats.tcp.rx_zero_copy_bytes += (b - a) as u64;
+                        f
+                    }
+                    // Not shareable after all: the bytes are copied once.
+                    Err(buf) => Frame::copy_from_slice(&buf.data()[range]),
+                };
+                if let Some(c) = self.tcp.conns.get_mut(key) {
+                    c.tcb.push_rx_frame(frame);
+                    self.tcp.rx_frames_held += 1;
                 }
             }
             self.after_event(io, key);
@@ -630,6 +678,7 @@ impl Interface {
         };
         if c.tcb.is_closed() && !c.owned_by_app() {
             if let Some(c) = self.tcp.conns.remove(key) {
+                self.tcp.rx_frames_held = self.tcp.rx_frames_held.saturating_sub(c.tcb.rx_frames());
                 let flow = FlowKey {
                     local_port: c.tcb.local_port(),
                     remote: c.remote,
