@@ -14,6 +14,25 @@ char *sluice_pktmbuf_append(struct rte_mbuf *m, uint16_t len) { return rte_pktmb
 char *sluice_pktmbuf_adj(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_adj(m, len); }
 int sluice_pktmbuf_trim(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_trim(m, len); }
 int sluice_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail) { return rte_pktmbuf_chain(head, tail); }
+int sluice_pktmbuf_chain_ref(struct rte_mbuf *head, struct rte_mbuf *m, const void *data, uint16_t len) {
+    struct rte_mbuf *mi = rte_pktmbuf_alloc(head->pool);
+    if (mi == NULL)
+        return -1;
+    rte_pktmbuf_attach(mi, m);
+    mi->data_off = (uint16_t)((const char *)data - (const char *)mi->buf_addr);
+    mi->data_len = len;
+    mi->pkt_len = len;
+    if (rte_pktmbuf_chain(head, mi) != 0) {
+        rte_pktmbuf_free(mi);
+        return -1;
+    }
+    return 0;
+}
+uint32_t sluice_pktmbuf_pkt_len(const struct rte_mbuf *m) { return m->pkt_len; }
+void sluice_pktmbuf_refcnt_update_chain(struct rte_mbuf *m, int16_t value) {
+    for (; m != NULL; m = m->next)
+        rte_mbuf_refcnt_update(m, value);
+}
 uint16_t sluice_mbuf_refcnt_read(const struct rte_mbuf *m) { return rte_mbuf_refcnt_read(m); }
 uint16_t sluice_mbuf_refcnt_update(struct rte_mbuf *m, int16_t value) { return rte_mbuf_refcnt_update(m, value); }
 void *sluice_pktmbuf_mtod(struct rte_mbuf *m) { return rte_pktmbuf_mtod(m, void *); }

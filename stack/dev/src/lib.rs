@@ -40,6 +40,12 @@ pub trait PacketBuf {
     /// meaningful when the device has `tx_checksum`); the frame carries the pseudo-header
     /// sum in its TCP/UDP checksum field and 0 in its IPv4 one.
     fn request_tx_checksum(&mut self, _offload: TxChecksum) {}
+    /// Zero-copy send: appends `frame[range]` to this frame by reference (a chained
+    /// segment), without copying. False when this buffer type or this frame cannot; the
+    /// caller then copies. Only called when the device has `DeviceCaps::tx_chain`.
+    fn attach_frame(&mut self, _frame: &Frame, _range: core::ops::Range<usize>) -> bool {
+        false
+    }
     /// Whether `into_frame` shares the buffer instead of failing (zero-copy receive).
     const FRAMES: bool = false;
     /// The frame's bytes as a shared `Frame` kept alive by this buffer (no copy), or the
@@ -107,6 +113,9 @@ pub struct DeviceCaps {
     pub rss: bool,
     /// Most frames one burst moves.
     pub max_burst: usize,
+    /// The device sends chained buffers (multi-segment mbufs), so payloads can be sent
+    /// by reference (`PacketBuf::attach_frame`).
+    pub tx_chain: bool,
 }
 
 impl Default for DeviceCaps {
@@ -117,6 +126,7 @@ impl Default for DeviceCaps {
             tx_checksum: false,
             rss: false,
             max_burst: 32,
+            tx_chain: false,
         }
     }
 }

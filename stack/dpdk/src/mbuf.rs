@@ -59,8 +59,9 @@ impl Mbuf {
 
 impl Clone for Mbuf {
     fn clone(&self) -> Mbuf {
-        // SAFETY: valid mbuf; one more reference, released by the clone's Drop.
-        unsafe { dpdk_sys::sluice_mbuf_refcnt_update(self.0.as_ptr(), 1) };
+        // SAFETY: valid mbuf; one more reference to every segment (rte_pktmbuf_free drops
+        // one of each), released by the clone's Drop.
+        unsafe { dpdk_sys::sluice_pktmbuf_refcnt_update_chain(self.0.as_ptr(), 1) };
         Mbuf(self.0)
     }
 }
@@ -174,6 +175,26 @@ impl PacketBuf for Mbuf {
         // SAFETY: an extern static defined in the shim.
         let flag = unsafe { dpdk_sys::SLUICE_MBUF_F_RX_RSS_HASH };
         (m.ol_flags & flag != 0).then(|| unsafe { m.__bindgen_anon_2.hash.rss })
+    }
+
+    /// The packet's length over all its segments.
+    fn len(&self) -> usize {
+        // SAFETY: valid mbuf.
+        unsafe { dpdk_sys::sluice_pktmbuf_pkt_len(self.0.as_ptr()) as usize }
+    }
+
+    /// Chains an indirect mbuf that refers to the frame's mbuf, when the frame is one.
+    fn attach_frame(&mut self, frame: &Frame, range: core::ops::Range<usize>) -> bool {
+        let Some(m) = frame_mbuf(frame) else {
+            return false;
+        };
+        let data = &frame[range];
+        let Ok(len) = u16::try_from(data.len()) else {
+            return false;
+        };
+        // SAFETY: `self` is our head mbuf; `m` is alive (the frame holds a reference) and
+        // `data` lies inside its buffer; the indirect mbuf takes its own reference.
+        unsafe { dpdk_sys::sluice_pktmbuf_chain_ref(self.0.as_ptr(), m.as_ptr(), data.as_ptr().cast(), len) == 0 }
     }
 
     const FRAMES: bool = true;

@@ -2,7 +2,9 @@ use std::ffi::CString;
 use std::ptr::NonNull;
 
 use crate::error::{rte_errno, strerror};
-use crate::{DpdkError, Eal, Result};
+use sluice_dev::{FrameMut, PacketBuf};
+
+use crate::{DpdkError, Eal, Mbuf, Result};
 
 /// A pool of packet mbufs (`rte_pktmbuf_pool_create`). Cheap to clone (shares the pool).
 ///
@@ -68,5 +70,25 @@ impl Mempool {
 
     pub fn size(&self) -> u32 {
         self.size
+    }
+
+    /// One mbuf, or `None` when the pool is exhausted.
+    pub fn alloc(&self) -> Option<Mbuf> {
+        // SAFETY: the pool is valid for the process's life.
+        let p = unsafe { dpdk_sys::sluice_pktmbuf_alloc(self.ptr.as_ptr()) };
+        // SAFETY: a freshly allocated mbuf that we own.
+        NonNull::new(p).map(|p| unsafe { Mbuf::from_raw(p) })
+    }
+
+    /// Zero-copy send: an mbuf's whole data room (after the headroom) as a buffer for the
+    /// application to fill, or `None` when the pool is exhausted. Frozen and queued on a
+    /// connection, it is sent by reference (`PacketBuf::attach_frame`).
+    pub fn alloc_frame(&self) -> Option<FrameMut> {
+        let mut m = self.alloc()?;
+        let room = m.tailroom();
+        m.append(room)?;
+        let frame = m.into_frame().ok()?;
+        // SAFETY: a fresh mbuf has one reference, ours; its data room is writable.
+        Some(unsafe { FrameMut::from_unique(frame) })
     }
 }

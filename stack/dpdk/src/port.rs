@@ -93,6 +93,7 @@ pub struct Port {
     mtu: u16,
     rx_checksum: bool,
     tx_checksum: bool,
+    tx_chain: bool,
 }
 
 fn check(port: u16, what: &'static str, ret: i32) -> Result<()> {
@@ -227,6 +228,13 @@ impl Port {
         if tx_checksum {
             conf.txmode.offloads |= tx_cs;
         }
+        // Chained mbufs on transmit, for zero-copy send.
+        // SAFETY: an extern static defined in the shim.
+        let multi_seg = unsafe { dpdk_sys::SLUICE_ETH_TX_OFFLOAD_MULTI_SEGS };
+        let tx_chain = info.tx_offload_capa & multi_seg != 0;
+        if tx_chain {
+            conf.txmode.offloads |= multi_seg;
+        }
         // SAFETY: valid port; conf (and the key it points to) outlive the call.
         check(id, "rte_eth_dev_configure", unsafe {
             dpdk_sys::rte_eth_dev_configure(id, q, q, &conf)
@@ -295,6 +303,7 @@ impl Port {
             mtu,
             rx_checksum,
             tx_checksum,
+            tx_chain,
         };
         if use_rss {
             port.rss_key = port.read_rss_key();
@@ -351,6 +360,10 @@ impl Port {
     pub fn checksum_offload(&self) -> (bool, bool) {
         (self.rx_checksum, self.tx_checksum)
     }
+    /// The port sends chained mbufs (`RTE_ETH_TX_OFFLOAD_MULTI_SEGS`): zero-copy send.
+    pub fn tx_chain(&self) -> bool {
+        self.tx_chain
+    }
     pub fn queues(&self) -> u16 {
         self.pools.len() as u16
     }
@@ -404,6 +417,7 @@ impl Port {
                 tx_checksum: self.tx_checksum,
                 rss: self.rss_key.is_some(),
                 max_burst: 32,
+                tx_chain: self.tx_chain,
             },
         }
     }

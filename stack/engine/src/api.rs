@@ -12,6 +12,7 @@ use sluice_net::{
     Endpoint, Interface, ListenerHandle, TcpConnectError, TcpHandle, TcpListenError, TcpRecvError,
     TcpSendError, TcpState, UdpHandle, UdpRecvError, UdpSendError,
 };
+use sluice_dev::Frame;
 use sluice_wire::{Instant, Ipv4Address};
 
 use crate::RssSteering;
@@ -220,6 +221,21 @@ impl TcpStream {
     pub fn read_with<R>(&self, cx: &Cx, f: impl FnOnce(&[u8]) -> (usize, R)) -> Result<Option<R>, Error> {
         match cx.iface().tcp_recv_with(self.0, f) {
             Ok(Some(r)) => Ok(Some(r)),
+            Ok(None) => Err(Error::WouldBlock),
+            Err(TcpRecvError::Finished) => Ok(None),
+            Err(TcpRecvError::InvalidHandle) => Err(Error::InvalidHandle),
+            Err(TcpRecvError::InvalidState) => Err(Error::InvalidState),
+            Err(TcpRecvError::Connection(e)) => Err(conn_error(e)),
+        }
+    }
+
+    /// Zero-copy read: the next received bytes (at most `max`) as a `Frame`. A full-sized
+    /// in-order payload is the NIC's own mbuf, handed over without a copy; smaller or
+    /// reassembled data comes as a heap frame. `Ok(None)` at end of stream,
+    /// `Err(WouldBlock)` nothing yet. Drop frames soon: they hold receive-pool mbufs.
+    pub fn read_frame(&self, cx: &Cx, max: usize) -> Result<Option<Frame>, Error> {
+        match cx.iface().tcp_recv_frame(self.0, max) {
+            Ok(Some(f)) => Ok(Some(f)),
             Ok(None) => Err(Error::WouldBlock),
             Err(TcpRecvError::Finished) => Ok(None),
             Err(TcpRecvError::InvalidHandle) => Err(Error::InvalidHandle),

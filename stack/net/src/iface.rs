@@ -8,7 +8,7 @@
 
 use core::any::Any;
 
-use sluice_dev::{Device, PacketBuf, TxChecksum, Verdict, L4};
+use sluice_dev::{Device, FrameMut, PacketBuf, TxChecksum, Verdict, L4};
 use sluice_wire::{
     arp as warp, ipv4, ArpOp, ArpPacket, ArpRepr, Checksum, ChecksumCaps, Error, EtherType, EthernetAddress,
     EthernetFrame, EthernetRepr, Icmpv4DstUnreachable, Instant, IpProtocol, Ipv4Address, Ipv4Packet,
@@ -32,6 +32,8 @@ pub(crate) struct Io<'a, D: Device> {
     pub(crate) burst: usize,
     /// The device reports checksum verdicts on received frames.
     pub(crate) rx_offload: bool,
+    /// The device sends chained buffers: payloads can go by reference.
+    pub(crate) tx_chain: bool,
 }
 
 /// The receive and transmit vectors of one buffer type, kept between polls.
@@ -68,6 +70,8 @@ pub struct Interface {
     pub(crate) next_ephemeral: u16,
     /// A `Batch<D::Buf>` for the device type last polled.
     batch: Option<Box<dyn Any>>,
+    /// Where `alloc_tx_frame` takes buffers from (the device's pool); the heap if unset.
+    frame_alloc: Option<Box<dyn FnMut() -> Option<FrameMut>>>,
 }
 
 impl Interface {
@@ -93,6 +97,23 @@ impl Interface {
             now: Instant::ZERO,
             next_ephemeral: start,
             batch: None,
+            frame_alloc: None,
+        }
+    }
+
+    /// Sets where `alloc_tx_frame` takes buffers from: the device's buffer pool, so that
+    /// frames the application fills can be sent by reference.
+    pub fn set_frame_alloc(&mut self, alloc: Box<dyn FnMut() -> Option<FrameMut>>) {
+        self.frame_alloc = Some(alloc);
+    }
+
+    /// Zero-copy send: a buffer for the application to fill and queue with
+    /// `tcp_send_frame`. From the device's pool when one was set (`set_frame_alloc`;
+    /// `None` when it is exhausted), else from the heap, of one MSS.
+    pub fn alloc_tx_frame(&mut self) -> Option<FrameMut> {
+        match &mut self.frame_alloc {
+            Some(f) => f(),
+            None => Some(FrameMut::with_capacity(usize::from(self.cfg.tcp.mss))),
         }
     }
 
@@ -176,6 +197,7 @@ impl Interface {
             tx: &mut tx,
             burst,
             rx_offload,
+            tx_chain: dcaps.tx_chain,
         };
         for buf in rx.drain(..) {
             self.process_frame(&mut io, buf);
@@ -445,6 +467,12 @@ impl Interface {
                 Lookup::Refresh(mac) => {
                     self.send_arp(io, ArpOp::Request, hop, EthernetAddress::UNSPECIFIED, mac);
                     mac
+                }
+                Lookup::Miss if buf.len() != buf.data().len() => {
+                    // A payload sent by reference cannot wait in the ARP queue (which
+                    // copies); TCP sends it again.
+                    self.send_arp(io, ArpOp::Request, hop, EthernetAddress::UNSPECIFIED, EthernetAddress::BROADCAST);
+                    return self.drop(DropReason::ArpQueueFull);
                 }
                 Lookup::Miss => {
                     match self.arp.enqueue(io.now, hop, buf.data(), &mut self.stats.drops) {

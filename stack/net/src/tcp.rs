@@ -19,7 +19,7 @@ use siphasher::sip::SipHasher24;
 use sluice_dev::{Device, Frame, PacketBuf};
 use sluice_tcp::{rst_for, ConnError, ListenOutcome, ListenReply, Listener, State, Tcb, TcpConfig};
 use sluice_wire::{
-    tcp as wtcp, ChecksumCaps, Error, Icmpv4DstUnreachable, Instant, IpProtocol, Ipv4Address, Ipv4Repr,
+    checksum, tcp as wtcp, ChecksumCaps, Error, Icmpv4DstUnreachable, Instant, IpProtocol, Ipv4Address, Ipv4Repr,
     SeqNumber, TcpPacket, TcpRepr,
 };
 
@@ -404,6 +404,24 @@ impl Interface {
         }
     }
 
+    /// Zero-copy send: queues `frame` by reference (fill one from `alloc_tx_frame` so that
+    /// the device can chain it). Every transmission refers to its bytes until the peer
+    /// acknowledges them. Returns the part that did not fit, `None` when all was queued.
+    pub fn tcp_send_frame(&mut self, h: TcpHandle, frame: Frame) -> Result<Option<Frame>, TcpSendError> {
+        let c = self.conn_mut(h).ok_or(TcpSendError::InvalidHandle)?;
+        let len = frame.len();
+        let r = c.tcb.send_frame(frame).map_err(map_send_error);
+        let queued = match &r {
+            Ok(rest) => len - rest.as_ref().map_or(0, |f| f.len()),
+            Err(_) => 0,
+        };
+        if queued > 0 {
+            c.dirty = true;
+            self.tcp.pending.push(h.0);
+        }
+        r
+    }
+
     /// Writes in place: `f` fills the free part of the send buffer and returns how many
     /// bytes it wrote (0 when the buffer is full).
     pub fn tcp_send_with(
@@ -703,9 +721,31 @@ impl Interface {
                 c.dirty = false;
                 return;
             };
-            let frame = build_segment(io.dev, &seg, src, dst, &caps);
-            match frame {
-                Ok(buf) => {
+            let (seq, len) = (seg.seq, seg.payload.len());
+            let built = if io.tx_chain && len > 0 {
+                // Zero-copy send: the header alone, then the payload by reference when it
+                // is one frame's.
+                let header = header_of(&seg);
+                match c.tcb.tx_frame(seq, len) {
+                    Some((f, range)) => build_segment_ref(io.dev, &header, f, range, src, dst, &caps),
+                    None => {
+                        let seg = TcpRepr {
+                            payload: c.tcb.tx_bytes(seq, len),
+                            ..header
+                        };
+                        build_segment(io.dev, &seg, src, dst, &caps).map(|b| (b, false))
+                    }
+                }
+            } else {
+                build_segment(io.dev, &seg, src, dst, &caps).map(|b| (b, false))
+            };
+            match built {
+                Ok((buf, by_ref)) => {
+                    if by_ref {
+                        self.stats.tcp.tx_zero_copy_bytes += len as u64;
+                    } else {
+                        self.stats.tcp.tx_copied_bytes += len as u64;
+                    }
                     self.stats.tcp.segments_tx += 1;
                     self.send_ip(io, buf, dst, IpProtocol::Tcp);
                 }
@@ -874,6 +914,61 @@ fn build_segment<D: Device>(
         }
     }
     Ok(buf)
+}
+
+/// The header fields of `seg`, without its payload (which borrows the connection).
+fn header_of(seg: &TcpRepr) -> TcpRepr<'static> {
+    TcpRepr {
+        src_port: seg.src_port,
+        dst_port: seg.dst_port,
+        seq: seg.seq,
+        ack: seg.ack,
+        flags: seg.flags,
+        window: seg.window,
+        urgent: seg.urgent,
+        options: seg.options,
+        payload: &[],
+    }
+}
+
+/// Builds a segment whose payload, `frame[range]`, is sent by reference: the header in a
+/// new device buffer, the payload chained to it (`PacketBuf::attach_frame`), the checksum
+/// summed over both without copying. Falls back to a copy when the frame cannot be chained;
+/// says which it did.
+fn build_segment_ref<D: Device>(
+    dev: &mut D,
+    header: &TcpRepr,
+    frame: &Frame,
+    range: core::ops::Range<usize>,
+    src: Ipv4Address,
+    dst: Ipv4Address,
+    caps: &ChecksumCaps,
+) -> Result<(D::Buf, bool), DropReason> {
+    let payload = &frame[range.clone()];
+    let mut buf = dev.alloc().ok_or(DropReason::NoBuffer)?;
+    let header_len = header.header_len();
+    let room = buf.append(header_len).ok_or(DropReason::NoBuffer)?;
+    header.emit(&mut TcpPacket::new_unchecked(room), src, dst, &ChecksumCaps::ignored());
+    let by_ref = buf.attach_frame(frame, range);
+    if !by_ref {
+        buf.append(payload.len())
+            .ok_or(DropReason::NoBuffer)?
+            .copy_from_slice(payload);
+    }
+    let total = header_len + payload.len();
+    let Ok(total16) = u16::try_from(total) else {
+        return Err(DropReason::TooBig);
+    };
+    let pseudo = checksum::pseudo_header_v4(src, dst, IpProtocol::Tcp, total16);
+    let value = if caps.tcp.tx() {
+        // The header was emitted with a zero checksum field.
+        let sum = checksum::combine(&[pseudo, checksum::sum(&buf.data()[..header_len]), checksum::sum(payload)]);
+        !sum
+    } else {
+        pseudo
+    };
+    TcpPacket::new_unchecked(&mut buf.data_mut()[..header_len]).set_checksum(value);
+    Ok((buf, by_ref))
 }
 
 trait FitsU16 {

@@ -62,6 +62,8 @@ struct Side {
     buf: Vec<u8>,
     /// Reads with `tcp_recv_frame` (zero-copy) instead of `tcp_recv`.
     frame_reader: bool,
+    /// Writes with `alloc_tx_frame` + `tcp_send_frame` (zero-copy) instead of `tcp_send`.
+    frame_writer: bool,
 }
 
 impl Side {
@@ -87,6 +89,7 @@ impl Side {
             closed: false,
             buf: vec![0; 16 * 1024],
             frame_reader: false,
+            frame_writer: false,
         }
     }
 
@@ -110,7 +113,21 @@ impl Side {
                 self.rng.fill_bytes(&mut self.chunk);
                 self.chunk_off = 0;
             }
-            match self.iface.tcp_send(h, &self.chunk[self.chunk_off..]) {
+            let sent = if self.frame_writer {
+                match self.iface.alloc_tx_frame() {
+                    Some(mut m) => {
+                        m.put(&self.chunk[self.chunk_off..]);
+                        let len = m.len();
+                        self.iface
+                            .tcp_send_frame(h, m.freeze())
+                            .map(|rest| len - rest.map_or(0, |r| r.len()))
+                    }
+                    None => Ok(0),
+                }
+            } else {
+                self.iface.tcp_send(h, &self.chunk[self.chunk_off..])
+            };
+            match sent {
                 Ok(0) => break,
                 Ok(n) => {
                     self.sent_hash
@@ -182,8 +199,10 @@ fn run(sc: &Scenario) -> Result<Outcome, String> {
     );
     let mut a = Side::new(IP_A, da, sc.seed.wrapping_mul(2) + 1, sc.bytes);
     let mut b = Side::new(IP_B, db, sc.seed.wrapping_mul(2) + 2, sc.bytes);
-    // One side reads frames (zero-copy), the other copies out.
+    // One side reads frames (zero-copy), the other copies out; the other side writes
+    // frames.
     a.frame_reader = true;
+    b.frame_writer = true;
     let mut now = Instant::from_millis(1);
     b.listener = Some(b.iface.tcp_listen(PORT, 8).map_err(|e| format!("{e:?}"))?);
     a.iface.poll(now, &mut a.dev);

@@ -24,6 +24,7 @@ mod input;
 mod listener;
 mod output;
 mod rack;
+mod send;
 mod recv;
 mod recovery;
 mod rst;

@@ -9,8 +9,8 @@ use sluice_buf::Frame;
 use sluice_wire::Instant;
 
 use crate::assembler::Assembler;
-use crate::buffer::RingBuffer;
 use crate::recv::RecvBuffer;
+use crate::send::SendBuffer;
 use crate::config::{CongestionKind, TcpConfig, DEFAULT_MSS, MIN_MSS};
 use crate::congestion::{Congestion, CongestionControl, Cubic, NewReno, Unlimited};
 use crate::error::{ConnError, Counters, IcmpError, RecvError, SendError, State};
@@ -86,7 +86,7 @@ pub struct Tcb {
     pub(crate) snd_wscale: u8,
     /// Effective send MSS.
     pub(crate) mss: usize,
-    pub(crate) tx: RingBuffer,
+    pub(crate) tx: SendBuffer,
     /// Sequence number of `tx[0]`.
     pub(crate) tx_seq0: SeqNumber,
     /// The user closed the write side; FIN goes after the last byte of `tx`.
@@ -206,7 +206,7 @@ impl Tcb {
             max_snd_wnd: 0,
             snd_wscale: 0,
             mss,
-            tx: RingBuffer::new(cfg.send_buffer),
+            tx: SendBuffer::new(cfg.send_buffer),
             tx_seq0: isn + 1,
             fin_queued: false,
             irs: SeqNumber(0),
@@ -447,10 +447,41 @@ impl Tcb {
     /// how many bytes it wrote (no copy from an application buffer). Returns that count.
     pub fn send_with(&mut self, f: impl FnOnce(&mut [u8]) -> usize) -> Result<usize, SendError> {
         self.check_send()?;
-        let room = self.tx.free_slice_mut();
-        let n = f(room).min(room.len());
-        self.tx.commit(n);
-        Ok(n)
+        Ok(self.tx.write_with(f))
+    }
+
+    /// Zero-copy send: queues `frame` by reference. Every transmission and retransmission
+    /// of its bytes refers to the frame (a device that can chain buffers sends them without
+    /// a copy); it is released once the peer acknowledges them. Returns the part that did not
+    /// fit (`None` when all of it was queued). Segments do not span frames, so frames of a
+    /// full MSS make full-sized segments.
+    pub fn send_frame(&mut self, frame: Frame) -> Result<Option<Frame>, SendError> {
+        self.check_send()?;
+        Ok(self.tx.push_frame(frame))
+    }
+
+    /// The frame holding the `len` bytes of the send buffer from `seq` (as in a segment that
+    /// `poll_transmit` returned), with their range in it; `None` when those bytes were
+    /// copied into the send ring.
+    pub fn tx_frame(&self, seq: SeqNumber, len: usize) -> Option<(&Frame, core::ops::Range<usize>)> {
+        if seq < self.tx_seq0 {
+            return None;
+        }
+        self.tx.frame_at(seq - self.tx_seq0, len)
+    }
+
+    /// The `len` bytes of the send buffer from `seq` (as in a segment that `poll_transmit`
+    /// returned), when they are contiguous; fewer otherwise.
+    pub fn tx_bytes(&self, seq: SeqNumber, len: usize) -> &[u8] {
+        if seq < self.tx_seq0 {
+            return &[];
+        }
+        self.tx.slice(seq - self.tx_seq0, len)
+    }
+
+    /// Frames queued for sending (zero-copy send).
+    pub fn tx_frames(&self) -> usize {
+        self.tx.frames()
     }
 
     fn check_send(&self) -> Result<(), SendError> {

@@ -4,7 +4,8 @@
 use sluice_buf::Frame;
 
 use super::*;
-use crate::error::RecvError;
+use crate::error::{RecvError, SendError};
+use std::time::Duration;
 
 fn zc_config() -> TcpConfig {
     TcpConfig {
@@ -170,4 +171,87 @@ fn frames_end_with_the_stream_and_are_released() {
     );
     assert_eq!(s.recv_frame(usize::MAX).unwrap().unwrap().len(), 30);
     assert_eq!(s.recv_frame(usize::MAX), Err(RecvError::Finished));
+}
+
+// ---- zero-copy send ----
+
+/// Polls one segment at `t` ms; returns its sequence offset, payload address and bytes.
+fn poll_one(s: &mut Tcb, t: Instant) -> Option<(usize, *const u8, Vec<u8>)> {
+    let r = s.poll_transmit(t)?;
+    let off = r.seq - (LOCAL_SEQ + 1);
+    let (seq, len) = (r.seq, r.payload.len());
+    let out = (off, r.payload.as_ptr(), r.payload.to_vec());
+    // The frame lookup agrees with the payload the segment carries.
+    if len > 0 {
+        let (f, range) = s.tx_frame(seq, len).expect("payload is a frame's");
+        assert_eq!(f[range].as_ptr(), out.1);
+    }
+    Some(out)
+}
+
+#[test]
+fn frames_are_sent_and_retransmitted_by_reference_and_released_on_ack() {
+    let mut s = tcb_established_with(TcpConfig {
+        rto_min: Duration::from_secs(1),
+        rto_initial: Duration::from_secs(1),
+        ..config()
+    });
+    let bytes: Vec<u8> = (0..250u32).map(|i| i as u8).collect();
+    let frame = Frame::from_vec(bytes.clone());
+    let base = frame.as_ptr();
+    // A handle on the frame's memory, to see when the stack lets go of it.
+    let watch = frame.slice(0..1);
+    assert_eq!(s.send_frame(frame), Ok(None));
+    assert_eq!(s.send_queue(), 250);
+    // MSS 100: three segments, each pointing into the frame.
+    let mut sent = Vec::new();
+    while let Some((off, p, data)) = poll_one(&mut s, ms(0)) {
+        assert_eq!(p, base.wrapping_add(off), "segment at {off} refers to the frame");
+        assert_eq!(&data[..], &bytes[off..off + data.len()]);
+        sent.push((off, data.len()));
+    }
+    assert_eq!(sent, vec![(0, 100), (100, 100), (200, 50)]);
+    // The first 100 bytes are acknowledged; the rest is lost and retransmitted on RTO,
+    // again from the frame.
+    send!(s, time 10, peer_ack(1, 101));
+    let rto_at = s.poll_at().expect("RTO armed");
+    s.handle_timeout(rto_at);
+    let (off, p, _) = poll_one(&mut s, rto_at).expect("RTO retransmission");
+    assert_eq!((off, p), (100, base.wrapping_add(100)));
+    assert_eq!(s.counters().retransmits, 1);
+    assert_eq!(s.tx_frames(), 1);
+    send!(s, time 1020, peer_ack(1, 251));
+    assert_eq!(s.tx_frames(), 0);
+    assert_eq!(s.send_queue(), 0);
+    drop(watch);
+}
+
+#[test]
+fn frames_and_copies_interleave_in_order() {
+    let mut s = tcb_established();
+    assert_eq!(s.send(b"copied "), Ok(7));
+    assert_eq!(s.send_frame(Frame::copy_from_slice(b"by-reference ")), Ok(None));
+    assert_eq!(s.send(b"copied-again"), Ok(12));
+    let mut stream = Vec::new();
+    while let Some((off, _, data)) = poll_one_any(&mut s) {
+        assert_eq!(off, stream.len());
+        stream.extend_from_slice(&data);
+    }
+    assert_eq!(stream, b"copied by-reference copied-again");
+}
+
+fn poll_one_any(s: &mut Tcb) -> Option<(usize, (), Vec<u8>)> {
+    let r = s.poll_transmit(ms(0))?;
+    Some((r.seq - (LOCAL_SEQ + 1), (), r.payload.to_vec()))
+}
+
+#[test]
+fn a_frame_larger_than_the_room_comes_back_in_part() {
+    let mut s = tcb_established(); // 1000-byte send buffer
+    assert_eq!(s.send(&[1; 900]), Ok(900));
+    let rest = s.send_frame(Frame::from_vec(vec![2; 300])).unwrap().unwrap();
+    assert_eq!(rest.len(), 200);
+    assert_eq!(s.send_queue(), 1000);
+    s.shutdown();
+    assert_eq!(s.send_frame(rest).map(|_| ()), Err(SendError::Closing));
 }

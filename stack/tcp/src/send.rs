@@ -1,0 +1,250 @@
+//! The send buffer: a byte ring, then frames queued by reference (zero-copy send).
+//!
+//! The bytes to send (and to retransmit until acknowledged) are the ring's, followed by the
+//! application's `Frame`s. Segments refer to a frame's bytes for every transmission, so a
+//! frame is never copied by the stack when the device can send it by reference. Once a
+//! frame is queued, copied writes go into frames of their own (in order after it) until the
+//! frames are acknowledged, after which the ring takes them again.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+
+use sluice_buf::Frame;
+
+use crate::buffer::RingBuffer;
+
+pub(crate) struct SendBuffer {
+    ring: RingBuffer,
+    /// Frames with the stream position of their first byte.
+    frames: VecDeque<(u64, Frame)>,
+    frame_bytes: usize,
+    /// Stream position of the first byte held (bytes discarded so far).
+    head: u64,
+}
+
+impl core::fmt::Debug for SendBuffer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SendBuffer")
+            .field("ring", &self.ring)
+            .field("frames", &self.frames.len())
+            .field("frame_bytes", &self.frame_bytes)
+            .finish()
+    }
+}
+
+/// Largest heap frame a copied write makes while frames are queued.
+const COPY_FRAME_MAX: usize = 16 * 1024;
+
+impl SendBuffer {
+    pub fn new(capacity: usize) -> Self {
+        SendBuffer {
+            ring: RingBuffer::new(capacity),
+            frames: VecDeque::new(),
+            frame_bytes: 0,
+            head: 0,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.ring.capacity()
+    }
+
+    /// Bytes of memory held: the ring's and the frames' bytes.
+    pub fn allocated(&self) -> usize {
+        self.ring.allocated() + self.frame_bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.ring.len() + self.frame_bytes
+    }
+
+    pub fn free(&self) -> usize {
+        self.capacity() - self.len()
+    }
+
+    /// Frames queued.
+    pub fn frames(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Queues as much of `frame` as fits, by reference; returns the rest.
+    pub fn push_frame(&mut self, mut frame: Frame) -> Option<Frame> {
+        let room = self.free();
+        if frame.is_empty() {
+            return None;
+        }
+        if room == 0 {
+            return Some(frame);
+        }
+        let rest = if frame.len() > room {
+            let head = frame.split_to(room);
+            Some(core::mem::replace(&mut frame, head))
+        } else {
+            None
+        };
+        let at = self.head + self.len() as u64;
+        self.frame_bytes += frame.len();
+        self.frames.push_back((at, frame));
+        rest
+    }
+
+    /// Copies as much of `data` as fits; returns the number of bytes taken.
+    pub fn enqueue(&mut self, data: &[u8]) -> usize {
+        if self.frames.is_empty() {
+            return self.ring.enqueue(data);
+        }
+        let n = data.len().min(self.free());
+        if n > 0 {
+            self.push_frame(Frame::copy_from_slice(&data[..n]));
+        }
+        n
+    }
+
+    /// Writes in place: `f` fills free room and returns how many bytes it wrote.
+    pub fn write_with(&mut self, f: impl FnOnce(&mut [u8]) -> usize) -> usize {
+        if self.frames.is_empty() {
+            let room = self.ring.free_slice_mut();
+            let n = f(room).min(room.len());
+            self.ring.commit(n);
+            return n;
+        }
+        let mut m = sluice_buf::FrameMut::with_capacity(self.free().min(COPY_FRAME_MAX));
+        let room = m.spare_mut();
+        let n = f(room).min(room.len());
+        m.commit(n);
+        if n > 0 {
+            self.push_frame(m.freeze());
+        }
+        n
+    }
+
+    /// Drops `n` bytes from the front (acknowledged).
+    pub fn discard(&mut self, n: usize) {
+        let n = n.min(self.len());
+        let from_ring = n.min(self.ring.len());
+        self.ring.discard(from_ring);
+        self.head += n as u64;
+        let mut left = n - from_ring;
+        while left > 0 {
+            let Some((start, f)) = self.frames.front_mut() else {
+                break;
+            };
+            if left < f.len() {
+                f.advance(left);
+                *start += left as u64;
+                self.frame_bytes -= left;
+                break;
+            }
+            left -= f.len();
+            self.frame_bytes -= f.len();
+            self.frames.pop_front();
+        }
+    }
+
+    /// The frame holding the byte `off` bytes in (past the ring), and where in it.
+    fn locate(&self, off: usize) -> Option<(&Frame, usize)> {
+        debug_assert!(off >= self.ring.len());
+        let pos = self.head + off as u64;
+        let i = self.frames.partition_point(|(s, f)| s + f.len() as u64 <= pos);
+        let (s, f) = self.frames.get(i)?;
+        Some((f, (pos - s) as usize))
+    }
+
+    /// The contiguous bytes starting `off` bytes in, at most `max` of them: within the
+    /// ring or within one frame.
+    pub fn slice(&self, off: usize, max: usize) -> &[u8] {
+        if off < self.ring.len() {
+            return self.ring.slice(off, max);
+        }
+        match self.locate(off) {
+            Some((f, at)) => {
+                let n = max.min(f.len() - at);
+                &f[at..at + n]
+            }
+            None => &[],
+        }
+    }
+
+    /// The frame holding the `len` bytes `off` bytes in, with their range in it, when they
+    /// are one frame's (so that a device can send them by reference).
+    pub fn frame_at(&self, off: usize, len: usize) -> Option<(&Frame, Range<usize>)> {
+        if off < self.ring.len() || len == 0 {
+            return None;
+        }
+        let (f, at) = self.locate(off)?;
+        (at + len <= f.len()).then(|| (f, at..at + len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(b: &SendBuffer) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut off = 0;
+        loop {
+            let s = b.slice(off, usize::MAX);
+            if s.is_empty() {
+                return out;
+            }
+            out.extend_from_slice(s);
+            off += s.len();
+        }
+    }
+
+    #[test]
+    fn ring_then_frames_in_order() {
+        let mut b = SendBuffer::new(64);
+        assert_eq!(b.enqueue(b"ring-"), 5);
+        assert!(b.push_frame(Frame::copy_from_slice(b"frame1-")).is_none());
+        // Copied writes after a frame become frames too, in order.
+        assert_eq!(b.enqueue(b"copy-"), 5);
+        assert_eq!(b.write_with(|room| {
+            room[..3].copy_from_slice(b"inp");
+            3
+        }), 3);
+        assert_eq!(all(&b), b"ring-frame1-copy-inp");
+        assert_eq!(b.len(), 20);
+        assert_eq!(b.frames(), 3);
+        assert_eq!(b.slice(3, 100), b"g-");
+        assert_eq!(b.slice(6, 3), b"ram");
+        let (f, r) = b.frame_at(5, 7).unwrap();
+        assert_eq!(&f[r], b"frame1-");
+        assert!(b.frame_at(3, 4).is_none(), "ring bytes are not a frame");
+        assert!(b.frame_at(10, 4).is_none(), "spans two frames");
+        // Acknowledge across the ring and into the first frame.
+        b.discard(8);
+        assert_eq!(all(&b), b"me1-copy-inp");
+        assert_eq!(b.frame_at(0, 4).map(|(f, r)| f[r].to_vec()), Some(b"me1-".to_vec()));
+        b.discard(12);
+        assert_eq!(b.len(), 0);
+        assert_eq!(b.frames(), 0);
+        // Back to the ring.
+        assert_eq!(b.enqueue(b"again"), 5);
+        assert_eq!(b.frames(), 0);
+        assert_eq!(all(&b), b"again");
+    }
+
+    #[test]
+    fn frames_fill_up_to_the_capacity_and_the_rest_comes_back() {
+        let mut b = SendBuffer::new(10);
+        assert_eq!(b.enqueue(b"abcd"), 4);
+        let rest = b.push_frame(Frame::copy_from_slice(b"efghijkl")).unwrap();
+        assert_eq!(&rest[..], b"kl");
+        assert_eq!(b.free(), 0);
+        assert_eq!(b.enqueue(b"x"), 0);
+        let back = b.push_frame(rest).unwrap();
+        assert_eq!(&back[..], b"kl");
+        assert_eq!(all(&b), b"abcdefghij");
+    }
+
+    #[test]
+    fn slices_keep_the_frames_memory() {
+        let mut b = SendBuffer::new(100);
+        let f = Frame::copy_from_slice(&[9; 40]);
+        let p = f.as_ptr();
+        b.push_frame(f);
+        assert_eq!(b.slice(10, 100).as_ptr(), p.wrapping_add(10), "no copy");
+    }
+}
