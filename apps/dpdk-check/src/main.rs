@@ -92,6 +92,9 @@ enum Cmd {
         expect: u64,
         #[arg(long, default_value_t = 120)]
         seconds: u64,
+        /// Read with `read_frame` (the received mbufs themselves) instead of in place.
+        #[arg(long)]
+        zero_copy: bool,
     },
     /// TCP on the engine: open connections, send each a pseudo-random stream, and check the
     /// digest the peer sends back.
@@ -111,6 +114,10 @@ enum Cmd {
         parallel: usize,
         #[arg(long, default_value_t = 120)]
         seconds: u64,
+        /// Fill mbufs from `alloc_frame` and queue them with `write_frame` (sent by
+        /// reference) instead of writing into the send buffer.
+        #[arg(long)]
+        zero_copy: bool,
     },
 }
 
@@ -142,7 +149,8 @@ fn main() -> ExitCode {
             listen,
             expect,
             seconds,
-        } => tcp_cmd(&config, None, listen, expect, seconds),
+            zero_copy,
+        } => tcp_cmd(&config, None, listen, expect, seconds, zero_copy),
         Cmd::TcpSource {
             config,
             remote,
@@ -150,8 +158,9 @@ fn main() -> ExitCode {
             bytes,
             parallel,
             seconds,
+            zero_copy,
         } => match tcp::parse_endpoint(&remote) {
-            Ok(ep) => tcp_cmd(&config, Some((ep, connections, bytes, parallel)), 0, 0, seconds),
+            Ok(ep) => tcp_cmd(&config, Some((ep, connections, bytes, parallel)), 0, 0, seconds, zero_copy),
             Err(e) => Err(e.into()),
         },
     };
@@ -172,9 +181,10 @@ fn tcp_cmd(
     port: u16,
     expect: u64,
     seconds: u64,
+    zero_copy: bool,
 ) -> Res {
     let config = Config::from_args(args)?;
-    if tcp::run(&config, source, port, expect, seconds)? {
+    if tcp::run(&config, source, port, expect, seconds, zero_copy)? {
         Ok(())
     } else {
         Err("some connections failed or did not finish".into())

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
 use sha2::{Digest, Sha256};
-use sluice_engine::{App, Config, Cx, Engine, Error, TcpListener, TcpStream};
+use sluice_engine::{App, Config, Cx, Engine, Error, Frame, TcpListener, TcpStream};
 use sluice_net::Endpoint;
 use sluice_wire::Ipv4Address;
 
@@ -39,10 +39,12 @@ pub struct Sink {
     expect: u64,
     /// When the expected connections had all been answered.
     all_done_at: Option<sluice_wire::Instant>,
+    /// Read frames (zero-copy receive) instead of in place.
+    zero_copy: bool,
 }
 
 impl Sink {
-    pub fn new(port: u16, totals: Arc<Totals>, expect: u64) -> Sink {
+    pub fn new(port: u16, totals: Arc<Totals>, expect: u64, zero_copy: bool) -> Sink {
         Sink {
             port,
             listener: None,
@@ -50,6 +52,7 @@ impl Sink {
             totals,
             expect,
             all_done_at: None,
+            zero_copy,
         }
     }
 }
@@ -105,10 +108,19 @@ impl App for Sink {
         for (s, c) in self.conns.iter_mut() {
             if c.reply.is_none() {
                 loop {
-                    let r = s.read_with(cx, |data| {
-                        c.hash.update(data);
-                        (data.len(), data.len())
-                    });
+                    let r = if self.zero_copy {
+                        s.read_frame(cx, usize::MAX).map(|f| {
+                            f.map(|f| {
+                                c.hash.update(&f[..]);
+                                f.len()
+                            })
+                        })
+                    } else {
+                        s.read_with(cx, |data| {
+                            c.hash.update(data);
+                            (data.len(), data.len())
+                        })
+                    };
                     match r {
                         Ok(Some(n)) => {
                             c.len += n as u64;
@@ -192,6 +204,8 @@ struct SourceConn {
     sent: u64,
     shut: bool,
     reply: Vec<u8>,
+    /// The part of a frame the send buffer had no room for (zero-copy send).
+    rest: Option<Frame>,
 }
 
 /// The source: `total` connections over all cores, at most `parallel` at once per core.
@@ -205,6 +219,8 @@ pub struct Source {
     totals: Arc<Totals>,
     started: StdInstant,
     timeout: Duration,
+    /// Fill mbufs and queue them by reference (zero-copy send).
+    zero_copy: bool,
 }
 
 impl Source {
@@ -215,8 +231,10 @@ impl Source {
         parallel: usize,
         totals: Arc<Totals>,
         timeout: Duration,
+        zero_copy: bool,
     ) -> Source {
         Source {
+            zero_copy,
             remote,
             total,
             bytes,
@@ -255,6 +273,7 @@ impl App for Source {
                             sent: 0,
                             shut: false,
                             reply: Vec::new(),
+                            rest: None,
                         },
                     );
                     self.next += cx.cores() as u64;
@@ -272,7 +291,10 @@ impl App for Source {
                 finished.push(*s);
                 continue;
             }
-            while c.sent < bytes {
+            if self.zero_copy {
+                did |= send_frames(cx, *s, c, bytes);
+            }
+            while !self.zero_copy && c.sent < bytes {
                 let left = (bytes - c.sent) as usize;
                 let (pattern, hash) = (&mut c.pattern, &mut c.hash);
                 match s.write_with(cx, |room| {
@@ -290,7 +312,7 @@ impl App for Source {
             }
             // Half-close once everything is queued and the connection is open (a shutdown
             // in SYN-SENT would delete the connection, RFC 9293 3.10.4).
-            if c.sent == bytes && !c.shut && s.is_established(cx) {
+            if c.sent == bytes && c.rest.is_none() && !c.shut && s.is_established(cx) {
                 s.shutdown(cx);
                 c.shut = true;
             }
@@ -349,6 +371,40 @@ impl App for Source {
     }
 }
 
+/// Zero-copy send: fills frames from the core's mbuf pool, one MSS each, and queues them
+/// by reference until the send buffer is full. Returns whether anything was queued.
+fn send_frames(cx: &Cx, s: TcpStream, c: &mut SourceConn, bytes: u64) -> bool {
+    let Some(mss) = s.mss(cx) else {
+        return false;
+    };
+    let mut did = false;
+    loop {
+        let frame = match c.rest.take() {
+            Some(f) => f,
+            None if c.sent < bytes => {
+                let Some(mut m) = cx.alloc_frame() else {
+                    return did; // pool exhausted for now
+                };
+                let n = m.remaining().min(mss).min((bytes - c.sent) as usize);
+                c.pattern.fill(&mut m.spare_mut()[..n]);
+                m.commit(n);
+                c.hash.update(m.filled());
+                c.sent += n as u64;
+                m.freeze()
+            }
+            None => return did,
+        };
+        match s.write_frame(cx, frame) {
+            Ok(None) => did = true,
+            Ok(Some(rest)) => {
+                c.rest = Some(rest);
+                return did;
+            }
+            Err(_) => return did,
+        }
+    }
+}
+
 /// Runs the sink or the source on the engine and prints a summary; returns whether all
 /// connections succeeded.
 pub fn run(
@@ -357,6 +413,7 @@ pub fn run(
     port: u16,
     expect: u64,
     seconds: u64,
+    zero_copy: bool,
 ) -> Result<bool, Box<dyn std::error::Error>> {
     let totals = Arc::new(Totals::default());
     let t0 = StdInstant::now();
@@ -368,9 +425,9 @@ pub fn run(
         |_core| -> Box<dyn App> {
             match source {
                 Some((remote, n, bytes, parallel)) => {
-                    Box::new(Source::new(remote, n, bytes, parallel, tl.clone(), limit))
+                    Box::new(Source::new(remote, n, bytes, parallel, tl.clone(), limit, zero_copy))
                 }
-                None => Box::new(Sink::new(port, tl.clone(), expect)),
+                None => Box::new(Sink::new(port, tl.clone(), expect, zero_copy)),
             }
         },
         |h| {
@@ -421,6 +478,21 @@ pub fn run(
             s.steer.steered_out,
             s.steer.steered_in,
             s.connections
+        );
+        let reasons: Vec<String> = s
+            .net
+            .drops
+            .iter()
+            .filter(|&(_, n)| n > 0)
+            .map(|(r, n)| format!("{r:?}:{n}"))
+            .collect();
+        if !reasons.is_empty() {
+            println!("tcp: core={c} drop_reasons {}", reasons.join(" "));
+        }
+        let tcp = &s.net.tcp;
+        println!(
+            "tcp: core={c} rx_zero_copy_bytes={} tx_zero_copy_bytes={} tx_copied_bytes={} mbufs_in_use_after_stop={}",
+            tcp.rx_zero_copy_bytes, tcp.tx_zero_copy_bytes, tcp.tx_copied_bytes, s.mbufs_in_use
         );
         let (r, t) = (s.impair_rx, s.impair_tx);
         if r.sent + t.sent > 0 {

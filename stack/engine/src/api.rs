@@ -12,7 +12,7 @@ use sluice_net::{
     Endpoint, Interface, ListenerHandle, TcpConnectError, TcpHandle, TcpListenError, TcpRecvError,
     TcpSendError, TcpState, UdpHandle, UdpRecvError, UdpSendError,
 };
-use sluice_dev::Frame;
+use sluice_dev::{Frame, FrameMut};
 use sluice_wire::{Instant, Ipv4Address};
 
 use crate::RssSteering;
@@ -120,6 +120,13 @@ impl<'a> Cx<'a> {
     pub fn request_stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
     }
+    /// Zero-copy send: a buffer to fill and queue with `TcpStream::write_frame`: an mbuf
+    /// of this core's pool on DPDK (sent by reference on ports that chain mbufs), a heap
+    /// buffer of one MSS otherwise. `None` when the pool is exhausted: try again later.
+    pub fn alloc_frame(&self) -> Option<FrameMut> {
+        self.iface().alloc_tx_frame()
+    }
+
     pub fn stop_requested(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
@@ -242,6 +249,21 @@ impl TcpStream {
             Err(TcpRecvError::InvalidState) => Err(Error::InvalidState),
             Err(TcpRecvError::Connection(e)) => Err(conn_error(e)),
         }
+    }
+
+    /// The payload of a full-sized segment on this connection (the send MSS, less the
+    /// options every segment carries): fill frames for `write_frame` with this many bytes
+    /// (segments do not span frames). `None` for a stale handle.
+    pub fn mss(&self, cx: &Cx) -> Option<usize> {
+        cx.iface().tcp_tcb(self.0).map(|t| t.mss())
+    }
+
+    /// Zero-copy send: queues `frame` (best filled from `Cx::alloc_frame`) by reference;
+    /// it is sent and retransmitted without a copy and released once acknowledged.
+    /// `Ok(None)`: all queued; `Ok(Some(rest))`: the part that did not fit (the send buffer
+    /// is full), to queue again after the next event.
+    pub fn write_frame(&self, cx: &Cx, frame: Frame) -> Result<Option<Frame>, Error> {
+        cx.iface().tcp_send_frame(self.0, frame).map_err(send_error)
     }
 
     /// Queues bytes to send: `Ok(n > 0)` queued, `Err(WouldBlock)` the send buffer is full.

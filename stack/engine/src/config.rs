@@ -123,6 +123,10 @@ pub struct Config {
     pub idle: String,
     /// Mbufs per queue.
     pub mbufs: u32,
+    /// Zero-copy receive: in-order TCP payloads of at least this many bytes stay in their
+    /// mbuf (handed to `TcpStream::read_frame`, or read in place); smaller ones are copied.
+    /// 0 turns zero-copy receive off.
+    pub rx_copybreak: usize,
     /// TIME-WAIT is 2 * MSL, in milliseconds.
     pub msl_ms: u64,
     /// Impairments of received frames, for tests against real peers, e.g.
@@ -150,6 +154,7 @@ impl Default for Config {
             nodelay: false,
             idle: "backoff".into(),
             mbufs: 16383,
+            rx_copybreak: 512,
             msl_ms: 30_000,
             impair_rx: None,
             impair_tx: None,
@@ -202,6 +207,9 @@ pub struct ConfigArgs {
     /// Mbufs per queue [default: 16383]
     #[arg(long)]
     pub mbufs: Option<u32>,
+    /// Smallest TCP payload kept in its mbuf (zero-copy receive); 0 turns it off [default: 512]
+    #[arg(long)]
+    pub rx_copybreak: Option<usize>,
     /// Maximum segment lifetime in ms (TIME-WAIT is twice it) [default: 30000]
     #[arg(long)]
     pub msl_ms: Option<u64>,
@@ -263,6 +271,7 @@ impl Config {
             congestion,
             idle,
             mbufs,
+            rx_copybreak,
             msl_ms,
             impair_seed
         );
@@ -407,6 +416,11 @@ impl Config {
         t.congestion = self.congestion_kind()?;
         t.msl = Duration::from_millis(self.msl_ms);
         t.mss = self.mtu.saturating_sub(40);
+        if self.rx_copybreak == 0 {
+            t.rx_frames_max = 0;
+        } else {
+            t.rx_copybreak = self.rx_copybreak;
+        }
         Ok(t)
     }
 
@@ -417,6 +431,8 @@ impl Config {
         c.static_arp = self.static_arp()?;
         c.mtu = self.mtu as usize;
         c.tcp = self.tcp_config()?;
+        // Connections may hold up to a quarter of the queue's mbufs (zero-copy receive).
+        c.rx_frames_limit = if self.rx_copybreak == 0 { 0 } else { self.mbufs as usize / 4 };
         Ok(c)
     }
 

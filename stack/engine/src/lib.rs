@@ -24,5 +24,6 @@ pub use config::{Config, ConfigArgs, ConfigError, PortSpec};
 pub use core::{App, Core, LoopStats};
 pub use idle::{Idle, IdleStrategy};
 pub use runner::{Command, CoreStats, Engine, EngineError, EngineHandle};
+pub use sluice_dev::{Frame, FrameMut};
 pub use sluice_net::TimerWheel;
 pub use toeplitz::{RssSteering, Toeplitz, SYMMETRIC_KEY};

@@ -93,6 +93,11 @@ pub struct CoreStats {
     /// What injected impairments did to received and sent frames (tests only).
     pub impair_rx: sluice_dev::LinkStats,
     pub impair_tx: sluice_dev::LinkStats,
+    /// Mbufs of the core's pool not in the pool: while running, those in the NIC's rings,
+    /// in flight, and held by connections; after the engine stopped (and the core's
+    /// connections were dropped), only those the NIC's rings still hold. More than the
+    /// rings' size then is a leak.
+    pub mbufs_in_use: u32,
 }
 
 /// What a running engine offers other threads: stop, stats, commands.
@@ -225,10 +230,17 @@ impl Engine {
                     };
                     let mut dev = SteeredDevice::new(queue, c, cores, steering.clone(), mail);
                     dev.set_enabled(software);
-                    let iface = Interface::new(iface_cfg, mac);
+                    let mut iface = Interface::new(iface_cfg, mac);
+                    // Zero-copy send: the application fills mbufs of this queue's pool.
+                    let pool = port.queue(c).pool();
+                    iface.set_frame_alloc(Box::new(move || pool.alloc_frame()));
                     let mut core = Core::new(iface, dev, make_app(c), c, cores, steering, Idle::new(idle));
                     ready.fetch_add(1, Ordering::SeqCst);
                     run_core(&mut core, &clock, &stop, &cmds, &board[c as usize]);
+                    drop(core);
+                    if let Ok(mut s) = board[c as usize].lock() {
+                        s.mbufs_in_use = pool.in_use();
+                    }
                 }));
             }
             let h = handle.clone();
@@ -259,6 +271,7 @@ fn publish<A: App>(core: &Core<SteeredDevice<QueueDevice>, A>, slot: &Mutex<Core
         states: core.iface.borrow().tcp_state_counts(),
         impair_rx: Default::default(),
         impair_tx: Default::default(),
+        mbufs_in_use: 0,
     };
     let mut snap = snap;
     if let QueueDevice::Impaired(d) = core.dev.inner() {

@@ -55,10 +55,6 @@ impl RingBuffer {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Bytes that can still be enqueued.
     pub fn free(&self) -> usize {
         self.cap - self.len

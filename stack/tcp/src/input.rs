@@ -451,7 +451,6 @@ impl Tcb {
         let had_hole = !self.asm.is_empty();
         let n = if self.zc_offered
             && !had_hole
-            && self.rx.ring_is_empty()
             && data.len() >= self.cfg.rx_copybreak.max(1)
             && self.rx.frames() < self.cfg.rx_frames_max
         {

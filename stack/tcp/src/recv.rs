@@ -1,9 +1,10 @@
 //! The receive buffer: frames held by reference (zero-copy receive), then a byte ring.
 //!
-//! Readable data is the queue of `Frame`s (in-order segment payloads kept in the NIC's own
-//! buffers) followed by the ring's readable bytes (small payloads, reassembled out-of-order
-//! data, and everything when zero-copy is off). A frame is queued only when the ring holds
-//! nothing readable and nothing out of order, so the order is always frames, then ring.
+//! Readable data is `Frame`s (in-order segment payloads kept in the NIC's own buffers) and
+//! the ring's readable bytes (small payloads, reassembled out-of-order data, and everything
+//! when zero-copy is off), interleaved in order. A frame is queued only when the ring holds
+//! nothing out of order; readable data is a queue of frames and of spans of the ring, in
+//! stream order.
 //! Both count against one logical capacity: the window does not care where bytes sit.
 
 use std::collections::VecDeque;
@@ -13,16 +14,26 @@ use sluice_buf::Frame;
 use crate::buffer::RingBuffer;
 
 pub(crate) struct RecvBuffer {
-    frames: VecDeque<Frame>,
-    /// Bytes in `frames`.
+    /// The readable data in order: frames, and spans of the ring's readable bytes.
+    entries: VecDeque<Entry>,
+    /// Bytes in frames, and how many frames.
     frame_bytes: usize,
+    frame_count: usize,
     ring: RingBuffer,
+}
+
+/// A piece of the readable data.
+enum Entry {
+    /// A payload kept by reference.
+    Frame(Frame),
+    /// This many bytes from the front of the ring (in order with the other spans).
+    Ring(usize),
 }
 
 impl core::fmt::Debug for RecvBuffer {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("RecvBuffer")
-            .field("frames", &self.frames.len())
+            .field("frames", &self.frame_count)
             .field("frame_bytes", &self.frame_bytes)
             .field("ring", &self.ring)
             .finish()
@@ -32,8 +43,9 @@ impl core::fmt::Debug for RecvBuffer {
 impl RecvBuffer {
     pub fn new(capacity: usize) -> Self {
         RecvBuffer {
-            frames: VecDeque::new(),
+            entries: VecDeque::new(),
             frame_bytes: 0,
+            frame_count: 0,
             ring: RingBuffer::new(capacity),
         }
     }
@@ -63,33 +75,45 @@ impl RecvBuffer {
 
     /// Frames held.
     pub fn frames(&self) -> usize {
-        self.frames.len()
-    }
-
-    /// Whether the ring holds no readable bytes (a frame may be queued after the frames).
-    pub fn ring_is_empty(&self) -> bool {
-        self.ring.is_empty()
+        self.frame_count
     }
 
     /// Queues an in-order payload by reference. The caller makes sure it fits, and that
-    /// nothing out of order sits in the ring.
+    /// nothing out of order waits in the ring (it is positioned after the readable end).
     pub fn push_frame(&mut self, frame: Frame) {
-        debug_assert!(self.ring.is_empty() && frame.len() <= self.free());
+        debug_assert!(frame.len() <= self.free());
         self.frame_bytes += frame.len();
-        self.frames.push_back(frame);
+        self.frame_count += 1;
+        self.entries.push_back(Entry::Frame(frame));
     }
 
-    /// The first held frame, whole.
+    /// The first piece, if it is a frame, whole.
     pub fn pop_frame(&mut self) -> Option<Frame> {
-        let f = self.frames.pop_front()?;
+        if !matches!(self.entries.front(), Some(Entry::Frame(_))) {
+            return None;
+        }
+        let Some(Entry::Frame(f)) = self.entries.pop_front() else {
+            return None;
+        };
         self.frame_bytes -= f.len();
+        self.frame_count -= 1;
         Some(f)
     }
 
     /// Puts back the rest of a frame taken by `pop_frame`.
     pub fn push_front_frame(&mut self, frame: Frame) {
         self.frame_bytes += frame.len();
-        self.frames.push_front(frame);
+        self.frame_count += 1;
+        self.entries.push_front(Entry::Frame(frame));
+    }
+
+    /// The length of the first piece (a frame, or a span of copied bytes).
+    pub fn front_len(&self) -> usize {
+        match self.entries.front() {
+            Some(Entry::Frame(f)) => f.len(),
+            Some(Entry::Ring(n)) => *n,
+            None => 0,
+        }
     }
 
     /// Writes `data` at `offset` bytes past the readable part, without making it readable;
@@ -105,43 +129,81 @@ impl RecvBuffer {
 
     /// Makes `n` bytes written by `write_at(0, ..)` readable.
     pub fn commit(&mut self, n: usize) {
+        let before = self.ring.len();
         self.ring.commit(n);
+        let n = self.ring.len() - before;
+        if n == 0 {
+            return;
+        }
+        match self.entries.back_mut() {
+            Some(Entry::Ring(k)) => *k += n,
+            _ => self.entries.push_back(Entry::Ring(n)),
+        }
     }
 
     /// Drops `n` readable bytes from the front.
     pub fn discard(&mut self, mut n: usize) {
         while n > 0 {
-            let Some(front) = self.frames.front_mut() else {
+            let Some(front) = self.entries.front_mut() else {
                 break;
             };
-            if n < front.len() {
-                front.advance(n);
-                self.frame_bytes -= n;
-                return;
+            match front {
+                Entry::Frame(f) if n < f.len() => {
+                    f.advance(n);
+                    self.frame_bytes -= n;
+                    return;
+                }
+                Entry::Frame(f) => {
+                    n -= f.len();
+                    self.frame_bytes -= f.len();
+                    self.frame_count -= 1;
+                }
+                Entry::Ring(k) if n < *k => {
+                    *k -= n;
+                    self.ring.discard(n);
+                    return;
+                }
+                Entry::Ring(k) => {
+                    n -= *k;
+                    self.ring.discard(*k);
+                }
             }
-            n -= front.len();
-            self.pop_frame();
+            self.entries.pop_front();
         }
-        self.ring.discard(n);
     }
 
     /// Copies readable bytes from `offset` into `out` without removing them.
     pub fn peek_into(&self, mut offset: usize, out: &mut [u8]) -> usize {
         let mut done = 0;
-        for f in &self.frames {
+        // Where the current ring span starts in the ring.
+        let mut ring_at = 0;
+        for e in &self.entries {
             if done == out.len() {
-                return done;
+                break;
             }
-            if offset >= f.len() {
-                offset -= f.len();
+            let len = match e {
+                Entry::Frame(f) => f.len(),
+                Entry::Ring(k) => *k,
+            };
+            if offset >= len {
+                offset -= len;
+                if let Entry::Ring(k) = e {
+                    ring_at += k;
+                }
                 continue;
             }
-            let n = (f.len() - offset).min(out.len() - done);
-            out[done..done + n].copy_from_slice(&f[offset..offset + n]);
+            let n = (len - offset).min(out.len() - done);
+            match e {
+                Entry::Frame(f) => out[done..done + n].copy_from_slice(&f[offset..offset + n]),
+                Entry::Ring(k) => {
+                    self.ring.peek_into(ring_at + offset, &mut out[done..done + n]);
+                    ring_at += k;
+                }
+            }
             done += n;
             offset = 0;
         }
-        done + self.ring.peek_into(offset, &mut out[done..])
+        done
     }
 
     /// Copies readable bytes into `out` and removes them; returns the count.
@@ -152,11 +214,12 @@ impl RecvBuffer {
     }
 
     /// The contiguous readable bytes at the front: the first frame, or the ring's first
-    /// part.
+    /// part (up to the end of its span).
     pub fn front_slice(&self) -> &[u8] {
-        match self.frames.front() {
-            Some(f) => f,
-            None => self.ring.slice(0, usize::MAX),
+        match self.entries.front() {
+            Some(Entry::Frame(f)) => f,
+            Some(Entry::Ring(k)) => self.ring.slice(0, *k),
+            None => &[],
         }
     }
 }
@@ -186,6 +249,34 @@ mod tests {
         assert_eq!(&all[..n], b"efghijklmnop");
         assert!(r.is_empty());
         assert_eq!(r.frames(), 0);
+    }
+
+    #[test]
+    fn frames_and_ring_spans_interleave() {
+        let mut r = RecvBuffer::new(100);
+        assert_eq!(r.write_at(0, b"ab"), 2);
+        r.commit(2);
+        r.push_frame(Frame::from_vec(b"cde".to_vec()));
+        assert_eq!(r.write_at(0, b"fg"), 2);
+        r.commit(2);
+        // Out of order, past the readable end: not readable yet.
+        assert_eq!(r.write_at(1, b"i"), 1);
+        r.push_frame(Frame::from_vec(b"h".to_vec()));
+        assert_eq!(r.len(), 8);
+        let mut out = [0u8; 8];
+        assert_eq!(r.peek_into(0, &mut out), 8);
+        assert_eq!(&out, b"abcdefgh");
+        assert_eq!(r.front_slice(), b"ab");
+        assert!(r.pop_frame().is_none(), "the front is copied bytes");
+        r.discard(3);
+        assert_eq!(r.front_slice(), b"de");
+        r.discard(2);
+        assert_eq!(r.front_slice(), b"fg");
+        assert_eq!(r.front_len(), 2);
+        let mut two = [0u8; 2];
+        assert_eq!(r.dequeue_into(&mut two), 2);
+        assert_eq!(&r.pop_frame().unwrap()[..], b"h");
+        assert_eq!((r.len(), r.frames()), (0, 0));
     }
 
     #[test]

@@ -530,8 +530,8 @@ impl Tcb {
 
     /// Zero-copy read: the next received bytes as a `Frame`, removed from the buffer. A
     /// payload kept by reference comes out as the device's own buffer; bytes that were
-    /// copied into the ring (small or reassembled ones) come out as one heap frame of up to
-    /// `max` bytes. `Ok(None)` means nothing yet.
+    /// copied into the ring (small or reassembled ones) come out as heap frames of up to
+    /// `max` bytes, one per run of copied bytes. `Ok(None)` means nothing yet.
     pub fn recv_frame(&mut self, max: usize) -> Result<Option<Frame>, RecvError> {
         self.check_recv()?;
         if max == 0 {
@@ -545,7 +545,7 @@ impl Tcb {
             }
             return Ok(Some(f));
         }
-        let n = self.rx.len().min(max);
+        let n = self.rx.front_len().min(max);
         if n == 0 {
             return Ok(None);
         }
