@@ -1,12 +1,9 @@
-//! The TCP flow table: a `hashbrown::HashMap` from the 4-tuple to a slab key, at 1k, 100k
-//! and 1M connections, hit and miss.
-//!
-//! `sluice-net`'s `FlowKey` (in `stack/net/src/tcp.rs`) is private, so its shape is
-//! replicated here: `{ local_port: u16, remote: Endpoint { addr: Ipv4Address, port: u16 } }`
-//! with derived `Hash`/`Eq`, the table a `hashbrown::HashMap<FlowKey, Key>` with hashbrown's
-//! default hasher (foldhash in hashbrown 0.15), as `TcpSockets::flows` is. The value is a
-//! `u32` standing in for the slab `Key` (also private). The local address is implicit (one
-//! address per interface), as in the stack.
+//! The TCP flow table (`sluice_net::FlowTable`, a `hashbrown::HashTable` from the 4-tuple to a
+//! slab key) at 1k, 100k and 1M connections, hit and miss, three ways side by side:
+//! - `software`: the table hashes the tuple with foldhash (ports without RSS: virtio, tap);
+//! - `nic-hash`: RSS mode, each lookup given the NIC's hash from the mbuf (precomputed here,
+//!   as the NIC delivers it), which the table folds with the ports (one multiply);
+//! - `rss-no-hash`: RSS mode for a frame that carries no hash: Toeplitz in software.
 //!
 //! Lookups go through a pre-generated, shuffled list of 4096 keys so that successive
 //! lookups hit different buckets (at 100k and 1M the table is larger than the caches).
@@ -16,16 +13,8 @@ mod common;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use hashbrown::HashMap;
-use sluice_net::Endpoint;
+use sluice_net::{Endpoint, FlowKey, FlowTable, Toeplitz, SYMMETRIC_KEY};
 use sluice_wire::Ipv4Address;
-
-/// The shape of `sluice_net::tcp::FlowKey` (private there).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FlowKey {
-    local_port: u16,
-    remote: Endpoint,
-}
 
 /// A deterministic xorshift, to spread the keys without a dependency.
 struct Rng(u64);
@@ -38,6 +27,8 @@ impl Rng {
         self.0
     }
 }
+
+const LOCAL: Ipv4Address = Ipv4Address::new(198, 18, 0, 2);
 
 /// The `i`-th connection: clients spread over 10.0.0.0/8 and the ephemeral ports, to a
 /// handful of server ports.
@@ -56,32 +47,57 @@ const PROBES: usize = 4096;
 
 fn bench_flow_table(c: &mut Criterion) {
     let mut g = c.benchmark_group("flow_table");
+    let t = Toeplitz::new(&SYMMETRIC_KEY);
+    let nic = |k: &FlowKey| t.hash_v4(k.remote.addr, LOCAL, k.remote.port, k.local_port);
     for n in [1_000u64, 100_000, 1_000_000] {
-        let mut table: HashMap<FlowKey, u32> = HashMap::default();
+        let mut soft: FlowTable<u32> = FlowTable::new();
+        let mut rss: FlowTable<u32> = FlowTable::with_rss(&SYMMETRIC_KEY, LOCAL);
         let mut keys = Vec::with_capacity(n as usize);
         let mut i = 0u64;
         while keys.len() < n as usize {
             let k = key(i, 0);
-            if table.insert(k, i as u32).is_none() {
+            if !soft.contains(&k) {
+                soft.insert(k, i as u32);
+                rss.insert(k, i as u32);
                 keys.push(k);
             }
             i += 1;
         }
         let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ n);
-        let hits: Vec<FlowKey> = (0..PROBES).map(|_| keys[(rng.next() % n) as usize]).collect();
+        let hits: Vec<(FlowKey, u32)> = (0..PROBES)
+            .map(|_| keys[(rng.next() % n) as usize])
+            .map(|k| (k, nic(&k)))
+            .collect();
         // Misses: same ports and address range, different addresses (checked absent).
-        let misses: Vec<FlowKey> = (0..)
+        let misses: Vec<(FlowKey, u32)> = (0..)
             .map(|j| key(j, 0xdead_beef_0000))
-            .filter(|k| !table.contains_key(k))
+            .filter(|k| !soft.contains(k))
             .take(PROBES)
+            .map(|k| (k, nic(&k)))
             .collect();
         for (name, probes) in [("hit", &hits), ("miss", &misses)] {
-            g.bench_with_input(BenchmarkId::new(name, n), probes, |b, probes| {
+            g.bench_with_input(BenchmarkId::new(format!("software/{name}"), n), probes, |b, probes| {
                 let mut j = 0usize;
                 b.iter(|| {
-                    let k = &probes[j & (PROBES - 1)];
+                    let (k, _) = &probes[j & (PROBES - 1)];
                     j = j.wrapping_add(1);
-                    table.get(black_box(k)).copied()
+                    soft.get_rx(black_box(k), None)
+                })
+            });
+            g.bench_with_input(BenchmarkId::new(format!("nic-hash/{name}"), n), probes, |b, probes| {
+                let mut j = 0usize;
+                b.iter(|| {
+                    let (k, h) = &probes[j & (PROBES - 1)];
+                    j = j.wrapping_add(1);
+                    rss.get_rx(black_box(k), Some(black_box(*h)))
+                })
+            });
+            g.bench_with_input(BenchmarkId::new(format!("rss-no-hash/{name}"), n), probes, |b, probes| {
+                let mut j = 0usize;
+                b.iter(|| {
+                    let (k, _) = &probes[j & (PROBES - 1)];
+                    j = j.wrapping_add(1);
+                    rss.get_rx(black_box(k), None)
                 })
             });
         }

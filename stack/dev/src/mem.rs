@@ -55,6 +55,7 @@ impl MemPool {
             start: HEADROOM,
             end: HEADROOM,
             pool: self.clone(),
+            rss: None,
         })
     }
 
@@ -74,6 +75,8 @@ pub struct MemBuf {
     start: usize,
     end: usize,
     pool: MemPool,
+    /// The hash a NIC would have put in the mbuf (`MemDevice::set_rx_hash`).
+    rss: Option<u32>,
 }
 
 impl MemBuf {
@@ -137,6 +140,10 @@ impl PacketBuf for MemBuf {
         }
         self.end -= n;
         true
+    }
+
+    fn rss_hash(&self) -> Option<u32> {
+        self.rss
     }
 
     const FRAMES: bool = true;
@@ -203,6 +210,7 @@ impl MemLink {
             mac: [0x02, 0, 0, 0, 0, 1],
             caps,
             pool: pool.clone(),
+            rx_hash: None,
         };
         let b = MemDevice {
             link: link.clone(),
@@ -210,6 +218,7 @@ impl MemLink {
             mac: [0x02, 0, 0, 0, 0, 2],
             caps,
             pool,
+            rx_hash: None,
         };
         (a, b, link)
     }
@@ -243,9 +252,16 @@ pub struct MemDevice {
     mac: [u8; 6],
     caps: DeviceCaps,
     pool: MemPool,
+    /// Hashes received frames as a NIC's RSS would (tests of the NIC-hash paths).
+    rx_hash: Option<Box<dyn Fn(&[u8]) -> Option<u32>>>,
 }
 
 impl MemDevice {
+    /// Makes the device hash each received frame as a NIC's RSS does, with `hash` (which
+    /// sees the Ethernet frame and returns `None` for frames the NIC would not hash).
+    pub fn set_rx_hash(&mut self, hash: Box<dyn Fn(&[u8]) -> Option<u32>>) {
+        self.rx_hash = Some(hash);
+    }
     pub fn set_mac(&mut self, mac: [u8; 6]) {
         self.mac = mac;
     }
@@ -268,7 +284,14 @@ impl Device for MemDevice {
     }
     fn rx_burst(&mut self, now: Instant, out: &mut Vec<MemBuf>, max: usize) -> usize {
         // Side 0 receives what travels on direction 1.
-        self.link.0.borrow_mut().dirs[1 - self.side].pop_due(now, out, max)
+        let first = out.len();
+        let n = self.link.0.borrow_mut().dirs[1 - self.side].pop_due(now, out, max);
+        if let Some(hash) = &self.rx_hash {
+            for b in &mut out[first..] {
+                b.rss = hash(b.data());
+            }
+        }
+        n
     }
     fn alloc(&mut self) -> Option<MemBuf> {
         self.pool.alloc()

@@ -180,7 +180,9 @@ impl Engine {
         let mac = EthernetAddress(port.mac());
         let clock = eal.clock();
         let isn_key = IsnKey::from_os()?;
-        let iface_cfg = config.interface_config(isn_key)?;
+        let mut iface_cfg = config.interface_config(isn_key)?;
+        // With hardware RSS the flow table looks segments up by the NIC's hash.
+        iface_cfg.rss_key = port.rss_key().map(<[u8]>::to_vec);
         let idle = config.idle_strategy()?;
         let impair = config.impairments()?;
         let seed = config.impair_seed;

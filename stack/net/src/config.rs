@@ -153,6 +153,10 @@ pub struct InterfaceConfig {
     /// pool's size; 0 turns zero-copy receive off. Frames the application took
     /// (`tcp_recv_frame`) no longer count: it must not hoard them.
     pub rx_frames_limit: usize,
+    /// The Toeplitz key the port's RSS hashes received frames with, when it does: the
+    /// flow table then looks segments up by the NIC's hash (`PacketBuf::rss_hash`) instead
+    /// of hashing their tuple again. `None`: a software hash.
+    pub rss_key: Option<Vec<u8>>,
 }
 
 impl InterfaceConfig {
@@ -174,6 +178,7 @@ impl InterfaceConfig {
             tcp: TcpConfig::default(),
             fin_wait2_timeout: Duration::from_secs(60),
             rx_frames_limit: 4096,
+            rss_key: None,
         }
     }
 }

@@ -84,10 +84,14 @@ impl Interface {
         let (lo, hi) = config.ephemeral_ports;
         let span = u32::from(hi.saturating_sub(lo)) + 1;
         let start = lo + (crate::tcp::keyed_hash(&config.isn_key, b"ephemeral") % span) as u16;
+        let mut tcp = TcpSockets::default();
+        if let Some(key) = &config.rss_key {
+            tcp.flows = crate::flow::FlowTable::with_rss(key, config.address.address());
+        }
         Interface {
             mtu: config.mtu,
             udp: UdpSockets::default(),
-            tcp: TcpSockets::default(),
+            tcp,
             cfg: config,
             mac,
             caps,
@@ -135,6 +139,11 @@ impl Interface {
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The flow table's counters (use of the NIC's RSS hash).
+    pub fn flow_stats(&self) -> crate::flow::FlowStats {
+        self.tcp.flows.stats()
     }
 
     /// The Ethernet address cached for `ip`, if resolved and fresh at `now`.

@@ -35,17 +35,21 @@ pub use sluice_tcp::{ConnError, Keepalive, State as TcpState, TcpConfig};
 
 mod arp;
 mod config;
+mod flow;
 mod icmp;
 mod iface;
 mod slab;
 mod stats;
 mod tcp;
+pub mod toeplitz;
 mod udp;
 pub mod wheel;
 
+pub use toeplitz::{Toeplitz, SYMMETRIC_KEY};
 pub use wheel::TimerWheel;
 
 pub use config::{checksum_caps_for, ArpConfig, IcmpConfig, InterfaceConfig, IsnKey, IsnKeyError};
+pub use flow::{FlowKey, FlowStats, FlowTable};
 pub use icmp::IcmpError;
 pub use iface::Interface;
 pub use stats::{ArpStats, DropReason, Drops, IcmpStats, Stats, TcpStats, UdpStats};

@@ -24,6 +24,7 @@ use sluice_wire::{
 };
 
 use crate::config::IsnKey;
+use crate::flow::{FlowKey, FlowTable};
 use crate::icmp::IcmpError;
 use crate::iface::{Interface, Io};
 use crate::slab::{Key, Slab};
@@ -107,11 +108,6 @@ pub enum TcpRecvError {
     Connection(ConnError),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FlowKey {
-    local_port: u16,
-    remote: Endpoint,
-}
 
 struct Conn {
     tcb: Tcb,
@@ -141,7 +137,7 @@ struct ListenSock {
 /// The TCP connections and listeners of an interface.
 pub(crate) struct TcpSockets {
     conns: Slab<Conn>,
-    flows: HashMap<FlowKey, Key>,
+    pub(crate) flows: FlowTable<Key>,
     listeners: Slab<ListenSock>,
     ports: HashMap<u16, Key>,
     /// Connections with work since the last poll (an API call opened the window, queued
@@ -159,7 +155,7 @@ impl Default for TcpSockets {
     fn default() -> Self {
         TcpSockets {
             conns: Slab::default(),
-            flows: HashMap::default(),
+            flows: FlowTable::new(),
             listeners: Slab::default(),
             ports: HashMap::default(),
             pending: Vec::new(),
@@ -259,7 +255,7 @@ impl Interface {
         let (flows, ports) = (&self.tcp.flows, &self.tcp.ports);
         let local_port = pick_port(&mut self.next_ephemeral, self.cfg.ephemeral_ports, |p| {
             ports.contains_key(&p)
-                || flows.contains_key(&FlowKey {
+                || flows.contains(&FlowKey {
                     local_port: p,
                     remote,
                 })
@@ -290,7 +286,7 @@ impl Interface {
             local_port,
             remote: Endpoint::new(addr, port),
         };
-        !self.tcp.ports.contains_key(&local_port) && !self.tcp.flows.contains_key(&flow)
+        !self.tcp.ports.contains_key(&local_port) && !self.tcp.flows.contains(&flow)
     }
 
     fn check_remote(&self, addr: Ipv4Address, port: u16) -> Result<(), TcpConnectError> {
@@ -582,7 +578,7 @@ impl Interface {
             local_port: seg.dst_port,
             remote,
         };
-        if let Some(&key) = self.tcp.flows.get(&flow) {
+        if let Some(key) = self.tcp.flows.get_rx(&flow, buf.rss_hash()) {
             let Some(c) = self.tcp.conns.get_mut(key) else {
                 return self.drop(DropReason::NoSocket);
             };
@@ -701,9 +697,7 @@ impl Interface {
                     local_port: c.tcb.local_port(),
                     remote: c.remote,
                 };
-                if self.tcp.flows.get(&flow) == Some(&key) {
-                    self.tcp.flows.remove(&flow);
-                }
+                self.tcp.flows.remove_if(&flow, key);
             }
         }
     }
@@ -777,7 +771,7 @@ impl Interface {
             local_port,
             remote: Endpoint::new(remote, remote_port),
         };
-        let Some(&key) = self.tcp.flows.get(&flow) else {
+        let Some(key) = self.tcp.flows.get(&flow) else {
             return false;
         };
         let Some(c) = self.tcp.conns.get_mut(key) else {

@@ -13,6 +13,7 @@ use sluice_net::{
     Endpoint, Interface, InterfaceConfig, IsnKey, ListenerHandle, TcpHandle, TcpRecvError, TcpState,
     UdpRecvError,
 };
+use sluice_net::{Toeplitz, SYMMETRIC_KEY};
 use sluice_wire::{EthernetAddress, Instant, Ipv4Address, Ipv4Cidr};
 
 const IP_A: Ipv4Address = Ipv4Address::new(198, 18, 0, 1);
@@ -30,6 +31,19 @@ struct Scenario {
     bytes: usize,
     /// Upper bound of virtual time.
     time_limit: Duration,
+    /// The devices hash received frames as an RSS NIC does, and the interfaces look
+    /// segments up by that hash.
+    nic_hash: Option<NicHash>,
+}
+
+/// What the emulated NIC hashes.
+#[derive(Clone, Copy, Debug)]
+enum NicHash {
+    /// The IPv4/TCP 4-tuple, as the flow table expects.
+    Tuple,
+    /// The addresses only (as for a hash type the stack did not ask for): every NIC hash
+    /// misses and the flow table falls back to its own.
+    AddrsOnly,
 }
 
 /// Prints the scenario if the run panics (inside the stack or in an assertion).
@@ -67,8 +81,25 @@ struct Side {
 }
 
 impl Side {
-    fn new(ip: Ipv4Address, dev: MemDevice, seed: u64, total: usize) -> Side {
+    fn new(ip: Ipv4Address, mut dev: MemDevice, seed: u64, total: usize, nic: Option<NicHash>) -> Side {
         let mut cfg = InterfaceConfig::new(Ipv4Cidr::new(ip, 24), IsnKey::fixed([seed as u8; 16]));
+        if let Some(kind) = nic {
+            cfg.rss_key = Some(SYMMETRIC_KEY.to_vec());
+            let t = Toeplitz::new(&SYMMETRIC_KEY);
+            dev.set_rx_hash(Box::new(move |f: &[u8]| {
+                // IPv4 (no options) carrying TCP: hash as the NIC would.
+                if f.len() < 14 + 20 + 4 || f[12..14] != [8, 0] || f[23] != 6 {
+                    return None;
+                }
+                let ip = |o: usize| Ipv4Address::new(f[o], f[o + 1], f[o + 2], f[o + 3]);
+                let port = |o: usize| u16::from_be_bytes([f[o], f[o + 1]]);
+                let (src, dst) = (ip(26), ip(30));
+                Some(match kind {
+                    NicHash::Tuple => t.hash_v4(src, dst, port(34), port(36)),
+                    NicHash::AddrsOnly => t.hash_v4_addrs(src, dst),
+                })
+            }));
+        }
         cfg.tcp.msl = Duration::from_secs(2);
         let mac = EthernetAddress(dev.mac());
         Side {
@@ -188,6 +219,8 @@ struct Outcome {
     outage_drops: u64,
     /// Payload bytes each side received by reference (zero-copy), a then b.
     zero_copy: [u64; 2],
+    /// The flow tables' counters, a then b.
+    flows: [sluice_net::FlowStats; 2],
 }
 
 fn run(sc: &Scenario) -> Result<Outcome, String> {
@@ -197,8 +230,8 @@ fn run(sc: &Scenario) -> Result<Outcome, String> {
         sc.seed,
         4096,
     );
-    let mut a = Side::new(IP_A, da, sc.seed.wrapping_mul(2) + 1, sc.bytes);
-    let mut b = Side::new(IP_B, db, sc.seed.wrapping_mul(2) + 2, sc.bytes);
+    let mut a = Side::new(IP_A, da, sc.seed.wrapping_mul(2) + 1, sc.bytes, sc.nic_hash);
+    let mut b = Side::new(IP_B, db, sc.seed.wrapping_mul(2) + 2, sc.bytes, sc.nic_hash);
     // One side reads frames (zero-copy), the other copies out; the other side writes
     // frames.
     a.frame_reader = true;
@@ -329,6 +362,7 @@ fn run(sc: &Scenario) -> Result<Outcome, String> {
         checksum_drops,
         outage_drops: link.stats(0).outage_drops + link.stats(1).outage_drops,
         zero_copy: [a.iface.stats().tcp.rx_zero_copy_bytes, b.iface.stats().tcp.rx_zero_copy_bytes],
+        flows: [a.iface.flow_stats(), b.iface.flow_stats()],
     })
 }
 
@@ -362,11 +396,46 @@ fn clean_link_one_megabyte_each_way() {
         back: None,
         bytes: 1 << 20,
         time_limit: Duration::from_secs(60),
+        nic_hash: None,
     });
     assert!(o.time < Instant::from_secs(10), "took {:?} virtual", o.time);
     // On a clean link nearly every payload is in order and MSS-sized: kept by reference.
     for zc in o.zero_copy {
         assert!(zc > (1 << 20) * 9 / 10, "zero-copy bytes {:?}", o.zero_copy);
+    }
+}
+
+/// The flow table looks segments up by the hash an RSS NIC put in the buffer; with a NIC
+/// that hashes other fields, every lookup falls back to the software hash, and still finds
+/// its connection.
+#[test]
+fn flow_lookup_by_the_nics_rss_hash() {
+    for (kind, seed) in [(NicHash::Tuple, 7), (NicHash::AddrsOnly, 8)] {
+        let imp = Impairments {
+            loss: 0.02,
+            ..link(2, 50)
+        };
+        let o = check(Scenario {
+            seed,
+            imp,
+            back: None,
+            bytes: 256 << 10,
+            time_limit: Duration::from_secs(600),
+            nic_hash: Some(kind),
+        });
+        for f in o.flows {
+            assert!(f.nic_hash_used > 100, "{kind:?}: {:?}", o.flows);
+            match kind {
+                NicHash::Tuple => assert_eq!(f.nic_hash_mismatch, 0, "{:?}", o.flows),
+                // Every segment of a connection misses by the NIC's hash and is found by
+                // the table's own (the SYN to the listener finds no flow either way).
+                NicHash::AddrsOnly => assert!(
+                    f.nic_hash_mismatch + 2 >= f.nic_hash_used && f.nic_hash_mismatch > 100,
+                    "{:?}",
+                    o.flows
+                ),
+            }
+        }
     }
 }
 
@@ -391,6 +460,7 @@ fn lossy_links_many_seeds() {
                 back: None,
                 bytes: 1 << 20,
                 time_limit: Duration::from_secs(3600),
+                nic_hash: None,
             });
             worst = worst.max(o.time - Instant::ZERO);
             corrupted += o.corrupted;
@@ -419,6 +489,7 @@ fn heavy_reordering_and_duplication() {
             back: None,
             bytes: 1 << 20,
             time_limit: Duration::from_secs(600),
+            nic_hash: None,
         });
     }
 }
@@ -438,6 +509,7 @@ fn twenty_second_outage_mid_transfer() {
             back: None,
             bytes: 1 << 20,
             time_limit: Duration::from_secs(600),
+            nic_hash: None,
         });
         assert!(o.time > Instant::from_secs(20), "the transfer spanned the outage");
         assert!(o.outage_drops > 0, "frames were lost to the outage");
@@ -456,6 +528,7 @@ fn one_way_outage_mid_transfer() {
         back: Some(link(5, 10)),
         bytes: 1 << 20,
         time_limit: Duration::from_secs(600),
+        nic_hash: None,
     });
     assert!(o.outage_drops > 0);
     assert!(o.time > Instant::from_secs(20));

@@ -1,0 +1,266 @@
+//! The per-core TCP flow table: 4-tuples to connections, in a `hashbrown::HashTable`.
+//!
+//! Its hash is either hashbrown's default (foldhash) of the tuple, or, when the port hashes
+//! received frames with RSS, the NIC's own Toeplitz hash from the mbuf (`PacketBuf::rss_hash`),
+//! so that a received segment is looked up without hashing its tuple again. Entries made
+//! without a frame (connect, accept) and frames that carry no hash use the same Toeplitz in
+//! software, with the key read back from the port.
+//!
+//! The symmetric key (0x6d5a repeated) makes the Toeplitz hash a function of the XOR of the
+//! tuple's 16-bit words only: 65,536 values. The ports are therefore folded in with one
+//! 64x64->128-bit multiply, which spreads the NIC's bits over the whole 64-bit hash (hashbrown
+//! takes the bucket from the low bits and the tag from the top 7).
+
+use core::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+use sluice_wire::Ipv4Address;
+
+use crate::toeplitz::Toeplitz;
+use crate::udp::Endpoint;
+
+/// A TCP connection's identity on an interface (whose address is the local one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub local_port: u16,
+    pub remote: Endpoint,
+}
+
+/// How the table hashes.
+#[derive(Clone)]
+enum Hasher {
+    /// foldhash of the tuple.
+    Software(DefaultHashBuilder),
+    /// The NIC's RSS hash of received frames, or the same in software.
+    Rss { toeplitz: Toeplitz, local: Ipv4Address },
+}
+
+/// Flow table counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowStats {
+    /// Lookups that used the NIC's hash.
+    pub nic_hash_used: u64,
+    /// Lookups whose NIC hash missed where the software hash found the flow (the NIC
+    /// hashed other fields than expected; each costs a second lookup).
+    pub nic_hash_mismatch: u64,
+}
+
+/// 4-tuple to connection key.
+#[derive(Clone)]
+pub struct FlowTable<V> {
+    table: HashTable<(FlowKey, V)>,
+    hasher: Hasher,
+    stats: FlowStats,
+}
+
+impl<V> core::fmt::Debug for FlowTable<V> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mode = match self.hasher {
+            Hasher::Software(_) => "software",
+            Hasher::Rss { .. } => "rss",
+        };
+        write!(f, "FlowTable({} flows, {mode} hash)", self.table.len())
+    }
+}
+
+/// The NIC's 32-bit hash and the ports, folded into 64 well-spread bits.
+#[inline]
+fn spread(rss: u32, local_port: u16, remote_port: u16) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let x = (u64::from(rss) << 32) | (u64::from(remote_port) << 16) | u64::from(local_port);
+    let m = u128::from(x ^ K) * u128::from(K);
+    (m as u64) ^ ((m >> 64) as u64)
+}
+
+impl<V: Copy + PartialEq> FlowTable<V> {
+    /// A table hashed in software.
+    pub fn new() -> Self {
+        FlowTable {
+            table: HashTable::new(),
+            hasher: Hasher::Software(DefaultHashBuilder::default()),
+            stats: FlowStats::default(),
+        }
+    }
+
+    /// A table hashed with the NIC's RSS hash (`key`: the port's Toeplitz key; `local`: our
+    /// address, the destination of the frames the NIC hashes).
+    pub fn with_rss(key: &[u8], local: Ipv4Address) -> Self {
+        FlowTable {
+            table: HashTable::new(),
+            hasher: Hasher::Rss {
+                toeplitz: Toeplitz::new(key),
+                local,
+            },
+            stats: FlowStats::default(),
+        }
+    }
+
+    /// Whether lookups use the NIC's hash.
+    pub fn uses_rss(&self) -> bool {
+        matches!(self.hasher, Hasher::Rss { .. })
+    }
+
+    pub fn stats(&self) -> FlowStats {
+        self.stats
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// The hash of `flow` computed here (the NIC's, redone in software in RSS mode).
+    #[inline]
+    fn hash(&self, flow: &FlowKey) -> u64 {
+        match &self.hasher {
+            Hasher::Software(b) => b.hash_one(flow),
+            Hasher::Rss { toeplitz, local } => {
+                let h = toeplitz.hash_v4(flow.remote.addr, *local, flow.remote.port, flow.local_port);
+                spread(h, flow.local_port, flow.remote.port)
+            }
+        }
+    }
+
+    #[inline]
+    fn find(&self, hash: u64, flow: &FlowKey) -> Option<V> {
+        self.table.find(hash, |(k, _)| k == flow).map(|&(_, v)| v)
+    }
+
+    /// The connection of `flow`.
+    pub fn get(&self, flow: &FlowKey) -> Option<V> {
+        self.find(self.hash(flow), flow)
+    }
+
+    /// The connection of a received segment's `flow`, using the NIC's hash of the frame
+    /// when it has one (RSS mode).
+    #[inline]
+    pub fn get_rx(&mut self, flow: &FlowKey, nic_hash: Option<u32>) -> Option<V> {
+        if let (Hasher::Rss { .. }, Some(h)) = (&self.hasher, nic_hash) {
+            self.stats.nic_hash_used += 1;
+            if let Some(v) = self.find(spread(h, flow.local_port, flow.remote.port), flow) {
+                return Some(v);
+            }
+            let v = self.get(flow);
+            if v.is_some() {
+                self.stats.nic_hash_mismatch += 1;
+            }
+            return v;
+        }
+        self.get(flow)
+    }
+
+    pub fn contains(&self, flow: &FlowKey) -> bool {
+        self.get(flow).is_some()
+    }
+
+    /// Maps `flow` to `v`, replacing any previous value.
+    pub fn insert(&mut self, flow: FlowKey, v: V) {
+        let hash = self.hash(&flow);
+        let hasher = &self.hasher;
+        match self.table.entry(hash, |(k, _)| *k == flow, |(k, _)| rehash(hasher, k)) {
+            hashbrown::hash_table::Entry::Occupied(mut e) => e.get_mut().1 = v,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert((flow, v));
+            }
+        }
+    }
+
+    /// Removes `flow` if it maps to `v`; returns whether it did.
+    pub fn remove_if(&mut self, flow: &FlowKey, v: V) -> bool {
+        let hash = self.hash(flow);
+        match self.table.find_entry(hash, |(k, x)| k == flow && *x == v) {
+            Ok(e) => {
+                e.remove();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl<V: Copy + PartialEq> Default for FlowTable<V> {
+    fn default() -> Self {
+        FlowTable::new()
+    }
+}
+
+fn rehash(hasher: &Hasher, k: &FlowKey) -> u64 {
+    match hasher {
+        Hasher::Software(b) => b.hash_one(k),
+        Hasher::Rss { toeplitz, local } => {
+            let h = toeplitz.hash_v4(k.remote.addr, *local, k.remote.port, k.local_port);
+            spread(h, k.local_port, k.remote.port)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::toeplitz::SYMMETRIC_KEY;
+
+    fn flow(i: u32) -> FlowKey {
+        FlowKey {
+            local_port: 80,
+            remote: Endpoint::new(Ipv4Address::from_u32(0xc612_0000 | (i >> 14)), 49152 + (i & 0x3fff) as u16),
+        }
+    }
+
+    #[test]
+    fn rss_mode_finds_flows_by_the_nics_hash_and_without_it() {
+        let local = Ipv4Address::new(198, 18, 0, 2);
+        let t = Toeplitz::new(&SYMMETRIC_KEY);
+        let mut table = FlowTable::with_rss(&SYMMETRIC_KEY, local);
+        for i in 0..10_000 {
+            table.insert(flow(i), i);
+        }
+        for i in 0..10_000 {
+            let f = flow(i);
+            let nic = t.hash_v4(f.remote.addr, local, f.remote.port, f.local_port);
+            assert_eq!(table.get_rx(&f, Some(nic)), Some(i));
+            assert_eq!(table.get_rx(&f, None), Some(i));
+        }
+        assert_eq!(table.stats().nic_hash_mismatch, 0);
+        // A NIC hash of other fields (say, addresses only) still finds the flow, counted.
+        let f = flow(7);
+        let wrong = t.hash_v4_addrs(f.remote.addr, local);
+        assert_eq!(table.get_rx(&f, Some(wrong)), Some(7));
+        assert_eq!(table.stats().nic_hash_mismatch, 1);
+        assert!(table.remove_if(&f, 7));
+        assert!(!table.remove_if(&f, 7));
+        assert_eq!(table.get_rx(&f, Some(wrong)), None);
+        assert_eq!(table.len(), 9_999);
+    }
+
+    #[test]
+    fn symmetric_key_hashes_are_spread_by_the_ports() {
+        // 2^16 distinct Toeplitz values at most; the folded hash keeps flows apart.
+        let local = Ipv4Address::new(198, 18, 0, 2);
+        let t = Toeplitz::new(&SYMMETRIC_KEY);
+        let mut raw = std::collections::HashSet::new();
+        let mut spread_top = std::collections::HashSet::new();
+        for i in 0..200_000u32 {
+            let f = flow(i.wrapping_mul(2_654_435_761));
+            let h = t.hash_v4(f.remote.addr, local, f.remote.port, f.local_port);
+            raw.insert(h);
+            spread_top.insert(spread(h, f.local_port, f.remote.port) >> 40);
+        }
+        assert!(raw.len() <= 65_536, "{}", raw.len());
+        assert!(spread_top.len() > 190_000, "{}", spread_top.len());
+    }
+
+    #[test]
+    fn software_mode_replaces_and_removes() {
+        let mut table = FlowTable::new();
+        table.insert(flow(1), 1u32);
+        table.insert(flow(1), 2);
+        assert_eq!(table.get(&flow(1)), Some(2));
+        assert_eq!(table.get_rx(&flow(1), Some(12345)), Some(2));
+        assert!(!table.remove_if(&flow(1), 1));
+        assert!(table.remove_if(&flow(1), 2));
+        assert!(table.is_empty());
+    }
+}
