@@ -7,6 +7,8 @@
 //!   iteration: `on_segment` + `poll_transmit` until `None` + `consume(MSS)`.
 //! - `.../ack_every`: the same with `delayed_ack: None` (an ACK per segment).
 //! - `.../no_ts_sack`: default but no timestamps and no SACK (the bare RFC 9293 path).
+//! - `.../default_zero_copy`: default, with zero-copy receive (`on_segment_zc`): the
+//!   payload is handed over as a frame (an mbuf on DPDK) instead of copied.
 //! - `tcp/input_floor/memcpy_1448`: the payload copy alone, a floor under the above.
 //! - `tcp/output_mss/{offload,sw_csum}`: `poll_transmit` producing one MSS segment plus
 //!   `TcpRepr::emit` of it into a frame buffer (payload copied), TCP checksum left to the
@@ -48,6 +50,11 @@ fn bench_input(c: &mut Criterion) {
         g.bench_function(name, |b| b.iter(|| w.step()));
         black_box(w.acks);
     }
+    // The default configuration with zero-copy receive: the payload handed over as a frame.
+    let mut w = TcbInput::new(TcpConfig::default());
+    g.bench_function("default_zero_copy", |b| b.iter(|| w.step_zero_copy()));
+    assert!(w.rx.counters().bytes_in_zero_copy > 0, "zero-copy path not taken");
+    black_box(w.acks);
     g.finish();
 }
 

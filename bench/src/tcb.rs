@@ -1,8 +1,10 @@
 //! TCP input and output on `sluice_tcp::Tcb` pairs, without any interface.
 
 use std::hint::black_box;
+use std::ptr::NonNull;
 
-use sluice_tcp::{State, Tcb, TcpConfig};
+use sluice_buf::FrameVtable;
+use sluice_tcp::{Frame, State, Tcb, TcpConfig};
 use sluice_wire::{ChecksumCaps, Instant, SeqNumber, TcpPacket, TcpRepr};
 
 use crate::{LOCAL_IP, LOCAL_PORT, MSS, PEER_IP, PEER_PORT};
@@ -104,6 +106,40 @@ impl TcbInput {
         w
     }
 
+    /// `step` with zero-copy receive: the segment's buffer is offered (`on_segment_zc`)
+    /// and the payload handed over as a `Frame` instead of copied; consuming it drops the
+    /// frame. The frame stands for an mbuf handed over (`Mbuf::into_frame` moves the
+    /// pointer, no reference count changes), so its vtable does nothing.
+    #[inline]
+    pub fn step_zero_copy(&mut self) {
+        let now = Instant::from_nanos(self.now_ns);
+        let seg = TcpRepr {
+            seq: self.seq,
+            payload: &self.payload,
+            ..self.hdr
+        };
+        let out = self.rx.on_segment_zc(now, black_box(&seg), true);
+        if let Some((a, b)) = out.keep_payload {
+            // SAFETY: `payload` outlives the frame (consumed below); the vtable is a no-op.
+            let f = unsafe {
+                Frame::from_raw_parts(
+                    NonNull::new(self.payload.as_mut_ptr().add(a)).unwrap(),
+                    b - a,
+                    core::ptr::null_mut(),
+                    &HANDED_OVER,
+                )
+            };
+            self.rx.push_rx_frame(f);
+        }
+        while let Some(ack) = self.rx.poll_transmit(now) {
+            black_box(&ack);
+            self.acks += 1;
+        }
+        self.rx.consume(self.payload.len());
+        self.seq += self.payload.len();
+        self.now_ns += 1_000;
+    }
+
     /// One in-order segment in, the ACK decision (and the ACK) out, the data consumed.
     #[inline]
     pub fn step(&mut self) {
@@ -124,6 +160,18 @@ impl TcbInput {
         self.now_ns += 1_000;
     }
 }
+
+unsafe fn handed_over_clone(token: *mut ()) -> *mut () {
+    token
+}
+
+unsafe fn handed_over_drop(_token: *mut ()) {}
+
+/// Frames whose buffer the workload owns: no reference counting.
+static HANDED_OVER: FrameVtable = FrameVtable {
+    clone: handed_over_clone,
+    drop: handed_over_drop,
+};
 
 /// Segments per round of [`TcbOutput`].
 pub const OUT_BATCH: usize = 16;
