@@ -411,6 +411,10 @@ impl Config {
     pub fn tcp_config(&self) -> Result<TcpConfig, ConfigError> {
         let mut t = TcpConfig::default();
         t.recv_buffer = self.recv_buffer;
+        // Keep out-of-order data up to the whole window (as Linux does): a smaller bound
+        // drops what a sender in recovery has in flight past it, and each drop is one more
+        // loss for it to repair.
+        t.max_ooo_bytes = self.recv_buffer;
         t.send_buffer = self.send_buffer;
         t.nodelay = self.nodelay;
         t.congestion = self.congestion_kind()?;

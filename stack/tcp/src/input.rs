@@ -20,6 +20,9 @@ pub(crate) fn seq_acceptable(seq: SeqNumber, len: usize, rcv_nxt: SeqNumber, wnd
     }
 }
 
+/// Segments acknowledged at once after reordering, loss or a pause (Linux: 16).
+const QUICKACKS: u8 = 16;
+
 impl Tcb {
     /// Processes one incoming segment addressed to this connection. Replies (ACKs,
     /// RSTs, data) are produced by `poll_transmit`.
@@ -423,8 +426,10 @@ impl Tcb {
         self.rcv_mss = self.rcv_mss.max(data.len()).min(self.cfg.mss as usize);
         if offset > 0 {
             // Out of order: keep it if the reassembly bound allows, and send a
-            // duplicate ACK at once (RFC 5681 4.2).
+            // duplicate ACK at once (RFC 5681 4.2); quick ACKs follow the repair.
             self.ack_now = true;
+            self.quickacks = QUICKACKS;
+            self.last_data_at = Some(now);
             let evicted = self.asm.evicted();
             if !self.asm.add(offset, offset + data.len(), self.cfg.max_ooo_bytes) {
                 self.counters.ooo_dropped += 1;
@@ -474,8 +479,21 @@ impl Tcb {
                 asm.range_containing(l - nxt).map(|(s, e)| (nxt + s, nxt + e))
             });
         }
+        // Quick ACKs (as Linux's quickack mode): after reordering or loss, and when data
+        // arrives after a pause as long as the delayed-ACK timeout (the sender was probably
+        // waiting for our ACK: in recovery, or with a window of one segment), the next
+        // segments are acknowledged at once, so that the sender's window grows again at the
+        // pace of the RTT instead of one segment per delayed-ACK timeout.
+        let paused = matches!((self.last_data_at, self.cfg.delayed_ack), (Some(t), Some(d)) if now - t >= d);
+        self.last_data_at = Some(now);
+        if had_hole || paused {
+            self.quickacks = QUICKACKS;
+        }
         if had_hole {
             // Filling (part of) a hole: ACK at once (RFC 5681 4.2).
+            self.ack_now = true;
+        } else if self.quickacks > 0 {
+            self.quickacks -= 1;
             self.ack_now = true;
         } else {
             match self.cfg.delayed_ack {

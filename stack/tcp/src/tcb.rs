@@ -117,6 +117,10 @@ pub struct Tcb {
     pub(crate) ack_now: bool,
     /// In-order bytes received since the last ACK we sent.
     pub(crate) unacked_rx: usize,
+    /// In-order segments still to acknowledge at once (quick ACKs).
+    pub(crate) quickacks: u8,
+    /// When data last arrived.
+    pub(crate) last_data_at: Option<Instant>,
     pub(crate) pending_rst: Option<PendingRst>,
     /// Retransmit the segment at SND.UNA (fast retransmit / partial ACK).
     pub(crate) rtx_una: bool,
@@ -223,6 +227,8 @@ impl Tcb {
             rx_closed: false,
             ack_now: false,
             unacked_rx: 0,
+            quickacks: 0,
+            last_data_at: None,
             pending_rst: None,
             rtx_una: false,
             send_persist_probe: false,

@@ -480,3 +480,41 @@ fn delayed_ack_capped_below_half_a_second() {
     );
     assert!(s.poll_at().unwrap() < ms(500));
 }
+
+/// Quick ACKs: a segment that arrives after a pause as long as the delayed-ACK timeout is
+/// acknowledged at once (the sender was waiting for us), and so are the next ones; back-
+/// to-back segments are then acknowledged every second one again.
+#[test]
+fn quick_acks_after_a_pause_and_after_reordering() {
+    let mut s = tcb_established_with(TcpConfig {
+        delayed_ack: Some(Duration::from_millis(40)),
+        ..config()
+    });
+    let seg = |n: usize| TcpRepr {
+        payload: &[7; 10],
+        ..peer_ack(1 + 10 * n, 1)
+    };
+    // The first segment: delayed.
+    send!(s, time 0, seg(0));
+    assert!(drain(&mut s, ms(0)).is_empty(), "first segment: delayed ACK");
+    s.handle_timeout(ms(40));
+    assert_eq!(drain(&mut s, ms(40)).len(), 1, "the delayed ACK");
+    // After a pause of 100 ms: ACKed at once, and the next 15 too (16 in all).
+    for i in 1..=16 {
+        send!(s, time 100 + i as u64, seg(i));
+        assert_eq!(drain(&mut s, ms(100 + i as u64)).len(), 1, "quick ACK {i}");
+    }
+    // Then back to delayed ACKs (two small segments are less than two full ones).
+    send!(s, time 120, seg(17));
+    assert!(drain(&mut s, ms(120)).is_empty(), "delayed again");
+    s.handle_timeout(ms(160));
+    assert_eq!(drain(&mut s, ms(160)).len(), 1);
+    // Reordering: the out-of-order segment and the one filling the hole are ACKed at
+    // once (RFC 5681 4.2), and so is the in-order data after them.
+    send!(s, time 161, seg(19));
+    assert_eq!(drain(&mut s, ms(161)).len(), 1, "duplicate ACK");
+    send!(s, time 162, seg(18));
+    assert_eq!(drain(&mut s, ms(162)).len(), 1, "hole filled");
+    send!(s, time 163, seg(20));
+    assert_eq!(drain(&mut s, ms(163)).len(), 1, "quick ACK after the repair");
+}
