@@ -125,9 +125,24 @@ impl OutQueue {
 
     /// Copies unsent bytes into `buf` without consuming them; returns how many.
     pub fn copy_to(&self, buf: &mut [u8]) -> usize {
+        self.copy_range_to(0, buf)
+    }
+
+    /// Copies unsent bytes from `skip` bytes in into `buf`, without consuming them;
+    /// returns how many.
+    pub fn copy_range_to(&self, skip: usize, buf: &mut [u8]) -> usize {
         let mut n = 0;
+        let mut skip = skip as u64;
         let mut at = self.head;
         for c in &self.chunks {
+            let left = c.len() - at;
+            if skip >= left {
+                skip -= left;
+                at = 0;
+                continue;
+            }
+            at += skip;
+            skip = 0;
             while at < c.len() && n < buf.len() {
                 let s = c.slice(at);
                 let k = s.len().min(buf.len() - n);
@@ -208,6 +223,24 @@ impl OutQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_range_skips_across_chunks() {
+        let mut q = OutQueue::new();
+        q.push_vec(b"abc".to_vec());
+        q.push_shared(Arc::from(&b"defg"[..]));
+        q.push_bytes(b"hi");
+        q.consume(1);
+        let all = q.to_vec();
+        for skip in 0..=all.len() {
+            for len in 0..4 {
+                let mut buf = vec![0u8; len];
+                let n = q.copy_range_to(skip, &mut buf);
+                let want = &all[skip.min(all.len())..(skip + len).min(all.len())];
+                assert_eq!(&buf[..n], want, "skip {skip} len {len}");
+            }
+        }
+    }
 
     #[test]
     fn chunks_copy_and_consume_in_order() {

@@ -43,6 +43,11 @@ pub struct StackArgs {
     /// Kernel stack: the local address to listen on.
     #[arg(long, default_value = "0.0.0.0")]
     pub bind: Ipv4Addr,
+    /// Sluice: send by filling mbufs of the port's pool and queueing them by reference
+    /// (`write_frame`; sent and retransmitted as chained mbufs) instead of writing into the
+    /// connection's send buffer.
+    #[arg(long)]
+    pub zero_copy_send: bool,
     #[command(flatten)]
     pub engine: ConfigArgs,
 }
@@ -157,7 +162,8 @@ where
     match args.stack {
         Stack::Sluice => {
             let results: Arc<Mutex<Vec<Tally>>> = Arc::default();
-            let (plan, conns) = (spec.plan, spec.connections);
+            let (mut plan, conns) = (spec.plan, spec.connections);
+            plan.zero_copy_send = args.zero_copy_send;
             let engine = Engine::run(
                 spec.program,
                 &config,
@@ -307,6 +313,13 @@ pub fn engine_table(r: &RunResult) -> Option<Table> {
             format!(
                 "{} segs in, {} segs out, {} accepted, {} connected, {} rst sent",
                 n.tcp.segments_rx, n.tcp.segments_tx, n.tcp.accepted, n.tcp.connected, n.tcp.rst_tx
+            ),
+        );
+        tb.row(
+            format!("core {i} payload"),
+            format!(
+                "{} B received in their mbufs, {} B sent by reference, {} B copied to send",
+                n.tcp.rx_zero_copy_bytes, n.tcp.tx_zero_copy_bytes, n.tcp.tx_copied_bytes
             ),
         );
         tb.row(

@@ -20,6 +20,9 @@ pub struct Plan {
     pub connect: Option<SocketAddrV4>,
     /// Stop everything once this many connections (of this core) have closed.
     pub stop_after_closed: Option<u64>,
+    /// Sluice: send by filling mbufs and queueing them by reference (`write_frame`), one
+    /// copy from the application's bytes, instead of through the send buffer (two).
+    pub zero_copy_send: bool,
 }
 
 impl Default for Plan {
@@ -29,6 +32,7 @@ impl Default for Plan {
             backlog: 1024,
             connect: None,
             stop_after_closed: None,
+            zero_copy_send: false,
         }
     }
 }

@@ -30,6 +30,35 @@ fn failure(e: Error) -> ConnFailure {
 struct SluiceIo<'c, 'a> {
     cx: &'c Cx<'a>,
     s: TcpStream,
+    /// Write by frames (`Plan::zero_copy_send`).
+    frames: bool,
+}
+
+impl SluiceIo<'_, '_> {
+    /// Zero-copy send: copies the queued bytes into mbufs of one segment each and queues
+    /// them by reference. `Ok(None)` when nothing could be queued.
+    fn write_frames(&mut self, out: &OutQueue) -> Result<Option<usize>, ConnFailure> {
+        let mss = self.s.mss(self.cx).unwrap_or(1460);
+        let mut queued = 0usize;
+        while (queued as u64) < out.len() {
+            let Some(mut m) = self.cx.alloc_frame() else {
+                break; // pool exhausted for now
+            };
+            let room = m.remaining().min(mss);
+            let n = out.copy_range_to(queued, &mut m.spare_mut()[..room]);
+            m.commit(n);
+            match self.s.write_frame(self.cx, m.freeze()) {
+                Ok(None) => queued += n,
+                Ok(Some(rest)) => {
+                    queued += n - rest.len();
+                    break;
+                }
+                Err(Error::WouldBlock) => break,
+                Err(e) => return Err(failure(e)),
+            }
+        }
+        Ok((queued > 0).then_some(queued))
+    }
 }
 
 impl Transport for SluiceIo<'_, '_> {
@@ -49,6 +78,9 @@ impl Transport for SluiceIo<'_, '_> {
         }
     }
     fn write(&mut self, out: &OutQueue) -> Result<Option<usize>, ConnFailure> {
+        if self.frames {
+            return self.write_frames(out);
+        }
         match self.s.write_with(self.cx, |buf| out.copy_to(buf)) {
             Ok(n) => Ok(Some(n)),
             Err(Error::WouldBlock) => Ok(None),
@@ -153,7 +185,11 @@ impl<S: Session> App for SluiceDriver<S> {
         let mut i = 0;
         while i < self.conns.len() {
             let (s, c) = &mut self.conns[i];
-            let mut io = SluiceIo { cx, s: *s };
+            let mut io = SluiceIo {
+                cx,
+                s: *s,
+                frames: self.plan.zero_copy_send,
+            };
             match c.step(&mut io, &mut self.tally, now) {
                 Step::Open { did: d } => {
                     did |= d;
