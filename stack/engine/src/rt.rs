@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use sluice_dev::{Frame, FrameMut};
 use sluice_net::Interface;
 use sluice_wire::{Instant, Ipv4Address};
 
@@ -96,6 +97,11 @@ fn retry<T>(
     })
 }
 
+/// Zero-copy send: a buffer of the core's pool to fill (`Cx::alloc_frame`).
+pub fn alloc_frame() -> Option<FrameMut> {
+    with_cx(|cx| cx.alloc_frame())
+}
+
 /// Sleeps until `d` after the current round's time.
 pub async fn sleep(d: Duration) {
     let until = now() + d;
@@ -164,6 +170,31 @@ impl TcpStream {
             data = &data[n..];
         }
         Ok(())
+    }
+    /// Zero-copy read: the next received bytes as a `Frame` (a full-sized payload is the
+    /// received mbuf itself); `Ok(None)` at end of stream.
+    pub async fn read_frame(&self, max: usize) -> Result<Option<Frame>, Error> {
+        let s = self.0;
+        retry(Wait::Readable(Source::Stream(s)), move |cx| s.read_frame(cx, max)).await
+    }
+    /// Zero-copy send: queues all of `frame` by reference (a received frame, or one filled
+    /// from `alloc_frame`), waiting for room as needed.
+    pub async fn write_frame(&self, frame: Frame) -> Result<(), Error> {
+        let s = self.0;
+        let mut pending = Some(frame);
+        retry(Wait::Writable(Source::Stream(s)), move |cx| {
+            let Some(f) = pending.take() else {
+                return Ok(());
+            };
+            match s.write_frame(cx, f)? {
+                None => Ok(()),
+                Some(rest) => {
+                    pending = Some(rest);
+                    Err(Error::WouldBlock)
+                }
+            }
+        })
+        .await
     }
     pub fn shutdown(&self) {
         with_cx(|cx| self.0.shutdown(cx))

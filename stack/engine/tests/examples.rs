@@ -1,4 +1,4 @@
-//! The guide's examples (examples/echo.rs, examples/echo_async.rs) run as written: over
+//! The guide's examples (examples/echo.rs, echo_async.rs, echo_zero_copy.rs) run as written: over
 //! `net_tap` in a network namespace, the kernel's socat talks to them.
 
 use std::path::PathBuf;
@@ -16,7 +16,8 @@ fn example(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn echo_round_trip(name: &str) {
+/// Runs example `name` as an echo server for a kernel client; returns the server's output.
+fn echo_round_trip(name: &str) -> String {
     let bin = example(name);
     assert!(bin.exists(), "{} was not built", bin.display());
     let ns = Netns::new(&format!("ex{}", name.len()));
@@ -44,6 +45,7 @@ fn echo_round_trip(name: &str) {
         s.stdout,
         s.stderr
     );
+    s.stdout
 }
 
 #[test]
@@ -54,4 +56,13 @@ fn echo_example_serves_the_kernel() {
 #[test]
 fn async_echo_example_serves_the_kernel() {
     echo_round_trip("echo_async");
+}
+
+/// The zero-copy echo sends the received mbufs back by reference (net_tap chains mbufs).
+#[test]
+fn zero_copy_echo_example_serves_the_kernel() {
+    let out = echo_round_trip("echo_zero_copy");
+    let by_ref = sluice_testkit::count(&out, "tx_zero_copy_bytes");
+    let kept = sluice_testkit::count(&out, "rx_zero_copy_bytes");
+    assert!(by_ref > 0 && kept > 0, "nothing went by reference:\n{out}");
 }
