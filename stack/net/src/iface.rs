@@ -141,6 +141,12 @@ impl Interface {
         &self.stats
     }
 
+    /// Device buffers the connections' receive buffers hold now (zero-copy receive; bounded
+    /// by `InterfaceConfig::rx_frames_limit`).
+    pub fn rx_frames_held(&self) -> usize {
+        self.tcp.rx_frames_held
+    }
+
     /// The flow table's counters (use of the NIC's RSS hash).
     pub fn flow_stats(&self) -> crate::flow::FlowStats {
         self.tcp.flows.stats()

@@ -122,6 +122,9 @@ struct Conn {
     orphan_deadline: Option<Instant>,
     /// The deadline of this connection's entry in the timer wheel, if it has one.
     scheduled: Option<Instant>,
+    /// Device buffers its receive buffer held when last counted in
+    /// `TcpSockets::rx_frames_held`.
+    rx_frames: usize,
 }
 
 impl Conn {
@@ -310,6 +313,7 @@ impl Interface {
         let isn = isn(&self.cfg.isn_key, local, remote, self.now);
         let tcb = Tcb::connect(self.tcp_config(), local_port, remote.port, isn);
         let key = self.tcp.conns.insert(Conn {
+                rx_frames: 0,
             tcb,
             remote,
             listener: None,
@@ -367,9 +371,8 @@ impl Interface {
     /// Copies received bytes into `buf`. `Ok(0)`: nothing yet; `Err(Finished)`: the end.
     pub fn tcp_recv(&mut self, h: TcpHandle, buf: &mut [u8]) -> Result<usize, TcpRecvError> {
         let c = self.conn_mut(h).ok_or(TcpRecvError::InvalidHandle)?;
-        let frames = c.tcb.rx_frames();
         let r = c.tcb.recv(buf).map_err(map_recv_error);
-        self.after_read(h, frames, matches!(r, Ok(n) if n > 0));
+        self.after_read(h, matches!(r, Ok(n) if n > 0));
         r
     }
 
@@ -380,20 +383,27 @@ impl Interface {
     /// `Ok(None)`: nothing yet; `Err(Finished)`: the end.
     pub fn tcp_recv_frame(&mut self, h: TcpHandle, max: usize) -> Result<Option<Frame>, TcpRecvError> {
         let c = self.conn_mut(h).ok_or(TcpRecvError::InvalidHandle)?;
-        let frames = c.tcb.rx_frames();
         let r = c.tcb.recv_frame(max).map_err(map_recv_error);
-        self.after_read(h, frames, matches!(r, Ok(Some(_))));
+        self.after_read(h, matches!(r, Ok(Some(_))));
         r
     }
 
-    /// After a read of connection `h`, which held `frames_before` device buffers: count
-    /// the buffers released and, when bytes were read, send the window update.
-    fn after_read(&mut self, h: TcpHandle, frames_before: usize, read: bool) {
+    /// Brings `rx_frames_held` up to date with connection `key`'s receive buffer.
+    fn count_rx_frames(&mut self, key: Key) {
+        if let Some(c) = self.tcp.conns.get_mut(key) {
+            let now = c.tcb.rx_frames();
+            self.tcp.rx_frames_held = (self.tcp.rx_frames_held + now).saturating_sub(c.rx_frames);
+            c.rx_frames = now;
+        }
+    }
+
+    /// After a read of connection `h`: count the device buffers released and, when bytes
+    /// were read, send the window update.
+    fn after_read(&mut self, h: TcpHandle, read: bool) {
+        self.count_rx_frames(h.0);
         let Some(c) = self.tcp.conns.get_mut(h.0) else {
             return;
         };
-        let released = frames_before.saturating_sub(c.tcb.rx_frames());
-        self.tcp.rx_frames_held = self.tcp.rx_frames_held.saturating_sub(released);
         if read {
             c.dirty = true; // the window opened
             self.tcp.pending.push(h.0);
@@ -448,9 +458,8 @@ impl Interface {
         }
         let (n, r) = f(data);
         let n = n.min(data.len());
-        let frames = c.tcb.rx_frames();
         c.tcb.consume(n);
-        self.after_read(h, frames, n > 0);
+        self.after_read(h, n > 0);
         Ok(Some(r))
     }
 
@@ -611,9 +620,9 @@ impl Interface {
                 };
                 if let Some(c) = self.tcp.conns.get_mut(key) {
                     c.tcb.push_rx_frame(frame);
-                    self.tcp.rx_frames_held += 1;
                 }
             }
+            self.count_rx_frames(key);
             self.after_event(io, key);
             return;
         }
@@ -638,6 +647,7 @@ impl Interface {
             match outcome {
                 ListenOutcome::Accepted(tcb) => {
                     let k = self.tcp.conns.insert(Conn {
+                rx_frames: 0,
                         tcb,
                         remote,
                         listener: Some(lkey),
@@ -692,7 +702,7 @@ impl Interface {
         };
         if c.tcb.is_closed() && !c.owned_by_app() {
             if let Some(c) = self.tcp.conns.remove(key) {
-                self.tcp.rx_frames_held = self.tcp.rx_frames_held.saturating_sub(c.tcb.rx_frames());
+                self.tcp.rx_frames_held = self.tcp.rx_frames_held.saturating_sub(c.rx_frames);
                 let flow = FlowKey {
                     local_port: c.tcb.local_port(),
                     remote: c.remote,

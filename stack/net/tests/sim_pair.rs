@@ -342,6 +342,11 @@ fn run(sc: &Scenario) -> Result<Outcome, String> {
     a.dev.rx_burst(end, &mut rx, usize::MAX);
     b.dev.rx_burst(end, &mut rx, usize::MAX);
     drop(rx);
+    for s in [&a, &b] {
+        if s.iface.rx_frames_held() != 0 {
+            return Err(format!("{} receive frames still counted as held", s.iface.rx_frames_held()));
+        }
+    }
     if link.pool().outstanding() != 0 {
         return Err(format!("{} buffers outstanding", link.pool().outstanding()));
     }
