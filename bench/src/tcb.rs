@@ -112,13 +112,24 @@ impl TcbInput {
     /// pointer, no reference count changes), so its vtable does nothing.
     #[inline]
     pub fn step_zero_copy(&mut self) {
+        self.step_with(true)
+    }
+
+    /// One in-order segment in, the ACK decision (and the ACK) out, the data consumed.
+    #[inline]
+    pub fn step(&mut self) {
+        self.step_with(false)
+    }
+
+    #[inline(always)]
+    fn step_with(&mut self, zero_copy: bool) {
         let now = Instant::from_nanos(self.now_ns);
         let seg = TcpRepr {
             seq: self.seq,
             payload: &self.payload,
             ..self.hdr
         };
-        let out = self.rx.on_segment_zc(now, black_box(&seg), true);
+        let out = self.rx.on_segment_zc(now, black_box(&seg), zero_copy);
         if let Some((a, b)) = out.keep_payload {
             // SAFETY: `payload` outlives the frame (consumed below); the vtable is a no-op.
             let f = unsafe {
@@ -131,25 +142,6 @@ impl TcbInput {
             };
             self.rx.push_rx_frame(f);
         }
-        while let Some(ack) = self.rx.poll_transmit(now) {
-            black_box(&ack);
-            self.acks += 1;
-        }
-        self.rx.consume(self.payload.len());
-        self.seq += self.payload.len();
-        self.now_ns += 1_000;
-    }
-
-    /// One in-order segment in, the ACK decision (and the ACK) out, the data consumed.
-    #[inline]
-    pub fn step(&mut self) {
-        let now = Instant::from_nanos(self.now_ns);
-        let seg = TcpRepr {
-            seq: self.seq,
-            payload: &self.payload,
-            ..self.hdr
-        };
-        let out = self.rx.on_segment(now, black_box(&seg));
         black_box(out);
         while let Some(ack) = self.rx.poll_transmit(now) {
             black_box(&ack);

@@ -28,27 +28,22 @@ fn sluice_on_tap(ns: &Netns, args: &[&str]) -> Proc {
     p
 }
 
-#[test]
-fn kernel_client_to_sluice_server_over_tap() {
-    let ns = Netns::new("tcpk2s");
-    let sluice = sluice_on_tap(
-        &ns,
-        &[
-            "tcp-sink",
-            "--listen",
-            "9000",
-            "--expect",
-            "20",
-            "--seconds",
-            "90",
-        ],
-    );
+/// The kernel (Python, in namespace `ns_name`) sends `n` connections of `bytes` each to a
+/// Sluice `tcp-sink` on net_tap started with `extra` flags; both ends check every byte.
+/// Returns the sink's output.
+fn kernel_to_sluice(ns_name: &str, n: u64, bytes: u64, seconds: u64, extra: &[&str]) -> String {
+    let ns = Netns::new(ns_name);
+    let (ns_s, secs) = (n.to_string(), seconds.to_string());
+    let mut args = vec!["tcp-sink", "--listen", "9000", "--expect", &ns_s, "--seconds", &secs];
+    args.extend_from_slice(extra);
+    let sluice = sluice_on_tap(&ns, &args);
+    let b = bytes.to_string();
     let peer = ns.run(
         "python3",
-        &[PEER, "source", "198.18.0.2", "9000", "20", "300000"],
-        Duration::from_secs(90),
+        &[PEER, "source", "198.18.0.2", "9000", &ns_s, &b],
+        Duration::from_secs(seconds),
     );
-    let out = sluice.wait(Duration::from_secs(30));
+    let out = sluice.wait(Duration::from_secs(60));
     assert!(
         peer.success(),
         "kernel client failed:\n{}\n{}\n--- sluice:\n{}\n{}",
@@ -57,34 +52,37 @@ fn kernel_client_to_sluice_server_over_tap() {
         out.stdout,
         out.stderr
     );
-    assert!(peer.stdout.contains("ok=20 failed=0"), "{}", peer.stdout);
+    assert!(peer.stdout.contains(&format!("ok={n} failed=0")), "{}", peer.stdout);
     assert!(out.success(), "sluice:\n{}\n{}", out.stdout, out.stderr);
-    assert_eq!(count(&out.stdout, "done"), 20, "{}", out.stdout);
-    assert_eq!(count(&out.stdout, "bytes"), 20 * 300_000, "{}", out.stdout);
+    assert_eq!(count(&out.stdout, "done"), n, "{}", out.stdout);
+    assert_eq!(count(&out.stdout, "bytes"), n * bytes, "{}", out.stdout);
+    out.stdout
 }
 
-#[test]
-fn sluice_client_to_kernel_server_over_tap() {
-    let ns = Netns::new("tcps2k");
+/// A Sluice `tcp-source` on net_tap started with `extra` flags sends `n` connections of
+/// `bytes` each to the kernel (Python, in namespace `ns_name`); both ends check every byte.
+/// Returns the source's output.
+fn sluice_to_kernel(ns_name: &str, n: u64, bytes: u64, seconds: u64, extra: &[&str]) -> String {
+    let ns = Netns::new(ns_name);
+    let (ns_s, b, secs) = (n.to_string(), bytes.to_string(), seconds.to_string());
     let mut server = ns.cmd("python3");
-    server.args([PEER, "sink", "9001", "20"]);
+    server.args([PEER, "sink", "9001", &ns_s]);
     let server = Proc::spawn(server);
-    let sluice = sluice_on_tap(
-        &ns,
-        &[
-            "tcp-source",
-            "--remote",
-            "198.18.0.1:9001",
-            "--connections",
-            "20",
-            "--bytes",
-            "300000",
-            "--seconds",
-            "90",
-        ],
-    );
-    let out = sluice.wait(Duration::from_secs(100));
-    let srv = server.wait(Duration::from_secs(30));
+    let mut args = vec![
+        "tcp-source",
+        "--remote",
+        "198.18.0.1:9001",
+        "--connections",
+        &ns_s,
+        "--bytes",
+        &b,
+        "--seconds",
+        &secs,
+    ];
+    args.extend_from_slice(extra);
+    let sluice = sluice_on_tap(&ns, &args);
+    let out = sluice.wait(Duration::from_secs(seconds + 10));
+    let srv = server.wait(Duration::from_secs(60));
     assert!(
         out.success(),
         "sluice client failed:\n{}\n{}\n--- kernel server:\n{}\n{}",
@@ -93,9 +91,20 @@ fn sluice_client_to_kernel_server_over_tap() {
         srv.stdout,
         srv.stderr
     );
-    assert_eq!(count(&out.stdout, "done"), 20, "{}", out.stdout);
+    assert_eq!(count(&out.stdout, "done"), n, "{}", out.stdout);
     assert_eq!(count(&out.stdout, "failed"), 0, "{}", out.stdout);
-    assert!(srv.stdout.contains("ok=20 failed=0"), "{}", srv.stdout);
+    assert!(srv.stdout.contains(&format!("ok={n} failed=0")), "{}", srv.stdout);
+    out.stdout
+}
+
+#[test]
+fn kernel_client_to_sluice_server_over_tap() {
+    kernel_to_sluice("tcpk2s", 20, 300_000, 90, &[]);
+}
+
+#[test]
+fn sluice_client_to_kernel_server_over_tap() {
+    sluice_to_kernel("tcps2k", 20, 300_000, 90, &[]);
 }
 
 /// Zero-copy against the kernel over net_tap: the kernel sends to a Sluice sink that reads
@@ -103,49 +112,12 @@ fn sluice_client_to_kernel_server_over_tap() {
 /// to each header) to a kernel server, which checks every byte.
 #[test]
 fn zero_copy_both_ways_against_the_kernel_over_tap() {
-    let ns = Netns::new("tcpzc");
-    let sluice = sluice_on_tap(
-        &ns,
-        &["tcp-sink", "--listen", "9000", "--expect", "8", "--seconds", "90", "--zero-copy"],
-    );
-    let peer = ns.run(
-        "python3",
-        &[PEER, "source", "198.18.0.2", "9000", "8", "500000"],
-        Duration::from_secs(90),
-    );
-    let out = sluice.wait(Duration::from_secs(30));
-    assert!(peer.success(), "kernel client failed:\n{}\n{}\n--- sluice:\n{}", peer.stdout, peer.stderr, out.stdout);
-    assert!(out.success(), "sluice sink:\n{}\n{}", out.stdout, out.stderr);
-    assert_eq!(count(&out.stdout, "done"), 8, "{}", out.stdout);
-    let kept = sum_field(&out.stdout, "rx_zero_copy_bytes");
-    assert!(kept >= 8 * 500_000 / 2, "sink kept {kept} bytes in their mbufs:\n{}", out.stdout);
-    drop(ns);
-
-    let ns = Netns::new("tcpzc2");
-    let mut server = ns.cmd("python3");
-    server.args([PEER, "sink", "9001", "8"]);
-    let server = Proc::spawn(server);
-    let sluice = sluice_on_tap(
-        &ns,
-        &[
-            "tcp-source",
-            "--remote",
-            "198.18.0.1:9001",
-            "--connections",
-            "8",
-            "--bytes",
-            "500000",
-            "--seconds",
-            "90",
-            "--zero-copy",
-        ],
-    );
-    let out = sluice.wait(Duration::from_secs(100));
-    let srv = server.wait(Duration::from_secs(30));
-    assert!(out.success(), "sluice source:\n{}\n{}\n--- kernel:\n{}\n{}", out.stdout, out.stderr, srv.stdout, srv.stderr);
-    assert!(srv.stdout.contains("ok=8 failed=0"), "{}", srv.stdout);
-    let by_ref = sum_field(&out.stdout, "tx_zero_copy_bytes");
-    assert!(by_ref >= 8 * 500_000, "source sent {by_ref} bytes by reference:\n{}", out.stdout);
+    let out = kernel_to_sluice("tcpzc", 8, 500_000, 90, &["--zero-copy"]);
+    let kept = sum_field(&out, "rx_zero_copy_bytes");
+    assert!(kept >= 8 * 500_000 / 2, "sink kept {kept} bytes in their mbufs:\n{out}");
+    let out = sluice_to_kernel("tcpzc2", 8, 500_000, 90, &["--zero-copy"]);
+    let by_ref = sum_field(&out, "tx_zero_copy_bytes");
+    assert!(by_ref >= 8 * 500_000, "source sent {by_ref} bytes by reference:\n{out}");
 }
 
 /// Sluice to Sluice over virtio: a sink on the vhost side, a source on the virtio side.
@@ -310,17 +282,12 @@ fn sluice_to_sluice_zero_copy_over_virtio() {
 /// from delayed ACKs to a sender in recovery, is described in docs/known-issues.md.)
 #[test]
 fn kernel_client_to_sluice_server_with_impairments() {
-    let ns = Netns::new("tcpimp1");
-    let sluice = sluice_on_tap(
-        &ns,
+    let out = kernel_to_sluice(
+        "tcpimp1",
+        8,
+        4_000_000,
+        240,
         &[
-            "tcp-sink",
-            "--listen",
-            "9000",
-            "--expect",
-            "8",
-            "--seconds",
-            "240",
             "--impair-rx",
             "loss=0.03,reorder=0.05:3ms,dup=0.01,outage-after-first=1s+2s",
             "--impair-tx",
@@ -329,24 +296,7 @@ fn kernel_client_to_sluice_server_with_impairments() {
             "7",
         ],
     );
-    let peer = ns.run(
-        "python3",
-        &[PEER, "source", "198.18.0.2", "9000", "8", "4000000"],
-        Duration::from_secs(240),
-    );
-    let out = sluice.wait(Duration::from_secs(60));
-    assert!(
-        peer.success(),
-        "kernel client failed:\n{}\n{}\n--- sluice:\n{}\n{}",
-        peer.stdout,
-        peer.stderr,
-        out.stdout,
-        out.stderr
-    );
-    assert!(peer.stdout.contains("ok=8 failed=0"), "{}", peer.stdout);
-    assert_eq!(count(&out.stdout, "done"), 8, "{}", out.stdout);
-    assert_eq!(count(&out.stdout, "bytes"), 8 * 4_000_000, "{}", out.stdout);
-    assert_impaired(&out.stdout);
+    assert_impaired(&out);
 }
 
 /// The impairments really hit the traffic: losses, reordering, duplicates and outage drops.
@@ -363,22 +313,12 @@ fn assert_impaired(out: &str) {
 
 #[test]
 fn sluice_client_to_kernel_server_with_impairments() {
-    let ns = Netns::new("tcpimp2");
-    let mut server = ns.cmd("python3");
-    server.args([PEER, "sink", "9001", "8"]);
-    let server = Proc::spawn(server);
-    let sluice = sluice_on_tap(
-        &ns,
+    let out = sluice_to_kernel(
+        "tcpimp2",
+        8,
+        4_000_000,
+        240,
         &[
-            "tcp-source",
-            "--remote",
-            "198.18.0.1:9001",
-            "--connections",
-            "8",
-            "--bytes",
-            "4000000",
-            "--seconds",
-            "240",
             "--impair-rx",
             "loss=0.03,reorder=0.05:3ms,dup=0.01",
             "--impair-tx",
@@ -387,80 +327,36 @@ fn sluice_client_to_kernel_server_with_impairments() {
             "11",
         ],
     );
-    let out = sluice.wait(Duration::from_secs(250));
-    let srv = server.wait(Duration::from_secs(60));
-    assert!(
-        out.success(),
-        "sluice client failed:\n{}\n{}\n--- kernel server:\n{}\n{}",
-        out.stdout,
-        out.stderr,
-        srv.stdout,
-        srv.stderr
-    );
-    assert_eq!(count(&out.stdout, "done"), 8, "{}", out.stdout);
-    assert!(srv.stdout.contains("ok=8 failed=0"), "{}", srv.stdout);
-    assert_impaired(&out.stdout);
+    assert_impaired(&out);
 }
 
 /// Two cores on net_tap (no RSS): frames are steered to the core that owns their flow.
 #[test]
 fn kernel_client_to_two_core_sluice_over_tap() {
-    let ns = Netns::new("tcp2c");
-    let sluice = sluice_on_tap(
-        &ns,
-        &[
-            "tcp-sink",
-            "--listen",
-            "9000",
-            "--expect",
-            "40",
-            "--seconds",
-            "90",
-            "--cores",
-            "2",
-        ],
-    );
-    let peer = ns.run(
-        "python3",
-        &[PEER, "source", "198.18.0.2", "9000", "40", "200000"],
-        Duration::from_secs(90),
-    );
-    let out = sluice.wait(Duration::from_secs(30));
-    assert!(
-        peer.success(),
-        "kernel client failed:\n{}\n{}\n--- sluice:\n{}\n{}",
-        peer.stdout,
-        peer.stderr,
-        out.stdout,
-        out.stderr
-    );
-    assert!(peer.stdout.contains("ok=40 failed=0"), "{}", peer.stdout);
-    assert_eq!(count(&out.stdout, "done"), 40, "{}", out.stdout);
+    let out = kernel_to_sluice("tcp2c", 40, 200_000, 90, &["--cores", "2"]);
     // Both cores served connections; frames that arrived on the wrong core were handed over.
     let steered: u64 = out
-        .stdout
         .lines()
         .filter(|l| l.starts_with("tcp: core="))
         .map(|l| count(l, "steered_out"))
         .sum();
     let per_core: Vec<u64> = out
-        .stdout
         .lines()
         .filter(|l| l.starts_with("tcp: core=") && l.contains("rx_packets"))
         .map(|l| count(l, "rx_packets"))
         .collect();
-    assert_eq!(per_core.len(), 2, "{}", out.stdout);
+    assert_eq!(per_core.len(), 2, "{out}");
     // The kernel's tap picks a queue per flow on its own (and learns from our replies), so
     // the first frames of about half the connections reach the wrong core.
-    assert!(steered > 0 && per_core.iter().all(|&n| n > 0), "{}", out.stdout);
+    assert!(steered > 0 && per_core.iter().all(|&n| n > 0), "{out}");
     // Commands from another thread ran on each core (crossbeam channels).
     for core in 0..2 {
         assert!(
-            out.stdout.contains(&format!(
+            out.contains(&format!(
                 "tcp: command core={core} answered_by={core} address=198.18.0.2"
             )),
             "{}",
-            out.stdout
+            out
         );
     }
 }

@@ -9,8 +9,9 @@
 //! callgrind_annotate --inclusive=yes /tmp/cg.out | head -60
 //! ```
 //!
-//! Workloads: `tcb-input` (default `TcpConfig`), `tcb-input-ack-every`,
-//! `tcb-input-no-ts-sack`, `tcb-output`, `iface-sluice`, `iface-smoltcp` (offload).
+//! Workloads: `tcb-input` (default `TcpConfig`), `tcb-input-zero-copy` (the same, the
+//! payload handed over as a frame), `tcb-input-ack-every`, `tcb-input-no-ts-sack`,
+//! `tcb-output`, `iface-sluice`, `iface-smoltcp` (offload).
 
 use std::hint::black_box;
 
@@ -47,6 +48,11 @@ fn main() {
             };
             let mut w = TcbInput::new(cfg);
             run_steps(n, || w.step());
+            black_box(w.acks);
+        }
+        "tcb-input-zero-copy" => {
+            let mut w = TcbInput::new(TcpConfig::default());
+            run_steps(n, || w.step_zero_copy());
             black_box(w.acks);
         }
         "tcb-output" => {

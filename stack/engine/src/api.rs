@@ -66,6 +66,19 @@ fn conn_error(e: sluice_net::ConnError) -> Error {
     }
 }
 
+/// A read that gives `Some` thing or nothing: `Ok(Some)` as is, `Ok(None)` (nothing yet)
+/// as `WouldBlock`, the end of the stream as `Ok(None)`.
+fn next_or_end<T>(r: Result<Option<T>, TcpRecvError>) -> Result<Option<T>, Error> {
+    match r {
+        Ok(Some(x)) => Ok(Some(x)),
+        Ok(None) => Err(Error::WouldBlock),
+        Err(TcpRecvError::Finished) => Ok(None),
+        Err(TcpRecvError::InvalidHandle) => Err(Error::InvalidHandle),
+        Err(TcpRecvError::InvalidState) => Err(Error::InvalidState),
+        Err(TcpRecvError::Connection(e)) => Err(conn_error(e)),
+    }
+}
+
 /// The context of one core's round: its interface, the time, and who it is.
 pub struct Cx<'a> {
     pub(crate) iface_rc: &'a Rc<RefCell<Interface>>,
@@ -226,14 +239,7 @@ impl TcpStream {
     /// Reads in place: `f` sees the received bytes (the stack's own buffer, no copy) and
     /// returns how many it consumed. `Ok(None)` at end of stream.
     pub fn read_with<R>(&self, cx: &Cx, f: impl FnOnce(&[u8]) -> (usize, R)) -> Result<Option<R>, Error> {
-        match cx.iface().tcp_recv_with(self.0, f) {
-            Ok(Some(r)) => Ok(Some(r)),
-            Ok(None) => Err(Error::WouldBlock),
-            Err(TcpRecvError::Finished) => Ok(None),
-            Err(TcpRecvError::InvalidHandle) => Err(Error::InvalidHandle),
-            Err(TcpRecvError::InvalidState) => Err(Error::InvalidState),
-            Err(TcpRecvError::Connection(e)) => Err(conn_error(e)),
-        }
+        next_or_end(cx.iface().tcp_recv_with(self.0, f))
     }
 
     /// Zero-copy read: the next received bytes (at most `max`) as a `Frame`. A full-sized
@@ -241,14 +247,7 @@ impl TcpStream {
     /// reassembled data comes as a heap frame. `Ok(None)` at end of stream,
     /// `Err(WouldBlock)` nothing yet. Drop frames soon: they hold receive-pool mbufs.
     pub fn read_frame(&self, cx: &Cx, max: usize) -> Result<Option<Frame>, Error> {
-        match cx.iface().tcp_recv_frame(self.0, max) {
-            Ok(Some(f)) => Ok(Some(f)),
-            Ok(None) => Err(Error::WouldBlock),
-            Err(TcpRecvError::Finished) => Ok(None),
-            Err(TcpRecvError::InvalidHandle) => Err(Error::InvalidHandle),
-            Err(TcpRecvError::InvalidState) => Err(Error::InvalidState),
-            Err(TcpRecvError::Connection(e)) => Err(conn_error(e)),
-        }
+        next_or_end(cx.iface().tcp_recv_frame(self.0, max))
     }
 
     /// The payload of a full-sized segment on this connection (the send MSS, less the

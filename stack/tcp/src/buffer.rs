@@ -42,6 +42,7 @@ impl RingBuffer {
         }
     }
 
+    #[inline]
     pub fn capacity(&self) -> usize {
         self.cap
     }
@@ -51,15 +52,23 @@ impl RingBuffer {
         self.buf.len()
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Bytes that can still be enqueued.
+    #[inline]
     pub fn free(&self) -> usize {
         self.cap - self.len
     }
 
+    #[inline]
     fn index(&self, offset: usize) -> usize {
         let size = self.buf.len();
         let i = self.start + offset;
@@ -100,6 +109,7 @@ impl RingBuffer {
 
     /// Writes `data` at `offset` bytes past the readable part, without making it readable.
     /// Returns how many bytes fit.
+    #[inline]
     pub fn write_at(&mut self, offset: usize, data: &[u8]) -> usize {
         let free = self.free();
         if offset >= free {
@@ -118,6 +128,7 @@ impl RingBuffer {
     }
 
     /// Makes `n` bytes written by `write_at(0, ..)` readable.
+    #[inline]
     pub fn commit(&mut self, n: usize) {
         debug_assert!(n <= self.free());
         self.len += n.min(self.free());
@@ -138,6 +149,7 @@ impl RingBuffer {
     }
 
     /// Drops `n` readable bytes from the front.
+    #[inline]
     pub fn discard(&mut self, n: usize) {
         let n = n.min(self.len);
         if n == 0 {
@@ -173,6 +185,7 @@ impl RingBuffer {
     }
 
     /// The contiguous readable bytes starting `offset` bytes in, at most `max` of them.
+    #[inline]
     pub fn slice(&self, offset: usize, max: usize) -> &[u8] {
         if offset >= self.len {
             return &[];

@@ -14,7 +14,9 @@ use sluice_buf::Frame;
 use crate::buffer::RingBuffer;
 
 pub(crate) struct RecvBuffer {
-    /// The readable data in order: frames, and spans of the ring's readable bytes.
+    /// The readable data in order: frames, and spans of the ring's readable bytes. Empty
+    /// while no frame is held: then the ring's readable bytes are all there is (the copying
+    /// path costs no bookkeeping).
     entries: VecDeque<Entry>,
     /// Bytes in frames, and how many frames.
     frame_bytes: usize,
@@ -50,6 +52,7 @@ impl RecvBuffer {
         }
     }
 
+    #[inline]
     pub fn capacity(&self) -> usize {
         self.ring.capacity()
     }
@@ -60,34 +63,44 @@ impl RecvBuffer {
     }
 
     /// Readable bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.frame_bytes + self.ring.len()
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Bytes that can still be received.
+    #[inline]
     pub fn free(&self) -> usize {
         self.capacity() - self.len()
     }
 
     /// Frames held.
+    #[inline]
     pub fn frames(&self) -> usize {
         self.frame_count
     }
 
     /// Queues an in-order payload by reference. The caller makes sure it fits, and that
     /// nothing out of order waits in the ring (it is positioned after the readable end).
+    #[inline]
     pub fn push_frame(&mut self, frame: Frame) {
         debug_assert!(frame.len() <= self.free());
+        if self.entries.is_empty() && !self.ring.is_empty() {
+            // The ring's bytes so far come first: track them from now on.
+            self.entries.push_back(Entry::Ring(self.ring.len()));
+        }
         self.frame_bytes += frame.len();
         self.frame_count += 1;
         self.entries.push_back(Entry::Frame(frame));
     }
 
     /// The first piece, if it is a frame, whole.
+    #[inline]
     pub fn pop_frame(&mut self) -> Option<Frame> {
         if !matches!(self.entries.front(), Some(Entry::Frame(_))) {
             return None;
@@ -108,16 +121,18 @@ impl RecvBuffer {
     }
 
     /// The length of the first piece (a frame, or a span of copied bytes).
+    #[inline]
     pub fn front_len(&self) -> usize {
         match self.entries.front() {
             Some(Entry::Frame(f)) => f.len(),
             Some(Entry::Ring(n)) => *n,
-            None => 0,
+            None => self.ring.len(),
         }
     }
 
     /// Writes `data` at `offset` bytes past the readable part, without making it readable;
     /// returns how many bytes fit.
+    #[inline]
     pub fn write_at(&mut self, offset: usize, data: &[u8]) -> usize {
         let free = self.free();
         if offset >= free {
@@ -128,11 +143,12 @@ impl RecvBuffer {
     }
 
     /// Makes `n` bytes written by `write_at(0, ..)` readable.
+    #[inline]
     pub fn commit(&mut self, n: usize) {
         let before = self.ring.len();
         self.ring.commit(n);
         let n = self.ring.len() - before;
-        if n == 0 {
+        if n == 0 || self.entries.is_empty() {
             return;
         }
         match self.entries.back_mut() {
@@ -142,7 +158,12 @@ impl RecvBuffer {
     }
 
     /// Drops `n` readable bytes from the front.
+    #[inline]
     pub fn discard(&mut self, mut n: usize) {
+        if self.entries.is_empty() {
+            self.ring.discard(n);
+            return;
+        }
         while n > 0 {
             let Some(front) = self.entries.front_mut() else {
                 break;
@@ -170,10 +191,17 @@ impl RecvBuffer {
             }
             self.entries.pop_front();
         }
+        if self.frame_count == 0 && !self.entries.is_empty() {
+            // Only ring spans left: they need no tracking.
+            self.entries.clear();
+        }
     }
 
     /// Copies readable bytes from `offset` into `out` without removing them.
     pub fn peek_into(&self, mut offset: usize, out: &mut [u8]) -> usize {
+        if self.entries.is_empty() {
+            return self.ring.peek_into(offset, out);
+        }
         let mut done = 0;
         // Where the current ring span starts in the ring.
         let mut ring_at = 0;
@@ -215,11 +243,12 @@ impl RecvBuffer {
 
     /// The contiguous readable bytes at the front: the first frame, or the ring's first
     /// part (up to the end of its span).
+    #[inline]
     pub fn front_slice(&self) -> &[u8] {
         match self.entries.front() {
             Some(Entry::Frame(f)) => f,
             Some(Entry::Ring(k)) => self.ring.slice(0, *k),
-            None => &[],
+            None => self.ring.slice(0, usize::MAX),
         }
     }
 }

@@ -45,6 +45,7 @@ impl SendBuffer {
         }
     }
 
+    #[inline]
     pub fn capacity(&self) -> usize {
         self.ring.capacity()
     }
@@ -54,20 +55,24 @@ impl SendBuffer {
         self.ring.allocated() + self.frame_bytes
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.ring.len() + self.frame_bytes
     }
 
+    #[inline]
     pub fn free(&self) -> usize {
         self.capacity() - self.len()
     }
 
     /// Frames queued.
+    #[inline]
     pub fn frames(&self) -> usize {
         self.frames.len()
     }
 
     /// Queues as much of `frame` as fits, by reference; returns the rest.
+    #[inline]
     pub fn push_frame(&mut self, mut frame: Frame) -> Option<Frame> {
         let room = self.free();
         if frame.is_empty() {
@@ -119,6 +124,7 @@ impl SendBuffer {
     }
 
     /// Drops `n` bytes from the front (acknowledged).
+    #[inline]
     pub fn discard(&mut self, n: usize) {
         let n = n.min(self.len());
         let from_ring = n.min(self.ring.len());
@@ -152,6 +158,7 @@ impl SendBuffer {
 
     /// The contiguous bytes starting `off` bytes in, at most `max` of them: within the
     /// ring or within one frame.
+    #[inline]
     pub fn slice(&self, off: usize, max: usize) -> &[u8] {
         if off < self.ring.len() {
             return self.ring.slice(off, max);
