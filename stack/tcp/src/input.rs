@@ -54,14 +54,14 @@ impl Tcb {
             drop,
             transition: (before != self.state).then_some((before, self.state)),
             transmit: self.wants_transmit(),
-            keep_payload: self.zc_taken,
+            keep_payload: self.zc_taken.map(|(a, b)| (a as usize, b as usize)),
         }
     }
 
     /// Queues the payload bytes that `on_segment_zc` kept (`keep_payload`), as a frame
     /// narrowed to exactly them.
     pub fn push_rx_frame(&mut self, frame: Frame) {
-        let expected = self.zc_taken.take().map(|(s, e)| e - s);
+        let expected = self.zc_taken.take().map(|(s, e)| (e - s) as usize);
         debug_assert_eq!(expected, Some(frame.len()), "push_rx_frame without keep_payload");
         if expected == Some(frame.len()) {
             self.rx.push_frame(frame);
@@ -429,7 +429,7 @@ impl Tcb {
             // duplicate ACK at once (RFC 5681 4.2); quick ACKs follow the repair.
             self.ack_now = true;
             self.quickacks = QUICKACKS;
-            self.last_data_at = Some(now);
+            self.last_data_at = now;
             let evicted = self.asm.evicted();
             if !self.asm.add(offset, offset + data.len(), self.cfg.max_ooo_bytes) {
                 self.counters.ooo_dropped += 1;
@@ -460,7 +460,8 @@ impl Tcb {
             && self.rx.frames() < self.cfg.rx_frames_max
         {
             // Zero-copy: the caller queues these bytes of its buffer (`push_rx_frame`).
-            self.zc_taken = Some((skip, skip + data.len()));
+            // Offsets within one segment's payload: below 64 KiB.
+            self.zc_taken = Some((skip as u32, (skip + data.len()) as u32));
             self.counters.bytes_in_zero_copy += data.len() as u64;
             data.len()
         } else {
@@ -484,8 +485,9 @@ impl Tcb {
         // waiting for our ACK: in recovery, or with a window of one segment), the next
         // segments are acknowledged at once, so that the sender's window grows again at the
         // pace of the RTT instead of one segment per delayed-ACK timeout.
-        let paused = matches!((self.last_data_at, self.cfg.delayed_ack), (Some(t), Some(d)) if now - t >= d);
-        self.last_data_at = Some(now);
+        let last = self.last_data_at;
+        let paused = matches!(self.cfg.delayed_ack, Some(d) if last != Instant::ZERO && now - last >= d);
+        self.last_data_at = now;
         if had_hole || paused {
             self.quickacks = QUICKACKS;
         }

@@ -15,12 +15,13 @@ use crate::buffer::RingBuffer;
 
 pub(crate) struct RecvBuffer {
     /// The readable data in order: frames, and spans of the ring's readable bytes. Empty
-    /// while no frame is held: then the ring's readable bytes are all there is (the copying
-    /// path costs no bookkeeping).
-    entries: VecDeque<Entry>,
+    /// (or not allocated, on a connection that never held a frame) while no frame is held:
+    /// then the ring's readable bytes are all there is, and the copying path costs no
+    /// bookkeeping. Boxed: an idle connection pays one pointer for it.
+    entries: Option<Box<VecDeque<Entry>>>,
     /// Bytes in frames, and how many frames.
-    frame_bytes: usize,
-    frame_count: usize,
+    frame_bytes: u32,
+    frame_count: u32,
     ring: RingBuffer,
 }
 
@@ -45,7 +46,7 @@ impl core::fmt::Debug for RecvBuffer {
 impl RecvBuffer {
     pub fn new(capacity: usize) -> Self {
         RecvBuffer {
-            entries: VecDeque::new(),
+            entries: None,
             frame_bytes: 0,
             frame_count: 0,
             ring: RingBuffer::new(capacity),
@@ -59,13 +60,13 @@ impl RecvBuffer {
 
     /// Bytes of memory held: the ring's, and the frames' payload.
     pub fn allocated(&self) -> usize {
-        self.ring.allocated() + self.frame_bytes
+        self.ring.allocated() + self.frame_bytes as usize
     }
 
     /// Readable bytes.
     #[inline]
     pub fn len(&self) -> usize {
-        self.frame_bytes + self.ring.len()
+        self.frame_bytes as usize + self.ring.len()
     }
 
     #[inline]
@@ -82,7 +83,17 @@ impl RecvBuffer {
     /// Frames held.
     #[inline]
     pub fn frames(&self) -> usize {
-        self.frame_count
+        self.frame_count as usize
+    }
+
+    /// The pieces in order, when any are tracked.
+    #[inline]
+    fn tracked(&self) -> Option<&VecDeque<Entry>> {
+        self.entries.as_deref().filter(|e| !e.is_empty())
+    }
+
+    fn entries_mut(&mut self) -> &mut VecDeque<Entry> {
+        self.entries.get_or_insert_with(Default::default)
     }
 
     /// Queues an in-order payload by reference. The caller makes sure it fits, and that
@@ -90,40 +101,44 @@ impl RecvBuffer {
     #[inline]
     pub fn push_frame(&mut self, frame: Frame) {
         debug_assert!(frame.len() <= self.free());
-        if self.entries.is_empty() && !self.ring.is_empty() {
+        let ring_len = self.ring.len();
+        let untracked = self.tracked().is_none();
+        let entries = self.entries_mut();
+        if untracked && ring_len > 0 {
             // The ring's bytes so far come first: track them from now on.
-            self.entries.push_back(Entry::Ring(self.ring.len()));
+            entries.push_back(Entry::Ring(ring_len));
         }
-        self.frame_bytes += frame.len();
+        self.frame_bytes += frame.len() as u32;
         self.frame_count += 1;
-        self.entries.push_back(Entry::Frame(frame));
+        self.entries_mut().push_back(Entry::Frame(frame));
     }
 
     /// The first piece, if it is a frame, whole.
     #[inline]
     pub fn pop_frame(&mut self) -> Option<Frame> {
-        if !matches!(self.entries.front(), Some(Entry::Frame(_))) {
+        let entries = self.entries.as_mut()?;
+        if !matches!(entries.front(), Some(Entry::Frame(_))) {
             return None;
         }
-        let Some(Entry::Frame(f)) = self.entries.pop_front() else {
+        let Some(Entry::Frame(f)) = entries.pop_front() else {
             return None;
         };
-        self.frame_bytes -= f.len();
+        self.frame_bytes -= f.len() as u32;
         self.frame_count -= 1;
         Some(f)
     }
 
     /// Puts back the rest of a frame taken by `pop_frame`.
     pub fn push_front_frame(&mut self, frame: Frame) {
-        self.frame_bytes += frame.len();
+        self.frame_bytes += frame.len() as u32;
         self.frame_count += 1;
-        self.entries.push_front(Entry::Frame(frame));
+        self.entries_mut().push_front(Entry::Frame(frame));
     }
 
     /// The length of the first piece (a frame, or a span of copied bytes).
     #[inline]
     pub fn front_len(&self) -> usize {
-        match self.entries.front() {
+        match self.tracked().and_then(|e| e.front()) {
             Some(Entry::Frame(f)) => f.len(),
             Some(Entry::Ring(n)) => *n,
             None => self.ring.len(),
@@ -148,64 +163,71 @@ impl RecvBuffer {
         let before = self.ring.len();
         self.ring.commit(n);
         let n = self.ring.len() - before;
-        if n == 0 || self.entries.is_empty() {
+        if n == 0 || self.tracked().is_none() {
             return;
         }
-        match self.entries.back_mut() {
+        let entries = self.entries_mut();
+        match entries.back_mut() {
             Some(Entry::Ring(k)) => *k += n,
-            _ => self.entries.push_back(Entry::Ring(n)),
+            _ => entries.push_back(Entry::Ring(n)),
         }
     }
 
     /// Drops `n` readable bytes from the front.
     #[inline]
     pub fn discard(&mut self, mut n: usize) {
-        if self.entries.is_empty() {
-            self.ring.discard(n);
+        let RecvBuffer {
+            entries,
+            frame_bytes,
+            frame_count,
+            ring,
+        } = self;
+        let Some(entries) = entries.as_deref_mut().filter(|e| !e.is_empty()) else {
+            ring.discard(n);
             return;
-        }
+        };
         while n > 0 {
-            let Some(front) = self.entries.front_mut() else {
+            let Some(front) = entries.front_mut() else {
                 break;
             };
             match front {
                 Entry::Frame(f) if n < f.len() => {
                     f.advance(n);
-                    self.frame_bytes -= n;
+                    *frame_bytes -= n as u32;
                     return;
                 }
                 Entry::Frame(f) => {
                     n -= f.len();
-                    self.frame_bytes -= f.len();
-                    self.frame_count -= 1;
+                    *frame_bytes -= f.len() as u32;
+                    *frame_count -= 1;
                 }
                 Entry::Ring(k) if n < *k => {
                     *k -= n;
-                    self.ring.discard(n);
+                    ring.discard(n);
                     return;
                 }
                 Entry::Ring(k) => {
                     n -= *k;
-                    self.ring.discard(*k);
+                    ring.discard(*k);
                 }
             }
-            self.entries.pop_front();
+            entries.pop_front();
         }
-        if self.frame_count == 0 && !self.entries.is_empty() {
+        if *frame_count == 0 && !entries.is_empty() {
             // Only ring spans left: they need no tracking.
-            self.entries.clear();
+            entries.clear();
         }
     }
 
     /// Copies readable bytes from `offset` into `out` without removing them.
     pub fn peek_into(&self, mut offset: usize, out: &mut [u8]) -> usize {
-        if self.entries.is_empty() {
+        let Some(entries) = self.tracked() else {
             return self.ring.peek_into(offset, out);
-        }
+        };
         let mut done = 0;
         // Where the current ring span starts in the ring.
         let mut ring_at = 0;
-        for e in &self.entries {
+        for e in entries {
             if done == out.len() {
                 break;
             }
@@ -245,7 +267,7 @@ impl RecvBuffer {
     /// part (up to the end of its span).
     #[inline]
     pub fn front_slice(&self) -> &[u8] {
-        match self.entries.front() {
+        match self.tracked().and_then(|e| e.front()) {
             Some(Entry::Frame(f)) => f,
             Some(Entry::Ring(k)) => self.ring.slice(0, *k),
             None => self.ring.slice(0, usize::MAX),

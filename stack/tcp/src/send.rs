@@ -15,9 +15,10 @@ use crate::buffer::RingBuffer;
 
 pub(crate) struct SendBuffer {
     ring: RingBuffer,
-    /// Frames with the stream position of their first byte.
-    frames: VecDeque<(u64, Frame)>,
-    frame_bytes: usize,
+    /// Frames with the stream position of their first byte. Boxed and allocated with the
+    /// first frame: an idle connection pays one pointer for it.
+    frames: Option<Box<VecDeque<(u64, Frame)>>>,
+    frame_bytes: u32,
     /// Stream position of the first byte held (bytes discarded so far).
     head: u64,
 }
@@ -26,7 +27,7 @@ impl core::fmt::Debug for SendBuffer {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("SendBuffer")
             .field("ring", &self.ring)
-            .field("frames", &self.frames.len())
+            .field("frames", &self.frames())
             .field("frame_bytes", &self.frame_bytes)
             .finish()
     }
@@ -39,7 +40,7 @@ impl SendBuffer {
     pub fn new(capacity: usize) -> Self {
         SendBuffer {
             ring: RingBuffer::new(capacity),
-            frames: VecDeque::new(),
+            frames: None,
             frame_bytes: 0,
             head: 0,
         }
@@ -52,12 +53,12 @@ impl SendBuffer {
 
     /// Bytes of memory held: the ring's and the frames' bytes.
     pub fn allocated(&self) -> usize {
-        self.ring.allocated() + self.frame_bytes
+        self.ring.allocated() + self.frame_bytes as usize
     }
 
     #[inline]
     pub fn len(&self) -> usize {
-        self.ring.len() + self.frame_bytes
+        self.ring.len() + self.frame_bytes as usize
     }
 
     #[inline]
@@ -68,7 +69,13 @@ impl SendBuffer {
     /// Frames queued.
     #[inline]
     pub fn frames(&self) -> usize {
-        self.frames.len()
+        self.frames.as_ref().map_or(0, |f| f.len())
+    }
+
+    /// Whether no frame is queued (copied writes then go to the ring).
+    #[inline]
+    fn no_frames(&self) -> bool {
+        self.frames.as_ref().is_none_or(|f| f.is_empty())
     }
 
     /// Queues as much of `frame` as fits, by reference; returns the rest.
@@ -88,14 +95,14 @@ impl SendBuffer {
             None
         };
         let at = self.head + self.len() as u64;
-        self.frame_bytes += frame.len();
-        self.frames.push_back((at, frame));
+        self.frame_bytes += frame.len() as u32;
+        self.frames.get_or_insert_with(Default::default).push_back((at, frame));
         rest
     }
 
     /// Copies as much of `data` as fits; returns the number of bytes taken.
     pub fn enqueue(&mut self, data: &[u8]) -> usize {
-        if self.frames.is_empty() {
+        if self.no_frames() {
             return self.ring.enqueue(data);
         }
         let n = data.len().min(self.free());
@@ -107,7 +114,7 @@ impl SendBuffer {
 
     /// Writes in place: `f` fills free room and returns how many bytes it wrote.
     pub fn write_with(&mut self, f: impl FnOnce(&mut [u8]) -> usize) -> usize {
-        if self.frames.is_empty() {
+        if self.no_frames() {
             let room = self.ring.free_slice_mut();
             let n = f(room).min(room.len());
             self.ring.commit(n);
@@ -131,19 +138,22 @@ impl SendBuffer {
         self.ring.discard(from_ring);
         self.head += n as u64;
         let mut left = n - from_ring;
+        let Some(frames) = self.frames.as_deref_mut() else {
+            return;
+        };
         while left > 0 {
-            let Some((start, f)) = self.frames.front_mut() else {
+            let Some((start, f)) = frames.front_mut() else {
                 break;
             };
             if left < f.len() {
                 f.advance(left);
                 *start += left as u64;
-                self.frame_bytes -= left;
+                self.frame_bytes -= left as u32;
                 break;
             }
             left -= f.len();
-            self.frame_bytes -= f.len();
-            self.frames.pop_front();
+            self.frame_bytes -= f.len() as u32;
+            frames.pop_front();
         }
     }
 
@@ -151,8 +161,9 @@ impl SendBuffer {
     fn locate(&self, off: usize) -> Option<(&Frame, usize)> {
         debug_assert!(off >= self.ring.len());
         let pos = self.head + off as u64;
-        let i = self.frames.partition_point(|(s, f)| s + f.len() as u64 <= pos);
-        let (s, f) = self.frames.get(i)?;
+        let frames = self.frames.as_deref()?;
+        let i = frames.partition_point(|(s, f)| s + f.len() as u64 <= pos);
+        let (s, f) = frames.get(i)?;
         Some((f, (pos - s) as usize))
     }
 

@@ -104,7 +104,7 @@ pub struct Tcb {
     /// The caller of this `on_segment_zc` offered the payload's buffer.
     pub(crate) zc_offered: bool,
     /// Payload bytes (`start..end`) this segment's caller must queue by reference.
-    pub(crate) zc_taken: Option<(usize, usize)>,
+    pub(crate) zc_taken: Option<(u32, u32)>,
     pub(crate) asm: Assembler,
     /// Sequence number of a FIN received out of order.
     pub(crate) ooo_fin: Option<SeqNumber>,
@@ -119,8 +119,8 @@ pub struct Tcb {
     pub(crate) unacked_rx: usize,
     /// In-order segments still to acknowledge at once (quick ACKs).
     pub(crate) quickacks: u8,
-    /// When data last arrived.
-    pub(crate) last_data_at: Option<Instant>,
+    /// When data last arrived (`Instant::ZERO`: not yet).
+    pub(crate) last_data_at: Instant,
     pub(crate) pending_rst: Option<PendingRst>,
     /// Retransmit the segment at SND.UNA (fast retransmit / partial ACK).
     pub(crate) rtx_una: bool,
@@ -228,7 +228,7 @@ impl Tcb {
             ack_now: false,
             unacked_rx: 0,
             quickacks: 0,
-            last_data_at: None,
+            last_data_at: Instant::ZERO,
             pending_rst: None,
             rtx_una: false,
             send_persist_probe: false,

@@ -410,3 +410,14 @@ fn fixtures_reach_every_state() {
     assert_eq!(tcb_last_ack().state(), State::LastAck);
     assert_eq!(tcb_time_wait().state(), State::TimeWait);
 }
+
+/// The state of an idle connection stays within the 2 KiB budget of the benchmarks
+/// (`docs/benchmarks-e2e.md`), with room for the interface's ~120 B of bookkeeping.
+#[test]
+fn an_idle_tcb_fits_the_memory_budget() {
+    let size = std::mem::size_of::<Tcb>();
+    eprintln!("size_of::<Tcb>() = {size}");
+    assert!(size + 120 <= 2048, "Tcb is {size} B");
+    let t = tcb_established();
+    assert_eq!(t.buffer_memory(), 0, "an idle connection allocates no buffer");
+}

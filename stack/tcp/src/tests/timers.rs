@@ -495,10 +495,10 @@ fn quick_acks_after_a_pause_and_after_reordering() {
         ..peer_ack(1 + 10 * n, 1)
     };
     // The first segment: delayed.
-    send!(s, time 0, seg(0));
-    assert!(drain(&mut s, ms(0)).is_empty(), "first segment: delayed ACK");
-    s.handle_timeout(ms(40));
-    assert_eq!(drain(&mut s, ms(40)).len(), 1, "the delayed ACK");
+    send!(s, time 1, seg(0));
+    assert!(drain(&mut s, ms(1)).is_empty(), "first segment: delayed ACK");
+    s.handle_timeout(ms(41));
+    assert_eq!(drain(&mut s, ms(41)).len(), 1, "the delayed ACK");
     // After a pause of 100 ms: ACKed at once, and the next 15 too (16 in all).
     for i in 1..=16 {
         send!(s, time 100 + i as u64, seg(i));
