@@ -471,9 +471,10 @@ pub fn run(
     println!("tcp: done={done} failed={failed} bytes={bytes} seconds={secs:.2}");
     for (c, s) in stats.iter().enumerate() {
         println!(
-            "tcp: core={c} rx_packets={} tx_packets={} drops={} steered_out={} steered_in={} connections={}",
+            "tcp: core={c} rx_packets={} tx_packets={} retransmits={} drops={} steered_out={} steered_in={} connections={}",
             s.net.rx_packets,
             s.net.tx_packets,
+            s.net.tcp.retransmits,
             s.net.drops.total(),
             s.steer.steered_out,
             s.steer.steered_in,

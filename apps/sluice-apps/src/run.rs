@@ -311,8 +311,13 @@ pub fn engine_table(r: &RunResult) -> Option<Table> {
         tb.row(
             format!("core {i} tcp"),
             format!(
-                "{} segs in, {} segs out, {} accepted, {} connected, {} rst sent",
-                n.tcp.segments_rx, n.tcp.segments_tx, n.tcp.accepted, n.tcp.connected, n.tcp.rst_tx
+                "{} segs in, {} segs out ({} retransmitted), {} accepted, {} connected, {} rst sent",
+                n.tcp.segments_rx,
+                n.tcp.segments_tx,
+                n.tcp.retransmits,
+                n.tcp.accepted,
+                n.tcp.connected,
+                n.tcp.rst_tx
             ),
         );
         tb.row(

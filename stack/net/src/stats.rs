@@ -210,6 +210,9 @@ pub struct TcpStats {
     pub connected: u64,
     /// SYN-ACKs sent with a SYN cookie because a listener's backlog was full.
     pub syn_cookies_tx: u64,
+    /// Segments sent again (RTO, fast retransmit, SACK recovery, tail loss probes of
+    /// sent data), summed over the connections.
+    pub retransmits: u64,
     /// Payload bytes received that stayed in the device's buffers (zero-copy receive).
     pub rx_zero_copy_bytes: u64,
     /// Payload bytes sent by reference to the application's frames (zero-copy send).

@@ -712,8 +712,17 @@ impl Interface {
         }
     }
 
-    /// Sends up to `SEGMENTS_PER_POLL` segments of connection `key`.
+    /// Sends up to `SEGMENTS_PER_POLL` segments of connection `key`, counting its
+    /// retransmissions.
     fn drain_output<D: Device>(&mut self, io: &mut Io<'_, D>, key: Key) {
+        let before = self.tcp.conns.get(key).map(|c| c.tcb.counters().retransmits);
+        self.drain_segments(io, key);
+        if let (Some(b), Some(c)) = (before, self.tcp.conns.get(key)) {
+            self.stats.tcp.retransmits += c.tcb.counters().retransmits - b;
+        }
+    }
+
+    fn drain_segments<D: Device>(&mut self, io: &mut Io<'_, D>, key: Key) {
         let caps = self.caps;
         let src = self.address();
         for _ in 0..SEGMENTS_PER_POLL {

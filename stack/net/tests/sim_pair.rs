@@ -221,6 +221,8 @@ struct Outcome {
     zero_copy: [u64; 2],
     /// The flow tables' counters, a then b.
     flows: [sluice_net::FlowStats; 2],
+    /// Segments both interfaces retransmitted.
+    retransmits: u64,
 }
 
 fn run(sc: &Scenario) -> Result<Outcome, String> {
@@ -368,6 +370,7 @@ fn run(sc: &Scenario) -> Result<Outcome, String> {
         outage_drops: link.stats(0).outage_drops + link.stats(1).outage_drops,
         zero_copy: [a.iface.stats().tcp.rx_zero_copy_bytes, b.iface.stats().tcp.rx_zero_copy_bytes],
         flows: [a.iface.flow_stats(), b.iface.flow_stats()],
+        retransmits: a.iface.stats().tcp.retransmits + b.iface.stats().tcp.retransmits,
     })
 }
 
@@ -468,6 +471,9 @@ fn lossy_links_many_seeds() {
                 nic_hash: None,
             });
             worst = worst.max(o.time - Instant::ZERO);
+            if loss >= 0.05 {
+                assert!(o.retransmits > 0, "seed {seed}: losses without retransmissions");
+            }
             corrupted += o.corrupted;
             caught += o.checksum_drops;
         }

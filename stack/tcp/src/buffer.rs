@@ -57,11 +57,6 @@ impl RingBuffer {
         self.len
     }
 
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Bytes that can still be enqueued.
     #[inline]
     pub fn free(&self) -> usize {
