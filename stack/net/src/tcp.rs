@@ -596,7 +596,7 @@ impl Interface {
             let offer = D::Buf::FRAMES
                 && !seg.payload.is_empty()
                 && self.tcp.rx_frames_held < self.cfg.rx_frames_limit;
-            let payload_at = seg.payload.as_ptr() as usize - buf.data().as_ptr() as usize;
+            let payload_at = (seg.payload.as_ptr() as usize).wrapping_sub(buf.data().as_ptr() as usize);
             let out = c.tcb.on_segment_zc(io.now, &seg, offer);
             c.dirty = true;
             if out.drop == Some(sluice_tcp::DropReason::Closed) {
