@@ -486,7 +486,8 @@ impl Tcb {
         // segments are acknowledged at once, so that the sender's window grows again at the
         // pace of the RTT instead of one segment per delayed-ACK timeout.
         let last = self.last_data_at;
-        let paused = matches!(self.cfg.delayed_ack, Some(d) if last != Instant::ZERO && now - last >= d);
+        let paused = matches!(self.cfg.delayed_ack, Some(d)
+            if last != Instant::ZERO && now.total_nanos().saturating_sub(last.total_nanos()) >= d.as_nanos() as u64);
         self.last_data_at = now;
         if had_hole || paused {
             self.quickacks = QUICKACKS;
