@@ -340,4 +340,82 @@ mod tests {
         assert!(r.pop_frame().is_none());
         assert_eq!(r.len(), 0);
     }
+
+    use proptest::prelude::*;
+
+    /// What a test does to the buffer.
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// In-order bytes kept by reference.
+        Frame(u8, usize),
+        /// In-order bytes copied into the ring.
+        Copy(u8, usize),
+        /// Read and remove this many bytes.
+        Read(usize),
+        /// Take the next frame (or the next copied run) whole.
+        Pop,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (any::<u8>(), 1usize..200).prop_map(|(b, n)| Op::Frame(b, n)),
+            (any::<u8>(), 1usize..200).prop_map(|(b, n)| Op::Copy(b, n)),
+            (0usize..300).prop_map(Op::Read),
+            Just(Op::Pop),
+        ]
+    }
+
+    proptest! {
+        /// Any mix of frames, copies and reads gives the byte stream in order, with the
+        /// capacity respected and the counts right.
+        #[test]
+        fn matches_a_byte_queue(ops in proptest::collection::vec(op(), 1..80)) {
+            let mut r = RecvBuffer::new(1000);
+            let mut model: std::collections::VecDeque<u8> = Default::default();
+            let mut next = 0u8;
+            for op in ops {
+                match op {
+                    Op::Frame(_, n) | Op::Copy(_, n) if n > r.free() => {}
+                    Op::Frame(_, n) => {
+                        let bytes: Vec<u8> = (0..n).map(|i| next.wrapping_add(i as u8)).collect();
+                        next = next.wrapping_add(n as u8);
+                        model.extend(&bytes);
+                        r.push_frame(Frame::from_vec(bytes));
+                    }
+                    Op::Copy(_, n) => {
+                        let bytes: Vec<u8> = (0..n).map(|i| next.wrapping_add(i as u8)).collect();
+                        next = next.wrapping_add(n as u8);
+                        model.extend(&bytes);
+                        prop_assert_eq!(r.write_at(0, &bytes), n);
+                        r.commit(n);
+                    }
+                    Op::Read(n) => {
+                        let mut out = vec![0u8; n];
+                        let got = r.dequeue_into(&mut out);
+                        let want: Vec<u8> = model.drain(..n.min(model.len())).collect();
+                        prop_assert_eq!(&out[..got], &want[..]);
+                    }
+                    Op::Pop => {
+                        let front = r.front_slice().to_vec();
+                        let n = r.front_len();
+                        prop_assert_eq!(front.len() <= n, true);
+                        if let Some(f) = r.pop_frame() {
+                            let want: Vec<u8> = model.drain(..f.len()).collect();
+                            prop_assert_eq!(&f[..], &want[..]);
+                        } else {
+                            let mut out = vec![0u8; n];
+                            let got = r.dequeue_into(&mut out);
+                            let want: Vec<u8> = model.drain(..got).collect();
+                            prop_assert_eq!(&out[..got], &want[..]);
+                        }
+                    }
+                }
+                prop_assert_eq!(r.len(), model.len());
+                prop_assert_eq!(r.free(), 1000 - model.len());
+                let mut all = vec![0u8; model.len()];
+                prop_assert_eq!(r.peek_into(0, &mut all), model.len());
+                prop_assert_eq!(&all[..], &model.iter().copied().collect::<Vec<_>>()[..]);
+            }
+        }
+    }
 }

@@ -265,4 +265,66 @@ mod tests {
         b.push_frame(f);
         assert_eq!(b.slice(10, 100).as_ptr(), p.wrapping_add(10), "no copy");
     }
+
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Copy(usize),
+        Frame(usize),
+        Ack(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (1usize..300).prop_map(Op::Copy),
+            (1usize..300).prop_map(Op::Frame),
+            (0usize..400).prop_map(Op::Ack),
+        ]
+    }
+
+    proptest! {
+        /// Copies and frames in any order, acknowledged in any pieces: the bytes to send
+        /// are the stream in order, and every frame lookup agrees with them.
+        #[test]
+        fn matches_a_byte_queue(ops in proptest::collection::vec(op(), 1..60)) {
+            let mut b = SendBuffer::new(1000);
+            let mut model: std::collections::VecDeque<u8> = Default::default();
+            // The stream's byte at position p is p % 251.
+            let mut produced = 0usize;
+            let bytes = |from: usize, n: usize| -> Vec<u8> { (from..from + n).map(|p| (p % 251) as u8).collect() };
+            for op in ops {
+                match op {
+                    Op::Copy(n) => {
+                        let v = bytes(produced, n);
+                        let took = b.enqueue(&v);
+                        prop_assert_eq!(took, n.min(1000 - model.len()));
+                        model.extend(&v[..took]);
+                        produced += took;
+                    }
+                    Op::Frame(n) => {
+                        let v = bytes(produced, n);
+                        let rest = b.push_frame(Frame::from_vec(v.clone()));
+                        let took = n - rest.map_or(0, |r| r.len());
+                        prop_assert_eq!(took, n.min(1000 - model.len()));
+                        model.extend(&v[..took]);
+                        produced += took;
+                    }
+                    Op::Ack(n) => {
+                        let n = n.min(model.len());
+                        b.discard(n);
+                        model.drain(..n);
+                    }
+                }
+                prop_assert_eq!(b.len(), model.len());
+                let want: Vec<u8> = model.iter().copied().collect();
+                prop_assert_eq!(all(&b), want.clone());
+                for off in (0..want.len()).step_by(37) {
+                    if let Some((f, r)) = b.frame_at(off, 10.min(want.len() - off)) {
+                        prop_assert_eq!(&f[r], &want[off..off + 10.min(want.len() - off)]);
+                    }
+                }
+            }
+        }
+    }
 }
