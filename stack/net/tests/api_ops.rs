@@ -1,5 +1,5 @@
-//! Fuzzing the API: random sequences of socket operations on two interfaces over a lossy
-//! link. Nothing panics, and after everything is closed and time has passed, every
+//! Fuzzing the API: random sequences of socket operations (zero-copy ones included) on two
+//! interfaces over a lossy link. Nothing panics, and after everything is closed and time has passed, every
 //! connection is gone and every buffer is back in the pool.
 
 use std::time::Duration;
@@ -20,6 +20,10 @@ enum Op {
     Accept(usize, usize),
     Send(usize, usize, u16),
     Recv(usize, usize),
+    /// Zero-copy: queue a frame of this many bytes (from `alloc_tx_frame`).
+    SendFrame(usize, usize, u16),
+    /// Zero-copy: take a frame of at most this many bytes, and keep it for a while.
+    RecvFrame(usize, usize, u16),
     Shutdown(usize, usize),
     Close(usize, usize),
     Abort(usize, usize),
@@ -37,6 +41,8 @@ fn op() -> impl Strategy<Value = Op> {
         (side.clone(), 0usize..2).prop_map(|(s, p)| Op::Accept(s, p)),
         (side.clone(), idx.clone(), any::<u16>()).prop_map(|(s, i, n)| Op::Send(s, i, n)),
         (side.clone(), idx.clone()).prop_map(|(s, i)| Op::Recv(s, i)),
+        (side.clone(), idx.clone(), 0u16..3000).prop_map(|(s, i, n)| Op::SendFrame(s, i, n)),
+        (side.clone(), idx.clone(), 0u16..3000).prop_map(|(s, i, n)| Op::RecvFrame(s, i, n)),
         (side.clone(), idx.clone()).prop_map(|(s, i)| Op::Shutdown(s, i)),
         (side.clone(), idx.clone()).prop_map(|(s, i)| Op::Close(s, i)),
         (side.clone(), idx).prop_map(|(s, i)| Op::Abort(s, i)),
@@ -93,6 +99,7 @@ proptest! {
         let mut now = Instant::from_millis(1);
         let data = [0x5au8; 65535];
         let mut buf = [0u8; 4096];
+        let mut held: Vec<sluice_dev::Frame> = Vec::new();
         for op in ops {
             match op {
                 Op::Listen(s, p) => {
@@ -124,6 +131,25 @@ proptest! {
                 Op::Recv(s, i) => {
                     if let Some(&h) = sides[s].conns.get(i) {
                         let _ = sides[s].iface.tcp_recv(h, &mut buf);
+                    }
+                }
+                Op::SendFrame(s, i, n) => {
+                    if let Some(&h) = sides[s].conns.get(i) {
+                        if let Some(mut m) = sides[s].iface.alloc_tx_frame() {
+                            m.put(&data[..usize::from(n)]);
+                            let _ = sides[s].iface.tcp_send_frame(h, m.freeze());
+                        }
+                    }
+                }
+                Op::RecvFrame(s, i, n) => {
+                    if let Some(&h) = sides[s].conns.get(i) {
+                        // Frames the application holds keep their device buffers.
+                        if let Ok(Some(f)) = sides[s].iface.tcp_recv_frame(h, usize::from(n)) {
+                            held.push(f);
+                            if held.len() > 8 {
+                                held.remove(0);
+                            }
+                        }
                     }
                 }
                 Op::Shutdown(s, i) => {
@@ -161,6 +187,7 @@ proptest! {
             poll_all(&mut sides, now);
         }
         // Give everything up, then let the timers run out.
+        held.clear();
         for s in sides.iter_mut() {
             for h in s.conns.clone() {
                 s.iface.tcp_abort(h);
@@ -185,6 +212,7 @@ proptest! {
                 eprintln!("now {now:?} wake {:?}", s.iface.poll_at());
             }
             prop_assert_eq!(s.iface.tcp_connections(), 0);
+            prop_assert_eq!(s.iface.rx_frames_held(), 0);
             let mut rx = Vec::new();
             s.dev.rx_burst(Instant::from_nanos(u64::MAX), &mut rx, usize::MAX);
         }
