@@ -51,7 +51,7 @@ fn bench_flow_table(c: &mut Criterion) {
     let nic = |k: &FlowKey| t.hash_v4(k.remote.addr, LOCAL, k.remote.port, k.local_port);
     for n in [1_000u64, 100_000, 1_000_000] {
         let mut soft: FlowTable<u32> = FlowTable::new();
-        let mut rss: FlowTable<u32> = FlowTable::with_rss(&SYMMETRIC_KEY, LOCAL);
+        let mut rss: FlowTable<u32> = FlowTable::with_rss(&SYMMETRIC_KEY, LOCAL, 0x2545_f491_4f6c_dd1d);
         let mut keys = Vec::with_capacity(n as usize);
         let mut i = 0u64;
         while keys.len() < n as usize {

@@ -161,13 +161,17 @@ impl<B: PacketBuf> Lane<B> {
             self.stats.reordered += 1;
         }
         let mut frame = frame;
-        if imp.corrupt > 0.0 && !frame.is_empty() && rng.gen_bool(imp.corrupt.min(1.0)) {
-            let i = rng.gen_range(0..frame.len());
+        // A frame that chains a payload by reference (zero-copy send) is corrupted and
+        // copied in its first segment only: `data()` is that segment.
+        let contiguous = frame.data().len();
+        if imp.corrupt > 0.0 && contiguous > 0 && rng.gen_bool(imp.corrupt.min(1.0)) {
+            let i = rng.gen_range(0..contiguous);
             let bit = 1u8 << rng.gen_range(0..8);
             frame.data_mut()[i] ^= bit;
             self.stats.corrupted += 1;
         }
-        if imp.duplicate > 0.0 && rng.gen_bool(imp.duplicate.min(1.0)) {
+        // Chained frames are not duplicated (the copy would need the whole chain).
+        if imp.duplicate > 0.0 && frame.len() == contiguous && rng.gen_bool(imp.duplicate.min(1.0)) {
             match alloc().filter(|c| c.len() == 0) {
                 Some(mut copy) if frame.len() <= 4096 => {
                     let Some(room) = copy.append(frame.len()) else {
@@ -321,6 +325,49 @@ impl<B: PacketBuf> Lane<B> {
 mod tests {
     use super::*;
     use crate::MemLink;
+
+    /// A frame whose payload is chained by reference: `data()` is its first segment only.
+    struct Chained(Vec<u8>);
+
+    impl PacketBuf for Chained {
+        fn data(&self) -> &[u8] {
+            &self.0
+        }
+        fn data_mut(&mut self) -> &mut [u8] {
+            &mut self.0
+        }
+        fn prepend(&mut self, _n: usize) -> Option<&mut [u8]> {
+            None
+        }
+        fn append(&mut self, _n: usize) -> Option<&mut [u8]> {
+            None
+        }
+        fn adj(&mut self, _n: usize) -> bool {
+            false
+        }
+        fn trim(&mut self, _n: usize) -> bool {
+            false
+        }
+        fn len(&self) -> usize {
+            self.0.len() + 1000
+        }
+    }
+
+    #[test]
+    fn chained_frames_are_corrupted_in_their_first_segment_and_not_duplicated() {
+        let mut lane = Lane::new(Impairments {
+            corrupt: 1.0,
+            duplicate: 1.0,
+            ..Default::default()
+        });
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for _ in 0..50 {
+            lane.push(Instant::ZERO, Chained(vec![0; 54]), &mut rng, || Some(Chained(Vec::new())));
+        }
+        let mut out = Vec::new();
+        assert_eq!(lane.pop_due(Instant::from_secs(1), &mut out, 1000), 50, "no duplicates");
+        assert!(out.iter().all(|c| c.0.iter().filter(|&&b| b != 0).count() == 1));
+    }
 
     #[test]
     fn impaired_device_drops_and_delays_in_both_directions() {

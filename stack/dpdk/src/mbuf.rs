@@ -205,8 +205,12 @@ impl PacketBuf for Mbuf {
         if self.raw().nb_segs != 1 {
             return Err(self);
         }
-        let data = self.data();
-        let (ptr, len) = (data.as_ptr().cast_mut(), data.len());
+        let m = self.raw();
+        // The pointer comes from the mbuf's own buffer address (not from a shared slice):
+        // `Mempool::alloc_frame` writes through it while the frame is unique.
+        // SAFETY: data_off is within the mbuf's buffer.
+        let ptr = unsafe { (m.buf_addr as *mut u8).add(m.data_off as usize) };
+        let len = m.data_len as usize;
         let token = self.into_raw().as_ptr().cast::<()>();
         // SAFETY: the mbuf's data stays put while a reference lives, and frames only read
         // it; MBUF_FRAME adds and drops mbuf references.

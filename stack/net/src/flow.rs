@@ -31,8 +31,10 @@ pub struct FlowKey {
 enum Hasher {
     /// foldhash of the tuple.
     Software(DefaultHashBuilder),
-    /// The NIC's RSS hash of received frames, or the same in software.
-    Rss { toeplitz: Toeplitz, local: Ipv4Address },
+    /// The NIC's RSS hash of received frames, or the same in software, folded with a
+    /// secret seed (the Toeplitz key is known: without it a peer could pick tuples that
+    /// crowd one bucket group).
+    Rss { toeplitz: Toeplitz, local: Ipv4Address, seed: u64 },
 }
 
 /// Flow table counters.
@@ -63,12 +65,12 @@ impl<V> core::fmt::Debug for FlowTable<V> {
     }
 }
 
-/// The NIC's 32-bit hash and the ports, folded into 64 well-spread bits.
+/// The NIC's 32-bit hash and the ports, folded with `seed` into 64 well-spread bits.
 #[inline]
-fn spread(rss: u32, local_port: u16, remote_port: u16) -> u64 {
+fn spread(rss: u32, local_port: u16, remote_port: u16, seed: u64) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let x = (u64::from(rss) << 32) | (u64::from(remote_port) << 16) | u64::from(local_port);
-    let m = u128::from(x ^ K) * u128::from(K);
+    let m = u128::from(x ^ seed) * u128::from(K | 1);
     (m as u64) ^ ((m >> 64) as u64)
 }
 
@@ -83,13 +85,15 @@ impl<V: Copy + PartialEq> FlowTable<V> {
     }
 
     /// A table hashed with the NIC's RSS hash (`key`: the port's Toeplitz key; `local`: our
-    /// address, the destination of the frames the NIC hashes).
-    pub fn with_rss(key: &[u8], local: Ipv4Address) -> Self {
+    /// address, the destination of the frames the NIC hashes; `seed`: a secret, from the
+    /// interface's key).
+    pub fn with_rss(key: &[u8], local: Ipv4Address, seed: u64) -> Self {
         FlowTable {
             table: HashTable::new(),
             hasher: Hasher::Rss {
                 toeplitz: Toeplitz::new(key),
                 local,
+                seed,
             },
             stats: FlowStats::default(),
         }
@@ -117,9 +121,9 @@ impl<V: Copy + PartialEq> FlowTable<V> {
     fn hash(&self, flow: &FlowKey) -> u64 {
         match &self.hasher {
             Hasher::Software(b) => b.hash_one(flow),
-            Hasher::Rss { toeplitz, local } => {
+            Hasher::Rss { toeplitz, local, seed } => {
                 let h = toeplitz.hash_v4(flow.remote.addr, *local, flow.remote.port, flow.local_port);
-                spread(h, flow.local_port, flow.remote.port)
+                spread(h, flow.local_port, flow.remote.port, *seed)
             }
         }
     }
@@ -138,9 +142,9 @@ impl<V: Copy + PartialEq> FlowTable<V> {
     /// when it has one (RSS mode).
     #[inline]
     pub fn get_rx(&mut self, flow: &FlowKey, nic_hash: Option<u32>) -> Option<V> {
-        if let (Hasher::Rss { .. }, Some(h)) = (&self.hasher, nic_hash) {
+        if let (&Hasher::Rss { seed, .. }, Some(h)) = (&self.hasher, nic_hash) {
             self.stats.nic_hash_used += 1;
-            if let Some(v) = self.find(spread(h, flow.local_port, flow.remote.port), flow) {
+            if let Some(v) = self.find(spread(h, flow.local_port, flow.remote.port, seed), flow) {
                 return Some(v);
             }
             let v = self.get(flow);
@@ -190,9 +194,9 @@ impl<V: Copy + PartialEq> Default for FlowTable<V> {
 fn rehash(hasher: &Hasher, k: &FlowKey) -> u64 {
     match hasher {
         Hasher::Software(b) => b.hash_one(k),
-        Hasher::Rss { toeplitz, local } => {
+        Hasher::Rss { toeplitz, local, seed } => {
             let h = toeplitz.hash_v4(k.remote.addr, *local, k.remote.port, k.local_port);
-            spread(h, k.local_port, k.remote.port)
+            spread(h, k.local_port, k.remote.port, *seed)
         }
     }
 }
@@ -213,7 +217,7 @@ mod tests {
     fn rss_mode_finds_flows_by_the_nics_hash_and_without_it() {
         let local = Ipv4Address::new(198, 18, 0, 2);
         let t = Toeplitz::new(&SYMMETRIC_KEY);
-        let mut table = FlowTable::with_rss(&SYMMETRIC_KEY, local);
+        let mut table = FlowTable::with_rss(&SYMMETRIC_KEY, local, 0x1234_5678_9abc_def0);
         for i in 0..10_000 {
             table.insert(flow(i), i);
         }
@@ -246,7 +250,7 @@ mod tests {
             let f = flow(i.wrapping_mul(2_654_435_761));
             let h = t.hash_v4(f.remote.addr, local, f.remote.port, f.local_port);
             raw.insert(h);
-            spread_top.insert(spread(h, f.local_port, f.remote.port) >> 40);
+            spread_top.insert(spread(h, f.local_port, f.remote.port, 42) >> 40);
         }
         assert!(raw.len() <= 65_536, "{}", raw.len());
         assert!(spread_top.len() > 190_000, "{}", spread_top.len());

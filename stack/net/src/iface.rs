@@ -86,7 +86,9 @@ impl Interface {
         let start = lo + (crate::tcp::keyed_hash(&config.isn_key, b"ephemeral") % span) as u16;
         let mut tcp = TcpSockets::default();
         if let Some(key) = &config.rss_key {
-            tcp.flows = crate::flow::FlowTable::with_rss(key, config.address.address());
+            let seed = u64::from(crate::tcp::keyed_hash(&config.isn_key, b"flow-lo"))
+                | u64::from(crate::tcp::keyed_hash(&config.isn_key, b"flow-hi")) << 32;
+            tcp.flows = crate::flow::FlowTable::with_rss(key, config.address.address(), seed);
         }
         Interface {
             mtu: config.mtu,

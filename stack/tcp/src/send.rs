@@ -3,8 +3,10 @@
 //! The bytes to send (and to retransmit until acknowledged) are the ring's, followed by the
 //! application's `Frame`s. Segments refer to a frame's bytes for every transmission, so a
 //! frame is never copied by the stack when the device can send it by reference. Once a
-//! frame is queued, copied writes go into frames of their own (in order after it) until the
-//! frames are acknowledged, after which the ring takes them again.
+//! frame is queued, copied writes go into heap frames of their own (in order after it, sized
+//! to what was written) until the frames are acknowledged, after which the ring takes them
+//! again. Segments do not span frames: mixing small copied writes with frames sends a
+//! segment per write.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -120,12 +122,13 @@ impl SendBuffer {
             self.ring.commit(n);
             return n;
         }
-        let mut m = sluice_buf::FrameMut::with_capacity(self.free().min(COPY_FRAME_MAX));
-        let room = m.spare_mut();
-        let n = f(room).min(room.len());
-        m.commit(n);
+        let mut v = vec![0u8; self.free().min(COPY_FRAME_MAX)];
+        let n = f(&mut v).min(v.len());
         if n > 0 {
-            self.push_frame(m.freeze());
+            // Only what was written stays allocated until it is acknowledged.
+            v.truncate(n);
+            v.shrink_to_fit();
+            self.push_frame(Frame::from_vec(v));
         }
         n
     }
