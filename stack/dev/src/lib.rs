@@ -40,6 +40,11 @@ pub trait PacketBuf {
     /// meaningful when the device has `tx_checksum`); the frame carries the pseudo-header
     /// sum in its TCP/UDP checksum field and 0 in its IPv4 one.
     fn request_tx_checksum(&mut self, _offload: TxChecksum) {}
+    /// All the frame's bytes, copied into one vector, chained segments included (the ARP
+    /// queue keeps packets this way).
+    fn gather(&self) -> Vec<u8> {
+        self.data().to_vec()
+    }
     /// Zero-copy send: appends `frame[range]` to this frame by reference (a chained
     /// segment), without copying. False when this buffer type or this frame cannot; the
     /// caller then copies. Only called when the device has `DeviceCaps::tx_chain`.

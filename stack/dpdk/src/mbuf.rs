@@ -183,6 +183,25 @@ impl PacketBuf for Mbuf {
         unsafe { dpdk_sys::sluice_pktmbuf_pkt_len(self.0.as_ptr()) as usize }
     }
 
+    /// Every segment's bytes, in order.
+    fn gather(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len());
+        let mut seg = self.0.as_ptr();
+        while !seg.is_null() {
+            // SAFETY: `seg` is a segment of our chain, alive while we hold the head; its data
+            // lies at buf_addr + data_off for data_len bytes.
+            unsafe {
+                let m = &*seg;
+                out.extend_from_slice(std::slice::from_raw_parts(
+                    (m.buf_addr as *const u8).add(m.data_off as usize),
+                    m.data_len as usize,
+                ));
+                seg = m.next;
+            }
+        }
+        out
+    }
+
     /// Chains an indirect mbuf that refers to the frame's mbuf, when the frame is one.
     fn attach_frame(&mut self, frame: &Frame, range: core::ops::Range<usize>) -> bool {
         let Some(m) = frame_mbuf(frame) else {

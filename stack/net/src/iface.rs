@@ -485,14 +485,17 @@ impl Interface {
                     self.send_arp(io, ArpOp::Request, hop, EthernetAddress::UNSPECIFIED, mac);
                     mac
                 }
-                Lookup::Miss if buf.len() != buf.data().len() => {
-                    // A payload sent by reference cannot wait in the ARP queue (which
-                    // copies); TCP sends it again.
-                    self.send_arp(io, ArpOp::Request, hop, EthernetAddress::UNSPECIFIED, EthernetAddress::BROADCAST);
-                    return self.drop(DropReason::ArpQueueFull);
-                }
                 Lookup::Miss => {
-                    match self.arp.enqueue(io.now, hop, buf.data(), &mut self.stats.drops) {
+                    // The queue keeps a copy of the packet; one whose payload is chained by
+                    // reference (zero-copy send) is gathered first (a rare path).
+                    let gathered;
+                    let packet = if buf.len() == buf.data().len() {
+                        buf.data()
+                    } else {
+                        gathered = buf.gather();
+                        &gathered[..]
+                    };
+                    match self.arp.enqueue(io.now, hop, packet, &mut self.stats.drops) {
                         Ok(true) => self.send_arp(
                             io,
                             ArpOp::Request,
