@@ -76,30 +76,42 @@ fn bench_flow_table(c: &mut Criterion) {
             .map(|k| (k, nic(&k)))
             .collect();
         for (name, probes) in [("hit", &hits), ("miss", &misses)] {
-            g.bench_with_input(BenchmarkId::new(format!("software/{name}"), n), probes, |b, probes| {
-                let mut j = 0usize;
-                b.iter(|| {
-                    let (k, _) = &probes[j & (PROBES - 1)];
-                    j = j.wrapping_add(1);
-                    soft.get_rx(black_box(k), None)
-                })
-            });
-            g.bench_with_input(BenchmarkId::new(format!("nic-hash/{name}"), n), probes, |b, probes| {
-                let mut j = 0usize;
-                b.iter(|| {
-                    let (k, h) = &probes[j & (PROBES - 1)];
-                    j = j.wrapping_add(1);
-                    rss.get_rx(black_box(k), Some(black_box(*h)))
-                })
-            });
-            g.bench_with_input(BenchmarkId::new(format!("rss-no-hash/{name}"), n), probes, |b, probes| {
-                let mut j = 0usize;
-                b.iter(|| {
-                    let (k, _) = &probes[j & (PROBES - 1)];
-                    j = j.wrapping_add(1);
-                    rss.get_rx(black_box(k), None)
-                })
-            });
+            g.bench_with_input(
+                BenchmarkId::new(format!("software/{name}"), n),
+                probes,
+                |b, probes| {
+                    let mut j = 0usize;
+                    b.iter(|| {
+                        let (k, _) = &probes[j & (PROBES - 1)];
+                        j = j.wrapping_add(1);
+                        soft.get_rx(black_box(k), None)
+                    })
+                },
+            );
+            g.bench_with_input(
+                BenchmarkId::new(format!("nic-hash/{name}"), n),
+                probes,
+                |b, probes| {
+                    let mut j = 0usize;
+                    b.iter(|| {
+                        let (k, h) = &probes[j & (PROBES - 1)];
+                        j = j.wrapping_add(1);
+                        rss.get_rx(black_box(k), Some(black_box(*h)))
+                    })
+                },
+            );
+            g.bench_with_input(
+                BenchmarkId::new(format!("rss-no-hash/{name}"), n),
+                probes,
+                |b, probes| {
+                    let mut j = 0usize;
+                    b.iter(|| {
+                        let (k, _) = &probes[j & (PROBES - 1)];
+                        j = j.wrapping_add(1);
+                        rss.get_rx(black_box(k), None)
+                    })
+                },
+            );
         }
     }
     g.finish();

@@ -160,7 +160,14 @@ fn main() -> ExitCode {
             seconds,
             zero_copy,
         } => match tcp::parse_endpoint(&remote) {
-            Ok(ep) => tcp_cmd(&config, Some((ep, connections, bytes, parallel)), 0, 0, seconds, zero_copy),
+            Ok(ep) => tcp_cmd(
+                &config,
+                Some((ep, connections, bytes, parallel)),
+                0,
+                0,
+                seconds,
+                zero_copy,
+            ),
             Err(e) => Err(e.into()),
         },
     };

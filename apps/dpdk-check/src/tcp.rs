@@ -424,9 +424,15 @@ pub fn run(
         config,
         |_core| -> Box<dyn App> {
             match source {
-                Some((remote, n, bytes, parallel)) => {
-                    Box::new(Source::new(remote, n, bytes, parallel, tl.clone(), limit, zero_copy))
-                }
+                Some((remote, n, bytes, parallel)) => Box::new(Source::new(
+                    remote,
+                    n,
+                    bytes,
+                    parallel,
+                    tl.clone(),
+                    limit,
+                    zero_copy,
+                )),
                 None => Box::new(Sink::new(port, tl.clone(), expect, zero_copy)),
             }
         },

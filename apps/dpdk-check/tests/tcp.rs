@@ -34,7 +34,15 @@ fn sluice_on_tap(ns: &Netns, args: &[&str]) -> Proc {
 fn kernel_to_sluice(ns_name: &str, n: u64, bytes: u64, seconds: u64, extra: &[&str]) -> String {
     let ns = Netns::new(ns_name);
     let (ns_s, secs) = (n.to_string(), seconds.to_string());
-    let mut args = vec!["tcp-sink", "--listen", "9000", "--expect", &ns_s, "--seconds", &secs];
+    let mut args = vec![
+        "tcp-sink",
+        "--listen",
+        "9000",
+        "--expect",
+        &ns_s,
+        "--seconds",
+        &secs,
+    ];
     args.extend_from_slice(extra);
     let sluice = sluice_on_tap(&ns, &args);
     let b = bytes.to_string();
@@ -52,7 +60,11 @@ fn kernel_to_sluice(ns_name: &str, n: u64, bytes: u64, seconds: u64, extra: &[&s
         out.stdout,
         out.stderr
     );
-    assert!(peer.stdout.contains(&format!("ok={n} failed=0")), "{}", peer.stdout);
+    assert!(
+        peer.stdout.contains(&format!("ok={n} failed=0")),
+        "{}",
+        peer.stdout
+    );
     assert!(out.success(), "sluice:\n{}\n{}", out.stdout, out.stderr);
     assert_eq!(count(&out.stdout, "done"), n, "{}", out.stdout);
     assert_eq!(count(&out.stdout, "bytes"), n * bytes, "{}", out.stdout);
@@ -114,7 +126,10 @@ fn sluice_client_to_kernel_server_over_tap() {
 fn zero_copy_both_ways_against_the_kernel_over_tap() {
     let out = kernel_to_sluice("tcpzc", 8, 500_000, 90, &["--zero-copy"]);
     let kept = sum_field(&out, "rx_zero_copy_bytes");
-    assert!(kept >= 8 * 500_000 / 2, "sink kept {kept} bytes in their mbufs:\n{out}");
+    assert!(
+        kept >= 8 * 500_000 / 2,
+        "sink kept {kept} bytes in their mbufs:\n{out}"
+    );
     // Sending, with loss, reordering and duplication of what Sluice sends: lost segments
     // are sent again from the same mbufs. (No corruption: net_tap fills the checksums of
     // what we send, after the impairment, so a corrupted frame would arrive "valid".)
@@ -132,7 +147,10 @@ fn zero_copy_both_ways_against_the_kernel_over_tap() {
         ],
     );
     let by_ref = sum_field(&out, "tx_zero_copy_bytes");
-    assert!(by_ref >= 8 * 500_000, "source sent {by_ref} bytes by reference:\n{out}");
+    assert!(
+        by_ref >= 8 * 500_000,
+        "source sent {by_ref} bytes by reference:\n{out}"
+    );
     assert!(sum_field(&out, "retransmits") > 0, "{out}");
     assert_eq!(sum_field(&out, "tx_copied_bytes"), 0, "{out}");
 }
@@ -256,7 +274,10 @@ fn sluice_pair_with(cores: u16, connections: u64, bytes: u64, zero_copy: bool) -
         // No mbuf leaked: after the stop only the NIC's rings (1024 + 1024 descriptors
         // per queue) may still hold some.
         for l in out.lines().filter(|l| l.contains("mbufs_in_use_after_stop=")) {
-            assert!(count(l, "mbufs_in_use_after_stop") <= 2048 + 64, "mbufs leaked: {l}");
+            assert!(
+                count(l, "mbufs_in_use_after_stop") <= 2048 + 64,
+                "mbufs leaked: {l}"
+            );
         }
     }
     (out.stdout, sout.stdout)
@@ -293,7 +314,10 @@ fn zero_copy_pair(cores: u16, connections: u64, bytes: u64) {
     eprintln!("--- source:\n{src}--- sink:\n{sink}");
     let sent_by_ref = sum_field(&src, "tx_zero_copy_bytes");
     let copied = sum_field(&src, "tx_copied_bytes");
-    assert!(sent_by_ref >= total, "source sent {sent_by_ref} of {total} bytes by reference:\n{src}");
+    assert!(
+        sent_by_ref >= total,
+        "source sent {sent_by_ref} of {total} bytes by reference:\n{src}"
+    );
     assert_eq!(copied, 0, "source copied payload:\n{src}");
     let received_by_ref = sum_field(&sink, "rx_zero_copy_bytes");
     // Segments the source's full tx queue dropped come again out of order: reassembled

@@ -103,7 +103,10 @@ impl Frame {
     /// # Panics
     /// If `range` is not within the frame.
     pub fn narrow(&mut self, range: Range<usize>) {
-        assert!(range.start <= range.end && range.end <= self.len, "range out of frame");
+        assert!(
+            range.start <= range.end && range.end <= self.len,
+            "range out of frame"
+        );
         // SAFETY: within the same allocation.
         self.ptr = unsafe { NonNull::new_unchecked(self.ptr.as_ptr().add(range.start)) };
         self.len = range.end - range.start;
@@ -295,7 +298,12 @@ mod tests {
         let token = Rc::into_raw(rc.clone()).cast_mut().cast::<()>();
         // SAFETY: the Vec lives while the Rc does; HEAP_VTABLE manages the count.
         let f = unsafe {
-            Frame::from_raw_parts(NonNull::new(rc.as_ptr().cast_mut()).unwrap(), 3, token, &HEAP_VTABLE)
+            Frame::from_raw_parts(
+                NonNull::new(rc.as_ptr().cast_mut()).unwrap(),
+                3,
+                token,
+                &HEAP_VTABLE,
+            )
         };
         assert_eq!(Rc::strong_count(&rc), 2);
         let g = f.clone();

@@ -362,10 +362,16 @@ mod tests {
         });
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         for _ in 0..50 {
-            lane.push(Instant::ZERO, Chained(vec![0; 54]), &mut rng, || Some(Chained(Vec::new())));
+            lane.push(Instant::ZERO, Chained(vec![0; 54]), &mut rng, || {
+                Some(Chained(Vec::new()))
+            });
         }
         let mut out = Vec::new();
-        assert_eq!(lane.pop_due(Instant::from_secs(1), &mut out, 1000), 50, "no duplicates");
+        assert_eq!(
+            lane.pop_due(Instant::from_secs(1), &mut out, 1000),
+            50,
+            "no duplicates"
+        );
         assert!(out.iter().all(|c| c.0.iter().filter(|&&b| b != 0).count() == 1));
     }
 

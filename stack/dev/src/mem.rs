@@ -157,7 +157,14 @@ impl PacketBuf for MemBuf {
         let token = Rc::into_raw(Rc::new(self)).cast_mut().cast::<()>();
         // SAFETY: the boxed bytes of the MemBuf do not move while the Rc lives, and are
         // not written through a shared MemBuf; MEM_FRAME manages the Rc's count.
-        Ok(unsafe { Frame::from_raw_parts(NonNull::new(ptr).unwrap_or(NonNull::dangling()), len, token, &MEM_FRAME) })
+        Ok(unsafe {
+            Frame::from_raw_parts(
+                NonNull::new(ptr).unwrap_or(NonNull::dangling()),
+                len,
+                token,
+                &MEM_FRAME,
+            )
+        })
     }
 }
 

@@ -1,7 +1,7 @@
 use std::ptr::NonNull;
 
-use sluice_dev::{Frame, PacketBuf, RxChecksum, TxChecksum, Verdict, L4};
 use sluice_buf::FrameVtable;
+use sluice_dev::{Frame, PacketBuf, RxChecksum, TxChecksum, Verdict, L4};
 
 /// An owned packet mbuf: dropping it frees it (or drops one reference), cloning adds a
 /// reference to the same data (`rte_mbuf_refcnt_update`), as the retransmission queue needs.
@@ -213,7 +213,9 @@ impl PacketBuf for Mbuf {
         };
         // SAFETY: `self` is our head mbuf; `m` is alive (the frame holds a reference) and
         // `data` lies inside its buffer; the indirect mbuf takes its own reference.
-        unsafe { dpdk_sys::sluice_pktmbuf_chain_ref(self.0.as_ptr(), m.as_ptr(), data.as_ptr().cast(), len) == 0 }
+        unsafe {
+            dpdk_sys::sluice_pktmbuf_chain_ref(self.0.as_ptr(), m.as_ptr(), data.as_ptr().cast(), len) == 0
+        }
     }
 
     const FRAMES: bool = true;
@@ -233,7 +235,14 @@ impl PacketBuf for Mbuf {
         let token = self.into_raw().as_ptr().cast::<()>();
         // SAFETY: the mbuf's data stays put while a reference lives, and frames only read
         // it; MBUF_FRAME adds and drops mbuf references.
-        Ok(unsafe { Frame::from_raw_parts(NonNull::new(ptr).unwrap_or(NonNull::dangling()), len, token, &MBUF_FRAME) })
+        Ok(unsafe {
+            Frame::from_raw_parts(
+                NonNull::new(ptr).unwrap_or(NonNull::dangling()),
+                len,
+                token,
+                &MBUF_FRAME,
+            )
+        })
     }
 }
 

@@ -8,11 +8,11 @@ use std::cell::{RefCell, RefMut};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use sluice_dev::{Frame, FrameMut};
 use sluice_net::{
     Endpoint, Interface, ListenerHandle, TcpConnectError, TcpHandle, TcpListenError, TcpRecvError,
     TcpSendError, TcpState, UdpHandle, UdpRecvError, UdpSendError,
 };
-use sluice_dev::{Frame, FrameMut};
 use sluice_wire::{Instant, Ipv4Address};
 
 use crate::RssSteering;

@@ -436,7 +436,11 @@ impl Config {
         c.mtu = self.mtu as usize;
         c.tcp = self.tcp_config()?;
         // Connections may hold up to a quarter of the queue's mbufs (zero-copy receive).
-        c.rx_frames_limit = if self.rx_copybreak == 0 { 0 } else { self.mbufs as usize / 4 };
+        c.rx_frames_limit = if self.rx_copybreak == 0 {
+            0
+        } else {
+            self.mbufs as usize / 4
+        };
         Ok(c)
     }
 

@@ -34,7 +34,11 @@ enum Hasher {
     /// The NIC's RSS hash of received frames, or the same in software, folded with a
     /// secret seed (the Toeplitz key is known: without it a peer could pick tuples that
     /// crowd one bucket group).
-    Rss { toeplitz: Toeplitz, local: Ipv4Address, seed: u64 },
+    Rss {
+        toeplitz: Toeplitz,
+        local: Ipv4Address,
+        seed: u64,
+    },
 }
 
 /// Flow table counters.
@@ -121,7 +125,11 @@ impl<V: Copy + PartialEq> FlowTable<V> {
     fn hash(&self, flow: &FlowKey) -> u64 {
         match &self.hasher {
             Hasher::Software(b) => b.hash_one(flow),
-            Hasher::Rss { toeplitz, local, seed } => {
+            Hasher::Rss {
+                toeplitz,
+                local,
+                seed,
+            } => {
                 let h = toeplitz.hash_v4(flow.remote.addr, *local, flow.remote.port, flow.local_port);
                 spread(h, flow.local_port, flow.remote.port, *seed)
             }
@@ -164,7 +172,10 @@ impl<V: Copy + PartialEq> FlowTable<V> {
     pub fn insert(&mut self, flow: FlowKey, v: V) {
         let hash = self.hash(&flow);
         let hasher = &self.hasher;
-        match self.table.entry(hash, |(k, _)| *k == flow, |(k, _)| rehash(hasher, k)) {
+        match self
+            .table
+            .entry(hash, |(k, _)| *k == flow, |(k, _)| rehash(hasher, k))
+        {
             hashbrown::hash_table::Entry::Occupied(mut e) => e.get_mut().1 = v,
             hashbrown::hash_table::Entry::Vacant(e) => {
                 e.insert((flow, v));
@@ -194,7 +205,11 @@ impl<V: Copy + PartialEq> Default for FlowTable<V> {
 fn rehash(hasher: &Hasher, k: &FlowKey) -> u64 {
     match hasher {
         Hasher::Software(b) => b.hash_one(k),
-        Hasher::Rss { toeplitz, local, seed } => {
+        Hasher::Rss {
+            toeplitz,
+            local,
+            seed,
+        } => {
             let h = toeplitz.hash_v4(k.remote.addr, *local, k.remote.port, k.local_port);
             spread(h, k.local_port, k.remote.port, *seed)
         }
@@ -209,7 +224,10 @@ mod tests {
     fn flow(i: u32) -> FlowKey {
         FlowKey {
             local_port: 80,
-            remote: Endpoint::new(Ipv4Address::from_u32(0xc612_0000 | (i >> 14)), 49152 + (i & 0x3fff) as u16),
+            remote: Endpoint::new(
+                Ipv4Address::from_u32(0xc612_0000 | (i >> 14)),
+                49152 + (i & 0x3fff) as u16,
+            ),
         }
     }
 

@@ -19,8 +19,8 @@ use siphasher::sip::SipHasher24;
 use sluice_dev::{Device, Frame, PacketBuf};
 use sluice_tcp::{rst_for, ConnError, ListenOutcome, ListenReply, Listener, State, Tcb, TcpConfig};
 use sluice_wire::{
-    checksum, tcp as wtcp, ChecksumCaps, Error, Icmpv4DstUnreachable, Instant, IpProtocol, Ipv4Address, Ipv4Repr,
-    SeqNumber, TcpPacket, TcpRepr,
+    checksum, tcp as wtcp, ChecksumCaps, Error, Icmpv4DstUnreachable, Instant, IpProtocol, Ipv4Address,
+    Ipv4Repr, SeqNumber, TcpPacket, TcpRepr,
 };
 
 use crate::config::IsnKey;
@@ -107,7 +107,6 @@ pub enum TcpRecvError {
     /// The connection failed; unread data was discarded.
     Connection(ConnError),
 }
-
 
 struct Conn {
     tcb: Tcb,
@@ -313,7 +312,7 @@ impl Interface {
         let isn = isn(&self.cfg.isn_key, local, remote, self.now);
         let tcb = Tcb::connect(self.tcp_config(), local_port, remote.port, isn);
         let key = self.tcp.conns.insert(Conn {
-                rx_frames: 0,
+            rx_frames: 0,
             tcb,
             remote,
             listener: None,
@@ -647,7 +646,7 @@ impl Interface {
             match outcome {
                 ListenOutcome::Accepted(tcb) => {
                     let k = self.tcp.conns.insert(Conn {
-                rx_frames: 0,
+                        rx_frames: 0,
                         tcb,
                         remote,
                         listener: Some(lkey),
@@ -961,7 +960,12 @@ fn build_segment_ref<D: Device>(
     let mut buf = dev.alloc().ok_or(DropReason::NoBuffer)?;
     let header_len = header.header_len();
     let room = buf.append(header_len).ok_or(DropReason::NoBuffer)?;
-    header.emit(&mut TcpPacket::new_unchecked(room), src, dst, &ChecksumCaps::ignored());
+    header.emit(
+        &mut TcpPacket::new_unchecked(room),
+        src,
+        dst,
+        &ChecksumCaps::ignored(),
+    );
     let by_ref = buf.attach_frame(frame, range);
     if !by_ref {
         buf.append(payload.len())
@@ -975,7 +979,11 @@ fn build_segment_ref<D: Device>(
     let pseudo = checksum::pseudo_header_v4(src, dst, IpProtocol::Tcp, total16);
     let value = if caps.tcp.tx() {
         // The header was emitted with a zero checksum field.
-        let sum = checksum::combine(&[pseudo, checksum::sum(&buf.data()[..header_len]), checksum::sum(payload)]);
+        let sum = checksum::combine(&[
+            pseudo,
+            checksum::sum(&buf.data()[..header_len]),
+            checksum::sum(payload),
+        ]);
         !sum
     } else {
         pseudo

@@ -75,4 +75,3 @@ impl Toeplitz {
         self.hash(&input)
     }
 }
-

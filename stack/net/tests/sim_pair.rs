@@ -346,7 +346,10 @@ fn run(sc: &Scenario) -> Result<Outcome, String> {
     drop(rx);
     for s in [&a, &b] {
         if s.iface.rx_frames_held() != 0 {
-            return Err(format!("{} receive frames still counted as held", s.iface.rx_frames_held()));
+            return Err(format!(
+                "{} receive frames still counted as held",
+                s.iface.rx_frames_held()
+            ));
         }
     }
     if link.pool().outstanding() != 0 {
@@ -368,7 +371,10 @@ fn run(sc: &Scenario) -> Result<Outcome, String> {
         corrupted: link.stats(0).corrupted + link.stats(1).corrupted,
         checksum_drops,
         outage_drops: link.stats(0).outage_drops + link.stats(1).outage_drops,
-        zero_copy: [a.iface.stats().tcp.rx_zero_copy_bytes, b.iface.stats().tcp.rx_zero_copy_bytes],
+        zero_copy: [
+            a.iface.stats().tcp.rx_zero_copy_bytes,
+            b.iface.stats().tcp.rx_zero_copy_bytes,
+        ],
         flows: [a.iface.flow_stats(), b.iface.flow_stats()],
         retransmits: a.iface.stats().tcp.retransmits + b.iface.stats().tcp.retransmits,
     })

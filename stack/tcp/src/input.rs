@@ -1,8 +1,8 @@
 //! Segment arrival (RFC 9293 section 3.10.7): one `match` on the state, then the
 //! eight steps of 3.10.7.4 for synchronized states.
 
-use sluice_wire::tcp::{SeqNumber, TcpRepr};
 use sluice_buf::Frame;
+use sluice_wire::tcp::{SeqNumber, TcpRepr};
 use sluice_wire::Instant;
 
 use crate::congestion::{AckInfo, CcAction, CongestionControl};

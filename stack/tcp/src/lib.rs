@@ -24,12 +24,12 @@ mod input;
 mod listener;
 mod output;
 mod rack;
-mod send;
-mod recv;
 mod recovery;
+mod recv;
 mod rst;
 mod rtt;
 mod sack;
+mod send;
 mod tcb;
 mod timers;
 mod timestamps;
@@ -45,9 +45,9 @@ pub use rst::rst_for;
 pub use rtt::RttEstimator;
 pub use tcb::Tcb;
 
+pub use sluice_buf::{Frame, FrameMut};
 pub use sluice_wire::tcp::{SeqNumber, TcpFlags, TcpOptions, TcpRepr};
 pub use sluice_wire::Instant;
-pub use sluice_buf::{Frame, FrameMut};
 
 #[cfg(test)]
 mod tests;

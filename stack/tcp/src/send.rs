@@ -98,7 +98,9 @@ impl SendBuffer {
         };
         let at = self.head + self.len() as u64;
         self.frame_bytes += frame.len() as u32;
-        self.frames.get_or_insert_with(Default::default).push_back((at, frame));
+        self.frames
+            .get_or_insert_with(Default::default)
+            .push_back((at, frame));
         rest
     }
 
@@ -221,10 +223,13 @@ mod tests {
         assert!(b.push_frame(Frame::copy_from_slice(b"frame1-")).is_none());
         // Copied writes after a frame become frames too, in order.
         assert_eq!(b.enqueue(b"copy-"), 5);
-        assert_eq!(b.write_with(|room| {
-            room[..3].copy_from_slice(b"inp");
+        assert_eq!(
+            b.write_with(|room| {
+                room[..3].copy_from_slice(b"inp");
+                3
+            }),
             3
-        }), 3);
+        );
         assert_eq!(all(&b), b"ring-frame1-copy-inp");
         assert_eq!(b.len(), 20);
         assert_eq!(b.frames(), 3);
@@ -237,7 +242,10 @@ mod tests {
         // Acknowledge across the ring and into the first frame.
         b.discard(8);
         assert_eq!(all(&b), b"me1-copy-inp");
-        assert_eq!(b.frame_at(0, 4).map(|(f, r)| f[r].to_vec()), Some(b"me1-".to_vec()));
+        assert_eq!(
+            b.frame_at(0, 4).map(|(f, r)| f[r].to_vec()),
+            Some(b"me1-".to_vec())
+        );
         b.discard(12);
         assert_eq!(b.len(), 0);
         assert_eq!(b.frames(), 0);

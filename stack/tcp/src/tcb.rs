@@ -4,20 +4,20 @@
 
 use core::time::Duration;
 
-use sluice_wire::tcp::{SeqNumber, TcpFlags, TcpRepr};
 use sluice_buf::Frame;
+use sluice_wire::tcp::{SeqNumber, TcpFlags, TcpRepr};
 use sluice_wire::Instant;
 
 use crate::assembler::Assembler;
-use crate::recv::RecvBuffer;
-use crate::send::SendBuffer;
 use crate::config::{CongestionKind, TcpConfig, DEFAULT_MSS, MIN_MSS};
 use crate::congestion::{Congestion, CongestionControl, Cubic, NewReno, Unlimited};
 use crate::error::{ConnError, Counters, IcmpError, RecvError, SendError, State};
 use crate::rack::Rack;
 use crate::recovery::Recovery;
+use crate::recv::RecvBuffer;
 use crate::rtt::RttEstimator;
 use crate::sack::{SackReport, Scoreboard};
+use crate::send::SendBuffer;
 
 /// Bytes the timestamps option takes in every segment (with its two NOPs).
 pub(crate) const TS_OPTION_LEN: usize = 12;
