@@ -123,17 +123,7 @@ impl<V: Copy + PartialEq> FlowTable<V> {
     /// The hash of `flow` computed here (the NIC's, redone in software in RSS mode).
     #[inline]
     fn hash(&self, flow: &FlowKey) -> u64 {
-        match &self.hasher {
-            Hasher::Software(b) => b.hash_one(flow),
-            Hasher::Rss {
-                toeplitz,
-                local,
-                seed,
-            } => {
-                let h = toeplitz.hash_v4(flow.remote.addr, *local, flow.remote.port, flow.local_port);
-                spread(h, flow.local_port, flow.remote.port, *seed)
-            }
-        }
+        self.hasher.hash(flow)
     }
 
     #[inline]
@@ -174,7 +164,7 @@ impl<V: Copy + PartialEq> FlowTable<V> {
         let hasher = &self.hasher;
         match self
             .table
-            .entry(hash, |(k, _)| *k == flow, |(k, _)| rehash(hasher, k))
+            .entry(hash, |(k, _)| *k == flow, |(k, _)| hasher.hash(k))
         {
             hashbrown::hash_table::Entry::Occupied(mut e) => e.get_mut().1 = v,
             hashbrown::hash_table::Entry::Vacant(e) => {
@@ -202,16 +192,18 @@ impl<V: Copy + PartialEq> Default for FlowTable<V> {
     }
 }
 
-fn rehash(hasher: &Hasher, k: &FlowKey) -> u64 {
-    match hasher {
-        Hasher::Software(b) => b.hash_one(k),
-        Hasher::Rss {
-            toeplitz,
-            local,
-            seed,
-        } => {
-            let h = toeplitz.hash_v4(k.remote.addr, *local, k.remote.port, k.local_port);
-            spread(h, k.local_port, k.remote.port, *seed)
+impl Hasher {
+    fn hash(&self, flow: &FlowKey) -> u64 {
+        match self {
+            Hasher::Software(b) => b.hash_one(flow),
+            Hasher::Rss {
+                toeplitz,
+                local,
+                seed,
+            } => {
+                let h = toeplitz.hash_v4(flow.remote.addr, *local, flow.remote.port, flow.local_port);
+                spread(h, flow.local_port, flow.remote.port, *seed)
+            }
         }
     }
 }

@@ -621,7 +621,10 @@ impl Interface {
                     c.tcb.push_rx_frame(frame);
                 }
             }
-            self.count_rx_frames(key);
+            if out.keep_payload.is_some() || out.transition.is_some() {
+                // Frames were queued, or a reset dropped them with the receive buffer.
+                self.count_rx_frames(key);
+            }
             self.after_event(io, key);
             return;
         }
@@ -729,12 +732,15 @@ impl Interface {
                 return;
             };
             let dst = c.remote.addr;
+            // Frames are only looked up when there are some: the copying path builds its
+            // segments from `poll_transmit`'s payload as it is.
+            let by_ref = io.tx_chain && c.tcb.tx_frames() > 0;
             let Some(seg) = c.tcb.poll_transmit(io.now) else {
                 c.dirty = false;
                 return;
             };
             let (seq, len) = (seg.seq, seg.payload.len());
-            let built = if io.tx_chain && len > 0 {
+            let built = if by_ref && len > 0 {
                 // Zero-copy send: the header alone, then the payload by reference when it
                 // is one frame's.
                 let header = header_of(&seg);

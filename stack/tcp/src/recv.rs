@@ -102,15 +102,14 @@ impl RecvBuffer {
     pub fn push_frame(&mut self, frame: Frame) {
         debug_assert!(frame.len() <= self.free());
         let ring_len = self.ring.len();
-        let untracked = self.tracked().is_none();
+        self.frame_bytes += frame.len() as u32;
+        self.frame_count += 1;
         let entries = self.entries_mut();
-        if untracked && ring_len > 0 {
+        if entries.is_empty() && ring_len > 0 {
             // The ring's bytes so far come first: track them from now on.
             entries.push_back(Entry::Ring(ring_len));
         }
-        self.frame_bytes += frame.len() as u32;
-        self.frame_count += 1;
-        self.entries_mut().push_back(Entry::Frame(frame));
+        entries.push_back(Entry::Frame(frame));
     }
 
     /// The first piece, if it is a frame, whole.
