@@ -35,6 +35,7 @@ impl FeedDevice {
             caps: DeviceCaps {
                 rx_checksum: offload,
                 tx_checksum: offload,
+                tx_ip_checksum: offload,
                 ..DeviceCaps::default()
             },
             queue: Vec::with_capacity(4),

@@ -443,6 +443,10 @@ pub fn run(
                 h.driver,
                 h.mac
             );
+            println!(
+                "tcp: offloads rx_checksum={} tx_l4_checksum={} tx_ip_checksum={}",
+                h.checksum_offload.0, h.checksum_offload.1, h.ip_checksum_offload
+            );
             let flag = h.stop_flag();
             let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
             // Another thread reaches each core through its command channel: ask every core
@@ -450,11 +454,17 @@ pub fn run(
             for core in 0..h.cores() {
                 let (tx, rx) = crossbeam_channel::bounded(1);
                 let sent = h.run_on(core, move |cx| {
-                    let _ = tx.send((cx.core(), cx.iface().address()));
+                    // The CPUs the core's own thread may run on.
+                    let cpus = sluice_dpdk::allowed_cpus();
+                    let _ = tx.send((cx.core(), cx.iface().address(), cpus));
                 });
                 match rx.recv_timeout(Duration::from_secs(5)) {
-                    Ok((c, addr)) if sent => {
-                        println!("tcp: command core={core} answered_by={c} address={addr}")
+                    Ok((c, addr, cpus)) if sent => {
+                        let cpus: Vec<String> = cpus.iter().map(u32::to_string).collect();
+                        println!(
+                            "tcp: command core={core} answered_by={c} address={addr} cpus={}",
+                            cpus.join(",")
+                        )
                     }
                     _ => eprintln!("tcp: core {core} did not answer a command"),
                 }

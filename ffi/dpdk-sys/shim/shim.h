@@ -77,5 +77,6 @@ extern const uint64_t SLUICE_MBUF_F_RX_IP_CKSUM_GOOD;
 extern const uint64_t SLUICE_MBUF_F_RX_L4_CKSUM_MASK;
 extern const uint64_t SLUICE_MBUF_F_RX_L4_CKSUM_BAD;
 extern const uint64_t SLUICE_MBUF_F_RX_L4_CKSUM_GOOD;
+extern const uint64_t SLUICE_MBUF_F_RX_L4_CKSUM_NONE;
 
 #endif

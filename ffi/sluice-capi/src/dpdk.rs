@@ -9,7 +9,8 @@
 //! - `--ip=ADDRESS/PREFIX` (default `198.18.0.2/24`), `--gateway=IP`,
 //!   `--arp=IP=MAC` (repeatable; static entries, everything else is resolved by ARP);
 //! - `--eal=ARG` (repeatable, one EAL argument each): replaces the defaults, which are
-//!   `--no-huge -m 512 --no-pci --file-prefix=sluice-PID -l 0` for `tap:`;
+//!   `--no-huge -m 512 --no-pci --file-prefix=sluice-PID -l CPU` for `tap:`, CPU being
+//!   the first this process may run on;
 //! - `--mbufs=N`: mbufs in the queue's pool (default 8191);
 //! - every flag of `StackConfig` but the addresses (`--mss`, `--nodelay`, `--rcvbuf`,
 //!   `--msl_ms`, `--block_timeout_ms`, ...). The ISN key comes from the OS unless
@@ -181,7 +182,9 @@ impl DpdkFlags {
         if eal.is_empty() {
             eal = default_eal.iter().map(|s| s.to_string()).collect();
             eal.push(format!("--file-prefix=sluice-{}", std::process::id()));
-            eal.extend(["-l".to_string(), "0".to_string()]);
+            // The instance's lcore: the first CPU this process may use (so `taskset` holds).
+            let cpu = sluice_dpdk::allowed_cpus().first().copied().unwrap_or(0);
+            eal.extend(["-l".to_string(), cpu.to_string()]);
         }
         if let Some(v) = &vdev {
             eal.push(format!("--vdev={v}"));

@@ -168,6 +168,7 @@ impl<B: PacketBuf> Lane<B> {
             let i = rng.gen_range(0..contiguous);
             let bit = 1u8 << rng.gen_range(0..8);
             frame.data_mut()[i] ^= bit;
+            frame.forget_rx_checksum();
             self.stats.corrupted += 1;
         }
         // Chained frames are not duplicated (the copy would need the whole chain).

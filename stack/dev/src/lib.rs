@@ -36,9 +36,13 @@ pub trait PacketBuf {
     fn rx_checksum(&self) -> RxChecksum {
         RxChecksum::default()
     }
-    /// Asks the NIC to fill this frame's IPv4 and TCP/UDP checksums on transmit (only
-    /// meaningful when the device has `tx_checksum`); the frame carries the pseudo-header
-    /// sum in its TCP/UDP checksum field and 0 in its IPv4 one.
+    /// Forgets the NIC's receive verdicts (the frame was changed after the NIC checked it:
+    /// injected corruption stands for damage on the wire, before the NIC).
+    fn forget_rx_checksum(&mut self) {}
+    /// Asks the NIC to fill this frame's IPv4 and/or TCP/UDP checksums on transmit (only
+    /// meaningful when the device has `tx_ip_checksum`/`tx_checksum`); the frame carries
+    /// the pseudo-header sum in its TCP/UDP checksum field and 0 in its IPv4 one when
+    /// those are left to the NIC.
     fn request_tx_checksum(&mut self, _offload: TxChecksum) {}
     /// All the frame's bytes, copied into one vector, chained segments included (the ARP
     /// queue keeps packets this way).
@@ -89,11 +93,13 @@ pub struct RxChecksum {
 /// What the NIC should checksum in a frame to send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TxChecksum {
+    /// Fill the IPv4 header checksum.
+    pub ip: bool,
     /// Length of the link-layer header (14 for Ethernet).
     pub l2_len: u8,
     /// Length of the IPv4 header.
     pub l3_len: u16,
-    /// The layer-4 protocol whose checksum to fill.
+    /// The layer-4 protocol whose checksum to fill (`Other`: none).
     pub l4: L4,
 }
 
@@ -101,7 +107,7 @@ pub struct TxChecksum {
 pub enum L4 {
     Tcp,
     Udp,
-    /// Only the IPv4 header checksum.
+    /// No layer-4 checksum.
     Other,
 }
 
@@ -112,8 +118,11 @@ pub struct DeviceCaps {
     pub mtu: usize,
     /// The device verifies IPv4/TCP/UDP checksums on receive (bad ones are flagged or dropped).
     pub rx_checksum: bool,
-    /// The device fills IPv4/TCP/UDP checksums on transmit.
+    /// The device fills TCP/UDP checksums on transmit.
     pub tx_checksum: bool,
+    /// The device fills the IPv4 header checksum on transmit (virtio does not: the header
+    /// checksum is then summed in software, 20 bytes).
+    pub tx_ip_checksum: bool,
     /// The device hashes flows to queues with RSS (Toeplitz).
     pub rss: bool,
     /// Most frames one burst moves.
@@ -129,6 +138,7 @@ impl Default for DeviceCaps {
             mtu: 1500,
             rx_checksum: false,
             tx_checksum: false,
+            tx_ip_checksum: false,
             rss: false,
             max_burst: 32,
             tx_chain: false,

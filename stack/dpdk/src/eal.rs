@@ -134,6 +134,33 @@ impl Eal {
     pub fn clock(&self) -> TscClock {
         TscClock::new(self.tsc_hz())
     }
+    /// The EAL's lcores (main first, then the workers, as `-l`/`--lcores` gave them), each
+    /// with the CPU it runs on (`rte_lcore_to_cpu_id`).
+    pub fn lcores(&self) -> Vec<Lcore> {
+        let mut out = Vec::new();
+        // SAFETY: plain queries after EAL init.
+        let main = unsafe { dpdk_sys::rte_get_main_lcore() };
+        let mut id = u32::MAX; // -1: start the walk
+        loop {
+            // SAFETY: as above; returns RTE_MAX_LCORE at the end.
+            id = unsafe { dpdk_sys::rte_get_next_lcore(id, 0, 0) };
+            if id >= dpdk_sys::RTE_MAX_LCORE {
+                break;
+            }
+            // SAFETY: id is an enabled lcore.
+            let cpu = unsafe { dpdk_sys::rte_lcore_to_cpu_id(id as i32) };
+            let l = Lcore {
+                id,
+                cpu: u32::try_from(cpu).ok(),
+            };
+            if id == main {
+                out.insert(0, l);
+            } else {
+                out.push(l);
+            }
+        }
+        out
+    }
     /// DPDK's version string.
     pub fn version(&self) -> String {
         // SAFETY: rte_version returns a static NUL-terminated string.
@@ -147,6 +174,87 @@ impl Drop for Eal {
     fn drop(&mut self) {
         // SAFETY: EAL was initialised by this value; nothing uses DPDK after it is dropped.
         unsafe { dpdk_sys::rte_eal_cleanup() };
+    }
+}
+
+/// One EAL lcore and the CPU it is bound to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lcore {
+    pub id: u32,
+    /// `None` when the lcore is not bound to one CPU (an `--lcores` group).
+    pub cpu: Option<u32>,
+}
+
+/// The CPUs this process (its calling thread) may run on, in increasing order.
+pub fn allowed_cpus() -> Vec<u32> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid 0 is the calling thread; the size is the set's.
+    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if r != 0 {
+        return Vec::new();
+    }
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: i is below CPU_SETSIZE.
+        .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
+        .map(|i| i as u32)
+        .collect()
+}
+
+/// Pins the calling thread to one CPU.
+pub fn pin_current_thread(cpu: u32) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: cpu is checked against the set's size.
+    if cpu as usize >= libc::CPU_SETSIZE as usize {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: as above.
+    unsafe { libc::CPU_SET(cpu as usize, &mut set) };
+    // SAFETY: pid 0 is the calling thread.
+    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Registers the calling (non-EAL) thread with EAL, so that it gets an lcore id of its
+/// own and the mempools' per-lcore caches; unregisters on drop.
+pub struct ThreadRegistration {
+    registered: bool,
+}
+
+impl ThreadRegistration {
+    pub fn new(_eal: &EalRef) -> Self {
+        // SAFETY: EAL is initialised (an EalRef exists); the call affects this thread only.
+        let registered = unsafe { dpdk_sys::rte_thread_register() } == 0;
+        ThreadRegistration { registered }
+    }
+    /// Whether EAL gave this thread an lcore id (it may have none left).
+    pub fn registered(&self) -> bool {
+        self.registered
+    }
+}
+
+impl Drop for ThreadRegistration {
+    fn drop(&mut self) {
+        if self.registered {
+            // SAFETY: this thread registered itself above.
+            unsafe { dpdk_sys::rte_thread_unregister() };
+        }
+    }
+}
+
+/// Proof that EAL is initialised, shareable with the threads of a scope.
+#[derive(Clone, Copy, Debug)]
+pub struct EalRef(());
+
+impl Eal {
+    /// A `Send + Sync` token that EAL is up, for the engine's core threads.
+    pub fn token(&self) -> EalRef {
+        EalRef(())
     }
 }
 

@@ -10,7 +10,9 @@ mod mbuf;
 mod mempool;
 mod port;
 
-pub use eal::{Eal, EalBuilder, TscClock};
+pub use eal::{
+    allowed_cpus, pin_current_thread, Eal, EalBuilder, EalRef, Lcore, ThreadRegistration, TscClock,
+};
 pub use error::DpdkError;
 pub use mbuf::{frame_mbuf, Mbuf};
 pub use mempool::Mempool;

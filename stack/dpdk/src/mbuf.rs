@@ -125,7 +125,7 @@ impl PacketBuf for Mbuf {
     }
     fn rx_checksum(&self) -> RxChecksum {
         // SAFETY: extern statics defined in the shim from DPDK's macros.
-        let (ip_mask, ip_bad, ip_good, l4_mask, l4_bad, l4_good) = unsafe {
+        let (ip_mask, ip_bad, ip_good, l4_mask, l4_bad, l4_good, l4_none) = unsafe {
             (
                 dpdk_sys::SLUICE_MBUF_F_RX_IP_CKSUM_MASK,
                 dpdk_sys::SLUICE_MBUF_F_RX_IP_CKSUM_BAD,
@@ -133,6 +133,7 @@ impl PacketBuf for Mbuf {
                 dpdk_sys::SLUICE_MBUF_F_RX_L4_CKSUM_MASK,
                 dpdk_sys::SLUICE_MBUF_F_RX_L4_CKSUM_BAD,
                 dpdk_sys::SLUICE_MBUF_F_RX_L4_CKSUM_GOOD,
+                dpdk_sys::SLUICE_MBUF_F_RX_L4_CKSUM_NONE,
             )
         };
         let f = self.raw().ol_flags;
@@ -141,10 +142,23 @@ impl PacketBuf for Mbuf {
             x if x == bad => Verdict::Bad,
             _ => Verdict::Unknown,
         };
+        // L4 "NONE": the checksum field is not the final sum (a virtio peer left it to the
+        // device: NEEDS_CSUM) but the data's integrity is known; as good as GOOD.
+        let l4 = match f & l4_mask {
+            x if x == l4_none => Verdict::Good,
+            _ => verdict(l4_mask, l4_good, l4_bad),
+        };
         RxChecksum {
             ip: verdict(ip_mask, ip_good, ip_bad),
-            l4: verdict(l4_mask, l4_good, l4_bad),
+            l4,
         }
+    }
+    fn forget_rx_checksum(&mut self) {
+        // SAFETY: extern statics defined in the shim from DPDK's macros.
+        let mask =
+            unsafe { dpdk_sys::SLUICE_MBUF_F_RX_IP_CKSUM_MASK | dpdk_sys::SLUICE_MBUF_F_RX_L4_CKSUM_MASK };
+        // SAFETY: we own the mbuf; only the receive checksum bits change (UNKNOWN is 0).
+        unsafe { self.0.as_mut().ol_flags &= !mask };
     }
     fn request_tx_checksum(&mut self, o: TxChecksum) {
         // SAFETY: extern statics defined in the shim from DPDK's macros.
@@ -165,7 +179,7 @@ impl PacketBuf for Mbuf {
         // l2_len in bits 0-6 and l3_len in bits 7-15 (rte_mbuf_core.h).
         unsafe {
             let m = self.0.as_mut();
-            m.ol_flags |= v4 | ip | l4;
+            m.ol_flags |= v4 | if o.ip { ip } else { 0 } | l4;
             m.__bindgen_anon_3.tx_offload = (o.l2_len as u64 & 0x7f) | ((o.l3_len as u64 & 0x1ff) << 7);
         }
     }

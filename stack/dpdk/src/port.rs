@@ -93,6 +93,7 @@ pub struct Port {
     mtu: u16,
     rx_checksum: bool,
     tx_checksum: bool,
+    tx_ip_checksum: bool,
     tx_chain: bool,
 }
 
@@ -208,25 +209,34 @@ impl Port {
             conf.rx_adv_conf.rss_conf.rss_key_len = key_len;
             conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
         }
-        // Checksum offloads, all three or none (IPv4 + TCP + UDP), each direction alone.
+        // Checksum offloads, each where the port has it. Receive: whatever the port
+        // verifies (virtio: TCP/UDP, not the IPv4 header); its verdict is read per frame
+        // and what it did not check is checked in software. Transmit: TCP and UDP
+        // together, the IPv4 header alone (virtio fills TCP/UDP but not IPv4).
         // SAFETY: extern statics defined in the shim from DPDK's macros.
-        let (rx_cs, tx_cs) = unsafe {
+        let (rx_cs, tx_l4, tx_ip) = unsafe {
             (
                 dpdk_sys::SLUICE_ETH_RX_OFFLOAD_IPV4_CKSUM
                     | dpdk_sys::SLUICE_ETH_RX_OFFLOAD_TCP_CKSUM
                     | dpdk_sys::SLUICE_ETH_RX_OFFLOAD_UDP_CKSUM,
-                dpdk_sys::SLUICE_ETH_TX_OFFLOAD_IPV4_CKSUM
-                    | dpdk_sys::SLUICE_ETH_TX_OFFLOAD_TCP_CKSUM
-                    | dpdk_sys::SLUICE_ETH_TX_OFFLOAD_UDP_CKSUM,
+                dpdk_sys::SLUICE_ETH_TX_OFFLOAD_TCP_CKSUM | dpdk_sys::SLUICE_ETH_TX_OFFLOAD_UDP_CKSUM,
+                dpdk_sys::SLUICE_ETH_TX_OFFLOAD_IPV4_CKSUM,
             )
         };
-        let rx_checksum = cfg.checksum_offload && info.rx_offload_capa & rx_cs == rx_cs;
-        let tx_checksum = cfg.checksum_offload && info.tx_offload_capa & tx_cs == tx_cs;
-        if rx_checksum {
-            conf.rxmode.offloads |= rx_cs;
-        }
+        let rx_have = if cfg.checksum_offload {
+            info.rx_offload_capa & rx_cs
+        } else {
+            0
+        };
+        let rx_checksum = rx_have != 0;
+        let tx_checksum = cfg.checksum_offload && info.tx_offload_capa & tx_l4 == tx_l4;
+        let tx_ip_checksum = cfg.checksum_offload && info.tx_offload_capa & tx_ip == tx_ip;
+        conf.rxmode.offloads |= rx_have;
         if tx_checksum {
-            conf.txmode.offloads |= tx_cs;
+            conf.txmode.offloads |= tx_l4;
+        }
+        if tx_ip_checksum {
+            conf.txmode.offloads |= tx_ip;
         }
         // Chained mbufs on transmit, for zero-copy send.
         // SAFETY: an extern static defined in the shim.
@@ -303,6 +313,7 @@ impl Port {
             mtu,
             rx_checksum,
             tx_checksum,
+            tx_ip_checksum,
             tx_chain,
         };
         if use_rss {
@@ -356,9 +367,14 @@ impl Port {
     pub fn mtu(&self) -> u16 {
         self.mtu
     }
-    /// The NIC verifies / fills IPv4, TCP and UDP checksums.
+    /// The NIC verifies checksums on receive (some of IPv4, TCP, UDP: its per-frame flags
+    /// say which), and fills TCP/UDP checksums on transmit.
     pub fn checksum_offload(&self) -> (bool, bool) {
         (self.rx_checksum, self.tx_checksum)
+    }
+    /// The NIC fills the IPv4 header checksum on transmit.
+    pub fn ip_checksum_offload(&self) -> bool {
+        self.tx_ip_checksum
     }
     /// The port sends chained mbufs (`RTE_ETH_TX_OFFLOAD_MULTI_SEGS`): zero-copy send.
     pub fn tx_chain(&self) -> bool {
@@ -415,6 +431,7 @@ impl Port {
                 mtu: self.mtu as usize,
                 rx_checksum: self.rx_checksum,
                 tx_checksum: self.tx_checksum,
+                tx_ip_checksum: self.tx_ip_checksum,
                 rss: self.rss_key.is_some(),
                 max_burst: 32,
                 tx_chain: self.tx_chain,

@@ -91,6 +91,12 @@ pub enum ConfigError {
         value: String,
         hint: &'static str,
     },
+    #[error("--cores {cores}: this process may run on {available} CPU(s) ({list}); one engine core needs a CPU of its own, so use --cores {available} or fewer (or give EAL the lcores yourself with --eal=-l --eal=LIST)")]
+    TooManyCores {
+        cores: u16,
+        available: usize,
+        list: String,
+    },
     #[error("cannot read config file {path}: {err}")]
     Read { path: String, err: std::io::Error },
     #[error("config file {path}: {err}")]
@@ -450,16 +456,37 @@ impl Config {
         let mut a: Vec<String> = if self.eal.is_empty() {
             let mut d: Vec<String> = spec.default_eal().iter().map(|s| s.to_string()).collect();
             d.push(format!("--file-prefix=sluice-{}", std::process::id()));
-            d.extend(["-l".to_string(), "0".to_string()]);
             d
         } else {
             self.eal.clone()
         };
+        // One lcore per engine core, on the CPUs this process may use (so that `taskset`
+        // is honoured), unless the EAL arguments name the lcores themselves.
+        let names_lcores = a.iter().any(|x| {
+            (x.starts_with("-l") || x.starts_with("-c")) && !x.starts_with("--") || x.starts_with("--lcores")
+        });
+        if !names_lcores {
+            let cpus = sluice_dpdk::allowed_cpus();
+            let want = usize::from(self.cores);
+            if cpus.len() < want {
+                return Err(ConfigError::TooManyCores {
+                    cores: self.cores,
+                    available: cpus.len(),
+                    list: cpu_list(&cpus),
+                });
+            }
+            a.extend(["-l".to_string(), cpu_list(&cpus[..want])]);
+        }
         if let Some(v) = spec.vdev(self.cores) {
             a.push(format!("--vdev={v}"));
         }
         Ok(a)
     }
+}
+
+/// CPUs as an EAL/`taskset` list: `0,2,5`.
+pub fn cpu_list(cpus: &[u32]) -> String {
+    cpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
 }
 
 pub fn parse_ip(s: &str) -> Option<Ipv4Address> {
@@ -496,6 +523,39 @@ mod tests {
         let eal = c.eal_args().unwrap();
         assert!(eal.contains(&"--no-huge".to_string()));
         assert!(eal.contains(&"--vdev=net_tap0,iface=sl0".to_string()));
+    }
+
+    #[test]
+    fn default_lcores_follow_the_allowed_cpus() {
+        let cpus = sluice_dpdk::allowed_cpus();
+        assert!(!cpus.is_empty());
+        let c = Config::default();
+        let eal = c.eal_args().unwrap();
+        let at = eal.iter().position(|a| a == "-l").expect("-l given");
+        assert_eq!(eal[at + 1], cpus[0].to_string());
+        // More cores than CPUs: a clear error naming what there is.
+        let many = Config {
+            cores: cpus.len() as u16 + 1,
+            ..Config::default()
+        };
+        let e = many.eal_args().unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("may run on {} CPU", cpus.len())) && e.contains("--cores"),
+            "{e}"
+        );
+        // EAL arguments that name the lcores are left alone.
+        let own = Config {
+            cores: 64,
+            eal: vec!["--lcores=0@0".into()],
+            ..Config::default()
+        };
+        assert!(!own.eal_args().unwrap().contains(&"-l".to_string()));
+        // Others get the default lcores added.
+        let other = Config {
+            eal: vec!["--no-huge".into()],
+            ..Config::default()
+        };
+        assert!(other.eal_args().unwrap().contains(&"-l".to_string()));
     }
 
     #[test]

@@ -28,6 +28,16 @@ pub enum EngineError {
     Dpdk(#[from] DpdkError),
     #[error("cannot make an ISN key: {0}")]
     IsnKey(#[from] IsnKeyError),
+    #[error("--cores {cores} needs {cores} EAL lcores, but EAL has {have} ({list}); give it more with --eal=-l --eal=LIST, or use --cores {have}")]
+    TooFewLcores { cores: u16, have: usize, list: String },
+    #[error("cannot pin engine core {core} to CPU {cpu}: {err}")]
+    Pin {
+        core: u16,
+        cpu: u32,
+        err: std::io::Error,
+    },
+    #[error("cannot start the thread of engine core {core}: {err}")]
+    Spawn { core: u16, err: std::io::Error },
     #[error("a core thread panicked")]
     CorePanicked,
 }
@@ -111,6 +121,8 @@ pub struct EngineHandle {
     pub driver: String,
     /// The NIC verifies (rx) and fills (tx) IPv4/TCP/UDP checksums.
     pub checksum_offload: (bool, bool),
+    /// The NIC fills IPv4 header checksums.
+    pub ip_checksum_offload: bool,
 }
 
 impl EngineHandle {
@@ -169,6 +181,23 @@ impl Engine {
         let cores = config.cores;
         let spec = config.port_spec()?;
         let eal = EalBuilder::new(program).args(config.eal_args()?).init()?;
+        // One engine core per EAL lcore, each pinned to its lcore's CPU.
+        let lcores = eal.lcores();
+        if lcores.len() < usize::from(cores) {
+            let list: Vec<String> = lcores
+                .iter()
+                .map(|l| match l.cpu {
+                    Some(c) => format!("lcore {} on CPU {c}", l.id),
+                    None => format!("lcore {}", l.id),
+                })
+                .collect();
+            return Err(EngineError::TooFewLcores {
+                cores,
+                have: lcores.len(),
+                list: list.join(", "),
+            });
+        }
+        let eal_token = eal.token();
         let id = Port::id_by_name(&eal, spec.device_name())?;
         let pcfg = PortConfig {
             queues: cores,
@@ -207,10 +236,13 @@ impl Engine {
             mac,
             driver: port.port_info().driver.clone(),
             checksum_offload: port.checksum_offload(),
+            ip_checksum_offload: port.ip_checksum_offload(),
         };
 
+        let mut startup: Result<(), EngineError> = Ok(());
         let result = std::thread::scope(|s| {
             let mut threads = Vec::new();
+            let mut pins = Vec::new();
             for (c, cmds) in (0..cores).zip(rxs) {
                 let (port, make_app, steering, mail) = (&port, &make_app, steering.clone(), mail.clone());
                 let (stop, board, iface_cfg, ready) = (
@@ -220,33 +252,63 @@ impl Engine {
                     handle.ready.clone(),
                 );
                 let impair = impair.clone();
-                threads.push(s.spawn(move || {
-                    let queue = match &impair {
-                        Some((rx, tx)) => QueueDevice::Impaired(Impaired::new(
-                            port.queue(c),
-                            rx.clone(),
-                            tx.clone(),
-                            seed + c as u64,
-                        )),
-                        None => QueueDevice::Plain(port.queue(c)),
-                    };
-                    let mut dev = SteeredDevice::new(queue, c, cores, steering.clone(), mail);
-                    dev.set_enabled(software);
-                    let mut iface = Interface::new(iface_cfg, mac);
-                    // Zero-copy send: the application fills mbufs of this queue's pool.
-                    let pool = port.queue(c).pool();
-                    iface.set_frame_alloc(Box::new(move || pool.alloc_frame()));
-                    let mut core = Core::new(iface, dev, make_app(c), c, cores, steering, Idle::new(idle));
-                    ready.fetch_add(1, Ordering::SeqCst);
-                    run_core(&mut core, &clock, &stop, &cmds, &board[c as usize]);
-                    drop(core);
-                    if let Ok(mut s) = board[c as usize].lock() {
-                        s.mbufs_in_use = pool.in_use();
+                let cpu = lcores[usize::from(c)].cpu;
+                let (pin_tx, pin_rx) = std::sync::mpsc::sync_channel(1);
+                pins.push(pin_rx);
+                let spawned = std::thread::Builder::new()
+                    .name(format!("sluice-core-{c}"))
+                    .spawn_scoped(s, move || {
+                        // The core's own CPU, and an lcore id (the mempools' per-lcore caches).
+                        if let Some(cpu) = cpu {
+                            if let Err(err) = sluice_dpdk::pin_current_thread(cpu) {
+                                let _ = pin_tx.send(Err(EngineError::Pin { core: c, cpu, err }));
+                                return;
+                            }
+                        }
+                        let _registration = sluice_dpdk::ThreadRegistration::new(&eal_token);
+                        let _ = pin_tx.send(Ok(()));
+                        let queue = match &impair {
+                            Some((rx, tx)) => QueueDevice::Impaired(Impaired::new(
+                                port.queue(c),
+                                rx.clone(),
+                                tx.clone(),
+                                seed + c as u64,
+                            )),
+                            None => QueueDevice::Plain(port.queue(c)),
+                        };
+                        let mut dev = SteeredDevice::new(queue, c, cores, steering.clone(), mail);
+                        dev.set_enabled(software);
+                        let mut iface = Interface::new(iface_cfg, mac);
+                        // Zero-copy send: the application fills mbufs of this queue's pool.
+                        let pool = port.queue(c).pool();
+                        iface.set_frame_alloc(Box::new(move || pool.alloc_frame()));
+                        let mut core =
+                            Core::new(iface, dev, make_app(c), c, cores, steering, Idle::new(idle));
+                        ready.fetch_add(1, Ordering::SeqCst);
+                        run_core(&mut core, &clock, &stop, &cmds, &board[c as usize]);
+                        drop(core);
+                        if let Ok(mut s) = board[c as usize].lock() {
+                            s.mbufs_in_use = pool.in_use();
+                        }
+                    });
+                match spawned {
+                    Ok(t) => threads.push(t),
+                    Err(err) => {
+                        startup = Err(EngineError::Spawn { core: c, err });
+                        break;
                     }
-                }));
+                }
             }
-            let h = handle.clone();
-            on_start(h);
+            for p in pins {
+                if let Ok(Err(e)) = p.recv() {
+                    startup = Err(e);
+                }
+            }
+            if startup.is_err() {
+                stop.store(true, Ordering::SeqCst);
+            } else {
+                on_start(handle.clone());
+            }
             let mut ok = true;
             for t in threads {
                 ok &= t.join().is_ok();
@@ -255,6 +317,7 @@ impl Engine {
         });
         let stats = handle.stats();
         drop(port);
+        startup?;
         if !result {
             return Err(EngineError::CorePanicked);
         }

@@ -186,16 +186,17 @@ impl InterfaceConfig {
 /// The checksum work left to software for a device: what the NIC verifies on receive is
 /// not verified again, what it fills on transmit is left to it. ICMP is always software.
 pub fn checksum_caps_for(caps: &DeviceCaps) -> ChecksumCaps {
-    let l3l4 = match (caps.rx_checksum, caps.tx_checksum) {
+    let work = |rx_offload: bool, tx_offload: bool| match (rx_offload, tx_offload) {
         (false, false) => Checksum::Both,
         (true, false) => Checksum::Tx,
         (false, true) => Checksum::Rx,
         (true, true) => Checksum::None,
     };
+    let l4 = work(caps.rx_checksum, caps.tx_checksum);
     ChecksumCaps {
-        ipv4: l3l4,
-        udp: l3l4,
-        tcp: l3l4,
+        ipv4: work(caps.rx_checksum, caps.tx_ip_checksum),
+        udp: l4,
+        tcp: l4,
         icmp: Checksum::Both,
     }
 }
@@ -211,6 +212,10 @@ mod tests {
         d.rx_checksum = true;
         assert_eq!(checksum_caps_for(&d).udp, Checksum::Tx);
         d.tx_checksum = true;
+        // Virtio: TCP/UDP filled by the device, the IPv4 header in software.
+        assert_eq!(checksum_caps_for(&d).tcp, Checksum::None);
+        assert_eq!(checksum_caps_for(&d).ipv4, Checksum::Tx);
+        d.tx_ip_checksum = true;
         assert_eq!(checksum_caps_for(&d).ipv4, Checksum::None);
         assert_eq!(checksum_caps_for(&d).icmp, Checksum::Both);
     }

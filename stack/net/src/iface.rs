@@ -57,6 +57,8 @@ pub struct Interface {
     pub(crate) mac: EthernetAddress,
     /// The checksum work of this poll (from the config or the device).
     pub(crate) caps: ChecksumCaps,
+    /// The device fills some checksums on transmit (those `caps` does not compute).
+    pub(crate) tx_offload: bool,
     /// The largest IP packet of this poll (config and device MTU).
     pub(crate) mtu: usize,
     pub(crate) stats: Stats,
@@ -97,6 +99,7 @@ impl Interface {
             cfg: config,
             mac,
             caps,
+            tx_offload: false,
             stats: Stats::default(),
             arp,
             icmp_limiter,
@@ -185,6 +188,7 @@ impl Interface {
         self.now = self.now.max(now);
         let dcaps = dev.caps();
         self.caps = self.cfg.checksum.unwrap_or_else(|| checksum_caps_for(&dcaps));
+        self.tx_offload = dcaps.tx_checksum || dcaps.tx_ip_checksum;
         self.mtu = self.cfg.mtu.min(dcaps.mtu);
         let burst = dcaps.max_burst.max(1);
 
@@ -530,8 +534,8 @@ impl Interface {
             Some(h) => repr.emit(&mut EthernetFrame::new_unchecked(h)),
             None => return self.drop(DropReason::NoBuffer),
         }
-        if ethertype == EtherType::Ipv4 && !self.caps.ipv4.tx() {
-            // The NIC fills the IPv4 checksum, and the TCP/UDP one if it was left to it.
+        if ethertype == EtherType::Ipv4 && self.tx_offload {
+            // The NIC fills what was left to it: the IPv4 header checksum, the TCP/UDP one.
             let d = buf.data();
             if d.len() >= ETH_LEN + ipv4::HEADER_LEN {
                 let l3_len = u16::from(d[ETH_LEN] & 0x0f) * 4;
@@ -540,11 +544,15 @@ impl Interface {
                     IpProtocol::Udp if !self.caps.udp.tx() => L4::Udp,
                     _ => L4::Other,
                 };
-                buf.request_tx_checksum(TxChecksum {
-                    l2_len: ETH_LEN as u8,
-                    l3_len,
-                    l4,
-                });
+                let ip = !self.caps.ipv4.tx();
+                if ip || l4 != L4::Other {
+                    buf.request_tx_checksum(TxChecksum {
+                        ip,
+                        l2_len: ETH_LEN as u8,
+                        l3_len,
+                        l4,
+                    });
+                }
             }
         }
         io.tx.push(buf);
