@@ -83,6 +83,18 @@ pub fn gbps(bytes: u64, seconds: f64) -> f64 {
     }
 }
 
+/// How a transfer is checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Verify {
+    /// The sender hashes the pattern it generates; the receiver hashes what it gets and
+    /// compares every byte with the regenerated pattern (the default: correctness).
+    #[default]
+    Sha256,
+    /// The sender repeats one pre-generated chunk of the pattern by reference and the
+    /// receiver only counts bytes, so the rate measures the stack, not the checks.
+    None,
+}
+
 /// What one side of a transfer saw.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BulkReport {
@@ -91,8 +103,8 @@ pub struct BulkReport {
     pub bytes: u64,
     /// Bytes the transfer should have.
     pub expected_bytes: u64,
-    /// SHA-256 of the bytes sent or received.
-    pub digest: [u8; 32],
+    /// SHA-256 of the bytes sent or received (`None` with `Verify::None`).
+    pub digest: Option<[u8; 32]>,
     /// SHA-256 of the pattern's `expected_bytes` (receiver).
     pub expected_digest: Option<[u8; 32]>,
     /// The first offset where the received bytes differ from the pattern.
@@ -109,7 +121,7 @@ impl BulkReport {
         self.complete
             && self.bytes == self.expected_bytes
             && self.first_mismatch.is_none()
-            && self.expected_digest.is_none_or(|d| d == self.digest)
+            && self.expected_digest.is_none_or(|d| Some(d) == self.digest)
     }
     pub fn gbps(&self) -> f64 {
         gbps(self.bytes, self.seconds)
@@ -126,6 +138,9 @@ fn report(slot: &Reports, r: BulkReport) {
 /// Streams the pattern, then shuts down.
 #[derive(Debug)]
 pub struct BulkSender {
+    verify: Verify,
+    /// `Verify::None`: the one chunk sent again and again.
+    chunk: Arc<[u8]>,
     pattern: Pattern,
     total: u64,
     left: u64,
@@ -137,7 +152,20 @@ pub struct BulkSender {
 
 impl BulkSender {
     pub fn new(seed: u64, bytes: u64, reports: Reports) -> BulkSender {
+        BulkSender::with_verify(seed, bytes, reports, Verify::Sha256)
+    }
+    pub fn with_verify(seed: u64, bytes: u64, reports: Reports, verify: Verify) -> BulkSender {
+        let chunk: Arc<[u8]> = match verify {
+            Verify::Sha256 => Arc::from(Vec::new()),
+            Verify::None => {
+                let mut v = vec![0u8; CHUNK];
+                Pattern::new(seed).fill(&mut v);
+                Arc::from(v)
+            }
+        };
         BulkSender {
+            verify,
+            chunk,
             pattern: Pattern::new(seed),
             total: bytes,
             left: bytes,
@@ -157,6 +185,15 @@ impl Session for BulkSender {
         self.start.get_or_insert(now);
         while self.left > 0 && out.len() < QUEUED {
             let k = self.left.min(CHUNK as u64) as usize;
+            if self.verify == Verify::None {
+                if k == CHUNK {
+                    out.push_shared(self.chunk.clone());
+                } else {
+                    out.push_bytes(&self.chunk[..k]);
+                }
+                self.left -= k as u64;
+                continue;
+            }
             let mut v = vec![0u8; k];
             self.pattern.fill(&mut v);
             self.hash.update(&v);
@@ -175,7 +212,8 @@ impl Session for BulkSender {
         if !complete {
             t.errors += 1;
         }
-        let digest = std::mem::take(&mut self.hash).finalize().into();
+        let digest =
+            (self.verify == Verify::Sha256).then(|| std::mem::take(&mut self.hash).finalize().into());
         report(
             &self.reports,
             BulkReport {
@@ -198,6 +236,7 @@ impl Session for BulkSender {
 /// Receives, hashes, and checks against the regenerated pattern.
 #[derive(Debug)]
 pub struct BulkReceiver {
+    verify: Verify,
     pattern: Pattern,
     expected: u64,
     received: u64,
@@ -213,7 +252,11 @@ pub struct BulkReceiver {
 
 impl BulkReceiver {
     pub fn new(seed: u64, expected: u64, reports: Reports) -> BulkReceiver {
+        BulkReceiver::with_verify(seed, expected, reports, Verify::Sha256)
+    }
+    pub fn with_verify(seed: u64, expected: u64, reports: Reports, verify: Verify) -> BulkReceiver {
         BulkReceiver {
+            verify,
             pattern: Pattern::new(seed),
             expected,
             received: 0,
@@ -252,6 +295,10 @@ impl Session for BulkReceiver {
     fn input(&mut self, data: &[u8], _out: &mut OutQueue, _t: &mut Tally, now: u64) -> usize {
         self.start.get_or_insert(now);
         self.end = Some(now);
+        if self.verify == Verify::None {
+            self.received += data.len() as u64;
+            return data.len();
+        }
         self.hash.update(data);
         let within = (self.expected.saturating_sub(self.received)).min(data.len() as u64);
         self.expect(within, Some(&data[..within as usize]));
@@ -266,14 +313,17 @@ impl Session for BulkReceiver {
         self.done = true;
     }
     fn closed(&mut self, t: &mut Tally, _now: u64, error: bool) {
-        let missing = self.expected.saturating_sub(self.received);
-        self.expect(missing, None);
+        let sha = self.verify == Verify::Sha256;
+        if sha {
+            let missing = self.expected.saturating_sub(self.received);
+            self.expect(missing, None);
+        }
         let r = BulkReport {
             sender: false,
             bytes: self.received,
             expected_bytes: self.expected,
-            digest: std::mem::take(&mut self.hash).finalize().into(),
-            expected_digest: Some(std::mem::take(&mut self.expected_hash).finalize().into()),
+            digest: sha.then(|| std::mem::take(&mut self.hash).finalize().into()),
+            expected_digest: sha.then(|| std::mem::take(&mut self.expected_hash).finalize().into()),
             first_mismatch: self.first_mismatch,
             seconds: self.end.unwrap_or(0).saturating_sub(self.start.unwrap_or(0)) as f64 / 1e9,
             complete: self.done && !error,
@@ -293,9 +343,13 @@ mod tests {
     use super::*;
 
     fn run_pair(bytes: u64, split: usize, corrupt: Option<u64>) -> (BulkReport, BulkReport) {
+        run_pair_with(bytes, split, corrupt, Verify::Sha256)
+    }
+
+    fn run_pair_with(bytes: u64, split: usize, corrupt: Option<u64>, v: Verify) -> (BulkReport, BulkReport) {
         let reports: Reports = Arc::default();
-        let mut tx = BulkSender::new(42, bytes, reports.clone());
-        let mut rx = BulkReceiver::new(42, bytes, reports.clone());
+        let mut tx = BulkSender::with_verify(42, bytes, reports.clone(), v);
+        let mut rx = BulkReceiver::with_verify(42, bytes, reports.clone(), v);
         let (mut out, mut sink, mut t) = (OutQueue::new(), OutQueue::new(), Tally::new());
         let mut sent = 0u64;
         let mut now = 1;
@@ -347,9 +401,25 @@ mod tests {
         let (s, r) = run_pair(300_001, 7919, None);
         assert!(s.ok() && r.ok(), "{s:?} {r:?}");
         assert_eq!(s.digest, r.digest);
-        assert_eq!(Some(s.digest), r.expected_digest);
-        assert_eq!(s.digest, pattern_digest(42, 300_001));
+        assert_eq!(s.digest, r.expected_digest);
+        assert_eq!(s.digest, Some(pattern_digest(42, 300_001)));
         assert_eq!(r.bytes, 300_001);
+    }
+
+    #[test]
+    fn verify_none_counts_bytes_only() {
+        let (s, r) = run_pair_with(300_001, 7919, None, Verify::None);
+        assert!(s.ok() && r.ok(), "{s:?} {r:?}");
+        assert_eq!((s.digest, r.digest, r.expected_digest), (None, None, None));
+        assert_eq!((s.bytes, r.bytes), (300_001, 300_001));
+        // A short transfer still fails; the content is not looked at.
+        let reports: Reports = Arc::default();
+        let mut rx = BulkReceiver::with_verify(9, 1000, reports.clone(), Verify::None);
+        let (mut out, mut t) = (OutQueue::new(), Tally::new());
+        rx.input(&[0u8; 500], &mut out, &mut t, 0);
+        rx.eof(&mut out, &mut t, 1);
+        rx.closed(&mut t, 1, false);
+        assert!(!reports.lock().unwrap()[0].ok());
     }
 
     #[test]
@@ -357,7 +427,7 @@ mod tests {
         let (_, r) = run_pair(100_000, 4096, Some(77_777));
         assert!(!r.ok());
         assert_eq!(r.first_mismatch, Some(77_777));
-        assert_ne!(Some(r.digest), r.expected_digest);
+        assert_ne!(r.digest, r.expected_digest);
 
         let reports: Reports = Arc::default();
         let mut rx = BulkReceiver::new(9, 1000, reports.clone());

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use sluice_apps::bulk::{hex, BulkReceiver, BulkSender, Reports};
+use sluice_apps::bulk::{hex, BulkReceiver, BulkSender, Reports, Verify};
 use sluice_apps::drive::Plan;
 use sluice_apps::run::{print_summary, run, RunResult, RunSpec, StackArgs, Table};
 
@@ -40,6 +40,10 @@ struct Cli {
     /// The pattern's seed (both sides must agree).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// sha256: hash and check every byte (correctness); none: send one pre-generated chunk
+    /// again and again and only count bytes (the rate of the stack, not of the checks).
+    #[arg(long, value_enum, default_value_t = Verify::Sha256)]
+    verify: Verify,
     /// Give up after this many seconds.
     #[arg(long)]
     seconds: Option<f64>,
@@ -61,11 +65,13 @@ fn main() -> ExitCode {
         connections: usize::from(cli.connect.is_some()),
         seconds: cli.seconds,
     };
-    let (seed, bytes, r) = (cli.seed, cli.bytes, reports.clone());
+    let (seed, bytes, r, v) = (cli.seed, cli.bytes, reports.clone(), cli.verify);
     let result: Result<RunResult, String> = match cli.mode {
-        Mode::Send => run(&cli.stack, &spec, move || BulkSender::new(seed, bytes, r.clone())),
+        Mode::Send => run(&cli.stack, &spec, move || {
+            BulkSender::with_verify(seed, bytes, r.clone(), v)
+        }),
         Mode::Recv => run(&cli.stack, &spec, move || {
-            BulkReceiver::new(seed, bytes, r.clone())
+            BulkReceiver::with_verify(seed, bytes, r.clone(), v)
         }),
     };
     let result = match result {
@@ -84,7 +90,11 @@ fn main() -> ExitCode {
             .row("bytes", format!("{} of {}", b.bytes, b.expected_bytes))
             .row("seconds", format!("{:.3}", b.seconds))
             .row("Gbit/s", format!("{:.3}", b.gbps()))
-            .row("sha256", hex(&b.digest));
+            .row(
+                "sha256",
+                b.digest
+                    .map_or_else(|| "not checked (--verify none)".into(), |d| hex(&d)),
+            );
         if let Some(d) = b.expected_digest {
             table.row("sha256 expected", hex(&d));
         }
@@ -103,7 +113,7 @@ fn main() -> ExitCode {
             "bulk: role={} bytes={} sha256={} expected={} gbps={:.3} ok={}",
             if b.sender { "send" } else { "recv" },
             b.bytes,
-            hex(&b.digest),
+            b.digest.map_or_else(|| "-".into(), |d| hex(&d)),
             b.expected_digest.map(|d| hex(&d)).unwrap_or_else(|| "-".into()),
             b.gbps(),
             b.ok()
