@@ -117,6 +117,8 @@ struct Conn {
     released: bool,
     /// Output may be ready that was not drained yet.
     dirty: bool,
+    /// On `TcpSockets::pending` from a received segment (at most once per poll).
+    queued: bool,
     /// When a released connection stuck in FIN-WAIT-2 is reset.
     orphan_deadline: Option<Instant>,
     /// The deadline of this connection's entry in the timer wheel, if it has one.
@@ -318,6 +320,7 @@ impl Interface {
             listener: None,
             released: false,
             dirty: true,
+            queued: false,
             orphan_deadline: None,
             scheduled: None,
         });
@@ -625,7 +628,16 @@ impl Interface {
                 // Frames were queued, or a reset dropped them with the receive buffer.
                 self.count_rx_frames(key);
             }
-            self.after_event(io, key);
+            // What the segment calls for (an ACK, new data the ACK let out) is sent once
+            // the whole burst has been taken in: the segments of one flow in a burst get one
+            // ACK between them (as GRO gives the kernel), the ACKs of a burst release the
+            // sender's data once.
+            if let Some(c) = self.tcp.conns.get_mut(key) {
+                if !c.queued {
+                    c.queued = true;
+                    self.tcp.pending.push(key);
+                }
+            }
             return;
         }
         if let Some(&lkey) = self.tcp.ports.get(&seg.dst_port) {
@@ -655,6 +667,7 @@ impl Interface {
                         listener: Some(lkey),
                         released: false,
                         dirty: true,
+                        queued: false,
                         orphan_deadline: None,
                         scheduled: None,
                     });
@@ -871,9 +884,10 @@ impl Interface {
 
         let mut pending = core::mem::take(&mut self.tcp.pending);
         for &key in &pending {
-            let Some(c) = self.tcp.conns.get(key) else {
+            let Some(c) = self.tcp.conns.get_mut(key) else {
                 continue;
             };
+            c.queued = false;
             if c.dirty || (c.tcb.is_closed() && !c.owned_by_app()) {
                 self.after_event(io, key);
             }

@@ -1308,3 +1308,73 @@ fn a_syn_flood_beyond_the_backlog_is_answered_with_cookies_and_a_client_gets_in(
     f.poll();
     assert!(f.iface.tcp_accept(l).is_none());
 }
+
+/// Accepts a connection from the peer (port 45678 -> 80) and returns the handle and the
+/// next sequence numbers of the peer and of ours.
+fn accepted(f: &mut Fixture) -> (TcpHandle, sluice_wire::SeqNumber, sluice_wire::SeqNumber) {
+    let l = f.iface.tcp_listen(80, 4).unwrap();
+    f.inject(&tcp_seg(&syn(80)));
+    let (_, synack) = parse_tcp(&f.poll()[0]);
+    let ack = sluice_wire::TcpRepr {
+        seq: sluice_wire::SeqNumber(1001),
+        ack: Some(synack.seq + 1),
+        flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::ACK),
+        options: Default::default(),
+        payload: &[],
+        ..syn(80)
+    };
+    f.inject(&tcp_seg(&ack));
+    f.poll();
+    let h = f.iface.tcp_accept(l).expect("established");
+    (h, sluice_wire::SeqNumber(1001), synack.seq + 1)
+}
+
+/// `n` in-order data segments of `len` bytes from the peer, starting at `seq`.
+fn data_segments(
+    n: usize,
+    len: usize,
+    seq: sluice_wire::SeqNumber,
+    ack: sluice_wire::SeqNumber,
+) -> Vec<Vec<u8>> {
+    let payload = vec![0x5a; len];
+    (0..n)
+        .map(|i| {
+            tcp_seg(&sluice_wire::TcpRepr {
+                seq: seq + i * len,
+                ack: Some(ack),
+                flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::ACK),
+                options: Default::default(),
+                payload: &payload,
+                ..syn(80)
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn the_segments_of_one_burst_get_one_ack() {
+    let mut f = Fixture::new(config(true));
+    let (h, seq, ack) = accepted(&mut f);
+    let mss = f.iface.tcp_tcb(h).unwrap().mss();
+    // Eight full-sized segments arrive in one burst: one ACK covers them all.
+    for s in data_segments(8, mss, seq, ack) {
+        f.inject(&s);
+    }
+    let out = f.poll();
+    let acks: Vec<_> = out.iter().map(|o| parse_tcp(o).1).collect();
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    assert_eq!(acks[0].ack, Some(seq + 8 * mss));
+    let mut buf = vec![0u8; 16 * mss];
+    assert_eq!(f.iface.tcp_recv(h, &mut buf), Ok(8 * mss));
+    // Arriving one poll at a time, they are acknowledged at least every second one
+    // (RFC 9293 3.8.6.3), as they were before the burst rule.
+    let mut g = Fixture::new(config(true));
+    let (h, seq, ack) = accepted(&mut g);
+    let mut acks = 0;
+    for s in data_segments(8, mss, seq, ack) {
+        g.inject(&s);
+        acks += g.poll().len();
+    }
+    assert!(acks >= 4, "{acks} ACKs for 8 segments");
+    assert_eq!(g.iface.tcp_recv(h, &mut buf), Ok(8 * mss));
+}
