@@ -500,17 +500,35 @@ impl Harness {
         Ok(())
     }
 
-    /// One connection's bulk transfer, client sends, server receives and checks.
-    fn bulk(&mut self, stack: Stack) -> Result<(), String> {
+    /// One connection's bulk transfer, client sends, server receives. `verify` "none"
+    /// measures the rate (key `bulk`, with the CPUs both sides used), "sha256" the rate with
+    /// every byte hashed and checked (key `bulk_sha`).
+    fn bulk(&mut self, stack: Stack, verify: &str) -> Result<(), String> {
         let secs = self.seconds();
-        let sock = self.sock("bulk");
-        // A fixed size (the receiver checks the whole pattern): about `secs` seconds at
-        // 8 Gbit/s (3 Gbit/s in quick mode); the time limits bound slower runs.
-        let per_s = if self.o.quick { 0.4e9 } else { 1.0e9 };
+        let key = if verify == "none" { "bulk" } else { "bulk_sha" };
+        let sock = self.sock(key);
+        // A fixed size (the receiver expects it): about `secs` seconds at 24 Gbit/s
+        // unchecked, 8 checked (less in quick mode); the time limits bound slower runs.
+        let per_s = match (self.o.quick, verify == "none") {
+            (true, true) => 1.0e9,
+            (true, false) => 0.4e9,
+            (false, true) => 3.0e9,
+            (false, false) => 1.0e9,
+        };
         let bytes = ((secs * per_s) as u64).max(1 << 20).to_string();
         let guard = format!("{}", secs * 6.0 + 20.0);
         let server = {
-            let mut a = s(&["recv", "--listen", "9000", "--bytes", &bytes, "--seconds", &guard]);
+            let mut a = s(&[
+                "recv",
+                "--listen",
+                "9000",
+                "--bytes",
+                &bytes,
+                "--seconds",
+                &guard,
+                "--verify",
+                verify,
+            ]);
             a.extend(self.sides(stack, true, &sock, &[]));
             a
         };
@@ -524,20 +542,26 @@ impl Harness {
                 &bytes,
                 "--seconds",
                 &guard,
+                "--verify",
+                verify,
             ]);
             a.extend(self.sides(stack, false, &sock, &[]));
             a
         };
         let b = self.bin.join("sluice-bulk");
         let limit = Duration::from_secs_f64(secs * 6.0 + 30.0);
+        let mut cpus = None;
         let (so, _co) = self.pair(
-            "bulk",
+            key,
             stack,
             (&b, server),
             (&b, client),
             limit,
             &sock,
-            &mut |_, _, _| Ok(()),
+            &mut |_, sp, cp| {
+                cpus = procs::cpu_use_until_exit(sp, cp, limit);
+                Ok(())
+            },
         )?;
         let line = so
             .stdout
@@ -547,11 +571,57 @@ impl Harness {
         let g = num(line, "gbps").ok_or_else(|| fail("bulk: no gbps", &so))?;
         if field(line, "ok") != Some("true") {
             self.r.notes.push(format!(
-                "bulk on {}: the transfer did not complete in time (rate of the part received)",
+                "{key} on {}: the transfer did not complete in time (rate of the part received)",
                 stack.name()
             ));
         }
-        self.r.set(format!("{}.bulk.gbps", stack.name()), g);
+        let p = stack.name();
+        self.r.set(format!("{p}.{key}.gbps"), g);
+        if let (Some((rx, tx)), true) = (cpus, g > 0.0) {
+            self.r.set(format!("{p}.{key}.rx_cpu_per_gbps"), rx / g);
+            self.r.set(format!("{p}.{key}.tx_cpu_per_gbps"), tx / g);
+        }
+        Ok(())
+    }
+
+    /// The kernel's own bulk tool: iperf3, one stream, over the same veth pair and CPUs as
+    /// the kernel runs of our applications (server `taskset -c 0`, client `-c 1`).
+    fn iperf3(&mut self) -> Result<(), String> {
+        let secs = self.seconds().max(1.0);
+        self.knet()?;
+        let n = procs::unique();
+        let prog = PathBuf::from("iperf3");
+        let sa = s(&["-s", "-1", "-B", "198.18.3.1", "-p", "5201"]);
+        let sc = self.command("iperf3", Stack::Kernel, true, &prog, &sa);
+        let mut sp = Proc::spawn(&format!("{n:02}-iperf3-server"), sc, &self.work)?;
+        let ready = sp.wait_until(Duration::from_secs(10), |p| p.stdout().contains("listening"));
+        if !ready {
+            return Err(fail(
+                "iperf3 server did not start (is iperf3 installed? scripts/setup.sh)",
+                &sp.stop(),
+            ));
+        }
+        let t = format!("{secs}");
+        let ca = s(&["-c", "198.18.3.1", "-p", "5201", "-t", &t, "-J"]);
+        let cc = self.command("iperf3", Stack::Kernel, false, &prog, &ca);
+        let mut cp = Proc::spawn(&format!("{n:02}-iperf3-client"), cc, &self.work)?;
+        let limit = Duration::from_secs_f64(secs + 30.0);
+        let cpus = procs::cpu_use_until_exit(&mut sp, &mut cp, limit);
+        let co = cp.finish(limit);
+        let _ = sp.finish(Duration::from_secs(5));
+        // iperf3 -J: end.sum_received.bits_per_second.
+        let end = co
+            .stdout
+            .rfind("\"sum_received\"")
+            .ok_or_else(|| fail("iperf3: no result", &co))?;
+        let bps =
+            json_number(&co.stdout[end..], "bits_per_second").ok_or_else(|| fail("iperf3: no rate", &co))?;
+        let g = bps / 1e9;
+        self.r.set("kernel.iperf3.gbps", g);
+        if let (Some((rx, tx)), true) = (cpus, g > 0.0) {
+            self.r.set("kernel.iperf3.rx_cpu_per_gbps", rx / g);
+            self.r.set("kernel.iperf3.tx_cpu_per_gbps", tx / g);
+        }
         Ok(())
     }
 
@@ -974,7 +1044,13 @@ pub fn main(o: Opts) -> Result<(), String> {
         h.attempt(&format!("{n}: 64 B request/response, {many} connections"), |h| {
             h.rr(stack, many, "rrN", false)
         });
-        h.attempt(&format!("{n}: bulk, 1 connection"), |h| h.bulk(stack));
+        h.attempt(&format!("{n}: bulk, 1 connection"), |h| h.bulk(stack, "none"));
+        h.attempt(&format!("{n}: bulk, 1 connection, SHA-256 checked"), |h| {
+            h.bulk(stack, "sha256")
+        });
+        if stack == Stack::Kernel {
+            h.attempt("kernel: iperf3, 1 stream", |h| h.iperf3());
+        }
         h.attempt(&format!("{n}: new connections/s"), |h| {
             h.rr(stack, nc, "newconn", true)
         });
@@ -1059,4 +1135,17 @@ mod tests {
         let s = StateSize::of(1024);
         assert!(s.tcb > 100 && s.total() == s.tcb + s.overhead + 2048);
     }
+}
+
+/// The number after `"key":` in a JSON text (the first one).
+fn json_number(text: &str, key: &str) -> Option<f64> {
+    let at = text.find(&format!("\"{key}\""))?;
+    let rest = text[at + key.len() + 2..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E')))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
 }

@@ -234,3 +234,33 @@ pub fn nofile_hard() -> u64 {
         1024
     }
 }
+
+/// CPU time a process has used so far (all its threads, user + system), in seconds.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    Some(ticks as f64 / if hz > 0 { hz as f64 } else { 100.0 })
+}
+
+/// Samples two processes' CPU time until `cp` exits or `limit` passes: the CPUs each used
+/// (CPU seconds per wall second) between the first and the last sample.
+pub fn cpu_use_until_exit(sp: &mut Proc, cp: &mut Proc, limit: Duration) -> Option<(f64, f64)> {
+    let (s, c) = (sp.pid(), cp.pid());
+    let t0 = Instant::now();
+    let first = (cpu_seconds(s)?, cpu_seconds(c)?, Instant::now());
+    let mut last = first;
+    while !cp.exited() && t0.elapsed() < limit {
+        if let (Some(a), Some(b)) = (cpu_seconds(s), cpu_seconds(c)) {
+            last = (a, b, Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let wall = last.2.duration_since(first.2).as_secs_f64();
+    (wall > 0.2).then(|| ((last.0 - first.0) / wall, (last.1 - first.1) / wall))
+}
