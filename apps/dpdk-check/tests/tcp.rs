@@ -259,6 +259,12 @@ fn sluice_pair_with(cores: u16, connections: u64, bytes: u64, zero_copy: bool) -
     assert_eq!(count(&out.stdout, "bytes"), connections * bytes, "{}", out.stdout);
     assert!(sout.success(), "sink:\n{}\n{}", sout.stdout, sout.stderr);
     assert_eq!(count(&sout.stdout, "done"), connections, "{}", sout.stdout);
+    // The copying source sent its data in large segments, cut to size in software (GSO);
+    // a zero-copy source's segments are one frame each (segments do not span frames).
+    let gso: u64 = out.stdout.lines().map(|l| count(l, "gso_segments_tx")).sum();
+    if !zero_copy {
+        assert!(gso > connections, "no GSO pieces: {}", out.stdout);
+    }
     // Every core carried its share of the connections, on both sides.
     for out in [&out.stdout, &sout.stdout] {
         // virtio_user and net_vhost verify and fill TCP checksums (the IPv4 header's

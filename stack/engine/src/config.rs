@@ -133,6 +133,10 @@ pub struct Config {
     /// mbuf (handed to `TcpStream::read_frame`, or read in place); smaller ones are copied.
     /// 0 turns zero-copy receive off.
     pub rx_copybreak: usize,
+    /// Large segments on transmit: new data leaves TCP in segments of up to this many
+    /// full-sized ones (64 KiB at most), cut to size below it (software GSO: the header is
+    /// emitted once). 1 turns it off.
+    pub gso_segments: u16,
     /// TIME-WAIT is 2 * MSL, in milliseconds.
     pub msl_ms: u64,
     /// Impairments of received frames, for tests against real peers, e.g.
@@ -161,6 +165,7 @@ impl Default for Config {
             idle: "backoff".into(),
             mbufs: 16383,
             rx_copybreak: 512,
+            gso_segments: 44,
             msl_ms: 30_000,
             impair_rx: None,
             impair_tx: None,
@@ -216,6 +221,9 @@ pub struct ConfigArgs {
     /// Smallest TCP payload kept in its mbuf (zero-copy receive); 0 turns it off [default: 512]
     #[arg(long)]
     pub rx_copybreak: Option<usize>,
+    /// Large TCP segments on transmit, in full-sized segments (software GSO); 1 turns it off [default: 44]
+    #[arg(long)]
+    pub gso_segments: Option<u16>,
     /// Maximum segment lifetime in ms (TIME-WAIT is twice it) [default: 30000]
     #[arg(long)]
     pub msl_ms: Option<u64>,
@@ -278,6 +286,7 @@ impl Config {
             idle,
             mbufs,
             rx_copybreak,
+            gso_segments,
             msl_ms,
             impair_seed
         );
@@ -426,6 +435,8 @@ impl Config {
         t.congestion = self.congestion_kind()?;
         t.msl = Duration::from_millis(self.msl_ms);
         t.mss = self.mtu.saturating_sub(40);
+        // Each piece of a large segment is at least 64 bytes of the 64 KiB bound.
+        t.gso_segments = self.gso_segments.clamp(1, 64);
         if self.rx_copybreak == 0 {
             t.rx_frames_max = 0;
         } else {

@@ -219,6 +219,8 @@ pub struct TcpStats {
     pub tx_zero_copy_bytes: u64,
     /// Payload bytes copied into device buffers to be sent.
     pub tx_copied_bytes: u64,
+    /// Segments cut from large ones (software GSO), counted in `segments_tx` too.
+    pub gso_segments_tx: u64,
 }
 
 /// Everything an `Interface` counts.

@@ -20,7 +20,7 @@ use sluice_dev::{Device, Frame, PacketBuf};
 use sluice_tcp::{rst_for, ConnError, ListenOutcome, ListenReply, Listener, State, Tcb, TcpConfig};
 use sluice_wire::{
     checksum, tcp as wtcp, ChecksumCaps, Error, Icmpv4DstUnreachable, Instant, IpProtocol, Ipv4Address,
-    Ipv4Repr, SeqNumber, TcpPacket, TcpRepr,
+    Ipv4Repr, SeqNumber, TcpFlags, TcpPacket, TcpRepr,
 };
 
 use crate::config::IsnKey;
@@ -179,6 +179,7 @@ impl Interface {
         let mut c = self.cfg.tcp;
         let mss = self.mtu.saturating_sub(40).min(usize::from(u16::MAX)) as u16;
         c.mss = c.mss.min(mss);
+        c.gso_segments = c.gso_segments.clamp(1, GSO_MAX as u16);
         c
     }
 
@@ -748,11 +749,33 @@ impl Interface {
             // Frames are only looked up when there are some: the copying path builds its
             // segments from `poll_transmit`'s payload as it is.
             let by_ref = io.tx_chain && c.tcb.tx_frames() > 0;
+            // The wire size a large segment is cut to (what poll_transmit sized it by).
+            let gso = c.tcb.seg_payload_max();
             let Some(seg) = c.tcb.poll_transmit(io.now) else {
                 c.dirty = false;
                 return;
             };
             let (seq, len) = (seg.seq, seg.payload.len());
+            if len > gso {
+                // A large segment: cut into full-sized ones here (software GSO).
+                if by_ref {
+                    let header = header_of(&seg);
+                    self.gso_by_ref(io, key, (&header, len), gso, dst);
+                } else {
+                    let mut out: [Option<D::Buf>; GSO_MAX] = core::array::from_fn(|_| None);
+                    let built = gso_copy(io.dev, &seg, gso, src, dst, &caps, &mut out);
+                    if let Err(reason) = built {
+                        self.drop(reason);
+                    }
+                    for buf in out.into_iter().flatten() {
+                        self.stats.tcp.segments_tx += 1;
+                        self.stats.tcp.gso_segments_tx += 1;
+                        self.send_ip(io, buf, dst, IpProtocol::Tcp);
+                    }
+                    self.stats.tcp.tx_copied_bytes += len as u64;
+                }
+                continue;
+            }
             let built = if by_ref && len > 0 {
                 // Zero-copy send: the header alone, then the payload by reference when it
                 // is one frame's.
@@ -782,6 +805,51 @@ impl Interface {
                 }
                 Err(reason) => self.drop(reason),
             }
+        }
+    }
+
+    /// Software GSO of a large segment whose payload is queued frames (zero-copy send):
+    /// each full-sized piece is sent by reference when it lies in one frame.
+    fn gso_by_ref<D: Device>(
+        &mut self,
+        io: &mut Io<'_, D>,
+        key: Key,
+        (header, len): (&TcpRepr<'static>, usize),
+        gso: usize,
+        dst: Ipv4Address,
+    ) {
+        let (caps, src) = (self.caps, self.address());
+        let mut off = 0usize;
+        while off < len {
+            let n = gso.min(len - off);
+            let piece = piece_header(header, off, n, len);
+            let Some(c) = self.tcp.conns.get(key) else {
+                return;
+            };
+            let built = match c.tcb.tx_frame(piece.seq, n) {
+                Some((f, range)) => build_segment_ref(io.dev, &piece, f, range, src, dst, &caps),
+                None => {
+                    let seg = TcpRepr {
+                        payload: c.tcb.tx_bytes(piece.seq, n),
+                        ..piece
+                    };
+                    build_segment(io.dev, &seg, src, dst, &caps).map(|b| (b, false))
+                }
+            };
+            match built {
+                Ok((buf, by_ref)) => {
+                    if by_ref {
+                        self.stats.tcp.tx_zero_copy_bytes += n as u64;
+                    } else {
+                        self.stats.tcp.tx_copied_bytes += n as u64;
+                    }
+                    self.stats.tcp.segments_tx += 1;
+                    self.stats.tcp.gso_segments_tx += 1;
+                    self.send_ip(io, buf, dst, IpProtocol::Tcp);
+                }
+                Err(reason) => self.drop(reason),
+            }
+            off += n;
         }
     }
 
@@ -1010,6 +1078,77 @@ fn build_segment_ref<D: Device>(
     };
     TcpPacket::new_unchecked(&mut buf.data_mut()[..header_len]).set_checksum(value);
     Ok((buf, by_ref))
+}
+
+/// Where the flags byte is in a TCP header.
+const FLAGS_AT: usize = 13;
+
+/// Most pieces one large segment is cut into (64 KiB of 1,024-byte segments).
+pub(crate) const GSO_MAX: usize = 64;
+
+/// The header of the piece of a large segment at `off`, `n` bytes long: its sequence
+/// number, and PSH/FIN only on the last piece.
+fn piece_header(header: &TcpRepr<'static>, off: usize, n: usize, len: usize) -> TcpRepr<'static> {
+    let mut h = *header;
+    h.seq = header.seq + off;
+    if off + n < len {
+        h.flags = TcpFlags(header.flags.0 & !(TcpFlags::PSH | TcpFlags::FIN));
+    }
+    h
+}
+
+/// Software GSO of a large segment whose payload is `seg.payload` (copied): the first piece
+/// is built as any segment, the others copy its TCP header and change the sequence number,
+/// the flags and the checksum (no option is emitted twice). Pieces go to `out` in order.
+fn gso_copy<D: Device>(
+    dev: &mut D,
+    seg: &TcpRepr,
+    gso: usize,
+    src: Ipv4Address,
+    dst: Ipv4Address,
+    caps: &ChecksumCaps,
+    out: &mut [Option<D::Buf>; GSO_MAX],
+) -> Result<(), DropReason> {
+    let len = seg.payload.len();
+    let header = header_of(seg);
+    let hlen = header.header_len();
+    let mut template = [0u8; wtcp::MAX_HEADER_LEN];
+    let mut off = 0usize;
+    let mut i = 0usize;
+    while off < len && i < GSO_MAX {
+        let n = gso.min(len - off);
+        let piece = piece_header(&header, off, n, len);
+        let payload = &seg.payload[off..off + n];
+        let buf = if i == 0 {
+            let buf = build_segment(dev, &TcpRepr { payload, ..piece }, src, dst, caps)?;
+            template[..hlen].copy_from_slice(&buf.data()[..hlen]);
+            buf
+        } else {
+            let mut buf = dev.alloc().ok_or(DropReason::NoBuffer)?;
+            buf.append(n)
+                .ok_or(DropReason::NoBuffer)?
+                .copy_from_slice(payload);
+            let room = buf.prepend(hlen).ok_or(DropReason::NoBuffer)?;
+            room.copy_from_slice(&template[..hlen]);
+            let mut packet = TcpPacket::new_unchecked(buf.data_mut());
+            packet.set_seq_number(piece.seq);
+            if off + n == len {
+                // The first piece's flags byte (ACK, no PSH/FIN) with the last one's PSH/FIN.
+                let last = header.flags.0 & (TcpFlags::PSH | TcpFlags::FIN);
+                packet.set_flags(TcpFlags(template[FLAGS_AT] | last));
+            }
+            if caps.tcp.tx() {
+                packet.fill_checksum(src, dst);
+            } else {
+                packet.fill_pseudo_header_checksum(src, dst);
+            }
+            buf
+        };
+        out[i] = Some(buf);
+        off += n;
+        i += 1;
+    }
+    Ok(())
 }
 
 trait FitsU16 {

@@ -101,6 +101,8 @@ impl Side {
             }));
         }
         cfg.tcp.msl = Duration::from_secs(2);
+        // Large segments on, as the engine has them: every impairment meets GSO pieces.
+        cfg.tcp.gso_segments = 44;
         let mac = EthernetAddress(dev.mac());
         Side {
             iface: Interface::new(cfg, mac),
@@ -223,6 +225,8 @@ struct Outcome {
     flows: [sluice_net::FlowStats; 2],
     /// Segments both interfaces retransmitted.
     retransmits: u64,
+    /// Segments cut from large ones (software GSO), both sides.
+    gso_segments: u64,
 }
 
 fn run(sc: &Scenario) -> Result<Outcome, String> {
@@ -377,6 +381,7 @@ fn run(sc: &Scenario) -> Result<Outcome, String> {
         ],
         flows: [a.iface.flow_stats(), b.iface.flow_stats()],
         retransmits: a.iface.stats().tcp.retransmits + b.iface.stats().tcp.retransmits,
+        gso_segments: a.iface.stats().tcp.gso_segments_tx + b.iface.stats().tcp.gso_segments_tx,
     })
 }
 
@@ -413,6 +418,8 @@ fn clean_link_one_megabyte_each_way() {
         nic_hash: None,
     });
     assert!(o.time < Instant::from_secs(10), "took {:?} virtual", o.time);
+    // New data left TCP in large segments, cut to size below it.
+    assert!(o.gso_segments > 100, "GSO pieces: {}", o.gso_segments);
     // On a clean link nearly every payload is in order and MSS-sized: kept by reference.
     for zc in o.zero_copy {
         assert!(zc > (1 << 20) * 9 / 10, "zero-copy bytes {:?}", o.zero_copy);
@@ -456,7 +463,7 @@ fn flow_lookup_by_the_nics_rss_hash() {
 #[test]
 fn lossy_links_many_seeds() {
     let mut worst = Duration::ZERO;
-    let (mut corrupted, mut caught) = (0, 0);
+    let (mut corrupted, mut caught, mut gso) = (0, 0, 0);
     for (i, loss) in [0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2].into_iter().enumerate() {
         for seed in 0..16u64 {
             let seed = seed * 10 + i as u64;
@@ -482,12 +489,14 @@ fn lossy_links_many_seeds() {
             }
             corrupted += o.corrupted;
             caught += o.checksum_drops;
+            gso += o.gso_segments;
         }
     }
     eprintln!("worst virtual time {worst:?}; {corrupted} frames corrupted, {caught} caught by checksums");
     // Corrupted frames are caught by a checksum, or dropped for a broken Ethernet or ARP
     // header; never delivered (the SHA-256 check above would fail).
     assert!(caught > 0 && caught <= corrupted);
+    assert!(gso > 1000, "GSO pieces under impairments: {gso}");
 }
 
 #[test]

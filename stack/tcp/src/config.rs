@@ -97,6 +97,11 @@ pub struct TcpConfig {
     /// copied (a reader that falls behind must not pin the device's buffer pool). 0 turns
     /// zero-copy receive off.
     pub rx_frames_max: usize,
+    /// Large segments (TSO/GSO): new data goes out in segments of up to this many
+    /// full-sized segments, which the layer below cuts to size (the NIC's TSO, or software
+    /// segmentation that emits the header once). 1: every segment is one MSS. Lost data
+    /// is always retransmitted one MSS at a time.
+    pub gso_segments: u16,
 }
 
 impl Default for TcpConfig {
@@ -124,6 +129,7 @@ impl Default for TcpConfig {
             challenge_ack_limit: 10,
             rx_copybreak: 512,
             rx_frames_max: 64,
+            gso_segments: 1,
         }
     }
 }

@@ -147,6 +147,13 @@ impl Tcb {
         let unsent = self.tx.len() - off;
         let in_flight = self.in_flight();
         let seg_max = self.seg_payload_max();
+        // Large segments for new data in the open (not in recovery, not going back after
+        // an RTO): whole multiples of the segment size; the tail goes alone, under Nagle.
+        let segs = if self.rec.active || self.snd_nxt < self.snd_max {
+            1
+        } else {
+            usize::from(self.cfg.gso_segments.max(1))
+        };
         let rwnd_room = self.snd_wnd.saturating_sub(in_flight);
         let usable = if self.rec.active {
             // PRR (RFC 6937) decides, in whole segments.
@@ -158,7 +165,8 @@ impl Tcb {
         } else {
             rwnd_room.min(self.cc.cwnd().saturating_sub(self.cc_flight()))
         };
-        let len = unsent.min(usable).min(seg_max).min(hole);
+        let len = unsent.min(usable).min(seg_max * segs).min(hole);
+        let len = if len > seg_max { len - len % seg_max } else { len };
         if len == 0 {
             if unsent == 0 && fin_seq == Some(self.snd_nxt) {
                 return Some((0, true));
@@ -170,7 +178,7 @@ impl Tcb {
             return None;
         }
         let retransmission = self.snd_nxt < self.snd_max;
-        let send = if len == seg_max || retransmission {
+        let send = if len >= seg_max || retransmission {
             true
         } else if len == unsent {
             // A short final segment: Nagle allows it when nothing is unacknowledged.
@@ -189,7 +197,7 @@ impl Tcb {
     /// Emits `len` bytes from `seq` (plus FIN), updating SND.NXT/SND.MAX, timers, RTT.
     fn emit_segment(&mut self, now: Instant, seq: SeqNumber, len: usize, fin: bool) -> TcpRepr<'_> {
         let off = seq - self.tx_seq0;
-        let len = self.tx.slice(off, len).len().min(self.seg_payload_max());
+        let len = self.tx.slice(off, len).len().min(self.gso_max());
         let fin = fin && off + len == self.tx.len();
         let end = seq + len + fin as usize;
         let new_data = end > self.snd_max;
@@ -311,7 +319,14 @@ impl Tcb {
 
     /// Payload room of the next data segment: the MSS (already less the timestamps
     /// option) less the SACK option it will carry.
-    pub(crate) fn seg_payload_max(&self) -> usize {
+    /// The most payload one emitted segment carries: `gso_segments` full-sized segments.
+    fn gso_max(&self) -> usize {
+        self.seg_payload_max() * usize::from(self.cfg.gso_segments.max(1))
+    }
+
+    /// The payload of one full-sized segment on the wire (the MSS less the SACK blocks to
+    /// send): the size a large segment from `poll_transmit` is cut to.
+    pub fn seg_payload_max(&self) -> usize {
         match self.sack_blocks_to_send() {
             0 => self.mss,
             n => self.mss.saturating_sub(4 + 8 * n).max(1),

@@ -61,6 +61,11 @@ fn fold_u128(acc: u128) -> u64 {
     x as u64
 }
 
+/// Folds a sum of 16-bit words (at most 2^48 of them) to 16 bits, not complemented.
+pub fn fold_sum(acc: u64) -> u16 {
+    fold(acc)
+}
+
 /// One's-complement sum of partial sums.
 pub fn combine(sums: &[u16]) -> u16 {
     fold(sums.iter().map(|&s| u64::from(s)).sum())
