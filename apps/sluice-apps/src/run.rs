@@ -321,6 +321,13 @@ pub fn engine_table(r: &RunResult) -> Option<Table> {
             ),
         );
         tb.row(
+            format!("core {i} offload"),
+            format!(
+                "{} segs cut from large ones (GSO), {} segs coalesced on receive (GRO)",
+                n.tcp.gso_segments_tx, n.tcp.gro_coalesced
+            ),
+        );
+        tb.row(
             format!("core {i} payload"),
             format!(
                 "{} B received in their mbufs, {} B sent by reference, {} B copied to send",

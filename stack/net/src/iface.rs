@@ -206,6 +206,8 @@ impl Interface {
         let mut tx = core::mem::take(&mut b.tx);
 
         let tx_before = self.stats.tx_packets + self.stats.drops.total();
+        // Receive coalescing works within one burst.
+        self.tcp.gro = None;
         let received = if receive {
             dev.rx_burst(now, &mut rx, burst)
         } else {

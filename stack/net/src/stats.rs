@@ -221,6 +221,9 @@ pub struct TcpStats {
     pub tx_copied_bytes: u64,
     /// Segments cut from large ones (software GSO), counted in `segments_tx` too.
     pub gso_segments_tx: u64,
+    /// Received segments coalesced with the previous one of their burst (GRO): only their
+    /// text was processed. Counted in `segments_rx` too.
+    pub gro_coalesced: u64,
 }
 
 /// Everything an `Interface` counts.

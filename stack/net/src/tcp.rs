@@ -153,6 +153,60 @@ pub(crate) struct TcpSockets {
     due: Vec<(Instant, Key)>,
     /// Device buffers held by all connections' receive buffers (zero-copy receive).
     pub(crate) rx_frames_held: usize,
+    /// Receive coalescing: the last in-order data segment of this burst, which the next
+    /// one may continue.
+    pub(crate) gro: Option<Gro>,
+}
+
+/// The header of the last segment a connection took in full in this burst: a segment
+/// that continues it (next sequence number, same ACK, window, flags and options, a TSval
+/// no older) takes the fast path (`Tcb::on_segment_continued`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Gro {
+    key: Key,
+    next_seq: SeqNumber,
+    ack: Option<SeqNumber>,
+    window: u16,
+    timestamp: Option<(u32, u32)>,
+}
+
+impl Gro {
+    /// What a segment must be to be coalesced at all: data, ACK and maybe PSH, no SACK
+    /// blocks, no urgent pointer.
+    fn eligible(seg: &TcpRepr) -> bool {
+        !seg.payload.is_empty()
+            && seg.flags.0 & !TcpFlags::PSH == 0
+            && seg.ack.is_some()
+            && seg.urgent == 0
+            && seg.options.sack.is_empty()
+            && seg.options.mss.is_none()
+            && seg.options.window_scale.is_none()
+            && !seg.options.sack_permitted
+    }
+
+    fn of(key: Key, seg: &TcpRepr) -> Option<Gro> {
+        Gro::eligible(seg).then(|| Gro {
+            key,
+            next_seq: seg.seq + seg.payload.len(),
+            ack: seg.ack,
+            window: seg.window,
+            timestamp: seg.options.timestamp,
+        })
+    }
+
+    /// `seg`, for connection `key`, continues this one.
+    fn continued_by(&self, key: Key, seg: &TcpRepr) -> bool {
+        key == self.key
+            && seg.seq == self.next_seq
+            && seg.ack == self.ack
+            && seg.window == self.window
+            && Gro::eligible(seg)
+            && match (self.timestamp, seg.options.timestamp) {
+                (None, None) => true,
+                (Some((v0, e0)), Some((v1, e1))) => e0 == e1 && v1.wrapping_sub(v0) < 1 << 31,
+                _ => false,
+            }
+    }
 }
 
 impl Default for TcpSockets {
@@ -167,6 +221,7 @@ impl Default for TcpSockets {
             wheel: TimerWheel::new(Instant::ZERO, core::time::Duration::from_micros(10), 4096),
             due: Vec::new(),
             rx_frames_held: 0,
+            gro: None,
         }
     }
 }
@@ -600,7 +655,26 @@ impl Interface {
                 && !seg.payload.is_empty()
                 && self.tcp.rx_frames_held < self.cfg.rx_frames_limit;
             let payload_at = (seg.payload.as_ptr() as usize).wrapping_sub(buf.data().as_ptr() as usize);
-            let out = c.tcb.on_segment_zc(io.now, &seg, offer);
+            // Receive coalescing: the in-order continuation of the burst's previous segment
+            // of this connection has its text taken alone.
+            let continued = match self.tcp.gro {
+                Some(g) if g.continued_by(key, &seg) => c.tcb.on_segment_continued(io.now, &seg, offer),
+                _ => None,
+            };
+            let out = match continued {
+                Some(out) => {
+                    self.stats.tcp.gro_coalesced += 1;
+                    out
+                }
+                None => c.tcb.on_segment_zc(io.now, &seg, offer),
+            };
+            // Only a segment taken in order (nothing dropped, no state change, RCV.NXT at
+            // its end) can be continued.
+            let in_order = c.tcb.rcv_nxt() == seg.seq + seg.payload.len();
+            self.tcp.gro = match (out.drop, out.transition, in_order) {
+                (None, None, true) => Gro::of(key, &seg),
+                _ => None,
+            };
             c.dirty = true;
             if out.drop == Some(sluice_tcp::DropReason::Closed) {
                 // A CLOSED TCB not yet removed: answer as if there were none.

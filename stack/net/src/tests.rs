@@ -1313,9 +1313,19 @@ fn a_syn_flood_beyond_the_backlog_is_answered_with_cookies_and_a_client_gets_in(
 /// next sequence numbers of the peer and of ours.
 fn accepted(f: &mut Fixture) -> (TcpHandle, sluice_wire::SeqNumber, sluice_wire::SeqNumber) {
     let l = f.iface.tcp_listen(80, 4).unwrap();
-    f.inject(&tcp_seg(&syn(80)));
+    accepted_from(f, l, 45678)
+}
+
+/// Accepts a connection from the peer's port `src_port` on listener `l` (port 80).
+fn accepted_from(
+    f: &mut Fixture,
+    l: ListenerHandle,
+    src_port: u16,
+) -> (TcpHandle, sluice_wire::SeqNumber, sluice_wire::SeqNumber) {
+    f.inject(&tcp_seg(&sluice_wire::TcpRepr { src_port, ..syn(80) }));
     let (_, synack) = parse_tcp(&f.poll()[0]);
     let ack = sluice_wire::TcpRepr {
+        src_port,
         seq: sluice_wire::SeqNumber(1001),
         ack: Some(synack.seq + 1),
         flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::ACK),
@@ -1364,6 +1374,8 @@ fn the_segments_of_one_burst_get_one_ack() {
     let acks: Vec<_> = out.iter().map(|o| parse_tcp(o).1).collect();
     assert_eq!(acks.len(), 1, "{acks:?}");
     assert_eq!(acks[0].ack, Some(seq + 8 * mss));
+    // The first took the full path, the seven others continued it (GRO).
+    assert_eq!(f.iface.stats().tcp.gro_coalesced, 7);
     let mut buf = vec![0u8; 16 * mss];
     assert_eq!(f.iface.tcp_recv(h, &mut buf), Ok(8 * mss));
     // Arriving one poll at a time, they are acknowledged at least every second one
@@ -1428,4 +1440,79 @@ fn large_segments_are_cut_to_full_sized_pieces() {
         "no large segment after the RTO"
     );
     assert!(f.iface.stats().tcp.retransmits > 0);
+}
+
+#[test]
+fn gro_never_merges_across_a_hole_a_flag_change_or_another_flow() {
+    let mut f = Fixture::new(config(true));
+    let l = f.iface.tcp_listen(80, 4).unwrap();
+    let (a, seq, ack) = accepted_from(&mut f, l, 45678);
+    let (b, bseq, back) = accepted_from(&mut f, l, 45679);
+    let mss = f.iface.tcp_tcb(a).unwrap().mss();
+    let data = |port: u16, seq: sluice_wire::SeqNumber, ack, flags: u8, fill: u8| {
+        let payload: &'static [u8] = Box::leak(vec![fill; mss].into_boxed_slice());
+        tcp_seg(&sluice_wire::TcpRepr {
+            src_port: port,
+            seq,
+            ack: Some(ack),
+            flags: sluice_wire::TcpFlags(flags),
+            options: Default::default(),
+            payload,
+            ..syn(80)
+        })
+    };
+    const ACK: u8 = sluice_wire::TcpFlags::ACK;
+    let burst = [
+        data(45678, seq, ack, ACK, 1),           // full: the first
+        data(45678, seq + mss, ack, ACK, 2),     // coalesced
+        data(45678, seq + 3 * mss, ack, ACK, 4), // a hole before it: full
+        data(45678, seq + 4 * mss, ack, ACK, 5), // after an out-of-order one: full
+        data(45678, seq + 2 * mss, ack, ACK, 3), // fills the hole: full
+        data(45679, bseq, back, ACK, 9),         // another flow: full
+        data(45678, seq + 5 * mss, ack, ACK, 6), // after the other flow: full
+        data(45678, seq + 6 * mss, ack, ACK | sluice_wire::TcpFlags::PSH, 7), // PSH may join
+        data(45678, seq + 7 * mss, ack, ACK | sluice_wire::TcpFlags::FIN, 8), // FIN: full
+    ];
+    for s in &burst {
+        f.inject(s);
+    }
+    f.poll();
+    assert_eq!(
+        f.iface.stats().tcp.gro_coalesced,
+        2,
+        "only the two plain continuations"
+    );
+    // Every byte arrived, in order, and the FIN too.
+    let mut buf = vec![0u8; 16 * mss];
+    assert_eq!(f.iface.tcp_recv(a, &mut buf), Ok(8 * mss));
+    for (i, chunk) in buf[..8 * mss].chunks(mss).enumerate() {
+        assert!(
+            chunk.iter().all(|&x| x == i as u8 + 1),
+            "segment {i} out of place"
+        );
+    }
+    assert_eq!(f.iface.tcp_state(a), TcpState::CloseWait);
+    assert_eq!(f.iface.tcp_recv(b, &mut buf), Ok(mss));
+    assert!(buf[..mss].iter().all(|&x| x == 9));
+    // A different window breaks a run too.
+    let before = f.iface.stats().tcp.gro_coalesced;
+    f.inject(&data(45679, bseq + mss, back, ACK, 1));
+    let payload = vec![2u8; mss];
+    f.inject(&tcp_seg(&sluice_wire::TcpRepr {
+        src_port: 45679,
+        seq: bseq + 2 * mss,
+        ack: Some(back),
+        flags: sluice_wire::TcpFlags(ACK),
+        window: 1000,
+        options: Default::default(),
+        payload: &payload,
+        ..syn(80)
+    }));
+    f.poll();
+    assert_eq!(
+        f.iface.stats().tcp.gro_coalesced,
+        before,
+        "a new window is not coalesced"
+    );
+    assert_eq!(f.iface.tcp_recv(b, &mut buf), Ok(2 * mss));
 }

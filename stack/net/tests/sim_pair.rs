@@ -227,6 +227,8 @@ struct Outcome {
     retransmits: u64,
     /// Segments cut from large ones (software GSO), both sides.
     gso_segments: u64,
+    /// Received segments coalesced with the one before them (GRO), both sides.
+    gro_coalesced: u64,
 }
 
 fn run(sc: &Scenario) -> Result<Outcome, String> {
@@ -382,6 +384,7 @@ fn run(sc: &Scenario) -> Result<Outcome, String> {
         flows: [a.iface.flow_stats(), b.iface.flow_stats()],
         retransmits: a.iface.stats().tcp.retransmits + b.iface.stats().tcp.retransmits,
         gso_segments: a.iface.stats().tcp.gso_segments_tx + b.iface.stats().tcp.gso_segments_tx,
+        gro_coalesced: a.iface.stats().tcp.gro_coalesced + b.iface.stats().tcp.gro_coalesced,
     })
 }
 
@@ -497,6 +500,39 @@ fn lossy_links_many_seeds() {
     // header; never delivered (the SHA-256 check above would fail).
     assert!(caught > 0 && caught <= corrupted);
     assert!(gso > 1000, "GSO pieces under impairments: {gso}");
+}
+
+/// Without a rate limit, the pieces of a large segment arrive together, in one burst:
+/// received segments are coalesced (GRO) while loss, reordering, duplication and
+/// corruption break the runs. Every byte still arrives intact (SHA-256 both ways).
+#[test]
+fn gso_and_gro_under_every_impairment() {
+    let (mut gso, mut gro, mut retransmits) = (0, 0, 0);
+    for seed in 0..24u64 {
+        let imp = Impairments {
+            latency: Duration::from_millis(1),
+            loss: [0.0, 0.01, 0.03][seed as usize % 3],
+            reorder: 0.03,
+            reorder_delay: Duration::from_millis(2),
+            duplicate: 0.02,
+            corrupt: 0.005,
+            ..Default::default()
+        };
+        let o = check(Scenario {
+            seed: 500 + seed,
+            imp,
+            back: None,
+            bytes: 1 << 20,
+            time_limit: Duration::from_secs(3600),
+            nic_hash: None,
+        });
+        gso += o.gso_segments;
+        gro += o.gro_coalesced;
+        retransmits += o.retransmits;
+    }
+    assert!(gso > 1000, "GSO pieces: {gso}");
+    assert!(gro > 1000, "GRO: {gro}");
+    assert!(retransmits > 0);
 }
 
 #[test]

@@ -58,6 +58,50 @@ impl Tcb {
         }
     }
 
+    /// Receive coalescing (GRO): the next in-order data segment of a burst whose header is
+    /// the previous segment's (same ACK, window and options, a TSval no older; the caller
+    /// checks), after that one went through `on_segment_zc`. Only the text is taken: the
+    /// ACK, window and timestamp were processed with the first segment, and TS.Recent is
+    /// not updated past the last ACK sent (RFC 7323 4.3). `None`, with nothing changed,
+    /// when the segment is not the plain in-order continuation it should be: the caller
+    /// then processes it in full.
+    pub fn on_segment_continued(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr,
+        frame_offered: bool,
+    ) -> Option<SegmentOutcome> {
+        if self.state != State::Established
+            || self.rx_closed
+            || seg.seq != self.rcv_nxt
+            || seg.payload.is_empty()
+            || seg.payload.len() > self.rcv_wnd()
+            || !self.asm.is_empty()
+            || seg.flags.syn()
+            || seg.flags.fin()
+            || seg.flags.rst()
+        {
+            return None;
+        }
+        if self.ts_enabled {
+            match seg.options.timestamp {
+                Some((tsval, _)) if !self.paws_rejects(now, tsval) => {}
+                _ => return None,
+            }
+        }
+        self.zc_offered = frame_offered;
+        self.zc_taken = None;
+        self.counters.segments_in += 1;
+        self.keepalive_reset(now);
+        let drop = self.receive_data(now, seg.seq, seg.payload);
+        Some(SegmentOutcome {
+            drop,
+            transition: None,
+            transmit: self.wants_transmit(),
+            keep_payload: self.zc_taken.map(|(a, b)| (a as usize, b as usize)),
+        })
+    }
+
     /// Queues the payload bytes that `on_segment_zc` kept (`keep_payload`), as a frame
     /// narrowed to exactly them.
     pub fn push_rx_frame(&mut self, frame: Frame) {
