@@ -86,8 +86,12 @@ impl App for Sink {
             dump(cx, s, "sink");
         }
     }
-    fn start(&mut self, cx: &Cx) {
-        self.listener = Some(TcpListener::bind(cx, self.port, 1024).expect("bind the sink port"));
+    fn start(&mut self, cx: &Cx) -> Result<(), sluice_engine::AppError> {
+        let port = self.port;
+        self.listener = Some(
+            TcpListener::bind(cx, port, 1024).map_err(|e| format!("cannot listen on port {port}: {e}"))?,
+        );
+        Ok(())
     }
     fn poll(&mut self, cx: &Cx) -> bool {
         let mut did = false;
@@ -254,9 +258,10 @@ impl App for Source {
             dump(cx, s, "source");
         }
     }
-    fn start(&mut self, cx: &Cx) {
+    fn start(&mut self, cx: &Cx) -> Result<(), sluice_engine::AppError> {
         // Core c opens connections c, c + cores, c + 2 * cores, ...
         self.next = cx.core() as u64;
+        Ok(())
     }
     fn poll(&mut self, cx: &Cx) -> bool {
         let mut did = false;

@@ -255,3 +255,34 @@ fn bulk_sluice_to_kernel() {
         bulk_pair("apps-bulk-out", "send", "recv");
     }
 }
+
+/// An application that cannot start (here: a listener on port 0) fails the whole run:
+/// the program exits non-zero and says why, without a Debug dump.
+#[test]
+fn a_listener_that_cannot_bind_fails_the_run() {
+    if !root() {
+        return;
+    }
+    let ns = Netns::new("bindfail");
+    let mut c = ns.cmd(ECHO);
+    c.args([
+        "--stack",
+        "sluice",
+        "--port",
+        "tap:sl0",
+        "--ip",
+        "198.18.0.2/24",
+        "--listen",
+        "0",
+    ]);
+    let out = Proc::spawn(c).wait(Duration::from_secs(30));
+    assert!(!out.timed_out, "did not exit by itself");
+    assert!(!out.success(), "exited 0:\n{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("sluice-echo: core 0: cannot listen on port 0"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("App {"), "Debug output: {}", out.stderr);
+}

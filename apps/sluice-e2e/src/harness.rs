@@ -591,7 +591,7 @@ impl Harness {
         self.knet()?;
         let n = procs::unique();
         let prog = PathBuf::from("iperf3");
-        let sa = s(&["-s", "-1", "-B", "198.18.3.1", "-p", "5201"]);
+        let sa = s(&["-s", "-1", "-B", "198.18.3.1", "-p", "5201", "--forceflush"]);
         let sc = self.command("iperf3", Stack::Kernel, true, &prog, &sa);
         let mut sp = Proc::spawn(&format!("{n:02}-iperf3-server"), sc, &self.work)?;
         let ready = sp.wait_until(Duration::from_secs(10), |p| p.stdout().contains("listening"));

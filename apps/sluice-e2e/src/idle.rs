@@ -107,16 +107,12 @@ struct SluiceServer {
 }
 
 impl App for SluiceServer {
-    fn start(&mut self, cx: &Cx) {
+    fn start(&mut self, cx: &Cx) -> Result<(), sluice_engine::AppError> {
         for &p in &self.ports {
-            match TcpListener::bind(cx, p, 4096) {
-                Ok(l) => self.listeners.push(l),
-                Err(e) => {
-                    eprintln!("idle server: listen on {p}: {e}");
-                    cx.request_stop();
-                }
-            }
+            let l = TcpListener::bind(cx, p, 4096).map_err(|e| format!("idle server: listen on {p}: {e}"))?;
+            self.listeners.push(l);
         }
+        Ok(())
     }
     fn poll(&mut self, cx: &Cx) -> bool {
         let mut did = false;

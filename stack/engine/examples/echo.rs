@@ -21,8 +21,10 @@ struct Echo {
 }
 
 impl App for Echo {
-    fn start(&mut self, cx: &Cx) {
-        self.listener = Some(TcpListener::bind(cx, 7, 128).expect("port 7 is free"));
+    fn start(&mut self, cx: &Cx) -> Result<(), sluice_engine::AppError> {
+        // A failure here stops the engine, and Engine::run returns it.
+        self.listener = Some(TcpListener::bind(cx, 7, 128)?);
+        Ok(())
     }
 
     fn poll(&mut self, cx: &Cx) -> bool {

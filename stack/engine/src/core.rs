@@ -14,9 +14,16 @@ use crate::api::Cx;
 use crate::{Idle, RssSteering};
 
 /// An application running on every core: it is called each round with the core's context.
+/// Why an application could not start on a core (a port already in use...): the engine
+/// stops and `Engine::run` returns it.
+pub type AppError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 pub trait App {
-    /// Called once on the core before the first round (bind listeners here).
-    fn start(&mut self, _cx: &Cx) {}
+    /// Called once on the core before the first round (bind listeners here). An error
+    /// stops the engine, and `Engine::run` returns it.
+    fn start(&mut self, _cx: &Cx) -> Result<(), AppError> {
+        Ok(())
+    }
     /// One round: accept, read, write. Returns whether it did anything (so the loop does
     /// not go idle).
     fn poll(&mut self, cx: &Cx) -> bool;
@@ -25,7 +32,7 @@ pub trait App {
 }
 
 impl App for Box<dyn App> {
-    fn start(&mut self, cx: &Cx) {
+    fn start(&mut self, cx: &Cx) -> Result<(), AppError> {
         (**self).start(cx)
     }
     fn poll(&mut self, cx: &Cx) -> bool {
@@ -55,6 +62,8 @@ pub struct Core<D: Device, A: App> {
     pub idle: Idle,
     pub stats: LoopStats,
     started: bool,
+    /// The application's start failed: the engine stops and reports it.
+    pub start_error: Option<AppError>,
 }
 
 impl<D: Device, A: App> Core<D, A>
@@ -80,6 +89,7 @@ where
             idle,
             stats: LoopStats::default(),
             started: false,
+            start_error: None,
         }
     }
 
@@ -96,7 +106,11 @@ where
         } = self;
         if !self.started {
             self.started = true;
-            app.start(&Cx::new(iface, now, *core, *cores, steering, stop));
+            if let Err(e) = app.start(&Cx::new(iface, now, *core, *cores, steering, stop)) {
+                self.start_error = Some(e);
+                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                return false;
+            }
         }
         let mut did = iface.borrow_mut().poll(now, dev);
         did |= app.poll(&Cx::new(iface, now, *core, *cores, steering, stop));

@@ -21,7 +21,7 @@ pub mod toeplitz;
 
 pub use api::{Cx, Error, Event, Poller, Source, TcpListener, TcpStream, UdpSocket};
 pub use config::{Config, ConfigArgs, ConfigError, PortSpec};
-pub use core::{App, Core, LoopStats};
+pub use core::{App, AppError, Core, LoopStats};
 pub use idle::{Idle, IdleStrategy};
 pub use runner::{Command, CoreStats, Engine, EngineError, EngineHandle};
 pub use sluice_dev::{Frame, FrameMut};

@@ -59,6 +59,19 @@ pub fn with_cx<R>(f: impl FnOnce(&Cx) -> R) -> R {
     f(&cx)
 }
 
+/// Runs `f` with the core's context when there is one and its interface is free: handles
+/// dropped outside a task (the engine stopping, a task dropped inside a call) do nothing.
+fn try_with_cx(f: impl FnOnce(&Cx)) {
+    let Some(c) = CURRENT.with(|c| c.borrow().clone()) else {
+        return;
+    };
+    if c.iface.try_borrow_mut().is_err() {
+        return;
+    }
+    let cx = Cx::new(&c.iface, c.now.get(), c.core, c.cores, &c.steering, &c.stop);
+    f(&cx)
+}
+
 /// The time of the current round.
 pub fn now() -> Instant {
     current().now.get()
@@ -116,9 +129,16 @@ pub async fn sleep(d: Duration) {
     .await
 }
 
-/// An async listener.
-#[derive(Clone, Copy, Debug)]
-pub struct TcpListener(pub api::TcpListener);
+/// An async listener. Dropping it stops listening (connections already accepted stay).
+#[derive(Debug)]
+pub struct TcpListener(api::TcpListener);
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        let l = self.0;
+        try_with_cx(|cx| l.close(cx));
+    }
+}
 
 impl TcpListener {
     pub fn bind(port: u16, backlog: usize) -> Result<TcpListener, Error> {
@@ -130,11 +150,27 @@ impl TcpListener {
             .await
             .map(TcpStream)
     }
+    /// Stops listening (as dropping it does).
+    pub fn close(self) {}
+    pub fn inner(&self) -> api::TcpListener {
+        self.0
+    }
 }
 
-/// An async TCP connection.
-#[derive(Clone, Copy, Debug)]
-pub struct TcpStream(pub api::TcpStream);
+/// An async TCP connection. Dropping it closes it (as `close`: unread data is discarded,
+/// what was written is still delivered, then FIN); `abort` resets it instead. The handle is
+/// not `Copy`: share it between tasks with an `Rc`.
+#[derive(Debug)]
+pub struct TcpStream(api::TcpStream);
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        let s = self.0;
+        try_with_cx(|cx| {
+            s.close(cx);
+        });
+    }
+}
 
 impl TcpStream {
     /// Connects and waits until the connection is established (or fails).
@@ -199,8 +235,15 @@ impl TcpStream {
     pub fn shutdown(&self) {
         with_cx(|cx| self.0.shutdown(cx))
     }
-    pub fn close(self) {
-        with_cx(|cx| self.0.close(cx))
+    /// Closes the connection (as dropping it does).
+    pub fn close(self) {}
+    /// Resets the connection (RST) and forgets it.
+    pub fn abort(self) {
+        let s = self.0;
+        std::mem::forget(self);
+        with_cx(|cx| {
+            s.abort(cx);
+        });
     }
     pub fn inner(&self) -> api::TcpStream {
         self.0
@@ -279,7 +322,7 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = ()> + 'static,
 {
-    fn start(&mut self, cx: &Cx) {
+    fn start(&mut self, cx: &Cx) -> Result<(), crate::core::AppError> {
         self.ctx = Some(Rc::new(CoreCtx {
             iface: cx.iface_rc().clone(),
             now: Cell::new(cx.now()),
@@ -296,6 +339,18 @@ where
             let fut = make();
             self.add(Box::pin(fut));
         }
+        CURRENT.with(|cur| *cur.borrow_mut() = None);
+        Ok(())
+    }
+
+    /// The engine stops: the tasks are dropped with the core's context set, so the
+    /// streams and listeners they hold close (FINs leave in the engine's last rounds).
+    fn finish(&mut self, cx: &Cx) {
+        let Some(c) = self.ctx.clone() else { return };
+        c.now.set(cx.now());
+        CURRENT.with(|cur| *cur.borrow_mut() = Some(c.clone()));
+        self.tasks.clear();
+        c.spawned.borrow_mut().clear();
         CURRENT.with(|cur| *cur.borrow_mut() = None);
     }
 
@@ -373,12 +428,77 @@ mod tests {
             request_stop();
         });
         let mut t = Instant::from_millis(1);
-        app.start(&Cx::new(&iface, t, 0, 1, &steering, &stop));
+        app.start(&Cx::new(&iface, t, 0, 1, &steering, &stop)).unwrap();
         while !stop.load(Ordering::SeqCst) && t < Instant::from_secs(1) {
             app.poll(&Cx::new(&iface, t, 0, 1, &steering, &stop));
             t += Duration::from_millis(1);
         }
         assert_eq!(done.get(), Some(Instant::from_millis(11)));
         assert_eq!(app.tasks(), 0);
+    }
+
+    /// A server task that returns without closing its stream or its listener: dropping
+    /// them closes both (the peer gets a FIN, a new connection a RST).
+    #[test]
+    fn handles_close_themselves_when_dropped() {
+        use sluice_dev::{Device, Impairments, MemLink};
+        use sluice_net::{InterfaceConfig, IsnKey, TcpState};
+        use sluice_wire::{EthernetAddress, Ipv4Cidr};
+        let (da, db, _link) = MemLink::pair(Impairments::default(), Impairments::default(), 1, 512);
+        let (mut da, mut db) = (da, db);
+        let (ip_s, ip_c) = (Ipv4Address([198, 18, 0, 1]), Ipv4Address([198, 18, 0, 2]));
+        let (mac_s, mac_c) = (EthernetAddress(da.mac()), EthernetAddress(db.mac()));
+        let cfg = |ip, peer, mac| {
+            let mut c = InterfaceConfig::new(Ipv4Cidr::new(ip, 24), IsnKey::fixed([7; 16]));
+            c.static_arp.push((peer, mac));
+            c
+        };
+        let server = Rc::new(RefCell::new(Interface::new(cfg(ip_s, ip_c, mac_c), mac_s)));
+        let mut client = Interface::new(cfg(ip_c, ip_s, mac_s), mac_c);
+        let steering = RssSteering::round_robin(&crate::SYMMETRIC_KEY, 128, 1);
+        let stop = AtomicBool::new(false);
+        let got = Rc::new(Cell::new(0usize));
+        let g2 = got.clone();
+        let mut app = AsyncApp::new(move || async move {
+            let listener = TcpListener::bind(7, 8).unwrap();
+            let stream = listener.accept().await.unwrap();
+            let mut buf = [0u8; 16];
+            g2.set(stream.read(&mut buf).await.unwrap());
+            // Neither is closed: both are dropped here.
+        });
+        let mut t = Instant::from_millis(1);
+        app.start(&Cx::new(&server, t, 0, 1, &steering, &stop)).unwrap();
+        // The task binds its listener in its first poll.
+        app.poll(&Cx::new(&server, t, 0, 1, &steering, &stop));
+        let h = client.tcp_connect(ip_s, 7).unwrap();
+        let mut sent = false;
+        for _ in 0..2000 {
+            client.poll(t, &mut db);
+            server.borrow_mut().poll(t, &mut da);
+            app.poll(&Cx::new(&server, t, 0, 1, &steering, &stop));
+            server.borrow_mut().transmit(t, &mut da);
+            if !sent && client.tcp_state(h) == TcpState::Established {
+                sent = client.tcp_send(h, b"hi").unwrap() == 2;
+            }
+            if client.tcp_state(h) == TcpState::CloseWait {
+                break;
+            }
+            t += Duration::from_millis(1);
+        }
+        assert_eq!(got.get(), 2, "the server read the request");
+        assert_eq!(app.tasks(), 0);
+        assert_eq!(
+            client.tcp_state(h),
+            TcpState::CloseWait,
+            "the server's FIN arrived"
+        );
+        // The listener is gone too: a new connection is refused.
+        let h2 = client.tcp_connect(ip_s, 7).unwrap();
+        for _ in 0..50 {
+            client.poll(t, &mut db);
+            server.borrow_mut().poll(t, &mut da);
+            t += Duration::from_millis(1);
+        }
+        assert_eq!(client.tcp_state(h2), TcpState::Closed, "refused");
     }
 }

@@ -38,6 +38,8 @@ pub enum EngineError {
     },
     #[error("cannot start the thread of engine core {core}: {err}")]
     Spawn { core: u16, err: std::io::Error },
+    #[error("core {core}: {error}")]
+    App { core: u16, error: crate::core::AppError },
     #[error("a core thread panicked")]
     CorePanicked,
 }
@@ -240,6 +242,9 @@ impl Engine {
         };
 
         let mut startup: Result<(), EngineError> = Ok(());
+        // The first application start that failed, with its core.
+        let app_failure: Mutex<Option<(u16, crate::core::AppError)>> = Mutex::new(None);
+        let app_failure = &app_failure;
         let result = std::thread::scope(|s| {
             let mut threads = Vec::new();
             let mut pins = Vec::new();
@@ -286,6 +291,11 @@ impl Engine {
                             Core::new(iface, dev, make_app(c), c, cores, steering, Idle::new(idle));
                         ready.fetch_add(1, Ordering::SeqCst);
                         run_core(&mut core, &clock, &stop, &cmds, &board[c as usize]);
+                        if let Some(error) = core.start_error.take() {
+                            if let Ok(mut f) = app_failure.lock() {
+                                f.get_or_insert((c, error));
+                            }
+                        }
                         drop(core);
                         if let Ok(mut s) = board[c as usize].lock() {
                             s.mbufs_in_use = pool.in_use();
@@ -318,6 +328,10 @@ impl Engine {
         let stats = handle.stats();
         drop(port);
         startup?;
+        if let Some((core, error)) = app_failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            drop(eal);
+            return Err(EngineError::App { core, error });
+        }
         if !result {
             return Err(EngineError::CorePanicked);
         }

@@ -140,16 +140,13 @@ impl<S: Session> SluiceDriver<S> {
 }
 
 impl<S: Session> App for SluiceDriver<S> {
-    fn start(&mut self, cx: &Cx) {
+    fn start(&mut self, cx: &Cx) -> Result<(), sluice_engine::AppError> {
         if let Some(port) = self.plan.listen {
-            match TcpListener::bind(cx, port, self.plan.backlog) {
-                Ok(l) => self.listener = Some(l),
-                Err(e) => {
-                    eprintln!("core {}: cannot listen on port {port}: {e}", cx.core());
-                    cx.request_stop();
-                }
-            }
+            let l = TcpListener::bind(cx, port, self.plan.backlog)
+                .map_err(|e| format!("cannot listen on port {port}: {e}"))?;
+            self.listener = Some(l);
         }
+        Ok(())
     }
 
     fn poll(&mut self, cx: &Cx) -> bool {
