@@ -104,6 +104,8 @@ pub struct Results {
     pub machine: Vec<(String, String)>,
     pub seconds: f64,
     pub many: usize,
+    /// Connections of the "thousands of connections" request/response row.
+    pub lots: usize,
     pub newconn_conns: usize,
     pub idle_target: u64,
     pub buffer: usize,
@@ -427,12 +429,23 @@ impl Harness {
         let secs = self.seconds();
         let sock = self.sock(key);
         let guard = format!("{}", secs * 3.0 + 30.0);
-        let server = self.sides(
-            stack,
-            true,
-            &sock,
-            &["--nodelay", "--listen", "7", "--seconds", &guard],
-        );
+        // Thousands of connections: 16 KiB buffers on Sluice's side (allocated with each
+        // connection; the kernel sizes its own on demand), and mbufs to match.
+        let huge: &[&str] = if conns >= 4096 && stack == Stack::Sluice {
+            &[
+                "--recv-buffer",
+                "16384",
+                "--send-buffer",
+                "16384",
+                "--mbufs",
+                "65535",
+            ]
+        } else {
+            &[]
+        };
+        let mut sx = vec!["--nodelay", "--listen", "7", "--seconds", &guard];
+        sx.extend(huge);
+        let server = self.sides(stack, true, &sock, &sx);
         let target = format!("{}:7", stack.server_ip());
         let cs = conns.to_string();
         let dur = format!("{}", secs + 1.0);
@@ -448,6 +461,7 @@ impl Harness {
             &dur,
             "--progress",
         ];
+        extra.extend(huge);
         if new_conns {
             extra.push("--new-connections");
             if stack == Stack::Sluice {
@@ -1023,6 +1037,7 @@ pub fn main(o: Opts) -> Result<(), String> {
     let mut h = Harness::new(o)?;
     h.r.seconds = h.seconds();
     h.r.many = h.o.many.unwrap_or(if quick { 16 } else { 256 });
+    h.r.lots = if quick { 1000 } else { 10_000 };
     h.r.newconn_conns = if quick { 8 } else { 64 };
     h.r.idle_target = h.o.idle_connections.unwrap_or(if quick { 1000 } else { 100_000 });
     h.r.buffer = 1024;
@@ -1043,6 +1058,10 @@ pub fn main(o: Opts) -> Result<(), String> {
         });
         h.attempt(&format!("{n}: 64 B request/response, {many} connections"), |h| {
             h.rr(stack, many, "rrN", false)
+        });
+        let lots = h.r.lots;
+        h.attempt(&format!("{n}: 64 B request/response, {lots} connections"), |h| {
+            h.rr(stack, lots, "rrL", false)
         });
         h.attempt(&format!("{n}: bulk, 1 connection"), |h| h.bulk(stack, "none"));
         h.attempt(&format!("{n}: bulk, 1 connection, SHA-256 checked"), |h| {

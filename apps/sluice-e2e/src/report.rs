@@ -68,6 +68,8 @@ pub fn rows(r: &Results) -> Vec<Row> {
         row(format!("64 B request/response, {n} connections"), "req/s", "rrN.rps", 0),
         row(format!("  p50 latency, {n} connections"), "µs", "rrN.p50_us", 1),
         row(format!("  p99 latency, {n} connections"), "µs", "rrN.p99_us", 1),
+        row(format!("64 B request/response, {} connections", r.lots), "req/s", "rrL.rps", 0),
+        row(format!("  p99 latency, {} connections", r.lots), "µs", "rrL.p99_us", 1),
         Row {
             link: g("link.1514.gbps"),
             ..row(

@@ -96,10 +96,14 @@ fn quick_run_reports_every_row() {
         .lines()
         .skip(2)
         .collect();
-    assert_eq!(results.len(), 9, "{md}");
+    assert_eq!(results.len(), 15, "{md}");
     for want in [
         "1 connection",
         "16 connections",
+        "1000 connections",
+        "iperf3",
+        "CPUs per Gbit/s",
+        "SHA-256 checked",
         "p50 latency",
         "p99 latency",
         "Bulk",
