@@ -202,6 +202,14 @@ where
                     let l = TcpListener::bind(SocketAddrV4::new(args.bind, port))
                         .map_err(|e| format!("listen on {}:{port}: {e}", args.bind))?;
                     l.set_nonblocking(true).map_err(|e| e.to_string())?;
+                    // The plan's backlog (std listens with 128), capped by somaxconn:
+                    // thousands of clients connecting at once are not dropped at the door.
+                    let backlog = i32::try_from(spec.plan.backlog).unwrap_or(i32::MAX);
+                    // SAFETY: listen(2) on a socket we own; calling it again on a listening
+                    // socket only changes its backlog.
+                    if unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&l), backlog) } != 0 {
+                        return Err(format!("listen: {}", std::io::Error::last_os_error()));
+                    }
                     Some(l)
                 }
                 None => None,

@@ -411,7 +411,7 @@ pub fn write(r: &Results, out: &Path, img: &Path, command: &str, quick: bool) ->
          rate; Sluice busy-polls, so it uses one whole CPU per side whatever the rate.\n\
          - New connections: `sluice-loadgen --new-connections` (each connection: connect, one 64 B \
          request/response, close; {} connections at a time), against `sluice-echo`. The Sluice client runs \
-         with `--msl-ms 50` (TIME-WAIT 100 ms: it closes first and has 16384 ephemeral ports), the kernel \
+         with `--msl-ms 10` (TIME-WAIT 20 ms: it closes first and has 16384 ephemeral ports, so ports are not what limits the rate), the kernel \
          client with `tcp_tw_reuse=1`. The kernel driver's `connect` is blocking (one handshake at a time per \
          thread) while Sluice's is not.\n",
         r.newconn_conns

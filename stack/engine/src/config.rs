@@ -125,6 +125,8 @@ pub struct Config {
     /// `cubic`, `newreno` or `unlimited`.
     pub congestion: String,
     pub nodelay: bool,
+    /// Use the port's checksum offloads (on by default; off: every checksum in software).
+    pub checksum_offload: bool,
     /// `busy`, `backoff`, or `backoff:MAX_SLEEP_US`.
     pub idle: String,
     /// Mbufs per queue.
@@ -162,6 +164,7 @@ impl Default for Config {
             send_buffer: 256 * 1024,
             congestion: "cubic".into(),
             nodelay: false,
+            checksum_offload: true,
             idle: "backoff".into(),
             mbufs: 16383,
             rx_copybreak: 512,
@@ -212,6 +215,9 @@ pub struct ConfigArgs {
     /// Disable Nagle's algorithm.
     #[arg(long)]
     pub nodelay: bool,
+    /// Compute every checksum in software instead of using the port's offloads.
+    #[arg(long)]
+    pub no_checksum_offload: bool,
     /// busy, backoff or backoff:MAX_SLEEP_US [default: backoff]
     #[arg(long)]
     pub idle: Option<String>,
@@ -303,6 +309,9 @@ impl Config {
             c.arp = args.arp.clone();
         }
         c.nodelay |= args.nodelay;
+        if args.no_checksum_offload {
+            c.checksum_offload = false;
+        }
         c.validate()?;
         Ok(c)
     }

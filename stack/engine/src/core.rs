@@ -138,8 +138,16 @@ where
             if self.round(now, stop) {
                 self.idle.reset();
             } else {
-                let limit = self.poll_at().map(|t| t - now);
-                if let crate::idle::Waited::Slept(_) = self.idle.wait(limit) {
+                let Core { iface, dev, idle, .. } = &mut *self;
+                let limit = || {
+                    [iface.borrow().poll_at(), dev.poll_at()]
+                        .into_iter()
+                        .flatten()
+                        .min()
+                        .map(|t| t - now)
+                };
+                // The next timer is looked for only when the round sleeps.
+                if let crate::idle::Waited::Slept(_) = idle.wait_until(limit) {
                     self.stats.idle_sleeps += 1;
                 }
             }

@@ -110,11 +110,17 @@ impl Idle {
     /// An idle round: spin, yield or sleep as the strategy says; `limit` caps a sleep
     /// (the next timer).
     pub fn wait(&mut self, limit: Option<Duration>) -> Waited {
+        self.wait_until(|| limit)
+    }
+
+    /// `wait`, with the cap computed only when the round sleeps: spinning and yielding
+    /// rounds (every idle round of `--idle busy`) never look for the next timer.
+    pub fn wait_until(&mut self, limit: impl FnOnce() -> Option<Duration>) -> Waited {
         let w = self.next();
         match w {
             Waited::Spun => std::hint::spin_loop(),
             Waited::Yielded => std::thread::yield_now(),
-            Waited::Slept(d) => std::thread::sleep(limit.map_or(d, |l| d.min(l))),
+            Waited::Slept(d) => std::thread::sleep(limit().map_or(d, |l| d.min(l))),
         }
         w
     }

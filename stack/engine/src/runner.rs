@@ -205,6 +205,7 @@ impl Engine {
             queues: cores,
             mbufs_per_queue: config.mbufs,
             rss: true,
+            checksum_offload: config.checksum_offload,
             ..Default::default()
         };
         let port = Port::configure(&eal, id, &pcfg)?;
@@ -386,8 +387,15 @@ fn run_core<A: App>(
         if did {
             core.idle.reset();
         } else {
-            let limit = core.poll_at().map(|t| t - now);
-            if let crate::idle::Waited::Slept(_) = core.idle.wait(limit) {
+            let Core { iface, dev, idle, .. } = &mut *core;
+            let poll_at = || {
+                [iface.borrow().poll_at(), dev.poll_at()]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .map(|t| t - now)
+            };
+            if let crate::idle::Waited::Slept(_) = idle.wait_until(poll_at) {
                 core.stats.idle_sleeps += 1;
             }
         }

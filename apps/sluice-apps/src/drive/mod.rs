@@ -29,7 +29,7 @@ impl Default for Plan {
     fn default() -> Self {
         Plan {
             listen: None,
-            backlog: 1024,
+            backlog: 4096,
             connect: None,
             stop_after_closed: None,
             zero_copy_send: false,
