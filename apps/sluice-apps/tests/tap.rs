@@ -185,6 +185,12 @@ fn loadgen_on_sluice_against_kernel_echo() {
     let lg = lg.wait(Duration::from_secs(40));
     assert!(lg.success(), "{}\n{}", lg.stdout, lg.stderr);
     assert!(count(&lg.stdout, "requests") > 100, "{}", lg.stdout);
+    // It stopped when its 4 s were up: net_tap's per-packet signals must not stretch the
+    // supervising thread's sleeps (they once made a 20 ms sleep last a minute).
+    let secs: f64 = field(&lg.stdout, "seconds")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(99.0);
+    assert!(secs < 8.0, "ran {secs} s for a 4 s run:\n{}", lg.stdout);
     assert_eq!(count(&lg.stdout, "errors"), 0, "{}", lg.stdout);
     assert!(lg.stdout.contains("p99.9"));
     stop(echo);

@@ -45,14 +45,67 @@ pub(crate) fn set_errno(e: Errno) {
     unsafe { *libc::__errno_location() = e.0 };
 }
 
-/// The errno of a connection that failed.
+/// The errno of a connection that failed: `ConnError::meaning`, the table the Rust API
+/// uses too.
 pub(crate) fn conn_errno(e: sluice_tcp::ConnError) -> Errno {
-    use sluice_tcp::ConnError as C;
-    match e {
-        C::Reset => ECONNRESET,
-        C::Refused => ECONNREFUSED,
-        C::TimedOut => ETIMEDOUT,
-        C::Unreachable => EHOSTUNREACH,
-        C::Aborted => ECONNABORTED,
+    Errno(e.errno())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection failure means the same thing through the C API (errno), the Rust
+    /// API (`sluice_engine::Error`, converted to `std::io::Error`) and std's own reading
+    /// of that errno.
+    #[test]
+    fn every_connection_error_agrees_across_the_apis() {
+        for e in sluice_tcp::ConnError::ALL {
+            let c = conn_errno(e).0;
+            let rust = sluice_engine::Error::from(e);
+            let io: std::io::Error = rust.into();
+            assert_eq!(rust.errno(), c, "{e:?}");
+            assert_eq!(io.kind(), e.io_kind(), "{e:?}");
+            assert_eq!(
+                std::io::Error::from_raw_os_error(c).kind(),
+                io.kind(),
+                "{e:?}: errno {c}"
+            );
+        }
+        // Every error of the Rust API has the errno Linux uses for it, and a kind that std
+        // gives that errno too (where std has one).
+        use sluice_engine::Error as R;
+        for (r, n) in [
+            (R::WouldBlock, EAGAIN),
+            (R::InvalidHandle, EBADF),
+            (R::AddrInUse, EADDRINUSE),
+            (R::NoRoute, ENETUNREACH),
+            (R::NoPort, EADDRNOTAVAIL),
+            (R::InvalidAddress, EINVAL),
+            (R::Reset, ECONNRESET),
+            (R::Refused, ECONNREFUSED),
+            (R::TimedOut, ETIMEDOUT),
+            (R::Unreachable, EHOSTUNREACH),
+            (R::Aborted, ECONNABORTED),
+            (R::InvalidState, ENOTCONN),
+            (R::TooLarge, EMSGSIZE),
+        ] {
+            assert_eq!(r.errno(), n.0, "{r:?}");
+            let kind = std::io::Error::from(r).kind();
+            if kind != std::io::ErrorKind::Other {
+                assert_eq!(std::io::Error::from_raw_os_error(n.0).kind(), kind, "{r:?}");
+            }
+        }
+        // The named errno constants of this crate are the table's.
+        use sluice_tcp::ConnError as C;
+        for (e, n) in [
+            (C::Reset, ECONNRESET),
+            (C::Refused, ECONNREFUSED),
+            (C::TimedOut, ETIMEDOUT),
+            (C::Unreachable, EHOSTUNREACH),
+            (C::Aborted, ECONNABORTED),
+        ] {
+            assert_eq!(conn_errno(e), n);
+        }
     }
 }

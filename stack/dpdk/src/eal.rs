@@ -203,20 +203,54 @@ pub fn allowed_cpus() -> Vec<u32> {
 
 /// Pins the calling thread to one CPU.
 pub fn pin_current_thread(cpu: u32) -> std::io::Result<()> {
+    set_current_thread_cpus(&[cpu])
+}
+
+/// Lets the calling thread run on `cpus` (e.g. back on every CPU the process had, after
+/// EAL pinned the main thread to the main lcore's).
+pub fn set_current_thread_cpus(cpus: &[u32]) -> std::io::Result<()> {
     // SAFETY: a zeroed cpu_set_t is a valid empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: cpu is checked against the set's size.
-    if cpu as usize >= libc::CPU_SETSIZE as usize {
-        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    for &cpu in cpus {
+        if cpu as usize >= libc::CPU_SETSIZE as usize {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        // SAFETY: cpu is below the set's size.
+        unsafe { libc::CPU_SET(cpu as usize, &mut set) };
     }
-    // SAFETY: as above.
-    unsafe { libc::CPU_SET(cpu as usize, &mut set) };
     // SAFETY: pid 0 is the calling thread.
     let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
     if r == 0 {
         Ok(())
     } else {
         Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Blocks, in the calling thread and the threads it starts afterwards, the signals some
+/// PMDs raise for every received frame: net_tap asks the kernel for a signal (SIGIO, or a
+/// real-time one) per packet on its queues, delivered to any thread that does not block
+/// it. A thread that sleeps (the engine's supervising thread) had every sleep cut short,
+/// tens of thousands of times a second, and a 20 ms sleep was seen to last a minute. EAL's
+/// own threads, started before, keep them unblocked and take them (the PMD only counts
+/// them).
+pub fn block_device_signals() -> std::io::Result<()> {
+    // SAFETY: a zeroed sigset_t is filled by sigemptyset before use.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is a valid sigset_t; the signal numbers are valid.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGIO);
+        for s in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+            libc::sigaddset(&mut set, s);
+        }
+    }
+    // SAFETY: set is initialised; the old mask is not wanted.
+    let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::from_raw_os_error(r))
     }
 }
 

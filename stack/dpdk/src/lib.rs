@@ -11,7 +11,8 @@ mod mempool;
 mod port;
 
 pub use eal::{
-    allowed_cpus, pin_current_thread, Eal, EalBuilder, EalRef, Lcore, ThreadRegistration, TscClock,
+    allowed_cpus, block_device_signals, pin_current_thread, set_current_thread_cpus, Eal, EalBuilder, EalRef,
+    Lcore, ThreadRegistration, TscClock,
 };
 pub use error::DpdkError;
 pub use mbuf::{frame_mbuf, Mbuf};

@@ -47,6 +47,12 @@ pub enum Error {
     /// Retransmissions or the user timeout ran out.
     #[error("connection timed out")]
     TimedOut,
+    /// A hard ICMP error answered the connection attempt (host or network unreachable).
+    #[error("no route to host")]
+    Unreachable,
+    /// The connection was aborted here (`abort`, or data arrived after `close`).
+    #[error("connection aborted")]
+    Aborted,
     /// Writing after shutdown or close, or reading in a state that does not allow it.
     #[error("socket not in a state for this operation")]
     InvalidState,
@@ -55,15 +61,70 @@ pub enum Error {
     TooLarge,
 }
 
-fn conn_error(e: sluice_net::ConnError) -> Error {
-    use sluice_net::ConnError as C;
-    match e {
-        C::Reset => Error::Reset,
-        C::Refused => Error::Refused,
-        C::TimedOut => Error::TimedOut,
-        #[allow(unreachable_patterns)]
-        _ => Error::Reset,
+/// A failed connection's error, the same one the TCB reports (and the C API's errno).
+impl From<sluice_net::ConnError> for Error {
+    fn from(e: sluice_net::ConnError) -> Error {
+        use sluice_net::ConnError as C;
+        match e {
+            C::Reset => Error::Reset,
+            C::Refused => Error::Refused,
+            C::TimedOut => Error::TimedOut,
+            C::Unreachable => Error::Unreachable,
+            C::Aborted => Error::Aborted,
+        }
     }
+}
+
+fn conn_error(e: sluice_net::ConnError) -> Error {
+    Error::from(e)
+}
+
+impl Error {
+    /// The Linux `errno` of this error (the one the C API would set) and its
+    /// `std::io::ErrorKind`. Connection failures come from `ConnError::meaning`, the one
+    /// table both APIs use.
+    pub fn meaning(&self) -> (i32, std::io::ErrorKind) {
+        use sluice_net::ConnError as C;
+        use std::io::ErrorKind as K;
+        match self {
+            Error::WouldBlock => (libc_errno::EAGAIN, K::WouldBlock),
+            Error::InvalidHandle => (libc_errno::EBADF, K::Other),
+            Error::AddrInUse => (libc_errno::EADDRINUSE, K::AddrInUse),
+            Error::NoRoute => (libc_errno::ENETUNREACH, K::NetworkUnreachable),
+            Error::NoPort => (libc_errno::EADDRNOTAVAIL, K::AddrNotAvailable),
+            Error::InvalidAddress => (libc_errno::EINVAL, K::InvalidInput),
+            Error::Reset => C::Reset.meaning(),
+            Error::Refused => C::Refused.meaning(),
+            Error::TimedOut => C::TimedOut.meaning(),
+            Error::Unreachable => C::Unreachable.meaning(),
+            Error::Aborted => C::Aborted.meaning(),
+            Error::InvalidState => (libc_errno::ENOTCONN, K::NotConnected),
+            Error::TooLarge => (libc_errno::EMSGSIZE, K::Other),
+        }
+    }
+    /// The Linux `errno` of this error.
+    pub fn errno(&self) -> i32 {
+        self.meaning().0
+    }
+}
+
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> std::io::Error {
+        std::io::Error::new(e.meaning().1, e)
+    }
+}
+
+/// Linux errno values (x86_64 and aarch64 agree) for the errors that are not connection
+/// failures.
+mod libc_errno {
+    pub const EAGAIN: i32 = 11;
+    pub const EBADF: i32 = 9;
+    pub const EINVAL: i32 = 22;
+    pub const EMSGSIZE: i32 = 90;
+    pub const EADDRINUSE: i32 = 98;
+    pub const EADDRNOTAVAIL: i32 = 99;
+    pub const ENETUNREACH: i32 = 101;
+    pub const ENOTCONN: i32 = 107;
 }
 
 /// A read that gives `Some` thing or nothing: `Ok(Some)` as is, `Ok(None)` (nothing yet)

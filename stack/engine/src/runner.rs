@@ -182,7 +182,14 @@ impl Engine {
         config.validate()?;
         let cores = config.cores;
         let spec = config.port_spec()?;
+        let caller_cpus = sluice_dpdk::allowed_cpus();
         let eal = EalBuilder::new(program).args(config.eal_args()?).init()?;
+        // EAL pinned this thread to the main lcore's CPU, where engine core 0 polls. It is
+        // not an engine core (it supervises, prints, takes signals): give it back the
+        // CPUs it had, so that it never waits behind a busy-polling core.
+        let _ = sluice_dpdk::set_current_thread_cpus(&caller_cpus);
+        // Per-packet PMD signals go to EAL's threads, not to this one nor the cores.
+        let _ = sluice_dpdk::block_device_signals();
         // One engine core per EAL lcore, each pinned to its lcore's CPU.
         let lcores = eal.lcores();
         if lcores.len() < usize::from(cores) {

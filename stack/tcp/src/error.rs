@@ -17,6 +17,42 @@ pub enum ConnError {
     Aborted,
 }
 
+impl ConnError {
+    /// Every value, for tables and tests.
+    pub const ALL: [ConnError; 5] = [
+        ConnError::Reset,
+        ConnError::Refused,
+        ConnError::TimedOut,
+        ConnError::Unreachable,
+        ConnError::Aborted,
+    ];
+
+    /// The one table of what a failed connection means to applications: the `errno` Linux
+    /// reports for it (what the C API sets) and the `std::io::ErrorKind` of that errno
+    /// (what the Rust API's errors convert to). A test checks the two columns against
+    /// each other through std's own errno mapping.
+    pub const fn meaning(self) -> (i32, std::io::ErrorKind) {
+        use std::io::ErrorKind as K;
+        match self {
+            ConnError::Reset => (104, K::ConnectionReset),     // ECONNRESET
+            ConnError::Refused => (111, K::ConnectionRefused), // ECONNREFUSED
+            ConnError::TimedOut => (110, K::TimedOut),         // ETIMEDOUT
+            ConnError::Unreachable => (113, K::HostUnreachable), // EHOSTUNREACH
+            ConnError::Aborted => (103, K::ConnectionAborted), // ECONNABORTED
+        }
+    }
+
+    /// The Linux `errno` of this failure.
+    pub const fn errno(self) -> i32 {
+        self.meaning().0
+    }
+
+    /// The `std::io::ErrorKind` of this failure.
+    pub const fn io_kind(self) -> std::io::ErrorKind {
+        self.meaning().1
+    }
+}
+
 /// Errors of `Tcb::send`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SendError {
