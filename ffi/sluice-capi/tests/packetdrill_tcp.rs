@@ -335,6 +335,28 @@ fn reset_by_peer() {
     pd.close(fd).unwrap();
 }
 
+/// A valid reset in LAST-ACK (our FIN unacknowledged) is an error, ECONNRESET, as Linux and
+/// FreeBSD report it: an application that shut down writing can tell it from a clean close.
+#[test]
+fn reset_in_last_ack_is_reported() {
+    let pd = Pd::new(PLAIN);
+    let (_, fd, iss) = passive(&pd);
+    pd.set_nonblock(fd);
+    pd.send_seg(&Seg::new(PP, SP, FIN, PISN + 1, Some(iss + 1)));
+    let _ack = pd.expect_tcp();
+    assert_eq!(pd.read(fd, 10).unwrap(), b"", "end of stream");
+    pd.shutdown(fd, libc::SHUT_WR).unwrap();
+    let (fin, _) = pd.expect_tcp();
+    assert_eq!(fin, Seg::new(SP, PP, FIN, iss + 1, Some(PISN + 2)).win(65534));
+    // LAST-ACK; the peer resets instead of acknowledging the FIN (SEG.SEQ = RCV.NXT).
+    pd.send_seg(&Seg::new(PP, SP, RST, PISN + 2, None).win(0));
+    assert_eq!(
+        pd.getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR),
+        Ok(libc::ECONNRESET)
+    );
+    pd.close(fd).unwrap();
+}
+
 #[test]
 fn connection_refused() {
     let pd = Pd::new(PLAIN);

@@ -123,6 +123,22 @@ where
         did
     }
 
+    /// An idle round: spin, yield or sleep as the idle strategy says, a sleep capped by the
+    /// next timer, which is looked for only when the round sleeps.
+    pub fn idle_wait(&mut self, now: Instant) {
+        let Core { iface, dev, idle, .. } = &mut *self;
+        let limit = || {
+            [iface.borrow().poll_at(), dev.poll_at()]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(|t| t - now)
+        };
+        if let crate::idle::Waited::Slept(_) = idle.wait_until(limit) {
+            self.stats.idle_sleeps += 1;
+        }
+    }
+
     /// The round after which the loop may wait: the earliest timer, or a device delivery.
     pub fn poll_at(&self) -> Option<Instant> {
         [self.iface.borrow().poll_at(), self.dev.poll_at()]
@@ -138,18 +154,7 @@ where
             if self.round(now, stop) {
                 self.idle.reset();
             } else {
-                let Core { iface, dev, idle, .. } = &mut *self;
-                let limit = || {
-                    [iface.borrow().poll_at(), dev.poll_at()]
-                        .into_iter()
-                        .flatten()
-                        .min()
-                        .map(|t| t - now)
-                };
-                // The next timer is looked for only when the round sleeps.
-                if let crate::idle::Waited::Slept(_) = idle.wait_until(limit) {
-                    self.stats.idle_sleeps += 1;
-                }
+                self.idle_wait(now);
             }
         }
         let now = clock();

@@ -394,17 +394,7 @@ fn run_core<A: App>(
         if did {
             core.idle.reset();
         } else {
-            let Core { iface, dev, idle, .. } = &mut *core;
-            let poll_at = || {
-                [iface.borrow().poll_at(), dev.poll_at()]
-                    .into_iter()
-                    .flatten()
-                    .min()
-                    .map(|t| t - now)
-            };
-            if let crate::idle::Waited::Slept(_) = idle.wait_until(poll_at) {
-                core.stats.idle_sleeps += 1;
-            }
+            core.idle_wait(now);
         }
         if now >= next_publish {
             publish(core, slot);

@@ -267,7 +267,11 @@ impl Tcb {
                 State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
                     self.enter_closed(Some(ConnError::Reset))
                 }
-                // CLOSING, LAST-ACK, TIME-WAIT: enter CLOSED.
+                // CLOSING, LAST-ACK: enter CLOSED. Our FIN is not acknowledged yet: report
+                // the reset (ECONNRESET, as Linux and FreeBSD do), or an application that
+                // shut down writing could not tell it from a clean close.
+                State::Closing | State::LastAck => self.enter_closed(Some(ConnError::Reset)),
+                // TIME-WAIT: the connection is over already; CLOSED quietly.
                 _ => self.enter_closed(None),
             }
             return None;

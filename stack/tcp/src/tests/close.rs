@@ -213,7 +213,7 @@ fn closing_ack_to_time_wait() {
 }
 
 #[test]
-fn closing_rst_closes_without_error() {
+fn closing_rst_closes_with_reset_error() {
     let mut s = tcb_closing();
     send!(
         s,
@@ -224,7 +224,8 @@ fn closing_rst_closes_without_error() {
         }
     );
     assert_eq!(s.state(), State::Closed);
-    assert_eq!(s.error(), None);
+    // Our FIN was never acknowledged: a reset, not a clean close (ECONNRESET).
+    assert_eq!(s.error(), Some(ConnError::Reset));
 }
 
 #[test]
@@ -254,7 +255,7 @@ fn last_ack_retransmits_fin() {
 }
 
 #[test]
-fn last_ack_rst_closes() {
+fn last_ack_rst_closes_with_reset_error() {
     let mut s = tcb_last_ack();
     send!(
         s,
@@ -265,7 +266,7 @@ fn last_ack_rst_closes() {
         }
     );
     assert_eq!(s.state(), State::Closed);
-    assert_eq!(s.error(), None);
+    assert_eq!(s.error(), Some(ConnError::Reset));
 }
 
 #[test]
