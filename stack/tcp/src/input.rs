@@ -460,6 +460,8 @@ impl Tcb {
                 self.dsack_for(seq, seq + payload.len());
                 return None;
             }
+            // Straddling RCV.NXT: the old part is a duplicate (RFC 2883 section 4).
+            self.dsack_for(seq, self.rcv_nxt);
             (0, skip)
         } else {
             (seq - self.rcv_nxt, 0)

@@ -695,7 +695,12 @@ impl Tcb {
         self.send_keepalive = false;
         if err.is_some() {
             self.tx.discard(self.tx.len());
-            self.rx.discard(self.rx.len());
+            // Once the peer's FIN has arrived, everything it sent is here: it stays readable
+            // and the error is reported after it (as Linux does for a reset in CLOSE-WAIT,
+            // CLOSING or LAST-ACK). Before, the stream is broken and unread data goes.
+            if !self.fin_received {
+                self.rx.discard(self.rx.len());
+            }
             self.asm.clear();
             self.sack_report.clear();
         }

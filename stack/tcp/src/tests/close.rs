@@ -375,3 +375,37 @@ fn simultaneous_close() {
     s.handle_timeout(ms(2000));
     assert!(s.is_closed());
 }
+
+/// A reset after the peer's FIN (here in LAST-ACK, the application having shut down
+/// writing without reading): everything the peer sent is still read, then the reset is
+/// reported, as Linux does.
+#[test]
+fn reset_after_the_peers_fin_keeps_unread_data_readable() {
+    let mut s = tcb_established();
+    send!(
+        s,
+        TcpRepr {
+            seq: REMOTE_SEQ + 1,
+            ack: Some(LOCAL_SEQ + 1),
+            flags: FIN,
+            payload: b"abc",
+            ..*SEND_TEMPL
+        }
+    );
+    assert_eq!(s.state(), State::CloseWait);
+    s.shutdown();
+    assert_eq!(s.state(), State::LastAck);
+    send!(
+        s,
+        TcpRepr {
+            seq: REMOTE_SEQ + 5,
+            flags: RST,
+            ..*SEND_TEMPL
+        }
+    );
+    assert_eq!(s.state(), State::Closed);
+    let mut buf = [0u8; 8];
+    assert_eq!(s.recv(&mut buf), Ok(3));
+    assert_eq!(&buf[..3], b"abc");
+    assert_eq!(s.recv(&mut buf), Err(RecvError::Connection(ConnError::Reset)));
+}

@@ -183,6 +183,38 @@ fn duplicate_segment_gets_a_dsack_block() {
     assert!(out.iter().all(|o| o.repr.options.sack.is_empty()));
 }
 
+/// RFC 2883 section 4: a segment straddling RCV.NXT (its start already acknowledged) gets
+/// a D-SACK block for the old part, with the ACK of the whole.
+#[test]
+fn segment_straddling_rcv_nxt_gets_dsack_for_its_old_part() {
+    let mut s = tcb_established_ts();
+    send!(
+        s,
+        TcpRepr {
+            payload: b"0123456789",
+            options: ts(PEER_TS + 2, 0),
+            ..peer_ack(1, 1)
+        }
+    );
+    drain(&mut s, ms(0));
+    let data = [b'x'; 20];
+    send!(
+        s,
+        TcpRepr {
+            payload: &data,
+            options: ts(PEER_TS + 3, 0),
+            ..peer_ack(1, 1)
+        }
+    );
+    let out = drain(&mut s, ms(0));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].repr.ack, Some(REMOTE_SEQ + 21));
+    assert_eq!(
+        out[0].repr.options.sack.as_slice(),
+        &[(REMOTE_SEQ + 1, REMOTE_SEQ + 11)]
+    );
+}
+
 // ---- sender: RFC 6675 + PRR + limited transmit ----
 
 #[test]
