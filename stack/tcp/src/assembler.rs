@@ -137,6 +137,16 @@ impl Assembler {
     }
 
     /// The held range containing offset `at`, if any.
+    /// The first held bytes within `[start, end)`: what a segment repeats of the data
+    /// held out of order (for its D-SACK block).
+    pub fn overlap(&self, start: usize, end: usize) -> Option<(usize, usize)> {
+        self.ranges[..self.count]
+            .iter()
+            .map(|&(s, e)| (s.max(start), e.min(end)))
+            .filter(|&(s, e)| s < e)
+            .min()
+    }
+
     pub fn range_containing(&self, at: usize) -> Option<(usize, usize)> {
         self.ranges[..self.count]
             .iter()

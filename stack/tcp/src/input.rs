@@ -480,6 +480,9 @@ impl Tcb {
             self.ack_now = true;
             self.quickacks = QUICKACKS;
             self.last_data_at = now;
+            // A repeat (in whole or part) of data held out of order: D-SACK the repeated
+            // bytes; the block that holds them follows (RFC 2883 section 4).
+            let repeat = self.asm.overlap(offset, offset + data.len());
             let evicted = self.asm.evicted();
             if !self.asm.add(offset, offset + data.len(), self.cfg.max_ooo_bytes) {
                 self.counters.ooo_dropped += 1;
@@ -494,6 +497,17 @@ impl Tcb {
                 self.sack_report.refresh(nxt, |l| {
                     asm.range_containing(l - nxt).map(|(s, e)| (nxt + s, nxt + e))
                 });
+            }
+            // Only bytes still held after the add (nothing was given up under them).
+            if let Some((s, e)) = repeat {
+                if self
+                    .asm
+                    .range_containing(s)
+                    .is_some_and(|(a, b)| a <= s && e <= b)
+                {
+                    let nxt = self.rcv_nxt;
+                    self.dsack_for(nxt + s, nxt + e);
+                }
             }
             if self.sack_ok {
                 // RFC 2018 section 4: the block with this segment goes first.

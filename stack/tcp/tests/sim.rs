@@ -169,6 +169,9 @@ impl End {
                     self.rx_hash.update(&buf[..n]);
                     self.rx_bytes += n;
                 }
+                // Not readable yet (LISTEN, SYN-RECEIVED): not the end of the stream. (Taking
+                // it for one let a run end with a paused reader's data still unread.)
+                Err(sluice_tcp::RecvError::InvalidState) => break,
                 Err(_) => {
                     self.eof = true;
                     break;

@@ -183,6 +183,73 @@ fn duplicate_segment_gets_a_dsack_block() {
     assert!(out.iter().all(|o| o.repr.options.sack.is_empty()));
 }
 
+/// RFC 2883 section 4: a segment repeating part of a range held out of order gets a D-SACK
+/// block for the repeated bytes, then the block that contains them, then the others.
+#[test]
+fn repeat_of_held_out_of_order_data_gets_dsack_then_its_block() {
+    let (mut s, _) = sending();
+    for off in [21usize, 41, 61] {
+        send!(
+            s,
+            TcpRepr {
+                payload: b"zz",
+                ..peer_ack(off, 1)
+            }
+        );
+    }
+    drain(&mut s, ms(0));
+    // 62:63 repeats the second half of 61:63.
+    send!(
+        s,
+        TcpRepr {
+            payload: b"z",
+            ..peer_ack(62, 1)
+        }
+    );
+    let out = drain(&mut s, ms(0));
+    let r = REMOTE_SEQ;
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].repr.ack, Some(r + 1));
+    assert_eq!(
+        out[0].repr.options.sack.as_slice(),
+        &[
+            (r + 62, r + 63),
+            (r + 61, r + 63),
+            (r + 41, r + 43),
+            (r + 21, r + 23)
+        ]
+    );
+    // A segment that repeats a held range and adds bytes after it: the repeated part.
+    send!(
+        s,
+        TcpRepr {
+            payload: b"zzzz",
+            ..peer_ack(41, 1)
+        }
+    );
+    let out = drain(&mut s, ms(0));
+    assert_eq!(
+        out[0].repr.options.sack.as_slice(),
+        &[
+            (r + 41, r + 43),
+            (r + 41, r + 45),
+            (r + 61, r + 63),
+            (r + 21, r + 23)
+        ]
+    );
+    // A new out-of-order segment that repeats nothing: no D-SACK block.
+    send!(
+        s,
+        TcpRepr {
+            payload: b"z",
+            ..peer_ack(81, 1)
+        }
+    );
+    let out = drain(&mut s, ms(0));
+    assert_eq!(out[0].repr.options.sack.as_slice()[0], (r + 81, r + 82));
+    assert_eq!(s.counters().dsacks_sent, 2);
+}
+
 /// RFC 2883 section 4: a segment straddling RCV.NXT (its start already acknowledged) gets
 /// a D-SACK block for the old part, with the ACK of the whole.
 #[test]
