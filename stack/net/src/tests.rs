@@ -1138,10 +1138,11 @@ fn icmp_port_unreachable_aborts_a_connecting_tcb() {
     f.poll();
     assert_eq!(f.iface.stats().icmp.errors_delivered, 1);
     assert_eq!(f.iface.tcp_state(h), TcpState::Closed);
-    assert_eq!(f.iface.tcp_error(h), Some(ConnError::Unreachable));
+    // A port unreachable answering the SYN is a refusal (ECONNREFUSED).
+    assert_eq!(f.iface.tcp_error(h), Some(ConnError::Refused));
     assert_eq!(
         f.iface.tcp_send(h, b"x"),
-        Err(TcpSendError::Connection(ConnError::Unreachable))
+        Err(TcpSendError::Connection(ConnError::Refused))
     );
     assert!(f.iface.tcp_close(h));
     f.poll();

@@ -655,6 +655,11 @@ impl Tcb {
                     }
                 }
             }
+            // RFC 1122 4.2.3.9 and POSIX connect: a port unreachable answering our SYN is a
+            // refusal (ECONNREFUSED); the other hard errors, host unreachable.
+            IcmpError::PortUnreachable if self.state == State::SynSent => {
+                self.enter_closed(Some(ConnError::Refused));
+            }
             e if e.is_hard() && self.state == State::SynSent => {
                 self.enter_closed(Some(ConnError::Unreachable));
             }

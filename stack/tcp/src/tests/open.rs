@@ -521,7 +521,18 @@ fn icmp_hard_error_aborts_only_syn_sent() {
     assert_eq!(s.state(), State::SynSent);
     s.on_icmp_error(ms(0), IcmpError::PortUnreachable, LOCAL_SEQ);
     assert_eq!(s.state(), State::Closed);
-    assert_eq!(s.error(), Some(ConnError::Unreachable));
+    // Port unreachable answering the SYN: refused (ECONNREFUSED), as Linux and POSIX say.
+    assert_eq!(s.error(), Some(ConnError::Refused));
+    // Other hard errors: unreachable (EHOSTUNREACH).
+    for hard in [IcmpError::ProtocolUnreachable, IcmpError::AdminProhibited] {
+        let mut s = tcb_syn_sent();
+        s.on_icmp_error(ms(0), hard, LOCAL_SEQ);
+        assert_eq!(
+            (s.state(), s.error()),
+            (State::Closed, Some(ConnError::Unreachable)),
+            "{hard:?}"
+        );
+    }
 
     let mut e = tcb_established();
     e.send(b"abc").unwrap();
