@@ -118,6 +118,29 @@ impl Interface {
                     self.drop(DropReason::IcmpIgnored);
                 }
             }
+            Icmpv4Repr::TimeExceeded { header, data, .. } => {
+                // RFC 1122 3.2.2.4: passed to the transport. TCP only: for UDP it is a
+                // transient error Linux does not report without IP_RECVERR.
+                self.stats.icmp.time_exceeded_rx += 1;
+                let q = data;
+                let delivered = header.src_addr == self.cfg.address.address()
+                    && header.protocol == IpProtocol::Tcp
+                    && q.len() >= 8
+                    && self.tcp_icmp_kind(
+                        io.now,
+                        u16::from_be_bytes([q[0], q[1]]),
+                        header.dst_addr,
+                        u16::from_be_bytes([q[2], q[3]]),
+                        u32::from_be_bytes([q[4], q[5], q[6], q[7]]),
+                        sluice_tcp::IcmpError::TimeExceeded,
+                    );
+                drop(buf);
+                if delivered {
+                    self.stats.icmp.errors_delivered += 1;
+                } else {
+                    self.drop(DropReason::IcmpIgnored);
+                }
+            }
         }
     }
 

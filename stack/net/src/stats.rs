@@ -182,6 +182,8 @@ pub struct IcmpStats {
     pub echo_replies_rx: u64,
     /// Destination unreachable messages received.
     pub unreachable_rx: u64,
+    /// Time exceeded messages received.
+    pub time_exceeded_rx: u64,
     /// ... of which were delivered to the UDP or TCP socket they concern.
     pub errors_delivered: u64,
     /// Destination unreachable (port/protocol) messages sent.

@@ -946,16 +946,6 @@ impl Interface {
         seq: u32,
         err: IcmpError,
     ) -> bool {
-        let flow = FlowKey {
-            local_port,
-            remote: Endpoint::new(remote, remote_port),
-        };
-        let Some(key) = self.tcp.flows.get(&flow) else {
-            return false;
-        };
-        let Some(c) = self.tcp.conns.get_mut(key) else {
-            return false;
-        };
         use sluice_tcp::IcmpError as T;
         use Icmpv4DstUnreachable as U;
         let e = match err.reason {
@@ -967,6 +957,29 @@ impl Interface {
             },
             U::NetProhibited | U::HostProhibited | U::CommProhibited => T::AdminProhibited,
             _ => T::HostUnreachable,
+        };
+        self.tcp_icmp_kind(now, local_port, remote, remote_port, seq, e)
+    }
+
+    /// Hands an ICMP error (as TCP names it) to the connection it quotes; false if none.
+    pub(crate) fn tcp_icmp_kind(
+        &mut self,
+        now: Instant,
+        local_port: u16,
+        remote: Ipv4Address,
+        remote_port: u16,
+        seq: u32,
+        e: sluice_tcp::IcmpError,
+    ) -> bool {
+        let flow = FlowKey {
+            local_port,
+            remote: Endpoint::new(remote, remote_port),
+        };
+        let Some(key) = self.tcp.flows.get(&flow) else {
+            return false;
+        };
+        let Some(c) = self.tcp.conns.get_mut(key) else {
+            return false;
         };
         c.tcb.on_icmp_error(now, e, SeqNumber(seq));
         c.dirty = true;

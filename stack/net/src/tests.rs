@@ -1517,3 +1517,32 @@ fn gro_never_merges_across_a_hole_a_flag_change_or_another_flow() {
     );
     assert_eq!(f.iface.tcp_recv(b, &mut buf), Ok(2 * mss));
 }
+
+/// RFC 1122 3.2.2.4: Time Exceeded reaches TCP; answering a SYN it fails the connect with
+/// EHOSTUNREACH (`ConnError::Unreachable`).
+#[test]
+fn icmp_time_exceeded_reaches_a_connecting_tcb() {
+    let mut f = Fixture::new(config(true));
+    f.iface.poll(f.now, &mut f.dev);
+    let h = f.iface.tcp_connect(PEER_IP, 80).unwrap();
+    let out = f.poll();
+    let (r, l4) = parse_ip(&out[0]);
+    let repr = Icmpv4Repr::TimeExceeded {
+        code: 0,
+        header: r,
+        data: &l4[..8],
+    };
+    let mut p = vec![0u8; repr.buffer_len()];
+    repr.emit(
+        &mut Icmpv4Packet::new_unchecked(&mut p[..]),
+        &ChecksumCaps::software(),
+    );
+    f.inject(&ip(PEER_IP, OUR_IP, IpProtocol::Icmp, &p));
+    f.poll();
+    assert_eq!(f.iface.stats().icmp.time_exceeded_rx, 1);
+    assert_eq!(f.iface.stats().icmp.errors_delivered, 1);
+    assert_eq!(f.iface.tcp_state(h), TcpState::Closed);
+    assert_eq!(f.iface.tcp_error(h), Some(ConnError::Unreachable));
+    assert!(f.iface.tcp_close(h));
+    f.poll();
+}

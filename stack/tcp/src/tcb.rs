@@ -660,6 +660,11 @@ impl Tcb {
             IcmpError::PortUnreachable if self.state == State::SynSent => {
                 self.enter_closed(Some(ConnError::Refused));
             }
+            // Time exceeded answering our SYN (a routing loop, a TTL too small): the
+            // connection cannot be made, EHOSTUNREACH (as Linux); later it is soft.
+            IcmpError::TimeExceeded if self.state == State::SynSent => {
+                self.enter_closed(Some(ConnError::Unreachable));
+            }
             e if e.is_hard() && self.state == State::SynSent => {
                 self.enter_closed(Some(ConnError::Unreachable));
             }

@@ -1,4 +1,4 @@
-//! ICMPv4 (RFC 792): echo request/reply and destination unreachable.
+//! ICMPv4 (RFC 792): echo request/reply, destination unreachable and time exceeded.
 //!
 //! Other message types parse as `Err(Unsupported)`. The view's buffer is the whole ICMP
 //! message (the IPv4 payload, already trimmed to `total_len`): the checksum covers all of
@@ -276,6 +276,13 @@ pub enum Icmpv4Repr<'a> {
         /// TCP/UDP ports and the TCP sequence number); emit writes whatever is given.
         data: &'a [u8],
     },
+    /// Time exceeded (code 0: TTL exceeded in transit; 1: fragment reassembly time
+    /// exceeded), quoting the offending datagram as `DstUnreachable` does.
+    TimeExceeded {
+        code: u8,
+        header: Ipv4Repr,
+        data: &'a [u8],
+    },
 }
 
 impl<'a> Icmpv4Repr<'a> {
@@ -285,6 +292,7 @@ impl<'a> Icmpv4Repr<'a> {
     ///   `Truncated`; quoting something that is not an IPv4 header (version, IHL, total
     ///   length below IHL): `Malformed`. The quoted header's checksum is not verified
     ///   and a quoted fragment is fine;
+    /// - time exceeded: as destination unreachable;
     /// - any other type: `Unsupported`.
     pub fn parse<T: AsRef<[u8]> + ?Sized>(
         packet: &Icmpv4Packet<&'a T>,
@@ -318,6 +326,14 @@ impl<'a> Icmpv4Repr<'a> {
                     data,
                 })
             }
+            Icmpv4Message::TimeExceeded => {
+                let (header, data) = parse_quoted(payload)?;
+                Ok(Icmpv4Repr::TimeExceeded {
+                    code: packet.msg_code(),
+                    header,
+                    data,
+                })
+            }
             _ => Err(Error::Unsupported),
         }
     }
@@ -328,7 +344,9 @@ impl<'a> Icmpv4Repr<'a> {
             Icmpv4Repr::EchoRequest { data, .. } | Icmpv4Repr::EchoReply { data, .. } => {
                 HEADER_LEN + data.len()
             }
-            Icmpv4Repr::DstUnreachable { data, .. } => HEADER_LEN + ipv4::HEADER_LEN + data.len(),
+            Icmpv4Repr::DstUnreachable { data, .. } | Icmpv4Repr::TimeExceeded { data, .. } => {
+                HEADER_LEN + ipv4::HEADER_LEN + data.len()
+            }
         }
     }
 
@@ -362,6 +380,18 @@ impl<'a> Icmpv4Repr<'a> {
                 packet.set_msg_type(Icmpv4Message::DstUnreachable);
                 packet.set_msg_code(reason.into());
                 packet.set_next_hop_mtu(next_hop_mtu);
+                let payload = packet.payload_mut();
+                let (quoted_header, quoted_data) = payload.split_at_mut(ipv4::HEADER_LEN);
+                header.emit(
+                    &mut ipv4::Ipv4Packet::new_unchecked(quoted_header),
+                    &ChecksumCaps::software(),
+                );
+                quoted_data.copy_from_slice(data);
+            }
+            Icmpv4Repr::TimeExceeded { code, header, data } => {
+                packet.set_msg_type(Icmpv4Message::TimeExceeded);
+                packet.set_msg_code(code);
+                packet.set_next_hop_mtu(0); // the unused field
                 let payload = packet.payload_mut();
                 let (quoted_header, quoted_data) = payload.split_at_mut(ipv4::HEADER_LEN);
                 header.emit(
@@ -566,7 +596,24 @@ mod tests {
         assert!(Icmpv4Repr::parse(&Icmpv4Packet::new_unchecked(&bad[..]), &ChecksumCaps::ignored()).is_ok());
         assert_eq!(parse(&with(ECHO_REQUEST, |b| b[1] = 1)), Err(Error::Malformed));
         assert_eq!(parse(&with(ECHO_REQUEST, |b| b[0] = 13)), Err(Error::Unsupported));
-        assert_eq!(parse(&with(ECHO_REQUEST, |b| b[0] = 11)), Err(Error::Unsupported));
+        assert_eq!(parse(&with(ECHO_REQUEST, |b| b[0] = 12)), Err(Error::Unsupported));
+        // Time exceeded quotes like destination unreachable; emit gives the same bytes back.
+        let te = with(PORT_UNREACHABLE, |b| {
+            b[0] = 11;
+            b[1] = 0;
+            b[4..8].fill(0);
+        });
+        let Ok(r @ Icmpv4Repr::TimeExceeded { code: 0, data, .. }) = parse(&te) else {
+            panic!("time exceeded: {:?}", parse(&te));
+        };
+        assert_eq!(data.len(), QUOTED_PAYLOAD_LEN);
+        let mut out = [0u8; 36];
+        assert_eq!(r.buffer_len(), out.len());
+        r.emit(
+            &mut Icmpv4Packet::new_unchecked(&mut out[..]),
+            &ChecksumCaps::software(),
+        );
+        assert_eq!(out, te);
         // Quoted header: version, IHL, total length, and too little quoted.
         assert_eq!(
             parse(&with(PORT_UNREACHABLE, |b| b[8] = 0x65)),

@@ -542,6 +542,23 @@ fn icmp_hard_error_aborts_only_syn_sent() {
     assert_eq!(e.soft_error(), Some(IcmpError::PortUnreachable));
 }
 
+/// Time exceeded answering the SYN: EHOSTUNREACH (as Linux); once established, soft.
+#[test]
+fn icmp_time_exceeded_aborts_syn_sent_and_is_soft_later() {
+    let mut s = tcb_syn_sent();
+    s.on_icmp_error(ms(0), IcmpError::TimeExceeded, LOCAL_SEQ);
+    assert_eq!(
+        (s.state(), s.error()),
+        (State::Closed, Some(ConnError::Unreachable))
+    );
+    let mut e = tcb_established();
+    e.send(b"abc").unwrap();
+    drain(&mut e, ms(0));
+    e.on_icmp_error(ms(0), IcmpError::TimeExceeded, LOCAL_SEQ + 1);
+    assert_eq!(e.state(), State::Established);
+    assert_eq!(e.soft_error(), Some(IcmpError::TimeExceeded));
+}
+
 // ---- simultaneous open (RFC 9293 figure 8) ----
 
 #[test]
