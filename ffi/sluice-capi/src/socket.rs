@@ -25,6 +25,7 @@ impl Stack {
             rcvbuf: self.cfg.tcp.recv_buffer.min(i32::MAX as usize) as u32,
             sndbuf: self.cfg.tcp.send_buffer.min(i32::MAX as usize) as u32,
             keepalive: false,
+            keep: sluice_net::Keepalive::default(),
             reuseaddr: false,
             linger: None,
             rcvtimeo: None,

@@ -5,8 +5,9 @@
 //! port check), SO_ERROR (reads and clears the pending error), TCP_MAXSEG read on a
 //! connection (the MSS in use).
 //!
-//! TCP_NODELAY and SO_KEEPALIVE apply to a live connection at once, and to a connection
-//! when it is opened. On a listening socket, TCP_NODELAY, SO_KEEPALIVE, TCP_MAXSEG,
+//! TCP_NODELAY, SO_KEEPALIVE and TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT (RFC 1122
+//! 4.2.3.6; Linux's defaults 7200 s, 75 s, 9 and bounds) apply to a live connection at
+//! once, and to a connection when it is opened. On a listening socket, TCP_NODELAY, SO_KEEPALIVE, TCP_MAXSEG,
 //! SO_RCVBUF and SO_SNDBUF set before `listen` become the settings of the connections it
 //! accepts (buffers are allocated when a connection is created, so they cannot change
 //! later, nor for `connect`, which takes the instance's `--rcvbuf=`/`--sndbuf=`). Values
@@ -21,6 +22,15 @@ use crate::stack::{Kind, Shared, Stack, TcpSt};
 fn int(val: &[u8]) -> Res<i32> {
     let b: [u8; 4] = val.get(..4).and_then(|b| b.try_into().ok()).ok_or(EINVAL)?;
     Ok(i32::from_ne_bytes(b))
+}
+
+/// A positive count of at most `max` (EINVAL otherwise, as Linux).
+fn bounded(v: i32, max: i32) -> Res<u64> {
+    if (1..=max).contains(&v) {
+        Ok(v as u64)
+    } else {
+        Err(EINVAL)
+    }
 }
 
 fn put_int(out: &mut [u8], v: i32) -> Res<usize> {
@@ -79,7 +89,7 @@ pub(crate) fn apply_live(
     o: &crate::stack::SockOpts,
 ) {
     iface.tcp_set_nodelay(h, o.nodelay);
-    iface.tcp_set_keepalive(h, o.keepalive.then(sluice_net::Keepalive::default));
+    iface.tcp_set_keepalive(h, o.keepalive.then_some(o.keep));
 }
 
 /// The TCP settings of the connections a listener with these options accepts.
@@ -89,7 +99,7 @@ pub(crate) fn listener_config(
 ) -> sluice_net::TcpConfig {
     let mut cfg = base;
     cfg.nodelay = o.nodelay;
-    cfg.keepalive = o.keepalive.then(sluice_net::Keepalive::default);
+    cfg.keepalive = o.keepalive.then_some(o.keep);
     cfg.recv_buffer = o.rcvbuf as usize;
     cfg.send_buffer = o.sndbuf as usize;
     if let Some(m) = o.maxseg {
@@ -125,6 +135,16 @@ impl Shared {
                 (libc::SOL_SOCKET, libc::SO_RCVTIMEO) => o.rcvtimeo = timeval(val)?,
                 (libc::SOL_SOCKET, libc::SO_SNDTIMEO) => o.sndtimeo = timeval(val)?,
                 (libc::IPPROTO_TCP, libc::TCP_NODELAY) if tcp => o.nodelay = int(val)? != 0,
+                // RFC 1122 4.2.3.6, with Linux's bounds (MAX_TCP_KEEPIDLE, MAX_TCP_KEEPCNT).
+                (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) if tcp => {
+                    o.keep.idle = Duration::from_secs(bounded(int(val)?, 32767)?);
+                }
+                (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) if tcp => {
+                    o.keep.interval = Duration::from_secs(bounded(int(val)?, 32767)?);
+                }
+                (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) if tcp => {
+                    o.keep.count = bounded(int(val)?, 127)? as u32
+                }
                 (libc::IPPROTO_TCP, libc::TCP_MAXSEG) if tcp => {
                     let v = int(val)?;
                     if v != 0 && !(88..=32767).contains(&v) {
@@ -137,7 +157,12 @@ impl Shared {
             }
             if matches!(
                 (level, name),
-                (libc::IPPROTO_TCP, libc::TCP_NODELAY) | (libc::SOL_SOCKET, libc::SO_KEEPALIVE)
+                (libc::IPPROTO_TCP, libc::TCP_NODELAY)
+                    | (libc::SOL_SOCKET, libc::SO_KEEPALIVE)
+                    | (
+                        libc::IPPROTO_TCP,
+                        libc::TCP_KEEPIDLE | libc::TCP_KEEPINTVL | libc::TCP_KEEPCNT
+                    )
             ) {
                 let (iface, s) = st.parts(fd)?;
                 if let Kind::Tcp(TcpSt::Conn(c)) = s.kind {
@@ -183,6 +208,11 @@ impl Shared {
                 (libc::SOL_SOCKET, libc::SO_RCVTIMEO) => put_timeval(out, o.rcvtimeo),
                 (libc::SOL_SOCKET, libc::SO_SNDTIMEO) => put_timeval(out, o.sndtimeo),
                 (libc::IPPROTO_TCP, libc::TCP_NODELAY) if tcp => put_int(out, o.nodelay as i32),
+                (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) if tcp => put_int(out, o.keep.idle.as_secs() as i32),
+                (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) if tcp => {
+                    put_int(out, o.keep.interval.as_secs() as i32)
+                }
+                (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) if tcp => put_int(out, o.keep.count as i32),
                 (libc::IPPROTO_TCP, libc::TCP_MAXSEG) if tcp => {
                     let live = match s.kind {
                         Kind::Tcp(TcpSt::Conn(c)) => st.iface.tcp_tcb(c.h).map(|t| t.mss() as u32),

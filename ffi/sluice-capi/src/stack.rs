@@ -48,6 +48,8 @@ pub struct SockOpts {
     pub rcvbuf: u32,
     pub sndbuf: u32,
     pub keepalive: bool,
+    /// TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT (Linux's defaults: 7200 s, 75 s, 9).
+    pub keep: sluice_net::Keepalive,
     pub reuseaddr: bool,
     /// SO_LINGER: `Some(seconds)` when on.
     pub linger: Option<i32>,

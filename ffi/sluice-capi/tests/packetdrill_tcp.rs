@@ -357,6 +357,60 @@ fn reset_in_last_ack_is_reported() {
     pd.close(fd).unwrap();
 }
 
+/// RFC 1122 4.2.3.6 knobs: TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, read back and obeyed
+/// (first probe after the idle time, the next after the interval, the connection given
+/// up with ETIMEDOUT after the count).
+#[test]
+fn keepalive_idle_interval_and_count() {
+    let pd = Pd::new(PLAIN);
+    let (_, fd, iss) = passive(&pd);
+    let tcp = libc::IPPROTO_TCP;
+    assert_eq!(
+        pd.getsockopt_int(fd, tcp, libc::TCP_KEEPIDLE),
+        Ok(7200),
+        "Linux's default"
+    );
+    assert_eq!(
+        pd.setsockopt_int(fd, tcp, libc::TCP_KEEPIDLE, 0).unwrap_err(),
+        libc::EINVAL
+    );
+    assert_eq!(
+        pd.setsockopt_int(fd, tcp, libc::TCP_KEEPCNT, 128).unwrap_err(),
+        libc::EINVAL
+    );
+    pd.setsockopt_int(fd, tcp, libc::TCP_KEEPIDLE, 2).unwrap();
+    pd.setsockopt_int(fd, tcp, libc::TCP_KEEPINTVL, 1).unwrap();
+    pd.setsockopt_int(fd, tcp, libc::TCP_KEEPCNT, 2).unwrap();
+    assert_eq!(pd.getsockopt_int(fd, tcp, libc::TCP_KEEPIDLE), Ok(2));
+    assert_eq!(pd.getsockopt_int(fd, tcp, libc::TCP_KEEPINTVL), Ok(1));
+    assert_eq!(pd.getsockopt_int(fd, tcp, libc::TCP_KEEPCNT), Ok(2));
+    let t0 = pd.now_us();
+    pd.setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)
+        .unwrap();
+    // Probes: <SEQ=SND.NXT-1>, no data.
+    let (p1, t1) = pd.expect_tcp();
+    assert_eq!(p1, Seg::new(SP, PP, NONE, iss, Some(PISN + 1)).win(65535));
+    assert!(
+        (1_900_000..2_200_000).contains(&(t1 - t0)),
+        "first probe after {} us",
+        t1 - t0
+    );
+    let (_, t2) = pd.expect_tcp();
+    assert!(
+        (900_000..1_200_000).contains(&(t2 - t1)),
+        "second probe {} us later",
+        t2 - t1
+    );
+    // Unanswered: given up.
+    let (rst, _) = pd.expect_tcp();
+    assert!(rst.flags & RST != 0, "{rst:?}");
+    assert_eq!(
+        pd.getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR),
+        Ok(libc::ETIMEDOUT)
+    );
+    pd.close(fd).unwrap();
+}
+
 #[test]
 fn connection_refused() {
     let pd = Pd::new(PLAIN);
