@@ -26,6 +26,8 @@ impl Stack {
             sndbuf: self.cfg.tcp.send_buffer.min(i32::MAX as usize) as u32,
             keepalive: false,
             keep: sluice_net::Keepalive::default(),
+            user_timeout: self.cfg.tcp.user_timeout,
+            syncnt: self.cfg.tcp.max_syn_retransmissions,
             reuseaddr: false,
             linger: None,
             rcvtimeo: None,

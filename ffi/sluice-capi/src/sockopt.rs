@@ -90,6 +90,8 @@ pub(crate) fn apply_live(
 ) {
     iface.tcp_set_nodelay(h, o.nodelay);
     iface.tcp_set_keepalive(h, o.keepalive.then_some(o.keep));
+    iface.tcp_set_user_timeout(h, o.user_timeout);
+    iface.tcp_set_syn_retries(h, o.syncnt);
 }
 
 /// The TCP settings of the connections a listener with these options accepts.
@@ -100,6 +102,8 @@ pub(crate) fn listener_config(
     let mut cfg = base;
     cfg.nodelay = o.nodelay;
     cfg.keepalive = o.keepalive.then_some(o.keep);
+    cfg.user_timeout = o.user_timeout;
+    cfg.max_syn_retransmissions = o.syncnt;
     cfg.recv_buffer = o.rcvbuf as usize;
     cfg.send_buffer = o.sndbuf as usize;
     if let Some(m) = o.maxseg {
@@ -145,6 +149,15 @@ impl Shared {
                 (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) if tcp => {
                     o.keep.count = bounded(int(val)?, 127)? as u32
                 }
+                // RFC 1122 4.2.3.5 R2, in milliseconds; 0: the system's (the count alone).
+                (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) if tcp => {
+                    let ms = int(val)?;
+                    if ms < 0 {
+                        return Err(EINVAL);
+                    }
+                    o.user_timeout = (ms > 0).then(|| Duration::from_millis(ms as u64));
+                }
+                (libc::IPPROTO_TCP, libc::TCP_SYNCNT) if tcp => o.syncnt = bounded(int(val)?, 127)? as u32,
                 (libc::IPPROTO_TCP, libc::TCP_MAXSEG) if tcp => {
                     let v = int(val)?;
                     if v != 0 && !(88..=32767).contains(&v) {
@@ -161,7 +174,11 @@ impl Shared {
                     | (libc::SOL_SOCKET, libc::SO_KEEPALIVE)
                     | (
                         libc::IPPROTO_TCP,
-                        libc::TCP_KEEPIDLE | libc::TCP_KEEPINTVL | libc::TCP_KEEPCNT
+                        libc::TCP_KEEPIDLE
+                            | libc::TCP_KEEPINTVL
+                            | libc::TCP_KEEPCNT
+                            | libc::TCP_USER_TIMEOUT
+                            | libc::TCP_SYNCNT
                     )
             ) {
                 let (iface, s) = st.parts(fd)?;
@@ -213,6 +230,12 @@ impl Shared {
                     put_int(out, o.keep.interval.as_secs() as i32)
                 }
                 (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) if tcp => put_int(out, o.keep.count as i32),
+                (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) if tcp => put_int(
+                    out,
+                    o.user_timeout
+                        .map_or(0, |d| d.as_millis().min(i32::MAX as u128) as i32),
+                ),
+                (libc::IPPROTO_TCP, libc::TCP_SYNCNT) if tcp => put_int(out, o.syncnt as i32),
                 (libc::IPPROTO_TCP, libc::TCP_MAXSEG) if tcp => {
                     let live = match s.kind {
                         Kind::Tcp(TcpSt::Conn(c)) => st.iface.tcp_tcb(c.h).map(|t| t.mss() as u32),

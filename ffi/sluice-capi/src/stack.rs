@@ -50,6 +50,10 @@ pub struct SockOpts {
     pub keepalive: bool,
     /// TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT (Linux's defaults: 7200 s, 75 s, 9).
     pub keep: sluice_net::Keepalive,
+    /// TCP_USER_TIMEOUT (`None`: 0, the retransmission count alone decides).
+    pub user_timeout: Option<Duration>,
+    /// TCP_SYNCNT: SYN retransmissions before an open is given up.
+    pub syncnt: u32,
     pub reuseaddr: bool,
     /// SO_LINGER: `Some(seconds)` when on.
     pub linger: Option<i32>,

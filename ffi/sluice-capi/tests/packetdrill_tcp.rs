@@ -411,6 +411,68 @@ fn keepalive_idle_interval_and_count() {
     pd.close(fd).unwrap();
 }
 
+/// RFC 1122 4.2.3.5: the give-up time R2 per socket (TCP_USER_TIMEOUT, ms) and the SYN
+/// retransmission count (TCP_SYNCNT), read back and obeyed.
+#[test]
+fn user_timeout_and_syn_count() {
+    let pd = Pd::new(PLAIN);
+    let tcp = libc::IPPROTO_TCP;
+    // TCP_SYNCNT 1: the SYN, one retransmission, then ETIMEDOUT.
+    let fd = pd.socket(libc::SOCK_STREAM | libc::SOCK_NONBLOCK).unwrap();
+    assert_eq!(
+        pd.setsockopt_int(fd, tcp, libc::TCP_SYNCNT, 0).unwrap_err(),
+        libc::EINVAL
+    );
+    pd.setsockopt_int(fd, tcp, libc::TCP_SYNCNT, 1).unwrap();
+    assert_eq!(pd.getsockopt_int(fd, tcp, libc::TCP_SYNCNT), Ok(1));
+    assert_eq!(pd.connect(fd, REMOTE, 81).unwrap_err(), libc::EINPROGRESS);
+    let (syn, t0) = pd.expect_tcp();
+    assert!(syn.flags & SYN != 0);
+    let (again, t1) = pd.expect_tcp();
+    assert_eq!(
+        (again.flags & SYN != 0, again.seq),
+        (true, syn.seq),
+        "retransmitted SYN"
+    );
+    assert!(t1 > t0);
+    let mut err = Ok(0);
+    for _ in 0..50 {
+        pd.usleep(100_000);
+        err = pd.getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR);
+        if err != Ok(0) {
+            break;
+        }
+    }
+    assert_eq!(err, Ok(libc::ETIMEDOUT), "gave up after one retransmission");
+    let _ = pd.close(fd);
+
+    // TCP_USER_TIMEOUT 1500 ms: unacknowledged data is given up at the first RTO past it,
+    // long before the 15 retransmissions.
+    let (_, fd, _) = passive(&pd);
+    assert_eq!(pd.getsockopt_int(fd, tcp, libc::TCP_USER_TIMEOUT), Ok(0));
+    pd.setsockopt_int(fd, tcp, libc::TCP_USER_TIMEOUT, 1500).unwrap();
+    assert_eq!(pd.getsockopt_int(fd, tcp, libc::TCP_USER_TIMEOUT), Ok(1500));
+    assert_eq!(pd.write(fd, b"lost"), Ok(4));
+    let (_, t0) = pd.expect_tcp();
+    let mut err = Ok(0);
+    let mut waited = 0;
+    while waited < 10_000 {
+        pd.usleep(100_000);
+        waited += 100;
+        err = pd.getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR);
+        if err != Ok(0) {
+            break;
+        }
+    }
+    assert_eq!(err, Ok(libc::ETIMEDOUT));
+    let elapsed = pd.now_us() - t0;
+    assert!(
+        (1_500_000..5_000_000).contains(&elapsed),
+        "given up after {elapsed} us"
+    );
+    let _ = pd.close(fd);
+}
+
 #[test]
 fn connection_refused() {
     let pd = Pd::new(PLAIN);

@@ -584,6 +584,16 @@ impl Interface {
     /// Live connections (including those not yet accepted or closing).
     /// Nagle's algorithm off (`true`) or on for this connection (TCP_NODELAY). False if
     /// the handle is stale.
+    /// The connection's give-up time (TCP_USER_TIMEOUT). False if the handle is stale.
+    pub fn tcp_set_user_timeout(&mut self, h: TcpHandle, timeout: Option<core::time::Duration>) -> bool {
+        self.touch(h, |c| c.tcb.set_user_timeout(timeout))
+    }
+
+    /// SYN retransmissions before an open is given up (TCP_SYNCNT). False if stale.
+    pub fn tcp_set_syn_retries(&mut self, h: TcpHandle, retries: u32) -> bool {
+        self.touch(h, |c| c.tcb.set_syn_retries(retries))
+    }
+
     pub fn tcp_set_nodelay(&mut self, h: TcpHandle, nodelay: bool) -> bool {
         // Queued small segments may go now.
         self.touch(h, |c| c.tcb.set_nodelay(nodelay))

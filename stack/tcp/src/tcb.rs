@@ -288,6 +288,19 @@ impl Tcb {
         self.cfg.nodelay = nodelay;
     }
 
+    /// The give-up time R2 (RFC 1122 4.2.3.5, TCP_USER_TIMEOUT): with `Some`, the
+    /// connection is abandoned (`ConnError::TimedOut`) when data has gone unacknowledged
+    /// that long, at the next retransmission timeout; `None`: the retransmission count
+    /// decides alone.
+    pub fn set_user_timeout(&mut self, timeout: Option<core::time::Duration>) {
+        self.cfg.user_timeout = timeout;
+    }
+
+    /// How many times a SYN is retransmitted before the open is given up (TCP_SYNCNT).
+    pub fn set_syn_retries(&mut self, retries: u32) {
+        self.cfg.max_syn_retransmissions = retries;
+    }
+
     /// Turns keepalive on with these parameters, or off, from `now` on (SO_KEEPALIVE).
     pub fn set_keepalive(&mut self, now: Instant, keepalive: Option<crate::Keepalive>) {
         self.cfg.keepalive = keepalive;
