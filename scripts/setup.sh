@@ -45,6 +45,14 @@ if command -v fuser >/dev/null 2>&1; then
     fuser -s "$f" 2>/dev/null || rm -f "$f"
   done
 fi
+# Runtime directories of Sluice processes that are gone (/var/run/dpdk/sluice-PID; a clean
+# exit removes its own, a killed process cannot).
+for d in /var/run/dpdk/sluice-*; do
+  [ -d "$d" ] || continue
+  pid=${d##*/sluice-}
+  case "$pid" in ''|*[!0-9]*) continue ;; esac
+  kill -0 "$pid" 2>/dev/null || rm -rf "$d"
+done
 free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
 echo "setup: HugePages_Free=$free, DPDK $(pkg-config --modversion libdpdk)"
 if [ "$free" -lt 64 ]; then

@@ -292,3 +292,34 @@ fn a_listener_that_cannot_bind_fails_the_run() {
     );
     assert!(!out.stderr.contains("App {"), "Debug output: {}", out.stderr);
 }
+
+/// A clean exit leaves nothing in /var/run/dpdk: the runtime directory of the default
+/// file prefix (`sluice-PID`, several MB with --no-huge) is removed.
+#[test]
+fn a_clean_exit_removes_its_runtime_directory() {
+    if !root() {
+        return;
+    }
+    let ns = Netns::new("rundir");
+    let mut c = ns.cmd(ECHO);
+    c.args([
+        "--stack",
+        "sluice",
+        "--port",
+        "tap:sl0",
+        "--ip",
+        "198.18.0.2/24",
+        "--listen",
+        "7",
+    ]);
+    c.args(["--seconds", "1"]);
+    let out = Proc::spawn(c).wait(Duration::from_secs(30));
+    assert!(out.success(), "{}\n{}", out.stdout, out.stderr);
+    let dir = out
+        .stderr
+        .split_whitespace()
+        .find(|w| w.starts_with("/var/run/dpdk/sluice-"))
+        .map(|w| w.trim_end_matches("/mp_socket").to_string())
+        .expect("EAL names its runtime directory");
+    assert!(!std::path::Path::new(&dir).exists(), "{dir} left behind");
+}

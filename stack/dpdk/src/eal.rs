@@ -172,8 +172,25 @@ impl Eal {
 
 impl Drop for Eal {
     fn drop(&mut self) {
+        // The runtime directory (/var/run/dpdk/PREFIX: memory maps, the multi-process
+        // socket; megabytes with --no-huge) stays after a clean exit. Ours, named after
+        // this process (`sluice-PID`, the default prefix), is removed after the cleanup.
+        // SAFETY: a plain query after EAL init; the string is EAL's own, NUL-terminated.
+        let dir = unsafe {
+            let p = dpdk_sys::rte_eal_get_runtime_dir();
+            (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+        };
         // SAFETY: EAL was initialised by this value; nothing uses DPDK after it is dropped.
         unsafe { dpdk_sys::rte_eal_cleanup() };
+        if let Some(dir) = dir {
+            let ours = format!("sluice-{}", std::process::id());
+            if std::path::Path::new(&dir)
+                .file_name()
+                .is_some_and(|n| n == ours.as_str())
+            {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
     }
 }
 
