@@ -43,7 +43,27 @@ impl std::str::FromStr for PortSpec {
             }
         };
         match kind {
+            // Linux names an interface in at most 15 bytes (IFNAMSIZ - 1); a longer name
+            // made net_tap fail with "no DPDK port named net_tap0".
+            "tap" if arg.len() > 15 => Err(ConfigError::Invalid {
+                field: "port",
+                value: s.into(),
+                hint: "tap:NAME with NAME at most 15 characters (a Linux interface name)",
+            }),
             "tap" => Ok(PortSpec::Tap(nonempty(arg)?)),
+            // net_vhost creates the socket: its directory must exist (else EAL said only
+            // "rte_eth_dev_configure failed: Operation not permitted").
+            "vhost"
+                if std::path::Path::new(arg)
+                    .parent()
+                    .is_some_and(|d| !d.as_os_str().is_empty() && !d.is_dir()) =>
+            {
+                Err(ConfigError::Invalid {
+                    field: "port",
+                    value: s.into(),
+                    hint: "vhost:PATH in an existing directory (net_vhost creates the socket there)",
+                })
+            }
             "vhost" => Ok(PortSpec::Vhost(nonempty(arg)?)),
             "virtio" => Ok(PortSpec::Virtio(nonempty(arg)?)),
             _ => Ok(PortSpec::Name(nonempty(s)?)),
@@ -354,24 +374,40 @@ impl Config {
     }
 
     pub fn cidr(&self) -> Result<Ipv4Cidr, ConfigError> {
-        parse_cidr(&self.ip).ok_or_else(|| ConfigError::Invalid {
+        let c = parse_cidr(&self.ip).ok_or_else(|| ConfigError::Invalid {
             field: "ip",
             value: self.ip.clone(),
             hint: "ADDRESS/PREFIX, e.g. 198.18.0.2/24",
-        })
+        })?;
+        // The subnet's own network and broadcast addresses are not a host's (below /31).
+        let a = c.address();
+        if c.prefix_len() < 31 && (a == c.network() || Some(a) == c.broadcast()) {
+            return Err(ConfigError::Invalid {
+                field: "ip",
+                value: self.ip.clone(),
+                hint: "a host address of the subnet, not its network or broadcast address",
+            });
+        }
+        Ok(c)
     }
 
     pub fn gateway_addr(&self) -> Result<Option<Ipv4Address>, ConfigError> {
-        self.gateway
-            .as_deref()
-            .map(|g| {
-                parse_ip(g).ok_or_else(|| ConfigError::Invalid {
-                    field: "gateway",
-                    value: g.into(),
-                    hint: "an IPv4 address",
-                })
-            })
-            .transpose()
+        let Some(g) = self.gateway.as_deref() else {
+            return Ok(None);
+        };
+        let bad = |hint| ConfigError::Invalid {
+            field: "gateway",
+            value: g.into(),
+            hint,
+        };
+        let a = parse_ip(g).ok_or_else(|| bad("an IPv4 address"))?;
+        // The gateway is reached by ARP: it must be on our subnet.
+        if let Ok(c) = self.cidr() {
+            if !c.contains(a) || a == c.address() {
+                return Err(bad("an address on the subnet of --ip (not our own)"));
+            }
+        }
+        Ok(Some(a))
     }
 
     pub fn static_arp(&self) -> Result<Vec<(Ipv4Address, EthernetAddress)>, ConfigError> {
@@ -611,6 +647,11 @@ mod tests {
             ("idle = \"nap\"", "idle"),
             ("congestion = \"bbr9\"", "congestion"),
             ("port = \"tap:\"", "port"),
+            ("port = \"tap:a-name-of-16-chrs\"", "port"),
+            ("port = \"vhost:/no/such/dir/x.sock\"", "port"),
+            ("ip = \"198.18.0.0/24\"", "ip"),
+            ("ip = \"198.18.0.255/24\"", "ip"),
+            ("ip = \"198.18.0.2/24\"\ngateway = \"198.18.1.1\"", "gateway"),
         ] {
             let e = Config::from_toml(toml).unwrap_err().to_string();
             assert!(e.contains(field) && e.contains("expected"), "{toml}: {e}");
