@@ -359,6 +359,15 @@ impl Config {
                 hint: "at least 1024 bytes",
             });
         }
+        // The NIC's rings hold 1024 + 1024 mbufs per queue; a pool smaller than that made
+        // EAL fail in a way that read like missing hugepages.
+        if self.mbufs < 4095 {
+            return Err(ConfigError::Invalid {
+                field: "mbufs",
+                value: self.mbufs.to_string(),
+                hint: "at least 4095 per queue (the rx and tx rings alone hold 2048)",
+            });
+        }
         if self.mtu < 576 {
             return Err(ConfigError::Invalid {
                 field: "mtu",
@@ -648,6 +657,7 @@ mod tests {
             ("congestion = \"bbr9\"", "congestion"),
             ("port = \"tap:\"", "port"),
             ("port = \"tap:a-name-of-16-chrs\"", "port"),
+            ("mbufs = 10", "mbufs"),
             ("port = \"vhost:/no/such/dir/x.sock\"", "port"),
             ("ip = \"198.18.0.0/24\"", "ip"),
             ("ip = \"198.18.0.255/24\"", "ip"),
