@@ -269,19 +269,7 @@ fn a_listener_that_cannot_bind_fails_the_run() {
     if !root() {
         return;
     }
-    let ns = Netns::new("bindfail");
-    let mut c = ns.cmd(ECHO);
-    c.args([
-        "--stack",
-        "sluice",
-        "--port",
-        "tap:sl0",
-        "--ip",
-        "198.18.0.2/24",
-        "--listen",
-        "0",
-    ]);
-    let out = Proc::spawn(c).wait(Duration::from_secs(30));
+    let out = echo_to_the_end("bindfail", &["--listen", "0"]);
     assert!(!out.timed_out, "did not exit by itself");
     assert!(!out.success(), "exited 0:\n{}\n{}", out.stdout, out.stderr);
     assert!(
@@ -300,20 +288,7 @@ fn a_clean_exit_removes_its_runtime_directory() {
     if !root() {
         return;
     }
-    let ns = Netns::new("rundir");
-    let mut c = ns.cmd(ECHO);
-    c.args([
-        "--stack",
-        "sluice",
-        "--port",
-        "tap:sl0",
-        "--ip",
-        "198.18.0.2/24",
-        "--listen",
-        "7",
-    ]);
-    c.args(["--seconds", "1"]);
-    let out = Proc::spawn(c).wait(Duration::from_secs(30));
+    let out = echo_to_the_end("rundir", &["--listen", "7", "--seconds", "1"]);
     assert!(out.success(), "{}\n{}", out.stdout, out.stderr);
     let dir = out
         .stderr
@@ -322,4 +297,14 @@ fn a_clean_exit_removes_its_runtime_directory() {
         .map(|w| w.trim_end_matches("/mp_socket").to_string())
         .expect("EAL names its runtime directory");
     assert!(!std::path::Path::new(&dir).exists(), "{dir} left behind");
+}
+
+/// Runs sluice-echo on Sluice over tap:sl0 in a new namespace with `args` until it exits
+/// by itself (bounded).
+fn echo_to_the_end(tag: &str, args: &[&str]) -> Output {
+    let ns = Netns::new(tag);
+    let mut c = ns.cmd(ECHO);
+    c.args(["--stack", "sluice", "--port", "tap:sl0", "--ip", "198.18.0.2/24"])
+        .args(args);
+    Proc::spawn(c).wait(Duration::from_secs(30))
 }

@@ -75,10 +75,6 @@ impl From<sluice_net::ConnError> for Error {
     }
 }
 
-fn conn_error(e: sluice_net::ConnError) -> Error {
-    Error::from(e)
-}
-
 impl Error {
     /// The Linux `errno` of this error (the one the C API would set) and its
     /// `std::io::ErrorKind`. Connection failures come from `ConnError::meaning`, the one
@@ -136,7 +132,7 @@ fn next_or_end<T>(r: Result<Option<T>, TcpRecvError>) -> Result<Option<T>, Error
         Err(TcpRecvError::Finished) => Ok(None),
         Err(TcpRecvError::InvalidHandle) => Err(Error::InvalidHandle),
         Err(TcpRecvError::InvalidState) => Err(Error::InvalidState),
-        Err(TcpRecvError::Connection(e)) => Err(conn_error(e)),
+        Err(TcpRecvError::Connection(e)) => Err(Error::from(e)),
     }
 }
 
@@ -293,7 +289,7 @@ impl TcpStream {
             Err(TcpRecvError::Finished) => Ok(0),
             Err(TcpRecvError::InvalidHandle) => Err(Error::InvalidHandle),
             Err(TcpRecvError::InvalidState) => Err(Error::InvalidState),
-            Err(TcpRecvError::Connection(e)) => Err(conn_error(e)),
+            Err(TcpRecvError::Connection(e)) => Err(Error::from(e)),
         }
     }
 
@@ -382,7 +378,7 @@ impl TcpStream {
     }
     /// The error that ended the connection, if any.
     pub fn error(&self, cx: &Cx) -> Option<Error> {
-        cx.iface().tcp_error(self.0).map(conn_error)
+        cx.iface().tcp_error(self.0).map(Error::from)
     }
     pub fn peer(&self, cx: &Cx) -> Option<Endpoint> {
         cx.iface().tcp_remote(self.0)
@@ -399,7 +395,7 @@ impl TcpStream {
 fn send_error(e: TcpSendError) -> Error {
     match e {
         TcpSendError::InvalidHandle => Error::InvalidHandle,
-        TcpSendError::Connection(e) => conn_error(e),
+        TcpSendError::Connection(e) => Error::from(e),
         _ => Error::InvalidState,
     }
 }

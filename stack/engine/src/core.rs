@@ -127,13 +127,7 @@ where
     /// next timer, which is looked for only when the round sleeps.
     pub fn idle_wait(&mut self, now: Instant) {
         let Core { iface, dev, idle, .. } = &mut *self;
-        let limit = || {
-            [iface.borrow().poll_at(), dev.poll_at()]
-                .into_iter()
-                .flatten()
-                .min()
-                .map(|t| t - now)
-        };
+        let limit = || next_deadline(iface, dev).map(|t| t - now);
         if let crate::idle::Waited::Slept(_) = idle.wait_until(limit) {
             self.stats.idle_sleeps += 1;
         }
@@ -141,10 +135,7 @@ where
 
     /// The round after which the loop may wait: the earliest timer, or a device delivery.
     pub fn poll_at(&self) -> Option<Instant> {
-        [self.iface.borrow().poll_at(), self.dev.poll_at()]
-            .into_iter()
-            .flatten()
-            .min()
+        next_deadline(&self.iface, &self.dev)
     }
 
     /// Runs rounds with `clock` until `stop` is set, idling between empty rounds.
@@ -182,4 +173,12 @@ where
         } = self;
         app.finish(&Cx::new(iface, now, *core, *cores, steering, stop));
     }
+}
+
+/// The earliest of the interface's timers and the device's next delivery.
+fn next_deadline<D: Device>(iface: &RefCell<Interface>, dev: &D) -> Option<Instant> {
+    [iface.borrow().poll_at(), dev.poll_at()]
+        .into_iter()
+        .flatten()
+        .min()
 }

@@ -839,51 +839,31 @@ impl Interface {
                 c.dirty = false;
                 return;
             };
-            let (seq, len) = (seg.seq, seg.payload.len());
-            if len > gso {
-                // A large segment: cut into full-sized ones here (software GSO).
-                if by_ref {
-                    let header = header_of(&seg);
-                    self.gso_by_ref(io, key, (&header, len), gso, dst);
-                } else {
-                    let mut out: [Option<D::Buf>; GSO_MAX] = core::array::from_fn(|_| None);
-                    let built = gso_copy(io.dev, &seg, gso, src, dst, &caps, &mut out);
-                    if let Err(reason) = built {
-                        self.drop(reason);
-                    }
-                    for buf in out.into_iter().flatten() {
-                        self.stats.tcp.segments_tx += 1;
-                        self.stats.tcp.gso_segments_tx += 1;
-                        self.send_ip(io, buf, dst, IpProtocol::Tcp);
-                    }
-                    self.stats.tcp.tx_copied_bytes += len as u64;
-                }
+            let len = seg.payload.len();
+            if by_ref && len > 0 {
+                // Zero-copy send (large segments cut here too): the header alone, then the
+                // payload by reference when it is one frame's.
+                let header = header_of(&seg);
+                self.send_by_ref(io, key, (&header, len), gso, dst);
                 continue;
             }
-            let built = if by_ref && len > 0 {
-                // Zero-copy send: the header alone, then the payload by reference when it
-                // is one frame's.
-                let header = header_of(&seg);
-                match c.tcb.tx_frame(seq, len) {
-                    Some((f, range)) => build_segment_ref(io.dev, &header, f, range, src, dst, &caps),
-                    None => {
-                        let seg = TcpRepr {
-                            payload: c.tcb.tx_bytes(seq, len),
-                            ..header
-                        };
-                        build_segment(io.dev, &seg, src, dst, &caps).map(|b| (b, false))
-                    }
+            if len > gso {
+                // A large segment: cut into full-sized ones here (software GSO).
+                let mut out: [Option<D::Buf>; GSO_MAX] = core::array::from_fn(|_| None);
+                if let Err(reason) = gso_copy(io.dev, &seg, gso, src, dst, &caps, &mut out) {
+                    self.drop(reason);
                 }
-            } else {
-                build_segment(io.dev, &seg, src, dst, &caps).map(|b| (b, false))
-            };
-            match built {
-                Ok((buf, by_ref)) => {
-                    if by_ref {
-                        self.stats.tcp.tx_zero_copy_bytes += len as u64;
-                    } else {
-                        self.stats.tcp.tx_copied_bytes += len as u64;
-                    }
+                for buf in out.into_iter().flatten() {
+                    self.stats.tcp.segments_tx += 1;
+                    self.stats.tcp.gso_segments_tx += 1;
+                    self.send_ip(io, buf, dst, IpProtocol::Tcp);
+                }
+                self.stats.tcp.tx_copied_bytes += len as u64;
+                continue;
+            }
+            match build_segment(io.dev, &seg, src, dst, &caps) {
+                Ok(buf) => {
+                    self.stats.tcp.tx_copied_bytes += len as u64;
                     self.stats.tcp.segments_tx += 1;
                     self.send_ip(io, buf, dst, IpProtocol::Tcp);
                 }
@@ -892,9 +872,10 @@ impl Interface {
         }
     }
 
-    /// Software GSO of a large segment whose payload is queued frames (zero-copy send):
-    /// each full-sized piece is sent by reference when it lies in one frame.
-    fn gso_by_ref<D: Device>(
+    /// Sends a segment of connection `key` whose payload is in its send buffer's frames
+    /// (zero-copy send), cut into full-sized pieces when it is larger (software GSO): each
+    /// piece is chained by reference when it lies in one frame, copied otherwise.
+    fn send_by_ref<D: Device>(
         &mut self,
         io: &mut Io<'_, D>,
         key: Key,
@@ -903,6 +884,7 @@ impl Interface {
         dst: Ipv4Address,
     ) {
         let (caps, src) = (self.caps, self.address());
+        let cut = len > gso;
         let mut off = 0usize;
         while off < len {
             let n = gso.min(len - off);
@@ -928,7 +910,7 @@ impl Interface {
                         self.stats.tcp.tx_copied_bytes += n as u64;
                     }
                     self.stats.tcp.segments_tx += 1;
-                    self.stats.tcp.gso_segments_tx += 1;
+                    self.stats.tcp.gso_segments_tx += u64::from(cut);
                     self.send_ip(io, buf, dst, IpProtocol::Tcp);
                 }
                 Err(reason) => self.drop(reason),

@@ -1129,12 +1129,7 @@ fn icmp_port_unreachable_aborts_a_connecting_tcb() {
         header: r,
         data: &l4[..8],
     };
-    let mut p = vec![0u8; repr.buffer_len()];
-    repr.emit(
-        &mut Icmpv4Packet::new_unchecked(&mut p[..]),
-        &ChecksumCaps::software(),
-    );
-    f.inject(&ip(PEER_IP, OUR_IP, IpProtocol::Icmp, &p));
+    f.inject(&icmp_from_peer(&repr));
     f.poll();
     assert_eq!(f.iface.stats().icmp.errors_delivered, 1);
     assert_eq!(f.iface.tcp_state(h), TcpState::Closed);
@@ -1532,12 +1527,7 @@ fn icmp_time_exceeded_reaches_a_connecting_tcb() {
         header: r,
         data: &l4[..8],
     };
-    let mut p = vec![0u8; repr.buffer_len()];
-    repr.emit(
-        &mut Icmpv4Packet::new_unchecked(&mut p[..]),
-        &ChecksumCaps::software(),
-    );
-    f.inject(&ip(PEER_IP, OUR_IP, IpProtocol::Icmp, &p));
+    f.inject(&icmp_from_peer(&repr));
     f.poll();
     assert_eq!(f.iface.stats().icmp.time_exceeded_rx, 1);
     assert_eq!(f.iface.stats().icmp.errors_delivered, 1);
@@ -1545,4 +1535,14 @@ fn icmp_time_exceeded_reaches_a_connecting_tcb() {
     assert_eq!(f.iface.tcp_error(h), Some(ConnError::Unreachable));
     assert!(f.iface.tcp_close(h));
     f.poll();
+}
+
+/// A frame from the peer carrying the ICMP message `repr`.
+fn icmp_from_peer(repr: &Icmpv4Repr) -> Vec<u8> {
+    let mut p = vec![0u8; repr.buffer_len()];
+    repr.emit(
+        &mut Icmpv4Packet::new_unchecked(&mut p[..]),
+        &ChecksumCaps::software(),
+    );
+    ip(PEER_IP, OUR_IP, IpProtocol::Icmp, &p)
 }

@@ -380,25 +380,13 @@ impl<'a> Icmpv4Repr<'a> {
                 packet.set_msg_type(Icmpv4Message::DstUnreachable);
                 packet.set_msg_code(reason.into());
                 packet.set_next_hop_mtu(next_hop_mtu);
-                let payload = packet.payload_mut();
-                let (quoted_header, quoted_data) = payload.split_at_mut(ipv4::HEADER_LEN);
-                header.emit(
-                    &mut ipv4::Ipv4Packet::new_unchecked(quoted_header),
-                    &ChecksumCaps::software(),
-                );
-                quoted_data.copy_from_slice(data);
+                emit_quoted(packet, &header, data);
             }
             Icmpv4Repr::TimeExceeded { code, header, data } => {
                 packet.set_msg_type(Icmpv4Message::TimeExceeded);
                 packet.set_msg_code(code);
                 packet.set_next_hop_mtu(0); // the unused field
-                let payload = packet.payload_mut();
-                let (quoted_header, quoted_data) = payload.split_at_mut(ipv4::HEADER_LEN);
-                header.emit(
-                    &mut ipv4::Ipv4Packet::new_unchecked(quoted_header),
-                    &ChecksumCaps::software(),
-                );
-                quoted_data.copy_from_slice(data);
+                emit_quoted(packet, &header, data);
             }
         }
         if caps.icmp.tx() {
@@ -411,6 +399,17 @@ impl<'a> Icmpv4Repr<'a> {
 
 /// Parses the datagram quoted by an ICMP error: an IPv4 header (whose total length is
 /// the original's, so it is not checked against what was quoted) and 8 payload bytes.
+/// Writes an error message's quote: the offending datagram's IPv4 header (with a correct
+/// checksum of its own) and the first bytes of its payload.
+fn emit_quoted<T: AsRef<[u8]> + AsMut<[u8]>>(packet: &mut Icmpv4Packet<T>, header: &Ipv4Repr, data: &[u8]) {
+    let (quoted_header, quoted_data) = packet.payload_mut().split_at_mut(ipv4::HEADER_LEN);
+    header.emit(
+        &mut ipv4::Ipv4Packet::new_unchecked(quoted_header),
+        &ChecksumCaps::software(),
+    );
+    quoted_data.copy_from_slice(data);
+}
+
 fn parse_quoted(quoted: &[u8]) -> Result<(Ipv4Repr, &[u8])> {
     if quoted.len() < ipv4::HEADER_LEN {
         return Err(Error::Truncated);
