@@ -229,6 +229,11 @@ impl<S: Session> Conn<S> {
     pub fn wants_write(&self) -> bool {
         !self.out.is_empty()
     }
+    /// Shut down and waiting for the peer's FIN, until the linger time: a step is due
+    /// without an event.
+    pub fn lingering(&self) -> bool {
+        self.shut && !self.eof
+    }
 
     /// Reads, lets the session work, writes, and shuts down or closes when it is time.
     pub fn step(&mut self, io: &mut impl Transport, t: &mut Tally, now: u64) -> Step {

@@ -9,9 +9,10 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use sluice_dev::{Frame, FrameMut};
+use hashbrown::HashMap;
 use sluice_net::{
-    Endpoint, Interface, ListenerHandle, TcpConnectError, TcpHandle, TcpListenError, TcpRecvError,
-    TcpSendError, TcpState, UdpHandle, UdpRecvError, UdpSendError,
+    Endpoint, Interface, ListenerHandle, Ready, ReadyCursor, ReadySocket, TcpConnectError, TcpHandle,
+    TcpListenError, TcpRecvError, TcpSendError, TcpState, UdpHandle, UdpRecvError, UdpSendError,
 };
 use sluice_wire::{Instant, Ipv4Address};
 
@@ -464,54 +465,142 @@ pub struct Event {
     pub closed: bool,
 }
 
+impl Source {
+    pub(crate) fn of(r: ReadySocket) -> Source {
+        match r {
+            ReadySocket::Tcp(h) => Source::Stream(TcpStream(h)),
+            ReadySocket::Listener(h) => Source::Listener(TcpListener(h)),
+            ReadySocket::Udp(h) => Source::Udp(UdpSocket(h)),
+        }
+    }
+
+    /// Whether it is readable, writable (asked with `want_w`), closed.
+    fn readiness(self, iface: &Interface, want_w: bool) -> (bool, bool, bool) {
+        match self {
+            Source::Listener(l) => (iface.tcp_listener_pending(l.0) > 0, false, false),
+            Source::Stream(s) => {
+                let st = iface.tcp_state(s.0);
+                let closed = matches!(st, TcpState::Closed | TcpState::TimeWait) || iface.tcp_error(s.0).is_some();
+                let eof = matches!(st, TcpState::CloseWait | TcpState::LastAck | TcpState::Closing);
+                (
+                    iface.tcp_can_recv(s.0) || eof || closed,
+                    want_w && iface.tcp_can_send(s.0),
+                    closed,
+                )
+            }
+            Source::Udp(u) => (
+                iface.udp_can_recv(u.0),
+                want_w && iface.udp_can_send(u.0),
+                false,
+            ),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Watch {
+    token: u64,
+    source: Source,
+    writable: bool,
+    /// The poll that last looked at it.
+    looked: u64,
+}
+
 /// An epoll-like interest list, level-triggered: `poll` reports every registered socket
-/// that is ready. It checks each registered socket, so keep it to the sockets of interest.
+/// that is ready.
+///
+/// It does not scan: each poll looks at the sockets the interface recorded as changed
+/// since the last (`Interface::ready_since`), those that were ready at the last poll (they
+/// may still be), and those registered since. So a poll costs what changed, however many
+/// idle sockets are registered; only a poller that skipped rounds (or is new) looks at
+/// all of them once. Register and deregister are O(1).
 #[derive(Debug, Default)]
 pub struct Poller {
-    entries: Vec<(u64, Source, bool)>,
+    watches: Vec<Watch>,
+    by_token: HashMap<u64, usize>,
+    by_source: HashMap<Source, usize>,
+    cursor: ReadyCursor,
+    /// Tokens to look at in the next poll.
+    recheck: Vec<u64>,
+    /// Scratch for the tokens of one poll.
+    todo: Vec<u64>,
+    polls: u64,
+    visited: usize,
 }
 
 impl Poller {
     pub fn new() -> Poller {
         Poller::default()
     }
-    /// Watches `source` under `token`; `writable` asks for writability too.
+    /// Watches `source` under `token`; `writable` asks for writability too. A token or a
+    /// source registered before is replaced.
     pub fn register(&mut self, token: u64, source: Source, writable: bool) {
         self.deregister(token);
-        self.entries.push((token, source, writable));
+        if let Some(&i) = self.by_source.get(&source) {
+            let old = self.watches[i].token;
+            self.deregister(old);
+        }
+        self.by_token.insert(token, self.watches.len());
+        self.by_source.insert(source, self.watches.len());
+        self.watches.push(Watch {
+            token,
+            source,
+            writable,
+            looked: 0,
+        });
+        self.recheck.push(token);
     }
     pub fn deregister(&mut self, token: u64) {
-        self.entries.retain(|e| e.0 != token);
+        let Some(i) = self.by_token.remove(&token) else {
+            return;
+        };
+        let w = self.watches.swap_remove(i);
+        self.by_source.remove(&w.source);
+        if let Some(moved) = self.watches.get(i) {
+            self.by_token.insert(moved.token, i);
+            self.by_source.insert(moved.source, i);
+        }
     }
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.watches.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.watches.is_empty()
+    }
+    /// Sockets the last `poll` looked at (what it cost: the changed and the ready ones).
+    pub fn visited(&self) -> usize {
+        self.visited
     }
     /// Appends the ready sockets' events to `out`; returns how many.
-    pub fn poll(&self, cx: &Cx, out: &mut Vec<Event>) -> usize {
+    pub fn poll(&mut self, cx: &Cx, out: &mut Vec<Event>) -> usize {
         let before = out.len();
-        for &(token, source, want_w) in &self.entries {
-            let (readable, writable, closed) = match source {
-                Source::Listener(l) => (cx.iface().tcp_listener_pending(l.0) > 0, false, false),
-                Source::Stream(s) => {
-                    let st = cx.iface().tcp_state(s.0);
-                    let closed = matches!(st, TcpState::Closed | TcpState::TimeWait)
-                        || cx.iface().tcp_error(s.0).is_some();
-                    let eof = matches!(st, TcpState::CloseWait | TcpState::LastAck | TcpState::Closing);
-                    (
-                        cx.iface().tcp_can_recv(s.0) || eof || closed,
-                        want_w && cx.iface().tcp_can_send(s.0),
-                        closed,
-                    )
+        self.polls += 1;
+        let mut todo = std::mem::take(&mut self.todo);
+        todo.clear();
+        todo.append(&mut self.recheck);
+        let mut iface = cx.iface();
+        match iface.ready_since(&mut self.cursor) {
+            Ready::Missed => todo.extend(self.watches.iter().map(|w| w.token)),
+            Ready::Changed(changed) => {
+                for &r in changed {
+                    if let Some(&i) = self.by_source.get(&Source::of(r)) {
+                        todo.push(self.watches[i].token);
+                    }
                 }
-                Source::Udp(u) => (
-                    cx.iface().udp_can_recv(u.0),
-                    want_w && cx.iface().udp_can_send(u.0),
-                    false,
-                ),
+            }
+        }
+        self.visited = 0;
+        for &token in &todo {
+            let Some(&i) = self.by_token.get(&token) else {
+                continue; // deregistered since
             };
+            let w = &mut self.watches[i];
+            if w.looked == self.polls {
+                continue;
+            }
+            w.looked = self.polls;
+            self.visited += 1;
+            let (readable, writable, closed) = w.source.readiness(&iface, w.writable);
             if readable || writable || closed {
                 out.push(Event {
                     token,
@@ -519,8 +608,10 @@ impl Poller {
                     writable,
                     closed,
                 });
+                self.recheck.push(token);
             }
         }
+        self.todo = todo;
         out.len() - before
     }
 }

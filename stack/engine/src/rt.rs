@@ -1,23 +1,29 @@
 //! An async/await front end that runs on the core itself: `AsyncApp` is an `App` whose
 //! round polls the core's tasks. Socket futures (`accept`, `read`, `write_all`, `connect`)
-//! try the operation, and when it would block they park until their socket is ready; the
-//! runtime checks the parked sockets after each round of protocol processing.
+//! try the operation, and when it would block they park until their socket is ready.
+//! After each round of protocol processing the runtime wakes the tasks parked on the
+//! sockets the interface recorded as changed (`Interface::ready_since`) and those whose
+//! deadline passed, and polls only the woken tasks (real wakers, a run queue): a round
+//! costs what changed, however many tasks wait.
 //!
 //! Tasks are `!Send` and never leave their core. The core's interface is reached through
 //! a thread-local set for the duration of the round, so a future can only touch it while
 //! it is being polled by its own core.
 
 use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use sluice_dev::{Frame, FrameMut};
-use sluice_net::Interface;
+use hashbrown::HashMap;
+use sluice_net::{Interface, Ready, ReadyCursor};
 use sluice_wire::{Instant, Ipv4Address};
 
 use crate::api::{self, Cx, Error, Source};
@@ -30,9 +36,61 @@ struct CoreCtx {
     cores: u16,
     steering: RssSteering,
     stop: AtomicBool,
-    /// Sockets (or deadlines) tasks wait for, with the task to wake.
-    parked: RefCell<Vec<(Wait, Waker)>>,
+    /// The task waiting for each socket (most sockets have one at most).
+    waiting: RefCell<HashMap<Source, Waker>>,
+    /// Further tasks waiting for a socket that already has one in `waiting`.
+    waiting_more: RefCell<Vec<(Source, Waker)>>,
+    /// Tasks asleep, earliest deadline first.
+    sleepers: RefCell<BinaryHeap<Sleeper>>,
+    /// Numbers the sleepers so that equal deadlines keep their order.
+    sleeps: Cell<u64>,
     spawned: RefCell<Vec<Pin<Box<dyn Future<Output = ()>>>>>,
+}
+
+/// A task asleep until `at`.
+struct Sleeper {
+    at: Reverse<(Instant, u64)>,
+    waker: Waker,
+}
+
+impl PartialEq for Sleeper {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at
+    }
+}
+impl Eq for Sleeper {}
+impl PartialOrd for Sleeper {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Sleeper {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.at.cmp(&other.at)
+    }
+}
+
+impl CoreCtx {
+    /// Wakes the tasks waiting for `src`.
+    fn wake_waiting(&self, src: Source) {
+        if let Some(w) = self.waiting.borrow_mut().remove(&src) {
+            w.wake();
+        }
+        let mut more = self.waiting_more.borrow_mut();
+        if !more.is_empty() {
+            more.retain(|(s, w)| {
+                if *s == src {
+                    w.wake_by_ref();
+                }
+                *s != src
+            });
+        }
+    }
+
+    /// A socket that is closed: nobody waits for it any more.
+    fn forget(&self, src: Source) {
+        self.wake_waiting(src);
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -93,7 +151,39 @@ pub fn spawn(f: impl Future<Output = ()> + 'static) {
 }
 
 fn park(w: Wait, waker: &Waker) {
-    current().parked.borrow_mut().push((w, waker.clone()));
+    let c = current();
+    match w {
+        Wait::Until(at) => {
+            let n = c.sleeps.get();
+            c.sleeps.set(n + 1);
+            c.sleepers.borrow_mut().push(Sleeper {
+                at: Reverse((at, n)),
+                waker: waker.clone(),
+            });
+        }
+        Wait::Readable(src) | Wait::Writable(src) => {
+            let mut waiting = c.waiting.borrow_mut();
+            match waiting.get(&src) {
+                None => {
+                    waiting.insert(src, waker.clone());
+                }
+                Some(w) if w.will_wake(waker) => {}
+                Some(_) => {
+                    let mut more = c.waiting_more.borrow_mut();
+                    if !more.iter().any(|(s, w)| *s == src && w.will_wake(waker)) {
+                        more.push((src, waker.clone()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Forgets the waiters of a socket being closed (waking them: they will find it closed).
+fn forget(src: Source) {
+    if let Some(c) = CURRENT.with(|c| c.borrow().clone()) {
+        c.forget(src);
+    }
 }
 
 /// Retries `op` until it stops saying `WouldBlock`, parking on `wait` in between.
@@ -136,6 +226,7 @@ pub struct TcpListener(api::TcpListener);
 impl Drop for TcpListener {
     fn drop(&mut self) {
         let l = self.0;
+        forget(Source::Listener(l));
         try_with_cx(|cx| l.close(cx));
     }
 }
@@ -166,6 +257,7 @@ pub struct TcpStream(api::TcpStream);
 impl Drop for TcpStream {
     fn drop(&mut self) {
         let s = self.0;
+        forget(Source::Stream(s));
         try_with_cx(|cx| {
             s.close(cx);
         });
@@ -241,6 +333,7 @@ impl TcpStream {
     pub fn abort(self) {
         let s = self.0;
         std::mem::forget(self);
+        forget(Source::Stream(s));
         with_cx(|cx| {
             s.abort(cx);
         });
@@ -250,21 +343,27 @@ impl TcpStream {
     }
 }
 
-struct Flag(AtomicBool);
+/// A task's waker: puts the task on its core's run queue, once until it is polled.
+struct TaskWaker {
+    id: usize,
+    woken: AtomicBool,
+    queue: Arc<Mutex<Vec<usize>>>,
+}
 
-impl Wake for Flag {
+impl Wake for TaskWaker {
     fn wake(self: Arc<Self>) {
-        self.0.store(true, Ordering::Release);
+        self.wake_by_ref();
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.store(true, Ordering::Release);
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            self.queue.lock().unwrap_or_else(|e| e.into_inner()).push(self.id);
+        }
     }
 }
 
 struct Task {
     fut: Pin<Box<dyn Future<Output = ()>>>,
-    woken: Arc<Flag>,
-    waker: Waker,
+    waker: Arc<TaskWaker>,
 }
 
 /// An `App` that runs async tasks: `make(core)` gives each core its first task.
@@ -272,7 +371,15 @@ pub struct AsyncApp<F> {
     make: Option<F>,
     ctx: Option<Rc<CoreCtx>>,
     tasks: Vec<Option<Task>>,
-    ready_events: Vec<api::Event>,
+    /// Free slots of `tasks`.
+    free: Vec<usize>,
+    /// Woken tasks (by id); `run` is the batch being polled.
+    queue: Arc<Mutex<Vec<usize>>>,
+    run: Vec<usize>,
+    /// Where this runtime is in the interface's ready list.
+    cursor: ReadyCursor,
+    /// Tasks polled in the last round.
+    polled: usize,
 }
 
 impl<F, Fut> AsyncApp<F>
@@ -285,34 +392,74 @@ where
             make: Some(make),
             ctx: None,
             tasks: Vec::new(),
-            ready_events: Vec::new(),
+            free: Vec::new(),
+            queue: Arc::new(Mutex::new(Vec::new())),
+            run: Vec::new(),
+            cursor: ReadyCursor::default(),
+            polled: 0,
         }
     }
 
     /// Tasks still running.
     pub fn tasks(&self) -> usize {
-        self.tasks.iter().flatten().count()
+        self.tasks.len() - self.free.len()
+    }
+
+    /// Tasks polled in the last round (the woken ones).
+    pub fn polled(&self) -> usize {
+        self.polled
     }
 
     fn add(&mut self, fut: Pin<Box<dyn Future<Output = ()>>>) {
-        let woken = Arc::new(Flag(AtomicBool::new(true)));
-        let waker = Waker::from(woken.clone());
-        let t = Task { fut, woken, waker };
-        match self.tasks.iter_mut().find(|t| t.is_none()) {
-            Some(slot) => *slot = Some(t),
-            None => self.tasks.push(Some(t)),
+        let id = self.free.pop().unwrap_or(self.tasks.len());
+        let waker = Arc::new(TaskWaker {
+            id,
+            woken: AtomicBool::new(false),
+            queue: self.queue.clone(),
+        });
+        waker.wake_by_ref();
+        let t = Some(Task { fut, waker });
+        if id == self.tasks.len() {
+            self.tasks.push(t);
+        } else {
+            self.tasks[id] = t;
         }
     }
-}
 
-fn ready(cx: &Cx, w: Wait, scratch: &mut Vec<api::Event>) -> bool {
-    match w {
-        Wait::Until(t) => cx.now() >= t,
-        Wait::Readable(src) | Wait::Writable(src) => {
-            let mut p = api::Poller::new();
-            p.register(0, src, matches!(w, Wait::Writable(_)));
-            scratch.clear();
-            p.poll(cx, scratch) > 0
+    /// Wakes the tasks whose deadline passed or whose socket changed.
+    fn wake_ready(&mut self, c: &CoreCtx, cx: &Cx) {
+        let now = cx.now();
+        loop {
+            let mut sleepers = c.sleepers.borrow_mut();
+            match sleepers.peek() {
+                Some(s) if s.at.0 .0 <= now => {
+                    let s = sleepers.pop().expect("peeked");
+                    drop(sleepers);
+                    s.waker.wake();
+                }
+                _ => break,
+            }
+        }
+        if c.waiting.borrow().is_empty() && c.waiting_more.borrow().is_empty() {
+            // Nobody waits: only move the cursor on.
+            let _ = cx.iface().ready_since(&mut self.cursor);
+            return;
+        }
+        let mut iface = cx.iface();
+        match iface.ready_since(&mut self.cursor) {
+            Ready::Changed(changed) => {
+                for &r in changed {
+                    c.wake_waiting(Source::of(r));
+                }
+            }
+            Ready::Missed => {
+                for (_, w) in c.waiting.borrow_mut().drain() {
+                    w.wake();
+                }
+                for (_, w) in c.waiting_more.borrow_mut().drain(..) {
+                    w.wake();
+                }
+            }
         }
     }
 }
@@ -330,7 +477,10 @@ where
             cores: cx.cores(),
             steering: cx.steering().clone(),
             stop: AtomicBool::new(false),
-            parked: RefCell::new(Vec::new()),
+            waiting: RefCell::new(HashMap::new()),
+            waiting_more: RefCell::new(Vec::new()),
+            sleepers: RefCell::new(BinaryHeap::new()),
+            sleeps: Cell::new(0),
             spawned: RefCell::new(Vec::new()),
         }));
         let c = self.ctx.clone().expect("just set");
@@ -350,55 +500,54 @@ where
         c.now.set(cx.now());
         CURRENT.with(|cur| *cur.borrow_mut() = Some(c.clone()));
         self.tasks.clear();
+        self.free.clear();
         c.spawned.borrow_mut().clear();
+        c.waiting.borrow_mut().clear();
+        c.waiting_more.borrow_mut().clear();
+        c.sleepers.borrow_mut().clear();
         CURRENT.with(|cur| *cur.borrow_mut() = None);
     }
 
     fn poll(&mut self, cx: &Cx) -> bool {
         let Some(c) = self.ctx.clone() else { return false };
         c.now.set(cx.now());
-        // Wake the tasks whose socket or deadline is ready.
-        {
-            let mut parked = c.parked.borrow_mut();
-            let mut i = 0;
-            while i < parked.len() {
-                if ready(cx, parked[i].0, &mut self.ready_events) {
-                    parked.swap_remove(i).1.wake();
-                } else {
-                    i += 1;
-                }
-            }
-        }
+        self.wake_ready(&c, cx);
         CURRENT.with(|cur| *cur.borrow_mut() = Some(c.clone()));
-        let mut did = false;
+        self.polled = 0;
+        let mut run = std::mem::take(&mut self.run);
         loop {
-            let mut progressed = false;
-            for slot in self.tasks.iter_mut() {
-                let Some(t) = slot else { continue };
-                if !t.woken.0.swap(false, Ordering::AcqRel) {
-                    continue;
-                }
-                progressed = true;
-                let waker = t.waker.clone();
-                if t.fut.as_mut().poll(&mut Context::from_waker(&waker)).is_ready() {
-                    *slot = None;
-                }
-            }
-            let spawned: Vec<_> = c.spawned.borrow_mut().drain(..).collect();
+            let spawned: Vec<_> = if c.spawned.borrow().is_empty() {
+                Vec::new()
+            } else {
+                c.spawned.borrow_mut().drain(..).collect()
+            };
             for f in spawned {
                 self.add(f);
-                progressed = true;
             }
-            did |= progressed;
-            if !progressed {
+            run.clear();
+            std::mem::swap(&mut run, &mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+            if run.is_empty() {
                 break;
             }
+            for &id in &run {
+                let Some(Some(t)) = self.tasks.get_mut(id) else {
+                    continue; // finished since it was woken
+                };
+                t.waker.woken.store(false, Ordering::Release);
+                self.polled += 1;
+                let waker = Waker::from(t.waker.clone());
+                if t.fut.as_mut().poll(&mut Context::from_waker(&waker)).is_ready() {
+                    self.tasks[id] = None;
+                    self.free.push(id);
+                }
+            }
         }
+        self.run = run;
         CURRENT.with(|cur| *cur.borrow_mut() = None);
         if c.stop.load(Ordering::Relaxed) {
             cx.request_stop();
         }
-        did
+        self.polled > 0
     }
 }
 

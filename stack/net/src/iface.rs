@@ -19,6 +19,7 @@ use crate::arp::{Action, ArpCache, Lookup};
 use crate::config::{checksum_caps_for, InterfaceConfig};
 use crate::icmp::TokenBucket;
 use crate::stats::{DropReason, Stats};
+use crate::ready::{Ready, ReadyCursor, ReadyList};
 use crate::tcp::TcpSockets;
 use crate::udp::UdpSockets;
 
@@ -66,6 +67,8 @@ pub struct Interface {
     pub(crate) icmp_limiter: TokenBucket,
     pub(crate) udp: UdpSockets,
     pub(crate) tcp: TcpSockets,
+    /// The sockets whose readiness changed, for the consumers to read.
+    pub(crate) ready: ReadyList,
     /// The last `now` seen, for API calls that need a time (ISNs).
     pub(crate) now: Instant,
     /// Next ephemeral port to try.
@@ -96,6 +99,7 @@ impl Interface {
             mtu: config.mtu,
             udp: UdpSockets::default(),
             tcp,
+            ready: ReadyList::default(),
             cfg: config,
             mac,
             caps,
@@ -157,6 +161,20 @@ impl Interface {
         self.tcp.flows.stats()
     }
 
+    /// The sockets whose readiness may have changed since `cursor` last read (connections,
+    /// listeners, UDP sockets; see `ReadySocket`), or `Ready::Missed` when some were lost
+    /// to it (a new cursor, or one that skipped a round): then it must look at every
+    /// socket it watches. Moves `cursor` past what it returns.
+    pub fn ready_since(&mut self, cursor: &mut ReadyCursor) -> Ready<'_> {
+        self.ready.read(cursor)
+    }
+
+    /// Entries in the ready list now (what no consumer has read, and what the furthest
+    /// consumer read in this round).
+    pub fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
     /// The Ethernet address cached for `ip`, if resolved and fresh at `now`.
     pub fn neighbor(&self, now: Instant, ip: Ipv4Address) -> Option<EthernetAddress> {
         self.arp.peek(now, ip)
@@ -206,6 +224,9 @@ impl Interface {
         let mut tx = core::mem::take(&mut b.tx);
 
         let tx_before = self.stats.tx_packets + self.stats.drops.total();
+        if receive {
+            self.ready.trim();
+        }
         // Receive coalescing works within one burst.
         self.tcp.gro = None;
         let received = if receive {

@@ -38,6 +38,7 @@ mod config;
 mod flow;
 mod icmp;
 mod iface;
+mod ready;
 mod slab;
 mod stats;
 mod tcp;
@@ -52,6 +53,7 @@ pub use config::{checksum_caps_for, ArpConfig, IcmpConfig, InterfaceConfig, IsnK
 pub use flow::{FlowKey, FlowStats, FlowTable};
 pub use icmp::IcmpError;
 pub use iface::Interface;
+pub use ready::{Ready, ReadyCursor, ReadySocket};
 pub use stats::{ArpStats, DropReason, Drops, IcmpStats, Stats, TcpStats, UdpStats};
 pub use tcp::{ListenerHandle, TcpConnectError, TcpHandle, TcpListenError, TcpRecvError, TcpSendError};
 pub use udp::{BindError, Endpoint, UdpConnectError, UdpHandle, UdpRecvError, UdpSendError};

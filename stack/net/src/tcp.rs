@@ -27,6 +27,7 @@ use crate::config::IsnKey;
 use crate::flow::{FlowKey, FlowTable};
 use crate::icmp::IcmpError;
 use crate::iface::{Interface, Io};
+use crate::ready::ReadySocket;
 use crate::slab::{Key, Slab};
 use crate::stats::DropReason;
 use crate::udp::{pick_port, Endpoint};
@@ -126,16 +127,39 @@ struct Conn {
     /// Device buffers its receive buffer held when last counted in
     /// `TcpSockets::rx_frames_held`.
     rx_frames: usize,
+    /// What its readiness depends on, when it was last recorded in the ready list.
+    seen: Seen,
+    /// Its last entry in the ready list.
+    logged: Option<u64>,
+}
+
+/// What a connection's readiness depends on: data in order or the FIN (RCV.NXT), room
+/// freed in the send buffer (SND.UNA), the state (an error closes it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Seen {
+    rcv_nxt: u32,
+    snd_una: u32,
+    state: Option<State>,
 }
 
 impl Conn {
     fn owned_by_app(&self) -> bool {
         self.listener.is_none() && !self.released
     }
+
+    fn seen_now(&self) -> Seen {
+        Seen {
+            rcv_nxt: self.tcb.rcv_nxt().0,
+            snd_una: self.tcb.snd_una().0,
+            state: Some(self.tcb.state()),
+        }
+    }
 }
 
 struct ListenSock {
     listener: Listener<Key>,
+    /// Its last entry in the ready list.
+    logged: Option<u64>,
 }
 
 /// The TCP connections and listeners of an interface.
@@ -267,7 +291,7 @@ impl Interface {
             chunk.copy_from_slice(&keyed_hash(&self.cfg.isn_key, &[b's', b'y', b'n', i as u8]).to_le_bytes());
         }
         listener.enable_syn_cookies(secret);
-        let key = self.tcp.listeners.insert(ListenSock { listener });
+        let key = self.tcp.listeners.insert(ListenSock { listener, logged: None });
         self.tcp.ports.insert(port, key);
         Ok(ListenerHandle(key))
     }
@@ -379,6 +403,8 @@ impl Interface {
             queued: false,
             orphan_deadline: None,
             scheduled: None,
+            seen: Seen::default(),
+            logged: None,
         });
         self.tcp.flows.insert(FlowKey { local_port, remote }, key);
         self.tcp.pending.push(key);
@@ -755,6 +781,8 @@ impl Interface {
                         queued: false,
                         orphan_deadline: None,
                         scheduled: None,
+                        seen: Seen::default(),
+                        logged: None,
                     });
                     debug_assert_eq!(k, key);
                     self.tcp.flows.insert(flow, k);
@@ -786,7 +814,13 @@ impl Interface {
         if let Some(l) = c.listener {
             let state = c.tcb.state();
             match self.tcp.listeners.get_mut(l) {
-                Some(ls) => ls.listener.update(key, state),
+                Some(ls) => {
+                    let before = ls.listener.pending_accept();
+                    ls.listener.update(key, state);
+                    if ls.listener.pending_accept() > before {
+                        self.ready.push(ReadySocket::Listener(ListenerHandle(l)), &mut ls.logged);
+                    }
+                }
                 None => {
                     if let Some(c) = self.tcp.conns.get_mut(key) {
                         c.listener = None;
@@ -797,9 +831,16 @@ impl Interface {
         }
         self.drain_output(io, key);
         self.schedule(io.now, key);
-        let Some(c) = self.tcp.conns.get(key) else {
+        let Some(c) = self.tcp.conns.get_mut(key) else {
             return;
         };
+        if c.owned_by_app() {
+            let seen = c.seen_now();
+            if seen != c.seen {
+                c.seen = seen;
+                self.ready.push(ReadySocket::Tcp(TcpHandle(key)), &mut c.logged);
+            }
+        }
         if c.tcb.is_closed() && !c.owned_by_app() {
             if let Some(c) = self.tcp.conns.remove(key) {
                 self.tcp.rx_frames_held = self.tcp.rx_frames_held.saturating_sub(c.rx_frames);

@@ -14,6 +14,7 @@ use sluice_wire::{
 
 use crate::icmp::IcmpError;
 use crate::iface::{Interface, Io};
+use crate::ready::ReadySocket;
 use crate::slab::{Key, Slab};
 use crate::stats::DropReason;
 
@@ -101,6 +102,8 @@ pub(crate) struct UdpSocket {
     tx_cap: usize,
     dropped: u64,
     error: Option<IcmpError>,
+    /// Its last entry in the ready list.
+    logged: Option<u64>,
 }
 
 impl UdpSocket {
@@ -170,6 +173,7 @@ impl Interface {
             tx_cap: self.cfg.udp_tx_queue.max(1),
             dropped: 0,
             error: None,
+            logged: None,
         });
         self.udp.ports.insert(port, key);
         Ok(UdpHandle(key))
@@ -314,6 +318,7 @@ impl Interface {
                 }
                 let data = s.buffer(repr.payload);
                 s.rx.push_back(Datagram { peer, data });
+                self.ready.push(ReadySocket::Udp(UdpHandle(key.expect("found"))), &mut s.logged);
             }
             _ => {
                 self.drop(DropReason::NoSocket);
@@ -342,6 +347,7 @@ impl Interface {
             return false;
         }
         s.error = Some(err);
+        self.ready.push(ReadySocket::Udp(UdpHandle(key)), &mut s.logged);
         true
     }
 
@@ -364,6 +370,9 @@ impl Interface {
                 self.send_udp(io, port, d.peer, &d.data);
                 if let Some(s) = self.udp.slab.get_mut(key) {
                     s.recycle(d.data);
+                    if s.tx.is_empty() {
+                        self.ready.push(ReadySocket::Udp(UdpHandle(key)), &mut s.logged);
+                    }
                 }
             }
         }

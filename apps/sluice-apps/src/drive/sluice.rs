@@ -1,11 +1,16 @@
 //! The Sluice driver: an engine `App` that runs sessions on the core's connections, reading
 //! in place from the stack's receive buffer (`read_with`) and writing in place into its
 //! send buffer (`write_with`).
+//!
+//! A round steps only the connections that may have work: those the interface recorded as
+//! changed (`Interface::ready_since`: data, room to send, a new state), those new or busy
+//! in the last round, and those lingering after shutdown. Idle connections cost nothing.
 
 use std::sync::{Arc, Mutex};
 
+use hashbrown::HashMap;
 use sluice_engine::{App, Cx, Error, TcpListener, TcpStream};
-use sluice_net::TcpState;
+use sluice_net::{Ready, ReadyCursor, ReadySocket, TcpState};
 use sluice_wire::Ipv4Address;
 
 use crate::drive::{Factory, Plan};
@@ -32,6 +37,8 @@ struct SluiceIo<'c, 'a> {
     s: TcpStream,
     /// Write by frames (`Plan::zero_copy_send`).
     frames: bool,
+    /// The pool had no buffer for a frame: no event will say when it has (step again).
+    starved: bool,
 }
 
 impl SluiceIo<'_, '_> {
@@ -42,6 +49,7 @@ impl SluiceIo<'_, '_> {
         let mut queued = 0usize;
         while (queued as u64) < out.len() {
             let Some(mut m) = self.cx.alloc_frame() else {
+                self.starved = true;
                 break; // pool exhausted for now
             };
             let room = m.remaining().min(mss);
@@ -100,6 +108,18 @@ pub struct SluiceDriver<S> {
     make: Factory<S>,
     listener: Option<TcpListener>,
     conns: Vec<(TcpStream, Conn<S>)>,
+    /// Where each stream is in `conns`.
+    index: HashMap<TcpStream, usize>,
+    /// The round each connection was last stepped in (by `conns` index).
+    stepped: Vec<u64>,
+    /// Connections to step in the next round without an event (new, busy, lingering).
+    active: Vec<TcpStream>,
+    /// Scratch: the connections of this round.
+    todo: Vec<TcpStream>,
+    cursor: ReadyCursor,
+    round: u64,
+    /// Connections stepped in the last round.
+    visited: usize,
     tally: Tally,
     live: Arc<Live>,
     results: Arc<Mutex<Vec<Tally>>>,
@@ -120,6 +140,13 @@ impl<S: Session> SluiceDriver<S> {
             make,
             listener: None,
             conns: Vec::new(),
+            index: HashMap::new(),
+            stepped: Vec::new(),
+            active: Vec::new(),
+            todo: Vec::new(),
+            cursor: ReadyCursor::default(),
+            round: 0,
+            visited: 0,
             tally: Tally::new(),
             live,
             results,
@@ -127,8 +154,26 @@ impl<S: Session> SluiceDriver<S> {
         }
     }
 
+    /// Connections stepped in the last round.
+    pub fn visited(&self) -> usize {
+        self.visited
+    }
+
+    fn add(&mut self, s: TcpStream) {
+        self.index.insert(s, self.conns.len());
+        self.conns.push((s, Conn::new((self.make)())));
+        self.stepped.push(0);
+        self.active.push(s);
+        self.tally.conns_opened += 1;
+    }
+
     fn end(&mut self, cx: &Cx, i: usize, now: u64, failed: Option<ConnFailure>) {
         let (s, mut c) = self.conns.swap_remove(i);
+        self.stepped.swap_remove(i);
+        self.index.remove(&s);
+        if let Some((moved, _)) = self.conns.get(i) {
+            self.index.insert(*moved, i);
+        }
         s.close(cx);
         c.session.closed(&mut self.tally, now, failed.is_some());
         self.tally.conns_closed += 1;
@@ -155,8 +200,7 @@ impl<S: Session> App for SluiceDriver<S> {
         if let Some(l) = self.listener {
             for _ in 0..ACCEPT_BURST {
                 let Ok(s) = l.accept(cx) else { break };
-                self.conns.push((s, Conn::new((self.make)())));
-                self.tally.conns_opened += 1;
+                self.add(s);
                 did = true;
             }
         }
@@ -165,8 +209,7 @@ impl<S: Session> App for SluiceDriver<S> {
             while self.conns.len() < self.want && now >= self.retry_at && !cx.stop_requested() {
                 match TcpStream::connect(cx, addr, target.port()) {
                     Ok(s) => {
-                        self.conns.push((s, Conn::new((self.make)())));
-                        self.tally.conns_opened += 1;
+                        self.add(s);
                         did = true;
                     }
                     Err(e) => {
@@ -179,18 +222,41 @@ impl<S: Session> App for SluiceDriver<S> {
                 }
             }
         }
-        let mut i = 0;
-        while i < self.conns.len() {
-            let (s, c) = &mut self.conns[i];
+        // The connections that may have work this round.
+        let mut todo = std::mem::take(&mut self.todo);
+        todo.clear();
+        todo.append(&mut self.active);
+        match cx.iface().ready_since(&mut self.cursor) {
+            Ready::Missed => todo.extend(self.conns.iter().map(|(s, _)| *s)),
+            Ready::Changed(changed) => todo.extend(changed.iter().filter_map(|r| match r {
+                ReadySocket::Tcp(h) => Some(TcpStream(*h)),
+                _ => None,
+            })),
+        }
+        self.round += 1;
+        self.visited = 0;
+        for &s in &todo {
+            let Some(&i) = self.index.get(&s) else {
+                continue; // not ours, or ended since
+            };
+            if self.stepped[i] == self.round {
+                continue;
+            }
+            self.stepped[i] = self.round;
+            self.visited += 1;
+            let c = &mut self.conns[i].1;
             let mut io = SluiceIo {
                 cx,
-                s: *s,
+                s,
                 frames: self.plan.zero_copy_send,
+                starved: false,
             };
             match c.step(&mut io, &mut self.tally, now) {
                 Step::Open { did: d } => {
                     did |= d;
-                    i += 1;
+                    if d || c.lingering() || io.starved {
+                        self.active.push(s);
+                    }
                 }
                 Step::Done => {
                     self.end(cx, i, now, None);
@@ -202,6 +268,7 @@ impl<S: Session> App for SluiceDriver<S> {
                 }
             }
         }
+        self.todo = todo;
         if self
             .plan
             .stop_after_closed
