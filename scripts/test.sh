@@ -15,3 +15,14 @@ done
 cargo test --workspace --release --no-run
 # One test at a time: the system tests start DPDK processes that share the two cores.
 cargo test --workspace --release -- --test-threads=1
+# Frame's unsafe reference counting (stack/buf) under Miri, where a nightly toolchain with
+# Miri is installed (rustup component add --toolchain nightly miri rust-src); the counting
+# vtable of its tests checks the same without Miri above.
+if rustup toolchain list 2>/dev/null | grep -q '^nightly' && ! cargo +nightly miri --version >/dev/null 2>&1; then
+  timeout 300 rustup component add --toolchain nightly miri rust-src >/dev/null 2>&1 || true
+fi
+if cargo +nightly miri --version >/dev/null 2>&1; then
+  cargo +nightly miri test -p sluice-buf
+else
+  echo "test.sh: no nightly toolchain with Miri; sluice-buf not run under Miri"
+fi

@@ -57,10 +57,12 @@ impl Frame {
     }
 
     /// A frame of heap bytes (the copying paths, and tests).
-    pub fn from_vec(bytes: Vec<u8>) -> Frame {
+    pub fn from_vec(mut bytes: Vec<u8>) -> Frame {
+        // `as_mut_ptr`, not `as_ptr` of the shared Vec: `FrameMut` writes through this
+        // pointer while the frame is unique. Moving the Vec into the Rc leaves its bytes put.
+        let ptr = NonNull::new(bytes.as_mut_ptr()).unwrap_or(NonNull::dangling());
+        let len = bytes.len();
         let rc: Rc<Vec<u8>> = Rc::new(bytes);
-        let ptr = NonNull::new(rc.as_ptr().cast_mut()).unwrap_or(NonNull::dangling());
-        let len = rc.len();
         let token = Rc::into_raw(rc).cast_mut().cast::<()>();
         // SAFETY: the Rc keeps the Vec (never mutated again) alive; HEAP_VTABLE manages
         // its strong count.
@@ -327,5 +329,66 @@ mod tests {
     fn narrowing_past_the_end_panics() {
         let mut f = Frame::from_vec(vec![0; 4]);
         f.narrow(2..5);
+    }
+
+    /// The strong count of a heap frame's `Rc`, and a weak handle to it to see it freed.
+    fn heap_rc(f: &Frame) -> (usize, std::rc::Weak<Vec<u8>>) {
+        assert!(core::ptr::eq(f.vtable(), &HEAP_VTABLE));
+        // SAFETY: a heap frame's token is one strong reference of a live `Rc<Vec<u8>>`
+        // from `Rc::into_raw`; `ManuallyDrop` leaves the count as it was.
+        let rc =
+            core::mem::ManuallyDrop::new(unsafe { Rc::from_raw(f.token().cast_const().cast::<Vec<u8>>()) });
+        (Rc::strong_count(&rc), Rc::downgrade(&rc))
+    }
+
+    #[test]
+    fn heap_references_follow_clones_slices_and_drops() {
+        let f = Frame::from_vec((0u8..16).collect());
+        let (refs, weak) = heap_rc(&f);
+        assert_eq!(refs, 1);
+        let mut g = f.clone();
+        assert_eq!(heap_rc(&f).0, 2);
+        assert_eq!(g.token(), f.token());
+        g.narrow(2..14);
+        g.advance(2);
+        assert_eq!(heap_rc(&f).0, 2, "narrowing takes no reference");
+        let s = g.slice(1..3);
+        assert_eq!(heap_rc(&f).0, 3);
+        let head = g.split_to(4);
+        assert_eq!(heap_rc(&f).0, 4);
+        assert_eq!(
+            (&s[..], &head[..], &g[..]),
+            (&[5u8, 6][..], &[4u8, 5, 6, 7][..], &[8u8, 9, 10, 11, 12, 13][..])
+        );
+
+        drop(f);
+        drop(g);
+        assert_eq!(heap_rc(&s).0, 2);
+        drop(s);
+        assert_eq!(heap_rc(&head).0, 1);
+        assert!(weak.upgrade().is_some(), "freed while referenced");
+        drop(head);
+        assert!(weak.upgrade().is_none(), "not freed after the last reference");
+    }
+
+    #[test]
+    fn heap_frame_mut_is_unique_until_frozen_and_freed_after() {
+        let mut m = FrameMut::with_capacity(8);
+        let (refs, weak) = heap_rc(&m.frame);
+        assert_eq!(refs, 1);
+        m.put(b"abc");
+        let f = m.freeze();
+        let (refs, _) = heap_rc(&f);
+        assert_eq!(refs, 1, "freeze takes no reference");
+        assert_eq!(&f[..], b"abc");
+        // The Vec keeps its full capacity behind the narrowed frame.
+        assert_eq!(weak.upgrade().unwrap().as_slice(), b"abc\0\0\0\0\0");
+        drop(f);
+        assert!(weak.upgrade().is_none());
+
+        let m = FrameMut::with_capacity(8);
+        let (_, weak) = heap_rc(&m.frame);
+        drop(m);
+        assert!(weak.upgrade().is_none(), "an unfrozen buffer is freed too");
     }
 }
