@@ -105,22 +105,44 @@ impl PortSpec {
 /// A configuration error: which field, what value, and what would be right.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A setting has a value it does not accept.
     #[error("invalid {field} {value:?}: expected {hint}")]
     Invalid {
+        /// The setting: its TOML key (the `--flag` of the same name).
         field: &'static str,
+        /// The value given.
         value: String,
+        /// What would be accepted.
         hint: &'static str,
     },
     #[error("--cores {cores}: this process may run on {available} CPU(s) ({list}); one engine core needs a CPU of its own, so use --cores {available} or fewer (or give EAL the lcores yourself with --eal=-l --eal=LIST)")]
+    /// `cores` is more than the CPUs this process may run on (its affinity, e.g. from
+    /// `taskset`), and the EAL arguments do not name the lcores themselves.
     TooManyCores {
+        /// The cores asked for.
         cores: u16,
+        /// How many CPUs the process may run on.
         available: usize,
+        /// Those CPUs, as a list like `0,2,5`.
         list: String,
     },
+    /// The configuration file could not be read.
     #[error("cannot read config file {path}: {err}")]
-    Read { path: String, err: std::io::Error },
+    Read {
+        /// The file.
+        path: String,
+        /// Why not.
+        err: std::io::Error,
+    },
+    /// The configuration is not valid TOML, has an unknown key, or a value of the wrong
+    /// type.
     #[error("config file {path}: {err}")]
-    Parse { path: String, err: String },
+    Parse {
+        /// The file; empty for text given to `Config::from_toml`.
+        path: String,
+        /// The TOML parser's message.
+        err: String,
+    },
 }
 
 /// The whole configuration. Field names are the TOML keys and the `--flags`.
@@ -129,44 +151,60 @@ pub enum ConfigError {
 pub struct Config {
     /// Raw EAL arguments; when empty, defaults that suit the port kind are used.
     pub eal: Vec<String>,
-    /// `tap:NAME`, `vhost:PATH`, `virtio:PATH`, or a port name.
+    /// `tap:NAME`, `vhost:PATH`, `virtio:PATH`, or a port name (default `tap:sl0`).
     pub port: String,
-    /// Cores, one queue pair each.
+    /// Cores, one queue pair each (default 1, at most 128).
     pub cores: u16,
-    /// Our address and prefix length.
+    /// Our address and prefix length (default `198.18.0.2/24`).
     pub ip: String,
+    /// The gateway for destinations off our subnet: an address on it. None (the default):
+    /// only the subnet is reachable.
     pub gateway: Option<String>,
     /// Static ARP entries, `IP=MAC`.
     pub arp: Vec<String>,
+    /// The port's MTU, bytes (default 1500, at least 576). TCP segments carry at most
+    /// 40 bytes less.
     pub mtu: u16,
-    /// Per-connection buffers, bytes.
+    /// Per-connection receive buffer, bytes (default 256 KiB, at least 1024).
     pub recv_buffer: usize,
+    /// Per-connection send buffer, bytes (default 256 KiB, at least 1024).
     pub send_buffer: usize,
-    /// `cubic`, `newreno` or `unlimited`.
+    /// `cubic` (the default), `newreno` or `unlimited`.
     pub congestion: String,
+    /// Turns Nagle's algorithm off on new connections (default false: small writes wait
+    /// while data is unacknowledged).
     pub nodelay: bool,
     /// Use the port's checksum offloads (on by default; off: every checksum in software).
     pub checksum_offload: bool,
-    /// `busy`, `backoff`, or `backoff:MAX_SLEEP_US`.
+    /// `busy`, `backoff` (the default), or `backoff:MAX_SLEEP_US`.
     pub idle: String,
-    /// Mbufs per queue.
+    /// Mbufs per queue (default 16383, at least 4095).
     pub mbufs: u32,
     /// Zero-copy receive: in-order TCP payloads of at least this many bytes stay in their
     /// mbuf (handed to `TcpStream::read_frame`, or read in place); smaller ones are copied.
-    /// 0 turns zero-copy receive off.
+    /// 0 turns zero-copy receive off. Default 512.
     pub rx_copybreak: usize,
     /// Large segments on transmit: new data leaves TCP in segments of up to this many
     /// full-sized ones (64 KiB at most), cut to size below it (software GSO: the header is
-    /// emitted once). 1 turns it off.
+    /// emitted once). 1 turns it off. Default 44.
     pub gso_segments: u16,
-    /// TIME-WAIT is 2 * MSL, in milliseconds.
+    /// The maximum segment lifetime, milliseconds (default 30000); TIME-WAIT lasts twice it.
     pub msl_ms: u64,
+    /// The most TCP connections per core, in any state (default 1048576); SYNs beyond it
+    /// are dropped and counted (`conn_limit`).
+    pub max_connections: usize,
+    /// The most connections in TIME-WAIT per core (default 262144, as Linux's
+    /// `tcp_max_tw_buckets`); past it the oldest are removed early.
+    pub max_time_wait: usize,
+    /// The smallest path MTU an ICMP "fragmentation needed" may set (default 552, Linux's
+    /// `min_pmtu`).
+    pub min_pmtu: u16,
     /// Impairments of received frames, for tests against real peers, e.g.
     /// `loss=0.05,reorder=0.1:5ms,outage=10s+20s` (see `sluice_dev::Impairments`).
     pub impair_rx: Option<String>,
     /// Impairments of sent frames.
     pub impair_tx: Option<String>,
-    /// Seed of the impairments' randomness.
+    /// Seed of the impairments' randomness (default 1; core `c` uses seed + `c`).
     pub impair_seed: u64,
 }
 
@@ -190,6 +228,9 @@ impl Default for Config {
             rx_copybreak: 512,
             gso_segments: 44,
             msl_ms: 30_000,
+            max_connections: 1 << 20,
+            max_time_wait: 1 << 18,
+            min_pmtu: 552,
             impair_rx: None,
             impair_tx: None,
             impair_seed: 1,
@@ -221,6 +262,7 @@ pub struct ConfigArgs {
     /// A static ARP entry IP=MAC (repeatable).
     #[arg(long = "arp", value_name = "IP=MAC")]
     pub arp: Vec<String>,
+    /// MTU of the port, bytes; at least 576 [default: 1500]
     #[arg(long)]
     pub mtu: Option<u16>,
     /// Per-connection receive buffer, bytes [default: 262144]
@@ -253,6 +295,15 @@ pub struct ConfigArgs {
     /// Maximum segment lifetime in ms (TIME-WAIT is twice it) [default: 30000]
     #[arg(long)]
     pub msl_ms: Option<u64>,
+    /// Most TCP connections per core; SYNs beyond are dropped [default: 1048576]
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Most connections in TIME-WAIT per core; the oldest are recycled [default: 262144]
+    #[arg(long)]
+    pub max_time_wait: Option<usize>,
+    /// Smallest path MTU an ICMP "fragmentation needed" may set [default: 552]
+    #[arg(long)]
+    pub min_pmtu: Option<u16>,
     /// Impair received frames (tests): e.g. loss=0.05,reorder=0.1:5ms,dup=0.01,outage=10s+20s
     #[arg(long, value_name = "SPEC")]
     pub impair_rx: Option<String>,
@@ -265,7 +316,7 @@ pub struct ConfigArgs {
 }
 
 impl Config {
-    /// Reads a TOML file.
+    /// Reads a TOML file and validates it, as `from_toml`; `Read` if it cannot be read.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
             path: path.display().to_string(),
@@ -280,6 +331,8 @@ impl Config {
         })
     }
 
+    /// Parses TOML text (missing keys keep their defaults) and validates it: `Parse` for
+    /// bad TOML or an unknown key, `Invalid` for a bad value.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: String::new(),
@@ -314,6 +367,9 @@ impl Config {
             rx_copybreak,
             gso_segments,
             msl_ms,
+            max_connections,
+            max_time_wait,
+            min_pmtu,
             impair_seed
         );
         if args.impair_rx.is_some() {
@@ -375,13 +431,31 @@ impl Config {
                 hint: "at least 576",
             });
         }
+        if self.min_pmtu < 68 || u32::from(self.min_pmtu) > self.mtu as u32 {
+            return Err(ConfigError::Invalid {
+                field: "min_pmtu",
+                value: self.min_pmtu.to_string(),
+                hint: "68 (IPv4's minimum) up to the MTU; 552 is Linux's default",
+            });
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                field: "max_connections",
+                value: "0".into(),
+                hint: "at least 1",
+            });
+        }
         Ok(())
     }
 
+    /// The port: `port` parsed. `Invalid` for an empty name, a tap name over 15 bytes, or a
+    /// vhost socket in a directory that does not exist.
     pub fn port_spec(&self) -> Result<PortSpec, ConfigError> {
         self.port.parse()
     }
 
+    /// Our address and subnet: `ip` parsed. `Invalid` if it is not `ADDRESS/PREFIX`, or
+    /// (below /31) it is the subnet's network or broadcast address.
     pub fn cidr(&self) -> Result<Ipv4Cidr, ConfigError> {
         let c = parse_cidr(&self.ip).ok_or_else(|| ConfigError::Invalid {
             field: "ip",
@@ -400,6 +474,8 @@ impl Config {
         Ok(c)
     }
 
+    /// The gateway's address, `None` if there is none. `Invalid` if it is not an IPv4
+    /// address, or not a host of our subnet other than us.
     pub fn gateway_addr(&self) -> Result<Option<Ipv4Address>, ConfigError> {
         let Some(g) = self.gateway.as_deref() else {
             return Ok(None);
@@ -419,6 +495,8 @@ impl Config {
         Ok(Some(a))
     }
 
+    /// The static ARP entries as (address, MAC) pairs; `Invalid` for one that is not
+    /// `IP=MAC`.
     pub fn static_arp(&self) -> Result<Vec<(Ipv4Address, EthernetAddress)>, ConfigError> {
         self.arp
             .iter()
@@ -455,6 +533,8 @@ impl Config {
         )))
     }
 
+    /// The idle strategy: `idle` parsed. `Invalid` unless it is `busy`, `backoff` or
+    /// `backoff:MAX_SLEEP_US`.
     pub fn idle_strategy(&self) -> Result<IdleStrategy, ConfigError> {
         self.idle.parse().map_err(|_| ConfigError::Invalid {
             field: "idle",
@@ -463,6 +543,8 @@ impl Config {
         })
     }
 
+    /// The congestion control of new connections: `cubic`, `newreno` (or `reno`),
+    /// `unlimited` (or `none`); `Invalid` for anything else.
     pub fn congestion_kind(&self) -> Result<CongestionKind, ConfigError> {
         match self.congestion.as_str() {
             "cubic" => Ok(CongestionKind::Cubic),
@@ -488,6 +570,7 @@ impl Config {
         t.nodelay = self.nodelay;
         t.congestion = self.congestion_kind()?;
         t.msl = Duration::from_millis(self.msl_ms);
+        t.min_pmtu = self.min_pmtu;
         t.mss = self.mtu.saturating_sub(40);
         // Each piece of a large segment is at least 64 bytes of the 64 KiB bound.
         t.gso_segments = self.gso_segments.clamp(1, 64);
@@ -506,6 +589,8 @@ impl Config {
         c.static_arp = self.static_arp()?;
         c.mtu = self.mtu as usize;
         c.tcp = self.tcp_config()?;
+        c.max_connections = self.max_connections;
+        c.max_time_wait = self.max_time_wait;
         // Connections may hold up to a quarter of the queue's mbufs (zero-copy receive).
         c.rx_frames_limit = if self.rx_copybreak == 0 {
             0
@@ -554,6 +639,7 @@ pub fn cpu_list(cpus: &[u32]) -> String {
     cpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
 }
 
+/// A dotted-quad IPv4 address (spaces around it allowed); `None` if `s` is not one.
 pub fn parse_ip(s: &str) -> Option<Ipv4Address> {
     s.trim()
         .parse::<std::net::Ipv4Addr>()
@@ -561,12 +647,16 @@ pub fn parse_ip(s: &str) -> Option<Ipv4Address> {
         .map(|a| Ipv4Address(a.octets()))
 }
 
+/// `ADDRESS/PREFIX` with a prefix of at most 32; `None` otherwise. Any address of the
+/// subnet is accepted (`Config::cidr` refuses the network and broadcast ones).
 pub fn parse_cidr(s: &str) -> Option<Ipv4Cidr> {
     let (a, p) = s.split_once('/')?;
     let p: u8 = p.parse().ok().filter(|p| *p <= 32)?;
     Some(Ipv4Cidr::new(parse_ip(a)?, p))
 }
 
+/// A MAC address as six hex bytes separated by colons, e.g. `02:00:00:00:00:01`; `None`
+/// otherwise.
 pub fn parse_mac(s: &str) -> Option<EthernetAddress> {
     let mut m = [0u8; 6];
     let mut parts = s.split(':');

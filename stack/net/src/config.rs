@@ -157,6 +157,14 @@ pub struct InterfaceConfig {
     /// flow table then looks segments up by the NIC's hash (`PacketBuf::rss_hash`) instead
     /// of hashing their tuple again. `None`: a software hash.
     pub rss_key: Option<Vec<u8>>,
+    /// The most TCP connections the interface (one core) holds, in any state; a SYN
+    /// beyond it is dropped and counted (`DropReason::ConnLimit`). Each listener can have
+    /// its own cap too (`Interface::tcp_listener_set_limit`).
+    pub max_connections: usize,
+    /// The most connections in TIME-WAIT (Linux's `tcp_max_tw_buckets`); past it the
+    /// oldest one the application released is removed early (counted in
+    /// `TcpStats::time_wait_recycled`), so churn cannot fill memory with TIME-WAIT state.
+    pub max_time_wait: usize,
 }
 
 impl InterfaceConfig {
@@ -179,6 +187,8 @@ impl InterfaceConfig {
             fin_wait2_timeout: Duration::from_secs(60),
             rx_frames_limit: 4096,
             rss_key: None,
+            max_connections: 1 << 20,
+            max_time_wait: 1 << 18,
         }
     }
 }

@@ -341,7 +341,7 @@ impl Interface {
         let for_us = repr.target_protocol_addr == ours;
         // RFC 826: merge the sender into an existing entry; add it only if the packet is
         // for us. Probes (sender 0.0.0.0) and off-link senders teach nothing.
-        if spa.is_unicast() && self.cfg.address.contains(spa) {
+        if spa.is_unicast() && self.cfg.address.contains(spa) && !self.martian(spa) {
             let stats = &mut self.stats;
             if self
                 .arp
@@ -438,14 +438,11 @@ impl Interface {
         let l4 = start..start + ip.payload_len;
         let ours = self.address();
         let broadcast = ip.dst_addr.is_broadcast() || Some(ip.dst_addr) == self.cfg.address.broadcast();
-        // RFC 1122 3.2.1.3: a source must be a unicast address (not the subnet's broadcast
-        // address either), and not ours.
-        if (ip.dst_addr != ours && !broadcast)
-            || !ip.src_addr.is_unicast()
-            || Some(ip.src_addr) == self.cfg.address.broadcast()
-            || ip.src_addr == ours
-        {
+        if ip.dst_addr != ours && !broadcast {
             return self.drop(DropReason::NotForUs);
+        }
+        if self.martian(ip.src_addr) {
+            return self.drop(DropReason::MartianSource);
         }
         match ip.protocol {
             IpProtocol::Icmp => self.process_icmp(io, buf, ip, l4, broadcast),
@@ -459,6 +456,20 @@ impl Interface {
                 }
             }
         }
+    }
+
+    /// RFC 1122 3.2.1.3: a source no host can have (it is dropped, never answered): not
+    /// unicast, 0/8 ("this network"), 127/8, class E, the subnet's network and broadcast
+    /// addresses (a /31 and a /32 have neither), or our own address.
+    fn martian(&self, src: Ipv4Address) -> bool {
+        let cidr = &self.cfg.address;
+        !src.is_unicast()
+            || src.0[0] == 0
+            || src.is_loopback()
+            || src.0[0] >= 240
+            || Some(src) == cidr.broadcast()
+            || (cidr.prefix_len() < 31 && src == cidr.network())
+            || src == cidr.address()
     }
 
     /// Where a packet to `dst` goes on the link, or `None` without a route.

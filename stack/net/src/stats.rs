@@ -55,11 +55,18 @@ pub enum DropReason {
     TxQueueFull,
     /// A packet to send was larger than the MTU.
     TooBig,
+    /// From a source no host can have: 0/8, 127/8, multicast, class E, broadcast, the
+    /// subnet's network or broadcast address, or our own address (RFC 1122 3.2.1.3).
+    MartianSource,
+    /// A SYN with FIN set, to a listener (dropped, as Linux does).
+    SynFin,
+    /// A SYN refused by a connection cap (the listener's or the interface's).
+    ConnLimit,
 }
 
 impl DropReason {
     /// How many reasons there are.
-    pub const COUNT: usize = 22;
+    pub const COUNT: usize = 25;
 
     /// Every reason, in `index` order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -85,6 +92,9 @@ impl DropReason {
         DropReason::NoBuffer,
         DropReason::TxQueueFull,
         DropReason::TooBig,
+        DropReason::MartianSource,
+        DropReason::SynFin,
+        DropReason::ConnLimit,
     ];
 
     /// The position of this reason in `ALL`.
@@ -117,6 +127,9 @@ impl DropReason {
             DropReason::NoBuffer => "no_buffer",
             DropReason::TxQueueFull => "tx_queue_full",
             DropReason::TooBig => "too_big",
+            DropReason::MartianSource => "martian_source",
+            DropReason::SynFin => "syn_fin",
+            DropReason::ConnLimit => "conn_limit",
         }
     }
 }
@@ -202,6 +215,8 @@ pub struct UdpStats {
 /// TCP counters of the demultiplexer (the per-connection ones live in each TCB).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TcpStats {
+    /// Connections removed from TIME-WAIT early because `max_time_wait` was reached.
+    pub time_wait_recycled: u64,
     pub segments_rx: u64,
     pub segments_tx: u64,
     /// RSTs sent for segments that reached no connection (RFC 9293 3.10.7.1).

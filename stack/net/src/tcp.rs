@@ -13,6 +13,7 @@
 
 use crate::wheel::TimerWheel;
 use core::hash::Hasher;
+use std::collections::VecDeque;
 
 use hashbrown::HashMap;
 use siphasher::sip::SipHasher24;
@@ -131,6 +132,10 @@ struct Conn {
     seen: Seen,
     /// Its last entry in the ready list.
     logged: Option<u64>,
+    /// The listener that created it (kept after accept, for the listener's cap).
+    origin: Option<Key>,
+    /// Counted in `TcpSockets::time_wait`.
+    in_time_wait: bool,
 }
 
 /// What a connection's readiness depends on: data in order or the FIN (RCV.NXT), room
@@ -160,6 +165,9 @@ struct ListenSock {
     listener: Listener<Key>,
     /// Its last entry in the ready list.
     logged: Option<u64>,
+    /// Connections it created that still exist, and the most it may have.
+    conns: usize,
+    limit: usize,
 }
 
 /// The TCP connections and listeners of an interface.
@@ -177,6 +185,9 @@ pub(crate) struct TcpSockets {
     due: Vec<(Instant, Key)>,
     /// Device buffers held by all connections' receive buffers (zero-copy receive).
     pub(crate) rx_frames_held: usize,
+    /// Connections in TIME-WAIT, and the order they entered it (may hold keys that left).
+    time_wait: usize,
+    time_wait_order: VecDeque<Key>,
     /// Receive coalescing: the last in-order data segment of this burst, which the next
     /// one may continue.
     pub(crate) gro: Option<Gro>,
@@ -245,6 +256,8 @@ impl Default for TcpSockets {
             wheel: TimerWheel::new(Instant::ZERO, core::time::Duration::from_micros(10), 4096),
             due: Vec::new(),
             rx_frames_held: 0,
+            time_wait: 0,
+            time_wait_order: VecDeque::new(),
             gro: None,
         }
     }
@@ -291,7 +304,12 @@ impl Interface {
             chunk.copy_from_slice(&keyed_hash(&self.cfg.isn_key, &[b's', b'y', b'n', i as u8]).to_le_bytes());
         }
         listener.enable_syn_cookies(secret);
-        let key = self.tcp.listeners.insert(ListenSock { listener, logged: None });
+        let key = self.tcp.listeners.insert(ListenSock {
+            listener,
+            logged: None,
+            conns: 0,
+            limit: usize::MAX,
+        });
         self.tcp.ports.insert(port, key);
         Ok(ListenerHandle(key))
     }
@@ -405,6 +423,8 @@ impl Interface {
             scheduled: None,
             seen: Seen::default(),
             logged: None,
+            origin: None,
+            in_time_wait: false,
         });
         self.tcp.flows.insert(FlowKey { local_port, remote }, key);
         self.tcp.pending.push(key);
@@ -752,6 +772,15 @@ impl Interface {
             return;
         }
         if let Some(&lkey) = self.tcp.ports.get(&seg.dst_port) {
+            // Connection caps: a new SYN beyond the interface's or the listener's is
+            // dropped (the peer retries), before any state or cookie is made for it.
+            if seg.flags.syn() && seg.ack.is_none() {
+                let full = self.tcp.conns.len() >= self.cfg.max_connections
+                    || self.tcp.listeners.get(lkey).is_some_and(|ls| ls.conns >= ls.limit);
+                if full {
+                    return self.drop(DropReason::ConnLimit);
+                }
+            }
             let key = self.tcp.conns.next_key();
             let local = Endpoint::new(self.address(), seg.dst_port);
             let isn = isn(&self.cfg.isn_key, local, remote, io.now);
@@ -783,7 +812,12 @@ impl Interface {
                         scheduled: None,
                         seen: Seen::default(),
                         logged: None,
+                        origin: Some(lkey),
+                        in_time_wait: false,
                     });
+                    if let Some(ls) = self.tcp.listeners.get_mut(lkey) {
+                        ls.conns += 1;
+                    }
                     debug_assert_eq!(k, key);
                     self.tcp.flows.insert(flow, k);
                     self.after_event(io, k);
@@ -793,6 +827,7 @@ impl Interface {
                     self.send_tcp(io, &rst, remote.addr);
                     self.stats.tcp.rst_tx += 1;
                 }
+                ListenOutcome::Dropped(sluice_tcp::ListenError::SynFin) => self.drop(DropReason::SynFin),
                 ListenOutcome::Ignored | ListenOutcome::Dropped(_) => self.drop(DropReason::TcpRejected),
             }
             return;
@@ -841,16 +876,86 @@ impl Interface {
                 self.ready.push(ReadySocket::Tcp(TcpHandle(key)), &mut c.logged);
             }
         }
-        if c.tcb.is_closed() && !c.owned_by_app() {
-            if let Some(c) = self.tcp.conns.remove(key) {
-                self.tcp.rx_frames_held = self.tcp.rx_frames_held.saturating_sub(c.rx_frames);
-                let flow = FlowKey {
-                    local_port: c.tcb.local_port(),
-                    remote: c.remote,
-                };
-                self.tcp.flows.remove_if(&flow, key);
+        let time_wait = c.tcb.state() == State::TimeWait;
+        if time_wait != c.in_time_wait {
+            c.in_time_wait = time_wait;
+            if time_wait {
+                self.tcp.time_wait += 1;
+                self.tcp.time_wait_order.push_back(key);
+                self.recycle_time_wait();
+            } else {
+                self.tcp.time_wait -= 1;
             }
         }
+        let Some(c) = self.tcp.conns.get(key) else {
+            return;
+        };
+        if c.tcb.is_closed() && !c.owned_by_app() {
+            self.remove_conn(key);
+        }
+    }
+
+    /// Removes connection `key` from the tables, with what it counted.
+    fn remove_conn(&mut self, key: Key) {
+        let Some(c) = self.tcp.conns.remove(key) else {
+            return;
+        };
+        self.tcp.rx_frames_held = self.tcp.rx_frames_held.saturating_sub(c.rx_frames);
+        if c.in_time_wait {
+            self.tcp.time_wait -= 1;
+        }
+        if let Some(ls) = c.origin.and_then(|l| self.tcp.listeners.get_mut(l)) {
+            ls.conns = ls.conns.saturating_sub(1);
+        }
+        let flow = FlowKey {
+            local_port: c.tcb.local_port(),
+            remote: c.remote,
+        };
+        self.tcp.flows.remove_if(&flow, key);
+    }
+
+    /// Keeps TIME-WAIT under `max_time_wait`: removes the oldest connections in it that
+    /// the application released (as Linux's `tcp_max_tw_buckets`).
+    fn recycle_time_wait(&mut self) {
+        while self.tcp.time_wait > self.cfg.max_time_wait {
+            let Some(old) = self.tcp.time_wait_order.pop_front() else {
+                break;
+            };
+            match self.tcp.conns.get(old) {
+                Some(c) if c.in_time_wait && !c.owned_by_app() => {
+                    self.remove_conn(old);
+                    self.stats.tcp.time_wait_recycled += 1;
+                }
+                // Left TIME-WAIT, or held by the application: not ours to end.
+                _ => {}
+            }
+        }
+        // Keys of connections that left TIME-WAIT are dropped from the front as they
+        // come up; bound what is left behind by them.
+        if self.tcp.time_wait_order.len() > 2 * self.tcp.time_wait + 64 {
+            let conns = &self.tcp.conns;
+            self.tcp
+                .time_wait_order
+                .retain(|&k| conns.get(k).is_some_and(|c| c.in_time_wait));
+        }
+    }
+
+    /// Caps the connections listener `l` may have at once (accepted or not, until they
+    /// are removed); SYNs beyond it are dropped and counted (`DropReason::ConnLimit`).
+    /// False if the handle is stale.
+    pub fn tcp_listener_set_limit(&mut self, l: ListenerHandle, max: usize) -> bool {
+        match self.tcp.listeners.get_mut(l.0) {
+            Some(ls) => {
+                ls.limit = max;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Connections in TIME-WAIT now.
+    pub fn tcp_time_wait(&self) -> usize {
+        self.tcp.time_wait
     }
 
     /// Sends up to `SEGMENTS_PER_POLL` segments of connection `key`, counting its

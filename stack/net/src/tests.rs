@@ -605,7 +605,7 @@ fn malformed_frames_of_every_kind_are_counted() {
         ),
         (
             ip(Ipv4Address::BROADCAST, OUR_IP, IpProtocol::Udp, &[0; 8]),
-            DropReason::NotForUs,
+            DropReason::MartianSource,
         ),
         (
             ip(PEER_IP, OUR_IP, IpProtocol::Unknown(99), &[0; 8]),
@@ -941,23 +941,31 @@ fn tcp_to_a_broadcast_or_multicast_destination_is_silently_discarded() {
 }
 
 #[test]
-fn syn_from_a_broadcast_or_multicast_source_gets_no_syn_ack() {
+fn syn_from_a_martian_source_gets_no_syn_ack() {
     // RFC 9293 MUST-63 (and RFC 1122 3.2.1.3 for the other invalid sources).
     let mut f = Fixture::new(config(true));
     let l = f.iface.tcp_listen(80, 4).unwrap();
     let sources = [
         Ipv4Address::BROADCAST,
         SUBNET_BROADCAST,
+        Ipv4Address::new(198, 18, 0, 0), // the subnet's network address
         Ipv4Address::new(224, 0, 0, 5),
         Ipv4Address::UNSPECIFIED,
+        Ipv4Address::new(0, 1, 2, 3),
+        Ipv4Address::new(127, 0, 0, 1),
+        Ipv4Address::new(240, 0, 0, 1),
         OUR_IP,
     ];
     for src in sources {
         f.inject(&tcp_frame(&syn(80), src, OUR_IP, OUR_MAC));
         f.inject(&tcp_frame(&syn(81), src, OUR_IP, OUR_MAC));
     }
+    assert!(f.poll().is_empty(), "no SYN-ACK, no RST, no ARP request");
+    assert_eq!(f.drops(DropReason::MartianSource), 2 * sources.len() as u64);
+    // A UDP datagram from one is dropped too (no port unreachable).
+    f.inject(&ip(Ipv4Address::new(198, 18, 0, 0), OUR_IP, IpProtocol::Udp, &udp(9, 9, b"x")));
     assert!(f.poll().is_empty());
-    assert_eq!(f.drops(DropReason::NotForUs), 2 * sources.len() as u64);
+    assert_eq!(f.drops(DropReason::MartianSource), 2 * sources.len() as u64 + 1);
     assert_eq!(f.iface.stats().tcp.segments_rx, 0);
     assert_eq!(f.iface.tcp_listener_pending(l), 0);
     assert_eq!(f.iface.tcp_connections(), 0);
@@ -1545,4 +1553,129 @@ fn icmp_from_peer(repr: &Icmpv4Repr) -> Vec<u8> {
         &ChecksumCaps::software(),
     );
     ip(PEER_IP, OUR_IP, IpProtocol::Icmp, &p)
+}
+
+#[test]
+fn syn_fin_to_a_listener_is_dropped_and_counted() {
+    let mut f = Fixture::new(config(true));
+    let l = f.iface.tcp_listen(80, 4).unwrap();
+    let synfin = sluice_wire::TcpRepr {
+        flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::SYN | sluice_wire::TcpFlags::FIN),
+        ..syn(80)
+    };
+    f.inject(&tcp_seg(&synfin));
+    assert!(f.poll().is_empty(), "no SYN-ACK to SYN+FIN");
+    assert_eq!(f.drops(DropReason::SynFin), 1);
+    assert_eq!(f.iface.tcp_connections(), 0);
+    // The same SYN without FIN is answered.
+    f.inject(&tcp_seg(&syn(80)));
+    assert!(parse_tcp(&f.poll()[0]).1.flags.syn());
+    assert_eq!(f.iface.tcp_listener_pending(l), 0);
+}
+
+#[test]
+fn a_flood_of_out_of_window_acks_gets_a_trickle_of_acks_but_data_is_always_answered() {
+    let mut f = Fixture::new(config(true));
+    let (_h, peer_seq, our_seq) = accepted(&mut f);
+    // 1,000 pure ACKs with a sequence number far outside the window, over 1 s.
+    let mut answered = 0;
+    for i in 0..1000u32 {
+        f.inject(&tcp_seg(&sluice_wire::TcpRepr {
+            seq: peer_seq + 1_000_000 + i as usize,
+            ack: Some(our_seq),
+            flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::ACK),
+            options: Default::default(),
+            ..syn(80)
+        }));
+        answered += f.poll().len();
+        f.advance(Duration::from_millis(1));
+    }
+    assert!(
+        (1..=3).contains(&answered),
+        "{answered} ACKs for 1,000 out-of-window ACKs (one per 500 ms)"
+    );
+    // An out-of-window segment with data is a duplicate to acknowledge, every time.
+    for _ in 0..3 {
+        f.inject(&tcp_seg(&sluice_wire::TcpRepr {
+            seq: peer_seq - 100,
+            ack: Some(our_seq),
+            flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::ACK),
+            options: Default::default(),
+            payload: &[1; 50],
+            ..syn(80)
+        }));
+        let out = f.poll();
+        assert_eq!(out.len(), 1, "old data is acknowledged");
+        assert_eq!(parse_tcp(&out[0]).1.ack, Some(peer_seq));
+    }
+}
+
+#[test]
+fn a_listener_cap_refuses_syns_beyond_it_and_takes_them_again_after_a_close() {
+    let mut f = Fixture::new(config(true));
+    let l = f.iface.tcp_listen(80, 8).unwrap();
+    assert!(f.iface.tcp_listener_set_limit(l, 2));
+    let (a, _, _) = accepted_from(&mut f, l, 40001);
+    let (_b, _, _) = accepted_from(&mut f, l, 40002);
+    f.inject(&tcp_seg(&sluice_wire::TcpRepr {
+        src_port: 40003,
+        ..syn(80)
+    }));
+    assert!(f.poll().is_empty(), "the third SYN is dropped");
+    assert_eq!(f.drops(DropReason::ConnLimit), 1);
+    // One connection ends (aborted here: RST, removed); a new one gets in.
+    assert!(f.iface.tcp_abort(a));
+    f.poll();
+    accepted_from(&mut f, l, 40004);
+    assert_eq!(f.drops(DropReason::ConnLimit), 1);
+}
+
+#[test]
+fn the_interface_cap_refuses_syns_on_any_listener() {
+    let mut cfg = config(true);
+    cfg.max_connections = 1;
+    let mut f = Fixture::new(cfg);
+    let l = f.iface.tcp_listen(80, 8).unwrap();
+    accepted_from(&mut f, l, 40001);
+    f.inject(&tcp_seg(&sluice_wire::TcpRepr {
+        src_port: 40002,
+        ..syn(80)
+    }));
+    assert!(f.poll().is_empty());
+    assert_eq!(f.drops(DropReason::ConnLimit), 1);
+}
+
+#[test]
+fn time_wait_is_capped_by_recycling_the_oldest() {
+    let mut cfg = config(true);
+    cfg.max_time_wait = 4;
+    let mut f = Fixture::new(cfg);
+    let l = f.iface.tcp_listen(80, 16).unwrap();
+    for i in 0..10u16 {
+        let port = 41000 + i;
+        let (h, peer_seq, our_seq) = accepted_from(&mut f, l, port);
+        // We close first: FIN out, the peer ACKs it and sends its own FIN: TIME-WAIT here.
+        assert!(f.iface.tcp_close(h));
+        let out = f.poll();
+        let (_, fin) = parse_tcp(out.last().expect("our FIN"));
+        assert!(fin.flags.fin());
+        f.inject(&tcp_seg(&sluice_wire::TcpRepr {
+            src_port: port,
+            seq: peer_seq,
+            ack: Some(our_seq + 1),
+            flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::ACK | sluice_wire::TcpFlags::FIN),
+            options: Default::default(),
+            ..syn(80)
+        }));
+        f.poll();
+        assert!(f.iface.tcp_time_wait() <= 4, "TIME-WAIT holds {}", f.iface.tcp_time_wait());
+    }
+    assert_eq!(f.iface.tcp_time_wait(), 4);
+    assert_eq!(f.iface.tcp_connections(), 4);
+    assert_eq!(f.iface.stats().tcp.time_wait_recycled, 6);
+    // They expire on their own after 2 MSL.
+    f.advance(Duration::from_secs(61));
+    f.poll();
+    assert_eq!(f.iface.tcp_time_wait(), 0);
+    assert_eq!(f.iface.tcp_connections(), 0);
 }

@@ -102,6 +102,15 @@ pub struct TcpConfig {
     /// segmentation that emits the header once). 1: every segment is one MSS. Lost data
     /// is always retransmitted one MSS at a time.
     pub gso_segments: u16,
+    /// The smallest path MTU an ICMP "fragmentation needed" can set (Linux's `min_pmtu`,
+    /// 552): a smaller one is raised to it, so that a forged ICMP cannot shrink segments
+    /// to a few bytes (RFC 5927 section 5.2).
+    pub min_pmtu: u16,
+    /// The least time between two ACKs sent in answer to out-of-window segments without
+    /// text (pure ACKs, bare SYNs) on one connection, as Linux's `tcp_invalid_ratelimit`
+    /// (500 ms); segments with text or a FIN are always answered (their duplicate ACK
+    /// drives the peer's recovery). Zero answers every one.
+    pub invalid_ack_interval: Duration,
 }
 
 impl Default for TcpConfig {
@@ -130,6 +139,8 @@ impl Default for TcpConfig {
             rx_copybreak: 512,
             rx_frames_max: 64,
             gso_segments: 1,
+            min_pmtu: 552,
+            invalid_ack_interval: Duration::from_millis(500),
         }
     }
 }

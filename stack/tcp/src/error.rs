@@ -82,6 +82,8 @@ pub enum ListenError {
     BacklogFull,
     /// The accept queue is full; the SYN is dropped.
     AcceptQueueFull,
+    /// SYN and FIN together: no legitimate opening has both (dropped, as Linux does).
+    SynFin,
 }
 
 /// Why an incoming segment was not (entirely) used. Every drop is counted.
@@ -256,6 +258,11 @@ pub struct Counters {
     /// Challenge ACKs (and ACKs for unacceptable ACK fields) not sent because of the
     /// per-connection rate limit (RFC 5961 section 7).
     pub challenge_acks_suppressed: u64,
+    /// ACKs not sent in answer to out-of-window segments without text, because of the
+    /// per-connection interval (`TcpConfig::invalid_ack_interval`).
+    pub invalid_acks_suppressed: u64,
+    /// ICMP "fragmentation needed" whose MTU was below `TcpConfig::min_pmtu` (raised to it).
+    pub pmtu_below_floor: u64,
     /// D-SACK blocks received (RFC 2883): duplicates the peer saw, not losses.
     pub dsacks_received: u64,
     /// D-SACK blocks sent for duplicate segments we received.

@@ -237,8 +237,7 @@ impl Tcb {
                 text_allowed = false;
                 self.ack_now = true;
             } else {
-                if !seg.flags.rst() {
-                    self.ack_now = true;
+                if !seg.flags.rst() && self.invalid_ack(now, seg) {
                     self.dsack_for_duplicate(seg);
                 }
                 if self.state == State::TimeWait && seg.flags.fin() {

@@ -120,6 +120,9 @@ impl<H: Copy + PartialEq> Listener<H> {
         isn: SeqNumber,
         handle: H,
     ) -> ListenReply {
+        if seg.flags.syn() && seg.flags.fin() {
+            return ListenReply::Outcome(ListenOutcome::Dropped(ListenError::SynFin));
+        }
         let Some(secret) = self.cookie_secret else {
             return ListenReply::Outcome(self.on_segment(now, seg, isn, handle));
         };
@@ -249,6 +252,9 @@ impl<H: Copy + PartialEq> Listener<H> {
         }
         if !seg.flags.syn() {
             return ListenOutcome::Ignored;
+        }
+        if seg.flags.fin() {
+            return ListenOutcome::Dropped(ListenError::SynFin);
         }
         if self.half_open.len() >= self.backlog {
             self.dropped_syns += 1;

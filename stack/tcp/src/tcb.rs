@@ -175,6 +175,8 @@ pub struct Tcb {
     // RFC 5961 section 7 challenge ACK rate limit.
     pub(crate) challenge_tokens: u32,
     pub(crate) challenge_refill_at: Instant,
+    /// When an ACK last answered an out-of-window segment without text.
+    pub(crate) invalid_ack_at: Option<Instant>,
 }
 
 impl Tcb {
@@ -259,6 +261,7 @@ impl Tcb {
             tlp_probe: None,
             challenge_tokens: cfg.challenge_ack_limit,
             challenge_refill_at: Instant::ZERO,
+            invalid_ack_at: None,
             cfg,
         }
     }
@@ -659,6 +662,10 @@ impl Tcb {
             IcmpError::SourceQuench => {}
             IcmpError::FragmentationNeeded { mtu } => {
                 if mtu >= 68 {
+                    if mtu < self.cfg.min_pmtu {
+                        self.counters.pmtu_below_floor += 1;
+                    }
+                    let mtu = mtu.max(self.cfg.min_pmtu);
                     let mss = (mtu as usize).saturating_sub(40).max(MIN_MSS);
                     if mss < self.mss {
                         self.mss = mss;

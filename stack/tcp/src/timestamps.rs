@@ -70,6 +70,23 @@ impl Tcb {
     /// Queues a challenge ACK (RFC 5961 sections 3-5), subject to the per-connection
     /// rate limit of section 7: a bucket of `challenge_ack_limit` tokens refilled every
     /// second. Returns whether the ACK will be sent.
+    /// An ACK in answer to an out-of-window segment: always for one with text or a FIN,
+    /// at most one per `invalid_ack_interval` for the others (Linux's
+    /// `tcp_invalid_ratelimit`): a flood of forged or stale ACKs gets a trickle back.
+    pub(crate) fn invalid_ack(&mut self, now: Instant, seg: &TcpRepr) -> bool {
+        let text = seg.segment_len() > usize::from(seg.flags.syn());
+        if !text {
+            let interval = self.cfg.invalid_ack_interval;
+            if self.invalid_ack_at.is_some_and(|t| now < t + interval) {
+                self.counters.invalid_acks_suppressed += 1;
+                return false;
+            }
+            self.invalid_ack_at = Some(now);
+        }
+        self.ack_now = true;
+        true
+    }
+
     pub(crate) fn challenge_ack(&mut self, now: Instant) -> bool {
         if now >= self.challenge_refill_at {
             self.challenge_tokens = self.cfg.challenge_ack_limit;

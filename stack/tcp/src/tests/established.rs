@@ -611,9 +611,25 @@ fn icmp_frag_needed_lowers_mss() {
     let out = drain(&mut s, ms(1));
     assert_eq!(out[0].payload.len(), 960);
     assert_eq!(out[0].repr.seq, LOCAL_SEQ + 1);
-    // Absurd MTUs do not go below MIN_MSS.
+    // A quoted sequence number outside SND.UNA..SND.NXT is not ours: ignored
+    // (RFC 5927 4.1).
+    s.on_icmp_error(ms(1), IcmpError::FragmentationNeeded { mtu: 600 }, LOCAL_SEQ + 100_000);
+    assert_eq!(s.mss(), 960);
+    // MTUs below the floor (min_pmtu, 552) are raised to it: a forged 68 gives 512-byte
+    // segments, not 28- or 88-byte ones.
+    s.on_icmp_error(ms(1), IcmpError::FragmentationNeeded { mtu: 68 }, LOCAL_SEQ + 1);
+    assert_eq!(s.mss(), 512);
+    assert_eq!(s.counters().pmtu_below_floor, 1);
+    let out = drain(&mut s, ms(1));
+    assert!(out.iter().all(|o| o.payload.len() <= 512));
+}
+
+#[test]
+fn the_pmtu_floor_is_configurable() {
+    let mut s = tcb_established();
+    s.cfg.min_pmtu = 128;
     s.on_icmp_error(ms(1), IcmpError::FragmentationNeeded { mtu: 100 }, LOCAL_SEQ + 1);
-    assert_eq!(s.mss(), 88);
+    assert_eq!(s.mss(), 88, "raised to 128 - 40, then to MIN_MSS");
 }
 
 #[test]
