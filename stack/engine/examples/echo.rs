@@ -9,7 +9,7 @@
 //! ip netns exec demo socat - TCP:198.18.0.2:7
 //! ```
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use clap::Parser;
 use sluice_engine::{App, Config, ConfigArgs, Cx, Engine, Error, TcpListener, TcpStream};
@@ -17,7 +17,8 @@ use sluice_engine::{App, Config, ConfigArgs, Cx, Engine, Error, TcpListener, Tcp
 /// The application: one per core, called every round of the core's loop.
 struct Echo {
     listener: Option<TcpListener>,
-    conns: HashSet<TcpStream>,
+    /// Each connection, with the bytes read but not yet taken by `write`.
+    conns: HashMap<TcpStream, Vec<u8>>,
 }
 
 impl App for Echo {
@@ -31,19 +32,44 @@ impl App for Echo {
         let mut did = false;
         if let Some(l) = self.listener {
             while let Ok(s) = l.accept(cx) {
-                self.conns.insert(s);
+                self.conns.insert(s, Vec::new());
                 did = true;
             }
         }
         let mut done = Vec::new();
-        for &s in &self.conns {
+        for (&s, pending) in &mut self.conns {
+            // First what an earlier write did not take: `write` takes what fits.
+            if !pending.is_empty() {
+                match s.write(cx, pending) {
+                    Ok(n) => {
+                        pending.drain(..n);
+                        did = true;
+                    }
+                    Err(Error::WouldBlock) => {}
+                    Err(_) => {
+                        done.push(s);
+                        continue;
+                    }
+                }
+            }
+            // Read more only once everything read so far is queued (backpressure: a peer
+            // that does not read its echo stops being read).
+            if !pending.is_empty() {
+                continue;
+            }
             let mut buf = [0u8; 2048];
             match s.read(cx, &mut buf) {
                 Ok(0) => done.push(s), // the peer finished
                 Ok(n) => {
-                    // The send buffer has room for what we just read, unless the peer
-                    // stopped reading; a real server would keep the rest for later.
-                    let _ = s.write(cx, &buf[..n]);
+                    let taken = match s.write(cx, &buf[..n]) {
+                        Ok(k) => k,
+                        Err(Error::WouldBlock) => 0,
+                        Err(_) => {
+                            done.push(s);
+                            continue;
+                        }
+                    };
+                    pending.extend_from_slice(&buf[taken..n]);
                     did = true;
                 }
                 Err(Error::WouldBlock) => {}
@@ -72,7 +98,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &config,
         |_core| Echo {
             listener: None,
-            conns: HashSet::new(),
+            conns: HashMap::new(),
         },
         |handle| {
             println!(

@@ -166,13 +166,16 @@ impl<'a> Cx<'a> {
             stop,
         }
     }
+    /// The time of this round, read once when the round began (nanoseconds since the
+    /// engine's epoch): what timeouts and `rt::sleep` count from.
     pub fn now(&self) -> Instant {
         self.now
     }
-    /// This core's index (0-based) and how many there are.
+    /// This core's index, `0..cores()`.
     pub fn core(&self) -> u16 {
         self.core
     }
+    /// How many cores the engine runs (the same on every core).
     pub fn cores(&self) -> u16 {
         self.cores
     }
@@ -184,6 +187,9 @@ impl<'a> Cx<'a> {
     pub fn iface_rc(&self) -> &Rc<RefCell<Interface>> {
         self.iface_rc
     }
+    /// How flows map to cores (queue `c` is core `c`): `steering().queue_of(..)` gives the
+    /// core that owns a 4-tuple. The port's RSS key and table, or the software steering
+    /// table where the port has no RSS.
     pub fn steering(&self) -> &RssSteering {
         self.steering
     }
@@ -198,6 +204,8 @@ impl<'a> Cx<'a> {
         self.iface().alloc_tx_frame()
     }
 
+    /// Whether a stop was requested (`request_stop` on any core, `EngineHandle::stop`, the
+    /// stop flag): the core ends after this round and calls `App::finish`.
     pub fn stop_requested(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
@@ -243,6 +251,8 @@ impl TcpListener {
             .map(TcpStream)
             .ok_or(Error::WouldBlock)
     }
+    /// Stops listening and frees the port. Connections not yet accepted are reset;
+    /// accepted ones are not affected.
     pub fn close(self, cx: &Cx) {
         cx.iface().tcp_unlisten(self.0);
     }
@@ -371,9 +381,13 @@ impl TcpStream {
     pub fn abort(self, cx: &Cx) {
         cx.iface().tcp_abort(self.0);
     }
+    /// The connection's TCP state: `SynSent` while a `connect` is under way, `Closed` after
+    /// a failure (see `error`) and for a handle whose connection is gone.
     pub fn state(&self, cx: &Cx) -> TcpState {
         cx.iface().tcp_state(self.0)
     }
+    /// Whether the state is `Established`: handshake done, no FIN sent or received yet.
+    /// After the peer's FIN it is `CloseWait`, where writing still works.
     pub fn is_established(&self, cx: &Cx) -> bool {
         cx.iface().tcp_state(self.0) == TcpState::Established
     }
@@ -381,9 +395,11 @@ impl TcpStream {
     pub fn error(&self, cx: &Cx) -> Option<Error> {
         cx.iface().tcp_error(self.0).map(Error::from)
     }
+    /// The remote address and port; `None` once the connection is gone.
     pub fn peer(&self, cx: &Cx) -> Option<Endpoint> {
         cx.iface().tcp_remote(self.0)
     }
+    /// The local port; `None` once the connection is gone.
     pub fn local_port(&self, cx: &Cx) -> Option<u16> {
         cx.iface().tcp_local_port(self.0)
     }
@@ -419,18 +435,28 @@ impl UdpSocket {
             .udp_connect(self.0, peer)
             .map_err(|_| Error::InvalidAddress)
     }
+    /// Queues `data` as one datagram to `to`; it leaves at the end of the round. Errors:
+    /// `WouldBlock` the send queue is full, `TooLarge` the datagram does not fit the MTU
+    /// (Sluice does not fragment), `InvalidAddress` `to` is not unicast or broadcast, has
+    /// port 0 or has no route, `InvalidHandle` the socket is closed.
     pub fn send_to(&self, cx: &Cx, data: &[u8], to: Endpoint) -> Result<(), Error> {
         cx.iface().udp_send_to(self.0, data, to).map_err(udp_send_error)
     }
+    /// As `send_to`, to the peer given to `connect`; `InvalidAddress` if the socket is
+    /// not connected.
     pub fn send(&self, cx: &Cx, data: &[u8]) -> Result<(), Error> {
         cx.iface().udp_send(self.0, data).map_err(udp_send_error)
     }
+    /// Takes the oldest received datagram: copies what fits into `buf` (the rest of a
+    /// longer datagram is discarded) and returns the bytes copied and the sender.
+    /// `WouldBlock` when none is queued, `InvalidHandle` for a closed socket.
     pub fn recv_from(&self, cx: &Cx, buf: &mut [u8]) -> Result<(usize, Endpoint), Error> {
         cx.iface().udp_recv_from(self.0, buf).map_err(|e| match e {
             UdpRecvError::InvalidHandle => Error::InvalidHandle,
             _ => Error::WouldBlock,
         })
     }
+    /// Closes the socket and frees its port; datagrams still queued are discarded.
     pub fn close(self, cx: &Cx) {
         cx.iface().udp_close(self.0);
     }
@@ -448,14 +474,19 @@ fn udp_send_error(e: UdpSendError) -> Error {
 /// What a `Poller` watches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Source {
+    /// A listener: readable when a connection waits for `accept`.
     Listener(TcpListener),
+    /// A connection: readable with data, the end of stream or an error; writable with room
+    /// in the send buffer.
     Stream(TcpStream),
+    /// A UDP socket: readable with a datagram queued; writable with room in its send queue.
     Udp(UdpSocket),
 }
 
 /// A readiness event: the socket registered under `token` can make progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Event {
+    /// The token the socket was registered under.
     pub token: u64,
     /// Data, a connection to accept, or the end of stream is there.
     pub readable: bool,
@@ -529,6 +560,7 @@ pub struct Poller {
 }
 
 impl Poller {
+    /// An empty interest list. A poller reads its core's interface: keep one per core.
     pub fn new() -> Poller {
         Poller::default()
     }
@@ -550,6 +582,8 @@ impl Poller {
         });
         self.recheck.push(token);
     }
+    /// Stops watching what is registered under `token` (an unknown token is ignored). The
+    /// socket stays open.
     pub fn deregister(&mut self, token: u64) {
         let Some(i) = self.by_token.remove(&token) else {
             return;
@@ -561,9 +595,11 @@ impl Poller {
             self.by_source.insert(moved.source, i);
         }
     }
+    /// How many sockets are registered.
     pub fn len(&self) -> usize {
         self.watches.len()
     }
+    /// Whether no socket is registered.
     pub fn is_empty(&self) -> bool {
         self.watches.is_empty()
     }

@@ -115,9 +115,9 @@ pub enum ConfigError {
         /// What would be accepted.
         hint: &'static str,
     },
-    #[error("--cores {cores}: this process may run on {available} CPU(s) ({list}); one engine core needs a CPU of its own, so use --cores {available} or fewer (or give EAL the lcores yourself with --eal=-l --eal=LIST)")]
     /// `cores` is more than the CPUs this process may run on (its affinity, e.g. from
     /// `taskset`), and the EAL arguments do not name the lcores themselves.
+    #[error("--cores {cores}: this process may run on {available} CPU(s) ({list}); one engine core needs a CPU of its own, so use --cores {available} or fewer (or give EAL the lcores yourself with --eal=-l --eal=LIST)")]
     TooManyCores {
         /// The cores asked for.
         cores: u16,

@@ -13,11 +13,12 @@ use sluice_wire::Instant;
 use crate::api::Cx;
 use crate::{Idle, RssSteering};
 
-/// An application running on every core: it is called each round with the core's context.
 /// Why an application could not start on a core (a port already in use...): the engine
 /// stops and `Engine::run` returns it.
 pub type AppError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// An application running on every core: it is called each round with the core's context.
+/// `Engine::run` makes one per core, on that core's thread, so it need not be `Send`.
 pub trait App {
     /// Called once on the core before the first round (bind listeners here). An error
     /// stops the engine, and `Engine::run` returns it.
@@ -46,20 +47,32 @@ impl App for Box<dyn App> {
 /// Loop counters of one core.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoopStats {
+    /// Rounds run: rx burst and protocol processing, the application's `poll`, transmit.
     pub rounds: u64,
+    /// Rounds that did something: received, sent, or the application reported work.
     pub busy_rounds: u64,
+    /// Idle rounds that slept (spinning and yielding ones are not counted).
     pub idle_sleeps: u64,
 }
 
 /// One core: its interface, its device queue, and its application.
 pub struct Core<D: Device, A: App> {
+    /// The interface: the protocol state of this core's connections, shared with the
+    /// `Cx` of each round.
     pub iface: Rc<RefCell<Interface>>,
+    /// The device queue this core polls.
     pub dev: D,
+    /// The application.
     pub app: A,
+    /// This core's index, `0..cores`.
     pub core: u16,
+    /// How many cores the engine runs.
     pub cores: u16,
+    /// How flows map to cores (local ports of active opens, software steering).
     pub steering: RssSteering,
+    /// What the loop does after a round without work.
     pub idle: Idle,
+    /// The loop's counters.
     pub stats: LoopStats,
     started: bool,
     /// The application's start failed: the engine stops and reports it.
@@ -70,6 +83,8 @@ impl<D: Device, A: App> Core<D, A>
 where
     D::Buf: 'static,
 {
+    /// A core running `app` over `iface` and `dev`; the application's `start` runs at
+    /// the beginning of the first `round`.
     pub fn new(
         iface: Interface,
         dev: D,
@@ -162,6 +177,9 @@ where
         self.iface.borrow_mut().poll(now, &mut self.dev);
     }
 
+    /// Calls the application's `finish` at `now`, for loops that drive `round` themselves
+    /// (`run` does it already). Poll the interface a little longer afterwards, so that the
+    /// last FINs and ACKs leave.
     pub fn finish(&mut self, now: Instant, stop: &AtomicBool) {
         let Core {
             iface,

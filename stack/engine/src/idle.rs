@@ -12,8 +12,11 @@ pub enum IdleStrategy {
     /// Spin `spin` idle rounds, then yield `yields` rounds, then sleep, doubling from
     /// 1 µs up to `max_sleep`. Any work resets it.
     Backoff {
+        /// Idle rounds that spin (a CPU spin-loop hint) before yielding; 64 by default.
         spin: u32,
+        /// Idle rounds after those that yield the thread before sleeping; 64 by default.
         yields: u32,
+        /// The longest sleep; 500 µs by default, `backoff:MAX_SLEEP_US` sets it.
         max_sleep: Duration,
     },
 }
@@ -63,12 +66,17 @@ pub struct Idle {
 /// What `Idle::wait` did, for counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Waited {
+    /// Spun once (a CPU spin-loop hint), without a system call.
     Spun,
+    /// Yielded the thread to the OS scheduler.
     Yielded,
+    /// Slept. The duration is the back-off's step; the sleep itself was shorter when the
+    /// cap given to `wait` was.
     Slept(Duration),
 }
 
 impl Idle {
+    /// The idle state of a loop with `strategy`, as after a round that did work.
     pub fn new(strategy: IdleStrategy) -> Idle {
         Idle {
             strategy,

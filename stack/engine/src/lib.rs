@@ -10,6 +10,8 @@
 //!   `Cx`; `rt` is an async/await front end on the same core.
 //! - `Config` is loadable from TOML and command-line flags.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod config;
 pub mod core;

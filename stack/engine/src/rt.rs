@@ -8,7 +8,8 @@
 //!
 //! Tasks are `!Send` and never leave their core. The core's interface is reached through
 //! a thread-local set for the duration of the round, so a future can only touch it while
-//! it is being polled by its own core.
+//! it is being polled by its own core. The functions and socket methods of this module
+//! (except `close` and dropping) panic when called outside a task of an `AsyncApp`.
 
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
@@ -232,9 +233,13 @@ impl Drop for TcpListener {
 }
 
 impl TcpListener {
+    /// Listens on `port` of this core, as `api::TcpListener::bind` (at most `backlog`
+    /// connections half-open and as many waiting); every core that should serve the port
+    /// binds it. `AddrInUse` if the port is taken on this core, `InvalidAddress` for 0.
     pub fn bind(port: u16, backlog: usize) -> Result<TcpListener, Error> {
         with_cx(|cx| api::TcpListener::bind(cx, port, backlog)).map(TcpListener)
     }
+    /// Waits for the next established connection.
     pub async fn accept(&self) -> Result<TcpStream, Error> {
         let l = self.0;
         retry(Wait::Readable(Source::Listener(l)), move |cx| l.accept(cx))
@@ -243,6 +248,8 @@ impl TcpListener {
     }
     /// Stops listening (as dropping it does).
     pub fn close(self) {}
+    /// The handle of the socket API, for calls this type does not offer (through
+    /// `with_cx`). This listener still owns the socket: dropping it stops listening.
     pub fn inner(&self) -> api::TcpListener {
         self.0
     }
@@ -324,6 +331,7 @@ impl TcpStream {
         })
         .await
     }
+    /// Sends FIN after the queued data (half-close); reading continues.
     pub fn shutdown(&self) {
         with_cx(|cx| self.0.shutdown(cx))
     }
@@ -338,6 +346,9 @@ impl TcpStream {
             s.abort(cx);
         });
     }
+    /// The handle of the socket API, for calls this type does not offer (through
+    /// `with_cx`: `set_nodelay`, `peer`, `state`...). This stream still owns the
+    /// connection: dropping it closes it.
     pub fn inner(&self) -> api::TcpStream {
         self.0
     }
@@ -366,7 +377,8 @@ struct Task {
     waker: Arc<TaskWaker>,
 }
 
-/// An `App` that runs async tasks: `make(core)` gives each core its first task.
+/// An `App` that runs async tasks on its core: `make()` gives the core its first task,
+/// which may `spawn` others. `Engine::run`'s `make_app(core)` makes one per core.
 pub struct AsyncApp<F> {
     make: Option<F>,
     ctx: Option<Rc<CoreCtx>>,
@@ -387,6 +399,7 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = ()> + 'static,
 {
+    /// An application whose first task is `make()`, created in `App::start` on the core.
     pub fn new(make: F) -> Self {
         AsyncApp {
             make: Some(make),

@@ -22,24 +22,55 @@ use crate::{Idle, RssSteering};
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// The configuration is invalid (checked before EAL starts), or asks for more cores
+    /// than the process has CPUs.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// EAL, the port or its queues could not be set up (no hugepages, no such port, more
+    /// queues than the port has, a driver error).
     #[error(transparent)]
     Dpdk(#[from] DpdkError),
+    /// The OS gave no random key for initial sequence numbers and SYN cookies.
     #[error("cannot make an ISN key: {0}")]
     IsnKey(#[from] IsnKeyError),
+    /// EAL has fewer lcores than `cores` (the EAL arguments named too few).
     #[error("--cores {cores} needs {cores} EAL lcores, but EAL has {have} ({list}); give it more with --eal=-l --eal=LIST, or use --cores {have}")]
-    TooFewLcores { cores: u16, have: usize, list: String },
+    TooFewLcores {
+        /// The cores asked for.
+        cores: u16,
+        /// The lcores EAL has.
+        have: usize,
+        /// Those lcores and their CPUs.
+        list: String,
+    },
+    /// A core's thread could not be pinned to its lcore's CPU.
     #[error("cannot pin engine core {core} to CPU {cpu}: {err}")]
     Pin {
+        /// The engine core.
         core: u16,
+        /// The CPU of its lcore.
         cpu: u32,
+        /// The OS error.
         err: std::io::Error,
     },
+    /// A core's thread could not be started.
     #[error("cannot start the thread of engine core {core}: {err}")]
-    Spawn { core: u16, err: std::io::Error },
+    Spawn {
+        /// The engine core.
+        core: u16,
+        /// The OS error.
+        err: std::io::Error,
+    },
+    /// The application's `start` failed on a core (the first to fail); the engine stopped.
     #[error("core {core}: {error}")]
-    App { core: u16, error: crate::core::AppError },
+    App {
+        /// The core it failed on.
+        core: u16,
+        /// The application's error.
+        error: crate::core::AppError,
+    },
+    /// A core's thread panicked (the message went to stderr); returned once every core
+    /// has ended.
     #[error("a core thread panicked")]
     CorePanicked,
 }
@@ -49,7 +80,9 @@ pub type Command = Box<dyn FnOnce(&Cx) + Send>;
 
 /// A port queue, with impairments when the configuration asks for them (tests).
 pub enum QueueDevice {
+    /// The queue as it is.
     Plain(PortQueue),
+    /// The queue behind the impairments of `impair_rx` and `impair_tx`.
     Impaired(Impaired<PortQueue>),
 }
 
@@ -96,14 +129,19 @@ impl Device for QueueDevice {
 /// A snapshot of one core's counters.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CoreStats {
+    /// The interface's counters: packets, bytes, drops, ARP, ICMP, UDP, TCP.
     pub net: Stats,
+    /// Software steering (zero with hardware RSS or one core).
     pub steer: SteerStats,
+    /// The loop's rounds and sleeps.
     pub loops: LoopStats,
+    /// Live TCP connections, including those not yet accepted and those closing.
     pub connections: usize,
     /// Connections by TCP state, indexed by `TcpState::index`.
     pub states: [usize; 11],
-    /// What injected impairments did to received and sent frames (tests only).
+    /// What injected impairments did to received frames (tests only; zero without them).
     pub impair_rx: sluice_dev::LinkStats,
+    /// The same for sent frames.
     pub impair_tx: sluice_dev::LinkStats,
     /// Mbufs of the core's pool not in the pool: while running, those in the NIC's rings,
     /// in flight, and held by connections; after the engine stopped (and the core's
@@ -119,7 +157,9 @@ pub struct EngineHandle {
     stats: Arc<Vec<Mutex<CoreStats>>>,
     commands: Vec<Sender<Command>>,
     ready: Arc<std::sync::atomic::AtomicUsize>,
+    /// The port's MAC address.
     pub mac: EthernetAddress,
+    /// The port's DPDK driver, e.g. `net_tap`.
     pub driver: String,
     /// The NIC verifies (rx) and fills (tx) IPv4/TCP/UDP checksums.
     pub checksum_offload: (bool, bool),
@@ -132,6 +172,7 @@ impl EngineHandle {
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
     }
+    /// Whether a stop was requested (`stop`, the stop flag, or a core).
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
@@ -152,6 +193,7 @@ impl EngineHandle {
             .get(core as usize)
             .is_some_and(|s| s.send(Box::new(f)).is_ok())
     }
+    /// How many cores the engine runs; `run_on` takes `0..cores()`.
     pub fn cores(&self) -> u16 {
         self.commands.len() as u16
     }

@@ -24,6 +24,8 @@ pub struct Mailboxes<B> {
 }
 
 impl<B> Mailboxes<B> {
+    /// An inbox of `capacity` frames (at least 1) for each of `cores` cores, to share
+    /// between their `SteeredDevice`s.
     pub fn new(cores: u16, capacity: usize) -> Arc<Self> {
         Arc::new(Mailboxes {
             boxes: (0..cores).map(|_| ArrayQueue::new(capacity.max(1))).collect(),
@@ -44,8 +46,11 @@ impl<B> Mailboxes<B> {
 /// Where a received frame goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Destination {
+    /// The core that received it: not IPv4 TCP/UDP, a fragment, or too short to tell.
     Here,
+    /// The core that owns its flow (possibly the one that received it).
     Core(u16),
+    /// Every core (ARP: each core keeps its own cache).
     Everyone,
 }
 
@@ -97,6 +102,7 @@ pub struct SteeredDevice<D: Device> {
     mail: Arc<Mailboxes<D::Buf>>,
     scratch: Vec<D::Buf>,
     enabled: bool,
+    /// This core's steering counters.
     pub stats: SteerStats,
 }
 
@@ -104,6 +110,8 @@ impl<D: Device> SteeredDevice<D>
 where
     D::Buf: Clone + Send,
 {
+    /// Steers what `inner` receives on core `core` of `cores` by `steering`, through
+    /// `mail`. On when there is more than one core; see `set_enabled`.
     pub fn new(inner: D, core: u16, cores: u16, steering: RssSteering, mail: Arc<Mailboxes<D::Buf>>) -> Self {
         let burst = inner.caps().max_burst;
         SteeredDevice {
@@ -121,6 +129,7 @@ where
     pub fn set_enabled(&mut self, on: bool) {
         self.enabled = on && self.cores > 1;
     }
+    /// The device queue underneath.
     pub fn inner(&self) -> &D {
         &self.inner
     }

@@ -36,6 +36,7 @@ impl RssSteering {
         )
     }
 
+    /// The Toeplitz hash with the port's key.
     pub fn toeplitz(&self) -> &Toeplitz {
         &self.toeplitz
     }
