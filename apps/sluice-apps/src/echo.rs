@@ -7,11 +7,20 @@ use crate::session::{Session, Tally, HIGH_WATER};
 #[derive(Debug, Default)]
 pub struct EchoSession {
     done: bool,
+    /// Close after this long (ns) without input while nothing is queued.
+    idle_timeout: Option<u64>,
 }
 
 impl EchoSession {
     pub fn new() -> EchoSession {
         EchoSession::default()
+    }
+    /// An echo session that times out after `idle_timeout` ns without input.
+    pub fn with_idle_timeout(idle_timeout: Option<u64>) -> EchoSession {
+        EchoSession {
+            done: false,
+            idle_timeout,
+        }
     }
 }
 
@@ -30,6 +39,9 @@ impl Session for EchoSession {
     }
     fn finished(&self) -> bool {
         self.done
+    }
+    fn deadline(&self, last_input: u64) -> Option<u64> {
+        self.idle_timeout.map(|d| last_input.saturating_add(d))
     }
 }
 

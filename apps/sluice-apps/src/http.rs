@@ -20,6 +20,12 @@ pub struct Limits {
     /// The whole head: request line, fields, and the empty line.
     pub max_head: usize,
     pub max_fields: usize,
+    /// How long a request head may take to arrive, from its first byte (and the first
+    /// request from the connection's opening), ns; nginx's `client_header_timeout`.
+    pub header_timeout_ns: Option<u64>,
+    /// How long a connection may sit idle between requests, ns; nginx's
+    /// `keepalive_timeout`.
+    pub keepalive_timeout_ns: Option<u64>,
 }
 
 impl Default for Limits {
@@ -28,6 +34,8 @@ impl Default for Limits {
             max_request_line: 8 * 1024,
             max_head: 32 * 1024,
             max_fields: 100,
+            header_timeout_ns: Some(60_000_000_000),
+            keepalive_timeout_ns: Some(75_000_000_000),
         }
     }
 }
@@ -282,12 +290,41 @@ pub struct Site {
 }
 
 /// A response body.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 enum Body {
     Fixed,
     Pattern(u64),
-    File(Vec<u8>),
+    File(std::fs::File, u64),
     Text(&'static str),
+}
+
+/// Bytes of a file read and queued at a time.
+const FILE_CHUNK: usize = 64 * 1024;
+/// A file's next chunk is read once less than this is queued: a client that does not
+/// read holds this much of it, not the whole file.
+const FILE_LOW_WATER: u64 = 128 * 1024;
+
+/// A file being sent, read in chunks as the peer takes them.
+#[derive(Debug)]
+pub struct FileStream {
+    file: std::fs::File,
+    left: u64,
+}
+
+impl FileStream {
+    /// Queues chunks while little is queued. An error (the file shrank, a read failed)
+    /// leaves the response short: the connection must close.
+    fn fill(&mut self, out: &mut OutQueue) -> std::io::Result<()> {
+        use std::io::Read;
+        while self.left > 0 && out.len() < FILE_LOW_WATER {
+            let n = self.left.min(FILE_CHUNK as u64) as usize;
+            let mut v = vec![0u8; n];
+            self.file.read_exact(&mut v)?;
+            out.push_vec(v);
+            self.left -= n as u64;
+        }
+        Ok(())
+    }
 }
 
 impl Site {
@@ -335,8 +372,9 @@ impl Site {
                         Err(_) => (404, Body::Text("not found\n"), "text/plain"),
                     }
                 } else {
-                    match std::fs::read(&file) {
-                        Ok(v) => (200, Body::File(v), ct),
+                    let opened = std::fs::File::open(&file).and_then(|f| Ok((f.metadata()?.len(), f)));
+                    match opened {
+                        Ok((len, f)) => (200, Body::File(f, len), ct),
                         Err(_) => (404, Body::Text("not found\n"), "text/plain"),
                     }
                 }
@@ -345,8 +383,9 @@ impl Site {
         }
     }
 
-    /// Queues the response to `req`; returns its status.
-    pub fn respond(&self, req: &Request, out: &mut OutQueue) -> u16 {
+    /// Queues the response to `req`; returns its status, and the file whose bytes are
+    /// still to be queued (`FileStream::fill`, as the peer takes them).
+    pub fn respond(&self, req: &Request, out: &mut OutQueue) -> (u16, Option<FileStream>) {
         let head_only = req.method == b"HEAD";
         let (status, body, ct) = if req.method == b"GET" || head_only {
             self.route(req.target, head_only)
@@ -356,7 +395,7 @@ impl Site {
         let len = match &body {
             Body::Fixed => self.body.len() as u64,
             Body::Pattern(n) => *n,
-            Body::File(v) => v.len() as u64,
+            Body::File(_, n) => *n,
             Body::Text(t) => t.len() as u64,
         };
         out.push_vec(response_head(
@@ -366,15 +405,16 @@ impl Site {
             !req.keep_alive,
             req.keep_alive && req.minor == 0,
         ));
+        let mut stream = None;
         if !head_only {
             match body {
                 Body::Fixed => out.push_shared(self.body.clone()),
                 Body::Pattern(n) => out.push_pattern(n),
-                Body::File(v) => out.push_vec(v),
+                Body::File(file, left) => stream = Some(FileStream { file, left }),
                 Body::Text(t) => out.push_bytes(t.as_bytes()),
             }
         }
-        status
+        (status, stream)
     }
 
     /// Queues an error response that closes the connection.
@@ -464,6 +504,12 @@ pub struct HttpSession {
     body_left: u64,
     /// No more requests: the connection closes after the queued responses.
     closing: bool,
+    /// The file of the response being sent; requests after it wait.
+    file: Option<FileStream>,
+    /// When the first byte of the request head being received arrived.
+    head_since: Option<u64>,
+    /// Requests answered on this connection.
+    served: u64,
 }
 
 impl HttpSession {
@@ -474,15 +520,38 @@ impl HttpSession {
             scan: 0,
             body_left: 0,
             closing: false,
+            file: None,
+            head_since: None,
+            served: 0,
+        }
+    }
+
+    /// Queues more of the file being sent; at its end (or on an error, which closes the
+    /// connection: the response is short) it is dropped.
+    fn send_file(&mut self, out: &mut OutQueue) {
+        if let Some(f) = &mut self.file {
+            if f.fill(out).is_err() {
+                self.closing = true;
+                self.file = None;
+            } else if f.left == 0 {
+                self.file = None;
+            }
         }
     }
 
     /// Answers one complete head; returns whether the connection continues.
-    fn answer(site: &Site, head: &[u8], out: &mut OutQueue, t: &mut Tally) -> Result<u64, ()> {
+    fn answer(
+        site: &Site,
+        head: &[u8],
+        out: &mut OutQueue,
+        t: &mut Tally,
+        file: &mut Option<FileStream>,
+    ) -> Result<u64, ()> {
         t.requests += 1;
         match parse_request(head, &site.limits) {
             Ok(req) => {
-                let status = site.respond(&req, out);
+                let (status, stream) = site.respond(&req, out);
+                *file = stream;
                 if status >= 400 {
                     t.errors += 1;
                 }
@@ -512,7 +581,7 @@ impl HttpSession {
 }
 
 impl Session for HttpSession {
-    fn input(&mut self, data: &[u8], out: &mut OutQueue, t: &mut Tally, _now: u64) -> usize {
+    fn input(&mut self, data: &[u8], out: &mut OutQueue, t: &mut Tally, now: u64) -> usize {
         let limits = self.site.limits;
         let mut used = 0;
         while used < data.len() && !self.closing && self.wants_input(out) {
@@ -532,10 +601,13 @@ impl Session for HttpSession {
                 match find_head_end(rest, 0) {
                     Some(end) => {
                         used += end;
-                        match Self::answer(&self.site, &rest[..end], out, t) {
+                        self.served += 1;
+                        self.head_since = None;
+                        match Self::answer(&self.site, &rest[..end], out, t, &mut self.file) {
                             Ok(body) => self.body_left = body,
                             Err(()) => self.closing = true,
                         }
+                        self.send_file(out);
                     }
                     None => {
                         let line_open = !rest.contains(&b'\n') && rest.len() > limits.max_request_line;
@@ -549,6 +621,7 @@ impl Session for HttpSession {
                         }
                         self.buf.extend_from_slice(rest);
                         self.scan = self.buf.len().saturating_sub(3);
+                        self.head_since.get_or_insert(now);
                         used = data.len();
                     }
                 }
@@ -562,10 +635,13 @@ impl Session for HttpSession {
                     Some(end) => {
                         used += end.saturating_sub(old);
                         let head = std::mem::take(&mut self.buf);
-                        match Self::answer(&self.site, &head[..end], out, t) {
+                        self.served += 1;
+                        self.head_since = None;
+                        match Self::answer(&self.site, &head[..end], out, t, &mut self.file) {
                             Ok(body) => self.body_left = body,
                             Err(()) => self.closing = true,
                         }
+                        self.send_file(out);
                         self.buf = head;
                         self.buf.clear();
                         self.scan = 0;
@@ -600,12 +676,31 @@ impl Session for HttpSession {
         self.closing = true;
     }
 
+    fn produce(&mut self, out: &mut OutQueue, _t: &mut Tally, _now: u64) {
+        self.send_file(out);
+    }
+
     fn wants_input(&self, out: &OutQueue) -> bool {
-        out.len() < crate::session::HIGH_WATER
+        self.file.is_none() && out.len() < crate::session::HIGH_WATER
     }
 
     fn finished(&self) -> bool {
-        self.closing
+        self.closing && self.file.is_none()
+    }
+
+    /// A head must arrive within `header_timeout` of its first byte (the first request,
+    /// of the connection's opening); between requests, `keepalive_timeout` of idleness.
+    fn deadline(&self, last_input: u64) -> Option<u64> {
+        let l = &self.site.limits;
+        if self.closing || self.file.is_some() {
+            return None;
+        }
+        let (since, limit) = match self.head_since {
+            Some(t) => (t, l.header_timeout_ns),
+            None if self.body_left > 0 || self.served == 0 => (last_input, l.header_timeout_ns),
+            None => (last_input, l.keepalive_timeout_ns),
+        };
+        limit.map(|d| since.saturating_add(d))
     }
 }
 

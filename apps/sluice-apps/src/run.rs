@@ -284,6 +284,7 @@ pub fn summary_table(program: &str, r: &RunResult) -> Table {
         .row("connections opened", t.conns_opened)
         .row("connections closed", t.conns_closed)
         .row("connection errors", t.conn_errors)
+        .row("  of which timeouts", t.timeouts)
         .row("requests", t.requests)
         .row(
             "requests/s",
@@ -365,16 +366,22 @@ pub fn engine_table(r: &RunResult) -> Option<Table> {
     Some(tb)
 }
 
+/// A timeout flag in seconds as nanoseconds; 0 (or less) means none.
+pub fn secs_ns(secs: f64) -> Option<u64> {
+    (secs > 0.0).then(|| (secs * 1e9) as u64)
+}
+
 /// One line of `key=value` words, for scripts and tests.
 pub fn stats_line(r: &RunResult) -> String {
     let t = r.total();
     let mut s = format!(
-        "stats: stack={} seconds={:.3} conns_opened={} conns_closed={} conn_errors={} requests={} errors={} bytes_in={} bytes_out={}",
+        "stats: stack={} seconds={:.3} conns_opened={} conns_closed={} conn_errors={} timeouts={} requests={} errors={} bytes_in={} bytes_out={}",
         r.stack.name(),
         r.seconds,
         t.conns_opened,
         t.conns_closed,
         t.conn_errors,
+        t.timeouts,
         t.requests,
         t.errors,
         t.bytes_in,

@@ -32,6 +32,12 @@ pub trait Session {
     }
     /// No more output will be queued: the connection is shut down once `out` is sent.
     fn finished(&self) -> bool;
+    /// When the connection times out unless something happens first (ns, the drivers'
+    /// clock), given when bytes last arrived (or it opened): an idle or a request-head
+    /// timeout. `None`: never.
+    fn deadline(&self, _last_input: u64) -> Option<u64> {
+        None
+    }
 }
 
 /// What a core (or kernel thread) counted. Plain numbers, merged at the end.
@@ -41,6 +47,9 @@ pub struct Tally {
     pub conns_closed: u64,
     /// Connections that failed: reset, refused, timed out, or a connect error.
     pub conn_errors: u64,
+    /// Connections ended by a timeout (idle, request head, a peer that stopped reading);
+    /// counted in `conn_errors` too.
+    pub timeouts: u64,
     /// Requests served (servers) or completed (clients).
     pub requests: u64,
     /// Application-level errors: error responses, malformed or wrong data.
@@ -63,6 +72,7 @@ impl Tally {
             conns_opened: 0,
             conns_closed: 0,
             conn_errors: 0,
+            timeouts: 0,
             requests: 0,
             errors: 0,
             bytes_in: 0,
@@ -79,6 +89,7 @@ impl Tally {
         self.conns_opened += o.conns_opened;
         self.conns_closed += o.conns_closed;
         self.conn_errors += o.conn_errors;
+        self.timeouts += o.timeouts;
         self.requests += o.requests;
         self.errors += o.errors;
         self.bytes_in += o.bytes_in;
@@ -209,6 +220,10 @@ pub struct Conn<S> {
     eof: bool,
     shut: bool,
     linger_until: u64,
+    /// When bytes last arrived (or the first step).
+    last_input: Option<u64>,
+    /// Since when output has been queued without any of it being taken.
+    stalled_since: Option<u64>,
 }
 
 impl<S: Session> Conn<S> {
@@ -219,6 +234,8 @@ impl<S: Session> Conn<S> {
             eof: false,
             shut: false,
             linger_until: 0,
+            last_input: None,
+            stalled_since: None,
         }
     }
 
@@ -229,6 +246,26 @@ impl<S: Session> Conn<S> {
     pub fn wants_write(&self) -> bool {
         !self.out.is_empty()
     }
+    /// When this connection times out unless it makes progress: the session's deadline
+    /// (idle, request head), or `send_timeout` (ns) after output stopped being taken (a
+    /// peer that does not read).
+    pub fn deadline(&self, send_timeout: Option<u64>) -> Option<u64> {
+        // Idle and head timeouts run while nothing is queued to send.
+        let session = if self.out.is_empty() && !self.shut {
+            self.session.deadline(self.last_input.unwrap_or(0))
+        } else {
+            None
+        };
+        let send = self.stalled_since.zip(send_timeout).map(|(t, d)| t.saturating_add(d));
+        [session, send].into_iter().flatten().min()
+    }
+
+    /// Output is waiting that the peer does not take (what a timeout then means: the
+    /// connection is reset rather than closed, so its buffers are freed at once).
+    pub fn send_stalled(&self) -> bool {
+        self.stalled_since.is_some()
+    }
+
     /// Shut down and waiting for the peer's FIN, until the linger time: a step is due
     /// without an event.
     pub fn lingering(&self) -> bool {
@@ -241,6 +278,8 @@ impl<S: Session> Conn<S> {
         if !io.ready() {
             return Step::Open { did: false };
         }
+        self.last_input.get_or_insert(now);
+        let bytes_out_before = t.bytes_out;
         if !self.shut {
             self.session.produce(&mut self.out, t, now);
         }
@@ -260,6 +299,9 @@ impl<S: Session> Conn<S> {
                 n
             });
             t.bytes_in += took;
+            if took > 0 {
+                self.last_input = Some(now);
+            }
             match r {
                 Ok(ReadOutcome::Data) => did = true,
                 Ok(ReadOutcome::Stalled) | Ok(ReadOutcome::WouldBlock) => break,
@@ -287,6 +329,13 @@ impl<S: Session> Conn<S> {
                 Err(e) => return Step::Failed(e),
             }
         }
+        // Output that stays queued without a byte taken since the last step is stalled.
+        let took_some = t.bytes_out != bytes_out_before;
+        self.stalled_since = match (self.out.is_empty(), self.stalled_since) {
+            (true, _) => None,
+            (false, Some(since)) if !took_some => Some(since),
+            (false, _) => Some(now),
+        };
         if !self.shut && self.out.is_empty() && self.session.finished() {
             io.shutdown();
             self.shut = true;

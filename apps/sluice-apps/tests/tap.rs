@@ -308,3 +308,123 @@ fn echo_to_the_end(tag: &str, args: &[&str]) -> Output {
         .args(args);
     Proc::spawn(c).wait(Duration::from_secs(30))
 }
+
+/// `sluice-http`'s defences against greedy clients, from the kernel's side: a slowloris
+/// head and an idle keep-alive connection are closed at their timeouts, a client that
+/// never reads its 4 MiB download is reset at the send timeout, and a fresh client still
+/// gets that file intact (SHA-256), streamed from disk.
+#[test]
+fn http_timeouts_and_a_streamed_file() {
+    if !root() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sluice-http-timeouts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // 4 MiB of varied bytes (a xorshift stream), and its digest as Python computes it.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let data: Vec<u8> = (0..4 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(dir.join("big.bin"), &data).unwrap();
+    let root = dir.to_str().unwrap();
+    let (ns, p) = sluice(
+        "apps-http-to",
+        HTTP,
+        &[
+            "--listen",
+            "80",
+            "--root",
+            root,
+            "--header-timeout",
+            "1",
+            "--keepalive-timeout",
+            "1",
+            "--send-timeout",
+            "2",
+            "--recv-buffer",
+            "65536",
+            "--send-buffer",
+            "65536",
+            "--seconds",
+            "60",
+        ],
+    );
+    wait_port(&ns, 80);
+    let script = format!(
+        r#"
+import hashlib, socket, time
+def closed_after(s, limit):
+    t0 = time.time()
+    s.settimeout(limit)
+    try:
+        while s.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    return time.time() - t0
+# A slowloris head: closed about 1 s after its first byte.
+s = socket.create_connection(('198.18.0.2', 80))
+s.sendall(b'GET / HTTP/1.1\r\nHost: x\r\n')
+print('slowloris', round(closed_after(s, 8), 2))
+# One request, then idle: closed about 1 s after it.
+s = socket.create_connection(('198.18.0.2', 80))
+s.sendall(b'GET / HTTP/1.1\r\nHost: x\r\n\r\n')
+time.sleep(0.2)
+print('idle', round(closed_after(s, 8), 2))
+# A client that never reads its 4 MiB download: reset about 2 s after it stalls.
+s = socket.create_connection(('198.18.0.2', 80))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+s.sendall(b'GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n')
+time.sleep(5)
+got = 0
+reset = False
+s.settimeout(5)
+try:
+    while True:
+        b = s.recv(1 << 20)
+        if not b:
+            break
+        got += len(b)
+except (ConnectionResetError, socket.timeout):
+    reset = True
+print('stalled_reset', reset, got < {len})
+# A fresh client gets the file intact.
+s = socket.create_connection(('198.18.0.2', 80))
+s.sendall(b'GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+buf = b''
+s.settimeout(20)
+while True:
+    b = s.recv(1 << 20)
+    if not b:
+        break
+    buf += b
+body = buf.split(b'\r\n\r\n', 1)[1]
+print('download', len(body), hashlib.sha256(body).hexdigest())
+"#,
+        len = data.len()
+    );
+    let out = ns.run("python3", &["-c", &script], Duration::from_secs(60));
+    let text = out.stdout.clone();
+    let secs = |key: &str| -> f64 {
+        field(&text.replace(' ', "="), key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{key} in {text}\n{}", out.stderr))
+    };
+    let slow = secs("slowloris");
+    assert!((0.5..4.0).contains(&slow), "slowloris closed after {slow} s:\n{text}");
+    let idle = secs("idle");
+    assert!((0.5..4.0).contains(&idle), "idle closed after {idle} s:\n{text}");
+    assert!(text.contains("stalled_reset True True"), "{text}\n{}", out.stderr);
+    use sha2::Digest;
+    let want = format!("download {} {:x}", data.len(), sha2::Sha256::digest(&data));
+    assert!(text.contains(&want), "{text}\n{}", out.stderr);
+    let out = stop(p);
+    assert!(count(&out.stdout, "timeouts") >= 3, "{}", out.stdout);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -23,6 +23,12 @@ pub struct Plan {
     /// Sluice: send by filling mbufs and queueing them by reference (`write_frame`), one
     /// copy from the application's bytes, instead of through the send buffer (two).
     pub zero_copy_send: bool,
+    /// Reset a connection whose queued output nobody takes for this long (ns); nginx's
+    /// `send_timeout`. Sluice's driver only.
+    pub send_timeout: Option<u64>,
+    /// The most connections the listener of each core holds at once; SYNs beyond are
+    /// dropped. Sluice's driver only.
+    pub max_connections: Option<usize>,
 }
 
 impl Default for Plan {
@@ -33,6 +39,8 @@ impl Default for Plan {
             connect: None,
             stop_after_closed: None,
             zero_copy_send: false,
+            send_timeout: None,
+            max_connections: None,
         }
     }
 }

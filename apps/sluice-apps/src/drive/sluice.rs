@@ -5,12 +5,17 @@
 //! A round steps only the connections that may have work: those the interface recorded as
 //! changed (`Interface::ready_since`: data, room to send, a new state), those new or busy
 //! in the last round, and those lingering after shutdown. Idle connections cost nothing.
+//! Timeouts (a session's idle or head deadline, a peer that stops reading) are kept in a
+//! heap with one armed entry per connection at most, so they cost nothing either until
+//! they fire.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::{Arc, Mutex};
 
 use hashbrown::HashMap;
 use sluice_engine::{App, Cx, Error, TcpListener, TcpStream};
-use sluice_net::{Ready, ReadyCursor, ReadySocket, TcpState};
+use sluice_net::{Ready, ReadyCursor, ReadySocket, TcpHandle, TcpState};
 use sluice_wire::Ipv4Address;
 
 use crate::drive::{Factory, Plan};
@@ -112,6 +117,10 @@ pub struct SluiceDriver<S> {
     index: HashMap<TcpStream, usize>,
     /// The round each connection was last stepped in (by `conns` index).
     stepped: Vec<u64>,
+    /// Each connection's armed entry in `timers`, if any (by `conns` index).
+    armed: Vec<Option<u64>>,
+    /// Timeouts: (deadline ns, connection); an entry that fires early is re-armed.
+    timers: BinaryHeap<Reverse<(u64, TcpHandle)>>,
     /// Connections to step in the next round without an event (new, busy, lingering).
     active: Vec<TcpStream>,
     /// Scratch: the connections of this round.
@@ -142,6 +151,8 @@ impl<S: Session> SluiceDriver<S> {
             conns: Vec::new(),
             index: HashMap::new(),
             stepped: Vec::new(),
+            armed: Vec::new(),
+            timers: BinaryHeap::new(),
             active: Vec::new(),
             todo: Vec::new(),
             cursor: ReadyCursor::default(),
@@ -163,13 +174,60 @@ impl<S: Session> SluiceDriver<S> {
         self.index.insert(s, self.conns.len());
         self.conns.push((s, Conn::new((self.make)())));
         self.stepped.push(0);
+        self.armed.push(None);
         self.active.push(s);
         self.tally.conns_opened += 1;
+    }
+
+    /// Arms a timer for connection `i` at its deadline, unless one as early is armed.
+    fn arm(&mut self, i: usize) {
+        let Some(d) = self.conns[i].1.deadline(self.plan.send_timeout) else {
+            return;
+        };
+        if self.armed[i].is_some_and(|a| a <= d) {
+            return; // fires first, and re-arms then
+        }
+        self.armed[i] = Some(d);
+        self.timers.push(Reverse((d, self.conns[i].0 .0)));
+    }
+
+    /// Ends the connections whose deadline passed; re-arms those that moved on.
+    fn expire(&mut self, cx: &Cx, now: u64) -> bool {
+        let mut did = false;
+        while let Some(&Reverse((at, h))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(&i) = self.index.get(&TcpStream(h)) else {
+                continue; // ended since
+            };
+            if self.armed[i] != Some(at) {
+                continue; // superseded by an earlier entry
+            }
+            self.armed[i] = None;
+            match self.conns[i].1.deadline(self.plan.send_timeout) {
+                Some(d) if d <= now => {
+                    // A peer that stopped reading is reset (its buffers freed at once);
+                    // an idle one is closed.
+                    let reset = self.conns[i].1.send_stalled();
+                    self.tally.timeouts += 1;
+                    if reset {
+                        self.conns[i].0.abort(cx);
+                    }
+                    self.end(cx, i, now, Some(ConnFailure::TimedOut));
+                    did = true;
+                }
+                _ => self.arm(i),
+            }
+        }
+        did
     }
 
     fn end(&mut self, cx: &Cx, i: usize, now: u64, failed: Option<ConnFailure>) {
         let (s, mut c) = self.conns.swap_remove(i);
         self.stepped.swap_remove(i);
+        self.armed.swap_remove(i);
         self.index.remove(&s);
         if let Some((moved, _)) = self.conns.get(i) {
             self.index.insert(*moved, i);
@@ -189,6 +247,9 @@ impl<S: Session> App for SluiceDriver<S> {
         if let Some(port) = self.plan.listen {
             let l = TcpListener::bind(cx, port, self.plan.backlog)
                 .map_err(|e| format!("cannot listen on port {port}: {e}"))?;
+            if let Some(max) = self.plan.max_connections {
+                cx.iface().tcp_listener_set_limit(l.0, max);
+            }
             self.listener = Some(l);
         }
         Ok(())
@@ -257,6 +318,7 @@ impl<S: Session> App for SluiceDriver<S> {
                     if d || c.lingering() || io.starved {
                         self.active.push(s);
                     }
+                    self.arm(i);
                 }
                 Step::Done => {
                     self.end(cx, i, now, None);
@@ -269,6 +331,7 @@ impl<S: Session> App for SluiceDriver<S> {
             }
         }
         self.todo = todo;
+        did |= self.expire(cx, now);
         if self
             .plan
             .stop_after_closed

@@ -354,3 +354,62 @@ proptest! {
         prop_assert_eq!(t.requests, t2.requests);
     }
 }
+
+#[test]
+fn deadlines_follow_the_head_and_idleness() {
+    let s = site(10);
+    let l = s.limits;
+    let (hdr, ka) = (l.header_timeout_ns.unwrap(), l.keepalive_timeout_ns.unwrap());
+    let (mut sess, mut out, mut t) = (HttpSession::new(s), OutQueue::new(), Tally::new());
+    // A new connection: the first head is due header_timeout after it opened.
+    assert_eq!(sess.deadline(100), Some(100 + hdr));
+    // A head that started at 200 stays due from 200, however slowly it trickles in.
+    assert_eq!(sess.input(b"GET / HT", &mut out, &mut t, 200), 8);
+    assert_eq!(sess.input(b"TP/1.1\r\n", &mut out, &mut t, 5_000), 8);
+    assert_eq!(sess.deadline(5_000), Some(200 + hdr));
+    // Complete: answered; then idle between requests: keepalive_timeout after the input.
+    let n = sess.input(b"Host: x\r\n\r\n", &mut out, &mut t, 9_000);
+    assert_eq!(n, 11);
+    assert_eq!(statuses(&String::from_utf8_lossy(&out.to_vec())), [200]);
+    assert_eq!(sess.deadline(9_000), Some(9_000 + ka));
+    // None once it closes.
+    sess.eof(&mut out, &mut t, 10_000);
+    assert_eq!(sess.deadline(10_000), None);
+}
+
+#[test]
+fn a_file_is_streamed_in_chunks_as_the_client_takes_it() {
+    let dir = std::env::temp_dir().join(format!("sluice-http-stream-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let data: Vec<u8> = (0..(3 << 20) + 123).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(dir.join("f.bin"), &data).unwrap();
+    let s = Arc::new(Site::new(1, Some(&dir)).unwrap());
+    let (mut sess, mut out, mut t) = (HttpSession::new(s), OutQueue::new(), Tally::new());
+    let req = b"GET /f.bin HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let n = sess.input(req, &mut out, &mut t, 0);
+    assert!(n < req.len(), "the second request waits for the file");
+    assert!(!sess.wants_input(&out));
+    let mut got = Vec::new();
+    let mut most = 0;
+    for _ in 0..10_000 {
+        sess.produce(&mut out, &mut t, 0);
+        most = most.max(out.len());
+        if out.is_empty() {
+            break;
+        }
+        // The client takes 40,000 bytes at a time.
+        let mut buf = vec![0u8; 40_000];
+        let k = out.copy_to(&mut buf);
+        got.extend_from_slice(&buf[..k]);
+        out.consume(k);
+    }
+    assert!(most <= FILE_LOW_WATER + FILE_CHUNK as u64 + 512, "{most} bytes queued at once");
+    let body_at = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(&got[body_at..], &data[..], "the file, every byte");
+    // Then the pipelined request is taken and answered.
+    assert!(sess.wants_input(&out));
+    assert_eq!(sess.input(&req[n..], &mut out, &mut t, 0), req.len() - n);
+    assert_eq!(statuses(&String::from_utf8_lossy(&out.to_vec())), [200]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
