@@ -106,7 +106,7 @@ fn supervise(
     let t0 = Instant::now();
     let mut next = Duration::from_secs(1);
     let mut prev = Snapshot::default();
-    let mut prev_pkts = (0u64, 0u64);
+    let mut prev_pkts = (0u64, 0u64, 0u64);
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(20));
         let el = t0.elapsed();
@@ -132,13 +132,16 @@ fn supervise(
                 let rx: u64 = st.iter().map(|c| c.net.rx_packets).sum();
                 let tx: u64 = st.iter().map(|c| c.net.tx_packets).sum();
                 let drops: u64 = st.iter().map(|c| c.net.drops.total()).sum();
+                let rtx: u64 = st.iter().map(|c| c.net.tcp.retransmits).sum();
                 line += &format!(
-                    " | rx {} pps tx {} pps drops {}",
+                    " | rx {} pps tx {} pps drops {} | retransmits {} (+{})",
                     rx.saturating_sub(prev_pkts.0),
                     tx.saturating_sub(prev_pkts.1),
-                    drops
+                    drops,
+                    rtx,
+                    rtx.saturating_sub(prev_pkts.2),
                 );
-                prev_pkts = (rx, tx);
+                prev_pkts = (rx, tx, rtx);
             }
             println!("{line}");
             prev = now;

@@ -428,3 +428,66 @@ print('download', len(body), hashlib.sha256(body).hexdigest())
     assert!(count(&out.stdout, "timeouts") >= 3, "{}", out.stdout);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `sluice-stat` reads a running server through DPDK telemetry: its counters, its
+/// connections (two Python clients, established, to port 7), its configuration; and the
+/// progress lines carry retransmissions.
+#[test]
+fn sluice_stat_sees_a_running_server() {
+    if !root() {
+        return;
+    }
+    const STAT: &str = env!("CARGO_BIN_EXE_sluice-stat");
+    let (ns, p) = sluice(
+        "apps-stat",
+        ECHO,
+        &["--listen", "7", "--seconds", "60", "--progress"],
+    );
+    wait_port(&ns, 7);
+    let clients = ns.cmd("python3");
+    let mut clients = clients;
+    clients.args([
+        "-c",
+        "import socket,time\ncs=[socket.create_connection(('198.18.0.2',7)) for _ in range(2)]\nfor c in cs:\n  c.sendall(b'ping'); c.recv(4)\ntime.sleep(8)\n",
+    ]);
+    let clients = Proc::spawn(clients);
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = p.id().to_string();
+    let run = |args: &[&str]| {
+        let mut c = Command::new(STAT);
+        c.args(["--pid", &pid]).args(args);
+        Proc::spawn(c).wait(Duration::from_secs(20))
+    };
+    let counters = run(&[]);
+    assert!(counters.success(), "{}\n{}", counters.stdout, counters.stderr);
+    let line = |key: &str| {
+        counters
+            .stdout
+            .lines()
+            .find_map(|l| l.split_whitespace().collect::<Vec<_>>().get(..2).filter(|w| w[0] == key).map(|w| w[1].to_string()))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert!(line("rx_packets") > 0, "{}", counters.stdout);
+    assert_eq!(line("conns_established"), 2, "{}", counters.stdout);
+    // The two clients, and wait_port's probe.
+    assert_eq!(line("tcp_accepted"), 3, "{}", counters.stdout);
+    let conns = run(&["--conns"]);
+    assert!(conns.success(), "{}", conns.stderr);
+    let rows: Vec<&str> = conns.stdout.lines().filter(|l| l.contains("established")).collect();
+    assert_eq!(rows.len(), 2, "{}", conns.stdout);
+    assert!(rows.iter().all(|r| r.contains("198.18.0.2:7") && r.contains("198.18.0.1:")));
+    assert!(conns.stdout.contains("2 connection(s)"), "{}", conns.stdout);
+    let config = run(&["--config"]);
+    assert!(config.stdout.contains("net_tap"), "{}", config.stdout);
+    let watch = run(&["--watch", "1"]);
+    assert!(watch.stdout.contains("rx pkt/s"), "{}", watch.stdout);
+    // A process that is not there is a clear error.
+    let mut c = Command::new(STAT);
+    c.args(["--pid", "999999999"]);
+    let none = Proc::spawn(c).wait(Duration::from_secs(10));
+    assert!(!none.success() && none.stderr.contains("sluice-999999999"), "{}", none.stderr);
+    let _ = clients.wait(Duration::from_secs(20));
+    let out = stop(p);
+    assert!(out.stdout.contains("retransmits"), "progress lines: {}", out.stdout);
+}

@@ -18,6 +18,7 @@
 #include <rte_tcp.h>
 #include <rte_thash.h>
 #include <rte_version.h>
+#include <rte_telemetry.h>
 
 /* rx/tx bursts */
 uint16_t sluice_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);

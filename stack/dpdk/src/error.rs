@@ -15,6 +15,8 @@ pub enum DpdkError {
     },
     #[error("an EAL argument contains a NUL byte: {0:?}")]
     BadArgument(String),
+    #[error("telemetry refused the command {0:?} (a name is a slash, then letters, digits, '_' and '/'; telemetry must not be disabled by --no-telemetry)")]
+    Telemetry(String),
     #[error("no DPDK port named {name:?}; {available} port(s) exist. Give the device to EAL, e.g. --vdev=net_tap0,iface=sl0 or --vdev=virtio_user0,path=/tmp/vhost.sock, or bind a PCI NIC with dpdk-devbind.py --bind=vfio-pci")]
     NoSuchPort { name: String, available: u16 },
     #[error("port {port} does not exist ({available} port(s) available); pass a --vdev or bind a NIC with dpdk-devbind.py")]

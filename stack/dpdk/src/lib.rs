@@ -9,6 +9,7 @@ mod error;
 mod mbuf;
 mod mempool;
 mod port;
+pub mod telemetry;
 
 pub use eal::{
     allowed_cpus, block_device_signals, pin_current_thread, set_current_thread_cpus, Eal, EalBuilder, EalRef,

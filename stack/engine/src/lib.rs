@@ -19,6 +19,7 @@ pub mod idle;
 pub mod rt;
 pub mod runner;
 pub mod steer;
+pub mod telemetry;
 pub mod toeplitz;
 
 pub use api::{Cx, Error, Event, Poller, Source, TcpListener, TcpStream, UdpSocket};

@@ -291,6 +291,10 @@ impl Engine {
             ip_checksum_offload: port.ip_checksum_offload(),
         };
 
+        // Sluice's own telemetry commands (counters, connections, configuration).
+        if let Err(e) = crate::telemetry::register_commands(&handle, config) {
+            eprintln!("{program}: telemetry: {e}");
+        }
         let mut startup: Result<(), EngineError> = Ok(());
         // The first application start that failed, with its core.
         let app_failure: Mutex<Option<(u16, crate::core::AppError)>> = Mutex::new(None);

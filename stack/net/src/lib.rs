@@ -55,7 +55,9 @@ pub use icmp::IcmpError;
 pub use iface::Interface;
 pub use ready::{Ready, ReadyCursor, ReadySocket};
 pub use stats::{ArpStats, DropReason, Drops, IcmpStats, Stats, TcpStats, UdpStats};
-pub use tcp::{ListenerHandle, TcpConnectError, TcpHandle, TcpListenError, TcpRecvError, TcpSendError};
+pub use tcp::{
+    ListenerHandle, TcpConnInfo, TcpConnectError, TcpHandle, TcpListenError, TcpRecvError, TcpSendError,
+};
 pub use udp::{BindError, Endpoint, UdpConnectError, UdpHandle, UdpRecvError, UdpSendError};
 
 #[cfg(test)]

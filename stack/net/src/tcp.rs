@@ -52,6 +52,33 @@ pub(crate) fn isn(key: &IsnKey, local: Endpoint, remote: Endpoint, now: Instant)
     SeqNumber(keyed_hash(key, &tuple).wrapping_add(clock))
 }
 
+/// What `Interface::tcp_conn_infos` reports of one connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpConnInfo {
+    pub handle: TcpHandle,
+    pub local: Endpoint,
+    pub remote: Endpoint,
+    pub state: State,
+    /// Smoothed RTT and its variation (RFC 6298), microseconds; 0 before a sample.
+    pub srtt_us: u64,
+    pub rttvar_us: u64,
+    /// The retransmission timeout now (backoff included), milliseconds.
+    pub rto_ms: u64,
+    pub mss: usize,
+    /// Congestion window and slow-start threshold, bytes.
+    pub cwnd: usize,
+    pub ssthresh: usize,
+    /// Bytes sent and not yet acknowledged.
+    pub in_flight: usize,
+    /// Segments retransmitted.
+    pub retransmits: u64,
+    /// Bytes queued to send (unsent and unacknowledged) and received but unread.
+    pub send_queue: usize,
+    pub recv_queue: usize,
+    /// Owned by the application (false: still in a listener's queue).
+    pub accepted: bool,
+}
+
 /// A TCP connection of an `Interface`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TcpHandle(pub(crate) Key);
@@ -951,6 +978,33 @@ impl Interface {
             }
             None => false,
         }
+    }
+
+    /// One row per connection (as `ss -ti` shows), `skip` rows in, at most `take`; returns
+    /// how many connections there are in all. For telemetry and the C API.
+    pub fn tcp_conn_infos(&self, skip: usize, take: usize, out: &mut Vec<TcpConnInfo>) -> usize {
+        let local = self.address();
+        for (key, c) in self.tcp.conns.iter().skip(skip).take(take) {
+            let t = &c.tcb;
+            out.push(TcpConnInfo {
+                handle: TcpHandle(key),
+                local: Endpoint::new(local, t.local_port()),
+                remote: c.remote,
+                state: t.state(),
+                srtt_us: t.srtt().map_or(0, |d| d.as_micros() as u64),
+                rttvar_us: t.rttvar().as_micros() as u64,
+                rto_ms: t.rto().as_millis() as u64,
+                mss: t.mss(),
+                cwnd: t.cwnd(),
+                ssthresh: t.ssthresh(),
+                in_flight: t.bytes_in_flight(),
+                retransmits: t.counters().retransmits,
+                send_queue: t.send_queue(),
+                recv_queue: t.recv_queue(),
+                accepted: c.listener.is_none(),
+            });
+        }
+        self.tcp.conns.len()
     }
 
     /// Connections in TIME-WAIT now.

@@ -390,6 +390,14 @@ impl Tcb {
     pub fn srtt(&self) -> Option<Duration> {
         self.rtt.srtt()
     }
+    /// The RTT variation (RFC 6298 RTTVAR); zero before the first sample.
+    pub fn rttvar(&self) -> Duration {
+        self.rtt.rttvar()
+    }
+    /// Bytes sent and not yet acknowledged (SND.MAX - SND.UNA).
+    pub fn bytes_in_flight(&self) -> usize {
+        self.snd_max - self.snd_una
+    }
     pub fn snd_una(&self) -> SeqNumber {
         self.snd_una
     }
