@@ -513,8 +513,9 @@ pub fn run(
         }
         let tcp = &s.net.tcp;
         println!(
-            "tcp: core={c} rx_zero_copy_bytes={} tx_zero_copy_bytes={} tx_copied_bytes={} gso_segments_tx={} mbufs_in_use_after_stop={}",
-            tcp.rx_zero_copy_bytes, tcp.tx_zero_copy_bytes, tcp.tx_copied_bytes, tcp.gso_segments_tx, s.mbufs_in_use
+            "tcp: core={c} rx_zero_copy_bytes={} tx_zero_copy_bytes={} tx_copied_bytes={} gso_segments_tx={} tso_frames_tx={} tso_fallbacks={} retransmits={} mbufs_in_use_after_stop={}",
+            tcp.rx_zero_copy_bytes, tcp.tx_zero_copy_bytes, tcp.tx_copied_bytes, tcp.gso_segments_tx,
+            tcp.tso_frames_tx, tcp.tso_fallbacks, tcp.retransmits, s.mbufs_in_use
         );
         let (r, t) = (s.impair_rx, s.impair_tx);
         if r.sent + t.sent > 0 {

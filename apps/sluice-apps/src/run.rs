@@ -335,8 +335,8 @@ pub fn engine_table(r: &RunResult) -> Option<Table> {
         tb.row(
             format!("core {i} offload"),
             format!(
-                "{} segs cut from large ones (GSO), {} segs coalesced on receive (GRO)",
-                n.tcp.gso_segments_tx, n.tcp.gro_coalesced
+                "{} segs cut from large ones (GSO), {} large frames cut by the NIC (TSO), {} segs coalesced on receive (GRO)",
+                n.tcp.gso_segments_tx, n.tcp.tso_frames_tx, n.tcp.gro_coalesced
             ),
         );
         tb.row(

@@ -528,11 +528,17 @@ impl Harness {
         let per_s = match (self.o.quick, verify == "none") {
             (true, true) => 1.0e9,
             (true, false) => 0.4e9,
-            (false, true) => 3.0e9,
+            (false, true) => 6.0e9,
             (false, false) => 1.0e9,
         };
         let bytes = ((secs * per_s) as u64).max(1 << 20).to_string();
         let guard = format!("{}", secs * 6.0 + 20.0);
+        // Sluice's buffers are fixed per connection (256 KiB by default); a bulk transfer
+        // gets 512 KiB each way (the kernel autotunes its own up to 6 MiB).
+        let bufs: &[&str] = match stack {
+            Stack::Sluice => &["--recv-buffer", "524288", "--send-buffer", "524288"],
+            Stack::Kernel => &[],
+        };
         let server = {
             let mut a = s(&[
                 "recv",
@@ -545,7 +551,7 @@ impl Harness {
                 "--verify",
                 verify,
             ]);
-            a.extend(self.sides(stack, true, &sock, &[]));
+            a.extend(self.sides(stack, true, &sock, bufs));
             a
         };
         let target = format!("{}:9000", stack.server_ip());
@@ -561,7 +567,7 @@ impl Harness {
                 "--verify",
                 verify,
             ]);
-            a.extend(self.sides(stack, false, &sock, &[]));
+            a.extend(self.sides(stack, false, &sock, bufs));
             a
         };
         let b = self.bin.join("sluice-bulk");

@@ -402,7 +402,10 @@ pub fn write(r: &Results, out: &Path, img: &Path, command: &str, quick: bool) ->
          first second; latency percentiles over the whole run (loadgen's histogram, request sent to response \
          received).\n\
          - Bulk: `sluice-bulk send` (client) -> `sluice-bulk recv` (server), one connection; the receiver's \
-         rate from first to last byte. The rate rows use `--verify none` (the sender repeats one pre-generated \
+         rate from first to last byte. Sluice's connection has 512 KiB send and receive buffers \
+         (`--send-buffer`/`--recv-buffer`; the kernel autotunes its own up to 6 MiB); the client's \
+         virtio_user port cuts large segments itself (TSO, negotiated with net_vhost's `tso=1`), the \
+         server's net_vhost port receives them whole (`linear-buffer=1,ext-buffer=1`). The rate rows use `--verify none` (the sender repeats one pre-generated \
          chunk by reference, the receiver counts bytes), so they measure the stack; the correctness row uses \
          `--verify sha256` (ChaCha8 pattern and SHA-256 on both sides, every byte compared), whose checks \
          run on the stack's core. The kernel's own tool is iperf3 (`iperf3 -s -1` / `iperf3 -c -t SECONDS`, \

@@ -71,6 +71,8 @@ extern const uint64_t SLUICE_ETH_TX_OFFLOAD_MULTI_SEGS;
 extern const uint64_t SLUICE_MBUF_F_TX_IPV4;
 extern const uint64_t SLUICE_MBUF_F_TX_IP_CKSUM;
 extern const uint64_t SLUICE_MBUF_F_TX_TCP_CKSUM;
+extern const uint64_t SLUICE_MBUF_F_TX_TCP_SEG;
+extern const uint64_t SLUICE_ETH_TX_OFFLOAD_TCP_TSO;
 extern const uint64_t SLUICE_MBUF_F_TX_UDP_CKSUM;
 extern const uint64_t SLUICE_MBUF_F_RX_IP_CKSUM_MASK;
 extern const uint64_t SLUICE_MBUF_F_RX_IP_CKSUM_BAD;

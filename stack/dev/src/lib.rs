@@ -44,6 +44,20 @@ pub trait PacketBuf {
     /// the pseudo-header sum in its TCP/UDP checksum field and 0 in its IPv4 one when
     /// those are left to the NIC.
     fn request_tx_checksum(&mut self, _offload: TxChecksum) {}
+    /// TSO: appends a copy of `data` in buffers chained after this one (the payload of a
+    /// large segment). False when the device cannot, or is out of buffers (then nothing
+    /// is appended... or part: the caller drops the frame).
+    fn append_chained(&mut self, _data: &[u8]) -> bool {
+        false
+    }
+    /// TSO: asks the device to cut this frame's TCP payload into segments of `mss` bytes,
+    /// `l4_len` being the TCP header's length (the IPv4 header is `TxChecksum::l3_len`).
+    /// The TCP checksum field must hold the pseudo-header sum without the length.
+    fn request_tso(&mut self, _mss: u16, _l4_len: u8) {}
+    /// Whether `request_tso` was called (the frame may exceed the MTU).
+    fn is_tso(&self) -> bool {
+        false
+    }
     /// All the frame's bytes, copied into one vector, chained segments included (the ARP
     /// queue keeps packets this way).
     fn gather(&self) -> Vec<u8> {
@@ -130,6 +144,9 @@ pub struct DeviceCaps {
     /// The device sends chained buffers (multi-segment mbufs), so payloads can be sent
     /// by reference (`PacketBuf::attach_frame`).
     pub tx_chain: bool,
+    /// The device cuts large TCP segments itself (TSO): one frame of up to 64 KiB goes
+    /// down with `PacketBuf::request_tso`, full-sized segments come out.
+    pub tso: bool,
 }
 
 impl Default for DeviceCaps {
@@ -142,6 +159,7 @@ impl Default for DeviceCaps {
             rss: false,
             max_burst: 32,
             tx_chain: false,
+            tso: false,
         }
     }
 }

@@ -180,8 +180,53 @@ impl PacketBuf for Mbuf {
         unsafe {
             let m = self.0.as_mut();
             m.ol_flags |= v4 | if o.ip { ip } else { 0 } | l4;
-            m.__bindgen_anon_3.tx_offload = (o.l2_len as u64 & 0x7f) | ((o.l3_len as u64 & 0x1ff) << 7);
+            // Keep l4_len and tso_segsz (bits 16-39) that `request_tso` may have set.
+            let rest = m.__bindgen_anon_3.tx_offload & !0xffff;
+            m.__bindgen_anon_3.tx_offload = rest | (o.l2_len as u64 & 0x7f) | ((o.l3_len as u64 & 0x1ff) << 7);
         }
+    }
+    fn append_chained(&mut self, mut data: &[u8]) -> bool {
+        while !data.is_empty() {
+            // SAFETY: the head's pool outlives its mbufs.
+            let pool = unsafe { (*self.0.as_ptr()).pool };
+            // SAFETY: allocating from a valid pool.
+            let Some(seg) = NonNull::new(unsafe { dpdk_sys::sluice_pktmbuf_alloc(pool) }) else {
+                return false;
+            };
+            // SAFETY: a fresh mbuf we own: fill its data room, then chain it (the chain
+            // takes ownership; on failure we free it).
+            unsafe {
+                let m = seg.as_ptr();
+                let room = usize::from((*m).buf_len - (*m).data_off);
+                let n = room.min(data.len());
+                let dst = ((*m).buf_addr as *mut u8).add(usize::from((*m).data_off));
+                std::ptr::copy_nonoverlapping(data.as_ptr(), dst, n);
+                (*m).data_len = n as u16;
+                (*m).pkt_len = n as u32;
+                if dpdk_sys::sluice_pktmbuf_chain(self.0.as_ptr(), m) != 0 {
+                    dpdk_sys::sluice_pktmbuf_free(m);
+                    return false;
+                }
+                data = &data[n..];
+            }
+        }
+        true
+    }
+    fn request_tso(&mut self, mss: u16, l4_len: u8) {
+        // SAFETY: extern statics defined in the shim from DPDK's macros.
+        let (seg, tcp) = unsafe { (dpdk_sys::SLUICE_MBUF_F_TX_TCP_SEG, dpdk_sys::SLUICE_MBUF_F_TX_TCP_CKSUM) };
+        // SAFETY: we own the mbuf; tx_offload packs l4_len in bits 16-23 and tso_segsz
+        // in bits 24-39 (rte_mbuf_core.h).
+        unsafe {
+            let m = self.0.as_mut();
+            m.ol_flags |= seg | tcp;
+            let low = m.__bindgen_anon_3.tx_offload & 0xffff;
+            m.__bindgen_anon_3.tx_offload = low | (u64::from(l4_len) << 16) | (u64::from(mss) << 24);
+        }
+    }
+    fn is_tso(&self) -> bool {
+        // SAFETY: an extern static defined in the shim.
+        self.raw().ol_flags & unsafe { dpdk_sys::SLUICE_MBUF_F_TX_TCP_SEG } != 0
     }
     fn rss_hash(&self) -> Option<u32> {
         let m = self.raw();

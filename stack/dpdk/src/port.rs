@@ -37,6 +37,9 @@ pub struct PortConfig {
     /// Let the NIC verify and fill IPv4/TCP/UDP checksums where it can.
     pub checksum_offload: bool,
     pub mbuf_cache: u32,
+    /// Let the NIC cut large TCP segments (TSO) where it can (with TCP checksum offload
+    /// and chained mbufs).
+    pub tso: bool,
 }
 
 impl Default for PortConfig {
@@ -51,6 +54,7 @@ impl Default for PortConfig {
             mbufs_per_queue: 8191,
             mbuf_cache: 256,
             checksum_offload: true,
+            tso: true,
         }
     }
 }
@@ -95,6 +99,7 @@ pub struct Port {
     tx_checksum: bool,
     tx_ip_checksum: bool,
     tx_chain: bool,
+    tso: bool,
 }
 
 fn check(port: u16, what: &'static str, ret: i32) -> Result<()> {
@@ -245,6 +250,20 @@ impl Port {
         if tx_chain {
             conf.txmode.offloads |= multi_seg;
         }
+        // TSO where the port has it, with the TCP checksum offload it builds on. Not on
+        // net_vhost: what it sends goes to a virtio guest that may not take large frames
+        // (its receive side would have to have negotiated them), and net_tap cuts in
+        // software with limits of its own.
+        // SAFETY: an extern static defined in the shim.
+        let tso_flag = unsafe { dpdk_sys::SLUICE_ETH_TX_OFFLOAD_TCP_TSO };
+        let tso = cfg.tso
+            && tx_checksum
+            && tx_chain
+            && info.tx_offload_capa & tso_flag != 0
+            && !matches!(info.driver.as_str(), "net_vhost" | "net_tap");
+        if tso {
+            conf.txmode.offloads |= tso_flag;
+        }
         // SAFETY: valid port; conf (and the key it points to) outlive the call.
         check(id, "rte_eth_dev_configure", unsafe {
             dpdk_sys::rte_eth_dev_configure(id, q, q, &conf)
@@ -315,6 +334,7 @@ impl Port {
             tx_checksum,
             tx_ip_checksum,
             tx_chain,
+            tso,
         };
         if use_rss {
             port.rss_key = port.read_rss_key();
@@ -380,6 +400,10 @@ impl Port {
     pub fn tx_chain(&self) -> bool {
         self.tx_chain
     }
+    /// The NIC cuts large TCP segments (TSO).
+    pub fn tso(&self) -> bool {
+        self.tso
+    }
     pub fn queues(&self) -> u16 {
         self.pools.len() as u16
     }
@@ -435,6 +459,7 @@ impl Port {
                 rss: self.rss_key.is_some(),
                 max_burst: 32,
                 tx_chain: self.tx_chain,
+                tso: self.tso,
             },
         }
     }

@@ -76,7 +76,11 @@ impl PortSpec {
     pub fn vdev(&self, queues: u16) -> Option<String> {
         match self {
             PortSpec::Tap(n) => Some(format!("net_tap0,iface={n}")),
-            PortSpec::Vhost(p) => Some(format!("net_vhost0,iface={p},queues={queues}")),
+            // tso=1 offers the guest TSO (it may send us 64 KiB frames); linear-buffer and
+            // ext-buffer receive each such frame in one contiguous buffer, not a chain.
+            PortSpec::Vhost(p) => Some(format!(
+                "net_vhost0,iface={p},queues={queues},tso=1,linear-buffer=1,ext-buffer=1"
+            )),
             PortSpec::Virtio(p) => Some(format!("virtio_user0,path={p},queues={queues}")),
             PortSpec::Name(_) => None,
         }

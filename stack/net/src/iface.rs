@@ -35,6 +35,8 @@ pub(crate) struct Io<'a, D: Device> {
     pub(crate) rx_offload: bool,
     /// The device sends chained buffers: payloads can go by reference.
     pub(crate) tx_chain: bool,
+    /// The device cuts large TCP segments (TSO).
+    pub(crate) tso: bool,
 }
 
 /// The receive and transmit vectors of one buffer type, kept between polls.
@@ -242,6 +244,7 @@ impl Interface {
             burst,
             rx_offload,
             tx_chain: dcaps.tx_chain,
+            tso: dcaps.tso,
         };
         for buf in rx.drain(..) {
             self.process_frame(&mut io, buf);
@@ -507,7 +510,8 @@ impl Interface {
             payload_len: buf.len(),
             ttl: self.cfg.ttl,
         };
-        if repr.buffer_len() > self.mtu {
+        // A TSO frame is cut to the MTU by the device.
+        if repr.buffer_len() > self.mtu && !buf.is_tso() {
             return self.drop(DropReason::TooBig);
         }
         match buf.prepend(ipv4::HEADER_LEN) {
@@ -595,25 +599,35 @@ impl Interface {
         }
     }
 
-    /// Hands the queued frames to the device. What it refuses is retried once and then,
-    /// at the end of a poll or when a whole burst is stuck, dropped and counted.
-    fn flush<D: Device>(&mut self, io: &mut Io<'_, D>, last: bool) {
-        for attempt in 0..2 {
-            if io.tx.is_empty() {
-                return;
-            }
-            let bytes: u64 = io.tx.iter().map(|b| b.len() as u64).sum();
-            let count = io.tx.len();
-            io.dev.tx_burst(io.now, io.tx);
-            let left: u64 = io.tx.iter().map(|b| b.len() as u64).sum();
-            self.stats.tx_packets += (count - io.tx.len()) as u64;
-            self.stats.tx_bytes += bytes - left;
-            if attempt == 0 && !last && io.tx.len() < io.burst {
-                return;
+    /// Hands the queued frames to the device. What it refuses (its ring is full) waits
+    /// for the next flush, in order, up to `TX_BACKLOG` frames; beyond that the newest are
+    /// dropped and counted. TCP stops sending while a burst's worth waits
+    /// (`tx_backpressure`), so a full ring slows the senders instead of losing their
+    /// segments, and keeps the data in flight short (and warm in the caches).
+    fn flush<D: Device>(&mut self, io: &mut Io<'_, D>, _last: bool) {
+        if io.tx.is_empty() {
+            return;
+        }
+        let bytes: u64 = io.tx.iter().map(|b| b.len() as u64).sum();
+        let count = io.tx.len();
+        io.dev.tx_burst(io.now, io.tx);
+        let left: u64 = io.tx.iter().map(|b| b.len() as u64).sum();
+        self.stats.tx_packets += (count - io.tx.len()) as u64;
+        self.stats.tx_bytes += bytes - left;
+        if io.tx.len() > TX_BACKLOG {
+            for _ in io.tx.drain(TX_BACKLOG..) {
+                self.stats.drops.add(DropReason::TxQueueFull);
             }
         }
-        for _ in io.tx.drain(..) {
-            self.stats.drops.add(DropReason::TxQueueFull);
-        }
+    }
+}
+
+/// Frames kept for the device while its transmit ring is full.
+const TX_BACKLOG: usize = 256;
+
+impl<D: Device> Io<'_, D> {
+    /// The device refused a burst's worth of frames that still wait: senders hold off.
+    pub(crate) fn tx_backpressure(&self) -> bool {
+        self.tx.len() >= self.burst
     }
 }

@@ -215,6 +215,10 @@ pub struct UdpStats {
 /// TCP counters of the demultiplexer (the per-connection ones live in each TCB).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TcpStats {
+    /// Large segments handed to the device whole, for it to cut (TSO).
+    pub tso_frames_tx: u64,
+    /// Large segments cut in software because a TSO frame could not be built.
+    pub tso_fallbacks: u64,
     /// Connections removed from TIME-WAIT early because `max_time_wait` was reached.
     pub time_wait_recycled: u64,
     pub segments_rx: u64,

@@ -1029,6 +1029,14 @@ impl Interface {
             let Some(c) = self.tcp.conns.get_mut(key) else {
                 return;
             };
+            if io.tx_backpressure() {
+                // The device's ring is full: try again at the next poll.
+                if !c.queued {
+                    c.queued = true;
+                    self.tcp.pending.push(key);
+                }
+                return;
+            }
             let dst = c.remote.addr;
             // Frames are only looked up when there are some: the copying path builds its
             // segments from `poll_transmit`'s payload as it is.
@@ -1046,6 +1054,19 @@ impl Interface {
                 let header = header_of(&seg);
                 self.send_by_ref(io, key, (&header, len), gso, dst);
                 continue;
+            }
+            if len > gso && io.tso {
+                // A large segment the device cuts (TSO): one frame, the payload chained.
+                match build_tso(io.dev, &seg, gso, src, dst) {
+                    Some(buf) => {
+                        self.stats.tcp.tx_copied_bytes += len as u64;
+                        self.stats.tcp.segments_tx += len.div_ceil(gso) as u64;
+                        self.stats.tcp.tso_frames_tx += 1;
+                        self.send_ip(io, buf, dst, IpProtocol::Tcp);
+                        continue;
+                    }
+                    None => self.stats.tcp.tso_fallbacks += 1,
+                }
             }
             if len > gso {
                 // A large segment: cut into full-sized ones here (software GSO).
@@ -1428,6 +1449,39 @@ fn gso_copy<D: Device>(
         i += 1;
     }
     Ok(())
+}
+
+/// A large segment as one frame for the device to cut (TSO): the headers in the first
+/// buffer, the payload copied into buffers chained after it, the TCP checksum field
+/// holding the pseudo-header sum without the length (DPDK's convention for TSO). `None`
+/// when the device has no buffers or the frame would not fit an IPv4 packet.
+fn build_tso<D: Device>(
+    dev: &mut D,
+    seg: &TcpRepr,
+    mss: usize,
+    src: Ipv4Address,
+    dst: Ipv4Address,
+) -> Option<D::Buf> {
+    let header = header_of(seg);
+    let hlen = header.header_len();
+    if sluice_wire::ipv4::HEADER_LEN + hlen + seg.payload.len() > usize::from(u16::MAX) {
+        return None;
+    }
+    let mut buf = dev.alloc()?;
+    let room = buf.append(hlen)?;
+    header.emit(
+        &mut TcpPacket::new_unchecked(room),
+        src,
+        dst,
+        &ChecksumCaps::ignored(),
+    );
+    TcpPacket::new_unchecked(buf.data_mut())
+        .set_checksum(sluice_wire::checksum::pseudo_header_v4(src, dst, IpProtocol::Tcp, 0));
+    if !buf.append_chained(seg.payload) {
+        return None;
+    }
+    buf.request_tso(u16::try_from(mss).ok()?, hlen as u8);
+    Some(buf)
 }
 
 trait FitsU16 {
