@@ -14,6 +14,33 @@ char *sluice_pktmbuf_append(struct rte_mbuf *m, uint16_t len) { return rte_pktmb
 char *sluice_pktmbuf_adj(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_adj(m, len); }
 int sluice_pktmbuf_trim(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_trim(m, len); }
 int sluice_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail) { return rte_pktmbuf_chain(head, tail); }
+int sluice_pktmbuf_append_copy(struct rte_mbuf *head, const void *data, uint32_t len) {
+    enum { MAX = 64 };
+    struct rte_mbuf *segs[MAX];
+    uint32_t room = rte_pktmbuf_data_room_size(head->pool) - RTE_PKTMBUF_HEADROOM;
+    uint32_t n = (len + room - 1) / room;
+    if (len == 0)
+        return 0;
+    if (n > MAX || head->nb_segs + n > RTE_MBUF_MAX_NB_SEGS)
+        return -1;
+    if (rte_pktmbuf_alloc_bulk(head->pool, segs, n) != 0)
+        return -1;
+    struct rte_mbuf *last = rte_pktmbuf_lastseg(head);
+    const char *p = data;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t k = len < room ? len : room;
+        rte_memcpy(rte_pktmbuf_mtod(segs[i], char *), p, k);
+        segs[i]->data_len = (uint16_t)k;
+        segs[i]->pkt_len = k;
+        last->next = segs[i];
+        last = segs[i];
+        p += k;
+        len -= k;
+        head->pkt_len += k;
+    }
+    head->nb_segs += n;
+    return 0;
+}
 int sluice_pktmbuf_chain_ref(struct rte_mbuf *head, struct rte_mbuf *m, const void *data, uint16_t len) {
     struct rte_mbuf *mi = rte_pktmbuf_alloc(head->pool);
     if (mi == NULL)

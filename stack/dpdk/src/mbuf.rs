@@ -185,32 +185,12 @@ impl PacketBuf for Mbuf {
             m.__bindgen_anon_3.tx_offload = rest | (o.l2_len as u64 & 0x7f) | ((o.l3_len as u64 & 0x1ff) << 7);
         }
     }
-    fn append_chained(&mut self, mut data: &[u8]) -> bool {
-        while !data.is_empty() {
-            // SAFETY: the head's pool outlives its mbufs.
-            let pool = unsafe { (*self.0.as_ptr()).pool };
-            // SAFETY: allocating from a valid pool.
-            let Some(seg) = NonNull::new(unsafe { dpdk_sys::sluice_pktmbuf_alloc(pool) }) else {
-                return false;
-            };
-            // SAFETY: a fresh mbuf we own: fill its data room, then chain it (the chain
-            // takes ownership; on failure we free it).
-            unsafe {
-                let m = seg.as_ptr();
-                let room = usize::from((*m).buf_len - (*m).data_off);
-                let n = room.min(data.len());
-                let dst = ((*m).buf_addr as *mut u8).add(usize::from((*m).data_off));
-                std::ptr::copy_nonoverlapping(data.as_ptr(), dst, n);
-                (*m).data_len = n as u16;
-                (*m).pkt_len = n as u32;
-                if dpdk_sys::sluice_pktmbuf_chain(self.0.as_ptr(), m) != 0 {
-                    dpdk_sys::sluice_pktmbuf_free(m);
-                    return false;
-                }
-                data = &data[n..];
-            }
-        }
-        true
+    fn append_chained(&mut self, data: &[u8]) -> bool {
+        let Ok(len) = u32::try_from(data.len()) else {
+            return false;
+        };
+        // SAFETY: our head mbuf; the shim copies `len` bytes from `data` into new segments.
+        unsafe { dpdk_sys::sluice_pktmbuf_append_copy(self.0.as_ptr(), data.as_ptr().cast(), len) == 0 }
     }
     fn request_tso(&mut self, mss: u16, l4_len: u8) {
         // SAFETY: extern statics defined in the shim from DPDK's macros.
