@@ -174,7 +174,10 @@ fn sluice_pair_with(
     zero_copy: bool,
     source_extra: &[&str],
 ) -> (String, String) {
-    let sock = format!("/tmp/sluice-tcp-{}-{cores}-{connections}.sock", std::process::id());
+    let sock = format!(
+        "/tmp/sluice-tcp-{}-{cores}-{connections}.sock",
+        std::process::id()
+    );
     let _ = std::fs::remove_file(&sock);
     let c = cores.to_string();
     let n = connections.to_string();

@@ -256,7 +256,10 @@ impl<S: Session> Conn<S> {
         } else {
             None
         };
-        let send = self.stalled_since.zip(send_timeout).map(|(t, d)| t.saturating_add(d));
+        let send = self
+            .stalled_since
+            .zip(send_timeout)
+            .map(|(t, d)| t.saturating_add(d));
         [session, send].into_iter().flatten().min()
     }
 

@@ -417,7 +417,10 @@ print('download', len(body), hashlib.sha256(body).hexdigest())
             .unwrap_or_else(|| panic!("{key} in {text}\n{}", out.stderr))
     };
     let slow = secs("slowloris");
-    assert!((0.5..4.0).contains(&slow), "slowloris closed after {slow} s:\n{text}");
+    assert!(
+        (0.5..4.0).contains(&slow),
+        "slowloris closed after {slow} s:\n{text}"
+    );
     let idle = secs("idle");
     assert!((0.5..4.0).contains(&idle), "idle closed after {idle} s:\n{text}");
     assert!(text.contains("stalled_reset True True"), "{text}\n{}", out.stderr);
@@ -464,7 +467,13 @@ fn sluice_stat_sees_a_running_server() {
         counters
             .stdout
             .lines()
-            .find_map(|l| l.split_whitespace().collect::<Vec<_>>().get(..2).filter(|w| w[0] == key).map(|w| w[1].to_string()))
+            .find_map(|l| {
+                l.split_whitespace()
+                    .collect::<Vec<_>>()
+                    .get(..2)
+                    .filter(|w| w[0] == key)
+                    .map(|w| w[1].to_string())
+            })
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
@@ -474,9 +483,15 @@ fn sluice_stat_sees_a_running_server() {
     assert_eq!(line("tcp_accepted"), 3, "{}", counters.stdout);
     let conns = run(&["--conns"]);
     assert!(conns.success(), "{}", conns.stderr);
-    let rows: Vec<&str> = conns.stdout.lines().filter(|l| l.contains("established")).collect();
+    let rows: Vec<&str> = conns
+        .stdout
+        .lines()
+        .filter(|l| l.contains("established"))
+        .collect();
     assert_eq!(rows.len(), 2, "{}", conns.stdout);
-    assert!(rows.iter().all(|r| r.contains("198.18.0.2:7") && r.contains("198.18.0.1:")));
+    assert!(rows
+        .iter()
+        .all(|r| r.contains("198.18.0.2:7") && r.contains("198.18.0.1:")));
     assert!(conns.stdout.contains("2 connection(s)"), "{}", conns.stdout);
     let config = run(&["--config"]);
     assert!(config.stdout.contains("net_tap"), "{}", config.stdout);
@@ -486,8 +501,16 @@ fn sluice_stat_sees_a_running_server() {
     let mut c = Command::new(STAT);
     c.args(["--pid", "999999999"]);
     let none = Proc::spawn(c).wait(Duration::from_secs(10));
-    assert!(!none.success() && none.stderr.contains("sluice-999999999"), "{}", none.stderr);
+    assert!(
+        !none.success() && none.stderr.contains("sluice-999999999"),
+        "{}",
+        none.stderr
+    );
     let _ = clients.wait(Duration::from_secs(20));
     let out = stop(p);
-    assert!(out.stdout.contains("retransmits"), "progress lines: {}", out.stdout);
+    assert!(
+        out.stdout.contains("retransmits"),
+        "progress lines: {}",
+        out.stdout
+    );
 }

@@ -23,6 +23,76 @@
 /* packetdrill's interface table (gtests/net/packetdrill/packetdrill.h). */
 struct packetdrill_interface;
 
+/**
+ * The counters of the instance (`sluice_stats`).
+ */
+struct sluice_stats {
+  uint64_t rx_packets;
+  uint64_t rx_bytes;
+  uint64_t tx_packets;
+  uint64_t tx_bytes;
+  /**
+   * Frames dropped, for any reason (`drops_by_reason` per reason).
+   */
+  uint64_t drops;
+  uint64_t tcp_segments_rx;
+  uint64_t tcp_segments_tx;
+  uint64_t tcp_retransmits;
+  uint64_t tcp_rst_tx;
+  uint64_t tcp_accepted;
+  uint64_t tcp_connected;
+  uint64_t tcp_syn_cookies_tx;
+  /**
+   * Connections in any state, and in ESTABLISHED and TIME-WAIT.
+   */
+  uint64_t connections;
+  uint64_t established;
+  uint64_t time_wait;
+  /**
+   * Drops per reason, in the order of `sluice_drop_reason_name`.
+   */
+  uint64_t drops_by_reason[32];
+};
+
+/**
+ * One connection (`sluice_conn_info`, `sluice_conns`). Addresses and ports in host order.
+ */
+struct sluice_conn_info {
+  uint32_t local_addr;
+  uint32_t remote_addr;
+  uint16_t local_port;
+  uint16_t remote_port;
+  /**
+   * Linux's numbering (`TCP_ESTABLISHED` = 1 ... `TCP_CLOSING` = 11, as `tcpi_state`).
+   */
+  uint8_t state;
+  /**
+   * Smoothed RTT and its variation, microseconds (0 before a sample).
+   */
+  uint32_t srtt_us;
+  uint32_t rttvar_us;
+  /**
+   * The retransmission timeout, milliseconds.
+   */
+  uint32_t rto_ms;
+  uint32_t mss;
+  /**
+   * Congestion window and slow-start threshold, bytes.
+   */
+  uint32_t cwnd;
+  uint32_t ssthresh;
+  /**
+   * Bytes sent and not acknowledged.
+   */
+  uint32_t in_flight;
+  uint64_t retransmits;
+  /**
+   * Bytes queued to send, and received but unread.
+   */
+  uint32_t send_queue;
+  uint32_t recv_queue;
+};
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -340,6 +410,41 @@ int sluice_packetdrill_init(const char *flags, struct packetdrill_interface *ifc
  * As `sluice_packetdrill_init`.
  */
 void packetdrill_interface_init(const char *flags, struct packetdrill_interface *ifc);
+
+/**
+ * Fills `*out` with the instance's counters. 0, or -1 and errno (EINVAL: `out` is NULL;
+ * ENXIO: no instance).
+ *
+ * # Safety
+ * `out` is NULL or points to a writable `struct sluice_stats`.
+ */
+int sluice_stats(struct sluice_stats *out);
+
+/**
+ * The name of drop reason `i` (the index into `drops_by_reason`), e.g. "checksum"; NULL
+ * past the last one. The string is static.
+ */
+const char *sluice_drop_reason_name(int i);
+
+/**
+ * Fills `*out` with connection `fd`'s state and counters (as `TCP_INFO`). 0, or -1 and
+ * errno: EBADF (not a descriptor), ENOTSOCK (not a TCP socket), ENOTCONN (not
+ * connected), EINVAL (`out` is NULL).
+ *
+ * # Safety
+ * `out` is NULL or points to a writable `struct sluice_conn_info`.
+ */
+int sluice_conn_info(int fd, struct sluice_conn_info *out);
+
+/**
+ * Fills `out[0..max]` with the connections of the instance from the `skip`-th on (the
+ * application's and those not yet accepted or closing); returns how many there are in
+ * all (call again with a larger `skip` for the rest), or -1 and errno (EINVAL).
+ *
+ * # Safety
+ * `out` points to `max` writable `struct sluice_conn_info` (may be NULL when `max` is 0).
+ */
+int sluice_conns(struct sluice_conn_info *out, int max, int skip);
 
 #ifdef __cplusplus
 }  // extern "C"

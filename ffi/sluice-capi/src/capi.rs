@@ -537,6 +537,11 @@ unsafe fn flags_str(s: *const c_char) -> Res<String> {
     c.to_str().map(str::to_owned).map_err(|_| EINVAL)
 }
 
+/// `with_global` for the other modules of the C API.
+pub(crate) fn with_global_pub<T>(f: impl FnOnce(&Shared) -> T, err: T) -> T {
+    with_global(f, err)
+}
+
 fn with_global<T>(f: impl FnOnce(&Shared) -> T, err: T) -> T {
     match global() {
         Ok(sh) => f(&sh),

@@ -24,8 +24,10 @@ pub(crate) const EOPNOTSUPP: Errno = Errno(libc::EOPNOTSUPP);
 pub(crate) const ENOPROTOOPT: Errno = Errno(libc::ENOPROTOOPT);
 pub(crate) const EPIPE: Errno = Errno(libc::EPIPE);
 pub(crate) const ECONNREFUSED: Errno = Errno(libc::ECONNREFUSED);
+#[allow(dead_code)] // the tests' errno table
 pub(crate) const ECONNRESET: Errno = Errno(libc::ECONNRESET);
 pub(crate) const ECONNABORTED: Errno = Errno(libc::ECONNABORTED);
+#[allow(dead_code)] // the tests' errno table
 pub(crate) const ETIMEDOUT: Errno = Errno(libc::ETIMEDOUT);
 pub(crate) const EHOSTUNREACH: Errno = Errno(libc::EHOSTUNREACH);
 pub(crate) const ENETUNREACH: Errno = Errno(libc::ENETUNREACH);

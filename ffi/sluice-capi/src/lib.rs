@@ -33,6 +33,7 @@ mod poll;
 mod socket;
 mod sockopt;
 mod stack;
+mod stats;
 
 use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;

@@ -10,6 +10,49 @@ use common::*;
 use libc::{sockaddr, socklen_t};
 use sluice_wire::TcpFlags;
 
+/// `struct sluice_stats` (sluice.h).
+#[repr(C)]
+#[derive(Default)]
+struct Stats {
+    rx_packets: u64,
+    rx_bytes: u64,
+    tx_packets: u64,
+    tx_bytes: u64,
+    drops: u64,
+    tcp_segments_rx: u64,
+    tcp_segments_tx: u64,
+    tcp_retransmits: u64,
+    tcp_rst_tx: u64,
+    tcp_accepted: u64,
+    tcp_connected: u64,
+    tcp_syn_cookies_tx: u64,
+    connections: u64,
+    established: u64,
+    time_wait: u64,
+    drops_by_reason: [u64; 32],
+}
+
+/// `struct sluice_conn_info` (sluice.h).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+struct ConnInfo {
+    local_addr: u32,
+    remote_addr: u32,
+    local_port: u16,
+    remote_port: u16,
+    state: u8,
+    srtt_us: u32,
+    rttvar_us: u32,
+    rto_ms: u32,
+    mss: u32,
+    cwnd: u32,
+    ssthresh: u32,
+    in_flight: u32,
+    retransmits: u64,
+    send_queue: u32,
+    recv_queue: u32,
+}
+
 #[test]
 fn process_wide_instance() {
     let mode = libc::RTLD_NOW | libc::RTLD_LOCAL;
@@ -48,6 +91,19 @@ fn process_wide_instance() {
     );
     let advance = sym!(b"sluice_advance_us\0", unsafe extern "C" fn(u64) -> c_int);
     let fini = sym!(b"sluice_fini\0", unsafe extern "C" fn());
+    let stats = sym!(b"sluice_stats\0", unsafe extern "C" fn(*mut Stats) -> c_int);
+    let conn_info = sym!(
+        b"sluice_conn_info\0",
+        unsafe extern "C" fn(c_int, *mut ConnInfo) -> c_int
+    );
+    let conns = sym!(
+        b"sluice_conns\0",
+        unsafe extern "C" fn(*mut ConnInfo, c_int, c_int) -> c_int
+    );
+    let reason_name = sym!(
+        b"sluice_drop_reason_name\0",
+        unsafe extern "C" fn(c_int) -> *const c_char
+    );
     let errno = || std::io::Error::last_os_error().raw_os_error().unwrap();
 
     // SAFETY: arguments valid for each function as sluice.h documents.
@@ -90,6 +146,41 @@ fn process_wide_instance() {
         let ack = tcp_packet(&Seg::new(40000, 8080, 0, 2, Some(sa.seq + 1)));
         assert_eq!(peer_send(ack.as_ptr().cast(), ack.len()), 0);
         assert_eq!(accept(l, core::ptr::null_mut(), core::ptr::null_mut()), 4);
+
+        // The counters and the connection, as netstat -s and ss -ti would show them.
+        let mut st = Stats::default();
+        assert_eq!(stats(&mut st), 0);
+        assert_eq!((st.tcp_accepted, st.connections, st.established), (1, 1, 1));
+        assert_eq!(st.rx_packets, 2, "SYN and ACK");
+        assert_eq!(st.tcp_retransmits, 1, "the SYN-ACK, once");
+        assert_eq!(stats(core::ptr::null_mut()), -1);
+        assert_eq!(errno(), libc::EINVAL);
+        let mut ci = ConnInfo::default();
+        assert_eq!(conn_info(4, &mut ci), 0);
+        assert_eq!(ci.state, 1, "TCP_ESTABLISHED");
+        assert_eq!((ci.local_port, ci.remote_port), (8080, 40000));
+        assert_eq!(ci.remote_addr, u32::from_be_bytes(REMOTE.0));
+        assert_eq!(ci.local_addr, u32::from_be_bytes(LOCAL.0));
+        assert_eq!(
+            (ci.mss, ci.in_flight, ci.send_queue, ci.recv_queue),
+            (1460, 0, 0, 0)
+        );
+        assert_eq!(ci.retransmits, 1);
+        assert_eq!(conn_info(l, &mut ci), -1, "a listener");
+        assert_eq!(errno(), libc::ENOTCONN);
+        assert_eq!(conn_info(99, &mut ci), -1);
+        assert_eq!(errno(), libc::EBADF);
+        let mut rows = [ConnInfo::default(); 4];
+        assert_eq!(conns(rows.as_mut_ptr(), 4, 0), 1);
+        assert_eq!(rows[0].local_port, 8080);
+        assert_eq!(
+            conns(rows.as_mut_ptr(), 4, 1),
+            1,
+            "the total, with nothing past it"
+        );
+        let name = std::ffi::CStr::from_ptr(reason_name(5));
+        assert_eq!(name.to_str().unwrap(), "checksum");
+        assert!(reason_name(1000).is_null());
         assert_eq!(peer_send([0x60u8; 40].as_ptr().cast(), 40), -1, "IPv6 is refused");
         assert_eq!(errno(), libc::EINVAL);
         fini();

@@ -182,7 +182,8 @@ impl PacketBuf for Mbuf {
             m.ol_flags |= v4 | if o.ip { ip } else { 0 } | l4;
             // Keep l4_len and tso_segsz (bits 16-39) that `request_tso` may have set.
             let rest = m.__bindgen_anon_3.tx_offload & !0xffff;
-            m.__bindgen_anon_3.tx_offload = rest | (o.l2_len as u64 & 0x7f) | ((o.l3_len as u64 & 0x1ff) << 7);
+            m.__bindgen_anon_3.tx_offload =
+                rest | (o.l2_len as u64 & 0x7f) | ((o.l3_len as u64 & 0x1ff) << 7);
         }
     }
     fn append_chained(&mut self, data: &[u8]) -> bool {
@@ -194,7 +195,12 @@ impl PacketBuf for Mbuf {
     }
     fn request_tso(&mut self, mss: u16, l4_len: u8) {
         // SAFETY: extern statics defined in the shim from DPDK's macros.
-        let (seg, tcp) = unsafe { (dpdk_sys::SLUICE_MBUF_F_TX_TCP_SEG, dpdk_sys::SLUICE_MBUF_F_TX_TCP_CKSUM) };
+        let (seg, tcp) = unsafe {
+            (
+                dpdk_sys::SLUICE_MBUF_F_TX_TCP_SEG,
+                dpdk_sys::SLUICE_MBUF_F_TX_TCP_CKSUM,
+            )
+        };
         // SAFETY: we own the mbuf; tx_offload packs l4_len in bits 16-23 and tso_segsz
         // in bits 24-39 (rte_mbuf_core.h).
         unsafe {

@@ -98,7 +98,11 @@ unsafe fn fill(d: *mut dpdk_sys::rte_tel_data, entries: &[(String, TelValue)], n
     }
 }
 
-unsafe extern "C" fn trampoline(cmd: *const c_char, params: *const c_char, d: *mut dpdk_sys::rte_tel_data) -> c_int {
+unsafe extern "C" fn trampoline(
+    cmd: *const c_char,
+    params: *const c_char,
+    d: *mut dpdk_sys::rte_tel_data,
+) -> c_int {
     let text = |p: *const c_char| {
         if p.is_null() {
             String::new()

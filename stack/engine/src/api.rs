@@ -8,8 +8,8 @@ use std::cell::{RefCell, RefMut};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use sluice_dev::{Frame, FrameMut};
 use hashbrown::HashMap;
+use sluice_dev::{Frame, FrameMut};
 use sluice_net::{
     Endpoint, Interface, ListenerHandle, Ready, ReadyCursor, ReadySocket, TcpConnectError, TcpHandle,
     TcpListenError, TcpRecvError, TcpSendError, TcpState, UdpHandle, UdpRecvError, UdpSendError,
@@ -511,7 +511,8 @@ impl Source {
             Source::Listener(l) => (iface.tcp_listener_pending(l.0) > 0, false, false),
             Source::Stream(s) => {
                 let st = iface.tcp_state(s.0);
-                let closed = matches!(st, TcpState::Closed | TcpState::TimeWait) || iface.tcp_error(s.0).is_some();
+                let closed =
+                    matches!(st, TcpState::Closed | TcpState::TimeWait) || iface.tcp_error(s.0).is_some();
                 let eof = matches!(st, TcpState::CloseWait | TcpState::LastAck | TcpState::Closing);
                 (
                     iface.tcp_can_recv(s.0) || eof || closed,
@@ -519,11 +520,7 @@ impl Source {
                     closed,
                 )
             }
-            Source::Udp(u) => (
-                iface.udp_can_recv(u.0),
-                want_w && iface.udp_can_send(u.0),
-                false,
-            ),
+            Source::Udp(u) => (iface.udp_can_recv(u.0), want_w && iface.udp_can_send(u.0), false),
         }
     }
 }

@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use sluice_dev::{Frame, FrameMut};
 use hashbrown::HashMap;
+use sluice_dev::{Frame, FrameMut};
 use sluice_net::{Interface, Ready, ReadyCursor};
 use sluice_wire::{Instant, Ipv4Address};
 
@@ -538,7 +538,10 @@ where
                 self.add(f);
             }
             run.clear();
-            std::mem::swap(&mut run, &mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+            std::mem::swap(
+                &mut run,
+                &mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()),
+            );
             if run.is_empty() {
                 break;
             }

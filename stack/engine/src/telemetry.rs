@@ -69,7 +69,10 @@ pub fn stats_entries(s: &CoreStats) -> Vec<(String, TelValue)> {
         u("idle_sleeps", s.loops.idle_sleeps),
     ];
     for st in STATES {
-        e.push(u(&format!("conns_{}", state_name(st)), s.states[st.index()] as u64));
+        e.push(u(
+            &format!("conns_{}", state_name(st)),
+            s.states[st.index()] as u64,
+        ));
     }
     for (reason, count) in n.drops.iter() {
         e.push(u(&format!("drop_{}", reason.as_str()), count));
@@ -116,8 +119,14 @@ fn conns_page(h: &EngineHandle, page: usize) -> Vec<(String, TelValue)> {
             }
             let row = vec![
                 ("core".to_string(), TelValue::U64(u64::from(core))),
-                ("local".to_string(), TelValue::Str(format!("{}:{}", c.local.addr, c.local.port))),
-                ("remote".to_string(), TelValue::Str(format!("{}:{}", c.remote.addr, c.remote.port))),
+                (
+                    "local".to_string(),
+                    TelValue::Str(format!("{}:{}", c.local.addr, c.local.port)),
+                ),
+                (
+                    "remote".to_string(),
+                    TelValue::Str(format!("{}:{}", c.remote.addr, c.remote.port)),
+                ),
                 ("state".to_string(), TelValue::Str(state_name(c.state))),
                 u("srtt_us", c.srtt_us),
                 u("rttvar_us", c.rttvar_us),

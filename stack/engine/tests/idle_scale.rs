@@ -81,7 +81,11 @@ fn a_poll_over_100k_idle_connections_looks_at_the_busy_one() {
             let i = clients.len();
             let port = if i % 2 == 0 { 7 } else { 8 };
             let local = 1024 + (i / 2) as u16;
-            clients.push(p.client.tcp_connect_from(server_ip, port, local).expect("connect"));
+            clients.push(
+                p.client
+                    .tcp_connect_from(server_ip, port, local)
+                    .expect("connect"),
+            );
         }
         let want = clients.len();
         for _ in 0..10_000 {
@@ -105,7 +109,9 @@ fn a_poll_over_100k_idle_connections_looks_at_the_busy_one() {
     for _ in 0..20 {
         p.step();
     }
-    assert!(clients.iter().all(|&h| p.client.tcp_state(h) == TcpState::Established));
+    assert!(clients
+        .iter()
+        .all(|&h| p.client.tcp_state(h) == TcpState::Established));
     assert_eq!(poller.len(), IDLE + 1);
 
     // Settle: nothing is ready, and a poll looks at nothing.
@@ -116,8 +122,16 @@ fn a_poll_over_100k_idle_connections_looks_at_the_busy_one() {
     }
     events.clear();
     poller.poll(&Cx::new(&p.server, p.now, 0, 1, &steering, &stop), &mut events);
-    assert!(events.is_empty(), "idle connections are not ready: {:?}", &events[..events.len().min(4)]);
-    assert!(poller.visited() <= 1, "an idle poll looked at {} sockets", poller.visited());
+    assert!(
+        events.is_empty(),
+        "idle connections are not ready: {:?}",
+        &events[..events.len().min(4)]
+    );
+    assert!(
+        poller.visited() <= 1,
+        "an idle poll looked at {} sockets",
+        poller.visited()
+    );
 
     // One busy connection: the client sends, the server reads it back and answers, round
     // after round. Each poll reports it alone and looks at a handful of sockets.
@@ -164,7 +178,11 @@ fn a_poll_over_100k_idle_connections_looks_at_the_busy_one() {
         }
         assert_eq!(&back[..n], &msg, "round {round}: the answer");
     }
-    assert!(max_visited <= 4, "a busy round looked at {max_visited} sockets of {}", IDLE + 1);
+    assert!(
+        max_visited <= 4,
+        "a busy round looked at {max_visited} sockets of {}",
+        IDLE + 1
+    );
     assert!(max_listed <= 4, "the ready list held {max_listed} entries");
     // And the idle ones are all still there.
     let cx = Cx::new(&p.server, p.now, 0, 1, &steering, &stop);

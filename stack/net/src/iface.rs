@@ -18,8 +18,8 @@ use sluice_wire::{
 use crate::arp::{Action, ArpCache, Lookup};
 use crate::config::{checksum_caps_for, InterfaceConfig};
 use crate::icmp::TokenBucket;
-use crate::stats::{DropReason, Stats};
 use crate::ready::{Ready, ReadyCursor, ReadyList};
+use crate::stats::{DropReason, Stats};
 use crate::tcp::TcpSockets;
 use crate::udp::UdpSockets;
 

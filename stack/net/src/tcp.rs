@@ -803,7 +803,11 @@ impl Interface {
             // dropped (the peer retries), before any state or cookie is made for it.
             if seg.flags.syn() && seg.ack.is_none() {
                 let full = self.tcp.conns.len() >= self.cfg.max_connections
-                    || self.tcp.listeners.get(lkey).is_some_and(|ls| ls.conns >= ls.limit);
+                    || self
+                        .tcp
+                        .listeners
+                        .get(lkey)
+                        .is_some_and(|ls| ls.conns >= ls.limit);
                 if full {
                     return self.drop(DropReason::ConnLimit);
                 }
@@ -880,7 +884,8 @@ impl Interface {
                     let before = ls.listener.pending_accept();
                     ls.listener.update(key, state);
                     if ls.listener.pending_accept() > before {
-                        self.ready.push(ReadySocket::Listener(ListenerHandle(l)), &mut ls.logged);
+                        self.ready
+                            .push(ReadySocket::Listener(ListenerHandle(l)), &mut ls.logged);
                     }
                 }
                 None => {
@@ -983,28 +988,36 @@ impl Interface {
     /// One row per connection (as `ss -ti` shows), `skip` rows in, at most `take`; returns
     /// how many connections there are in all. For telemetry and the C API.
     pub fn tcp_conn_infos(&self, skip: usize, take: usize, out: &mut Vec<TcpConnInfo>) -> usize {
-        let local = self.address();
         for (key, c) in self.tcp.conns.iter().skip(skip).take(take) {
-            let t = &c.tcb;
-            out.push(TcpConnInfo {
-                handle: TcpHandle(key),
-                local: Endpoint::new(local, t.local_port()),
-                remote: c.remote,
-                state: t.state(),
-                srtt_us: t.srtt().map_or(0, |d| d.as_micros() as u64),
-                rttvar_us: t.rttvar().as_micros() as u64,
-                rto_ms: t.rto().as_millis() as u64,
-                mss: t.mss(),
-                cwnd: t.cwnd(),
-                ssthresh: t.ssthresh(),
-                in_flight: t.bytes_in_flight(),
-                retransmits: t.counters().retransmits,
-                send_queue: t.send_queue(),
-                recv_queue: t.recv_queue(),
-                accepted: c.listener.is_none(),
-            });
+            out.push(self.conn_info(key, c));
         }
         self.tcp.conns.len()
+    }
+
+    /// What `tcp_conn_infos` reports of connection `h`; `None` if the handle is stale.
+    pub fn tcp_conn_info(&self, h: TcpHandle) -> Option<TcpConnInfo> {
+        self.tcp.conns.get(h.0).map(|c| self.conn_info(h.0, c))
+    }
+
+    fn conn_info(&self, key: Key, c: &Conn) -> TcpConnInfo {
+        let t = &c.tcb;
+        TcpConnInfo {
+            handle: TcpHandle(key),
+            local: Endpoint::new(self.address(), t.local_port()),
+            remote: c.remote,
+            state: t.state(),
+            srtt_us: t.srtt().map_or(0, |d| d.as_micros() as u64),
+            rttvar_us: t.rttvar().as_micros() as u64,
+            rto_ms: t.rto().as_millis() as u64,
+            mss: t.mss(),
+            cwnd: t.cwnd(),
+            ssthresh: t.ssthresh(),
+            in_flight: t.bytes_in_flight(),
+            retransmits: t.counters().retransmits,
+            send_queue: t.send_queue(),
+            recv_queue: t.recv_queue(),
+            accepted: c.listener.is_none(),
+        }
     }
 
     /// Connections in TIME-WAIT now.
@@ -1475,8 +1488,12 @@ fn build_tso<D: Device>(
         dst,
         &ChecksumCaps::ignored(),
     );
-    TcpPacket::new_unchecked(buf.data_mut())
-        .set_checksum(sluice_wire::checksum::pseudo_header_v4(src, dst, IpProtocol::Tcp, 0));
+    TcpPacket::new_unchecked(buf.data_mut()).set_checksum(sluice_wire::checksum::pseudo_header_v4(
+        src,
+        dst,
+        IpProtocol::Tcp,
+        0,
+    ));
     if !buf.append_chained(seg.payload) {
         return None;
     }

@@ -963,7 +963,12 @@ fn syn_from_a_martian_source_gets_no_syn_ack() {
     assert!(f.poll().is_empty(), "no SYN-ACK, no RST, no ARP request");
     assert_eq!(f.drops(DropReason::MartianSource), 2 * sources.len() as u64);
     // A UDP datagram from one is dropped too (no port unreachable).
-    f.inject(&ip(Ipv4Address::new(198, 18, 0, 0), OUR_IP, IpProtocol::Udp, &udp(9, 9, b"x")));
+    f.inject(&ip(
+        Ipv4Address::new(198, 18, 0, 0),
+        OUR_IP,
+        IpProtocol::Udp,
+        &udp(9, 9, b"x"),
+    ));
     assert!(f.poll().is_empty());
     assert_eq!(f.drops(DropReason::MartianSource), 2 * sources.len() as u64 + 1);
     assert_eq!(f.iface.stats().tcp.segments_rx, 0);
@@ -1668,7 +1673,11 @@ fn time_wait_is_capped_by_recycling_the_oldest() {
             ..syn(80)
         }));
         f.poll();
-        assert!(f.iface.tcp_time_wait() <= 4, "TIME-WAIT holds {}", f.iface.tcp_time_wait());
+        assert!(
+            f.iface.tcp_time_wait() <= 4,
+            "TIME-WAIT holds {}",
+            f.iface.tcp_time_wait()
+        );
     }
     assert_eq!(f.iface.tcp_time_wait(), 4);
     assert_eq!(f.iface.tcp_connections(), 4);

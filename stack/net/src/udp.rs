@@ -318,7 +318,8 @@ impl Interface {
                 }
                 let data = s.buffer(repr.payload);
                 s.rx.push_back(Datagram { peer, data });
-                self.ready.push(ReadySocket::Udp(UdpHandle(key.expect("found"))), &mut s.logged);
+                self.ready
+                    .push(ReadySocket::Udp(UdpHandle(key.expect("found"))), &mut s.logged);
             }
             _ => {
                 self.drop(DropReason::NoSocket);

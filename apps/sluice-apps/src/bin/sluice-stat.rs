@@ -13,7 +13,10 @@ use clap::Parser;
 use serde_json::Value;
 
 #[derive(Parser)]
-#[command(version, about = "Counters and connections of a running Sluice process (DPDK telemetry)")]
+#[command(
+    version,
+    about = "Counters and connections of a running Sluice process (DPDK telemetry)"
+)]
 struct Cli {
     /// The Sluice process (its EAL file prefix is sluice-PID).
     #[arg(long)]
@@ -54,7 +57,10 @@ impl Telemetry {
         addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
         let bytes = path.as_os_str().as_encoded_bytes();
         if bytes.len() >= addr.sun_path.len() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket path too long"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "socket path too long",
+            ));
         }
         for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
             *d = *s as libc::c_char;
@@ -75,7 +81,10 @@ impl Telemetry {
         // SAFETY: reads into our buffer, within its length.
         let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
         if n <= 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the process closed telemetry"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the process closed telemetry",
+            ));
         }
         serde_json::from_slice(&buf[..n as usize]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
@@ -110,7 +119,9 @@ fn socket_path(cli: &Cli) -> Result<PathBuf, String> {
         return Ok(sock(&format!("sluice-{pid}")));
     }
     let mut live = Vec::new();
-    for e in std::fs::read_dir(base).map_err(|e| format!("{}: {e}; is a Sluice process running?", base.display()))? {
+    for e in std::fs::read_dir(base)
+        .map_err(|e| format!("{}: {e}; is a Sluice process running?", base.display()))?
+    {
         let Ok(e) = e else { continue };
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(pid) = name.strip_prefix("sluice-").and_then(|p| p.parse::<u32>().ok()) else {
@@ -147,7 +158,18 @@ fn print_counters(name: &str, v: &Value) {
 fn print_conns(t: &Telemetry) -> io::Result<()> {
     println!(
         "{:<4} {:<12} {:<22} {:<22} {:>8} {:>8} {:>10} {:>10} {:>9} {:>6} {:>9} {:>9}",
-        "core", "state", "local", "remote", "rtt_us", "rttvar", "cwnd", "ssthresh", "inflight", "rtx", "send_q", "recv_q"
+        "core",
+        "state",
+        "local",
+        "remote",
+        "rtt_us",
+        "rttvar",
+        "cwnd",
+        "ssthresh",
+        "inflight",
+        "rtx",
+        "send_q",
+        "recv_q"
     );
     let mut page = 0;
     loop {
@@ -226,7 +248,10 @@ fn main() -> ExitCode {
     let t = match Telemetry::connect(&path) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("sluice-stat: {}: {e} (is the process running, with telemetry?)", path.display());
+            eprintln!(
+                "sluice-stat: {}: {e} (is the process running, with telemetry?)",
+                path.display()
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -238,7 +263,10 @@ fn main() -> ExitCode {
             let v = t.ask("/sluice/config")?;
             if let Some(m) = v.as_object() {
                 for (k, x) in m {
-                    println!("{k:<24} {}", x.as_str().map_or_else(|| x.to_string(), str::to_string));
+                    println!(
+                        "{k:<24} {}",
+                        x.as_str().map_or_else(|| x.to_string(), str::to_string)
+                    );
                 }
             }
             return Ok(());

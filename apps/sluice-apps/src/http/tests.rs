@@ -382,7 +382,9 @@ fn a_file_is_streamed_in_chunks_as_the_client_takes_it() {
     let dir = std::env::temp_dir().join(format!("sluice-http-stream-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let data: Vec<u8> = (0..(3 << 20) + 123).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..(3 << 20) + 123)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     std::fs::write(dir.join("f.bin"), &data).unwrap();
     let s = Arc::new(Site::new(1, Some(&dir)).unwrap());
     let (mut sess, mut out, mut t) = (HttpSession::new(s), OutQueue::new(), Tally::new());
@@ -404,7 +406,10 @@ fn a_file_is_streamed_in_chunks_as_the_client_takes_it() {
         got.extend_from_slice(&buf[..k]);
         out.consume(k);
     }
-    assert!(most <= FILE_LOW_WATER + FILE_CHUNK as u64 + 512, "{most} bytes queued at once");
+    assert!(
+        most <= FILE_LOW_WATER + FILE_CHUNK as u64 + 512,
+        "{most} bytes queued at once"
+    );
     let body_at = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     assert_eq!(&got[body_at..], &data[..], "the file, every byte");
     // Then the pipelined request is taken and answered.

@@ -613,7 +613,11 @@ fn icmp_frag_needed_lowers_mss() {
     assert_eq!(out[0].repr.seq, LOCAL_SEQ + 1);
     // A quoted sequence number outside SND.UNA..SND.NXT is not ours: ignored
     // (RFC 5927 4.1).
-    s.on_icmp_error(ms(1), IcmpError::FragmentationNeeded { mtu: 600 }, LOCAL_SEQ + 100_000);
+    s.on_icmp_error(
+        ms(1),
+        IcmpError::FragmentationNeeded { mtu: 600 },
+        LOCAL_SEQ + 100_000,
+    );
     assert_eq!(s.mss(), 960);
     // MTUs below the floor (min_pmtu, 552) are raised to it: a forged 68 gives 512-byte
     // segments, not 28- or 88-byte ones.
