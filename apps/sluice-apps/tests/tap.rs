@@ -514,3 +514,39 @@ fn sluice_stat_sees_a_running_server() {
         out.stdout
     );
 }
+
+/// A second process on the same tap name is refused with the reason (net_tap would
+/// attach to the first one's interface and take half its traffic).
+#[test]
+fn a_second_process_on_the_same_tap_is_refused() {
+    if !root() {
+        return;
+    }
+    let (ns, p) = sluice("apps-tap2", ECHO, &["--listen", "7", "--seconds", "30"]);
+    wait_port(&ns, 7);
+    let second = ns.run(
+        ECHO,
+        &[
+            "--stack",
+            "sluice",
+            "--port",
+            "tap:sl0",
+            "--ip",
+            "198.18.0.3/24",
+            "--listen",
+            "7",
+            "--seconds",
+            "5",
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(!second.success(), "{}\n{}", second.stdout, second.stderr);
+    assert!(
+        second.stderr.contains("exists already") && second.stderr.contains("tap:OTHER"),
+        "{}",
+        second.stderr
+    );
+    // The first one still serves.
+    wait_port(&ns, 7);
+    stop(p);
+}

@@ -8,7 +8,8 @@
 //!   already knows (a PCI address, or a vdev given with `--eal`); default `tap:sl0`;
 //! - `--ip=ADDRESS/PREFIX` (default `198.18.0.2/24`), `--gateway=IP`,
 //!   `--arp=IP=MAC` (repeatable; static entries, everything else is resolved by ARP);
-//! - `--eal=ARG` (repeatable, one EAL argument each): replaces the defaults, which are
+//! - `--eal=ARG` (repeatable, one EAL argument each): added to the defaults, replacing
+//!   only those of its kind (memory model, PCI scan, file prefix); the defaults are
 //!   `--no-huge -m 512 --no-pci --file-prefix=sluice-PID -l CPU` for `tap:`, CPU being
 //!   the first this process may run on;
 //! - `--mbufs=N`: mbufs in the queue's pool (default 8191);
@@ -179,9 +180,15 @@ impl DpdkFlags {
             }
             _ => (port.clone(), None, &["--in-memory"]),
         };
-        if eal.is_empty() {
-            eal = default_eal.iter().map(|s| s.to_string()).collect();
-            eal.push(format!("--file-prefix=sluice-{}", std::process::id()));
+        // The defaults, with the given arguments added (each replacing only the defaults
+        // of its own kind, as the engine does).
+        let mut defaults: Vec<String> = default_eal.iter().map(|s| s.to_string()).collect();
+        defaults.push(format!("--file-prefix=sluice-{}", std::process::id()));
+        let names_lcores = eal.iter().any(|x| {
+            (x.starts_with("-l") || x.starts_with("-c")) && !x.starts_with("--") || x.starts_with("--lcores")
+        });
+        eal = sluice_dpdk::merge_eal(&defaults, &eal);
+        if !names_lcores {
             // The instance's lcore: the first CPU this process may use (so `taskset` holds).
             let cpu = sluice_dpdk::allowed_cpus().first().copied().unwrap_or(0);
             eal.extend(["-l".to_string(), cpu.to_string()]);

@@ -332,3 +332,48 @@ impl TscClock {
         Instant::from_nanos(((c as u128 * self.ns_per_cycle_q32) >> 32) as u64)
     }
 }
+
+/// Default EAL arguments with the given ones added: a default is left out
+/// only where a given argument decides the same thing (the memory model: `--no-huge`,
+/// `--in-memory`, `-m`, `--socket-mem`, `--huge-dir`, `--legacy-mem`,
+/// `--single-file-segments`; the PCI scan: `--no-pci`, `-a`/`--allow`, `-b`/`--block`; the
+/// `--file-prefix`), so `--eal=-l --eal=0-1` keeps the rest of the defaults.
+pub fn merge_eal(defaults: &[String], given: &[String]) -> Vec<String> {
+    let has = |keys: &[&str]| {
+        given.iter().any(|g| {
+            keys.iter()
+                .any(|k| g == k || g.starts_with(&format!("{k}=")) || (k.len() == 2 && g.starts_with(k)))
+        })
+    };
+    let memory = [
+        "--no-huge",
+        "--in-memory",
+        "-m",
+        "--socket-mem",
+        "--huge-dir",
+        "--legacy-mem",
+        "--single-file-segments",
+    ];
+    let pci = ["--no-pci", "-a", "--allow", "-b", "--block"];
+    let (drop_memory, drop_pci, drop_prefix) = (has(&memory), has(&pci), has(&["--file-prefix"]));
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < defaults.len() {
+        let d = &defaults[i];
+        let takes_value = d == "-m";
+        let drop = (drop_memory && memory.iter().any(|k| d == k))
+            || (drop_pci && d == "--no-pci")
+            || (drop_prefix && d.starts_with("--file-prefix"));
+        if !drop {
+            out.push(d.clone());
+            if takes_value {
+                if let Some(v) = defaults.get(i + 1) {
+                    out.push(v.clone());
+                }
+            }
+        }
+        i += if takes_value { 2 } else { 1 };
+    }
+    out.extend(given.iter().cloned());
+    out
+}

@@ -106,6 +106,8 @@ impl PortSpec {
     }
 }
 
+pub use sluice_dpdk::merge_eal;
+
 /// A configuration error: which field, what value, and what would be right.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -607,13 +609,9 @@ impl Config {
     /// The EAL arguments: the given ones, or defaults for the port kind, plus the vdev.
     pub fn eal_args(&self) -> Result<Vec<String>, ConfigError> {
         let spec = self.port_spec()?;
-        let mut a: Vec<String> = if self.eal.is_empty() {
-            let mut d: Vec<String> = spec.default_eal().iter().map(|s| s.to_string()).collect();
-            d.push(format!("--file-prefix=sluice-{}", std::process::id()));
-            d
-        } else {
-            self.eal.clone()
-        };
+        let mut d: Vec<String> = spec.default_eal().iter().map(|s| s.to_string()).collect();
+        d.push(format!("--file-prefix=sluice-{}", std::process::id()));
+        let mut a = merge_eal(&d, &self.eal);
         // One lcore per engine core, on the CPUs this process may use (so that `taskset`
         // is honoured), unless the EAL arguments name the lcores themselves.
         let names_lcores = a.iter().any(|x| {
@@ -715,6 +713,56 @@ mod tests {
             ..Config::default()
         };
         assert!(other.eal_args().unwrap().contains(&"-l".to_string()));
+    }
+
+    #[test]
+    fn given_eal_arguments_are_added_to_the_defaults_replacing_only_their_own_kind() {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let tap = v(&["--no-huge", "-m", "512", "--no-pci", "--file-prefix=sluice-1"]);
+        // Only lcores given: every default stays (no hugepage files held after exit).
+        assert_eq!(
+            merge_eal(&tap, &v(&["-l", "0-1"])),
+            v(&[
+                "--no-huge",
+                "-m",
+                "512",
+                "--no-pci",
+                "--file-prefix=sluice-1",
+                "-l",
+                "0-1"
+            ])
+        );
+        // Hugepages asked for: the memory defaults go, the rest stays.
+        assert_eq!(
+            merge_eal(&tap, &v(&["--socket-mem=1024"])),
+            v(&["--no-pci", "--file-prefix=sluice-1", "--socket-mem=1024"])
+        );
+        // A PCI device allowed, and a prefix of one's own.
+        assert_eq!(
+            merge_eal(&tap, &v(&["-a", "0000:01:00.0", "--file-prefix", "mine"])),
+            v(&[
+                "--no-huge",
+                "-m",
+                "512",
+                "-a",
+                "0000:01:00.0",
+                "--file-prefix",
+                "mine"
+            ])
+        );
+        assert_eq!(
+            merge_eal(&tap, &v(&["--in-memory"])),
+            v(&["--no-pci", "--file-prefix=sluice-1", "--in-memory"])
+        );
+        // Through the config: the vdev and lcores still come last.
+        let c = Config {
+            eal: v(&["--log-level=lib.eal:debug"]),
+            ..Config::default()
+        };
+        let eal = c.eal_args().unwrap();
+        assert!(
+            eal.contains(&"--no-huge".to_string()) && eal.contains(&"--log-level=lib.eal:debug".to_string())
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use sluice_net::{Interface, IsnKey, IsnKeyError, Stats};
 use sluice_wire::{EthernetAddress, Instant};
 
 use crate::api::Cx;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, PortSpec};
 use crate::core::{App, Core, LoopStats};
 use crate::steer::{Mailboxes, SteerStats, SteeredDevice};
 use crate::toeplitz::SYMMETRIC_KEY;
@@ -30,6 +30,10 @@ pub enum EngineError {
     /// queues than the port has, a driver error).
     #[error(transparent)]
     Dpdk(#[from] DpdkError),
+    /// A network interface of the tap's name exists already in this namespace: another
+    /// process (a Sluice instance) has it, and net_tap would share it.
+    #[error("a network interface named {0:?} exists already in this network namespace (another Sluice process on tap:{0}?); stop that process, or give this one another name: --port tap:OTHER")]
+    TapInUse(String),
     /// The OS gave no random key for initial sequence numbers and SYN cookies.
     #[error("cannot make an ISN key: {0}")]
     IsnKey(#[from] IsnKeyError),
@@ -225,6 +229,13 @@ impl Engine {
         let cores = config.cores;
         let spec = config.port_spec()?;
         let caller_cpus = sluice_dpdk::allowed_cpus();
+        // net_tap would attach to an existing interface of that name and share its
+        // traffic with whoever has it: refuse instead.
+        if let PortSpec::Tap(name) = &spec {
+            if std::path::Path::new("/sys/class/net").join(name).exists() {
+                return Err(EngineError::TapInUse(name.clone()));
+            }
+        }
         let eal = EalBuilder::new(program).args(config.eal_args()?).init()?;
         // EAL pinned this thread to the main lcore's CPU, where engine core 0 polls. It is
         // not an engine core (it supervises, prints, takes signals): give it back the
