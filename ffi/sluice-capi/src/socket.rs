@@ -32,6 +32,8 @@ impl Stack {
             linger: None,
             rcvtimeo: None,
             sndtimeo: None,
+            tos: 0,
+            ttl: None,
         }
     }
 

@@ -92,6 +92,7 @@ pub(crate) fn apply_live(
     iface.tcp_set_keepalive(h, o.keepalive.then_some(o.keep));
     iface.tcp_set_user_timeout(h, o.user_timeout);
     iface.tcp_set_syn_retries(h, o.syncnt);
+    iface.tcp_set_ip_options(h, o.tos, o.ttl);
 }
 
 /// The TCP settings of the connections a listener with these options accepts.
@@ -104,6 +105,8 @@ pub(crate) fn listener_config(
     cfg.keepalive = o.keepalive.then_some(o.keep);
     cfg.user_timeout = o.user_timeout;
     cfg.max_syn_retransmissions = o.syncnt;
+    cfg.ip_tos = o.tos;
+    cfg.ip_ttl = o.ttl;
     cfg.recv_buffer = o.rcvbuf as usize;
     cfg.send_buffer = o.sndbuf as usize;
     if let Some(m) = o.maxseg {
@@ -165,6 +168,16 @@ impl Shared {
                     }
                     o.maxseg = (v != 0).then_some(v as u32);
                 }
+                // RFC 1122 MUST-48: the DS field and the TTL, per socket. As Linux, a TCP
+                // socket keeps the ECN bits to itself (they are TCP's to set).
+                (libc::IPPROTO_IP, libc::IP_TOS) if tcp => o.tos = (int(val)? as u8) & !0x03,
+                (libc::IPPROTO_IP, libc::IP_TTL) if tcp => {
+                    o.ttl = match int(val)? {
+                        -1 => None,
+                        v @ 1..=255 => Some(v as u8),
+                        _ => return Err(EINVAL),
+                    }
+                }
                 (libc::SOL_SOCKET | libc::IPPROTO_TCP, _) => return Err(ENOPROTOOPT),
                 _ => return Err(ENOPROTOOPT),
             }
@@ -180,6 +193,7 @@ impl Shared {
                             | libc::TCP_USER_TIMEOUT
                             | libc::TCP_SYNCNT
                     )
+                    | (libc::IPPROTO_IP, libc::IP_TOS | libc::IP_TTL)
             ) {
                 let (iface, s) = st.parts(fd)?;
                 if let Kind::Tcp(TcpSt::Conn(c)) = s.kind {
@@ -236,6 +250,10 @@ impl Shared {
                         .map_or(0, |d| d.as_millis().min(i32::MAX as u128) as i32),
                 ),
                 (libc::IPPROTO_TCP, libc::TCP_SYNCNT) if tcp => put_int(out, o.syncnt as i32),
+                (libc::IPPROTO_IP, libc::IP_TOS) if tcp => put_int(out, i32::from(o.tos)),
+                (libc::IPPROTO_IP, libc::IP_TTL) if tcp => {
+                    put_int(out, i32::from(o.ttl.unwrap_or(st.cfg.interface_config().ttl)))
+                }
                 (libc::IPPROTO_TCP, libc::TCP_MAXSEG) if tcp => {
                     let live = match s.kind {
                         Kind::Tcp(TcpSt::Conn(c)) => st.iface.tcp_tcb(c.h).map(|t| t.mss() as u32),

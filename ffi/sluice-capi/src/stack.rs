@@ -59,6 +59,9 @@ pub struct SockOpts {
     pub linger: Option<i32>,
     pub rcvtimeo: Option<Duration>,
     pub sndtimeo: Option<Duration>,
+    /// IP_TOS (the DS field) and IP_TTL (`None`: the interface's) of what it sends.
+    pub tos: u8,
+    pub ttl: Option<u8>,
 }
 
 /// A connection of the application.

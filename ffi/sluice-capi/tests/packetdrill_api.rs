@@ -268,3 +268,79 @@ fn udp_datagrams() {
     assert_eq!((r.src_port, r.dst_port, r.payload), (5353, 7000, &b"pong"[..]));
     assert_eq!(pd.write(fd, b"x").unwrap_err(), libc::EDESTADDRREQ);
 }
+
+/// IP_TOS and IP_TTL (RFC 1122 MUST-48): set on a socket, every packet it sends carries
+/// them (the SYN of a connect, the SYN-ACK and the data of an accepted connection, which
+/// inherits its listener's); the ECN bits stay TCP's; a TTL out of range is EINVAL.
+#[test]
+fn ip_tos_and_ttl_on_every_packet() {
+    let pd = Pd::new(PLAIN);
+    let int = |fd, lv, n| pd.getsockopt_int(fd, lv, n).unwrap();
+    let l = pd.socket(libc::SOCK_STREAM).unwrap();
+    assert_eq!(int(l, libc::IPPROTO_IP, libc::IP_TOS), 0);
+    assert_eq!(int(l, libc::IPPROTO_IP, libc::IP_TTL), 64);
+    pd.setsockopt_int(l, libc::IPPROTO_IP, libc::IP_TOS, 0x2b)
+        .unwrap();
+    assert_eq!(
+        int(l, libc::IPPROTO_IP, libc::IP_TOS),
+        0x28,
+        "AF11; the ECN bits are TCP's"
+    );
+    pd.setsockopt_int(l, libc::IPPROTO_IP, libc::IP_TTL, 9).unwrap();
+    assert_eq!(int(l, libc::IPPROTO_IP, libc::IP_TTL), 9);
+    for bad in [0, 256] {
+        assert_eq!(
+            pd.setsockopt_int(l, libc::IPPROTO_IP, libc::IP_TTL, bad)
+                .unwrap_err(),
+            libc::EINVAL
+        );
+    }
+    assert_eq!(
+        pd.setsockopt_int(l, libc::IPPROTO_IP, 9999, 1).unwrap_err(),
+        libc::ENOPROTOOPT
+    );
+    // The header bytes of the next packet: (DS field, TTL), with its checksum checked.
+    let ds_ttl = |p: &[u8]| {
+        assert!(sluice_wire::Ipv4Packet::new_checked(p).unwrap().verify_checksum());
+        (p[1], p[8])
+    };
+    // The packet as the common checks expect it (DS field 0, TTL 64), for parse_tcp.
+    let plain = |p: &[u8]| {
+        let mut v = p.to_vec();
+        let mut ip = sluice_wire::Ipv4Packet::new_unchecked(&mut v[..]);
+        ip.set_dscp(0);
+        ip.set_ecn(0);
+        ip.set_ttl(64);
+        ip.fill_checksum();
+        v
+    };
+    pd.bind(l, LOCAL, SP).unwrap();
+    pd.listen(l, 1).unwrap();
+    pd.send_seg(&Seg::new(PP, SP, TcpFlags::SYN, PISN, None).mss(1460));
+    let (p, _) = pd.sniff();
+    assert_eq!(ds_ttl(&p), (0x28, 9), "the SYN-ACK");
+    let sa = parse_tcp(&plain(&p));
+    pd.send_seg(&Seg::new(PP, SP, 0, PISN + 1, Some(sa.seq + 1)));
+    let (fd, _, _) = pd.accept(l).unwrap();
+    assert_eq!(int(fd, libc::IPPROTO_IP, libc::IP_TOS), 0x28);
+    assert_eq!(pd.write(fd, b"hello").unwrap(), 5);
+    let (p, _) = pd.sniff();
+    assert_eq!(ds_ttl(&p), (0x28, 9), "data of the accepted connection");
+    // Changed on the live connection: the next packet has the new values; -1 is the default.
+    pd.setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_TOS, 0xb8)
+        .unwrap();
+    pd.setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_TTL, -1).unwrap();
+    assert_eq!(pd.write(fd, b"again").unwrap(), 5);
+    let (p, _) = pd.sniff();
+    assert_eq!(ds_ttl(&p), (0xb8, 64), "EF, and the default TTL");
+    // An active open: its SYN carries them.
+    let c = pd.socket(libc::SOCK_STREAM).unwrap();
+    pd.set_nonblock(c);
+    pd.setsockopt_int(c, libc::IPPROTO_IP, libc::IP_TOS, 0x10)
+        .unwrap();
+    pd.setsockopt_int(c, libc::IPPROTO_IP, libc::IP_TTL, 3).unwrap();
+    assert_eq!(pd.connect(c, REMOTE, 9000).unwrap_err(), libc::EINPROGRESS);
+    let (p, _) = pd.sniff();
+    assert!(parse_tcp(&plain(&p)).flags & TcpFlags::SYN != 0);
+    assert_eq!(ds_ttl(&p), (0x10, 3), "the SYN");
+}

@@ -352,6 +352,17 @@ impl TcpStream {
         }
     }
 
+    /// Sets the DS field (`IP_TOS`: DSCP and ECN bits) and the TTL (`IP_TTL`; `None`: the
+    /// interface's) of the packets this connection sends, from the next one on (RFC 1122
+    /// MUST-48). A listener's connections take them from `TcpConfig::ip_tos`/`ip_ttl`
+    /// given to `bind_with`.
+    pub fn set_ip_options(&self, cx: &Cx, tos: u8, ttl: Option<u8>) -> Result<(), Error> {
+        cx.iface()
+            .tcp_set_ip_options(self.0, tos, ttl)
+            .then_some(())
+            .ok_or(Error::InvalidHandle)
+    }
+
     /// Turns Nagle's algorithm off (`true`) or on.
     pub fn set_nodelay(&self, cx: &Cx, nodelay: bool) -> Result<(), Error> {
         cx.iface()

@@ -499,23 +499,35 @@ impl Interface {
     pub(crate) fn send_ip<D: Device>(
         &mut self,
         io: &mut Io<'_, D>,
+        buf: D::Buf,
+        dst: Ipv4Address,
+        protocol: IpProtocol,
+    ) {
+        self.send_ip_with(io, buf, dst, protocol, (0, None));
+    }
+
+    /// As `send_ip`, with the packet's DS field and TTL (`None`: the interface's).
+    pub(crate) fn send_ip_with<D: Device>(
+        &mut self,
+        io: &mut Io<'_, D>,
         mut buf: D::Buf,
         dst: Ipv4Address,
         protocol: IpProtocol,
+        (tos, ttl): (u8, Option<u8>),
     ) {
         let repr = Ipv4Repr {
             src_addr: self.address(),
             dst_addr: dst,
             protocol,
             payload_len: buf.len(),
-            ttl: self.cfg.ttl,
+            ttl: ttl.unwrap_or(self.cfg.ttl),
         };
         // A TSO frame is cut to the MTU by the device.
         if repr.buffer_len() > self.mtu && !buf.is_tso() {
             return self.drop(DropReason::TooBig);
         }
         match buf.prepend(ipv4::HEADER_LEN) {
-            Some(h) => repr.emit(&mut Ipv4Packet::new_unchecked(h), &self.caps),
+            Some(h) => repr.emit_with_tos(&mut Ipv4Packet::new_unchecked(h), &self.caps, tos),
             None => return self.drop(DropReason::NoBuffer),
         }
         let mac = match self.next_hop(dst) {

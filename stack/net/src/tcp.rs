@@ -1020,6 +1020,18 @@ impl Interface {
         }
     }
 
+    /// Sets the DS field (`IP_TOS`) and TTL (`IP_TTL`, `None`: the interface's) of the
+    /// packets connection `h` sends from now on. False if the handle is stale.
+    pub fn tcp_set_ip_options(&mut self, h: TcpHandle, tos: u8, ttl: Option<u8>) -> bool {
+        match self.conn_mut(h) {
+            Some(c) => {
+                c.tcb.set_ip_options(tos, ttl);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Connections in TIME-WAIT now.
     pub fn tcp_time_wait(&self) -> usize {
         self.tcp.time_wait
@@ -1051,6 +1063,8 @@ impl Interface {
                 return;
             }
             let dst = c.remote.addr;
+            // The connection's DS field and TTL (IP_TOS, IP_TTL).
+            let ipo = (c.tcb.config().ip_tos, c.tcb.config().ip_ttl);
             // Frames are only looked up when there are some: the copying path builds its
             // segments from `poll_transmit`'s payload as it is.
             let by_ref = io.tx_chain && c.tcb.tx_frames() > 0;
@@ -1075,7 +1089,7 @@ impl Interface {
                         self.stats.tcp.tx_copied_bytes += len as u64;
                         self.stats.tcp.segments_tx += len.div_ceil(gso) as u64;
                         self.stats.tcp.tso_frames_tx += 1;
-                        self.send_ip(io, buf, dst, IpProtocol::Tcp);
+                        self.send_ip_with(io, buf, dst, IpProtocol::Tcp, ipo);
                         continue;
                     }
                     None => self.stats.tcp.tso_fallbacks += 1,
@@ -1090,7 +1104,7 @@ impl Interface {
                 for buf in out.into_iter().flatten() {
                     self.stats.tcp.segments_tx += 1;
                     self.stats.tcp.gso_segments_tx += 1;
-                    self.send_ip(io, buf, dst, IpProtocol::Tcp);
+                    self.send_ip_with(io, buf, dst, IpProtocol::Tcp, ipo);
                 }
                 self.stats.tcp.tx_copied_bytes += len as u64;
                 continue;
@@ -1099,7 +1113,7 @@ impl Interface {
                 Ok(buf) => {
                     self.stats.tcp.tx_copied_bytes += len as u64;
                     self.stats.tcp.segments_tx += 1;
-                    self.send_ip(io, buf, dst, IpProtocol::Tcp);
+                    self.send_ip_with(io, buf, dst, IpProtocol::Tcp, ipo);
                 }
                 Err(reason) => self.drop(reason),
             }
@@ -1126,6 +1140,7 @@ impl Interface {
             let Some(c) = self.tcp.conns.get(key) else {
                 return;
             };
+            let ipo = (c.tcb.config().ip_tos, c.tcb.config().ip_ttl);
             let built = match c.tcb.tx_frame(piece.seq, n) {
                 Some((f, range)) => build_segment_ref(io.dev, &piece, f, range, src, dst, &caps),
                 None => {
@@ -1145,7 +1160,7 @@ impl Interface {
                     }
                     self.stats.tcp.segments_tx += 1;
                     self.stats.tcp.gso_segments_tx += u64::from(cut);
-                    self.send_ip(io, buf, dst, IpProtocol::Tcp);
+                    self.send_ip_with(io, buf, dst, IpProtocol::Tcp, ipo);
                 }
                 Err(reason) => self.drop(reason),
             }

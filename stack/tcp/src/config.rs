@@ -111,6 +111,12 @@ pub struct TcpConfig {
     /// (500 ms); segments with text or a FIN are always answered (their duplicate ACK
     /// drives the peer's recovery). Zero answers every one.
     pub invalid_ack_interval: Duration,
+    /// The DS field (DSCP and ECN bits, `IP_TOS`) of the IPv4 packets the connection
+    /// sends; 0 by default.
+    pub ip_tos: u8,
+    /// The TTL of the IPv4 packets the connection sends (`IP_TTL`); `None`: the
+    /// interface's.
+    pub ip_ttl: Option<u8>,
 }
 
 impl Default for TcpConfig {
@@ -141,6 +147,8 @@ impl Default for TcpConfig {
             gso_segments: 1,
             min_pmtu: 552,
             invalid_ack_interval: Duration::from_millis(500),
+            ip_tos: 0,
+            ip_ttl: None,
         }
     }
 }

@@ -390,6 +390,12 @@ impl Tcb {
     pub fn srtt(&self) -> Option<Duration> {
         self.rtt.srtt()
     }
+    /// Sets the DS field and TTL of the packets this connection sends (`IP_TOS`,
+    /// `IP_TTL`; RFC 1122 MUST-48), from its next packet on.
+    pub fn set_ip_options(&mut self, tos: u8, ttl: Option<u8>) {
+        self.cfg.ip_tos = tos;
+        self.cfg.ip_ttl = ttl;
+    }
     /// The RTT variation (RFC 6298 RTTVAR); zero before the first sample.
     pub fn rttvar(&self) -> Duration {
         self.rtt.rttvar()

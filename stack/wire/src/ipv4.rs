@@ -426,6 +426,16 @@ impl Ipv4Repr {
     /// If the buffer is shorter than `HEADER_LEN`. `payload_len` must fit the 16-bit total
     /// length; it is truncated otherwise.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Ipv4Packet<T>, caps: &ChecksumCaps) {
+        self.emit_with_tos(packet, caps, 0)
+    }
+
+    /// As `emit`, with the DS field (DSCP and ECN, the old TOS byte) set to `tos`.
+    pub fn emit_with_tos<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        packet: &mut Ipv4Packet<T>,
+        caps: &ChecksumCaps,
+        tos: u8,
+    ) {
         // Built in one piece, and the checksum summed from the fields rather than read
         // back from the bytes just written (a load over several smaller stores stalls).
         let total = self.buffer_len() as u16;
@@ -434,6 +444,7 @@ impl Ipv4Repr {
         let check = if caps.ipv4.tx() {
             let word = |a: u8, b: u8| u64::from(u16::from_be_bytes([a, b]));
             let acc = 0x4500
+                + u64::from(tos)
                 + u64::from(total)
                 + 0x4000 // DF, ident 0
                 + word(ttl, proto)
@@ -448,7 +459,7 @@ impl Ipv4Repr {
         let [t0, t1] = total.to_be_bytes();
         let [c0, c1] = check.to_be_bytes();
         let header: [u8; HEADER_LEN] = [
-            0x45, 0, t0, t1, 0, 0, 0x40, 0, ttl, proto, c0, c1, s[0], s[1], s[2], s[3], d[0], d[1], d[2],
+            0x45, tos, t0, t1, 0, 0, 0x40, 0, ttl, proto, c0, c1, s[0], s[1], s[2], s[3], d[0], d[1], d[2],
             d[3],
         ];
         packet.buffer.as_mut()[..HEADER_LEN].copy_from_slice(&header);
