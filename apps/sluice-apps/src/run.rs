@@ -157,6 +157,7 @@ where
     M: Fn() -> S + Send + Sync + 'static,
 {
     handle_signals();
+    init_logging();
     let make: Factory<S> = Arc::new(make);
     let config = Config::from_args(&args.engine).map_err(|e| e.to_string())?;
     let cores = config.cores as usize;
@@ -367,6 +368,18 @@ pub fn engine_table(r: &RunResult) -> Option<Table> {
         tb.row(format!("core {i} drops"), format!("{}{reasons}", n.drops.total()));
     }
     Some(tb)
+}
+
+/// Logs to stderr with `RUST_LOG`'s levels (default `info`): setup at info, connections
+/// opening and closing at debug, every dropped frame at trace. Once per process.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 /// A timeout flag in seconds as nanoseconds; 0 (or less) means none.

@@ -108,6 +108,20 @@ impl PortSpec {
 
 pub use sluice_dpdk::merge_eal;
 
+/// EAL's log level (1 emergency ... 8 debug) for the most verbose level tracing has on:
+/// error 4, warn 5, info 6 (notice), debug 7, trace 8; 5 when nothing is set up.
+pub fn eal_log_level() -> u8 {
+    use tracing::level_filters::LevelFilter;
+    match LevelFilter::current() {
+        LevelFilter::OFF => 4,
+        LevelFilter::ERROR => 4,
+        LevelFilter::WARN => 5,
+        LevelFilter::INFO => 6,
+        LevelFilter::DEBUG => 7,
+        _ => 8,
+    }
+}
+
 /// A configuration error: which field, what value, and what would be right.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -628,6 +642,20 @@ impl Config {
                 });
             }
             a.extend(["-l".to_string(), cpu_list(&cpus[..want])]);
+        }
+        // EAL's log level follows the application's (tracing's, RUST_LOG): at the default
+        // (info) EAL says what matters (notice and above), not its chatter (detected
+        // lcores, 1 GiB pages it did not find).
+        if !a.iter().any(|x| x.starts_with("--log-level")) {
+            let level = eal_log_level();
+            a.push(format!("--log-level={level}"));
+            if level <= 6 {
+                // Harmless at the default level: net_tap's multiq qdisc and rte_flow
+                // (this kernel has neither; the port works without), telemetry's legacy
+                // socket. Shown again with RUST_LOG=debug.
+                a.push("--log-level=pmd.net.tap:3".into());
+                a.push("--log-level=lib.telemetry:4".into());
+            }
         }
         if let Some(v) = spec.vdev(self.cores) {
             a.push(format!("--vdev={v}"));

@@ -269,6 +269,17 @@ impl Engine {
             ..Default::default()
         };
         let port = Port::configure(&eal, id, &pcfg)?;
+        tracing::info!(
+            program,
+            port = %config.port,
+            driver = %port.port_info().driver,
+            cores,
+            ip = %config.ip,
+            checksum_offload = ?port.checksum_offload(),
+            tso = port.tso(),
+            rss = port.rss_key().is_some(),
+            "engine port ready"
+        );
         let mac = EthernetAddress(port.mac());
         let clock = eal.clock();
         let isn_key = IsnKey::from_os()?;

@@ -271,6 +271,7 @@ impl Interface {
 
     pub(crate) fn drop(&mut self, reason: DropReason) {
         self.stats.drops.add(reason);
+        tracing::trace!(%reason, "drop");
     }
 
     fn process_frame<D: Device>(&mut self, io: &mut Io<'_, D>, buf: D::Buf) {

@@ -884,6 +884,11 @@ impl Interface {
                     let before = ls.listener.pending_accept();
                     ls.listener.update(key, state);
                     if ls.listener.pending_accept() > before {
+                        tracing::debug!(
+                            local_port = ls.listener.port(),
+                            remote = %format_args!("{}:{}", c.remote.addr, c.remote.port),
+                            "connection established, to accept"
+                        );
                         self.ready
                             .push(ReadySocket::Listener(ListenerHandle(l)), &mut ls.logged);
                     }
@@ -904,6 +909,14 @@ impl Interface {
         if c.owned_by_app() {
             let seen = c.seen_now();
             if seen != c.seen {
+                if seen.state != c.seen.state {
+                    tracing::debug!(
+                        local_port = c.tcb.local_port(),
+                        remote = %format_args!("{}:{}", c.remote.addr, c.remote.port),
+                        state = ?c.tcb.state(),
+                        "connection state"
+                    );
+                }
                 c.seen = seen;
                 self.ready.push(ReadySocket::Tcp(TcpHandle(key)), &mut c.logged);
             }
@@ -932,6 +945,13 @@ impl Interface {
         let Some(c) = self.tcp.conns.remove(key) else {
             return;
         };
+        tracing::debug!(
+            local_port = c.tcb.local_port(),
+            remote = %format_args!("{}:{}", c.remote.addr, c.remote.port),
+            error = ?c.tcb.error(),
+            retransmits = c.tcb.counters().retransmits,
+            "connection removed"
+        );
         self.tcp.rx_frames_held = self.tcp.rx_frames_held.saturating_sub(c.rx_frames);
         if c.in_time_wait {
             self.tcp.time_wait -= 1;
