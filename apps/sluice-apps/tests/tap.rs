@@ -288,7 +288,11 @@ fn a_clean_exit_removes_its_runtime_directory() {
     if !root() {
         return;
     }
-    let out = echo_to_the_end("rundir", &["--listen", "7", "--seconds", "1"]);
+    // EAL names its runtime directory at its info level (below the default notice).
+    let out = echo_to_the_end(
+        "rundir",
+        &["--listen", "7", "--seconds", "1", "--eal=--log-level=7"],
+    );
     assert!(out.success(), "{}\n{}", out.stdout, out.stderr);
     let dir = out
         .stderr
