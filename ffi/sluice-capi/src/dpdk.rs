@@ -296,7 +296,26 @@ mod tests {
              --eal=--no-huge --eal=-m --eal=256 --mss=1000 --nodelay --mbufs=4095",
         )
         .unwrap();
-        assert_eq!(f.eal, ["--no-huge", "-m", "256", "--vdev=net_tap0,iface=xy0"]);
+        // Added to the defaults, replacing only the memory ones.
+        let prefix = format!("--file-prefix=sluice-{}", std::process::id());
+        let cpu = sluice_dpdk::allowed_cpus()
+            .first()
+            .copied()
+            .unwrap_or(0)
+            .to_string();
+        assert_eq!(
+            f.eal,
+            [
+                "--no-pci",
+                &prefix,
+                "--no-huge",
+                "-m",
+                "256",
+                "-l",
+                &cpu,
+                "--vdev=net_tap0,iface=xy0"
+            ]
+        );
         assert_eq!(f.gateway, Some(Ipv4Address::new(198, 19, 0, 1)));
         assert_eq!(f.arp[0].1, EthernetAddress([2, 0, 0, 0, 0, 1]));
         assert_eq!(
