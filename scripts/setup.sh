@@ -9,7 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-PKGS=(dpdk libdpdk-dev dpdk-dev libclang-dev pkg-config psmisc iproute2 iputils-ping curl wrk socat procps iperf3)
+PKGS=(dpdk libdpdk-dev dpdk-dev libclang-dev pkg-config psmisc iproute2 iputils-ping curl wrk socat procps iperf3 tcpdump)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

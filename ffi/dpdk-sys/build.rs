@@ -40,7 +40,7 @@ fn main() {
     let mut bindings = bindgen::Builder::default()
         .header("shim/shim.h")
         .clang_args(&cflags)
-        .allowlist_function("sluice_.*|rte_eal_.*|rte_eth_.*|rte_pktmbuf_.*|rte_mempool_.*|rte_lcore_.*|rte_get_tsc_hz|rte_get_main_lcore|rte_strerror|rte_socket_id|rte_softrss.*|rte_thash_.*|rte_version|rte_delay_us_sleep|rte_get_next_lcore|rte_thread_register|rte_thread_unregister|rte_mbuf_.*|rte_tel_.*|rte_telemetry_.*")
+        .allowlist_function("sluice_.*|rte_eal_.*|rte_eth_.*|rte_pktmbuf_.*|rte_mempool_.*|rte_lcore_.*|rte_get_tsc_hz|rte_get_main_lcore|rte_strerror|rte_socket_id|rte_softrss.*|rte_thash_.*|rte_version|rte_delay_us_sleep|rte_get_next_lcore|rte_thread_register|rte_thread_unregister|rte_mbuf_.*|rte_tel_.*|rte_telemetry_.*|rte_pdump_.*")
         .allowlist_type("rte_.*")
         .allowlist_var("SLUICE_.*|RTE_.*")
         .opaque_type("rte_arp_ipv4|rte_arp_hdr|rte_l2tpv2_combined_msg_hdr")

@@ -186,6 +186,7 @@ where
                         "{}: sluice on {} ({}) mac {}, {} core(s), ip {}",
                         spec.program, config.port, h.driver, h.mac, cores, config.ip
                     );
+                    announce_ready(&h, spec, &config);
                     let stop = h.stop_flag();
                     supervise(&stop, spec, args.progress, &lives, Some(&h));
                 },
@@ -370,6 +371,36 @@ pub fn engine_table(r: &RunResult) -> Option<Table> {
     Some(tb)
 }
 
+/// Prints one "ready" line once every core has run its first round (in which the
+/// application bound its listener), for scripts to wait for.
+fn announce_ready(h: &sluice_engine::EngineHandle, spec: &RunSpec, config: &Config) {
+    let t0 = Instant::now();
+    while h.cores_ready() < usize::from(h.cores()) && t0.elapsed() < Duration::from_secs(20) && !h.stopping()
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // A command runs between two rounds of its core: after the first, which started the
+    // application.
+    for c in 0..h.cores() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if h.run_on(c, move |_| {
+            let _ = tx.send(());
+        }) {
+            let _ = rx.recv_timeout(Duration::from_secs(10));
+        }
+    }
+    if h.stopping() {
+        return;
+    }
+    let ip = config.ip.split('/').next().unwrap_or(&config.ip);
+    let what = match (spec.plan.listen, spec.plan.connect) {
+        (Some(p), _) => format!("listening on {ip}:{p}"),
+        (None, Some(t)) => format!("connecting to {t} from {ip}"),
+        (None, None) => format!("up on {ip}"),
+    };
+    eprintln!("{}: ready: {what}, {} core(s)", spec.program, h.cores());
+}
+
 /// Logs to stderr with `RUST_LOG`'s levels (default `info`): setup at info, connections
 /// opening and closing at debug, every dropped frame at trace. Once per process.
 pub fn init_logging() {
@@ -378,6 +409,7 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }

@@ -546,11 +546,64 @@ fn a_second_process_on_the_same_tap_is_refused() {
     );
     assert!(!second.success(), "{}\n{}", second.stdout, second.stderr);
     assert!(
-        second.stderr.contains("exists already") && second.stderr.contains("tap:OTHER"),
+        second.stderr.contains("exists already")
+            && second.stderr.contains("tap:OTHER")
+            && second.stderr.contains(&format!("process {} holds it", p.id())),
         "{}",
         second.stderr
     );
     // The first one still serves.
     wait_port(&ns, 7);
     stop(p);
+}
+
+/// `--pcap FILE` writes what the server receives and sends in pcapng; tcpdump reads it
+/// back and finds the handshake (SYN, SYN-ACK, ACK) and the echoed bytes.
+#[test]
+fn pcap_capture_is_read_back_by_tcpdump() {
+    if !root() {
+        return;
+    }
+    let file = std::env::temp_dir().join(format!("sluice-cap-{}.pcapng", std::process::id()));
+    let path = file.to_str().unwrap().to_string();
+    let (ns, p) = sluice(
+        "apps-pcap",
+        ECHO,
+        &["--listen", "7", "--seconds", "30", "--pcap", &path],
+    );
+    wait_port(&ns, 7);
+    let out = ns.run(
+        "python3",
+        &[
+            "-c",
+            "import socket\ns=socket.create_connection(('198.18.0.2',7))\ns.sendall(b'capture-me')\nprint(s.recv(64))\ns.close()",
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(
+        out.stdout.contains("capture-me"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    stop(p);
+    let td = Proc::spawn({
+        let mut c = Command::new("tcpdump");
+        c.args(["-nn", "-A", "-r", &path, "tcp port 7"]);
+        c
+    })
+    .wait(Duration::from_secs(20));
+    assert!(td.success(), "tcpdump: {}\n{}", td.stdout, td.stderr);
+    let lines: Vec<&str> = td.stdout.lines().collect();
+    let syn = lines.iter().position(|l| l.contains("> 198.18.0.2.7: Flags [S]"));
+    let synack = lines
+        .iter()
+        .position(|l| l.contains("198.18.0.2.7 > ") && l.contains("Flags [S.]"));
+    assert!(syn.is_some() && synack.is_some() && syn < synack, "{}", td.stdout);
+    assert!(
+        td.stdout.matches("capture-me").count() >= 2,
+        "request and echo: {}",
+        td.stdout
+    );
+    let _ = std::fs::remove_file(&file);
 }

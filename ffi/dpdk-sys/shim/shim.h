@@ -19,6 +19,7 @@
 #include <rte_thash.h>
 #include <rte_version.h>
 #include <rte_telemetry.h>
+#include <rte_pdump.h>
 
 /* rx/tx bursts */
 uint16_t sluice_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);

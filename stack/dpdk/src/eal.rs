@@ -338,7 +338,17 @@ impl TscClock {
 /// `--in-memory`, `-m`, `--socket-mem`, `--huge-dir`, `--legacy-mem`,
 /// `--single-file-segments`; the PCI scan: `--no-pci`, `-a`/`--allow`, `-b`/`--block`; the
 /// `--file-prefix`), so `--eal=-l --eal=0-1` keeps the rest of the defaults.
+///
+/// `--no-sluice-defaults` among the given arguments drops every default: the given ones
+/// are used alone.
 pub fn merge_eal(defaults: &[String], given: &[String]) -> Vec<String> {
+    if given.iter().any(|g| g == "--no-sluice-defaults") {
+        return given
+            .iter()
+            .filter(|g| *g != "--no-sluice-defaults")
+            .cloned()
+            .collect();
+    }
     let has = |keys: &[&str]| {
         given.iter().any(|g| {
             keys.iter()
@@ -376,4 +386,11 @@ pub fn merge_eal(defaults: &[String], given: &[String]) -> Vec<String> {
     }
     out.extend(given.iter().cloned());
     out
+}
+
+/// Lets `dpdk-dumpcap`/`dpdk-pdump` (secondary processes) capture this process's ports
+/// (`rte_pdump_init`); false when it cannot (no multi-process support, e.g. `--in-memory`).
+pub fn pdump_init(_eal: &Eal) -> bool {
+    // SAFETY: EAL is initialised (we hold `Eal`); the call only registers a handler.
+    unsafe { dpdk_sys::rte_pdump_init() == 0 }
 }

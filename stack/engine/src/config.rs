@@ -219,6 +219,11 @@ pub struct Config {
     /// The smallest path MTU an ICMP "fragmentation needed" may set (default 552, Linux's
     /// `min_pmtu`).
     pub min_pmtu: u16,
+    /// Write every frame received and sent to this pcapng file (core 0; FILE.coreN for
+    /// the others). None by default.
+    pub pcap: Option<String>,
+    /// The most each capture file holds, MiB (default 100); later frames are not written.
+    pub pcap_max_mb: u64,
     /// Impairments of received frames, for tests against real peers, e.g.
     /// `loss=0.05,reorder=0.1:5ms,outage=10s+20s` (see `sluice_dev::Impairments`).
     pub impair_rx: Option<String>,
@@ -251,6 +256,8 @@ impl Default for Config {
             max_connections: 1 << 20,
             max_time_wait: 1 << 18,
             min_pmtu: 552,
+            pcap: None,
+            pcap_max_mb: 100,
             impair_rx: None,
             impair_tx: None,
             impair_seed: 1,
@@ -324,6 +331,12 @@ pub struct ConfigArgs {
     /// Smallest path MTU an ICMP "fragmentation needed" may set [default: 552]
     #[arg(long)]
     pub min_pmtu: Option<u16>,
+    /// Capture every frame received and sent into this pcapng file (FILE.coreN for core N > 0)
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<String>,
+    /// Most MiB each capture file holds [default: 100]
+    #[arg(long)]
+    pub pcap_max_mb: Option<u64>,
     /// Impair received frames (tests): e.g. loss=0.05,reorder=0.1:5ms,dup=0.01,outage=10s+20s
     #[arg(long, value_name = "SPEC")]
     pub impair_rx: Option<String>,
@@ -390,8 +403,12 @@ impl Config {
             max_connections,
             max_time_wait,
             min_pmtu,
+            pcap_max_mb,
             impair_seed
         );
+        if args.pcap.is_some() {
+            c.pcap = args.pcap.clone();
+        }
         if args.impair_rx.is_some() {
             c.impair_rx = args.impair_rx.clone();
         }
@@ -781,6 +798,11 @@ mod tests {
         assert_eq!(
             merge_eal(&tap, &v(&["--in-memory"])),
             v(&["--no-pci", "--file-prefix=sluice-1", "--in-memory"])
+        );
+        // The documented way to replace them all.
+        assert_eq!(
+            merge_eal(&tap, &v(&["--no-sluice-defaults", "--in-memory", "-l", "1"])),
+            v(&["--in-memory", "-l", "1"])
         );
         // Through the config: the vdev and lcores still come last.
         let c = Config {

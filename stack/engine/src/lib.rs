@@ -16,6 +16,7 @@ pub mod api;
 pub mod config;
 pub mod core;
 pub mod idle;
+pub mod pcap;
 pub mod rt;
 pub mod runner;
 pub mod steer;

@@ -32,8 +32,21 @@ pub enum EngineError {
     Dpdk(#[from] DpdkError),
     /// A network interface of the tap's name exists already in this namespace: another
     /// process (a Sluice instance) has it, and net_tap would share it.
-    #[error("a network interface named {0:?} exists already in this network namespace (another Sluice process on tap:{0}?); stop that process, or give this one another name: --port tap:OTHER")]
-    TapInUse(String),
+    #[error("a network interface named {name:?} exists already in this network namespace{}; stop that process, or give this one another name: --port tap:OTHER", match holder { Some(p) => format!(" (process {p} holds it: another Sluice on tap:{name}?)"), None => String::new() })]
+    TapInUse {
+        /// The interface name.
+        name: String,
+        /// The process that has it open (a tun/tap descriptor attached to it), if found.
+        holder: Option<u32>,
+    },
+    /// The `--pcap` file could not be created.
+    #[error("cannot create the capture file {path}: {err}")]
+    Pcap {
+        /// The file.
+        path: String,
+        /// Why.
+        err: std::io::Error,
+    },
     /// The OS gave no random key for initial sequence numbers and SYN cookies.
     #[error("cannot make an ISN key: {0}")]
     IsnKey(#[from] IsnKeyError),
@@ -233,7 +246,10 @@ impl Engine {
         // traffic with whoever has it: refuse instead.
         if let PortSpec::Tap(name) = &spec {
             if std::path::Path::new("/sys/class/net").join(name).exists() {
-                return Err(EngineError::TapInUse(name.clone()));
+                return Err(EngineError::TapInUse {
+                    name: name.clone(),
+                    holder: tap_holder(name),
+                });
             }
         }
         let eal = EalBuilder::new(program).args(config.eal_args()?).init()?;
@@ -278,7 +294,7 @@ impl Engine {
             checksum_offload = ?port.checksum_offload(),
             tso = port.tso(),
             rss = port.rss_key().is_some(),
-            "engine port ready"
+            "engine port up"
         );
         let mac = EthernetAddress(port.mac());
         let clock = eal.clock();
@@ -288,6 +304,28 @@ impl Engine {
         iface_cfg.rss_key = port.rss_key().map(<[u8]>::to_vec);
         let idle = config.idle_strategy()?;
         let impair = config.impairments()?;
+        // dpdk-dumpcap and dpdk-pdump can attach (where secondary processes can: with
+        // hugepage files); --pcap writes the frames itself where they cannot.
+        if !sluice_dpdk::pdump_init(&eal) {
+            tracing::debug!("rte_pdump_init failed: dpdk-dumpcap cannot attach to this process");
+        }
+        // One capture file per core, created here so that a bad path is an error at once.
+        let mut captures: Vec<Option<crate::pcap::PcapWriter>> = Vec::new();
+        for c in 0..cores {
+            captures.push(match &config.pcap {
+                Some(p) => {
+                    let path = crate::pcap::core_path(std::path::Path::new(p), c);
+                    Some(
+                        crate::pcap::PcapWriter::create(&path, config.pcap_max_mb.saturating_mul(1 << 20))
+                            .map_err(|err| EngineError::Pcap {
+                                path: path.display().to_string(),
+                                err,
+                            })?,
+                    )
+                }
+                None => None,
+            });
+        }
         let seed = config.impair_seed;
 
         // Hardware RSS: the port's own key and table decide; otherwise software steering
@@ -333,6 +371,7 @@ impl Engine {
                     handle.ready.clone(),
                 );
                 let impair = impair.clone();
+                let capture = captures[usize::from(c)].take();
                 let cpu = lcores[usize::from(c)].cpu;
                 let (pin_tx, pin_rx) = std::sync::mpsc::sync_channel(1);
                 pins.push(pin_rx);
@@ -363,6 +402,9 @@ impl Engine {
                         // Zero-copy send: the application fills mbufs of this queue's pool.
                         let pool = port.queue(c).pool();
                         iface.set_frame_alloc(Box::new(move || pool.alloc_frame()));
+                        if let Some(w) = capture {
+                            iface.set_capture(Some(Box::new(w)));
+                        }
                         let mut core =
                             Core::new(iface, dev, make_app(c), c, cores, steering, Idle::new(idle));
                         ready.fetch_add(1, Ordering::SeqCst);
@@ -480,4 +522,24 @@ fn run_core<A: App>(
         }
     }
     publish(core, slot);
+}
+
+/// The process with a tun/tap descriptor attached to interface `name` (its
+/// `/proc/PID/fdinfo` says `iff: NAME`), if any can be seen.
+fn tap_holder(name: &str) -> Option<u32> {
+    let want = format!("iff:\t{name}");
+    for p in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(p.path().join("fdinfo")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_to_string(fd.path()).is_ok_and(|t| t.lines().any(|l| l == want)) {
+                return Some(pid);
+            }
+        }
+    }
+    None
 }

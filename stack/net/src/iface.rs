@@ -79,6 +79,17 @@ pub struct Interface {
     batch: Option<Box<dyn Any>>,
     /// Where `alloc_tx_frame` takes buffers from (the device's pool); the heap if unset.
     frame_alloc: Option<Box<dyn FnMut() -> Option<FrameMut>>>,
+    /// Where received and sent frames are copied (`--pcap`), if anywhere.
+    capture: Option<Box<dyn CaptureSink>>,
+    /// Frames at the front of the transmit vector already given to `capture` (refused by
+    /// a full ring, they wait there and are not given again).
+    tx_captured: usize,
+}
+
+/// Receives a copy of every frame the interface receives (`sent` false) and sends
+/// (`sent` true, as handed to the device: a TSO frame whole), e.g. a pcap writer.
+pub trait CaptureSink {
+    fn frame(&mut self, sent: bool, data: &[u8]);
 }
 
 impl Interface {
@@ -113,6 +124,8 @@ impl Interface {
             next_ephemeral: start,
             batch: None,
             frame_alloc: None,
+            capture: None,
+            tx_captured: 0,
         }
     }
 
@@ -130,6 +143,11 @@ impl Interface {
             Some(f) => f(),
             None => Some(FrameMut::with_capacity(usize::from(self.cfg.tcp.mss))),
         }
+    }
+
+    /// Copies every frame received and sent to `sink` from now on (`None`: stops).
+    pub fn set_capture(&mut self, sink: Option<Box<dyn CaptureSink>>) {
+        self.capture = sink;
     }
 
     /// The configuration.
@@ -247,6 +265,9 @@ impl Interface {
             tso: dcaps.tso,
         };
         for buf in rx.drain(..) {
+            if let Some(c) = &mut self.capture {
+                capture_frame(c.as_mut(), false, &buf);
+            }
             self.process_frame(&mut io, buf);
         }
         self.arp_timers(&mut io);
@@ -621,9 +642,15 @@ impl Interface {
         if io.tx.is_empty() {
             return;
         }
+        if let Some(c) = &mut self.capture {
+            for buf in &io.tx[self.tx_captured.min(io.tx.len())..] {
+                capture_frame(c.as_mut(), true, buf);
+            }
+        }
         let bytes: u64 = io.tx.iter().map(|b| b.len() as u64).sum();
         let count = io.tx.len();
         io.dev.tx_burst(io.now, io.tx);
+        self.tx_captured = io.tx.len();
         let left: u64 = io.tx.iter().map(|b| b.len() as u64).sum();
         self.stats.tx_packets += (count - io.tx.len()) as u64;
         self.stats.tx_bytes += bytes - left;
@@ -631,7 +658,17 @@ impl Interface {
             for _ in io.tx.drain(TX_BACKLOG..) {
                 self.stats.drops.add(DropReason::TxQueueFull);
             }
+            self.tx_captured = io.tx.len();
         }
+    }
+}
+
+/// Gives `sink` the bytes of `buf`, gathered when chained.
+fn capture_frame<B: PacketBuf>(sink: &mut dyn CaptureSink, sent: bool, buf: &B) {
+    if buf.len() == buf.data().len() {
+        sink.frame(sent, buf.data());
+    } else {
+        sink.frame(sent, &buf.gather());
     }
 }
 

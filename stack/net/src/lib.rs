@@ -52,7 +52,7 @@ pub use wheel::TimerWheel;
 pub use config::{checksum_caps_for, ArpConfig, IcmpConfig, InterfaceConfig, IsnKey, IsnKeyError};
 pub use flow::{FlowKey, FlowStats, FlowTable};
 pub use icmp::IcmpError;
-pub use iface::Interface;
+pub use iface::{CaptureSink, Interface};
 pub use ready::{Ready, ReadyCursor, ReadySocket};
 pub use stats::{ArpStats, DropReason, Drops, IcmpStats, Stats, TcpStats, UdpStats};
 pub use tcp::{
