@@ -499,6 +499,46 @@ fn sluice_stat_sees_a_running_server() {
     assert!(conns.stdout.contains("2 connection(s)"), "{}", conns.stdout);
     let config = run(&["--config"]);
     assert!(config.stdout.contains("net_tap"), "{}", config.stdout);
+    // Under load (a kernel loadgen, 4 connections): the counters grow between two reads,
+    // and the connection count follows.
+    let mut lg = ns.cmd(LOADGEN);
+    lg.args([
+        "--stack",
+        "kernel",
+        "--connect",
+        "198.18.0.2:7",
+        "--connections",
+        "4",
+        "--duration",
+        "4",
+    ]);
+    let lg = Proc::spawn(lg);
+    std::thread::sleep(Duration::from_millis(1500));
+    let rx = |out: &Output, key: &str| {
+        out.stdout
+            .lines()
+            .find_map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                (w.first() == Some(&key)).then(|| w.get(1).and_then(|v| v.parse::<u64>().ok()))?
+            })
+            .unwrap_or(0)
+    };
+    let a = run(&[]);
+    std::thread::sleep(Duration::from_millis(700));
+    let b = run(&[]);
+    assert!(
+        rx(&b, "rx_packets") > rx(&a, "rx_packets") + 100,
+        "{}\n{}",
+        a.stdout,
+        b.stdout
+    );
+    assert_eq!(
+        rx(&b, "conns_established"),
+        6,
+        "two clients and the loadgen's four: {}",
+        b.stdout
+    );
+    let _ = lg.wait(Duration::from_secs(20));
     let watch = run(&["--watch", "1"]);
     assert!(watch.stdout.contains("rx pkt/s"), "{}", watch.stdout);
     // A process that is not there is a clear error.
