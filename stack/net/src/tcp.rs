@@ -163,6 +163,8 @@ struct Conn {
     origin: Option<Key>,
     /// Counted in `TcpSockets::time_wait`.
     in_time_wait: bool,
+    /// The state it is counted under in `TcpSockets::state_counts`.
+    counted: State,
 }
 
 /// What a connection's readiness depends on: data in order or the FIN (RCV.NXT), room
@@ -212,6 +214,8 @@ pub(crate) struct TcpSockets {
     due: Vec<(Instant, Key)>,
     /// Device buffers held by all connections' receive buffers (zero-copy receive).
     pub(crate) rx_frames_held: usize,
+    /// Connections by state (each counted under `Conn::counted`).
+    state_counts: [usize; 11],
     /// Connections in TIME-WAIT, and the order they entered it (may hold keys that left).
     time_wait: usize,
     time_wait_order: VecDeque<Key>,
@@ -283,6 +287,7 @@ impl Default for TcpSockets {
             wheel: TimerWheel::new(Instant::ZERO, core::time::Duration::from_micros(10), 4096),
             due: Vec::new(),
             rx_frames_held: 0,
+            state_counts: [0; 11],
             time_wait: 0,
             time_wait_order: VecDeque::new(),
             gro: None,
@@ -452,8 +457,10 @@ impl Interface {
             logged: None,
             origin: None,
             in_time_wait: false,
+            counted: State::Closed,
         });
         self.tcp.flows.insert(FlowKey { local_port, remote }, key);
+        self.tcp.state_counts[State::Closed.index()] += 1;
         self.tcp.pending.push(key);
         self.stats.tcp.connected += 1;
         TcpHandle(key)
@@ -686,12 +693,9 @@ impl Interface {
 
     /// Connections by state, indexed by `TcpState::index` (a scan of every connection:
     /// for statistics, not per packet).
+    /// Connections by state (indexed by `TcpState::index`), kept as states change: O(1).
     pub fn tcp_state_counts(&self) -> [usize; 11] {
-        let mut counts = [0; 11];
-        for (_, c) in self.tcp.conns.iter() {
-            counts[c.tcb.state().index()] += 1;
-        }
-        counts
+        self.tcp.state_counts
     }
 
     pub(crate) fn tcp_poll_at(&self) -> Option<Instant> {
@@ -845,11 +849,13 @@ impl Interface {
                         logged: None,
                         origin: Some(lkey),
                         in_time_wait: false,
+                        counted: State::Closed,
                     });
                     if let Some(ls) = self.tcp.listeners.get_mut(lkey) {
                         ls.conns += 1;
                     }
                     debug_assert_eq!(k, key);
+                    self.tcp.state_counts[State::Closed.index()] += 1;
                     self.tcp.flows.insert(flow, k);
                     self.after_event(io, k);
                 }
@@ -921,6 +927,12 @@ impl Interface {
                 self.ready.push(ReadySocket::Tcp(TcpHandle(key)), &mut c.logged);
             }
         }
+        let state = c.tcb.state();
+        if state != c.counted {
+            self.tcp.state_counts[c.counted.index()] -= 1;
+            self.tcp.state_counts[state.index()] += 1;
+            c.counted = state;
+        }
         let time_wait = c.tcb.state() == State::TimeWait;
         if time_wait != c.in_time_wait {
             c.in_time_wait = time_wait;
@@ -956,6 +968,7 @@ impl Interface {
         if c.in_time_wait {
             self.tcp.time_wait -= 1;
         }
+        self.tcp.state_counts[c.counted.index()] -= 1;
         if let Some(ls) = c.origin.and_then(|l| self.tcp.listeners.get_mut(l)) {
             ls.conns = ls.conns.saturating_sub(1);
         }

@@ -1688,3 +1688,44 @@ fn time_wait_is_capped_by_recycling_the_oldest() {
     assert_eq!(f.iface.tcp_time_wait(), 0);
     assert_eq!(f.iface.tcp_connections(), 0);
 }
+
+#[test]
+fn state_counts_follow_every_change() {
+    let mut cfg = config(true);
+    cfg.max_time_wait = 2;
+    let mut f = Fixture::new(cfg);
+    let l = f.iface.tcp_listen(80, 16).unwrap();
+    let recount = |f: &Fixture| {
+        let mut rows = Vec::new();
+        f.iface.tcp_conn_infos(0, usize::MAX, &mut rows);
+        let mut c = [0usize; 11];
+        for r in rows {
+            c[r.state.index()] += 1;
+        }
+        c
+    };
+    let mut hs = Vec::new();
+    for i in 0..6u16 {
+        hs.push(accepted_from(&mut f, l, 42000 + i));
+        assert_eq!(f.iface.tcp_state_counts(), recount(&f));
+    }
+    assert_eq!(f.iface.tcp_state_counts()[TcpState::Established.index()], 6);
+    // Some closed by us (FIN-WAIT-1), some aborted (gone), an active open (SYN-SENT).
+    f.iface.tcp_close(hs[0].0);
+    f.iface.tcp_abort(hs[1].0);
+    let _ = f.iface.tcp_connect(PEER_IP, 9999).unwrap();
+    f.poll();
+    assert_eq!(f.iface.tcp_state_counts(), recount(&f));
+    assert_eq!(f.iface.tcp_state_counts()[TcpState::FinWait1.index()], 1);
+    assert_eq!(f.iface.tcp_state_counts()[TcpState::SynSent.index()], 1);
+    // Timers run their course (the SYN gives up, FIN-WAIT-1 gives up): all counted.
+    for _ in 0..400 {
+        f.advance(Duration::from_secs(1));
+        f.poll();
+        assert_eq!(f.iface.tcp_state_counts(), recount(&f));
+    }
+    assert_eq!(
+        f.iface.tcp_state_counts().iter().sum::<usize>(),
+        f.iface.tcp_connections()
+    );
+}
