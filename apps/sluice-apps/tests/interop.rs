@@ -229,15 +229,7 @@ fn curl_downloads_through_impairments() {
     }
     let dir = std::env::temp_dir().join(format!("sluice-io-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut x = 0x9e3779b97f4a7c15u64;
-    let blob: Vec<u8> = (0..4_000_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let blob = sluice_testkit::xorshift_bytes(4_000_000);
     std::fs::write(dir.join("blob.bin"), &blob).unwrap();
     let root_dir = dir.to_str().unwrap().to_owned();
     let (ns, p) = sluice(

@@ -325,16 +325,8 @@ fn http_timeouts_and_a_streamed_file() {
     let dir = std::env::temp_dir().join(format!("sluice-http-timeouts-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    // 4 MiB of varied bytes (a xorshift stream), and its digest as Python computes it.
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let data: Vec<u8> = (0..4 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    // 4 MiB of varied bytes, and its digest as Python computes it.
+    let data = sluice_testkit::xorshift_bytes(4 << 20);
     std::fs::write(dir.join("big.bin"), &data).unwrap();
     let root = dir.to_str().unwrap();
     let (ns, p) = sluice(

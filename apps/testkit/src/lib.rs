@@ -217,3 +217,17 @@ pub fn field<'a>(out: &'a str, key: &str) -> Option<&'a str> {
 pub fn count(out: &str, key: &str) -> u64 {
     field(out, key).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
+
+/// `n` varied bytes (a xorshift64 stream from a fixed seed): test files whose every byte
+/// matters to a digest.
+pub fn xorshift_bytes(n: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
