@@ -416,7 +416,7 @@ pub fn init_logging() {
 
 /// A timeout flag in seconds as nanoseconds; 0 (or less) means none.
 pub fn secs_ns(secs: f64) -> Option<u64> {
-    (secs > 0.0).then(|| (secs * 1e9) as u64)
+    (secs > 0.0).then_some((secs * 1e9) as u64)
 }
 
 /// One line of `key=value` words, for scripts and tests.
