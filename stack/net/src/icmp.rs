@@ -118,10 +118,17 @@ impl Interface {
                     self.drop(DropReason::IcmpIgnored);
                 }
             }
-            Icmpv4Repr::TimeExceeded { header, data, .. } => {
-                // RFC 1122 3.2.2.4: passed to the transport. TCP only: for UDP it is a
-                // transient error Linux does not report without IP_RECVERR.
-                self.stats.icmp.time_exceeded_rx += 1;
+            Icmpv4Repr::TimeExceeded { header, data, .. } | Icmpv4Repr::ParamProblem { header, data, .. } => {
+                // RFC 1122 3.2.2.4 and 3.2.2.5: passed to the transport. TCP only: for UDP
+                // they are transient errors Linux does not report without IP_RECVERR. TCP
+                // takes both as soft errors (RFC 1122 4.2.3.9).
+                let kind = if matches!(repr, Icmpv4Repr::TimeExceeded { .. }) {
+                    self.stats.icmp.time_exceeded_rx += 1;
+                    sluice_tcp::IcmpError::TimeExceeded
+                } else {
+                    self.stats.icmp.param_problem_rx += 1;
+                    sluice_tcp::IcmpError::ParameterProblem
+                };
                 let q = data;
                 let delivered = header.src_addr == self.cfg.address.address()
                     && header.protocol == IpProtocol::Tcp
@@ -132,7 +139,7 @@ impl Interface {
                         header.dst_addr,
                         u16::from_be_bytes([q[2], q[3]]),
                         u32::from_be_bytes([q[4], q[5], q[6], q[7]]),
-                        sluice_tcp::IcmpError::TimeExceeded,
+                        kind,
                     );
                 drop(buf);
                 if delivered {

@@ -197,6 +197,9 @@ pub struct IcmpStats {
     pub unreachable_rx: u64,
     /// Time exceeded messages received.
     pub time_exceeded_rx: u64,
+    /// Parameter problems received (passed to TCP as soft errors when they quote one of
+    /// its segments).
+    pub param_problem_rx: u64,
     /// ... of which were delivered to the UDP or TCP socket they concern.
     pub errors_delivered: u64,
     /// Destination unreachable (port/protocol) messages sent.

@@ -1729,3 +1729,61 @@ fn state_counts_follow_every_change() {
         f.iface.tcp_connections()
     );
 }
+
+#[test]
+fn icmp_parameter_problem_reaches_the_connection_as_a_soft_error() {
+    // RFC 1122 3.2.2.5: passed to the transport; TCP takes it as a soft error (4.2.3.9).
+    let mut f = Fixture::new(config(true));
+    let (h, _, _) = accepted(&mut f);
+    assert_eq!(f.iface.tcp_send(h, b"data"), Ok(4));
+    let out = f.poll();
+    let (r, l4) = parse_ip(out.last().expect("the data segment"));
+    let repr = Icmpv4Repr::ParamProblem {
+        code: 0,
+        pointer: 1,
+        header: r,
+        data: &l4[..8],
+    };
+    // The message round-trips through the wire format, pointer included.
+    let mut icmp = vec![0u8; repr.buffer_len()];
+    repr.emit(
+        &mut Icmpv4Packet::new_unchecked(&mut icmp[..]),
+        &ChecksumCaps::software(),
+    );
+    let parsed = Icmpv4Repr::parse(
+        &Icmpv4Packet::new_checked(&icmp[..]).unwrap(),
+        &ChecksumCaps::software(),
+    );
+    assert!(matches!(
+        parsed,
+        Ok(Icmpv4Repr::ParamProblem {
+            code: 0,
+            pointer: 1,
+            ..
+        })
+    ));
+    f.inject(&icmp_from_peer(&repr));
+    f.poll();
+    assert_eq!(f.iface.stats().icmp.param_problem_rx, 1);
+    assert_eq!(f.iface.stats().icmp.errors_delivered, 1);
+    assert_eq!(
+        f.iface.tcp_state(h),
+        TcpState::Established,
+        "soft: the connection stays"
+    );
+    assert_eq!(
+        f.iface.tcp_tcb(h).and_then(|t| t.soft_error()),
+        Some(sluice_tcp::IcmpError::ParameterProblem)
+    );
+    // One quoting another connection's segment is not delivered.
+    let other = Icmpv4Repr::ParamProblem {
+        code: 0,
+        pointer: 1,
+        header: r,
+        data: &[0, 1, 0, 2, 0, 0, 0, 0],
+    };
+    f.inject(&icmp_from_peer(&other));
+    f.poll();
+    assert_eq!(f.iface.stats().icmp.errors_delivered, 1);
+    assert_eq!(f.drops(DropReason::IcmpIgnored), 1);
+}

@@ -283,6 +283,14 @@ pub enum Icmpv4Repr<'a> {
         header: Ipv4Repr,
         data: &'a [u8],
     },
+    /// Parameter problem (code 0: `pointer` is the offending byte of the quoted header),
+    /// quoting the datagram as `DstUnreachable` does.
+    ParamProblem {
+        code: u8,
+        pointer: u8,
+        header: Ipv4Repr,
+        data: &'a [u8],
+    },
 }
 
 impl<'a> Icmpv4Repr<'a> {
@@ -292,7 +300,7 @@ impl<'a> Icmpv4Repr<'a> {
     ///   `Truncated`; quoting something that is not an IPv4 header (version, IHL, total
     ///   length below IHL): `Malformed`. The quoted header's checksum is not verified
     ///   and a quoted fragment is fine;
-    /// - time exceeded: as destination unreachable;
+    /// - time exceeded and parameter problem: as destination unreachable;
     /// - any other type: `Unsupported`.
     pub fn parse<T: AsRef<[u8]> + ?Sized>(
         packet: &Icmpv4Packet<&'a T>,
@@ -334,6 +342,16 @@ impl<'a> Icmpv4Repr<'a> {
                     data,
                 })
             }
+            Icmpv4Message::ParamProblem => {
+                let (header, data) = parse_quoted(payload)?;
+                Ok(Icmpv4Repr::ParamProblem {
+                    code: packet.msg_code(),
+                    // The first byte of the rest-of-header word.
+                    pointer: packet.buffer.as_ref().as_ref()[4],
+                    header,
+                    data,
+                })
+            }
             _ => Err(Error::Unsupported),
         }
     }
@@ -344,9 +362,9 @@ impl<'a> Icmpv4Repr<'a> {
             Icmpv4Repr::EchoRequest { data, .. } | Icmpv4Repr::EchoReply { data, .. } => {
                 HEADER_LEN + data.len()
             }
-            Icmpv4Repr::DstUnreachable { data, .. } | Icmpv4Repr::TimeExceeded { data, .. } => {
-                HEADER_LEN + ipv4::HEADER_LEN + data.len()
-            }
+            Icmpv4Repr::DstUnreachable { data, .. }
+            | Icmpv4Repr::TimeExceeded { data, .. }
+            | Icmpv4Repr::ParamProblem { data, .. } => HEADER_LEN + ipv4::HEADER_LEN + data.len(),
         }
     }
 
@@ -386,6 +404,18 @@ impl<'a> Icmpv4Repr<'a> {
                 packet.set_msg_type(Icmpv4Message::TimeExceeded);
                 packet.set_msg_code(code);
                 packet.set_next_hop_mtu(0); // the unused field
+                emit_quoted(packet, &header, data);
+            }
+            Icmpv4Repr::ParamProblem {
+                code,
+                pointer,
+                header,
+                data,
+            } => {
+                packet.set_msg_type(Icmpv4Message::ParamProblem);
+                packet.set_msg_code(code);
+                packet.set_next_hop_mtu(0);
+                packet.buffer.as_mut()[4] = pointer;
                 emit_quoted(packet, &header, data);
             }
         }
