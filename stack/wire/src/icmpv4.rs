@@ -625,7 +625,27 @@ mod tests {
         assert!(Icmpv4Repr::parse(&Icmpv4Packet::new_unchecked(&bad[..]), &ChecksumCaps::ignored()).is_ok());
         assert_eq!(parse(&with(ECHO_REQUEST, |b| b[1] = 1)), Err(Error::Malformed));
         assert_eq!(parse(&with(ECHO_REQUEST, |b| b[0] = 13)), Err(Error::Unsupported));
-        assert_eq!(parse(&with(ECHO_REQUEST, |b| b[0] = 12)), Err(Error::Unsupported));
+        // A parameter problem must quote a whole IPv4 header and 8 bytes, as the others.
+        assert_eq!(parse(&with(ECHO_REQUEST, |b| b[0] = 12)), Err(Error::Truncated));
+        let pp = with(PORT_UNREACHABLE, |b| {
+            b[0] = 12;
+            b[1] = 0;
+            b[4] = 9; // the pointer
+        });
+        let fixed = {
+            let mut p = pp;
+            let mut m = Icmpv4Packet::new_unchecked(&mut p[..]);
+            m.fill_checksum();
+            p
+        };
+        assert!(matches!(
+            parse(&fixed),
+            Ok(Icmpv4Repr::ParamProblem {
+                code: 0,
+                pointer: 9,
+                ..
+            })
+        ));
         // Time exceeded quotes like destination unreachable; emit gives the same bytes back.
         let te = with(PORT_UNREACHABLE, |b| {
             b[0] = 11;
