@@ -161,8 +161,6 @@ struct Conn {
     logged: Option<u64>,
     /// The listener that created it (kept after accept, for the listener's cap).
     origin: Option<Key>,
-    /// Counted in `TcpSockets::time_wait`.
-    in_time_wait: bool,
     /// The state it is counted under in `TcpSockets::state_counts`.
     counted: State,
 }
@@ -216,8 +214,7 @@ pub(crate) struct TcpSockets {
     pub(crate) rx_frames_held: usize,
     /// Connections by state (each counted under `Conn::counted`).
     state_counts: [usize; 11],
-    /// Connections in TIME-WAIT, and the order they entered it (may hold keys that left).
-    time_wait: usize,
+    /// The order connections entered TIME-WAIT (may hold keys that left it).
     time_wait_order: VecDeque<Key>,
     /// Receive coalescing: the last in-order data segment of this burst, which the next
     /// one may continue.
@@ -288,7 +285,6 @@ impl Default for TcpSockets {
             due: Vec::new(),
             rx_frames_held: 0,
             state_counts: [0; 11],
-            time_wait: 0,
             time_wait_order: VecDeque::new(),
             gro: None,
         }
@@ -456,7 +452,6 @@ impl Interface {
             seen: Seen::default(),
             logged: None,
             origin: None,
-            in_time_wait: false,
             counted: State::Closed,
         });
         self.tcp.flows.insert(FlowKey { local_port, remote }, key);
@@ -848,8 +843,7 @@ impl Interface {
                         seen: Seen::default(),
                         logged: None,
                         origin: Some(lkey),
-                        in_time_wait: false,
-                        counted: State::Closed,
+                                    counted: State::Closed,
                     });
                     if let Some(ls) = self.tcp.listeners.get_mut(lkey) {
                         ls.conns += 1;
@@ -929,19 +923,12 @@ impl Interface {
         }
         let state = c.tcb.state();
         if state != c.counted {
-            self.tcp.state_counts[c.counted.index()] -= 1;
+            let was = core::mem::replace(&mut c.counted, state);
+            self.tcp.state_counts[was.index()] -= 1;
             self.tcp.state_counts[state.index()] += 1;
-            c.counted = state;
-        }
-        let time_wait = c.tcb.state() == State::TimeWait;
-        if time_wait != c.in_time_wait {
-            c.in_time_wait = time_wait;
-            if time_wait {
-                self.tcp.time_wait += 1;
+            if state == State::TimeWait {
                 self.tcp.time_wait_order.push_back(key);
                 self.recycle_time_wait();
-            } else {
-                self.tcp.time_wait -= 1;
             }
         }
         let Some(c) = self.tcp.conns.get(key) else {
@@ -965,9 +952,6 @@ impl Interface {
             "connection removed"
         );
         self.tcp.rx_frames_held = self.tcp.rx_frames_held.saturating_sub(c.rx_frames);
-        if c.in_time_wait {
-            self.tcp.time_wait -= 1;
-        }
         self.tcp.state_counts[c.counted.index()] -= 1;
         if let Some(ls) = c.origin.and_then(|l| self.tcp.listeners.get_mut(l)) {
             ls.conns = ls.conns.saturating_sub(1);
@@ -982,12 +966,12 @@ impl Interface {
     /// Keeps TIME-WAIT under `max_time_wait`: removes the oldest connections in it that
     /// the application released (as Linux's `tcp_max_tw_buckets`).
     fn recycle_time_wait(&mut self) {
-        while self.tcp.time_wait > self.cfg.max_time_wait {
+        while self.tcp_time_wait() > self.cfg.max_time_wait {
             let Some(old) = self.tcp.time_wait_order.pop_front() else {
                 break;
             };
             match self.tcp.conns.get(old) {
-                Some(c) if c.in_time_wait && !c.owned_by_app() => {
+                Some(c) if c.counted == State::TimeWait && !c.owned_by_app() => {
                     self.remove_conn(old);
                     self.stats.tcp.time_wait_recycled += 1;
                 }
@@ -997,11 +981,11 @@ impl Interface {
         }
         // Keys of connections that left TIME-WAIT are dropped from the front as they
         // come up; bound what is left behind by them.
-        if self.tcp.time_wait_order.len() > 2 * self.tcp.time_wait + 64 {
+        if self.tcp.time_wait_order.len() > 2 * self.tcp_time_wait() + 64 {
             let conns = &self.tcp.conns;
             self.tcp
                 .time_wait_order
-                .retain(|&k| conns.get(k).is_some_and(|c| c.in_time_wait));
+                .retain(|&k| conns.get(k).is_some_and(|c| c.counted == State::TimeWait));
         }
     }
 
@@ -1067,7 +1051,7 @@ impl Interface {
 
     /// Connections in TIME-WAIT now.
     pub fn tcp_time_wait(&self) -> usize {
-        self.tcp.time_wait
+        self.tcp.state_counts[State::TimeWait.index()]
     }
 
     /// Sends up to `SEGMENTS_PER_POLL` segments of connection `key`, counting its
