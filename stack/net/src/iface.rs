@@ -273,7 +273,7 @@ impl Interface {
         self.arp_timers(&mut io);
         self.dispatch_udp(&mut io);
         self.dispatch_tcp(&mut io);
-        self.flush(&mut io, true);
+        self.flush(&mut io);
         let did = received > 0 || self.stats.tx_packets + self.stats.drops.total() != tx_before;
 
         b.rx = rx;
@@ -629,7 +629,7 @@ impl Interface {
         }
         io.tx.push(buf);
         if io.tx.len() >= io.burst {
-            self.flush(io, false);
+            self.flush(io);
         }
     }
 
@@ -638,7 +638,7 @@ impl Interface {
     /// dropped and counted. TCP stops sending while a burst's worth waits
     /// (`tx_backpressure`), so a full ring slows the senders instead of losing their
     /// segments, and keeps the data in flight short (and warm in the caches).
-    fn flush<D: Device>(&mut self, io: &mut Io<'_, D>, _last: bool) {
+    fn flush<D: Device>(&mut self, io: &mut Io<'_, D>) {
         if io.tx.is_empty() {
             return;
         }
