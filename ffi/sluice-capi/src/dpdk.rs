@@ -184,9 +184,7 @@ impl DpdkFlags {
         // of its own kind, as the engine does).
         let mut defaults: Vec<String> = default_eal.iter().map(|s| s.to_string()).collect();
         defaults.push(format!("--file-prefix=sluice-{}", std::process::id()));
-        let names_lcores = eal.iter().any(|x| {
-            (x.starts_with("-l") || x.starts_with("-c")) && !x.starts_with("--") || x.starts_with("--lcores")
-        });
+        let names_lcores = sluice_dpdk::names_lcores(&eal);
         eal = sluice_dpdk::merge_eal(&defaults, &eal);
         if !names_lcores {
             // The instance's lcore: the first CPU this process may use (so `taskset` holds).

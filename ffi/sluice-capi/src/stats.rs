@@ -159,39 +159,17 @@ pub unsafe extern "C" fn sluice_stats(out: *mut SluiceStats) -> c_int {
 /// past the last one. The string is static.
 #[no_mangle]
 pub extern "C" fn sluice_drop_reason_name(i: c_int) -> *const core::ffi::c_char {
-    const NAMES: [&core::ffi::CStr; DropReason::COUNT] = {
-        // The names as C strings, in `DropReason::ALL` order (checked by a test).
-        [
-            c"bad_ethernet",
-            c"unknown_ethertype",
-            c"bad_arp",
-            c"arp_unsupported",
-            c"bad_ipv4",
-            c"checksum",
-            c"fragment",
-            c"not_for_us",
-            c"unknown_protocol",
-            c"bad_icmp",
-            c"icmp_ignored",
-            c"bad_udp",
-            c"bad_tcp",
-            c"no_socket",
-            c"udp_queue_full",
-            c"tcp_rejected",
-            c"arp_queue_full",
-            c"arp_unresolved",
-            c"no_route",
-            c"no_buffer",
-            c"tx_queue_full",
-            c"too_big",
-            c"martian_source",
-            c"syn_fin",
-            c"conn_limit",
-        ]
-    };
+    // The stack's own names (`DropReason::as_str`), as C strings made once.
+    static NAMES: std::sync::OnceLock<Vec<std::ffi::CString>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        DropReason::ALL
+            .iter()
+            .map(|r| std::ffi::CString::new(r.as_str()).expect("names have no NUL"))
+            .collect()
+    });
     usize::try_from(i)
         .ok()
-        .and_then(|i| NAMES.get(i))
+        .and_then(|i| names.get(i))
         .map_or(core::ptr::null(), |s| s.as_ptr())
 }
 

@@ -394,3 +394,10 @@ pub fn pdump_init(_eal: &Eal) -> bool {
     // SAFETY: EAL is initialised (we hold `Eal`); the call only registers a handler.
     unsafe { dpdk_sys::rte_pdump_init() == 0 }
 }
+
+/// Whether EAL arguments choose the lcores themselves (`-l`, `-c`, `--lcores`).
+pub fn names_lcores(args: &[String]) -> bool {
+    args.iter().any(|x| {
+        (x.starts_with("-l") || x.starts_with("-c")) && !x.starts_with("--") || x.starts_with("--lcores")
+    })
+}

@@ -12,8 +12,8 @@ mod port;
 pub mod telemetry;
 
 pub use eal::{
-    allowed_cpus, block_device_signals, merge_eal, pdump_init, pin_current_thread, set_current_thread_cpus,
-    Eal, EalBuilder, EalRef, Lcore, ThreadRegistration, TscClock,
+    allowed_cpus, block_device_signals, merge_eal, names_lcores, pdump_init, pin_current_thread,
+    set_current_thread_cpus, Eal, EalBuilder, EalRef, Lcore, ThreadRegistration, TscClock,
 };
 pub use error::DpdkError;
 pub use mbuf::{frame_mbuf, Mbuf};

@@ -645,10 +645,7 @@ impl Config {
         let mut a = merge_eal(&d, &self.eal);
         // One lcore per engine core, on the CPUs this process may use (so that `taskset`
         // is honoured), unless the EAL arguments name the lcores themselves.
-        let names_lcores = a.iter().any(|x| {
-            (x.starts_with("-l") || x.starts_with("-c")) && !x.starts_with("--") || x.starts_with("--lcores")
-        });
-        if !names_lcores {
+        if !sluice_dpdk::names_lcores(&a) {
             let cpus = sluice_dpdk::allowed_cpus();
             let want = usize::from(self.cores);
             if cpus.len() < want {

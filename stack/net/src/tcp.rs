@@ -843,7 +843,7 @@ impl Interface {
                         seen: Seen::default(),
                         logged: None,
                         origin: Some(lkey),
-                                    counted: State::Closed,
+                        counted: State::Closed,
                     });
                     if let Some(ls) = self.tcp.listeners.get_mut(lkey) {
                         ls.conns += 1;
