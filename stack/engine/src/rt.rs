@@ -87,11 +87,6 @@ impl CoreCtx {
             });
         }
     }
-
-    /// A socket that is closed: nobody waits for it any more.
-    fn forget(&self, src: Source) {
-        self.wake_waiting(src);
-    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -183,7 +178,7 @@ fn park(w: Wait, waker: &Waker) {
 /// Forgets the waiters of a socket being closed (waking them: they will find it closed).
 fn forget(src: Source) {
     if let Some(c) = CURRENT.with(|c| c.borrow().clone()) {
-        c.forget(src);
+        c.wake_waiting(src);
     }
 }
 
