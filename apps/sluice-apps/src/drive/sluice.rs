@@ -108,6 +108,15 @@ impl Transport for SluiceIo<'_, '_> {
     }
 }
 
+/// A connection of the driver: its stream, its session, the round it was last stepped
+/// in, and its armed entry in the timer heap, if any.
+struct Slot<S> {
+    s: TcpStream,
+    c: Conn<S>,
+    stepped: u64,
+    armed: Option<u64>,
+}
+
 /// Sessions on one core of the engine: a listener, client connections, or both.
 pub struct SluiceDriver<S> {
     plan: Plan,
@@ -115,13 +124,9 @@ pub struct SluiceDriver<S> {
     want: usize,
     make: Factory<S>,
     listener: Option<TcpListener>,
-    conns: Vec<(TcpStream, Conn<S>)>,
+    conns: Vec<Slot<S>>,
     /// Where each stream is in `conns`.
     index: HashMap<TcpStream, usize>,
-    /// The round each connection was last stepped in (by `conns` index).
-    stepped: Vec<u64>,
-    /// Each connection's armed entry in `timers`, if any (by `conns` index).
-    armed: Vec<Option<u64>>,
     /// Timeouts: (deadline ns, connection); an entry that fires early is re-armed.
     timers: BinaryHeap<Reverse<(u64, TcpHandle)>>,
     /// Connections to step in the next round without an event (new, busy, lingering).
@@ -155,8 +160,6 @@ impl<S: Session> SluiceDriver<S> {
             listener: None,
             conns: Vec::new(),
             index: HashMap::new(),
-            stepped: Vec::new(),
-            armed: Vec::new(),
             timers: BinaryHeap::new(),
             active: Vec::new(),
             todo: Vec::new(),
@@ -178,23 +181,27 @@ impl<S: Session> SluiceDriver<S> {
 
     fn add(&mut self, s: TcpStream) {
         self.index.insert(s, self.conns.len());
-        self.conns.push((s, Conn::new((self.make)())));
-        self.stepped.push(0);
-        self.armed.push(None);
+        self.conns.push(Slot {
+            s,
+            c: Conn::new((self.make)()),
+            stepped: 0,
+            armed: None,
+        });
         self.active.push(s);
         self.tally.conns_opened += 1;
     }
 
     /// Arms a timer for connection `i` at its deadline, unless one as early is armed.
     fn arm(&mut self, i: usize) {
-        let Some(d) = self.conns[i].1.deadline(self.plan.send_timeout) else {
+        let slot = &mut self.conns[i];
+        let Some(d) = slot.c.deadline(self.plan.send_timeout) else {
             return;
         };
-        if self.armed[i].is_some_and(|a| a <= d) {
+        if slot.armed.is_some_and(|a| a <= d) {
             return; // fires first, and re-arms then
         }
-        self.armed[i] = Some(d);
-        self.timers.push(Reverse((d, self.conns[i].0 .0)));
+        slot.armed = Some(d);
+        self.timers.push(Reverse((d, slot.s.0)));
     }
 
     /// Ends the connections whose deadline passed; re-arms those that moved on.
@@ -208,18 +215,18 @@ impl<S: Session> SluiceDriver<S> {
             let Some(&i) = self.index.get(&TcpStream(h)) else {
                 continue; // ended since
             };
-            if self.armed[i] != Some(at) {
+            if self.conns[i].armed != Some(at) {
                 continue; // superseded by an earlier entry
             }
-            self.armed[i] = None;
-            match self.conns[i].1.deadline(self.plan.send_timeout) {
+            self.conns[i].armed = None;
+            match self.conns[i].c.deadline(self.plan.send_timeout) {
                 Some(d) if d <= now => {
                     // A peer that stopped reading is reset (its buffers freed at once);
                     // an idle one is closed.
-                    let reset = self.conns[i].1.send_stalled();
+                    let reset = self.conns[i].c.send_stalled();
                     self.tally.timeouts += 1;
                     if reset {
-                        self.conns[i].0.abort(cx);
+                        self.conns[i].s.abort(cx);
                     }
                     self.end(cx, i, now, Some(ConnFailure::TimedOut));
                     did = true;
@@ -231,12 +238,10 @@ impl<S: Session> SluiceDriver<S> {
     }
 
     fn end(&mut self, cx: &Cx, i: usize, now: u64, failed: Option<ConnFailure>) {
-        let (s, mut c) = self.conns.swap_remove(i);
-        self.stepped.swap_remove(i);
-        self.armed.swap_remove(i);
+        let Slot { s, mut c, .. } = self.conns.swap_remove(i);
         self.index.remove(&s);
-        if let Some((moved, _)) = self.conns.get(i) {
-            self.index.insert(*moved, i);
+        if let Some(moved) = self.conns.get(i) {
+            self.index.insert(moved.s, i);
         }
         s.close(cx);
         c.session.closed(&mut self.tally, now, failed.is_some());
@@ -294,7 +299,7 @@ impl<S: Session> App for SluiceDriver<S> {
         todo.clear();
         todo.append(&mut self.active);
         match cx.iface().ready_since(&mut self.cursor) {
-            Ready::Missed => todo.extend(self.conns.iter().map(|(s, _)| *s)),
+            Ready::Missed => todo.extend(self.conns.iter().map(|slot| slot.s)),
             Ready::Changed(changed) => todo.extend(changed.iter().filter_map(|r| match r {
                 ReadySocket::Tcp(h) => Some(TcpStream(*h)),
                 _ => None,
@@ -306,12 +311,12 @@ impl<S: Session> App for SluiceDriver<S> {
             let Some(&i) = self.index.get(&s) else {
                 continue; // not ours, or ended since
             };
-            if self.stepped[i] == self.round {
+            if self.conns[i].stepped == self.round {
                 continue;
             }
-            self.stepped[i] = self.round;
+            self.conns[i].stepped = self.round;
             self.visited += 1;
-            let c = &mut self.conns[i].1;
+            let c = &mut self.conns[i].c;
             let mut io = SluiceIo {
                 cx,
                 s,
@@ -361,7 +366,7 @@ impl<S: Session> App for SluiceDriver<S> {
 
     fn finish(&mut self, cx: &Cx) {
         let now = cx.now().total_nanos();
-        for (s, mut c) in self.conns.drain(..) {
+        for Slot { s, mut c, .. } in self.conns.drain(..) {
             s.close(cx);
             c.session.closed(&mut self.tally, now, true);
             self.tally.conns_closed += 1;
