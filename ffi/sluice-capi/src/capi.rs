@@ -32,6 +32,11 @@ fn global() -> Res<Arc<Shared>> {
     g.clone().ok_or(ENXIO)
 }
 
+/// The process-wide instance behind the `sluice_*` calls, if one was created.
+pub fn global_shared() -> Option<Arc<Shared>> {
+    global().ok()
+}
+
 fn set_global(sh: Option<Arc<Shared>>) {
     *GLOBAL.write().unwrap_or_else(|e| e.into_inner()) = sh;
 }

@@ -27,8 +27,13 @@ pub struct StackConfig {
     /// Configuration of every new TCP connection.
     pub tcp: TcpConfig,
     /// How long (wall-clock) a blocking call waits at most before failing with EAGAIN
-    /// (`--block_timeout_ms`); a socket's SO_RCVTIMEO / SO_SNDTIMEO applies first.
-    pub block_limit: Duration,
+    /// (`--block_timeout_ms`); a socket's SO_RCVTIMEO / SO_SNDTIMEO applies first. Unset, a
+    /// call blocks as POSIX says (for as long as it takes) on a real clock, and at most
+    /// 10 s on the virtual clock (where nothing else may ever move time).
+    pub block_limit: Option<Duration>,
+    /// How long a blocking call on a real clock polls the stack itself before it sleeps
+    /// until the stack changes (`--spin_us`, default 50).
+    pub spin: Duration,
     /// `netdev_receive`: how far virtual time may jump ahead waiting for the stack to send
     /// (`--max_wait_ms`).
     pub max_wait: Duration,
@@ -44,7 +49,8 @@ impl Default for StackConfig {
             mtu: 1500,
             isn_key: [0; 16],
             tcp: TcpConfig::default(),
-            block_limit: Duration::from_secs(10),
+            block_limit: None,
+            spin: Duration::from_micros(50),
             max_wait: Duration::from_secs(300),
         }
     }
@@ -144,7 +150,15 @@ impl StackConfig {
                         *b = u8::from_str_radix(&v[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
                     }
                 }
-                "block_timeout_ms" => c.block_limit = millis(val()?).ok_or_else(bad)?,
+                "block_timeout_ms" => c.block_limit = Some(millis(val()?).ok_or_else(bad)?),
+                "spin_us" => {
+                    c.spin = val()?
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|us| *us <= 1_000_000)
+                        .map(Duration::from_micros)
+                        .ok_or_else(bad)?
+                }
                 "max_wait_ms" => c.max_wait = millis(val()?).ok_or_else(bad)?,
                 _ => return Err(bad()),
             }

@@ -43,9 +43,17 @@ pub use device::{InjectError, Outbound, PipeDevice, PEER_MAC, STACK_MAC};
 pub use dpdk::{DpdkFlags, DpdkInitError};
 pub use errno::{Errno, Res};
 pub use packetdrill::{packetdrill_interface_init, sluice_packetdrill_init, PacketdrillInterface};
-pub use poll::PollFd;
+pub use poll::{readiness, PollFd};
 pub use sluice_net::Endpoint;
-pub use stack::{Clock, Shared, Stack, FIRST_FD};
+pub use stack::{Clock, Found, Shared, Stack, FIRST_FD};
+pub use capi::global_shared;
+
+/// The `sluice_*` C functions, for Rust callers that link this crate (the preload
+/// library of `sluice-run`).
+pub mod abi {
+    pub use crate::capi::*;
+    pub use crate::stats::{sluice_conn_info, SluiceConnInfo};
+}
 
 /// Why an instance could not be created.
 #[derive(Debug)]
@@ -86,14 +94,21 @@ impl Instance {
         sock.connect(peer_path).map_err(InitError::Io)?;
         sock.set_nonblocking(true).map_err(InitError::Io)?;
         let st = Stack::new(cfg, Clock::Real(std::time::Instant::now()), Some(sock));
-        Ok(Instance(Arc::new(Shared::new(st))))
+        let sh = Arc::new(Shared::new(st));
+        sh.start_service().map_err(InitError::Io)?;
+        Ok(Instance(sh))
     }
 
     /// On one DPDK port (queue 0) with the TSC clock: initialises EAL, once per process.
     /// Flags in `dpdk.rs` (`--port=tap:sl0 --ip=198.18.0.2/24 --eal=ARG ...`).
     pub fn dpdk(flags: &str) -> Result<Instance, DpdkInitError> {
         let st = dpdk::stack(flags)?;
-        Ok(Instance(Arc::new(Shared::new(st))))
+        let sh = Arc::new(Shared::new(st));
+        sh.start_service().map_err(|e| DpdkInitError {
+            errno: Errno(libc::EAGAIN),
+            msg: format!("cannot start the service thread: {e}"),
+        })?;
+        Ok(Instance(sh))
     }
 
     pub fn shared(&self) -> &Arc<Shared> {

@@ -34,6 +34,11 @@ impl Stack {
             sndtimeo: None,
             tos: 0,
             ttl: None,
+            reuseport: false,
+            cork: false,
+            quickack: true,
+            defer_accept: 0,
+            congestion: self.cfg.tcp.congestion,
         }
     }
 

@@ -17,6 +17,8 @@
 use core::time::Duration;
 
 use crate::errno::*;
+use sluice_tcp::CongestionKind;
+
 use crate::stack::{Kind, Shared, Stack, TcpSt};
 
 fn int(val: &[u8]) -> Res<i32> {
@@ -88,7 +90,8 @@ pub(crate) fn apply_live(
     h: sluice_net::TcpHandle,
     o: &crate::stack::SockOpts,
 ) {
-    iface.tcp_set_nodelay(h, o.nodelay);
+    iface.tcp_set_nodelay(h, o.nodelay && !o.cork);
+    iface.tcp_set_congestion(h, o.congestion);
     iface.tcp_set_keepalive(h, o.keepalive.then_some(o.keep));
     iface.tcp_set_user_timeout(h, o.user_timeout);
     iface.tcp_set_syn_retries(h, o.syncnt);
@@ -101,7 +104,8 @@ pub(crate) fn listener_config(
     o: &crate::stack::SockOpts,
 ) -> sluice_net::TcpConfig {
     let mut cfg = base;
-    cfg.nodelay = o.nodelay;
+    cfg.nodelay = o.nodelay && !o.cork;
+    cfg.congestion = o.congestion;
     cfg.keepalive = o.keepalive.then_some(o.keep);
     cfg.user_timeout = o.user_timeout;
     cfg.max_syn_retransmissions = o.syncnt;
@@ -178,12 +182,16 @@ impl Shared {
                         _ => return Err(EINVAL),
                     }
                 }
-                (libc::SOL_SOCKET | libc::IPPROTO_TCP, _) => return Err(ENOPROTOOPT),
+                (libc::SOL_SOCKET, libc::SO_REUSEPORT) => o.reuseport = int(val)? != 0,
+                (libc::IPPROTO_TCP, libc::TCP_CORK) if tcp => o.cork = int(val)? != 0,
+                (libc::IPPROTO_TCP, libc::TCP_QUICKACK) if tcp => o.quickack = int(val)? != 0,
+                (libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT) if tcp => o.defer_accept = int(val)?.max(0),
+                (libc::IPPROTO_TCP, libc::TCP_CONGESTION) if tcp => o.congestion = congestion(val)?,
                 _ => return Err(ENOPROTOOPT),
             }
             if matches!(
                 (level, name),
-                (libc::IPPROTO_TCP, libc::TCP_NODELAY)
+                (libc::IPPROTO_TCP, libc::TCP_NODELAY | libc::TCP_CORK | libc::TCP_CONGESTION)
                     | (libc::SOL_SOCKET, libc::SO_KEEPALIVE)
                     | (
                         libc::IPPROTO_TCP,
@@ -261,8 +269,78 @@ impl Shared {
                     };
                     put_int(out, live.or(o.maxseg).unwrap_or(u32::from(mss)) as i32)
                 }
+                (libc::SOL_SOCKET, libc::SO_REUSEPORT) => put_int(out, o.reuseport as i32),
+                (libc::IPPROTO_TCP, libc::TCP_CORK) if tcp => put_int(out, o.cork as i32),
+                (libc::IPPROTO_TCP, libc::TCP_QUICKACK) if tcp => put_int(out, o.quickack as i32),
+                (libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT) if tcp => put_int(out, o.defer_accept),
+                (libc::IPPROTO_TCP, libc::TCP_CONGESTION) if tcp => {
+                    let name: &[u8] = match o.congestion {
+                        CongestionKind::Cubic => b"cubic",
+                        CongestionKind::NewReno => b"reno",
+                        CongestionKind::Unlimited => b"none",
+                    };
+                    // Linux copies up to the caller's length, NUL-padded (TCP_CA_NAME_MAX).
+                    let n = out.len().min(16);
+                    out[..n].fill(0);
+                    let k = name.len().min(n);
+                    out[..k].copy_from_slice(&name[..k]);
+                    Ok(n)
+                }
+                (libc::IPPROTO_TCP, libc::TCP_INFO) if tcp => tcp_info(st, s, out),
                 _ => Err(ENOPROTOOPT),
             }
         })
     }
+}
+
+/// TCP_CONGESTION's value: a controller's name, NUL-terminated or not.
+fn congestion(val: &[u8]) -> Res<CongestionKind> {
+    let end = val.iter().position(|&b| b == 0).unwrap_or(val.len());
+    match &val[..end] {
+        b"cubic" => Ok(CongestionKind::Cubic),
+        b"reno" | b"newreno" => Ok(CongestionKind::NewReno),
+        // Linux: no such module.
+        _ => Err(Errno(libc::ENOENT)),
+    }
+}
+
+/// TCP_INFO: Linux's `struct tcp_info`, as much of it as Sluice keeps (the rest 0), cut
+/// to the caller's length as Linux does.
+fn tcp_info(st: &Stack, s: &crate::stack::Sock, out: &mut [u8]) -> Res<usize> {
+    // SAFETY: tcp_info is plain integers; all-zero is a valid value.
+    let mut ti: libc::tcp_info = unsafe { core::mem::zeroed() };
+    match s.kind {
+        Kind::Tcp(TcpSt::Conn(c)) => match st.iface.tcp_conn_info(c.h) {
+            Some(ci) => {
+                let mss = ci.mss.max(1);
+                let seg = |b: usize| u32::try_from(b / mss).unwrap_or(u32::MAX);
+                ti.tcpi_state = crate::stats::linux_state(ci.state);
+                ti.tcpi_rto = ci.rto_ms.saturating_mul(1000).min(u64::from(u32::MAX)) as u32;
+                ti.tcpi_snd_mss = mss as u32;
+                ti.tcpi_rcv_mss = mss as u32;
+                ti.tcpi_advmss = mss as u32;
+                ti.tcpi_unacked = seg(ci.in_flight + mss - 1);
+                ti.tcpi_rtt = ci.srtt_us as u32;
+                ti.tcpi_rttvar = ci.rttvar_us as u32;
+                ti.tcpi_snd_cwnd = seg(ci.cwnd).max(1);
+                ti.tcpi_snd_ssthresh = seg(ci.ssthresh.min(u32::MAX as usize));
+                ti.tcpi_pmtu = (mss + 40) as u32;
+                ti.tcpi_total_retrans = ci.retransmits.min(u64::from(u32::MAX)) as u32;
+                ti.tcpi_rcv_space = s.opts.rcvbuf;
+            }
+            None => ti.tcpi_state = 7, // TCP_CLOSE
+        },
+        Kind::Tcp(TcpSt::Listen { .. }) => ti.tcpi_state = 10,
+        _ => ti.tcpi_state = 7,
+    }
+    let n = out.len().min(core::mem::size_of::<libc::tcp_info>());
+    // SAFETY: reads the bytes of a local plain-old-data struct.
+    let bytes = unsafe {
+        core::slice::from_raw_parts(
+            (&ti as *const libc::tcp_info).cast::<u8>(),
+            core::mem::size_of::<libc::tcp_info>(),
+        )
+    };
+    out[..n].copy_from_slice(&bytes[..n]);
+    Ok(n)
 }

@@ -9,8 +9,10 @@
 //! it serves tests, packetdrill and simple C programs.
 
 use std::collections::HashMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use sluice_dev::Device;
@@ -20,7 +22,7 @@ use sluice_wire::{EthernetAddress, Instant};
 
 use crate::config::StackConfig;
 use crate::device::PipeDevice;
-use crate::errno::{Res, EBADF, EMFILE, ENOTSOCK};
+use crate::errno::{Errno, Res, EBADF, EINVAL, EMFILE, ENOTSOCK};
 use crate::Endpoint;
 
 /// The lowest descriptor handed out: 0, 1 and 2 are never used, so that a Sluice
@@ -62,6 +64,18 @@ pub struct SockOpts {
     /// IP_TOS (the DS field) and IP_TTL (`None`: the interface's) of what it sends.
     pub tos: u8,
     pub ttl: Option<u8>,
+    /// SO_REUSEPORT: stored and reported; one instance has one queue, so it shares
+    /// nothing (a second listener on the port still fails with EADDRINUSE).
+    pub reuseport: bool,
+    /// TCP_CORK: small segments wait (as with Nagle) until uncorked.
+    pub cork: bool,
+    /// TCP_QUICKACK: stored and reported (the stack acknowledges by its own rules).
+    pub quickack: bool,
+    /// TCP_DEFER_ACCEPT seconds: stored and reported; connections are offered to
+    /// `accept` at once.
+    pub defer_accept: i32,
+    /// TCP_CONGESTION.
+    pub congestion: sluice_tcp::CongestionKind,
 }
 
 /// A connection of the application.
@@ -177,6 +191,8 @@ pub struct Stack {
     waiters: HashMap<u64, u64>,
     next_waiter: u64,
     pub next_port: u16,
+    /// When the stack was last polled (the service thread polls when this gets old).
+    pub last_poll: Instant,
 }
 
 impl Stack {
@@ -213,6 +229,7 @@ impl Stack {
             waiters: HashMap::new(),
             next_waiter: 0,
             next_port: 32768,
+            last_poll: Instant::ZERO,
         }
     }
 
@@ -239,6 +256,7 @@ impl Stack {
     pub fn poll(&mut self) -> bool {
         self.pump_in();
         let now = self.now();
+        self.last_poll = now;
         let mut did = false;
         for _ in 0..64 {
             let busy = match &mut self.port {
@@ -409,16 +427,112 @@ impl Stack {
 }
 
 /// An instance shared between the threads that call into it.
+///
+/// On a real clock (DPDK, the Unix link) the stack also runs when no call is made: a
+/// service thread (`start_service`) polls it whenever the calling threads have not for a
+/// while, sleeping between polls (10 µs after activity, backing off to 500 µs). A call
+/// that must wait polls the stack itself for `--spin_us`, then sleeps in the kernel
+/// (`ppoll`) on the instance's eventfd, which whoever changes the stack writes while a
+/// call sleeps, so a blocked call costs no CPU of its own.
 pub struct Shared {
     stack: Mutex<Stack>,
     cond: Condvar,
+    /// Real clocks: written when the stack changed while a call sleeps.
+    wake: Option<OwnedFd>,
+    /// Calls sleeping in the kernel on `wake`.
+    sleepers: AtomicUsize,
+    spin: Duration,
 }
+
+/// Signals held back while a blocking call spins, so that one arriving during the wait
+/// interrupts it (EINTR) when it sleeps: all but those a fault raises, which cannot wait.
+fn async_signals() -> libc::sigset_t {
+    // SAFETY: sigfillset/sigdelset initialise and edit a local set.
+    unsafe {
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut set);
+        for s in [
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGFPE,
+            libc::SIGILL,
+            libc::SIGTRAP,
+            libc::SIGABRT,
+            libc::SIGSYS,
+        ] {
+            libc::sigdelset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// `ppoll` straight to the kernel (not through a preloaded `ppoll` of the same process).
+fn sys_ppoll(fds: &mut [libc::pollfd], timeout: Option<Duration>, mask: Option<&libc::sigset_t>) -> Res<usize> {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    });
+    // SAFETY: the pointers are to live locals (or null), `fds` has `fds.len()` entries,
+    // and the kernel's sigset is 8 bytes on Linux.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_ppoll,
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            ts.as_ref().map_or(core::ptr::null(), |t| t as *const libc::timespec),
+            mask.map_or(core::ptr::null(), |m| m as *const libc::sigset_t),
+            8usize,
+        )
+    };
+    if r < 0 {
+        Err(Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINTR)))
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// Restores a thread's signal mask when dropped.
+struct MaskGuard(libc::sigset_t);
+
+impl MaskGuard {
+    fn hold(set: &libc::sigset_t) -> MaskGuard {
+        // SAFETY: `old` is written by the call; `set` is initialised.
+        unsafe {
+            let mut old: libc::sigset_t = core::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, set, &mut old);
+            MaskGuard(old)
+        }
+    }
+}
+
+impl Drop for MaskGuard {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `hold`.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, core::ptr::null_mut());
+        }
+    }
+}
+
+/// What a blocking wait found: the stack's answer, or that its time ran out.
+pub type Found<R> = Res<Option<R>>;
 
 impl Shared {
     pub fn new(stack: Stack) -> Shared {
+        let wake = (!stack.is_virtual()).then(|| {
+            // SAFETY: eventfd has no preconditions; a valid descriptor is owned from here.
+            let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+            assert!(fd >= 0, "eventfd: {}", std::io::Error::last_os_error());
+            // SAFETY: `fd` was just created and is owned by nobody else.
+            unsafe { OwnedFd::from_raw_fd(fd) }
+        });
+        let spin = stack.cfg.spin;
         Shared {
             stack: Mutex::new(stack),
             cond: Condvar::new(),
+            wake,
+            sleepers: AtomicUsize::new(0),
+            spin,
         }
     }
 
@@ -426,6 +540,19 @@ impl Shared {
     /// the stack usable: its state is only changed by whole calls into `sluice-net`.
     pub fn lock(&self) -> MutexGuard<'_, Stack> {
         self.stack.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tells waiting calls that the stack changed.
+    fn changed(&self) {
+        self.cond.notify_all();
+        if let Some(w) = &self.wake {
+            if self.sleepers.load(Ordering::SeqCst) > 0 {
+                // SAFETY: `w` is our eventfd; a full counter only means it is already set.
+                unsafe {
+                    libc::eventfd_write(w.as_raw_fd(), 1);
+                }
+            }
+        }
     }
 
     /// Runs `f` on the polled stack, polls again, and wakes waiting calls if anything
@@ -439,13 +566,63 @@ impl Shared {
         let changed = st.epoch != e0;
         drop(st);
         if changed {
-            self.cond.notify_all();
+            self.changed();
         }
         r
     }
 
     pub fn notify(&self) {
-        self.cond.notify_all();
+        self.changed();
+    }
+
+    /// Starts the service thread of a real-clock instance (see the type's description).
+    /// It ends when the instance is dropped.
+    pub fn start_service(self: &Arc<Shared>) -> std::io::Result<()> {
+        if self.wake.is_none() {
+            return Ok(());
+        }
+        let weak = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("sluice-service".into())
+            .spawn(move || {
+                // Sleeps of tens of microseconds mean what they say (the default timer
+                // slack is 50 µs). SAFETY: prctl with these arguments has no preconditions.
+                unsafe {
+                    libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong);
+                }
+                const MIN: Duration = Duration::from_micros(10);
+                const MAX: Duration = Duration::from_micros(500);
+                let mut nap = MIN;
+                loop {
+                    let Some(sh) = weak.upgrade() else { return };
+                    let busy = sh.service_once(nap);
+                    drop(sh);
+                    nap = if busy { MIN } else { (nap * 2).min(MAX) };
+                    std::thread::sleep(nap);
+                }
+            })
+            .map(drop)
+    }
+
+    /// The service thread's turn: polls unless a call holds the stack or polled it within
+    /// `nap`. Whether the poll did anything.
+    fn service_once(&self, nap: Duration) -> bool {
+        let mut st = match self.stack.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return false,
+        };
+        if st.now() < st.last_poll + nap {
+            return false;
+        }
+        let e0 = st.epoch;
+        let busy = st.poll();
+        let changed = st.epoch != e0;
+        drop(st);
+        if changed {
+            self.changed();
+        }
+        busy
     }
 
     /// Waits on the condition variable (virtual clock) or polls after a short sleep (real
@@ -463,9 +640,90 @@ impl Shared {
         }
     }
 
+    /// One look at the stack: polls, runs `f`, polls again, wakes others on a change.
+    fn look<R>(&self, f: impl FnOnce(&mut Stack) -> R) -> R {
+        self.with(f)
+    }
+
+    /// A blocking wait on a real clock over the stack and kernel descriptors `kfds`
+    /// (their `revents` are filled at each look): `check` is called with the stack and
+    /// how many kernel descriptors are ready until it answers, fails, or `deadline`
+    /// passes (`Ok(None)`). Polls for the instance's spin time, then sleeps in `ppoll`
+    /// until the stack changes, a kernel descriptor is ready, a signal arrives (EINTR;
+    /// with `sigmask`, the caller's mask applies while asleep, as `ppoll`/`epoll_pwait`)
+    /// or the deadline. A virtual clock cannot sleep: it fails with EINVAL.
+    pub fn block<R>(
+        &self,
+        deadline: Option<std::time::Instant>,
+        kfds: &mut [libc::pollfd],
+        sigmask: Option<&libc::sigset_t>,
+        mut check: impl FnMut(&mut Stack, &[libc::pollfd], usize) -> Found<R>,
+    ) -> Found<R> {
+        let Some(wake) = &self.wake else { return Err(EINVAL) };
+        let kernel_look = |kfds: &mut [libc::pollfd]| -> Res<usize> {
+            if kfds.is_empty() {
+                Ok(0)
+            } else {
+                sys_ppoll(kfds, Some(Duration::ZERO), None)
+            }
+        };
+        let nk = kernel_look(kfds)?;
+        match self.look(|st| check(st, kfds, nk)) {
+            Ok(None) => {}
+            done => return done,
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Ok(None);
+        }
+        let held = MaskGuard::hold(&async_signals());
+        let asleep_mask = *sigmask.unwrap_or(&held.0);
+        let spin_until = std::time::Instant::now() + self.spin;
+        let mut all: Vec<libc::pollfd> = Vec::new();
+        loop {
+            let now = std::time::Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok(None);
+            }
+            if now < spin_until {
+                core::hint::spin_loop();
+            } else {
+                self.sleepers.fetch_add(1, Ordering::SeqCst);
+                // A change after this look writes the eventfd, so the sleep sees it.
+                let r = self.look(|st| check(st, &[], 0));
+                if !matches!(r, Ok(None)) {
+                    self.sleepers.fetch_sub(1, Ordering::SeqCst);
+                    return r;
+                }
+                all.clear();
+                all.extend_from_slice(kfds);
+                all.push(libc::pollfd {
+                    fd: wake.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+                let slept = sys_ppoll(&mut all, deadline.map(|d| d.saturating_duration_since(now)), Some(&asleep_mask));
+                self.sleepers.fetch_sub(1, Ordering::SeqCst);
+                slept?;
+                if all.last().is_some_and(|p| p.revents != 0) {
+                    let mut v = 0u64;
+                    // SAFETY: reads our own nonblocking eventfd into a local.
+                    unsafe {
+                        libc::eventfd_read(wake.as_raw_fd(), &mut v);
+                    }
+                }
+            }
+            let nk = kernel_look(kfds)?;
+            match self.look(|st| check(st, kfds, nk)) {
+                Ok(None) => {}
+                done => return done,
+            }
+        }
+    }
+
     /// A call that would block: tries `attempt` once, then (unless `nonblock`) again at
     /// every change until it succeeds, fails, or the time runs out (`None`). `timeo` is
-    /// counted on the stack's clock, the instance's `block_limit` on the wall clock.
+    /// counted on the stack's clock; `--block_timeout_ms` (10 s on a virtual clock when
+    /// unset) on the wall clock.
     pub fn attempt<R>(
         &self,
         nonblock: impl FnOnce(&Stack) -> Res<(bool, Option<Duration>)>,
@@ -476,19 +734,42 @@ impl Shared {
         st.poll();
         let first = attempt(&mut st);
         st.poll();
-        if st.epoch != e0 {
-            self.cond.notify_all();
-        }
+        let changed = st.epoch != e0;
         match first {
             Ok(None) => {}
-            done => return done,
+            done => {
+                drop(st);
+                if changed {
+                    self.changed();
+                }
+                return done;
+            }
         }
         let (nb, timeo) = nonblock(&st)?;
         if nb {
+            drop(st);
+            if changed {
+                self.changed();
+            }
             return Ok(None);
         }
+        if !st.is_virtual() {
+            let limit = match (timeo, st.cfg.block_limit) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            drop(st);
+            if changed {
+                self.changed();
+            }
+            let deadline = limit.map(|d| std::time::Instant::now() + d);
+            return self.block(deadline, &mut [], None, |st, _, _| attempt(st));
+        }
+        if changed {
+            self.cond.notify_all();
+        }
         let deadline = timeo.map(|d| st.now() + d);
-        let limit = std::time::Instant::now() + st.cfg.block_limit;
+        let limit = std::time::Instant::now() + st.cfg.block_limit.unwrap_or(Duration::from_secs(10));
         let id = st.add_waiter();
         let result = loop {
             if st.mark_seen(id) {

@@ -65,7 +65,7 @@ pub struct SluiceConnInfo {
 }
 
 /// Linux's `TCP_*` state numbers (include/net/tcp_states.h).
-fn linux_state(s: TcpState) -> u8 {
+pub(crate) fn linux_state(s: TcpState) -> u8 {
     match s {
         TcpState::Established => 1,
         TcpState::SynSent => 2,

@@ -669,6 +669,11 @@ impl Interface {
         self.touch(h, |c| c.tcb.set_syn_retries(retries))
     }
 
+    /// The connection's congestion controller (TCP_CONGESTION). False if stale.
+    pub fn tcp_set_congestion(&mut self, h: TcpHandle, kind: sluice_tcp::CongestionKind) -> bool {
+        self.touch(h, |c| c.tcb.set_congestion(kind))
+    }
+
     pub fn tcp_set_nodelay(&mut self, h: TcpHandle, nodelay: bool) -> bool {
         // Queued small segments may go now.
         self.touch(h, |c| c.tcb.set_nodelay(nodelay))

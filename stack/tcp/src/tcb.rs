@@ -179,15 +179,20 @@ pub struct Tcb {
     pub(crate) invalid_ack_at: Option<Instant>,
 }
 
+/// A fresh controller of the given kind.
+fn controller(kind: CongestionKind, mss: usize) -> Congestion {
+    match kind {
+        CongestionKind::NewReno => Congestion::NewReno(NewReno::new(mss)),
+        CongestionKind::Cubic => Congestion::Cubic(Cubic::new(mss)),
+        CongestionKind::Unlimited => Congestion::Unlimited(Unlimited),
+    }
+}
+
 impl Tcb {
     fn new(cfg: TcpConfig, local_port: u16, isn: SeqNumber, state: State) -> Tcb {
         let cfg = cfg.sanitized();
         let mss = (cfg.mss as usize).min(DEFAULT_MSS.max(MIN_MSS));
-        let cc = match cfg.congestion {
-            CongestionKind::NewReno => Congestion::NewReno(NewReno::new(mss)),
-            CongestionKind::Cubic => Congestion::Cubic(Cubic::new(mss)),
-            CongestionKind::Unlimited => Congestion::Unlimited(Unlimited),
-        };
+        let cc = controller(cfg.congestion, mss);
         let offer_wscale = if cfg.window_scaling {
             Some(cfg.rcv_wscale())
         } else {
@@ -285,7 +290,15 @@ impl Tcb {
         t
     }
 
-    /// Applies a new ISN for a TCB that is back in LISTEN.
+    /// Switches the congestion controller (TCP_CONGESTION). A connection that already
+    /// sends starts the new controller from the initial window, as a new connection would.
+    pub fn set_congestion(&mut self, kind: CongestionKind) {
+        if self.cfg.congestion != kind {
+            self.cfg.congestion = kind;
+            self.cc = controller(kind, self.mss());
+        }
+    }
+
     /// Turns Nagle's algorithm off (`true`) or on, from now on (TCP_NODELAY).
     pub fn set_nodelay(&mut self, nodelay: bool) {
         self.cfg.nodelay = nodelay;
