@@ -307,10 +307,20 @@ pub(crate) unsafe fn c_sendto(
             None
         } else {
             // SAFETY: forwarded from the caller.
-            Some(unsafe { read_addr(to, tolen) }?)
+            addr_for(sh, fd, unsafe { read_addr(to, tolen) })?
         };
         sh.send(fd, &[b], flags, to)
     })
+}
+
+/// The destination of a send: TCP ignores it, whatever it is (as Linux's `tcp_sendmsg`),
+/// UDP needs it valid.
+fn addr_for(sh: &Shared, fd: c_int, a: Res<Endpoint>) -> Res<Option<Endpoint>> {
+    match a {
+        Ok(a) => Ok(Some(a)),
+        Err(_) if sh.is_tcp(fd) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// # Safety
@@ -339,7 +349,7 @@ pub(crate) unsafe fn c_sendmsg(sh: &Shared, fd: c_int, msg: *const msghdr, flags
             None
         } else {
             // SAFETY: `msg_name` has `msg_namelen` readable bytes (caller).
-            Some(unsafe { read_addr(m.msg_name.cast(), m.msg_namelen) }?)
+            addr_for(sh, fd, unsafe { read_addr(m.msg_name.cast(), m.msg_namelen) })?
         };
         sh.send(fd, &bufs, flags, to)
     })

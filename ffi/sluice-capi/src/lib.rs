@@ -102,8 +102,13 @@ impl Instance {
     /// On one DPDK port (queue 0) with the TSC clock: initialises EAL, once per process.
     /// Flags in `dpdk.rs` (`--port=tap:sl0 --ip=198.18.0.2/24 --eal=ARG ...`).
     pub fn dpdk(flags: &str) -> Result<Instance, DpdkInitError> {
+        let before = stack::signal_handlers();
         let st = dpdk::stack(flags)?;
-        let sh = Arc::new(Shared::new(st));
+        let mut sh = Shared::new(st);
+        // Signals DPDK took for itself while starting (net_tap's rx trigger, one per
+        // packet): they must not interrupt a caller's wait.
+        sh.set_stack_signals(stack::changed_signals(&before, &stack::signal_handlers()));
+        let sh = Arc::new(sh);
         sh.start_service().map_err(|e| DpdkInitError {
             errno: Errno(libc::EAGAIN),
             msg: format!("cannot start the service thread: {e}"),

@@ -494,6 +494,11 @@ impl Shared {
 
     /// `sendmsg` in pieces: writes the buffers (one datagram for UDP, to `to` or the
     /// connected peer). A blocking TCP send returns once everything is queued.
+    /// Whether `fd` is a TCP socket.
+    pub fn is_tcp(&self, fd: i32) -> bool {
+        self.lock().sock(fd).is_ok_and(|s| matches!(s.kind, Kind::Tcp(_)))
+    }
+
     pub fn send(&self, fd: i32, bufs: &[&[u8]], flags: i32, to: Option<Endpoint>) -> Res<usize> {
         if flags & !SEND_FLAGS != 0 {
             return Err(EOPNOTSUPP);

@@ -442,6 +442,36 @@ pub struct Shared {
     /// Calls sleeping in the kernel on `wake`.
     sleepers: AtomicUsize,
     spin: Duration,
+    /// Signals the stack's drivers use (`set_stack_signals`), kept out of every sleep.
+    stack_signals: Option<libc::sigset_t>,
+}
+
+/// The handler of every signal (1..=64) now.
+pub fn signal_handlers() -> Vec<usize> {
+    (1..=64)
+        .map(|sig| {
+            // SAFETY: sigaction with a null new action only reads the current one.
+            unsafe {
+                let mut old: libc::sigaction = core::mem::zeroed();
+                if libc::sigaction(sig, core::ptr::null(), &mut old) == 0 {
+                    old.sa_sigaction
+                } else {
+                    0
+                }
+            }
+        })
+        .collect()
+}
+
+/// The signals whose handler differs between two `signal_handlers` snapshots.
+pub fn changed_signals(before: &[usize], after: &[usize]) -> Vec<i32> {
+    before
+        .iter()
+        .zip(after)
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(i, _)| i as i32 + 1)
+        .collect()
 }
 
 /// Signals held back while a blocking call spins, so that one arriving during the wait
@@ -533,7 +563,33 @@ impl Shared {
             wake,
             sleepers: AtomicUsize::new(0),
             spin,
+            stack_signals: None,
         }
+    }
+
+    /// Signals the stack's drivers installed handlers for (net_tap raises one per
+    /// received packet): a sleeping call keeps them blocked, so they reach another
+    /// thread (the service thread's, which leaves them open) and never end the call with
+    /// EINTR.
+    pub fn set_stack_signals(&mut self, sigs: Vec<i32>) {
+        if sigs.is_empty() {
+            return;
+        }
+        // SAFETY: initialises and fills a local set.
+        let set = unsafe {
+            let mut set: libc::sigset_t = core::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for s in sigs {
+                libc::sigaddset(&mut set, s);
+            }
+            set
+        };
+        self.stack_signals = Some(set);
+    }
+
+    /// The stack's signals (see `set_stack_signals`), if any.
+    pub fn stack_signals(&self) -> Option<&libc::sigset_t> {
+        self.stack_signals.as_ref()
     }
 
     /// Locks the instance. A panic while it was held (caught at the ABI boundary) leaves
@@ -582,9 +638,16 @@ impl Shared {
             return Ok(());
         }
         let weak = Arc::downgrade(self);
+        let open = self.stack_signals;
         std::thread::Builder::new()
             .name("sluice-service".into())
             .spawn(move || {
+                if let Some(set) = open {
+                    // SAFETY: unblocks signals in this thread only.
+                    unsafe {
+                        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut());
+                    }
+                }
                 // Sleeps of tens of microseconds mean what they say (the default timer
                 // slack is 50 µs). SAFETY: prctl with these arguments has no preconditions.
                 unsafe {
@@ -676,7 +739,17 @@ impl Shared {
             return Ok(None);
         }
         let held = MaskGuard::hold(&async_signals());
-        let asleep_mask = *sigmask.unwrap_or(&held.0);
+        let mut asleep_mask = *sigmask.unwrap_or(&held.0);
+        if let Some(ss) = &self.stack_signals {
+            for sig in 1..=64 {
+                // SAFETY: reads and edits local sets.
+                unsafe {
+                    if libc::sigismember(ss, sig) == 1 {
+                        libc::sigaddset(&mut asleep_mask, sig);
+                    }
+                }
+            }
+        }
         let spin_until = std::time::Instant::now() + self.spin;
         let mut all: Vec<libc::pollfd> = Vec::new();
         loop {

@@ -61,7 +61,11 @@ macro_rules! route {
         match target($fd) {
             Target::Kernel => $real,
             Target::Stale => stale($fd) as _,
-            Target::Sluice($c) => $call,
+            Target::Sluice($c) => {
+                let r = $call;
+                crate::trace(stringify!($call), $fd, r as i64);
+                r
+            }
         }
     };
 }
@@ -138,13 +142,28 @@ pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
     route!(fd, |cf| c::sluice_shutdown(cf, how), unsafe { real::shutdown(fd, how) })
 }
 
-/// After a read-like call on a Sluice socket: EAGAIN re-arms edge-triggered epoll
-/// reporting of `bits` (the program drained the socket, so the next arrival is an edge).
-fn after(fd: c_int, r: ssize_t, bits: i32) -> ssize_t {
-    if r < 0 && errno() == libc::EAGAIN {
+/// After a read- or write-like call of `asked` bytes on a Sluice socket: EAGAIN or a
+/// short count re-arms edge-triggered epoll reporting of `bits` (the program drained the
+/// socket, or filled its buffer, so the next change is an edge, as in Linux).
+fn after_n(fd: c_int, r: ssize_t, bits: i32, asked: usize) -> ssize_t {
+    if (r < 0 && errno() == libc::EAGAIN) || (r >= 0 && (r as usize) < asked) {
         rearm(fd, bits as u32);
     }
     r
+}
+
+/// `after_n` for calls whose size is not at hand (EAGAIN only).
+fn after(fd: c_int, r: ssize_t, bits: i32) -> ssize_t {
+    after_n(fd, r, bits, 0)
+}
+
+/// The bytes an iovec array describes.
+unsafe fn iov_len(iov: *const iovec, n: c_int) -> usize {
+    if iov.is_null() || n <= 0 {
+        return 0;
+    }
+    // SAFETY: the caller's array of `n` entries.
+    unsafe { core::slice::from_raw_parts(iov, n as usize) }.iter().map(|v| v.iov_len).sum()
 }
 
 const IN: i32 = libc::EPOLLIN;
@@ -152,29 +171,29 @@ const OUT: i32 = libc::EPOLLOUT;
 
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
-    route!(fd, |cf| after(fd, unsafe { c::sluice_read(cf, buf, n) }, IN), unsafe { real::read(fd, buf, n) })
+    route!(fd, |cf| after_n(fd, unsafe { c::sluice_read(cf, buf, n) }, IN, n), unsafe { real::read(fd, buf, n) })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
-    route!(fd, |cf| after(fd, unsafe { c::sluice_write(cf, buf, n) }, OUT), unsafe { real::write(fd, buf, n) })
+    route!(fd, |cf| after_n(fd, unsafe { c::sluice_write(cf, buf, n) }, OUT, n), unsafe { real::write(fd, buf, n) })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
-    route!(fd, |cf| after(fd, unsafe { c::sluice_readv(cf, iov, n) }, IN), unsafe { real::readv(fd, iov, n) })
+    route!(fd, |cf| after_n(fd, unsafe { c::sluice_readv(cf, iov, n) }, IN, unsafe { iov_len(iov, n) }), unsafe { real::readv(fd, iov, n) })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
-    route!(fd, |cf| after(fd, unsafe { c::sluice_writev(cf, iov, n) }, OUT), unsafe { real::writev(fd, iov, n) })
+    route!(fd, |cf| after_n(fd, unsafe { c::sluice_writev(cf, iov, n) }, OUT, unsafe { iov_len(iov, n) }), unsafe { real::writev(fd, iov, n) })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
     route!(
         fd,
-        |cf| after(fd, unsafe { c::sluice_recv(cf, buf, n, flags) }, IN),
+        |cf| after_n(fd, unsafe { c::sluice_recv(cf, buf, n, flags) }, IN, n),
         unsafe { real::recv(fd, buf, n, flags) }
     )
 }
@@ -190,7 +209,7 @@ pub unsafe extern "C" fn recvfrom(
 ) -> ssize_t {
     route!(
         fd,
-        |cf| after(fd, unsafe { c::sluice_recvfrom(cf, buf, n, flags, addr, len) }, IN),
+        |cf| after_n(fd, unsafe { c::sluice_recvfrom(cf, buf, n, flags, addr, len) }, IN, n),
         unsafe { real::recvfrom(fd, buf, n, flags, addr, len) }
     )
 }
@@ -199,7 +218,7 @@ pub unsafe extern "C" fn recvfrom(
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
     route!(
         fd,
-        |cf| after(fd, unsafe { c::sluice_recvmsg(cf, msg, flags) }, IN),
+        |cf| after_n(fd, unsafe { c::sluice_recvmsg(cf, msg, flags) }, IN, unsafe { msg.as_ref().map_or(0, |m| iov_len(m.msg_iov, m.msg_iovlen as c_int)) }),
         unsafe { real::recvmsg(fd, msg, flags) }
     )
 }
@@ -208,7 +227,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
     route!(
         fd,
-        |cf| after(fd, unsafe { c::sluice_send(cf, buf, n, flags) }, OUT),
+        |cf| after_n(fd, unsafe { c::sluice_send(cf, buf, n, flags) }, OUT, n),
         unsafe { real::send(fd, buf, n, flags) }
     )
 }
@@ -224,7 +243,7 @@ pub unsafe extern "C" fn sendto(
 ) -> ssize_t {
     route!(
         fd,
-        |cf| after(fd, unsafe { c::sluice_sendto(cf, buf, n, flags, addr, len) }, OUT),
+        |cf| after_n(fd, unsafe { c::sluice_sendto(cf, buf, n, flags, addr, len) }, OUT, n),
         unsafe { real::sendto(fd, buf, n, flags, addr, len) }
     )
 }
@@ -233,7 +252,7 @@ pub unsafe extern "C" fn sendto(
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
     route!(
         fd,
-        |cf| after(fd, unsafe { c::sluice_sendmsg(cf, msg, flags) }, OUT),
+        |cf| after_n(fd, unsafe { c::sluice_sendmsg(cf, msg, flags) }, OUT, unsafe { msg.as_ref().map_or(0, |m| iov_len(m.msg_iov, m.msg_iovlen as c_int)) }),
         unsafe { real::sendmsg(fd, msg, flags) }
     )
 }
@@ -476,6 +495,9 @@ unsafe fn copy_to_sluice(to: c_int, cf: c_int, from: c_int, off: *mut off_t, n: 
             return -1;
         }
         sent += w as usize;
+    }
+    if sent < n {
+        rearm(to, OUT as u32);
     }
     if seekable {
         let end = pos + sent as off_t;

@@ -43,6 +43,26 @@ static KERNEL_INET6: AtomicBool = AtomicBool::new(false);
 /// The forked-child message was printed.
 static WARNED: AtomicBool = AtomicBool::new(false);
 
+/// `SLUICE_RUN_TRACE=1`: every call on a Sluice descriptor is printed with its result.
+static TRACE: AtomicBool = AtomicBool::new(false);
+
+/// Prints one call (with `SLUICE_RUN_TRACE`).
+fn trace(call: &str, fd: c_int, r: i64) {
+    if TRACE.load(Ordering::Relaxed) {
+        // The C API function in the call's text: `after_n(fd, unsafe { c::sluice_read(...`.
+        let name = call
+            .find("sluice_")
+            .map(|i| &call[i + 7..])
+            .and_then(|r| r.split('(').next())
+            .unwrap_or(call);
+        if r < 0 {
+            eprintln!("sluice-run: {name}({fd}) = -1 ({})", std::io::Error::from_raw_os_error(errno()));
+        } else {
+            eprintln!("sluice-run: {name}({fd}) = {r}");
+        }
+    }
+}
+
 /// What a descriptor is, for the call about to be made on it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Target {
@@ -130,6 +150,7 @@ extern "C" fn init() {
         .is_some_and(|p| p == unsafe { libc::getpid() });
     if ours {
         KERNEL_INET6.store(std::env::var_os("SLUICE_RUN_KERNEL_INET6").is_some(), Ordering::Relaxed);
+        TRACE.store(std::env::var_os("SLUICE_RUN_TRACE").is_some(), Ordering::Relaxed);
         PENDING.store(true, Ordering::Release);
     }
 }
@@ -168,6 +189,13 @@ fn start() -> bool {
     }
     // SAFETY: registers a handler that only stores to an atomic.
     unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
+    // The signals the port's driver raises (net_tap: one per packet) go to the stack's
+    // service thread, not to this one, whose blocking kernel calls they would interrupt
+    // (threads created from here on inherit the mask).
+    if let Some(set) = sluice_capi::global_shared().and_then(|sh| sh.stack_signals().copied()) {
+        // SAFETY: blocks signals in this thread only.
+        unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, core::ptr::null_mut()) };
+    }
     IN_START.with(|c| c.set(false));
     ACTIVE.store(true, Ordering::Release);
     if !quiet {
