@@ -9,7 +9,10 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-PKGS=(dpdk libdpdk-dev dpdk-dev libclang-dev pkg-config psmisc iproute2 iputils-ping curl wrk socat procps iperf3 tcpdump)
+# The real programs sluice-run is tested and benchmarked with: iperf3, sockperf, redis,
+# nginx (their services are not started: see policy-rc.d below).
+PKGS=(dpdk libdpdk-dev dpdk-dev libclang-dev pkg-config psmisc iproute2 iputils-ping curl wrk socat procps iperf3 tcpdump
+      sockperf redis-server redis-tools nginx-light python3)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,7 +21,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # Packages with a service (redis, nginx) must not start it: the tests run their own,
+  # inside namespaces. policy-rc.d tells invoke-rc.d not to; ours goes afterwards.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod +x "$policy"
+    own_policy=1
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "$own_policy" = 1 ]; then rm -f "$policy"; fi
 else
   echo "setup: Debian packages already installed"
 fi

@@ -4,7 +4,8 @@
 //! Flags, whitespace-separated `--name=value` as for the other instances:
 //!
 //! - `--port=tap:NAME` (a `net_tap` port; the kernel sees interface NAME),
-//!   `--port=virtio:PATH` (`virtio_user` on a vhost-user socket), or a port name EAL
+//!   `--port=virtio:PATH` (`virtio_user` on a vhost-user socket), `--port=vhost:PATH`
+//!   (`net_vhost` serving a vhost-user socket at PATH), or a port name EAL
 //!   already knows (a PCI address, or a vdev given with `--eal`); default `tap:sl0`;
 //! - `--ip=ADDRESS/PREFIX` (default `198.18.0.2/24`), `--gateway=IP`,
 //!   `--arp=IP=MAC` (repeatable; static entries, everything else is resolved by ARP);
@@ -168,14 +169,21 @@ impl DpdkFlags {
                 Some(format!("net_tap0,iface={arg}")),
                 &["--no-huge", "-m", "512", "--no-pci"],
             ),
+            "vhost" if !arg.is_empty() => (
+                "net_vhost0".into(),
+                Some(format!(
+                    "net_vhost0,iface={arg},queues=1,tso=1,linear-buffer=1,ext-buffer=1"
+                )),
+                &["--in-memory", "--single-file-segments", "--no-pci"],
+            ),
             "virtio" if !arg.is_empty() => (
                 "virtio_user0".into(),
                 Some(format!("virtio_user0,path={arg},queues=1")),
                 &["--in-memory", "--single-file-segments", "--no-pci"],
             ),
-            "tap" | "virtio" => {
+            "tap" | "virtio" | "vhost" => {
                 return Err(invalid(format!(
-                    "bad --port={port}: expected tap:NAME, virtio:PATH or a DPDK port name"
+                    "bad --port={port}: expected tap:NAME, virtio:PATH, vhost:PATH or a DPDK port name"
                 )))
             }
             _ => (port.clone(), None, &["--in-memory"]),

@@ -43,7 +43,7 @@ pub use device::{InjectError, Outbound, PipeDevice, PEER_MAC, STACK_MAC};
 pub use dpdk::{DpdkFlags, DpdkInitError};
 pub use errno::{Errno, Res};
 pub use packetdrill::{packetdrill_interface_init, sluice_packetdrill_init, PacketdrillInterface};
-pub use poll::{readiness, PollFd};
+pub use poll::{readiness, ready_socket, PollFd};
 pub use sluice_net::Endpoint;
 pub use stack::{Clock, Found, Shared, Stack, FIRST_FD};
 pub use capi::global_shared;

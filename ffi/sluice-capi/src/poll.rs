@@ -92,6 +92,18 @@ pub fn readiness(st: &Stack, fd: i32) -> Res<u32> {
     })
 }
 
+/// The socket of the interface behind descriptor `fd`, as the interface's ready list names
+/// it (`Interface::ready_since`), if it has one yet (a fresh TCP socket has none).
+pub fn ready_socket(st: &Stack, fd: i32) -> Option<sluice_net::ReadySocket> {
+    use sluice_net::ReadySocket as R;
+    match st.sock(fd).ok()?.kind {
+        Kind::Tcp(TcpSt::Conn(c)) => Some(R::Tcp(c.h)),
+        Kind::Tcp(TcpSt::Listen { l, .. }) => Some(R::Listener(l)),
+        Kind::Tcp(TcpSt::Fresh { .. }) => None,
+        Kind::Udp(u) => u.h.map(R::Udp),
+    }
+}
+
 /// One entry of a `poll` call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PollFd {

@@ -77,7 +77,9 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
 
 #[no_mangle]
 pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
-    route!(fd, |cf| c::sluice_listen(cf, backlog), unsafe { real::listen(fd, backlog) })
+    let r = route!(fd, |cf| c::sluice_listen(cf, backlog), unsafe { real::listen(fd, backlog) });
+    rearm(fd, 0);
+    r
 }
 
 #[no_mangle]
@@ -106,7 +108,9 @@ pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut sockl
 
 #[no_mangle]
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
-    route!(fd, |cf| unsafe { c::sluice_connect(cf, addr, len) }, unsafe { real::connect(fd, addr, len) })
+    let r = route!(fd, |cf| unsafe { c::sluice_connect(cf, addr, len) }, unsafe { real::connect(fd, addr, len) });
+    rearm(fd, 0);
+    r
 }
 
 #[no_mangle]
@@ -139,7 +143,9 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
 
 #[no_mangle]
 pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
-    route!(fd, |cf| c::sluice_shutdown(cf, how), unsafe { real::shutdown(fd, how) })
+    let r = route!(fd, |cf| c::sluice_shutdown(cf, how), unsafe { real::shutdown(fd, how) });
+    rearm(fd, 0);
+    r
 }
 
 /// After a read- or write-like call of `asked` bytes on a Sluice socket: EAGAIN or a

@@ -12,21 +12,21 @@
 //! An epoll set is the kernel's epoll descriptor (kernel descriptors are registered in
 //! it as usual) plus, here, the Sluice descriptors registered in it. Its readiness is
 //! the C API's (Linux's `tcp_poll` rules). Level-triggered registrations report while
-//! ready; EPOLLET reports a bit when it rises, and a call that fails with EAGAIN on the
-//! socket re-arms it (the program drained it, so the next arrival is an edge);
-//! EPOLLONESHOT disables the registration after one report until EPOLL_CTL_MOD;
+//! ready; EPOLLET reports once per change of the socket (data, room, the peer's FIN,
+//! a new state, an error) while it is ready, as Linux's wakeups do; EPOLLONESHOT disables the registration after one report until EPOLL_CTL_MOD;
 //! EPOLLEXCLUSIVE is accepted (one process, one set: nothing to share). A registration
 //! is removed when its descriptor number is closed (Linux: when the last descriptor of
 //! the file is).
 
 use core::ffi::c_int;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use libc::{epoll_event, fd_set, nfds_t, pollfd, sigset_t, timespec, timeval};
-use sluice_capi::{readiness, Shared};
+use sluice_capi::{readiness, ready_socket, Shared};
+use sluice_net::{Ready, ReadyCursor, ReadySocket};
 
 use crate::{errno, fds, real, set_errno, stale, target, Target, ACTIVE};
 
@@ -42,21 +42,30 @@ const CONTROL: u32 = ET | ONESHOT | libc::EPOLLEXCLUSIVE as u32 | libc::EPOLLWAK
 struct Reg {
     events: u32,
     data: u64,
-    /// What was seen at the last look (EPOLLET reports bits not in it).
-    last: u32,
     /// EPOLLONESHOT fired: silent until EPOLL_CTL_MOD.
     disabled: bool,
 }
 
 /// The Sluice side of an epoll set.
+///
+/// A scan looks only at the registrations that may have news, as Linux's epoll does
+/// with its ready list: those whose socket the interface recorded as changed since the
+/// set's last scan (`Interface::ready_since`), those added or modified since, those a
+/// call touched (`rearm`), and the level-triggered ones that were ready at the last scan.
+/// So a scan costs what changed, not what is registered. An edge-triggered registration
+/// is reported once per change of its socket while it is ready, as in Linux.
 #[derive(Default, Debug)]
 struct Set {
     sluice: BTreeMap<c_int, Reg>,
     /// Kernel descriptors registered through us (may over-count: the kernel drops a
     /// registration silently when its file closes); 0 means the kernel side is not looked at.
     kernel: usize,
-    /// Where the next scan starts, so that a full `maxevents` does not starve the rest.
-    cursor: c_int,
+    /// Where this set is in the interface's ready list.
+    cursor: ReadyCursor,
+    /// Registrations to look at in the next scan, in order.
+    look: BTreeSet<c_int>,
+    /// The registrations each socket's changes concern (filled as scans meet them).
+    by_socket: HashMap<ReadySocket, Vec<c_int>>,
 }
 
 static SETS: Mutex<Option<HashMap<c_int, Set>>> = Mutex::new(None);
@@ -77,6 +86,7 @@ pub fn forget_fd(fd: c_int) {
         sets(|m| {
             for s in m.values_mut() {
                 s.sluice.remove(&fd);
+                s.look.remove(&fd);
             }
         });
     }
@@ -89,14 +99,15 @@ pub fn forget_epoll(fd: c_int) {
     }
 }
 
-/// A call on Sluice socket `fd` failed with EAGAIN: edge-triggered registrations report
-/// `bits` again at their next rise.
-pub fn rearm(fd: c_int, bits: u32) {
+/// A call on Sluice socket `fd` may have changed what it is ready for without the
+/// interface recording it (the program drained it, filled it, connected, shut it down):
+/// every set looks at it again at its next scan.
+pub fn rearm(fd: c_int, _bits: u32) {
     if NSETS.load(Ordering::Relaxed) > 0 {
         sets(|m| {
             for s in m.values_mut() {
-                if let Some(r) = s.sluice.get_mut(&fd) {
-                    r.last &= !bits;
+                if s.sluice.contains_key(&fd) {
+                    s.look.insert(fd);
                 }
             }
         });
@@ -153,7 +164,12 @@ unsafe fn poll_until(fds_ptr: *mut pollfd, n: nfds_t, deadline: Option<Instant>,
     };
     // SAFETY: the caller's mask, if any.
     let mask = unsafe { mask.as_ref() };
-    let r = sh.block(deadline, &mut kernel, mask, |st, kf, _| {
+    let mut seen: Option<u64> = None;
+    let r = sh.block(deadline, &mut kernel, mask, |st, kf, nk| {
+        if nk == 0 && seen == Some(st.epoch) {
+            return Ok(None);
+        }
+        seen = Some(st.epoch);
         let mut count = 0;
         for &(i, cf) in &sl {
             let want = all[i].events as u16 as u32 | ERR | HUP;
@@ -381,7 +397,13 @@ pub unsafe extern "C" fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut epo
             // The set must be a real epoll descriptor: the kernel says so for a harmless
             // DEL of a descriptor that is never in it (its own placeholder... unless
             // registered, which never happens) -- ENOENT means "an epoll set".
-            let probe = unsafe { real::epoll_ctl(ep, libc::EPOLL_CTL_DEL, fd, core::ptr::null_mut()) };
+            let known = sets(|m| m.contains_key(&ep));
+            let probe = if known {
+                set_errno(libc::ENOENT);
+                -1
+            } else {
+                unsafe { real::epoll_ctl(ep, libc::EPOLL_CTL_DEL, fd, core::ptr::null_mut()) }
+            };
             if probe == 0 || errno() != libc::ENOENT {
                 if probe == 0 {
                     set_errno(libc::EINVAL);
@@ -410,10 +432,14 @@ pub unsafe extern "C" fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut epo
                         if op == libc::EPOLL_CTL_MOD && !exists {
                             return Err(libc::ENOENT);
                         }
-                        s.sluice.insert(fd, Reg { events, data, last: 0, disabled: false });
+                        s.sluice.insert(fd, Reg { events, data, disabled: false });
+                        s.look.insert(fd);
                         Ok(())
                     }
-                    libc::EPOLL_CTL_DEL => s.sluice.remove(&fd).map(drop).ok_or(libc::ENOENT),
+                    libc::EPOLL_CTL_DEL => {
+                        s.look.remove(&fd);
+                        s.sluice.remove(&fd).map(drop).ok_or(libc::ENOENT)
+                    }
                     _ => Err(libc::EINVAL),
                 }
             });
@@ -433,39 +459,50 @@ pub unsafe extern "C" fn epoll_wait(ep: c_int, ev: *mut epoll_event, max: c_int,
     unsafe { epoll_pwait(ep, ev, max, timeout, core::ptr::null()) }
 }
 
-/// Fills `out` with the ready Sluice registrations of set `ep`.
-fn sluice_events(st: &sluice_capi::Stack, ep: c_int, out: &mut [epoll_event]) -> usize {
+/// Fills `out` with the ready Sluice registrations of set `ep` (see `Set`).
+fn sluice_events(st: &mut sluice_capi::Stack, ep: c_int, out: &mut [epoll_event]) -> usize {
     sets(|m| {
         let Some(s) = m.get_mut(&ep) else { return 0 };
-        let mut n = 0;
-        let start = s.cursor;
-        let (after, before): (Vec<c_int>, Vec<c_int>) = s.sluice.keys().partition(|&&k| k >= start);
-        let mut next = None;
-        for fd in after.into_iter().chain(before) {
-            if n == out.len() {
-                next = Some(fd);
-                break;
+        match st.iface.ready_since(&mut s.cursor) {
+            Ready::Changed(list) => {
+                for sock in list {
+                    if let Some(fds) = s.by_socket.get(sock) {
+                        s.look.extend(fds.iter().copied());
+                    }
+                }
             }
+            // Too far behind (or the first scan): everything once.
+            Ready::Missed => s.look.extend(s.sluice.keys().copied()),
+        }
+        let mut n = 0;
+        let mut again = Vec::new();
+        while n < out.len() {
+            let Some(fd) = s.look.pop_first() else { break };
             let Some(reg) = s.sluice.get_mut(&fd) else { continue };
             if reg.disabled {
                 continue;
             }
             let Some(cf) = fds::lookup(fd) else { continue };
+            if let Some(sock) = ready_socket(st, cf) {
+                let v = s.by_socket.entry(sock).or_default();
+                if !v.contains(&fd) {
+                    v.push(fd);
+                }
+            }
             let m = readiness(st, cf).unwrap_or(0) & ((reg.events & !CONTROL) | ERR | HUP);
-            let report = if reg.events & ET != 0 { m & !reg.last } else { m };
-            reg.last = m;
-            if report == 0 {
+            if m == 0 {
                 continue;
             }
             out[n] = epoll_event { events: m, u64: reg.data };
+            n += 1;
             if reg.events & ONESHOT != 0 {
                 reg.disabled = true;
+            } else if reg.events & ET == 0 {
+                // Level-triggered: reported again while it stays ready.
+                again.push(fd);
             }
-            n += 1;
         }
-        if let Some(fd) = next {
-            s.cursor = fd;
-        }
+        s.look.extend(again);
         n
     })
 }
@@ -503,7 +540,13 @@ pub unsafe extern "C" fn epoll_pwait(
     };
     // SAFETY: the caller's mask, if any.
     let mask = unsafe { mask.as_ref() };
+    // Within one call, the Sluice side is scanned again only when the stack changed.
+    let mut seen: Option<u64> = None;
     let r = sh.block(deadline_ms(timeout), &mut kfds, mask, |st, _, nk| {
+        if nk == 0 && seen == Some(st.epoch) {
+            return Ok(None);
+        }
+        seen = Some(st.epoch);
         let mut n = 0usize;
         if nk > 0 {
             let k = unsafe { real::epoll_wait(ep, out.as_mut_ptr(), out.len() as c_int, 0) };

@@ -17,7 +17,8 @@ use clap::Parser;
 )]
 struct Cli {
     /// The DPDK port: tap:NAME (net_tap; the kernel sees interface NAME),
-    /// virtio:PATH (virtio_user on a vhost-user socket), or a port EAL knows (a PCI
+    /// virtio:PATH (virtio_user on a vhost-user socket), vhost:PATH (net_vhost serving
+    /// a vhost-user socket at PATH, for a peer on virtio:PATH), or a port EAL knows (a PCI
     /// address, or a vdev given with --eal=--vdev=...).
     #[arg(long, default_value = "tap:sl0")]
     port: String,
@@ -37,9 +38,10 @@ struct Cli {
     /// Mbufs in the port's pool.
     #[arg(long)]
     mbufs: Option<u32>,
-    /// How long a blocking call polls the stack before it sleeps, in microseconds.
-    #[arg(long)]
-    spin_us: Option<u64>,
+    /// How long a waiting call (epoll_wait, poll, select, a blocking read...) polls the
+    /// stack before it sleeps in the kernel, in microseconds (0: sleep at once).
+    #[arg(long, default_value_t = 1000)]
+    spin_us: u64,
     /// Another flag of the C API's instance (repeatable), e.g. --stack=--nodelay,
     /// --stack=--rcvbuf=1048576, --stack=--congestion=newreno.
     #[arg(long, allow_hyphen_values = true)]
@@ -73,7 +75,14 @@ fn flags(cli: &Cli) -> String {
         }
     }
     f.extend(cli.mbufs.iter().map(|m| format!("--mbufs={m}")));
-    f.extend(cli.spin_us.iter().map(|s| format!("--spin_us={s}")));
+    f.push(format!("--spin_us={}", cli.spin_us));
+    // Buffers as Linux's autotuning reaches for a fast path (its defaults grow to 4-6 MiB);
+    // SO_RCVBUF / SO_SNDBUF and --stack=--rcvbuf=N / --sndbuf=N set others.
+    for (flag, default) in [("--rcvbuf=", "1048576"), ("--sndbuf=", "1048576")] {
+        if !cli.stack.iter().any(|s| s.starts_with(flag)) {
+            f.push(format!("{flag}{default}"));
+        }
+    }
     f.extend(cli.stack.iter().cloned());
     f.join(" ")
 }
