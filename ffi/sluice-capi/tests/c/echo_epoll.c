@@ -162,6 +162,8 @@ int main(int argc, char **argv)
 			break;
 		}
 		int n = sluice_epoll_wait(ep, out, 16, 100);
+		if (n < 0 && errno == EINTR)
+			continue; /* a signal (SIGTERM sets `stop`): look again */
 		if (n < 0)
 			return fail("epoll_wait");
 		for (int k = 0; k < n; k++) {
