@@ -13,6 +13,9 @@ for ns in $(ip netns list 2>/dev/null | awk '/^sluice-/ {print $1}'); do
   ip netns del "$ns" 2>/dev/null || true
 done
 cargo test --workspace --release --no-run
+# What the system tests run as programs: the C API and preload libraries, sluice-run and
+# the apps (cdylibs and binaries of other packages are not built for a package's tests).
+cargo build --release -p sluice-capi -p sluice-preload -p sluice-apps
 # One test at a time: the system tests start DPDK processes that share the two cores.
 cargo test --workspace --release -- --test-threads=1
 # Frame's unsafe reference counting (stack/buf) under Miri, where a nightly toolchain with

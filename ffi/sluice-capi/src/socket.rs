@@ -658,7 +658,16 @@ impl Shared {
     /// `getpeername`.
     pub fn peer_addr(&self, fd: i32) -> Res<Endpoint> {
         self.with(|st| match st.sock(fd)?.kind {
-            Kind::Tcp(TcpSt::Conn(c)) if !c.connecting => st.iface.tcp_remote(c.h).ok_or(ENOTCONN),
+            // Connected as soon as the handshake is done, whether or not the program has
+            // looked at the outcome of its nonblocking connect yet (Linux).
+            Kind::Tcp(TcpSt::Conn(c))
+                if !matches!(
+                    st.iface.tcp_state(c.h),
+                    TcpState::SynSent | TcpState::SynReceived | TcpState::Listen | TcpState::Closed
+                ) =>
+            {
+                st.iface.tcp_remote(c.h).ok_or(ENOTCONN)
+            }
             Kind::Udp(UdpSt { remote: Some(r), .. }) => Ok(r),
             _ => Err(ENOTCONN),
         })
