@@ -351,7 +351,7 @@ impl Harness {
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
         shown.push(pname);
-        shown.extend(args.iter().cloned());
+        shown.extend(args.iter().map(|a| if a.is_empty() { "''".to_string() } else { a.clone() }));
         let text = shown.join(" ").replace(&self.sock_base(), "/tmp/sluice-e2e-PID");
         self.r
             .commands
@@ -643,6 +643,106 @@ impl Harness {
         if let (Some((rx, tx)), true) = (cpus, g > 0.0) {
             self.r.set("kernel.iperf3.rx_cpu_per_gbps", rx / g);
             self.r.set("kernel.iperf3.tx_cpu_per_gbps", tx / g);
+        }
+        Ok(())
+    }
+
+    /// The same unmodified program on both stacks: under `sluice-run` (server on
+    /// `net_vhost`, client on `virtio_user`, CPUs 0 and 1) and on the kernel (the veth
+    /// pair, same CPUs). `which`: iperf3 (one stream), sockperf (TCP ping-pong), redis
+    /// (redis-benchmark SET and GET, 50 clients).
+    fn program(&mut self, stack: Stack, which: &str) -> Result<(), String> {
+        let secs = self.seconds().max(1.0);
+        let (srv_ip, cli_ip) = match stack {
+            Stack::Sluice => ("198.18.0.1", "198.18.0.2"),
+            Stack::Kernel => {
+                self.knet()?;
+                ("198.18.3.1", "198.18.3.2")
+            }
+        };
+        let t = format!("{secs}");
+        let reqs = format!("{}", (secs * 150_000.0) as u64);
+        let (sprog, sargs, ready, cprog, cargs): (&str, Vec<String>, &str, &str, Vec<String>) = match which {
+            "iperf3" => (
+                "iperf3",
+                s(&["-s", "-1", "-4", "-B", srv_ip, "-p", "5201", "--forceflush"]),
+                "listening",
+                "iperf3",
+                s(&["-4", "-c", srv_ip, "-p", "5201", "-t", &t, "-J"]),
+            ),
+            "sockperf" => (
+                "sockperf",
+                s(&["server", "--tcp", "-i", srv_ip, "-p", "11111"]),
+                "using",
+                "sockperf",
+                s(&["ping-pong", "--tcp", "-i", srv_ip, "-p", "11111", "-t", &t]),
+            ),
+            _ => (
+                "redis-server",
+                s(&["--port", "6379", "--save", "", "--appendonly", "no", "--protected-mode", "no", "--bind", srv_ip]),
+                "Ready to accept",
+                "redis-benchmark",
+                s(&["-h", srv_ip, "-p", "6379", "-c", "50", "-n", &reqs, "-t", "set,get", "-q"]),
+            ),
+        };
+        let sock = self.sock(which);
+        let _ = std::fs::remove_file(&sock);
+        let wrap = |h: &Harness, server: bool, prog: &str, args: Vec<String>| -> (PathBuf, Vec<String>) {
+            match stack {
+                Stack::Kernel => (PathBuf::from(prog), args),
+                Stack::Sluice => {
+                    let (port, ip, cpu) = if server {
+                        (format!("vhost:{sock}"), format!("{srv_ip}/24"), "0")
+                    } else {
+                        (format!("virtio:{sock}"), format!("{cli_ip}/24"), "1")
+                    };
+                    let mut a = s(&["--quiet", "--port", &port, "--ip", &ip, "--eal=-l", &format!("--eal={cpu}"), "--"]);
+                    a.push(prog.to_string());
+                    a.extend(args);
+                    (h.bin.join("sluice-run"), a)
+                }
+            }
+        };
+        let key = format!("prog-{which}");
+        let n = procs::unique();
+        let (sp_path, sp_args) = wrap(self, true, sprog, sargs);
+        let sc = self.command(&key, stack, true, &sp_path, &sp_args);
+        let mut sp = Proc::spawn(&format!("{n:02}-{key}-{}-server", stack.name()), sc, &self.work)?;
+        if !sp.wait_until(Duration::from_secs(20), |p| p.stdout().contains(ready) || p.stderr().contains(ready)) {
+            return Err(fail(&format!("{sprog} did not start (installed? scripts/setup.sh)"), &sp.stop()));
+        }
+        let (cp_path, cp_args) = wrap(self, false, cprog, cargs);
+        let cc = self.command(&key, stack, false, &cp_path, &cp_args);
+        let cp = Proc::spawn(&format!("{n:02}-{key}-{}-client", stack.name()), cc, &self.work)?;
+        let co = cp.finish(Duration::from_secs_f64(secs * 4.0 + 60.0));
+        let _ = std::fs::remove_file(&sock);
+        let _ = sp.stop();
+        let p = stack.name();
+        let all = format!("{}\n{}", co.stdout, co.stderr).replace('\r', "\n");
+        match which {
+            "iperf3" => {
+                let end = co.stdout.rfind("\"sum_received\"").ok_or_else(|| fail("iperf3: no result", &co))?;
+                let bps = json_number(&co.stdout[end..], "bits_per_second").ok_or_else(|| fail("iperf3: no rate", &co))?;
+                self.r.set(format!("{p}.prog.iperf3.gbps"), bps / 1e9);
+            }
+            "sockperf" => {
+                let p50 = all
+                    .lines()
+                    .find_map(|l| l.split("percentile 50.000 =").nth(1))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .ok_or_else(|| fail("sockperf: no p50", &co))?;
+                self.r.set(format!("{p}.prog.sockperf.p50_us"), p50);
+            }
+            _ => {
+                for (t, k) in [("SET:", "set_rps"), ("GET:", "get_rps")] {
+                    let v = all
+                        .lines()
+                        .filter(|l| l.starts_with(t) && l.contains("requests per second"))
+                        .find_map(|l| l[t.len()..].split_whitespace().next()?.parse::<f64>().ok())
+                        .ok_or_else(|| fail(&format!("redis-benchmark: no {t} result"), &co))?;
+                    self.r.set(format!("{p}.prog.redis.{k}"), v);
+                }
+            }
         }
         Ok(())
     }
@@ -1081,6 +1181,10 @@ pub fn main(o: Opts) -> Result<(), String> {
         h.attempt(&format!("{n}: new connections/s"), |h| {
             h.rr(stack, nc, "newconn", true)
         });
+        for prog in ["iperf3", "sockperf", "redis"] {
+            let how = if stack == Stack::Sluice { "under sluice-run" } else { "on the kernel" };
+            h.attempt(&format!("{n}: {prog} {how}"), |h| h.program(stack, prog));
+        }
     }
     for size in [64, 1514] {
         for run in 1..=(if quick { 1 } else { 2 }) {

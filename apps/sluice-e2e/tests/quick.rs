@@ -79,7 +79,7 @@ fn quick_run_reports_every_row() {
         .arg(dir.join("img"))
         .arg("--work-dir")
         .arg(dir.join("logs"));
-    let out = Proc::spawn(c).wait(Duration::from_secs(150));
+    let out = Proc::spawn(c).wait(Duration::from_secs(240));
     let md = std::fs::read_to_string(&report).unwrap_or_default();
     assert!(
         out.success(),
@@ -96,7 +96,7 @@ fn quick_run_reports_every_row() {
         .lines()
         .skip(2)
         .collect();
-    assert_eq!(results.len(), 15, "{md}");
+    assert_eq!(results.len(), 19, "{md}");
     for want in [
         "1 connection",
         "16 connections",
@@ -109,6 +109,10 @@ fn quick_run_reports_every_row() {
         "Bulk",
         "New connections",
         "Memory per idle connection",
+        "iperf3, one stream (sluice-run",
+        "sockperf ping-pong",
+        "redis-benchmark SET",
+        "redis-benchmark GET",
     ] {
         assert!(results.iter().any(|r| r.contains(want)), "no row {want:?}:\n{md}");
     }
