@@ -468,6 +468,20 @@ def udp():
 
 
 @check
+def loopback_and_exclusive():
+    s = socket.socket()
+    expect_errno(errno.ENETUNREACH, s.connect, ("127.0.0.1", 7))
+    s.close()
+    ep = select.epoll()
+    t = conn()
+    ep.register(t.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
+    t.sendall(b"e")
+    assert ep.poll(2) == [(t.fileno(), select.EPOLLIN)]
+    ep.close()
+    t.close()
+
+
+@check
 def wrong_kind_fails_loudly():
     s = socket.socket()
     ep = select.epoll.fromfd(s.fileno())  # not an epoll descriptor
