@@ -241,18 +241,36 @@ fn iperf3_server_and_client_under_sluice_run() {
     assert!(s.stdout.contains("receiver"), "{r}");
     drop(t);
 
-    // Sluice sends, the kernel serves; -R: and back.
+    // Sluice sends, the kernel serves. The client waits (in the shell, which opens no
+    // socket) for a flag that the test sets once the kernel's server listens.
+    let flag = std::env::temp_dir().join(format!("sluice-run-iperf-{}.go", std::process::id()));
+    let _ = std::fs::remove_file(&flag);
+    let f = flag.display();
     let mut t = TapRun::start(
         "run-iperf-c",
         &["--quiet"],
-        &["sh", "-c", &format!("sleep 2; exec iperf3 -4 -c {KERNEL_IP} -t 2 -J")],
+        &[
+            "sh",
+            "-c",
+            &format!("while [ ! -e {f} ]; do sleep 0.1; done; exec iperf3 -4 -c {KERNEL_IP} -t 2 -J"),
+        ],
         None,
     );
     let mut srv_cmd = t.ns.cmd("iperf3");
     srv_cmd.args(["-s", "-1", "-4", "-B", KERNEL_IP]);
     let srv = Proc::spawn(srv_cmd);
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(20) {
+        let ss = t.kernel("ss", &["-ltnH", "sport = :5201"], Duration::from_secs(5));
+        if ss.stdout.contains("5201") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::write(&flag, b"go").unwrap();
     let c = t.prog.take().unwrap().wait(Duration::from_secs(40));
     let s = srv.wait(Duration::from_secs(5));
+    let _ = std::fs::remove_file(&flag);
     let r = format!("{}\n{}", report("iperf3 -c under sluice-run", &c), report("kernel iperf3 -s", &s));
     assert!(c.success(), "{r}");
     let (bytes, bps) = iperf_received(&c.stdout);
@@ -407,7 +425,7 @@ fn two_sluice_runs_over_virtio() {
     let cli = run(
         format!("virtio:{}", sock.display()),
         "198.18.0.2/24",
-        &["sh", "-c", "sleep 1; exec iperf3 -4 -c 198.18.0.1 -t 2 -J"],
+        &["sh", "-c", "sleep 3; exec iperf3 -4 -c 198.18.0.1 -t 2 -J"],
     );
     let c = cli.wait(Duration::from_secs(60));
     let s = srv.wait(Duration::from_secs(10));
