@@ -66,7 +66,12 @@ impl TapRun {
     /// Starts `args` under `sluice-run` (flags `run_flags` first) in a new namespace,
     /// and the kernel's side of the link once the tap exists.
     fn start(tag: &str, run_flags: &[&str], args: &[&str], cwd: Option<&Path>) -> TapRun {
-        let ns = Netns::new(tag);
+        TapRun::start_in(Netns::new(tag), run_flags, args, cwd)
+    }
+
+    /// As `start`, in a namespace prepared by the caller (a kernel server already
+    /// listening on the wildcard address, say).
+    fn start_in(ns: Netns, run_flags: &[&str], args: &[&str], cwd: Option<&Path>) -> TapRun {
         let mut cmd = ns.cmd(sluice_run().to_str().unwrap());
         cmd.args(["--port", "tap:sl0", "--ip", &format!("{SLUICE_IP}/24")]);
         cmd.args(run_flags).arg("--").args(args);
@@ -241,36 +246,23 @@ fn iperf3_server_and_client_under_sluice_run() {
     assert!(s.stdout.contains("receiver"), "{r}");
     drop(t);
 
-    // Sluice sends, the kernel serves. The client waits (in the shell, which opens no
-    // socket) for a flag that the test sets once the kernel's server listens.
-    let flag = std::env::temp_dir().join(format!("sluice-run-iperf-{}.go", std::process::id()));
-    let _ = std::fs::remove_file(&flag);
-    let f = flag.display();
-    let mut t = TapRun::start(
-        "run-iperf-c",
-        &["--quiet"],
-        &[
-            "sh",
-            "-c",
-            &format!("while [ ! -e {f} ]; do sleep 0.1; done; exec iperf3 -4 -c {KERNEL_IP} -t 2 -J"),
-        ],
-        None,
-    );
-    let mut srv_cmd = t.ns.cmd("iperf3");
-    srv_cmd.args(["-s", "-1", "-4", "-B", KERNEL_IP]);
+    // Sluice sends, the kernel serves: the kernel's server listens (on the wildcard
+    // address) before the program starts.
+    let ns = Netns::new("run-iperf-c");
+    let mut srv_cmd = ns.cmd("iperf3");
+    srv_cmd.args(["-s", "-1", "-4"]);
     let srv = Proc::spawn(srv_cmd);
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(20) {
-        let ss = t.kernel("ss", &["-ltnH", "sport = :5201"], Duration::from_secs(5));
+        let ss = ns.run("ss", &["-ltnH", "sport = :5201"], Duration::from_secs(5));
         if ss.stdout.contains("5201") {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    std::fs::write(&flag, b"go").unwrap();
+    let mut t = TapRun::start_in(ns, &["--quiet"], &["iperf3", "-4", "-c", KERNEL_IP, "-t", "2", "-J"], None);
     let c = t.prog.take().unwrap().wait(Duration::from_secs(40));
     let s = srv.wait(Duration::from_secs(5));
-    let _ = std::fs::remove_file(&flag);
     let r = format!("{}\n{}", report("iperf3 -c under sluice-run", &c), report("kernel iperf3 -s", &s));
     assert!(c.success(), "{r}");
     let (bytes, bps) = iperf_received(&c.stdout);
