@@ -260,7 +260,11 @@ impl Stack {
         let now = self.now();
         self.last_poll = now;
         let mut did = false;
-        for _ in 0..64 {
+        // On a port, one burst per poll, as an engine core takes one per round: the
+        // program handles what arrived before the next burst is taken (many bursts in a
+        // row would hold its answers back). The virtual clock settles fully.
+        let rounds = if self.port.is_some() { 1 } else { 64 };
+        for _ in 0..rounds {
             let busy = match &mut self.port {
                 Some(q) => self.iface.poll(now, q),
                 None => self.iface.poll(now, &mut self.dev),
