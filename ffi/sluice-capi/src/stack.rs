@@ -631,13 +631,16 @@ impl Shared {
 
     /// Tells waiting calls that the stack changed.
     fn changed(&self) {
-        self.cond.notify_all();
-        if let Some(w) = &self.wake {
-            if self.sleepers.load(Ordering::SeqCst) > 0 {
-                // SAFETY: `w` is our eventfd; a full counter only means it is already set.
-                unsafe {
-                    libc::eventfd_write(w.as_raw_fd(), 1);
-                }
+        // Calls wait on the condition variable only on the virtual clock (a notify is a
+        // system call each time, waiters or not); on a real clock they sleep on `wake`.
+        let Some(w) = &self.wake else {
+            self.cond.notify_all();
+            return;
+        };
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            // SAFETY: `w` is our eventfd; a full counter only means it is already set.
+            unsafe {
+                libc::eventfd_write(w.as_raw_fd(), 1);
             }
         }
     }
