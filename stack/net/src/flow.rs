@@ -17,7 +17,7 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use sluice_wire::Ipv4Address;
 
 use crate::toeplitz::Toeplitz;
-use crate::udp::Endpoint;
+use crate::endpoint::Endpoint;
 
 /// A TCP connection's identity on an interface (whose address is the local one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

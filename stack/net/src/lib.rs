@@ -35,6 +35,7 @@ pub use sluice_tcp::{ConnError, Keepalive, State as TcpState, TcpConfig};
 
 mod arp;
 mod config;
+mod endpoint;
 mod flow;
 mod icmp;
 mod iface;
@@ -58,7 +59,8 @@ pub use stats::{ArpStats, DropReason, Drops, IcmpStats, Stats, TcpStats, UdpStat
 pub use tcp::{
     ListenerHandle, TcpConnInfo, TcpConnectError, TcpHandle, TcpListenError, TcpRecvError, TcpSendError,
 };
-pub use udp::{BindError, Endpoint, UdpConnectError, UdpHandle, UdpRecvError, UdpSendError};
+pub use endpoint::Endpoint;
+pub use udp::{BindError, UdpConnectError, UdpHandle, UdpRecvError, UdpSendError};
 
 #[cfg(test)]
 mod tests;

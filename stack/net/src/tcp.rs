@@ -12,11 +12,9 @@
 //! listener and is removed when it closes.
 
 use crate::wheel::TimerWheel;
-use core::hash::Hasher;
 use std::collections::VecDeque;
 
 use hashbrown::HashMap;
-use siphasher::sip::SipHasher24;
 use sluice_dev::{Device, Frame, PacketBuf};
 use sluice_tcp::{rst_for, ConnError, ListenOutcome, ListenReply, Listener, State, Tcb, TcpConfig};
 use sluice_wire::{
@@ -31,25 +29,17 @@ use crate::iface::{Interface, Io};
 use crate::ready::ReadySocket;
 use crate::slab::{Key, Slab};
 use crate::stats::DropReason;
-use crate::udp::{pick_port, Endpoint};
+use crate::endpoint::Endpoint;
+use crate::udp::pick_port;
 
-/// A keyed SipHash-2-4 of `data`, truncated to 32 bits.
+/// A secret derived from the ISN key (`sluice_tcp::keyed`), truncated to 32 bits.
 pub(crate) fn keyed_hash(key: &IsnKey, data: &[u8]) -> u32 {
-    let mut h = SipHasher24::new_with_key(&key.0);
-    h.write(data);
-    h.finish() as u32
+    sluice_tcp::keyed::keyed_hash(&key.0, data) as u32
 }
 
-/// The initial sequence number of a connection (RFC 6528): a keyed hash of the 4-tuple
-/// plus a clock that ticks every 4 microseconds.
+/// The initial sequence number of a connection (RFC 6528, `sluice_tcp::keyed::isn`).
 pub(crate) fn isn(key: &IsnKey, local: Endpoint, remote: Endpoint, now: Instant) -> SeqNumber {
-    let mut tuple = [0u8; 12];
-    tuple[..4].copy_from_slice(&local.addr.0);
-    tuple[4..6].copy_from_slice(&local.port.to_be_bytes());
-    tuple[6..10].copy_from_slice(&remote.addr.0);
-    tuple[10..12].copy_from_slice(&remote.port.to_be_bytes());
-    let clock = (now.total_micros() / 4) as u32;
-    SeqNumber(keyed_hash(key, &tuple).wrapping_add(clock))
+    sluice_tcp::keyed::isn(&key.0, (&local.addr.0, local.port), (&remote.addr.0, remote.port), now)
 }
 
 /// What `Interface::tcp_conn_infos` reports of one connection.
@@ -327,11 +317,7 @@ impl Interface {
         }
         let mut listener = Listener::new(cfg, port, backlog);
         // The cookie secret is derived from the ISN key: secret, and the same on every core.
-        let mut secret = [0u8; 16];
-        for (i, chunk) in secret.chunks_mut(4).enumerate() {
-            chunk.copy_from_slice(&keyed_hash(&self.cfg.isn_key, &[b's', b'y', b'n', i as u8]).to_le_bytes());
-        }
-        listener.enable_syn_cookies(secret);
+        listener.enable_syn_cookies(sluice_tcp::keyed::cookie_secret(&self.cfg.isn_key.0));
         let key = self.tcp.listeners.insert(ListenSock {
             listener,
             logged: None,

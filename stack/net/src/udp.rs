@@ -12,30 +12,12 @@ use sluice_wire::{
     udp as wudp, Error, Icmpv4DstUnreachable, Instant, IpProtocol, Ipv4Address, Ipv4Repr, UdpPacket, UdpRepr,
 };
 
+pub use crate::endpoint::Endpoint;
 use crate::icmp::IcmpError;
 use crate::iface::{Interface, Io};
 use crate::ready::ReadySocket;
 use crate::slab::{Key, Slab};
 use crate::stats::DropReason;
-
-/// An IPv4 address and a port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Endpoint {
-    pub addr: Ipv4Address,
-    pub port: u16,
-}
-
-impl Endpoint {
-    pub const fn new(addr: Ipv4Address, port: u16) -> Endpoint {
-        Endpoint { addr, port }
-    }
-}
-
-impl core::fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "{}:{}", self.addr, self.port)
-    }
-}
 
 /// A UDP socket of an `Interface`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -21,6 +21,7 @@ mod cookie;
 mod cubic;
 mod error;
 mod input;
+pub mod keyed;
 mod listener;
 mod output;
 mod rack;
