@@ -424,7 +424,13 @@ pub fn write(r: &Results, out: &Path, img: &Path, command: &str, quick: bool) ->
          request/response, close; {} connections at a time), against `sluice-echo`. The Sluice client runs \
          with `--msl-ms 10` (TIME-WAIT 20 ms: it closes first and has 16384 ephemeral ports, so ports are not what limits the rate), the kernel \
          client with `tcp_tw_reuse=1`. The kernel driver's `connect` is blocking (one handshake at a time per \
-         thread) while Sluice's is not.\n",
+         thread) while Sluice's is not.\n\
+         - The same program on both stacks: iperf3 (one stream, `-t SECONDS`), sockperf (`ping-pong --tcp`, \
+         p50 of its own report) and redis-benchmark (`-c 50 -t set,get`, against `redis-server` with \
+         persistence off), unmodified. On Sluice each runs under `sluice-run` (its defaults: 1 ms spin, 1 MiB \
+         buffers), the server on `net_vhost` (CPU 0), the client on `virtio_user` (CPU 1); on the kernel, \
+         over the veth pair on the same CPUs. redis-benchmark's own work per request is a large share of its \
+         core on both stacks, so its rate bounds what either server shows.\n",
         r.newconn_conns
     );
     let _ = writeln!(md, "## Results\n");
