@@ -429,8 +429,7 @@ pub fn write(r: &Results, out: &Path, img: &Path, command: &str, quick: bool) ->
          p50 of its own report) and redis-benchmark (`-c 50 -t set,get`, against `redis-server` with \
          persistence off), unmodified. On Sluice each runs under `sluice-run` (its defaults: 1 ms spin, 1 MiB \
          buffers), the server on `net_vhost` (CPU 0), the client on `virtio_user` (CPU 1); on the kernel, \
-         over the veth pair on the same CPUs. redis-benchmark's own work per request is a large share of its \
-         core on both stacks, so its rate bounds what either server shows.\n",
+         over the veth pair on the same CPUs.\n",
         r.newconn_conns
     );
     let _ = writeln!(md, "## Results\n");
