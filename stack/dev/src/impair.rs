@@ -33,6 +33,12 @@ pub struct Impairments {
     /// Windows `(start, length)` counted from the first frame this direction sees: for
     /// tests whose traffic starts at a time they do not know.
     pub outages_after_first: Vec<(Duration, Duration)>,
+    /// IPv4 packets longer than this many bytes are cut into fragments of at most this
+    /// size (as a tunnel or router before a smaller MTU would, DF or not), each then
+    /// impaired on its own (0: never). Each packet cut gets an identification of its own
+    /// from the link's counter: a packet sent with DF may carry any (RFC 6864; Sluice's
+    /// is 0), and fragments of different packets must not share one.
+    pub fragment: usize,
 }
 
 /// What the link did to the frames of one direction.
@@ -47,6 +53,8 @@ pub struct LinkStats {
     pub reordered: u64,
     pub corrupted: u64,
     pub no_buffer: u64,
+    /// Packets cut into fragments (`fragment=`).
+    pub fragmented: u64,
 }
 
 struct InFlight<B> {
@@ -84,6 +92,8 @@ pub(crate) struct Lane<B> {
     /// Sequence of frames put back at the front (counts down, below every `order`).
     front: u64,
     stats: LinkStats,
+    /// The identification of the next packet cut into fragments.
+    next_ident: u16,
 }
 
 impl<B: PacketBuf> Lane<B> {
@@ -94,6 +104,7 @@ impl<B: PacketBuf> Lane<B> {
             busy_until: Instant::ZERO,
             order: 1 << 40,
             front: 1 << 40,
+            next_ident: 1,
             stats: LinkStats::default(),
         }
     }
@@ -118,6 +129,37 @@ impl<B: PacketBuf> Lane<B> {
     pub(crate) fn count_oversize(&mut self) {
         self.stats.sent += 1;
         self.stats.lost += 1;
+    }
+
+    /// Takes a frame sent at `now`, cut into fragments first if the impairments say so;
+    /// `alloc` gives empty buffers (fragments, duplicates).
+    pub(crate) fn push_frame(
+        &mut self,
+        now: Instant,
+        frame: B,
+        rng: &mut ChaCha8Rng,
+        mut alloc: impl FnMut() -> Option<B>,
+    ) {
+        if self.imp.fragment > 0 {
+            let ident = self.next_ident;
+            match fragment(&frame, self.imp.fragment, ident, &mut alloc) {
+                Fragmented::No => {}
+                Fragmented::Yes(frags) => {
+                    self.stats.fragmented += 1;
+                    self.next_ident = self.next_ident.wrapping_add(1);
+                    drop(frame);
+                    for f in frags {
+                        self.push(now, f, rng, &mut alloc);
+                    }
+                    return;
+                }
+                Fragmented::NoBuffer => {
+                    self.stats.no_buffer += 1;
+                    return;
+                }
+            }
+        }
+        self.push(now, frame, rng, alloc);
     }
 
     /// Takes a frame sent at `now`; `alloc` gives an empty buffer for a duplicate.
@@ -284,7 +326,7 @@ impl<D: Device> Device for Impaired<D> {
             ..
         } = self;
         for f in scratch.drain(..) {
-            rx.push(now, f, rng, || inner.alloc());
+            rx.push_frame(now, f, rng, || inner.alloc());
         }
         self.rx.pop_due(now, out, max)
     }
@@ -295,7 +337,7 @@ impl<D: Device> Device for Impaired<D> {
         let n = bufs.len();
         let Impaired { inner, tx, rng, .. } = self;
         for f in bufs.drain(..) {
-            tx.push(now, f, rng, || inner.alloc());
+            tx.push_frame(now, f, rng, || inner.alloc());
         }
         self.flush_tx(now);
         n
@@ -306,6 +348,71 @@ impl<D: Device> Device for Impaired<D> {
             .flatten()
             .min()
     }
+}
+
+/// What `fragment` made of a frame.
+enum Fragmented<B> {
+    /// Not an IPv4 packet longer than the limit (or not one at all): as it is.
+    No,
+    Yes(Vec<B>),
+    /// The pool ran out: the packet is lost.
+    NoBuffer,
+}
+
+/// Cuts the IPv4 packet in Ethernet frame `frame` into fragments of at most `max_ip`
+/// bytes of IP packet (RFC 791 section 3.2: payload in multiples of 8 bytes, MF on all
+/// but the last, offsets in 8-byte units, the header copied with its checksum redone).
+fn fragment<B: PacketBuf>(
+    frame: &B,
+    max_ip: usize,
+    ident: u16,
+    alloc: &mut impl FnMut() -> Option<B>,
+) -> Fragmented<B> {
+    const ETH: usize = 14;
+    let d = frame.data();
+    if d.len() < ETH + 20 || d[12..14] != [0x08, 0x00] || d[ETH] >> 4 != 4 {
+        return Fragmented::No;
+    }
+    let hl = usize::from(d[ETH] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([d[ETH + 2], d[ETH + 3]]));
+    if hl < 20 || total < hl || ETH + total > d.len() || total <= max_ip || max_ip < hl + 8 {
+        return Fragmented::No;
+    }
+    let flags_off = u16::from_be_bytes([d[ETH + 6], d[ETH + 7]]);
+    let base = usize::from(flags_off & 0x1fff) * 8;
+    let more_after = flags_off & 0x2000 != 0;
+    // A fragment cut again keeps its datagram's identification.
+    let ident = if flags_off & 0x3fff != 0 {
+        u16::from_be_bytes([d[ETH + 4], d[ETH + 5]])
+    } else {
+        ident
+    };
+    let chunk = (max_ip - hl) / 8 * 8;
+    let payload = &d[ETH + hl..ETH + total];
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < payload.len() {
+        let n = chunk.min(payload.len() - at);
+        let last = at + n == payload.len();
+        let Some(mut b) = alloc() else { return Fragmented::NoBuffer };
+        let Some(dst) = b.append(ETH + hl + n) else { return Fragmented::NoBuffer };
+        dst[..ETH + hl].copy_from_slice(&d[..ETH + hl]);
+        dst[ETH + hl..].copy_from_slice(&payload[at..at + n]);
+        let ip = &mut dst[ETH..];
+        ip[2..4].copy_from_slice(&((hl + n) as u16).to_be_bytes());
+        ip[4..6].copy_from_slice(&ident.to_be_bytes());
+        let mf = if last && !more_after { 0 } else { 0x2000 };
+        // DF is cleared: this is a fragment now.
+        let off = (((base + at) / 8) as u16 & 0x1fff) | mf;
+        ip[6..8].copy_from_slice(&off.to_be_bytes());
+        ip[10] = 0;
+        ip[11] = 0;
+        let sum = !sluice_wire::checksum::sum(&ip[..hl]);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        out.push(b);
+        at += n;
+    }
+    Fragmented::Yes(out)
 }
 
 impl<B: PacketBuf> Lane<B> {
@@ -374,6 +481,48 @@ mod tests {
             "no duplicates"
         );
         assert!(out.iter().all(|c| c.0.iter().filter(|&&b| b != 0).count() == 1));
+    }
+
+    /// `fragment=N` cuts an IPv4 packet as RFC 791 says: payload in multiples of 8 bytes,
+    /// offsets in 8-byte units, MF on all but the last, one identification, valid header
+    /// checksums; the pieces put end to end are the packet's payload.
+    #[test]
+    fn fragment_cuts_an_ipv4_packet_by_the_rules() {
+        let imp: Impairments = "fragment=576".parse().unwrap();
+        assert_eq!(imp.fragment, 576);
+        assert!("fragment=10".parse::<Impairments>().is_err());
+        let pool = crate::MemPool::new(64);
+        let payload: Vec<u8> = (0..1480u32).map(|i| (i * 13) as u8).collect();
+        let mut f = pool.alloc().unwrap();
+        let d = f.append(14 + 20 + payload.len()).unwrap();
+        d[12..14].copy_from_slice(&[0x08, 0x00]);
+        d[14] = 0x45;
+        d[16..18].copy_from_slice(&1500u16.to_be_bytes());
+        d[20] = 0x40; // DF
+        d[22] = 64;
+        d[23] = 6;
+        d[34..].copy_from_slice(&payload);
+        let Fragmented::Yes(frags) = fragment(&f, 576, 77, &mut || pool.alloc()) else {
+            panic!("not cut")
+        };
+        assert_eq!(frags.len(), 3);
+        let mut joined = Vec::new();
+        for (i, fr) in frags.iter().enumerate() {
+            let ip = sluice_wire::Ipv4Packet::new_checked(&fr.data()[14..]).unwrap();
+            assert!(ip.verify_checksum());
+            assert!(usize::from(ip.total_len()) <= 576);
+            assert_eq!(ip.ident(), 77);
+            assert_eq!(usize::from(ip.frag_offset()), joined.len());
+            assert_eq!(ip.more_frags(), i < 2);
+            assert!(!ip.dont_frag());
+            if i < 2 {
+                assert_eq!(ip.payload().len() % 8, 0);
+            }
+            joined.extend_from_slice(ip.payload());
+        }
+        assert_eq!(joined, payload);
+        // Small enough, or not IPv4: as it is.
+        assert!(matches!(fragment(&f, 1500, 1, &mut || pool.alloc()), Fragmented::No));
     }
 
     #[test]
@@ -452,6 +601,13 @@ impl std::str::FromStr for Impairments {
                         v.parse()
                             .map_err(|_| format!("rate={v}: expected bits per second"))?,
                     )
+                }
+                "fragment" => {
+                    imp.fragment = v
+                        .parse()
+                        .ok()
+                        .filter(|n| *n >= 28)
+                        .ok_or_else(|| format!("fragment={v}: expected the largest IP packet, in bytes (28 or more)"))?
                 }
                 "queue" => {
                     imp.queue_limit = v

@@ -312,7 +312,7 @@ impl Device for MemDevice {
                 dirs[self.side].count_oversize();
                 continue;
             }
-            dirs[self.side].push(now, frame, rng, || pool.alloc());
+            dirs[self.side].push_frame(now, frame, rng, || pool.alloc());
         }
         n
     }

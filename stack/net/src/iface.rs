@@ -19,6 +19,7 @@ use crate::arp::{Action, ArpCache, Lookup};
 use crate::config::{checksum_caps_for, InterfaceConfig};
 use crate::icmp::TokenBucket;
 use crate::ready::{Ready, ReadyCursor, ReadyList};
+use crate::reasm::{FragKey, Fragment, Outcome as ReasmOutcome, Reassembly};
 use crate::stats::{DropReason, Stats};
 use crate::tcp::TcpSockets;
 use crate::udp::UdpSockets;
@@ -71,6 +72,8 @@ pub struct Interface {
     pub(crate) tcp: TcpSockets,
     /// The sockets whose readiness changed, for the consumers to read.
     pub(crate) ready: ReadyList,
+    /// IPv4 datagrams being reassembled from fragments.
+    pub(crate) reasm: Reassembly,
     /// The last `now` seen, for API calls that need a time (ISNs).
     pub(crate) now: Instant,
     /// Next ephemeral port to try.
@@ -113,6 +116,7 @@ impl Interface {
             udp: UdpSockets::default(),
             tcp,
             ready: ReadyList::default(),
+            reasm: Reassembly::default(),
             cfg: config,
             mac,
             caps,
@@ -187,6 +191,12 @@ impl Interface {
     /// socket it watches. Moves `cursor` past what it returns.
     pub fn ready_since(&mut self, cursor: &mut ReadyCursor) -> Ready<'_> {
         self.ready.read(cursor)
+    }
+
+    /// IPv4 datagrams being reassembled, and the buffer bytes they hold (at most
+    /// 64 datagrams and 1 MiB).
+    pub fn reassembly_held(&self) -> (usize, usize) {
+        (self.reasm.len(), self.reasm.bytes())
     }
 
     /// Entries in the ready list now (what no consumer has read, and what the furthest
@@ -269,6 +279,11 @@ impl Interface {
                 capture_frame(c.as_mut(), false, &buf);
             }
             self.process_frame(&mut io, buf);
+        }
+        if self.reasm.len() > 0 {
+            for _ in 0..self.reasm.expire(now) {
+                self.drop(DropReason::ReassemblyTimeout);
+            }
         }
         self.arp_timers(&mut io);
         self.dispatch_udp(&mut io);
@@ -456,7 +471,7 @@ impl Interface {
         let ip = match Ipv4Repr::parse(&packet, &self.caps) {
             Ok(r) => r,
             Err(Error::Checksum) => return self.drop(DropReason::Checksum),
-            Err(Error::Fragmented) => return self.drop(DropReason::Fragment),
+            Err(Error::Fragmented) => return self.process_fragment(io, buf),
             Err(_) => return self.drop(DropReason::BadIpv4),
         };
         let start = ETH_LEN + packet.header_len();
@@ -479,6 +494,65 @@ impl Interface {
                 if !broadcast {
                     self.send_unreachable(io, Icmpv4DstUnreachable::ProtoUnreachable, &ip, &buf.data()[l4]);
                 }
+            }
+        }
+    }
+
+    /// A fragment (its header was checked by `Ipv4Repr::parse`): held for reassembly, and
+    /// when it completes a datagram, that datagram goes through `process_ipv4` as if it
+    /// had arrived whole, in a buffer of the device (so at most one buffer's worth: the
+    /// MSS Sluice advertises keeps TCP within it). Fragments of broadcasts are dropped.
+    fn process_fragment<D: Device>(&mut self, io: &mut Io<'_, D>, buf: D::Buf) {
+        let data = &buf.data()[ETH_LEN..];
+        let p = Ipv4Packet::new_unchecked(data);
+        let (src, dst) = (p.src_addr(), p.dst_addr());
+        if dst != self.address() {
+            return self.drop(if dst.is_broadcast() || Some(dst) == self.cfg.address.broadcast() {
+                DropReason::Fragment
+            } else {
+                DropReason::NotForUs
+            });
+        }
+        if self.martian(src) {
+            return self.drop(DropReason::MartianSource);
+        }
+        let hl = p.header_len();
+        let total = usize::from(p.total_len()).min(data.len());
+        let key = FragKey {
+            src,
+            dst,
+            protocol: p.protocol(),
+            ident: p.ident(),
+        };
+        let frag = Fragment {
+            offset: usize::from(p.frag_offset()),
+            more: p.more_frags(),
+            payload: &data[hl..total],
+            header: &data[..hl],
+        };
+        match self.reasm.add(io.now, key, frag) {
+            ReasmOutcome::Held => {}
+            ReasmOutcome::Invalid => self.drop(DropReason::Fragment),
+            ReasmOutcome::Overlap => self.drop(DropReason::FragmentOverlap),
+            ReasmOutcome::Full => self.drop(DropReason::ReassemblyFull),
+            ReasmOutcome::Complete(packet) => {
+                let Some(mut whole) = io.dev.alloc() else {
+                    return self.drop(DropReason::NoBuffer);
+                };
+                let eth = &buf.data()[..ETH_LEN];
+                match whole.append(ETH_LEN + packet.len()) {
+                    Some(b) => {
+                        b[..ETH_LEN].copy_from_slice(eth);
+                        b[ETH_LEN..].copy_from_slice(&packet);
+                    }
+                    // Larger than one of the device's buffers.
+                    None => return self.drop(DropReason::Fragment),
+                }
+                // No NIC looked at this datagram whole: its checksums are checked here.
+                whole.forget_rx_checksum();
+                drop(buf);
+                self.stats.reassembled += 1;
+                self.process_ipv4(io, whole);
             }
         }
     }

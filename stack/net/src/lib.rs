@@ -40,6 +40,7 @@ mod flow;
 mod icmp;
 mod iface;
 mod ready;
+mod reasm;
 mod slab;
 mod stats;
 mod tcp;

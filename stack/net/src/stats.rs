@@ -21,7 +21,9 @@ pub enum DropReason {
     BadIpv4,
     /// An IPv4, ICMP, UDP or TCP checksum did not verify.
     Checksum,
-    /// An IPv4 fragment: Sluice does not reassemble.
+    /// An IPv4 fragment that cannot be reassembled: malformed (a non-final fragment not a
+    /// multiple of 8 bytes, past 65535 bytes, ends that disagree), to a broadcast, or a
+    /// datagram larger than one of the device's buffers.
     Fragment,
     /// Addressed to another MAC or another IPv4 address, or from an invalid source.
     NotForUs,
@@ -62,11 +64,17 @@ pub enum DropReason {
     SynFin,
     /// A SYN refused by a connection cap (the listener's or the interface's).
     ConnLimit,
+    /// A fragment overlapping one held: its whole datagram is discarded (RFC 5722).
+    FragmentOverlap,
+    /// No room to reassemble (64 datagrams or 1 MiB held per interface).
+    ReassemblyFull,
+    /// A fragment of a datagram that did not arrive whole within 30 s.
+    ReassemblyTimeout,
 }
 
 impl DropReason {
     /// How many reasons there are.
-    pub const COUNT: usize = 25;
+    pub const COUNT: usize = 28;
 
     /// Every reason, in `index` order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -95,6 +103,9 @@ impl DropReason {
         DropReason::MartianSource,
         DropReason::SynFin,
         DropReason::ConnLimit,
+        DropReason::FragmentOverlap,
+        DropReason::ReassemblyFull,
+        DropReason::ReassemblyTimeout,
     ];
 
     /// The position of this reason in `ALL`.
@@ -130,6 +141,9 @@ impl DropReason {
             DropReason::MartianSource => "martian_source",
             DropReason::SynFin => "syn_fin",
             DropReason::ConnLimit => "conn_limit",
+            DropReason::FragmentOverlap => "fragment_overlap",
+            DropReason::ReassemblyFull => "reassembly_full",
+            DropReason::ReassemblyTimeout => "reassembly_timeout",
         }
     }
 }
@@ -262,6 +276,8 @@ pub struct Stats {
     pub icmp: IcmpStats,
     pub udp: UdpStats,
     pub tcp: TcpStats,
+    /// IPv4 datagrams reassembled from fragments.
+    pub reassembled: u64,
 }
 
 #[cfg(test)]

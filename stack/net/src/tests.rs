@@ -431,17 +431,85 @@ fn bad_checksums_are_counted_drops() {
 }
 
 #[test]
-fn fragments_are_counted() {
+fn fragments_are_reassembled_and_bounded() {
+    let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+    let req = echo_request(&data);
+    let frags = fragments(&req, 256);
+    assert_eq!(frags.len(), 4);
+    let reply_data = |out: &[Vec<u8>]| {
+        assert_eq!(out.len(), 1, "one echo reply");
+        let (_, icmp) = parse_ip(&out[0]);
+        let r = Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&icmp[..]).unwrap(), &ChecksumCaps::software()).unwrap();
+        match r {
+            Icmpv4Repr::EchoReply { data, .. } => data.to_vec(),
+            other => panic!("{other:?}"),
+        }
+    };
+    // In reverse order: the datagram is whole once the last piece arrives.
     let mut f = Fixture::new(config(true));
-    let mut fr = echo_request(b"frag");
-    fr[14 + 6] = 0x20; // MF
-    fr[14 + 10] = 0;
-    fr[14 + 11] = 0;
-    let c = !sluice_wire::checksum::sum(&fr[14..34]);
-    fr[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
-    f.inject(&fr);
+    for fr in frags.iter().rev() {
+        f.inject(fr);
+    }
+    assert_eq!(reply_data(&f.poll()), data);
+    assert_eq!(f.iface.stats().reassembled, 1);
+    // An overlapping fragment discards its datagram; the rest of it never completes and
+    // is forgotten after 30 s, each fragment counted.
+    let mut f = Fixture::new(config(true));
+    let mut overlap = fragments(&req, 256)[1].clone();
+    overlap[14 + 7] -= 1; // offset 248 instead of 256: 8 bytes over the first fragment
+    overlap[14 + 10] = 0;
+    overlap[14 + 11] = 0;
+    let c = !sluice_wire::checksum::sum(&overlap[14..34]);
+    overlap[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+    f.inject(&frags[0]);
+    f.inject(&overlap);
+    for fr in &frags[2..] {
+        f.inject(fr);
+    }
+    assert!(f.poll().is_empty());
+    assert_eq!(f.drops(DropReason::FragmentOverlap), 1);
+    f.advance(Duration::from_secs(31));
+    assert!(f.poll().is_empty());
+    assert_eq!(f.drops(DropReason::ReassemblyTimeout), 2);
+    assert_eq!(f.iface.reassembly_held(), (0, 0));
+    // Malformed: a non-final fragment whose length is not a multiple of 8.
+    let mut bad = frags[0].clone();
+    bad.truncate(bad.len() - 3);
+    let hl = 20;
+    let len = (bad.len() - 14) as u16;
+    bad[14 + 2..14 + 4].copy_from_slice(&len.to_be_bytes());
+    bad[14 + 10] = 0;
+    bad[14 + 11] = 0;
+    let c = !sluice_wire::checksum::sum(&bad[14..14 + hl]);
+    bad[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+    f.inject(&bad);
     assert!(f.poll().is_empty());
     assert_eq!(f.drops(DropReason::Fragment), 1);
+}
+
+/// The IPv4 packet of Ethernet frame `frame` cut into fragments of `size` payload bytes
+/// (a multiple of 8), as a router would.
+fn fragments(frame: &[u8], size: usize) -> Vec<Vec<u8>> {
+    let hl = usize::from(frame[14] & 0x0f) * 4;
+    let payload = &frame[14 + hl..];
+    let n = payload.len().div_ceil(size);
+    payload
+        .chunks(size)
+        .enumerate()
+        .map(|(i, c)| {
+            let mut f = frame[..14 + hl].to_vec();
+            f.extend_from_slice(c);
+            let ip = &mut f[14..];
+            ip[2..4].copy_from_slice(&((hl + c.len()) as u16).to_be_bytes());
+            let off = ((i * size / 8) as u16) | if i + 1 == n { 0 } else { 0x2000 };
+            ip[6..8].copy_from_slice(&off.to_be_bytes());
+            ip[10] = 0;
+            ip[11] = 0;
+            let c = !sluice_wire::checksum::sum(&ip[..hl]);
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            f
+        })
+        .collect()
 }
 
 #[test]

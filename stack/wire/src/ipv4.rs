@@ -1,8 +1,8 @@
 //! IPv4 (RFC 791): addresses, CIDR prefixes, and the header.
 //!
 //! Options are accepted and skipped (IHL > 5 is fine, the options are not interpreted).
-//! Fragments are not reassembled: `Ipv4Repr::parse` returns `Err(Fragmented)` so the
-//! caller can count them. Trailing bytes after `total_len` (Ethernet padding) are ignored.
+//! `Ipv4Repr::parse` returns `Err(Fragmented)` for a fragment, so that the caller
+//! reassembles it (`sluice-net`'s reassembly table) before anything reads its payload. Trailing bytes after `total_len` (Ethernet padding) are ignored.
 
 use core::fmt;
 
