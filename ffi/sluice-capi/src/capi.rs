@@ -419,7 +419,8 @@ pub(crate) unsafe fn c_getsockopt(
         }
         // SAFETY: `optlen` is a valid socklen_t (caller).
         let len = unsafe { *optlen } as usize;
-        let mut tmp = [0u8; 64];
+        // Room for the largest option (TCP_INFO, 232 bytes with Linux's newest fields).
+        let mut tmp = [0u8; 256];
         let n = sh.getsockopt(fd, level, name, &mut tmp)?;
         let n = n.min(len);
         // SAFETY: `optval` has `len >= n` writable bytes (caller).

@@ -327,6 +327,16 @@ fn tcp_info(st: &Stack, s: &crate::stack::Sock, out: &mut [u8]) -> Res<usize> {
                 ti.tcpi_pmtu = (mss + 40) as u32;
                 ti.tcpi_total_retrans = ci.retransmits.min(u64::from(u32::MAX)) as u32;
                 ti.tcpi_rcv_space = s.opts.rcvbuf;
+                if let Some(t) = st.iface.tcp_tcb(c.h) {
+                    // Linux's TCPI_OPT_TIMESTAMPS, _SACK, _WSCALE.
+                    ti.tcpi_options = u8::from(t.timestamps_enabled())
+                        | u8::from(t.sack_enabled()) << 1
+                        | u8::from(t.window_scales() != (0, 0)) << 2;
+                    let (ours, peer) = t.window_scales();
+                    ti.tcpi_snd_rcv_wscale = (peer & 0x0f) | (ours & 0x0f) << 4;
+                    ti.tcpi_retransmits = t.consecutive_timeouts().min(255) as u8;
+                    ti.tcpi_backoff = ti.tcpi_retransmits;
+                }
             }
             None => ti.tcpi_state = 7, // TCP_CLOSE
         },

@@ -379,11 +379,14 @@ def socket_options():
     info = s.getsockopt(tcp, socket.TCP_INFO, 104)
     assert info[0] == 1, "tcpi_state: established"
     assert struct.unpack_from("I", info, 16)[0] > 0, "tcpi_snd_mss"
+    assert info[5] == 7, "tcpi_options: timestamps, SACK, window scaling with Linux: %d" % info[5]
     # Unsupported options: Linux's errno for an unknown option.
     expect_errno(errno.ENOPROTOOPT, s.setsockopt, tcp, socket.TCP_FASTOPEN, 5)
     expect_errno(errno.ENOPROTOOPT, s.getsockopt, sol, socket.SO_PEERCRED, 12)
     s.sendall(b"still fine")
     assert recv_exact(s, 10) == b"still fine"
+    info = s.getsockopt(tcp, socket.TCP_INFO, 104)
+    assert struct.unpack_from("I", info, 68)[0] > 0, "tcpi_rtt after an exchange"
     s.close()
 
 
