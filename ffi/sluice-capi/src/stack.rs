@@ -651,9 +651,15 @@ impl Shared {
     /// saw), and afterwards only what is queued is sent (`Stack::transmit`): a call costs
     /// one receive poll at most, usually none.
     pub fn with<R>(&self, f: impl FnOnce(&mut Stack) -> R) -> R {
+        self.locked(Stack::refresh, f)
+    }
+
+    /// Locks, runs `first` (a poll) and `f`, sends what `f` queued, and wakes waiting
+    /// calls if anything changed.
+    fn locked<R>(&self, first: fn(&mut Stack), f: impl FnOnce(&mut Stack) -> R) -> R {
         let mut st = self.lock();
         let e0 = st.epoch;
-        st.refresh();
+        first(&mut st);
         let r = f(&mut st);
         st.settle();
         let changed = st.epoch != e0;
@@ -742,17 +748,9 @@ impl Shared {
 
     /// One look at the stack: polls, runs `f`, polls again, wakes others on a change.
     fn look<R>(&self, f: impl FnOnce(&mut Stack) -> R) -> R {
-        let mut st = self.lock();
-        let e0 = st.epoch;
-        st.poll();
-        let r = f(&mut st);
-        st.settle();
-        let changed = st.epoch != e0;
-        drop(st);
-        if changed {
-            self.changed();
-        }
-        r
+        self.locked(|st| {
+            st.poll();
+        }, f)
     }
 
     /// A blocking wait on a real clock over the stack and kernel descriptors `kfds`

@@ -223,11 +223,16 @@ fn curl_under_sluice_run_fetches_from_the_kernel() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// iperf3's JSON: bytes the receiver got, and its rate.
-fn iperf_received(json: &str) -> (u64, f64) {
-    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("iperf3 JSON: {e}\n{json}"));
-    let r = &v["end"]["sum_received"];
-    (r["bytes"].as_u64().unwrap_or(0), r["bits_per_second"].as_f64().unwrap_or(0.0))
+/// Checks what iperf3's client printed (`-J`): it succeeded, and its receiver got at
+/// least `min_bytes` at more than `min_bps`.
+fn assert_iperf(client: &Output, server: &Output, what: &str, min_bytes: u64, min_bps: f64) {
+    let r = format!("{}\n{}", report(&format!("iperf3 -c {what}"), client), report(&format!("iperf3 -s {what}"), server));
+    assert!(client.success(), "{r}");
+    let v: serde_json::Value =
+        serde_json::from_str(&client.stdout).unwrap_or_else(|e| panic!("iperf3 JSON: {e}\n{r}"));
+    let got = &v["end"]["sum_received"];
+    let (bytes, bps) = (got["bytes"].as_u64().unwrap_or(0), got["bits_per_second"].as_f64().unwrap_or(0.0));
+    assert!(bytes >= min_bytes && bps > min_bps, "received {bytes} bytes at {bps} bit/s: {r}");
 }
 
 #[test]
@@ -239,11 +244,8 @@ fn iperf3_server_and_client_under_sluice_run() {
     t.wait_port(5201);
     let c = t.kernel("iperf3", &["-4", "-c", SLUICE_IP, "-t", "2", "-J"], Duration::from_secs(30));
     let s = t.stop(Duration::from_secs(5));
-    let r = format!("{}\n{}", report("kernel iperf3 -c", &c), report("iperf3 -s under sluice-run", &s));
-    assert!(c.success(), "{r}");
-    let (bytes, bps) = iperf_received(&c.stdout);
-    assert!(bytes > 10 << 20 && bps > 1e8, "received {bytes} bytes at {bps} bit/s: {r}");
-    assert!(s.stdout.contains("receiver"), "{r}");
+    assert_iperf(&c, &s, "(kernel) to iperf3 -s (under sluice-run)", 10 << 20, 1e8);
+    assert!(s.stdout.contains("receiver"), "{}", s.stdout);
     drop(t);
 
     // Sluice sends, the kernel serves: the kernel's server listens (on the wildcard
@@ -263,10 +265,7 @@ fn iperf3_server_and_client_under_sluice_run() {
     let mut t = TapRun::start_in(ns, &["--quiet"], &["iperf3", "-4", "-c", KERNEL_IP, "-t", "2", "-J"], None);
     let c = t.prog.take().unwrap().wait(Duration::from_secs(40));
     let s = srv.wait(Duration::from_secs(5));
-    let r = format!("{}\n{}", report("iperf3 -c under sluice-run", &c), report("kernel iperf3 -s", &s));
-    assert!(c.success(), "{r}");
-    let (bytes, bps) = iperf_received(&c.stdout);
-    assert!(bytes > 10 << 20 && bps > 1e8, "received {bytes} bytes at {bps} bit/s: {r}");
+    assert_iperf(&c, &s, "(under sluice-run) to iperf3 -s (kernel)", 10 << 20, 1e8);
 }
 
 #[test]
@@ -422,10 +421,7 @@ fn two_sluice_runs_over_virtio() {
     let c = cli.wait(Duration::from_secs(60));
     let s = srv.wait(Duration::from_secs(10));
     let _ = std::fs::remove_file(&sock);
-    let r = format!("{}\n{}", report("iperf3 -c (virtio)", &c), report("iperf3 -s (vhost)", &s));
-    assert!(c.success(), "{r}");
-    let (bytes, bps) = iperf_received(&c.stdout);
-    assert!(bytes > 100 << 20 && bps > 1e9, "received {bytes} bytes at {bps} bit/s: {r}");
+    assert_iperf(&c, &s, "(virtio) to iperf3 -s (vhost)", 100 << 20, 1e9);
 }
 
 #[test]

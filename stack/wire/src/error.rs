@@ -19,7 +19,8 @@ pub enum Error {
     /// Well formed, but not something Sluice handles: non-Ethernet/IPv4 ARP, an ICMP
     /// message type other than echo and destination unreachable.
     Unsupported,
-    /// An IPv4 fragment (MF set or a nonzero offset); Sluice does not reassemble.
+    /// An IPv4 fragment (MF set or a nonzero offset): the interface reassembles it before
+    /// its payload is read.
     Fragmented,
 }
 
