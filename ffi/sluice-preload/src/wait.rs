@@ -66,6 +66,24 @@ struct Set {
     look: BTreeSet<c_int>,
     /// The registrations each socket's changes concern (filled as scans meet them).
     by_socket: HashMap<ReadySocket, Vec<c_int>>,
+    /// The socket each registration was last seen to be (so that `by_socket` forgets it).
+    sock_of: HashMap<c_int, ReadySocket>,
+}
+
+impl Set {
+    /// Forgets registration `fd` (deleted, or its descriptor closed).
+    fn forget(&mut self, fd: c_int) -> Option<Reg> {
+        self.look.remove(&fd);
+        if let Some(sock) = self.sock_of.remove(&fd) {
+            if let Some(v) = self.by_socket.get_mut(&sock) {
+                v.retain(|&f| f != fd);
+                if v.is_empty() {
+                    self.by_socket.remove(&sock);
+                }
+            }
+        }
+        self.sluice.remove(&fd)
+    }
 }
 
 static SETS: Mutex<Option<HashMap<c_int, Set>>> = Mutex::new(None);
@@ -85,8 +103,7 @@ pub fn forget_fd(fd: c_int) {
     if NSETS.load(Ordering::Relaxed) > 0 {
         sets(|m| {
             for s in m.values_mut() {
-                s.sluice.remove(&fd);
-                s.look.remove(&fd);
+                s.forget(fd);
             }
         });
     }
@@ -436,10 +453,7 @@ pub unsafe extern "C" fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut epo
                         s.look.insert(fd);
                         Ok(())
                     }
-                    libc::EPOLL_CTL_DEL => {
-                        s.look.remove(&fd);
-                        s.sluice.remove(&fd).map(drop).ok_or(libc::ENOENT)
-                    }
+                    libc::EPOLL_CTL_DEL => s.forget(fd).map(drop).ok_or(libc::ENOENT),
                     _ => Err(libc::EINVAL),
                 }
             });
@@ -484,9 +498,17 @@ fn sluice_events(st: &mut sluice_capi::Stack, ep: c_int, out: &mut [epoll_event]
             }
             let Some(cf) = fds::lookup(fd) else { continue };
             if let Some(sock) = ready_socket(st, cf) {
-                let v = s.by_socket.entry(sock).or_default();
-                if !v.contains(&fd) {
-                    v.push(fd);
+                if s.sock_of.get(&fd) != Some(&sock) {
+                    // New, or a fresh socket that became a connection or a listener.
+                    if let Some(old) = s.sock_of.insert(fd, sock) {
+                        if let Some(v) = s.by_socket.get_mut(&old) {
+                            v.retain(|&f| f != fd);
+                            if v.is_empty() {
+                                s.by_socket.remove(&old);
+                            }
+                        }
+                    }
+                    s.by_socket.entry(sock).or_default().push(fd);
                 }
             }
             let m = readiness(st, cf).unwrap_or(0) & ((reg.events & !CONTROL) | ERR | HUP);
