@@ -1076,6 +1076,10 @@ impl Interface {
             // Frames are only looked up when there are some: the copying path builds its
             // segments from `poll_transmit`'s payload as it is.
             let by_ref = io.tx_chain && c.tcb.tx_frames() > 0;
+            // A device that cuts large segments and chains frames takes segments that span
+            // frames whole (TSO by reference).
+            let span = by_ref && io.tso;
+            c.tcb.set_span_frames(span);
             // The wire size a large segment is cut to (what poll_transmit sized it by).
             let gso = c.tcb.seg_payload_max();
             let Some(seg) = c.tcb.poll_transmit(io.now) else {
@@ -1084,9 +1088,21 @@ impl Interface {
             };
             let len = seg.payload.len();
             if by_ref && len > 0 {
-                // Zero-copy send (large segments cut here too): the header alone, then the
-                // payload by reference when it is one frame's.
+                // Zero-copy send: the header alone, then the payload by reference. A large
+                // segment goes whole to a device that cuts it (TSO), its frames chained;
+                // otherwise it is cut here, each piece by reference when it is one frame's.
                 let header = header_of(&seg);
+                let len = if span { c.tcb.emitted_len() } else { len };
+                if len > gso && io.tso {
+                    if let Some(buf) = build_tso_ref(io.dev, &c.tcb, &header, len, gso, src, dst) {
+                        self.stats.tcp.tx_zero_copy_bytes += len as u64;
+                        self.stats.tcp.segments_tx += len.div_ceil(gso) as u64;
+                        self.stats.tcp.tso_frames_tx += 1;
+                        self.send_ip_with(io, buf, dst, IpProtocol::Tcp, ipo);
+                        continue;
+                    }
+                    self.stats.tcp.tso_fallbacks += 1;
+                }
                 self.send_by_ref(io, key, (&header, len), gso, dst);
                 continue;
             }
@@ -1151,13 +1167,17 @@ impl Interface {
             let ipo = (c.tcb.config().ip_tos, c.tcb.config().ip_ttl);
             let built = match c.tcb.tx_frame(piece.seq, n) {
                 Some((f, range)) => build_segment_ref(io.dev, &piece, f, range, src, dst, &caps),
-                None => {
-                    let seg = TcpRepr {
-                        payload: c.tcb.tx_bytes(piece.seq, n),
-                        ..piece
-                    };
-                    build_segment(io.dev, &seg, src, dst, &caps).map(|b| (b, false))
-                }
+                // Not one frame's: copied, from the ring and the frames it spans.
+                None => build_segment_with(
+                    io.dev,
+                    &piece,
+                    n,
+                    |out| c.tcb.tx_copy(piece.seq, out) == out.len(),
+                    src,
+                    dst,
+                    &caps,
+                )
+                .map(|b| (b, false)),
             };
             match built {
                 Ok((buf, by_ref)) => {
@@ -1328,10 +1348,36 @@ fn build_segment<D: Device>(
     dst: Ipv4Address,
     caps: &ChecksumCaps,
 ) -> Result<D::Buf, DropReason> {
+    build_segment_with(
+        dev,
+        seg,
+        seg.payload.len(),
+        |out| {
+            out.copy_from_slice(seg.payload);
+            true
+        },
+        src,
+        dst,
+        caps,
+    )
+}
+
+/// `build_segment` with `len` payload bytes written by `fill` (a copy from wherever they
+/// are: one slice, or the send buffer's ring and frames); `fill` says whether it had them
+/// all (else nothing is sent: the segment is not built, and TCP sends it again later).
+fn build_segment_with<D: Device>(
+    dev: &mut D,
+    seg: &TcpRepr,
+    len: usize,
+    fill: impl FnOnce(&mut [u8]) -> bool,
+    src: Ipv4Address,
+    dst: Ipv4Address,
+    caps: &ChecksumCaps,
+) -> Result<D::Buf, DropReason> {
     let mut buf = dev.alloc().ok_or(DropReason::NoBuffer)?;
-    buf.append(seg.payload.len())
-        .ok_or(DropReason::NoBuffer)?
-        .copy_from_slice(seg.payload);
+    if !fill(buf.append(len).ok_or(DropReason::NoBuffer)?) {
+        return Err(DropReason::NoBuffer);
+    }
     let header = TcpRepr { payload: &[], ..*seg };
     let header_len = header.header_len();
     let room = buf.prepend(header_len).ok_or(DropReason::NoBuffer)?;
@@ -1499,8 +1545,26 @@ fn build_tso<D: Device>(
     dst: Ipv4Address,
 ) -> Option<D::Buf> {
     let header = header_of(seg);
+    let (mut buf, hlen) = tso_head(dev, &header, seg.payload.len(), src, dst)?;
+    if !buf.append_chained(seg.payload) {
+        return None;
+    }
+    buf.request_tso(u16::try_from(mss).ok()?, hlen as u8);
+    Some(buf)
+}
+
+/// The first buffer of a TSO frame: the TCP header, whose checksum field holds the
+/// pseudo-header sum without the length (the device sums each piece). `None` if the
+/// frame would pass 65535 bytes or there is no buffer.
+fn tso_head<D: Device>(
+    dev: &mut D,
+    header: &TcpRepr,
+    len: usize,
+    src: Ipv4Address,
+    dst: Ipv4Address,
+) -> Option<(D::Buf, usize)> {
     let hlen = header.header_len();
-    if sluice_wire::ipv4::HEADER_LEN + hlen + seg.payload.len() > usize::from(u16::MAX) {
+    if sluice_wire::ipv4::HEADER_LEN + hlen + len > usize::from(u16::MAX) {
         return None;
     }
     let mut buf = dev.alloc()?;
@@ -1517,8 +1581,33 @@ fn build_tso<D: Device>(
         IpProtocol::Tcp,
         0,
     ));
-    if !buf.append_chained(seg.payload) {
-        return None;
+    Some((buf, hlen))
+}
+
+/// A TSO frame whose payload, `len` bytes of `tcb`'s send buffer from `header.seq`, lies
+/// in queued frames (zero-copy send): the header, then each frame's part chained by
+/// reference (`PacketBuf::attach_frame`); nothing is copied. `None` when a part is not a
+/// frame the device can chain (the caller then cuts the segment into pieces).
+fn build_tso_ref<D: Device>(
+    dev: &mut D,
+    tcb: &Tcb,
+    header: &TcpRepr<'static>,
+    len: usize,
+    mss: usize,
+    src: Ipv4Address,
+    dst: Ipv4Address,
+) -> Option<D::Buf> {
+    let (mut buf, hlen) = tso_head(dev, header, len, src, dst)?;
+    let mut off = 0;
+    while off < len {
+        let seq = header.seq + off;
+        let (f, at) = tcb.tx_frame(seq, 1)?;
+        let n = (len - off).min(f.len() - at.start);
+        let (f, range) = tcb.tx_frame(seq, n)?;
+        if !buf.attach_frame(f, range) {
+            return None;
+        }
+        off += n;
     }
     buf.request_tso(u16::try_from(mss).ok()?, hlen as u8);
     Some(buf)

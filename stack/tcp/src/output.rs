@@ -197,7 +197,16 @@ impl Tcb {
     /// Emits `len` bytes from `seq` (plus FIN), updating SND.NXT/SND.MAX, timers, RTT.
     fn emit_segment(&mut self, now: Instant, seq: SeqNumber, len: usize, fin: bool) -> TcpRepr<'_> {
         let off = seq - self.tx_seq0;
-        let len = self.tx.slice(off, len).len().min(self.gso_max());
+        // A segment spans frames only when it is a large one (for TSO by reference); one
+        // of at most a full size stays within one frame, so it can go by reference alone.
+        let contiguous = self.tx.slice(off, len).len();
+        let len = match self.span_frames {
+            true => Some(self.tx.span(off, len)).filter(|&n| n > self.seg_payload_max()),
+            false => None,
+        }
+        .unwrap_or(contiguous)
+        .min(self.gso_max());
+        self.emitted_len = len as u32;
         let fin = fin && off + len == self.tx.len();
         let end = seq + len + fin as usize;
         let new_data = end > self.snd_max;

@@ -5,8 +5,9 @@
 //! frame is never copied by the stack when the device can send it by reference. Once a
 //! frame is queued, copied writes go into heap frames of their own (in order after it, sized
 //! to what was written) until the frames are acknowledged, after which the ring takes them
-//! again. Segments do not span frames: mixing small copied writes with frames sends a
-//! segment per write.
+//! again. Segments do not span frames (mixing small copied writes with frames sends a
+//! segment per write), unless the interface asks for it (`Tcb::set_span_frames`: a device
+//! that cuts large segments itself and chains frames by reference).
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -188,6 +189,32 @@ impl SendBuffer {
         }
     }
 
+    /// How many of the `max` bytes from `off` one segment may carry when segments may span
+    /// frames (a device that cuts large segments and chains frames by reference): in the
+    /// ring, the contiguous ones; past it, any number of frames.
+    pub fn span(&self, off: usize, max: usize) -> usize {
+        if off < self.ring.len() {
+            self.ring.slice(off, max).len()
+        } else {
+            max.min(self.len().saturating_sub(off))
+        }
+    }
+
+    /// Copies the bytes from `off` into `dst`, across the ring and frames; returns how many.
+    pub fn copy_out(&self, mut off: usize, dst: &mut [u8]) -> usize {
+        let mut n = 0;
+        while n < dst.len() {
+            let s = self.slice(off, dst.len() - n);
+            if s.is_empty() {
+                break;
+            }
+            dst[n..n + s.len()].copy_from_slice(s);
+            n += s.len();
+            off += s.len();
+        }
+        n
+    }
+
     /// The frame holding the `len` bytes `off` bytes in, with their range in it, when they
     /// are one frame's (so that a device can send them by reference).
     pub fn frame_at(&self, off: usize, len: usize) -> Option<(&Frame, Range<usize>)> {
@@ -214,6 +241,25 @@ mod tests {
             out.extend_from_slice(s);
             off += s.len();
         }
+    }
+
+    #[test]
+    fn spans_and_copies_across_frames() {
+        let mut b = SendBuffer::new(64);
+        assert_eq!(b.enqueue(b"ring-"), 5);
+        assert!(b.push_frame(Frame::copy_from_slice(b"frame1-")).is_none());
+        assert!(b.push_frame(Frame::copy_from_slice(b"frame2")).is_none());
+        // In the ring: contiguous only; past it, across frames.
+        assert_eq!(b.span(0, 100), 5);
+        assert_eq!(b.span(5, 100), 13);
+        assert_eq!(b.span(8, 6), 6);
+        assert_eq!(b.span(18, 6), 0);
+        let mut out = [0u8; 18];
+        assert_eq!(b.copy_out(0, &mut out), 18);
+        assert_eq!(&out, b"ring-frame1-frame2");
+        let mut part = [0u8; 7];
+        assert_eq!(b.copy_out(9, &mut part), 7);
+        assert_eq!(&part, b"e1-fram");
     }
 
     #[test]

@@ -177,6 +177,10 @@ pub struct Tcb {
     pub(crate) challenge_refill_at: Instant,
     /// When an ACK last answered an out-of-window segment without text.
     pub(crate) invalid_ack_at: Option<Instant>,
+    /// Segments may span queued frames (`set_span_frames`).
+    pub(crate) span_frames: bool,
+    /// Payload bytes of the last segment `emit_segment` built.
+    pub(crate) emitted_len: u32,
 }
 
 /// A fresh controller of the given kind.
@@ -267,6 +271,8 @@ impl Tcb {
             challenge_tokens: cfg.challenge_ack_limit,
             challenge_refill_at: Instant::ZERO,
             invalid_ack_at: None,
+            span_frames: false,
+            emitted_len: 0,
             cfg,
         }
     }
@@ -526,6 +532,28 @@ impl Tcb {
             return &[];
         }
         self.tx.slice(seq - self.tx_seq0, len)
+    }
+
+    /// Lets the segments `poll_transmit` builds span queued frames (a device that cuts
+    /// large segments itself and chains frames by reference; `tx_frame` then finds each
+    /// frame's part). The returned segment's `payload` is then only its first contiguous
+    /// part: `emitted_len` says how long the segment is.
+    pub fn set_span_frames(&mut self, on: bool) {
+        self.span_frames = on;
+    }
+
+    /// The payload length of the last data segment `poll_transmit` returned.
+    pub fn emitted_len(&self) -> usize {
+        self.emitted_len as usize
+    }
+
+    /// Copies the send buffer's bytes from `seq` into `dst`, across the ring and frames;
+    /// returns how many (fewer past the end).
+    pub fn tx_copy(&self, seq: SeqNumber, dst: &mut [u8]) -> usize {
+        if seq < self.tx_seq0 {
+            return 0;
+        }
+        self.tx.copy_out(seq - self.tx_seq0, dst)
     }
 
     /// Frames queued for sending (zero-copy send).
