@@ -166,7 +166,7 @@ fn python_http_server_serves_curl() {
     std::fs::create_dir_all(&dir).unwrap();
     let blob = sluice_testkit::xorshift_bytes(3 << 20);
     std::fs::write(dir.join("blob"), &blob).unwrap();
-    let mut t = TapRun::start("run-pyhttp", &[], &["python3", "-m", "http.server", "8080"], Some(&dir));
+    let mut t = TapRun::start("run-pyhttp", &[], &["python3", "-m", "http.server", "--bind", "0.0.0.0", "8080"], Some(&dir));
     t.wait_port(8080);
     let got = dir.join("got");
     let c = t.kernel(
