@@ -351,7 +351,10 @@ impl Harness {
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
         shown.push(pname);
-        shown.extend(args.iter().map(|a| if a.is_empty() { "''".to_string() } else { a.clone() }));
+        shown.extend(
+            args.iter()
+                .map(|a| if a.is_empty() { "''".to_string() } else { a.clone() }),
+        );
         let text = shown.join(" ").replace(&self.sock_base(), "/tmp/sluice-e2e-PID");
         self.r
             .commands
@@ -679,10 +682,23 @@ impl Harness {
             ),
             _ => (
                 "redis-server",
-                s(&["--port", "6379", "--save", "", "--appendonly", "no", "--protected-mode", "no", "--bind", srv_ip]),
+                s(&[
+                    "--port",
+                    "6379",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--protected-mode",
+                    "no",
+                    "--bind",
+                    srv_ip,
+                ]),
                 "Ready to accept",
                 "redis-benchmark",
-                s(&["-h", srv_ip, "-p", "6379", "-c", "50", "-n", &reqs, "-t", "set,get", "-q"]),
+                s(&[
+                    "-h", srv_ip, "-p", "6379", "-c", "50", "-n", &reqs, "-t", "set,get", "-q",
+                ]),
             ),
         };
         let sock = self.sock(which);
@@ -696,7 +712,16 @@ impl Harness {
                     } else {
                         (format!("virtio:{sock}"), format!("{cli_ip}/24"), "1")
                     };
-                    let mut a = s(&["--quiet", "--port", &port, "--ip", &ip, "--eal=-l", &format!("--eal={cpu}"), "--"]);
+                    let mut a = s(&[
+                        "--quiet",
+                        "--port",
+                        &port,
+                        "--ip",
+                        &ip,
+                        "--eal=-l",
+                        &format!("--eal={cpu}"),
+                        "--",
+                    ]);
                     a.push(prog.to_string());
                     a.extend(args);
                     (h.bin.join("sluice-run"), a)
@@ -708,8 +733,13 @@ impl Harness {
         let (sp_path, sp_args) = wrap(self, true, sprog, sargs);
         let sc = self.command(&key, stack, true, &sp_path, &sp_args);
         let mut sp = Proc::spawn(&format!("{n:02}-{key}-{}-server", stack.name()), sc, &self.work)?;
-        if !sp.wait_until(Duration::from_secs(20), |p| p.stdout().contains(ready) || p.stderr().contains(ready)) {
-            return Err(fail(&format!("{sprog} did not start (installed? scripts/setup.sh)"), &sp.stop()));
+        if !sp.wait_until(Duration::from_secs(20), |p| {
+            p.stdout().contains(ready) || p.stderr().contains(ready)
+        }) {
+            return Err(fail(
+                &format!("{sprog} did not start (installed? scripts/setup.sh)"),
+                &sp.stop(),
+            ));
         }
         let (cp_path, cp_args) = wrap(self, false, cprog, cargs);
         let cc = self.command(&key, stack, false, &cp_path, &cp_args);
@@ -721,8 +751,12 @@ impl Harness {
         let all = format!("{}\n{}", co.stdout, co.stderr).replace('\r', "\n");
         match which {
             "iperf3" => {
-                let end = co.stdout.rfind("\"sum_received\"").ok_or_else(|| fail("iperf3: no result", &co))?;
-                let bps = json_number(&co.stdout[end..], "bits_per_second").ok_or_else(|| fail("iperf3: no rate", &co))?;
+                let end = co
+                    .stdout
+                    .rfind("\"sum_received\"")
+                    .ok_or_else(|| fail("iperf3: no result", &co))?;
+                let bps = json_number(&co.stdout[end..], "bits_per_second")
+                    .ok_or_else(|| fail("iperf3: no rate", &co))?;
                 self.r.set(format!("{p}.prog.iperf3.gbps"), bps / 1e9);
             }
             "sockperf" => {
@@ -1182,7 +1216,11 @@ pub fn main(o: Opts) -> Result<(), String> {
             h.rr(stack, nc, "newconn", true)
         });
         for prog in ["iperf3", "sockperf", "redis"] {
-            let how = if stack == Stack::Sluice { "under sluice-run" } else { "on the kernel" };
+            let how = if stack == Stack::Sluice {
+                "under sluice-run"
+            } else {
+                "on the kernel"
+            };
             h.attempt(&format!("{n}: {prog} {how}"), |h| h.program(stack, prog));
         }
     }

@@ -135,10 +135,30 @@ pub fn rows(r: &Results) -> Vec<Row> {
     // The same unmodified program on both stacks (sluice-run over virtio; the kernel
     // over veth).
     v.extend([
-        row("iperf3, one stream (sluice-run vs kernel)".into(), "Gbit/s", "prog.iperf3.gbps", 2),
-        row("sockperf ping-pong --tcp, p50 latency (sluice-run vs kernel)".into(), "µs", "prog.sockperf.p50_us", 2),
-        row("redis-benchmark SET, 50 clients (sluice-run vs kernel)".into(), "req/s", "prog.redis.set_rps", 0),
-        row("redis-benchmark GET, 50 clients (sluice-run vs kernel)".into(), "req/s", "prog.redis.get_rps", 0),
+        row(
+            "iperf3, one stream (sluice-run vs kernel)".into(),
+            "Gbit/s",
+            "prog.iperf3.gbps",
+            2,
+        ),
+        row(
+            "sockperf ping-pong --tcp, p50 latency (sluice-run vs kernel)".into(),
+            "µs",
+            "prog.sockperf.p50_us",
+            2,
+        ),
+        row(
+            "redis-benchmark SET, 50 clients (sluice-run vs kernel)".into(),
+            "req/s",
+            "prog.redis.set_rps",
+            0,
+        ),
+        row(
+            "redis-benchmark GET, 50 clients (sluice-run vs kernel)".into(),
+            "req/s",
+            "prog.redis.get_rps",
+            0,
+        ),
     ]);
     v
 }

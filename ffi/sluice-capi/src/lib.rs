@@ -38,6 +38,7 @@ mod stats;
 use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 
+pub use capi::global_shared;
 pub use config::{FlagError, StackConfig};
 pub use device::{InjectError, Outbound, PipeDevice, PEER_MAC, STACK_MAC};
 pub use dpdk::{DpdkFlags, DpdkInitError};
@@ -46,7 +47,6 @@ pub use packetdrill::{packetdrill_interface_init, sluice_packetdrill_init, Packe
 pub use poll::{readiness, ready_socket, PollFd};
 pub use sluice_net::Endpoint;
 pub use stack::{Clock, Found, Shared, Stack, FIRST_FD};
-pub use capi::global_shared;
 
 /// The `sluice_*` C functions, for Rust callers that link this crate (the preload
 /// library of `sluice-run`).

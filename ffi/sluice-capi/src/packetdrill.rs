@@ -128,7 +128,11 @@ pub(crate) fn advance(sh: &Shared, d: Duration) {
 pub(crate) fn peer_recv_wait(sh: &Shared) -> Option<Outbound> {
     let mut st = sh.lock();
     let horizon = st.now() + st.cfg.max_wait;
-    let limit = std::time::Instant::now() + st.cfg.block_limit.unwrap_or(Duration::from_secs(2)).min(Duration::from_secs(2));
+    let limit = std::time::Instant::now()
+        + st.cfg
+            .block_limit
+            .unwrap_or(Duration::from_secs(2))
+            .min(Duration::from_secs(2));
     loop {
         let e0 = st.epoch;
         st.poll();

@@ -191,8 +191,10 @@ impl Shared {
             }
             if matches!(
                 (level, name),
-                (libc::IPPROTO_TCP, libc::TCP_NODELAY | libc::TCP_CORK | libc::TCP_CONGESTION)
-                    | (libc::SOL_SOCKET, libc::SO_KEEPALIVE)
+                (
+                    libc::IPPROTO_TCP,
+                    libc::TCP_NODELAY | libc::TCP_CORK | libc::TCP_CONGESTION
+                ) | (libc::SOL_SOCKET, libc::SO_KEEPALIVE)
                     | (
                         libc::IPPROTO_TCP,
                         libc::TCP_KEEPIDLE

@@ -528,7 +528,11 @@ fn async_signals() -> libc::sigset_t {
 }
 
 /// `ppoll` straight to the kernel (not through a preloaded `ppoll` of the same process).
-fn sys_ppoll(fds: &mut [libc::pollfd], timeout: Option<Duration>, mask: Option<&libc::sigset_t>) -> Res<usize> {
+fn sys_ppoll(
+    fds: &mut [libc::pollfd],
+    timeout: Option<Duration>,
+    mask: Option<&libc::sigset_t>,
+) -> Res<usize> {
     let ts = timeout.map(|d| libc::timespec {
         tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: d.subsec_nanos() as libc::c_long,
@@ -540,13 +544,18 @@ fn sys_ppoll(fds: &mut [libc::pollfd], timeout: Option<Duration>, mask: Option<&
             libc::SYS_ppoll,
             fds.as_mut_ptr(),
             fds.len() as libc::nfds_t,
-            ts.as_ref().map_or(core::ptr::null(), |t| t as *const libc::timespec),
+            ts.as_ref()
+                .map_or(core::ptr::null(), |t| t as *const libc::timespec),
             mask.map_or(core::ptr::null(), |m| m as *const libc::sigset_t),
             8usize,
         )
     };
     if r < 0 {
-        Err(Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINTR)))
+        Err(Errno(
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINTR),
+        ))
     } else {
         Ok(r as usize)
     }
@@ -748,9 +757,12 @@ impl Shared {
 
     /// One look at the stack: polls, runs `f`, polls again, wakes others on a change.
     fn look<R>(&self, f: impl FnOnce(&mut Stack) -> R) -> R {
-        self.locked(|st| {
-            st.poll();
-        }, f)
+        self.locked(
+            |st| {
+                st.poll();
+            },
+            f,
+        )
     }
 
     /// A blocking wait on a real clock over the stack and kernel descriptors `kfds`
@@ -767,7 +779,9 @@ impl Shared {
         sigmask: Option<&libc::sigset_t>,
         mut check: impl FnMut(&mut Stack, &[libc::pollfd], usize) -> Found<R>,
     ) -> Found<R> {
-        let Some(wake) = &self.wake else { return Err(EINVAL) };
+        let Some(wake) = &self.wake else {
+            return Err(EINVAL);
+        };
         let kernel_look = |kfds: &mut [libc::pollfd]| -> Res<usize> {
             if kfds.is_empty() {
                 Ok(0)
@@ -820,7 +834,11 @@ impl Shared {
                     events: libc::POLLIN,
                     revents: 0,
                 });
-                let slept = sys_ppoll(&mut all, deadline.map(|d| d.saturating_duration_since(now)), Some(&asleep_mask));
+                let slept = sys_ppoll(
+                    &mut all,
+                    deadline.map(|d| d.saturating_duration_since(now)),
+                    Some(&asleep_mask),
+                );
                 self.sleepers.fetch_sub(1, Ordering::SeqCst);
                 slept?;
                 woke = true;

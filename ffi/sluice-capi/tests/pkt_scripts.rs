@@ -172,7 +172,8 @@ fn options(list: &[String], base: u32) -> TcpOptions {
                 for b in w {
                     let (l, r) = b.split_once(':').unwrap();
                     let (l, r): (u32, u32) = (l.parse().unwrap(), r.parse().unwrap());
-                    o.sack.push(SeqNumber(base.wrapping_add(l)), SeqNumber(base.wrapping_add(r)));
+                    o.sack
+                        .push(SeqNumber(base.wrapping_add(l)), SeqNumber(base.wrapping_add(r)));
                 }
             }
             Some(other) => panic!("option {other:?}"),
@@ -202,7 +203,11 @@ impl Run {
             PEER_ISN.wrapping_add(p.start),
             p.ack.map(|a| iss.wrapping_add(a)),
         );
-        assert_eq!(p.ack_flag, seg.ack.is_some(), "`.` and `ack N` go together: {line}");
+        assert_eq!(
+            p.ack_flag,
+            seg.ack.is_some(),
+            "`.` and `ack N` go together: {line}"
+        );
         seg.window = p.win.unwrap_or(65535);
         seg.payload = (0..p.len).map(|i| (i % 251) as u8).collect();
         if let Some(o) = &p.options {
@@ -251,7 +256,10 @@ impl Run {
             ["time_exceeded"] => (11, 0),
             _ => panic!("icmp {what:?}"),
         };
-        assert!(!self.last_out.is_empty(), "an ICMP error quotes the stack's last packet");
+        assert!(
+            !self.last_out.is_empty(),
+            "an ICMP error quotes the stack's last packet"
+        );
         let quote = &self.last_out[..self.last_out.len().min(28)];
         let mut icmp = vec![ty, code, 0, 0, 0, 0, 0, 0];
         icmp.extend_from_slice(quote);
@@ -285,12 +293,23 @@ impl Run {
             "close" => self.pd.close(fd()),
             "fcntl" => {
                 assert_eq!(a[1], "F_SETFL", "fcntl: F_SETFL only");
-                let nb = if a[2].contains("O_NONBLOCK") { libc::O_NONBLOCK } else { 0 };
+                let nb = if a[2].contains("O_NONBLOCK") {
+                    libc::O_NONBLOCK
+                } else {
+                    0
+                };
                 self.pd.fcntl(fd(), libc::F_SETFL, libc::c_long::from(nb))
             }
-            "setsockopt" => self.pd.setsockopt_int(fd(), value(&a[1]) as i32, value(&a[2]) as i32, value(&a[3]) as i32),
+            "setsockopt" => self.pd.setsockopt_int(
+                fd(),
+                value(&a[1]) as i32,
+                value(&a[2]) as i32,
+                value(&a[3]) as i32,
+            ),
             "getsockopt" => {
-                let v = self.pd.getsockopt_int(fd(), value(&a[1]) as i32, value(&a[2]) as i32);
+                let v = self
+                    .pd
+                    .getsockopt_int(fd(), value(&a[1]) as i32, value(&a[2]) as i32);
                 if let Ok(v) = v {
                     assert_eq!(i64::from(v), value(&a[3]), "{line}: the option's value");
                 }

@@ -72,12 +72,16 @@ macro_rules! route {
 
 #[no_mangle]
 pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
-    route!(fd, |cf| unsafe { c::sluice_bind(cf, addr, len) }, unsafe { real::bind(fd, addr, len) })
+    route!(fd, |cf| unsafe { c::sluice_bind(cf, addr, len) }, unsafe {
+        real::bind(fd, addr, len)
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
-    let r = route!(fd, |cf| c::sluice_listen(cf, backlog), unsafe { real::listen(fd, backlog) });
+    let r = route!(fd, |cf| c::sluice_listen(cf, backlog), unsafe {
+        real::listen(fd, backlog)
+    });
     rearm(fd, 0);
     r
 }
@@ -108,23 +112,35 @@ pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut sockl
 
 #[no_mangle]
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
-    let r = route!(fd, |cf| unsafe { c::sluice_connect(cf, addr, len) }, unsafe { real::connect(fd, addr, len) });
+    let r = route!(fd, |cf| unsafe { c::sluice_connect(cf, addr, len) }, unsafe {
+        real::connect(fd, addr, len)
+    });
     rearm(fd, 0);
     r
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
-    route!(fd, |cf| unsafe { c::sluice_getsockname(cf, addr, len) }, unsafe { real::getsockname(fd, addr, len) })
+    route!(fd, |cf| unsafe { c::sluice_getsockname(cf, addr, len) }, unsafe {
+        real::getsockname(fd, addr, len)
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
-    route!(fd, |cf| unsafe { c::sluice_getpeername(cf, addr, len) }, unsafe { real::getpeername(fd, addr, len) })
+    route!(fd, |cf| unsafe { c::sluice_getpeername(cf, addr, len) }, unsafe {
+        real::getpeername(fd, addr, len)
+    })
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn getsockopt(fd: c_int, level: c_int, name: c_int, val: *mut c_void, len: *mut socklen_t) -> c_int {
+pub unsafe extern "C" fn getsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *mut c_void,
+    len: *mut socklen_t,
+) -> c_int {
     route!(
         fd,
         |cf| unsafe { c::sluice_getsockopt(cf, level, name, val, len) },
@@ -133,7 +149,13 @@ pub unsafe extern "C" fn getsockopt(fd: c_int, level: c_int, name: c_int, val: *
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: socklen_t) -> c_int {
+pub unsafe extern "C" fn setsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *const c_void,
+    len: socklen_t,
+) -> c_int {
     route!(
         fd,
         |cf| unsafe { c::sluice_setsockopt(cf, level, name, val, len) },
@@ -143,7 +165,9 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
 
 #[no_mangle]
 pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
-    let r = route!(fd, |cf| c::sluice_shutdown(cf, how), unsafe { real::shutdown(fd, how) });
+    let r = route!(fd, |cf| c::sluice_shutdown(cf, how), unsafe {
+        real::shutdown(fd, how)
+    });
     rearm(fd, 0);
     r
 }
@@ -169,7 +193,10 @@ unsafe fn iov_len(iov: *const iovec, n: c_int) -> usize {
         return 0;
     }
     // SAFETY: the caller's array of `n` entries.
-    unsafe { core::slice::from_raw_parts(iov, n as usize) }.iter().map(|v| v.iov_len).sum()
+    unsafe { core::slice::from_raw_parts(iov, n as usize) }
+        .iter()
+        .map(|v| v.iov_len)
+        .sum()
 }
 
 const IN: i32 = libc::EPOLLIN;
@@ -177,22 +204,42 @@ const OUT: i32 = libc::EPOLLOUT;
 
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
-    route!(fd, |cf| after_n(fd, unsafe { c::sluice_read(cf, buf, n) }, IN, n), unsafe { real::read(fd, buf, n) })
+    route!(
+        fd,
+        |cf| after_n(fd, unsafe { c::sluice_read(cf, buf, n) }, IN, n),
+        unsafe { real::read(fd, buf, n) }
+    )
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
-    route!(fd, |cf| after_n(fd, unsafe { c::sluice_write(cf, buf, n) }, OUT, n), unsafe { real::write(fd, buf, n) })
+    route!(
+        fd,
+        |cf| after_n(fd, unsafe { c::sluice_write(cf, buf, n) }, OUT, n),
+        unsafe { real::write(fd, buf, n) }
+    )
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
-    route!(fd, |cf| after_n(fd, unsafe { c::sluice_readv(cf, iov, n) }, IN, unsafe { iov_len(iov, n) }), unsafe { real::readv(fd, iov, n) })
+    route!(
+        fd,
+        |cf| after_n(fd, unsafe { c::sluice_readv(cf, iov, n) }, IN, unsafe {
+            iov_len(iov, n)
+        }),
+        unsafe { real::readv(fd, iov, n) }
+    )
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
-    route!(fd, |cf| after_n(fd, unsafe { c::sluice_writev(cf, iov, n) }, OUT, unsafe { iov_len(iov, n) }), unsafe { real::writev(fd, iov, n) })
+    route!(
+        fd,
+        |cf| after_n(fd, unsafe { c::sluice_writev(cf, iov, n) }, OUT, unsafe {
+            iov_len(iov, n)
+        }),
+        unsafe { real::writev(fd, iov, n) }
+    )
 }
 
 #[no_mangle]
@@ -215,7 +262,12 @@ pub unsafe extern "C" fn recvfrom(
 ) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, unsafe { c::sluice_recvfrom(cf, buf, n, flags, addr, len) }, IN, n),
+        |cf| after_n(
+            fd,
+            unsafe { c::sluice_recvfrom(cf, buf, n, flags, addr, len) },
+            IN,
+            n
+        ),
         unsafe { real::recvfrom(fd, buf, n, flags, addr, len) }
     )
 }
@@ -224,7 +276,10 @@ pub unsafe extern "C" fn recvfrom(
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, unsafe { c::sluice_recvmsg(cf, msg, flags) }, IN, unsafe { msg.as_ref().map_or(0, |m| iov_len(m.msg_iov, m.msg_iovlen as c_int)) }),
+        |cf| after_n(fd, unsafe { c::sluice_recvmsg(cf, msg, flags) }, IN, unsafe {
+            msg.as_ref()
+                .map_or(0, |m| iov_len(m.msg_iov, m.msg_iovlen as c_int))
+        }),
         unsafe { real::recvmsg(fd, msg, flags) }
     )
 }
@@ -249,7 +304,12 @@ pub unsafe extern "C" fn sendto(
 ) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, unsafe { c::sluice_sendto(cf, buf, n, flags, addr, len) }, OUT, n),
+        |cf| after_n(
+            fd,
+            unsafe { c::sluice_sendto(cf, buf, n, flags, addr, len) },
+            OUT,
+            n
+        ),
         unsafe { real::sendto(fd, buf, n, flags, addr, len) }
     )
 }
@@ -258,7 +318,10 @@ pub unsafe extern "C" fn sendto(
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, unsafe { c::sluice_sendmsg(cf, msg, flags) }, OUT, unsafe { msg.as_ref().map_or(0, |m| iov_len(m.msg_iov, m.msg_iovlen as c_int)) }),
+        |cf| after_n(fd, unsafe { c::sluice_sendmsg(cf, msg, flags) }, OUT, unsafe {
+            msg.as_ref()
+                .map_or(0, |m| iov_len(m.msg_iov, m.msg_iovlen as c_int))
+        }),
         unsafe { real::sendmsg(fd, msg, flags) }
     )
 }
@@ -266,7 +329,13 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
 /// `recvmmsg`: `recvmsg` per entry until one would block (the timeout is not supported
 /// on Sluice sockets: EINVAL if given).
 #[no_mangle]
-pub unsafe extern "C" fn recvmmsg(fd: c_int, v: *mut mmsghdr, n: c_uint, flags: c_int, t: *mut timespec) -> c_int {
+pub unsafe extern "C" fn recvmmsg(
+    fd: c_int,
+    v: *mut mmsghdr,
+    n: c_uint,
+    flags: c_int,
+    t: *mut timespec,
+) -> c_int {
     match target(fd) {
         Target::Kernel => unsafe { real::recvmmsg(fd, v, n, flags, t) },
         Target::Stale => stale(fd),
@@ -279,7 +348,11 @@ pub unsafe extern "C" fn recvmmsg(fd: c_int, v: *mut mmsghdr, n: c_uint, flags: 
             while got < n {
                 // SAFETY: the caller's array of `n` entries.
                 let m = unsafe { &mut *v.add(got as usize) };
-                let fl = if got == 0 { flags & !libc::MSG_WAITFORONE } else { flags | libc::MSG_DONTWAIT };
+                let fl = if got == 0 {
+                    flags & !libc::MSG_WAITFORONE
+                } else {
+                    flags | libc::MSG_DONTWAIT
+                };
                 let r = unsafe { c::sluice_recvmsg(cf, &mut m.msg_hdr, fl) };
                 if r < 0 {
                     if got == 0 {
@@ -399,12 +472,24 @@ unsafe fn dup3_impl(fd: c_int, to: c_int, flags: c_int, two: bool) -> c_int {
         return stale(fd);
     }
     if fd == to {
-        return if two { unsafe { real::dup2(fd, to) } } else { unsafe { real::dup3(fd, to, flags) } };
+        return if two {
+            unsafe { real::dup2(fd, to) }
+        } else {
+            unsafe { real::dup3(fd, to, flags) }
+        };
     }
     if !ACTIVE.load(core::sync::atomic::Ordering::Relaxed) {
-        return if two { unsafe { real::dup2(fd, to) } } else { unsafe { real::dup3(fd, to, flags) } };
+        return if two {
+            unsafe { real::dup2(fd, to) }
+        } else {
+            unsafe { real::dup3(fd, to, flags) }
+        };
     }
-    let r = if two { unsafe { real::dup2(fd, to) } } else { unsafe { real::dup3(fd, to, flags) } };
+    let r = if two {
+        unsafe { real::dup2(fd, to) }
+    } else {
+        unsafe { real::dup3(fd, to, flags) }
+    };
     if r < 0 {
         return r;
     }
@@ -425,7 +510,13 @@ pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
 }
 
 unsafe fn fcntl_impl(fd: c_int, cmd: c_int, arg: c_ulong, is64: bool) -> c_int {
-    let kernel = |fd, cmd, arg| if is64 { unsafe { real::fcntl64(fd, cmd, arg) } } else { unsafe { real::fcntl(fd, cmd, arg) } };
+    let kernel = |fd, cmd, arg| {
+        if is64 {
+            unsafe { real::fcntl64(fd, cmd, arg) }
+        } else {
+            unsafe { real::fcntl(fd, cmd, arg) }
+        }
+    };
     match target(fd) {
         Target::Kernel => kernel(fd, cmd, arg),
         Target::Stale => stale(fd),
@@ -494,7 +585,11 @@ unsafe fn copy_to_sluice(to: c_int, cf: c_int, from: c_int, off: *mut off_t, n: 
             }
             // Read from a pipe: the bytes must not be lost; wait for room.
             if errno() == libc::EAGAIN {
-                let mut p = libc::pollfd { fd: to, events: libc::POLLOUT, revents: 0 };
+                let mut p = libc::pollfd {
+                    fd: to,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
                 unsafe { crate::wait::poll(&mut p, 1, -1) };
                 continue;
             }
@@ -561,7 +656,11 @@ pub unsafe extern "C" fn splice(
                 return -1;
             }
             let mut buf = vec![0u8; n.min(1 << 16)];
-            let got = after(fin, unsafe { c::sluice_read(cf, buf.as_mut_ptr().cast(), buf.len()) }, IN);
+            let got = after(
+                fin,
+                unsafe { c::sluice_read(cf, buf.as_mut_ptr().cast(), buf.len()) },
+                IN,
+            );
             if got <= 0 {
                 return got;
             }
@@ -595,7 +694,13 @@ pub unsafe extern "C" fn __read_chk(fd: c_int, buf: *mut c_void, n: size_t, bufl
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn __recv_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t, flags: c_int) -> ssize_t {
+pub unsafe extern "C" fn __recv_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    buflen: size_t,
+    flags: c_int,
+) -> ssize_t {
     if n > buflen {
         chk_fail();
     }

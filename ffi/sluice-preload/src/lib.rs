@@ -56,7 +56,10 @@ fn trace(call: &str, fd: c_int, r: i64) {
             .and_then(|r| r.split('(').next())
             .unwrap_or(call);
         if r < 0 {
-            eprintln!("sluice-run: {name}({fd}) = -1 ({})", std::io::Error::from_raw_os_error(errno()));
+            eprintln!(
+                "sluice-run: {name}({fd}) = -1 ({})",
+                std::io::Error::from_raw_os_error(errno())
+            );
         } else {
             eprintln!("sluice-run: {name}({fd}) = {r}");
         }
@@ -114,7 +117,9 @@ extern "C" fn forked_child() {
 
 /// Removes this library from `LD_PRELOAD` (the programs this one runs use the kernel).
 fn unpreload() {
-    let Ok(v) = std::env::var("LD_PRELOAD") else { return };
+    let Ok(v) = std::env::var("LD_PRELOAD") else {
+        return;
+    };
     let rest: Vec<&str> = v
         .split([':', ' '])
         .filter(|p| !p.is_empty() && !p.contains("libsluice_preload"))
@@ -149,7 +154,10 @@ extern "C" fn init() {
         // SAFETY: getpid has no preconditions.
         .is_some_and(|p| p == unsafe { libc::getpid() });
     if ours {
-        KERNEL_INET6.store(std::env::var_os("SLUICE_RUN_KERNEL_INET6").is_some(), Ordering::Relaxed);
+        KERNEL_INET6.store(
+            std::env::var_os("SLUICE_RUN_KERNEL_INET6").is_some(),
+            Ordering::Relaxed,
+        );
         TRACE.store(std::env::var_os("SLUICE_RUN_TRACE").is_some(), Ordering::Relaxed);
         PENDING.store(true, Ordering::Release);
     }
@@ -172,7 +180,12 @@ fn start() -> bool {
     IN_START.with(|c| c.set(true));
     let flags = std::env::var("SLUICE_RUN_FLAGS").unwrap_or_default();
     let quiet = std::env::var_os("SLUICE_RUN_QUIET").is_some();
-    for v in ["SLUICE_RUN_PID", "SLUICE_RUN_FLAGS", "SLUICE_RUN_QUIET", "SLUICE_RUN_KERNEL_INET6"] {
+    for v in [
+        "SLUICE_RUN_PID",
+        "SLUICE_RUN_FLAGS",
+        "SLUICE_RUN_QUIET",
+        "SLUICE_RUN_KERNEL_INET6",
+    ] {
         std::env::remove_var(v);
     }
     unpreload();

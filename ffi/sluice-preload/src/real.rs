@@ -4,7 +4,10 @@
 use core::ffi::{c_int, c_ulong, c_void};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use libc::{epoll_event, fd_set, iovec, msghdr, nfds_t, off_t, pollfd, sigset_t, size_t, sockaddr, socklen_t, ssize_t, timespec, timeval};
+use libc::{
+    epoll_event, fd_set, iovec, msghdr, nfds_t, off_t, pollfd, sigset_t, size_t, sockaddr, socklen_t,
+    ssize_t, timespec, timeval,
+};
 
 /// Looks `name` (NUL-terminated) up once; aborts with a message if the C library lacks it,
 /// as nothing sensible can go on without it.

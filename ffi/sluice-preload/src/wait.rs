@@ -148,7 +148,9 @@ fn deadline_ts(t: *const timespec) -> Result<Option<Instant>, c_int> {
     if t.tv_sec < 0 || !(0..1_000_000_000).contains(&t.tv_nsec) {
         return Err(libc::EINVAL);
     }
-    Ok(Some(Instant::now() + Duration::new(t.tv_sec as u64, t.tv_nsec as u32)))
+    Ok(Some(
+        Instant::now() + Duration::new(t.tv_sec as u64, t.tv_nsec as u32),
+    ))
 }
 
 fn fail(e: sluice_capi::Errno) -> c_int {
@@ -159,9 +161,18 @@ fn fail(e: sluice_capi::Errno) -> c_int {
 // ---- poll ----
 
 /// `poll` with a deadline and an optional mask for the sleep.
-unsafe fn poll_until(fds_ptr: *mut pollfd, n: nfds_t, deadline: Option<Instant>, mask: *const sigset_t) -> c_int {
+unsafe fn poll_until(
+    fds_ptr: *mut pollfd,
+    n: nfds_t,
+    deadline: Option<Instant>,
+    mask: *const sigset_t,
+) -> c_int {
     // SAFETY: the caller's array of `n` entries.
-    let all: &mut [pollfd] = if n == 0 { &mut [] } else { unsafe { core::slice::from_raw_parts_mut(fds_ptr, n as usize) } };
+    let all: &mut [pollfd] = if n == 0 {
+        &mut []
+    } else {
+        unsafe { core::slice::from_raw_parts_mut(fds_ptr, n as usize) }
+    };
     let mut kernel: Vec<pollfd> = Vec::new();
     let mut kidx: Vec<usize> = Vec::new();
     let mut sl: Vec<(usize, c_int)> = Vec::new();
@@ -230,7 +241,12 @@ pub unsafe extern "C" fn poll(fds_ptr: *mut pollfd, n: nfds_t, timeout: c_int) -
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn ppoll(fds_ptr: *mut pollfd, n: nfds_t, t: *const timespec, mask: *const sigset_t) -> c_int {
+pub unsafe extern "C" fn ppoll(
+    fds_ptr: *mut pollfd,
+    n: nfds_t,
+    t: *const timespec,
+    mask: *const sigset_t,
+) -> c_int {
     if !any_sluice(fds_ptr, n) {
         return unsafe { real::ppoll(fds_ptr, n, t, mask) };
     }
@@ -290,7 +306,11 @@ unsafe fn select_until(
             ev |= libc::POLLPRI;
         }
         if ev != 0 {
-            entries.push(pollfd { fd, events: ev, revents: 0 });
+            entries.push(pollfd {
+                fd,
+                events: ev,
+                revents: 0,
+            });
         }
     }
     let got = unsafe { poll_until(entries.as_mut_ptr(), entries.len() as nfds_t, deadline, mask) };
@@ -315,9 +335,21 @@ unsafe fn select_until(
                 *count += 1;
             }
         };
-        set(r, p.events & libc::POLLIN != 0 && rv & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0, &mut count);
-        set(w, p.events & libc::POLLOUT != 0 && rv & (libc::POLLOUT | libc::POLLERR) != 0, &mut count);
-        set(e, p.events & libc::POLLPRI != 0 && rv & libc::POLLPRI != 0, &mut count);
+        set(
+            r,
+            p.events & libc::POLLIN != 0 && rv & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0,
+            &mut count,
+        );
+        set(
+            w,
+            p.events & libc::POLLOUT != 0 && rv & (libc::POLLOUT | libc::POLLERR) != 0,
+            &mut count,
+        );
+        set(
+            e,
+            p.events & libc::POLLPRI != 0 && rv & libc::POLLPRI != 0,
+            &mut count,
+        );
     }
     count
 }
@@ -335,7 +367,13 @@ fn sets_have_sluice(n: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set) ->
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn select(n: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, t: *mut timeval) -> c_int {
+pub unsafe extern "C" fn select(
+    n: c_int,
+    r: *mut fd_set,
+    w: *mut fd_set,
+    e: *mut fd_set,
+    t: *mut timeval,
+) -> c_int {
     if !sets_have_sluice(n, r, w, e) {
         return unsafe { real::select(n, r, w, e, t) };
     }
@@ -347,7 +385,9 @@ pub unsafe extern "C" fn select(n: c_int, r: *mut fd_set, w: *mut fd_set, e: *mu
             set_errno(libc::EINVAL);
             return -1;
         }
-        Some(Instant::now() + Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64))
+        Some(
+            Instant::now() + Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64),
+        )
     };
     let got = unsafe { select_until(n, r, w, e, deadline, core::ptr::null()) };
     // Linux writes back the time left.
@@ -449,7 +489,14 @@ pub unsafe extern "C" fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut epo
                         if op == libc::EPOLL_CTL_MOD && !exists {
                             return Err(libc::ENOENT);
                         }
-                        s.sluice.insert(fd, Reg { events, data, disabled: false });
+                        s.sluice.insert(
+                            fd,
+                            Reg {
+                                events,
+                                data,
+                                disabled: false,
+                            },
+                        );
                         s.look.insert(fd);
                         Ok(())
                     }
@@ -492,7 +539,9 @@ fn sluice_events(st: &mut sluice_capi::Stack, ep: c_int, out: &mut [epoll_event]
         let mut again = Vec::new();
         while n < out.len() {
             let Some(fd) = s.look.pop_first() else { break };
-            let Some(reg) = s.sluice.get_mut(&fd) else { continue };
+            let Some(reg) = s.sluice.get_mut(&fd) else {
+                continue;
+            };
             if reg.disabled {
                 continue;
             }
@@ -515,7 +564,10 @@ fn sluice_events(st: &mut sluice_capi::Stack, ep: c_int, out: &mut [epoll_event]
             if m == 0 {
                 continue;
             }
-            out[n] = epoll_event { events: m, u64: reg.data };
+            out[n] = epoll_event {
+                events: m,
+                u64: reg.data,
+            };
             n += 1;
             if reg.events & ONESHOT != 0 {
                 reg.disabled = true;
@@ -539,8 +591,7 @@ pub unsafe extern "C" fn epoll_pwait(
 ) -> c_int {
     let ours = ACTIVE.load(Ordering::Relaxed)
         && NSETS.load(Ordering::Relaxed) > 0
-        && sets(|m| m.get(&ep).map(|s| (!s.sluice.is_empty(), s.kernel)))
-            .is_some_and(|(has, _)| has);
+        && sets(|m| m.get(&ep).map(|s| (!s.sluice.is_empty(), s.kernel))).is_some_and(|(has, _)| has);
     if !ours {
         return unsafe { real::epoll_pwait(ep, ev, max, timeout, mask) };
     }
@@ -556,7 +607,11 @@ pub unsafe extern "C" fn epoll_pwait(
     // SAFETY: the caller's array of `max` events.
     let out = unsafe { core::slice::from_raw_parts_mut(ev, max as usize) };
     let mut kfds: Vec<pollfd> = if kernel > 0 {
-        vec![pollfd { fd: ep, events: libc::POLLIN, revents: 0 }]
+        vec![pollfd {
+            fd: ep,
+            events: libc::POLLIN,
+            revents: 0,
+        }]
     } else {
         Vec::new()
     };

@@ -81,7 +81,10 @@ impl TapRun {
         let mut prog = Proc::spawn(cmd);
         if !ns.wait_link("sl0", Duration::from_secs(30)) || prog.exited() {
             let out = prog.wait(Duration::from_secs(2));
-            panic!("{args:?} under sluice-run did not bring its tap up:\n{}\n{}", out.stdout, out.stderr);
+            panic!(
+                "{args:?} under sluice-run did not bring its tap up:\n{}\n{}",
+                out.stdout, out.stderr
+            );
         }
         ns.ip(&["addr", "add", &format!("{KERNEL_IP}/24"), "dev", "sl0"]);
         ns.ip(&["link", "set", "sl0", "up"]);
@@ -99,7 +102,12 @@ impl TapRun {
         while t0.elapsed() < Duration::from_secs(20) {
             let probe = self.ns.run(
                 "python3",
-                &["-c", &format!("import socket; socket.create_connection(('{SLUICE_IP}', {port}), timeout=1).close()")],
+                &[
+                    "-c",
+                    &format!(
+                        "import socket; socket.create_connection(('{SLUICE_IP}', {port}), timeout=1).close()"
+                    ),
+                ],
                 Duration::from_secs(3),
             );
             if probe.success() {
@@ -119,7 +127,10 @@ impl TapRun {
 }
 
 fn report(what: &str, o: &Output) -> String {
-    format!("--- {what} (status {:?}, timed out {}):\n{}\n{}", o.status, o.timed_out, o.stdout, o.stderr)
+    format!(
+        "--- {what} (status {:?}, timed out {}):\n{}\n{}",
+        o.status, o.timed_out, o.stdout, o.stderr
+    )
 }
 
 #[test]
@@ -150,11 +161,21 @@ fn semantics_seen_from_python() {
     let mut t = ns_prog;
     let out = t.prog.take().unwrap().wait(Duration::from_secs(180));
     let peer_out = peer.wait(Duration::from_millis(100));
-    let r = format!("{}\n{}", report("semantics.py under sluice-run", &out), report("peer.py", &peer_out));
+    let r = format!(
+        "{}\n{}",
+        report("semantics.py under sluice-run", &out),
+        report("peer.py", &peer_out)
+    );
     assert!(out.success(), "{r}");
     assert!(out.stdout.contains("ALL OK"), "{r}");
     // Every check ran.
-    for name in ["mixed_epoll", "edge_and_level_triggered", "signals_interrupt_waits", "listen_accept_and_fork", "sendfile_and_splice"] {
+    for name in [
+        "mixed_epoll",
+        "edge_and_level_triggered",
+        "signals_interrupt_waits",
+        "listen_accept_and_fork",
+        "sendfile_and_splice",
+    ] {
         assert!(out.stdout.contains(&format!("ok {name}")), "{name}: {r}");
     }
 }
@@ -166,19 +187,39 @@ fn python_http_server_serves_curl() {
     std::fs::create_dir_all(&dir).unwrap();
     let blob = sluice_testkit::xorshift_bytes(3 << 20);
     std::fs::write(dir.join("blob"), &blob).unwrap();
-    let mut t = TapRun::start("run-pyhttp", &[], &["python3", "-m", "http.server", "--bind", "0.0.0.0", "8080"], Some(&dir));
+    let mut t = TapRun::start(
+        "run-pyhttp",
+        &[],
+        &["python3", "-m", "http.server", "--bind", "0.0.0.0", "8080"],
+        Some(&dir),
+    );
     t.wait_port(8080);
     let got = dir.join("got");
     let c = t.kernel(
         "curl",
-        &["-sS", "-o", got.to_str().unwrap(), "-w", "%{http_code}", &format!("http://{SLUICE_IP}:8080/blob")],
+        &[
+            "-sS",
+            "-o",
+            got.to_str().unwrap(),
+            "-w",
+            "%{http_code}",
+            &format!("http://{SLUICE_IP}:8080/blob"),
+        ],
         Duration::from_secs(30),
     );
     let srv = t.stop(Duration::from_secs(5));
     let r = format!("{}\n{}", report("curl", &c), report("http.server", &srv));
     assert!(c.success() && c.stdout == "200", "{r}");
-    assert_eq!(sha256_hex(&std::fs::read(&got).unwrap()), sha256_hex(&blob), "{r}");
-    assert!(srv.stderr.contains("AF_INET sockets of this process are Sluice's"), "{r}");
+    assert_eq!(
+        sha256_hex(&std::fs::read(&got).unwrap()),
+        sha256_hex(&blob),
+        "{r}"
+    );
+    assert!(
+        srv.stderr
+            .contains("AF_INET sockets of this process are Sluice's"),
+        "{r}"
+    );
     assert!(srv.stderr.contains("\"GET /blob HTTP/1.1\" 200"), "{r}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -212,27 +253,53 @@ fn curl_under_sluice_run_fetches_from_the_kernel() {
         None,
     );
     let mut srv_cmd = t.ns.cmd("python3");
-    srv_cmd.args(["-m", "http.server", "8081", "--bind", KERNEL_IP, "--directory", dir.to_str().unwrap()]);
+    srv_cmd.args([
+        "-m",
+        "http.server",
+        "8081",
+        "--bind",
+        KERNEL_IP,
+        "--directory",
+        dir.to_str().unwrap(),
+    ]);
     let srv = Proc::spawn(srv_cmd);
     let c = t.prog.take().unwrap().wait(Duration::from_secs(60));
     let s = srv.wait(Duration::from_millis(100));
-    let r = format!("{}\n{}", report("curl under sluice-run", &c), report("kernel http.server", &s));
+    let r = format!(
+        "{}\n{}",
+        report("curl under sluice-run", &c),
+        report("kernel http.server", &s)
+    );
     assert!(c.success(), "{r}");
     assert_eq!(c.stdout, format!("200 {KERNEL_IP} {SLUICE_IP}"), "{r}");
-    assert_eq!(sha256_hex(&std::fs::read(&got).unwrap()), sha256_hex(&blob), "{r}");
+    assert_eq!(
+        sha256_hex(&std::fs::read(&got).unwrap()),
+        sha256_hex(&blob),
+        "{r}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Checks what iperf3's client printed (`-J`): it succeeded, and its receiver got at
 /// least `min_bytes` at more than `min_bps`.
 fn assert_iperf(client: &Output, server: &Output, what: &str, min_bytes: u64, min_bps: f64) {
-    let r = format!("{}\n{}", report(&format!("iperf3 -c {what}"), client), report(&format!("iperf3 -s {what}"), server));
+    let r = format!(
+        "{}\n{}",
+        report(&format!("iperf3 -c {what}"), client),
+        report(&format!("iperf3 -s {what}"), server)
+    );
     assert!(client.success(), "{r}");
     let v: serde_json::Value =
         serde_json::from_str(&client.stdout).unwrap_or_else(|e| panic!("iperf3 JSON: {e}\n{r}"));
     let got = &v["end"]["sum_received"];
-    let (bytes, bps) = (got["bytes"].as_u64().unwrap_or(0), got["bits_per_second"].as_f64().unwrap_or(0.0));
-    assert!(bytes >= min_bytes && bps > min_bps, "received {bytes} bytes at {bps} bit/s: {r}");
+    let (bytes, bps) = (
+        got["bytes"].as_u64().unwrap_or(0),
+        got["bits_per_second"].as_f64().unwrap_or(0.0),
+    );
+    assert!(
+        bytes >= min_bytes && bps > min_bps,
+        "received {bytes} bytes at {bps} bit/s: {r}"
+    );
 }
 
 #[test]
@@ -242,7 +309,11 @@ fn iperf3_server_and_client_under_sluice_run() {
     // a failed one, after which it serves the next.)
     let mut t = TapRun::start("run-iperf-s", &["--quiet"], &["iperf3", "-s", "-4"], None);
     t.wait_port(5201);
-    let c = t.kernel("iperf3", &["-4", "-c", SLUICE_IP, "-t", "2", "-J"], Duration::from_secs(30));
+    let c = t.kernel(
+        "iperf3",
+        &["-4", "-c", SLUICE_IP, "-t", "2", "-J"],
+        Duration::from_secs(30),
+    );
     let s = t.stop(Duration::from_secs(5));
     assert_iperf(&c, &s, "(kernel) to iperf3 -s (under sluice-run)", 10 << 20, 1e8);
     assert!(s.stdout.contains("receiver"), "{}", s.stdout);
@@ -262,7 +333,12 @@ fn iperf3_server_and_client_under_sluice_run() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let mut t = TapRun::start_in(ns, &["--quiet"], &["iperf3", "-4", "-c", KERNEL_IP, "-t", "2", "-J"], None);
+    let mut t = TapRun::start_in(
+        ns,
+        &["--quiet"],
+        &["iperf3", "-4", "-c", KERNEL_IP, "-t", "2", "-J"],
+        None,
+    );
     let c = t.prog.take().unwrap().wait(Duration::from_secs(40));
     let s = srv.wait(Duration::from_secs(5));
     assert_iperf(&c, &s, "(under sluice-run) to iperf3 -s (kernel)", 10 << 20, 1e8);
@@ -275,26 +351,58 @@ fn redis_with_redis_cli_and_redis_benchmark() {
     let mut t = TapRun::start(
         "run-redis",
         &["--quiet"],
-        &["redis-server", "--port", "6379", "--save", "", "--appendonly", "no", "--protected-mode", "no", "--bind", "0.0.0.0"],
+        &[
+            "redis-server",
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+            "--bind",
+            "0.0.0.0",
+        ],
         Some(&std::env::temp_dir()),
     );
     t.wait_port(6379);
     let value = sha256_hex(b"sluice");
-    let set = t.kernel("redis-cli", &["-h", SLUICE_IP, "set", "k", &value], Duration::from_secs(10));
-    let get = t.kernel("redis-cli", &["-h", SLUICE_IP, "get", "k"], Duration::from_secs(10));
-    let setbig = t.kernel(
-        "sh",
-        &["-c", &format!("head -c 200000 /dev/zero | tr '\\0' x | redis-cli -x -h {SLUICE_IP} set big")],
+    let set = t.kernel(
+        "redis-cli",
+        &["-h", SLUICE_IP, "set", "k", &value],
         Duration::from_secs(10),
     );
-    let strlen = t.kernel("redis-cli", &["-h", SLUICE_IP, "strlen", "big"], Duration::from_secs(10));
+    let get = t.kernel(
+        "redis-cli",
+        &["-h", SLUICE_IP, "get", "k"],
+        Duration::from_secs(10),
+    );
+    let setbig = t.kernel(
+        "sh",
+        &[
+            "-c",
+            &format!("head -c 200000 /dev/zero | tr '\\0' x | redis-cli -x -h {SLUICE_IP} set big"),
+        ],
+        Duration::from_secs(10),
+    );
+    let strlen = t.kernel(
+        "redis-cli",
+        &["-h", SLUICE_IP, "strlen", "big"],
+        Duration::from_secs(10),
+    );
     let bench = t.kernel(
         "redis-benchmark",
         &["-h", SLUICE_IP, "-c", "20", "-n", "20000", "-t", "set,get", "-q"],
         Duration::from_secs(60),
     );
     let srv = t.stop(Duration::from_secs(5));
-    let r = format!("{}\n{}\n{}", report("redis-cli get", &get), report("redis-benchmark", &bench), report("redis-server", &srv));
+    let r = format!(
+        "{}\n{}\n{}",
+        report("redis-cli get", &get),
+        report("redis-benchmark", &bench),
+        report("redis-server", &srv)
+    );
     assert_eq!(set.stdout.trim(), "OK", "{r}");
     assert_eq!(get.stdout.trim(), value, "{r}");
     assert_eq!(setbig.stdout.trim(), "OK", "{r}");
@@ -303,7 +411,8 @@ fn redis_with_redis_cli_and_redis_benchmark() {
     let out = bench.stdout.replace('\r', "\n");
     for t in ["SET:", "GET:"] {
         assert!(
-            out.lines().any(|l| l.starts_with(t) && l.contains("requests per second")),
+            out.lines()
+                .any(|l| l.starts_with(t) && l.contains("requests per second")),
             "{t}: {r}"
         );
     }
@@ -338,7 +447,14 @@ fn nginx_serves_a_file_checked_by_sha256_and_wrk() {
     let got = dir.join("got");
     let c = t.kernel(
         "curl",
-        &["-sS", "-o", got.to_str().unwrap(), "-w", "%{http_code}", &format!("http://{SLUICE_IP}:8080/blob")],
+        &[
+            "-sS",
+            "-o",
+            got.to_str().unwrap(),
+            "-w",
+            "%{http_code}",
+            &format!("http://{SLUICE_IP}:8080/blob"),
+        ],
         Duration::from_secs(30),
     );
     let w = t.kernel(
@@ -347,9 +463,18 @@ fn nginx_serves_a_file_checked_by_sha256_and_wrk() {
         Duration::from_secs(30),
     );
     let srv = t.stop(Duration::from_secs(5));
-    let r = format!("{}\n{}\n{}", report("curl", &c), report("wrk", &w), report("nginx", &srv));
+    let r = format!(
+        "{}\n{}\n{}",
+        report("curl", &c),
+        report("wrk", &w),
+        report("nginx", &srv)
+    );
     assert!(c.success() && c.stdout == "200", "{r}");
-    assert_eq!(sha256_hex(&std::fs::read(&got).unwrap()), sha256_hex(&blob), "{r}");
+    assert_eq!(
+        sha256_hex(&std::fs::read(&got).unwrap()),
+        sha256_hex(&blob),
+        "{r}"
+    );
     assert!(w.success(), "{r}");
     let rps: f64 = w
         .stdout
@@ -358,7 +483,10 @@ fn nginx_serves_a_file_checked_by_sha256_and_wrk() {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0.0);
     assert!(rps > 100.0, "Requests/sec {rps}: {r}");
-    assert!(!w.stdout.contains("Socket errors") && !w.stdout.contains("Non-2xx"), "{r}");
+    assert!(
+        !w.stdout.contains("Socket errors") && !w.stdout.contains("Non-2xx"),
+        "{r}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -387,7 +515,11 @@ fn sockperf_ping_pong_tcp_and_udp() {
         let c = t.kernel("sockperf", &cargs, Duration::from_secs(30));
         let s = t.stop(Duration::from_secs(5));
         let out = format!("{}{}", c.stdout, c.stderr);
-        let r = format!("{}\n{}", report("sockperf ping-pong", &c), report("sockperf server under sluice-run", &s));
+        let r = format!(
+            "{}\n{}",
+            report("sockperf ping-pong", &c),
+            report("sockperf server under sluice-run", &s)
+        );
         assert!(c.success(), "{r}");
         let lat = sockperf_latency(&out).unwrap_or_else(|| panic!("no latency: {r}"));
         assert!(lat > 0.0, "{r}");
@@ -408,7 +540,11 @@ fn two_sluice_runs_over_virtio() {
         c.arg("--").args(args);
         Proc::spawn(c)
     };
-    let srv = run(format!("vhost:{}", sock.display()), "198.18.0.1/24", &["iperf3", "-s", "-1", "-4"]);
+    let srv = run(
+        format!("vhost:{}", sock.display()),
+        "198.18.0.1/24",
+        &["iperf3", "-s", "-1", "-4"],
+    );
     let t0 = Instant::now();
     while !sock.exists() && t0.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(100));
@@ -426,16 +562,25 @@ fn two_sluice_runs_over_virtio() {
 
 #[test]
 fn mistakes_are_explained() {
-    let bad = Command::new(sluice_run()).args(["--ip", "nonsense", "--", "true"]).output().unwrap();
+    let bad = Command::new(sluice_run())
+        .args(["--ip", "nonsense", "--", "true"])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success() && err.contains("--ip"), "{err}");
-    let missing = Command::new(sluice_run()).args(["--", "no-such-program-xyz"]).output().unwrap();
+    let missing = Command::new(sluice_run())
+        .args(["--", "no-such-program-xyz"])
+        .output()
+        .unwrap();
     assert_eq!(missing.status.code(), Some(127));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("command not found"));
     let none = Command::new(sluice_run()).output().unwrap();
     assert!(!none.status.success());
     // A program that makes no AF_INET socket never starts DPDK (a wrapper, a helper).
-    let quiet = Command::new(sluice_run()).args(["--port", "tap:sluice-unused", "--", "sh", "-c", "echo fine"]).output().unwrap();
+    let quiet = Command::new(sluice_run())
+        .args(["--port", "tap:sluice-unused", "--", "sh", "-c", "echo fine"])
+        .output()
+        .unwrap();
     assert!(quiet.status.success());
     assert_eq!(String::from_utf8_lossy(&quiet.stdout), "fine\n");
 }

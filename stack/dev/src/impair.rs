@@ -394,8 +394,12 @@ fn fragment<B: PacketBuf>(
     while at < payload.len() {
         let n = chunk.min(payload.len() - at);
         let last = at + n == payload.len();
-        let Some(mut b) = alloc() else { return Fragmented::NoBuffer };
-        let Some(dst) = b.append(ETH + hl + n) else { return Fragmented::NoBuffer };
+        let Some(mut b) = alloc() else {
+            return Fragmented::NoBuffer;
+        };
+        let Some(dst) = b.append(ETH + hl + n) else {
+            return Fragmented::NoBuffer;
+        };
         dst[..ETH + hl].copy_from_slice(&d[..ETH + hl]);
         dst[ETH + hl..].copy_from_slice(&payload[at..at + n]);
         let ip = &mut dst[ETH..];
@@ -522,7 +526,10 @@ mod tests {
         }
         assert_eq!(joined, payload);
         // Small enough, or not IPv4: as it is.
-        assert!(matches!(fragment(&f, 1500, 1, &mut || pool.alloc()), Fragmented::No));
+        assert!(matches!(
+            fragment(&f, 1500, 1, &mut || pool.alloc()),
+            Fragmented::No
+        ));
     }
 
     #[test]
@@ -603,11 +610,9 @@ impl std::str::FromStr for Impairments {
                     )
                 }
                 "fragment" => {
-                    imp.fragment = v
-                        .parse()
-                        .ok()
-                        .filter(|n| *n >= 28)
-                        .ok_or_else(|| format!("fragment={v}: expected the largest IP packet, in bytes (28 or more)"))?
+                    imp.fragment = v.parse().ok().filter(|n| *n >= 28).ok_or_else(|| {
+                        format!("fragment={v}: expected the largest IP packet, in bytes (28 or more)")
+                    })?
                 }
                 "queue" => {
                     imp.queue_limit = v

@@ -16,8 +16,8 @@ use core::hash::BuildHasher;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use sluice_wire::Ipv4Address;
 
-use crate::toeplitz::Toeplitz;
 use crate::endpoint::Endpoint;
+use crate::toeplitz::Toeplitz;
 
 /// A TCP connection's identity on an interface (whose address is the local one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -507,11 +507,13 @@ impl Interface {
         let p = Ipv4Packet::new_unchecked(data);
         let (src, dst) = (p.src_addr(), p.dst_addr());
         if dst != self.address() {
-            return self.drop(if dst.is_broadcast() || Some(dst) == self.cfg.address.broadcast() {
-                DropReason::Fragment
-            } else {
-                DropReason::NotForUs
-            });
+            return self.drop(
+                if dst.is_broadcast() || Some(dst) == self.cfg.address.broadcast() {
+                    DropReason::Fragment
+                } else {
+                    DropReason::NotForUs
+                },
+            );
         }
         if self.martian(src) {
             return self.drop(DropReason::MartianSource);

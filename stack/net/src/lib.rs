@@ -52,6 +52,7 @@ pub use toeplitz::{Toeplitz, SYMMETRIC_KEY};
 pub use wheel::TimerWheel;
 
 pub use config::{checksum_caps_for, ArpConfig, IcmpConfig, InterfaceConfig, IsnKey, IsnKeyError};
+pub use endpoint::Endpoint;
 pub use flow::{FlowKey, FlowStats, FlowTable};
 pub use icmp::IcmpError;
 pub use iface::{CaptureSink, Interface};
@@ -60,7 +61,6 @@ pub use stats::{ArpStats, DropReason, Drops, IcmpStats, Stats, TcpStats, UdpStat
 pub use tcp::{
     ListenerHandle, TcpConnInfo, TcpConnectError, TcpHandle, TcpListenError, TcpRecvError, TcpSendError,
 };
-pub use endpoint::Endpoint;
 pub use udp::{BindError, UdpConnectError, UdpHandle, UdpRecvError, UdpSendError};
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 use core::time::Duration;
 
 use hashbrown::HashMap;
-use sluice_wire::{IpProtocol, Ipv4Address, Instant};
+use sluice_wire::{Instant, IpProtocol, Ipv4Address};
 
 /// Datagrams being reassembled at once, per interface.
 pub const MAX_DATAGRAMS: usize = 64;
@@ -126,7 +126,9 @@ impl Reassembly {
     pub fn add(&mut self, now: Instant, key: FragKey, f: Fragment<'_>) -> Outcome {
         self.expire(now);
         let (start, end) = (f.offset, f.offset + f.payload.len());
-        if end + f.header.len() > MAX_DATAGRAM || (f.more && (f.payload.is_empty() || f.payload.len() % 8 != 0)) {
+        if end + f.header.len() > MAX_DATAGRAM
+            || (f.more && (f.payload.is_empty() || f.payload.len() % 8 != 0))
+        {
             return Outcome::Invalid;
         }
         if !self.table.contains_key(&key) {
@@ -145,7 +147,9 @@ impl Reassembly {
                 },
             );
         }
-        let Some(d) = self.table.get_mut(&key) else { return Outcome::Full };
+        let Some(d) = self.table.get_mut(&key) else {
+            return Outcome::Full;
+        };
         // The end of the datagram: the last fragment says where; nothing may pass it.
         let total = if f.more { d.total } else { Some(end) };
         if total.is_some_and(|t| end > t || d.have.last().is_some_and(|&(_, e)| e > t))
@@ -231,7 +235,9 @@ mod tests {
         }
     }
 
-    const HDR: [u8; 20] = [0x45, 0, 0, 0, 0, 1, 0x20, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2];
+    const HDR: [u8; 20] = [
+        0x45, 0, 0, 0, 0, 1, 0x20, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
+    ];
 
     fn frag(data: &[u8], offset: usize, len: usize, more: bool) -> Fragment<'_> {
         Fragment {
@@ -278,14 +284,21 @@ mod tests {
         let t = Instant::ZERO;
         let mut r = Reassembly::default();
         assert_eq!(r.add(t, key(1), frag(&d, 0, 48, true)), Outcome::Held);
-        assert_eq!(r.add(t, key(1), frag(&d, 0, 48, true)), Outcome::Held, "exact repeat");
+        assert_eq!(
+            r.add(t, key(1), frag(&d, 0, 48, true)),
+            Outcome::Held,
+            "exact repeat"
+        );
         assert_eq!(r.add(t, key(1), frag(&d, 40, 48, true)), Outcome::Overlap);
         assert_eq!((r.len(), r.bytes()), (0, 0));
         // Another datagram is not disturbed by one that overlaps.
         assert_eq!(r.add(t, key(2), frag(&d, 0, 48, true)), Outcome::Held);
         assert_eq!(r.add(t, key(3), frag(&d, 0, 48, true)), Outcome::Held);
         assert_eq!(r.add(t, key(3), frag(&d, 8, 8, true)), Outcome::Overlap);
-        assert!(matches!(r.add(t, key(2), frag(&d, 48, 52, false)), Outcome::Complete(_)));
+        assert!(matches!(
+            r.add(t, key(2), frag(&d, 48, 52, false)),
+            Outcome::Complete(_)
+        ));
     }
 
     #[test]
@@ -293,13 +306,30 @@ mod tests {
         let d = data(200);
         let t = Instant::ZERO;
         let mut r = Reassembly::default();
-        assert_eq!(r.add(t, key(1), frag(&d, 0, 12, true)), Outcome::Invalid, "not a multiple of 8");
+        assert_eq!(
+            r.add(t, key(1), frag(&d, 0, 12, true)),
+            Outcome::Invalid,
+            "not a multiple of 8"
+        );
         let big = vec![0u8; 65535];
-        let f = Fragment { offset: 65528, more: false, payload: &big[..100], header: &HDR };
+        let f = Fragment {
+            offset: 65528,
+            more: false,
+            payload: &big[..100],
+            header: &HDR,
+        };
         assert_eq!(r.add(t, key(1), f), Outcome::Invalid, "past 65535 bytes");
         assert_eq!(r.add(t, key(2), frag(&d, 0, 64, true)), Outcome::Held);
-        assert_eq!(r.add(t, key(2), frag(&d, 96, 16, false)), Outcome::Held, "the last, with a hole before it");
-        assert_eq!(r.add(t, key(2), frag(&d, 112, 16, true)), Outcome::Invalid, "past the end");
+        assert_eq!(
+            r.add(t, key(2), frag(&d, 96, 16, false)),
+            Outcome::Held,
+            "the last, with a hole before it"
+        );
+        assert_eq!(
+            r.add(t, key(2), frag(&d, 112, 16, true)),
+            Outcome::Invalid,
+            "past the end"
+        );
         assert_eq!(r.len(), 0);
     }
 
@@ -320,7 +350,10 @@ mod tests {
         for i in 0..MAX_DATAGRAMS as u16 {
             assert_eq!(r.add(Instant::ZERO, key(i), frag(&d, 0, 48, true)), Outcome::Held);
         }
-        assert_eq!(r.add(Instant::ZERO, key(999), frag(&d, 0, 48, true)), Outcome::Full);
+        assert_eq!(
+            r.add(Instant::ZERO, key(999), frag(&d, 0, 48, true)),
+            Outcome::Full
+        );
     }
 
     proptest! {

@@ -23,13 +23,13 @@ use sluice_wire::{
 };
 
 use crate::config::IsnKey;
+use crate::endpoint::Endpoint;
 use crate::flow::{FlowKey, FlowTable};
 use crate::icmp::IcmpError;
 use crate::iface::{Interface, Io};
 use crate::ready::ReadySocket;
 use crate::slab::{Key, Slab};
 use crate::stats::DropReason;
-use crate::endpoint::Endpoint;
 use crate::udp::pick_port;
 
 /// A secret derived from the ISN key (`sluice_tcp::keyed`), truncated to 32 bits.
@@ -39,7 +39,12 @@ pub(crate) fn keyed_hash(key: &IsnKey, data: &[u8]) -> u32 {
 
 /// The initial sequence number of a connection (RFC 6528, `sluice_tcp::keyed::isn`).
 pub(crate) fn isn(key: &IsnKey, local: Endpoint, remote: Endpoint, now: Instant) -> SeqNumber {
-    sluice_tcp::keyed::isn(&key.0, (&local.addr.0, local.port), (&remote.addr.0, remote.port), now)
+    sluice_tcp::keyed::isn(
+        &key.0,
+        (&local.addr.0, local.port),
+        (&remote.addr.0, remote.port),
+        now,
+    )
 }
 
 /// What `Interface::tcp_conn_infos` reports of one connection.

@@ -439,7 +439,11 @@ fn fragments_are_reassembled_and_bounded() {
     let reply_data = |out: &[Vec<u8>]| {
         assert_eq!(out.len(), 1, "one echo reply");
         let (_, icmp) = parse_ip(&out[0]);
-        let r = Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&icmp[..]).unwrap(), &ChecksumCaps::software()).unwrap();
+        let r = Icmpv4Repr::parse(
+            &Icmpv4Packet::new_checked(&icmp[..]).unwrap(),
+            &ChecksumCaps::software(),
+        )
+        .unwrap();
         match r {
             Icmpv4Repr::EchoReply { data, .. } => data.to_vec(),
             other => panic!("{other:?}"),

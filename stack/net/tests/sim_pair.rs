@@ -590,7 +590,11 @@ fn fragments_reassembled_under_loss_reordering_and_duplication() {
             time_limit: Duration::from_secs(600),
             nic_hash: None,
         });
-        assert!(o.reassembled.iter().all(|&n| n > 100), "datagrams reassembled: {:?}", o.reassembled);
+        assert!(
+            o.reassembled.iter().all(|&n| n > 100),
+            "datagrams reassembled: {:?}",
+            o.reassembled
+        );
         assert_eq!(o.reassembly_held, [(0, 0), (0, 0)], "nothing held at the end");
     }
 }

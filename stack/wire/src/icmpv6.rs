@@ -31,7 +31,10 @@ pub fn pseudo_header_v6(src: Ipv6Address, dst: Ipv6Address, next_header: u8, len
 
 /// The checksum field of an ICMPv6 (or TCP/UDP over IPv6) message `msg` whose own field is 0.
 fn compute(src: Ipv6Address, dst: Ipv6Address, msg: &[u8]) -> u16 {
-    !checksum::combine(&[pseudo_header_v6(src, dst, PROTOCOL, msg.len() as u32), checksum::sum(msg)])
+    !checksum::combine(&[
+        pseudo_header_v6(src, dst, PROTOCOL, msg.len() as u32),
+        checksum::sum(msg),
+    ])
 }
 
 /// Link-layer address options, prefix information and MTU of an ND message.
@@ -97,7 +100,9 @@ impl NdpOptions {
     }
 
     fn buffer_len(&self) -> usize {
-        8 * (usize::from(self.source_lla.is_some()) + usize::from(self.target_lla.is_some()) + usize::from(self.mtu.is_some()))
+        8 * (usize::from(self.source_lla.is_some())
+            + usize::from(self.target_lla.is_some())
+            + usize::from(self.mtu.is_some()))
             + 32 * usize::from(self.prefix.is_some())
     }
 
@@ -142,16 +147,39 @@ pub struct NaFlags {
 /// packet, as much as fits (RFC 4443 section 2.4 (c)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Icmpv6Repr<'a> {
-    EchoRequest { ident: u16, seq_no: u16, data: &'a [u8] },
-    EchoReply { ident: u16, seq_no: u16, data: &'a [u8] },
+    EchoRequest {
+        ident: u16,
+        seq_no: u16,
+        data: &'a [u8],
+    },
+    EchoReply {
+        ident: u16,
+        seq_no: u16,
+        data: &'a [u8],
+    },
     /// Code 0 no route, 1 prohibited, 3 address unreachable, 4 port unreachable...
-    DstUnreachable { code: u8, data: &'a [u8] },
-    PacketTooBig { mtu: u32, data: &'a [u8] },
+    DstUnreachable {
+        code: u8,
+        data: &'a [u8],
+    },
+    PacketTooBig {
+        mtu: u32,
+        data: &'a [u8],
+    },
     /// Code 0 hop limit exceeded, 1 reassembly time exceeded.
-    TimeExceeded { code: u8, data: &'a [u8] },
+    TimeExceeded {
+        code: u8,
+        data: &'a [u8],
+    },
     /// Code 0 erroneous header field, 1 unknown next header, 2 unknown option.
-    ParamProblem { code: u8, pointer: u32, data: &'a [u8] },
-    RouterSolicit { options: NdpOptions },
+    ParamProblem {
+        code: u8,
+        pointer: u32,
+        data: &'a [u8],
+    },
+    RouterSolicit {
+        options: NdpOptions,
+    },
     RouterAdvert {
         hop_limit: u8,
         managed: bool,
@@ -163,9 +191,20 @@ pub enum Icmpv6Repr<'a> {
         retrans_time: u32,
         options: NdpOptions,
     },
-    NeighborSolicit { target: Ipv6Address, options: NdpOptions },
-    NeighborAdvert { flags: NaFlags, target: Ipv6Address, options: NdpOptions },
-    Redirect { target: Ipv6Address, dest: Ipv6Address, options: NdpOptions },
+    NeighborSolicit {
+        target: Ipv6Address,
+        options: NdpOptions,
+    },
+    NeighborAdvert {
+        flags: NaFlags,
+        target: Ipv6Address,
+        options: NdpOptions,
+    },
+    Redirect {
+        target: Ipv6Address,
+        dest: Ipv6Address,
+        options: NdpOptions,
+    },
 }
 
 fn u16_at(b: &[u8], i: usize) -> u16 {
@@ -219,13 +258,28 @@ impl<'a> Icmpv6Repr<'a> {
                     Icmpv6Repr::EchoReply { ident, seq_no, data }
                 }
             }
-            1 => Icmpv6Repr::DstUnreachable { code, data: &msg[8..] },
-            2 => Icmpv6Repr::PacketTooBig { mtu: u32_at(msg, 4), data: &msg[8..] },
-            3 => Icmpv6Repr::TimeExceeded { code, data: &msg[8..] },
-            4 => Icmpv6Repr::ParamProblem { code, pointer: u32_at(msg, 4), data: &msg[8..] },
+            1 => Icmpv6Repr::DstUnreachable {
+                code,
+                data: &msg[8..],
+            },
+            2 => Icmpv6Repr::PacketTooBig {
+                mtu: u32_at(msg, 4),
+                data: &msg[8..],
+            },
+            3 => Icmpv6Repr::TimeExceeded {
+                code,
+                data: &msg[8..],
+            },
+            4 => Icmpv6Repr::ParamProblem {
+                code,
+                pointer: u32_at(msg, 4),
+                data: &msg[8..],
+            },
             133 => {
                 nd(8)?;
-                Icmpv6Repr::RouterSolicit { options: NdpOptions::parse(&msg[8..])? }
+                Icmpv6Repr::RouterSolicit {
+                    options: NdpOptions::parse(&msg[8..])?,
+                }
             }
             134 => {
                 nd(16)?;
@@ -302,8 +356,13 @@ impl<'a> Icmpv6Repr<'a> {
             out[8..].copy_from_slice(data);
         };
         match *self {
-            Icmpv6Repr::EchoRequest { ident, seq_no, data } | Icmpv6Repr::EchoReply { ident, seq_no, data } => {
-                let ty = if matches!(self, Icmpv6Repr::EchoRequest { .. }) { 128 } else { 129 };
+            Icmpv6Repr::EchoRequest { ident, seq_no, data }
+            | Icmpv6Repr::EchoReply { ident, seq_no, data } => {
+                let ty = if matches!(self, Icmpv6Repr::EchoRequest { .. }) {
+                    128
+                } else {
+                    129
+                };
                 simple(out, ty, 0, u32::from(ident) << 16 | u32::from(seq_no), data)
             }
             Icmpv6Repr::DstUnreachable { code, data } => simple(out, 1, code, 0, data),
@@ -336,13 +395,23 @@ impl<'a> Icmpv6Repr<'a> {
                 out[8..24].copy_from_slice(&target.0);
                 options.emit(&mut out[24..]);
             }
-            Icmpv6Repr::NeighborAdvert { flags, target, options } => {
+            Icmpv6Repr::NeighborAdvert {
+                flags,
+                target,
+                options,
+            } => {
                 out[0] = 136;
-                out[4] = u8::from(flags.router) << 7 | u8::from(flags.solicited) << 6 | u8::from(flags.override_) << 5;
+                out[4] = u8::from(flags.router) << 7
+                    | u8::from(flags.solicited) << 6
+                    | u8::from(flags.override_) << 5;
                 out[8..24].copy_from_slice(&target.0);
                 options.emit(&mut out[24..]);
             }
-            Icmpv6Repr::Redirect { target, dest, options } => {
+            Icmpv6Repr::Redirect {
+                target,
+                dest,
+                options,
+            } => {
                 out[0] = 137;
                 out[8..24].copy_from_slice(&target.0);
                 out[24..40].copy_from_slice(&dest.0);
@@ -358,7 +427,10 @@ impl<'a> Icmpv6Repr<'a> {
 
 /// Whether the checksum of `msg` (field included) verifies.
 fn checksum_ok(src: Ipv6Address, dst: Ipv6Address, msg: &[u8]) -> bool {
-    checksum::combine(&[pseudo_header_v6(src, dst, PROTOCOL, msg.len() as u32), checksum::sum(msg)]) == 0xffff
+    checksum::combine(&[
+        pseudo_header_v6(src, dst, PROTOCOL, msg.len() as u32),
+        checksum::sum(msg),
+    ]) == 0xffff
 }
 
 #[cfg(test)]
@@ -375,11 +447,17 @@ mod tests {
         let mut b = std::vec![0u8; r.buffer_len()];
         r.emit(src, dst, &mut b, &ChecksumCaps::software());
         assert!(checksum_ok(src, dst, &b), "{r:?}");
-        assert_eq!(Icmpv6Repr::parse(src, dst, hop, &b, &ChecksumCaps::software()).unwrap(), r);
+        assert_eq!(
+            Icmpv6Repr::parse(src, dst, hop, &b, &ChecksumCaps::software()).unwrap(),
+            r
+        );
         // One flipped bit: the checksum says so.
         let last = b.len() - 1;
         b[last] ^= 1;
-        assert_eq!(Icmpv6Repr::parse(src, dst, hop, &b, &ChecksumCaps::software()).unwrap_err(), Error::Checksum);
+        assert_eq!(
+            Icmpv6Repr::parse(src, dst, hop, &b, &ChecksumCaps::software()).unwrap_err(),
+            Error::Checksum
+        );
     }
 
     #[test]
@@ -400,13 +478,30 @@ mod tests {
         };
         let data = b"invoking packet";
         for r in [
-            Icmpv6Repr::EchoRequest { ident: 7, seq_no: 9, data },
-            Icmpv6Repr::EchoReply { ident: 7, seq_no: 9, data },
+            Icmpv6Repr::EchoRequest {
+                ident: 7,
+                seq_no: 9,
+                data,
+            },
+            Icmpv6Repr::EchoReply {
+                ident: 7,
+                seq_no: 9,
+                data,
+            },
             Icmpv6Repr::DstUnreachable { code: 4, data },
             Icmpv6Repr::PacketTooBig { mtu: 1280, data },
             Icmpv6Repr::TimeExceeded { code: 1, data },
-            Icmpv6Repr::ParamProblem { code: 2, pointer: 42, data },
-            Icmpv6Repr::RouterSolicit { options: NdpOptions { source_lla: Some(mac), ..Default::default() } },
+            Icmpv6Repr::ParamProblem {
+                code: 2,
+                pointer: 42,
+                data,
+            },
+            Icmpv6Repr::RouterSolicit {
+                options: NdpOptions {
+                    source_lla: Some(mac),
+                    ..Default::default()
+                },
+            },
             Icmpv6Repr::RouterAdvert {
                 hop_limit: 64,
                 managed: false,
@@ -416,13 +511,30 @@ mod tests {
                 retrans_time: 1000,
                 options: opts,
             },
-            Icmpv6Repr::NeighborSolicit { target: a("2001:2::2"), options: NdpOptions { source_lla: Some(mac), ..Default::default() } },
-            Icmpv6Repr::NeighborAdvert {
-                flags: NaFlags { router: false, solicited: true, override_: true },
+            Icmpv6Repr::NeighborSolicit {
                 target: a("2001:2::2"),
-                options: NdpOptions { target_lla: Some(mac), ..Default::default() },
+                options: NdpOptions {
+                    source_lla: Some(mac),
+                    ..Default::default()
+                },
             },
-            Icmpv6Repr::Redirect { target: a("fe80::9"), dest: a("2001:2::99"), options: NdpOptions::default() },
+            Icmpv6Repr::NeighborAdvert {
+                flags: NaFlags {
+                    router: false,
+                    solicited: true,
+                    override_: true,
+                },
+                target: a("2001:2::2"),
+                options: NdpOptions {
+                    target_lla: Some(mac),
+                    ..Default::default()
+                },
+            },
+            Icmpv6Repr::Redirect {
+                target: a("fe80::9"),
+                dest: a("2001:2::99"),
+                options: NdpOptions::default(),
+            },
         ] {
             round_trip(r, 255);
         }
@@ -431,11 +543,17 @@ mod tests {
     #[test]
     fn nd_rules() {
         let (src, dst) = (a("fe80::1"), a("fe80::2"));
-        let ns = Icmpv6Repr::NeighborSolicit { target: a("fe80::2"), options: NdpOptions::default() };
+        let ns = Icmpv6Repr::NeighborSolicit {
+            target: a("fe80::2"),
+            options: NdpOptions::default(),
+        };
         let mut b = std::vec![0u8; ns.buffer_len()];
         ns.emit(src, dst, &mut b, &ChecksumCaps::software());
         // Not hop limit 255: from off-link.
-        assert_eq!(Icmpv6Repr::parse(src, dst, 64, &b, &ChecksumCaps::software()).unwrap_err(), Error::Malformed);
+        assert_eq!(
+            Icmpv6Repr::parse(src, dst, 64, &b, &ChecksumCaps::software()).unwrap_err(),
+            Error::Malformed
+        );
         // An option of length 0.
         let mut z = b.clone();
         z.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]);
@@ -443,7 +561,10 @@ mod tests {
         z[3] = 0;
         let c = compute(src, dst, &z);
         z[2..4].copy_from_slice(&c.to_be_bytes());
-        assert_eq!(Icmpv6Repr::parse(src, dst, 255, &z, &ChecksumCaps::software()).unwrap_err(), Error::Malformed);
+        assert_eq!(
+            Icmpv6Repr::parse(src, dst, 255, &z, &ChecksumCaps::software()).unwrap_err(),
+            Error::Malformed
+        );
         // An unknown option is skipped.
         let mut u = b.clone();
         u.extend_from_slice(&[99, 1, 0, 0, 0, 0, 0, 0]);
@@ -451,7 +572,10 @@ mod tests {
         u[3] = 0;
         let c = compute(src, dst, &u);
         u[2..4].copy_from_slice(&c.to_be_bytes());
-        assert_eq!(Icmpv6Repr::parse(src, dst, 255, &u, &ChecksumCaps::software()).unwrap(), ns);
+        assert_eq!(
+            Icmpv6Repr::parse(src, dst, 255, &u, &ChecksumCaps::software()).unwrap(),
+            ns
+        );
     }
 
     #[test]

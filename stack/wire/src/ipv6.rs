@@ -73,7 +73,22 @@ impl Ipv6Address {
     pub fn link_local_from_mac(mac: EthernetAddress) -> Ipv6Address {
         let m = mac.0;
         Ipv6Address([
-            0xfe, 0x80, 0, 0, 0, 0, 0, 0, m[0] ^ 0x02, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5],
+            0xfe,
+            0x80,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            m[0] ^ 0x02,
+            m[1],
+            m[2],
+            0xff,
+            0xfe,
+            m[3],
+            m[4],
+            m[5],
         ])
     }
     /// The solicited-node multicast address of this address (ff02::1:ffXX:XXXX, RFC 4291
@@ -149,7 +164,11 @@ impl Ipv6Cidr {
     pub fn contains(&self, addr: Ipv6Address) -> bool {
         let a = u128::from_be_bytes(self.address.0);
         let b = u128::from_be_bytes(addr.0);
-        let mask = if self.prefix_len == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix_len)) };
+        let mask = if self.prefix_len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.prefix_len))
+        };
         (a ^ b) & mask == 0
     }
 }
@@ -340,7 +359,11 @@ pub enum ExtError {
     /// Discard and send ICMPv6 Parameter Problem with this code and pointer (offset in the
     /// packet, from the start of the IPv6 header). `multicast_ok`: also when the
     /// destination was multicast (action 10; 11 asks only for unicast destinations).
-    ParamProblem { code: u8, pointer: u32, multicast_ok: bool },
+    ParamProblem {
+        code: u8,
+        pointer: u32,
+        multicast_ok: bool,
+    },
 }
 
 /// Where the extension headers lead.
@@ -476,8 +499,14 @@ mod tests {
         assert_eq!(std::format!("{ll}"), "fe80::5eff:fe10:2030");
         assert!(ll.is_link_local());
         assert_eq!(std::format!("{}", ll.solicited_node()), "ff02::1:ff10:2030");
-        assert_eq!(ll.solicited_node().multicast_mac(), EthernetAddress([0x33, 0x33, 0xff, 0x10, 0x20, 0x30]));
-        assert_eq!(Ipv6Address::from_ipv4_mapped([198, 18, 0, 1]).to_ipv4_mapped(), Some([198, 18, 0, 1]));
+        assert_eq!(
+            ll.solicited_node().multicast_mac(),
+            EthernetAddress([0x33, 0x33, 0xff, 0x10, 0x20, 0x30])
+        );
+        assert_eq!(
+            Ipv6Address::from_ipv4_mapped([198, 18, 0, 1]).to_ipv4_mapped(),
+            Some([198, 18, 0, 1])
+        );
         assert_eq!(a.to_ipv4_mapped(), None);
         let net = Ipv6Cidr::new("2001:2::1".parse().unwrap(), 48);
         assert!(net.contains("2001:2:0:ffff::9".parse().unwrap()));
@@ -504,14 +533,20 @@ mod tests {
         let b = header(6, b"0123456789abcdefghij");
         let p = Ipv6Packet::new_checked(&b[..]).unwrap();
         let r = Ipv6Repr::parse(&p).unwrap();
-        assert_eq!((r.next_header, r.payload_len, r.hop_limit), (IpProtocol::Tcp, 20, 64));
+        assert_eq!(
+            (r.next_header, r.payload_len, r.hop_limit),
+            (IpProtocol::Tcp, 20, 64)
+        );
         assert_eq!((p.version(), p.traffic_class(), p.flow_label()), (6, 0, 0));
         assert_eq!(p.payload(), b"0123456789abcdefghij");
         assert_eq!(Ipv6Packet::new_checked(&b[..39]).unwrap_err(), Error::Truncated);
         assert_eq!(Ipv6Packet::new_checked(&b[..50]).unwrap_err(), Error::Truncated);
         let mut v4 = b.clone();
         v4[0] = 0x45;
-        assert_eq!(Ipv6Repr::parse(&Ipv6Packet::new_unchecked(&v4[..])).unwrap_err(), Error::Malformed);
+        assert_eq!(
+            Ipv6Repr::parse(&Ipv6Packet::new_unchecked(&v4[..])).unwrap_err(),
+            Error::Malformed
+        );
     }
 
     #[test]
@@ -528,40 +563,88 @@ mod tests {
         let c = walk_extensions(IpProtocol::from(ext::HOP_BY_HOP), &p).unwrap();
         assert_eq!(c.protocol, IpProtocol::Tcp);
         assert_eq!(c.offset, 24);
-        assert_eq!(c.fragment, Some(FragmentHeader { offset: 0, more: false, ident: 7, data_start: 24 }));
+        assert_eq!(
+            c.fragment,
+            Some(FragmentHeader {
+                offset: 0,
+                more: false,
+                ident: 7,
+                data_start: 24
+            })
+        );
         // A real fragment (offset 8, more): the walk stops at the fragment header.
         let f = [17u8, 0, 0, 9, 0, 0, 1, 0];
         let c = walk_extensions(IpProtocol::from(ext::FRAGMENT), &f).unwrap();
-        assert_eq!(c.fragment, Some(FragmentHeader { offset: 8, more: true, ident: 256, data_start: 8 }));
+        assert_eq!(
+            c.fragment,
+            Some(FragmentHeader {
+                offset: 8,
+                more: true,
+                ident: 256,
+                data_start: 8
+            })
+        );
         // Hop-by-hop not first.
         let bad = [ext::HOP_BY_HOP, 0, 1, 4, 0, 0, 0, 0, 6, 0, 1, 4, 0, 0, 0, 0];
         assert!(matches!(
             walk_extensions(IpProtocol::from(ext::DESTINATION), &bad),
-            Err(ExtError::ParamProblem { code: 1, pointer: 48, .. })
+            Err(ExtError::ParamProblem {
+                code: 1,
+                pointer: 48,
+                ..
+            })
         ));
         // Unknown options by their action bits: skip, discard, ICMP (unicast only).
         for (ty, want) in [
             (0x1e, Ok(())),
             (0x5e, Err(ExtError::Discard)),
-            (0x9e, Err(ExtError::ParamProblem { code: 2, pointer: 42, multicast_ok: true })),
-            (0xde, Err(ExtError::ParamProblem { code: 2, pointer: 42, multicast_ok: false })),
+            (
+                0x9e,
+                Err(ExtError::ParamProblem {
+                    code: 2,
+                    pointer: 42,
+                    multicast_ok: true,
+                }),
+            ),
+            (
+                0xde,
+                Err(ExtError::ParamProblem {
+                    code: 2,
+                    pointer: 42,
+                    multicast_ok: false,
+                }),
+            ),
         ] {
             let h = [6u8, 0, ty, 4, 0, 0, 0, 0];
-            assert_eq!(walk_extensions(IpProtocol::from(ext::DESTINATION), &h).map(|_| ()), want, "{ty:#x}");
+            assert_eq!(
+                walk_extensions(IpProtocol::from(ext::DESTINATION), &h).map(|_| ()),
+                want,
+                "{ty:#x}"
+            );
         }
         // A routing header with segments left.
         let r = [6u8, 0, 253, 1, 0, 0, 0, 0];
         assert!(matches!(
             walk_extensions(IpProtocol::from(ext::ROUTING), &r),
-            Err(ExtError::ParamProblem { code: 0, pointer: 42, .. })
+            Err(ExtError::ParamProblem {
+                code: 0,
+                pointer: 42,
+                ..
+            })
         ));
         // Truncated, and too long a chain.
-        assert_eq!(walk_extensions(IpProtocol::from(ext::DESTINATION), &[6, 1, 0, 0]), Err(ExtError::Malformed));
+        assert_eq!(
+            walk_extensions(IpProtocol::from(ext::DESTINATION), &[6, 1, 0, 0]),
+            Err(ExtError::Malformed)
+        );
         let mut long = std::vec::Vec::new();
         for _ in 0..MAX_EXTENSIONS + 1 {
             long.extend_from_slice(&[ext::DESTINATION, 0, 1, 4, 0, 0, 0, 0]);
         }
-        assert_eq!(walk_extensions(IpProtocol::from(ext::DESTINATION), &long), Err(ExtError::Malformed));
+        assert_eq!(
+            walk_extensions(IpProtocol::from(ext::DESTINATION), &long),
+            Err(ExtError::Malformed)
+        );
     }
 
     proptest! {

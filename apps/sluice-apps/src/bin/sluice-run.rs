@@ -70,7 +70,11 @@ fn flags(cli: &Cli) -> String {
     if !cli.eal.iter().any(|e| e.starts_with("--log-level")) {
         // EAL's notices and above, without the chatter that does not matter here
         // (net_tap's multiq qdisc and rte_flow, telemetry's legacy socket).
-        for l in ["--log-level=5", "--log-level=pmd.net.tap:3", "--log-level=lib.telemetry:4"] {
+        for l in [
+            "--log-level=5",
+            "--log-level=pmd.net.tap:3",
+            "--log-level=lib.telemetry:4",
+        ] {
             f.push(format!("--eal={l}"));
         }
     }
