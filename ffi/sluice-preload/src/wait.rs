@@ -68,6 +68,8 @@ struct Set {
     by_socket: HashMap<ReadySocket, Vec<c_int>>,
     /// The socket each registration was last seen to be (so that `by_socket` forgets it).
     sock_of: HashMap<c_int, ReadySocket>,
+    /// Scratch of a scan: the level-triggered registrations to look at again.
+    again: Vec<c_int>,
 }
 
 impl Set {
@@ -454,19 +456,6 @@ pub unsafe extern "C" fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut epo
             // The set must be a real epoll descriptor: the kernel says so for a harmless
             // DEL of a descriptor that is never in it (its own placeholder... unless
             // registered, which never happens) -- ENOENT means "an epoll set".
-            let known = sets(|m| m.contains_key(&ep));
-            let probe = if known {
-                set_errno(libc::ENOENT);
-                -1
-            } else {
-                unsafe { real::epoll_ctl(ep, libc::EPOLL_CTL_DEL, fd, core::ptr::null_mut()) }
-            };
-            if probe == 0 || errno() != libc::ENOENT {
-                if probe == 0 {
-                    set_errno(libc::EINVAL);
-                }
-                return -1;
-            }
             let event = if op == libc::EPOLL_CTL_DEL {
                 None
             } else if ev.is_null() {
@@ -478,6 +467,16 @@ pub unsafe extern "C" fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut epo
                 Some((e.events, e.u64))
             };
             let r = sets(|m| {
+                if !m.contains_key(&ep) {
+                    // Not a set seen yet: the kernel says whether `ep` is an epoll
+                    // descriptor (ENOENT for a descriptor never registered in it).
+                    // SAFETY: a DEL with no event.
+                    let probe =
+                        unsafe { real::epoll_ctl(ep, libc::EPOLL_CTL_DEL, fd, core::ptr::null_mut()) };
+                    if probe == 0 || errno() != libc::ENOENT {
+                        return Err(if probe == 0 { libc::EINVAL } else { errno() });
+                    }
+                }
                 let s = m.entry(ep).or_default();
                 match op {
                     libc::EPOLL_CTL_ADD | libc::EPOLL_CTL_MOD => {
@@ -536,7 +535,7 @@ fn sluice_events(st: &mut sluice_capi::Stack, ep: c_int, out: &mut [epoll_event]
             Ready::Missed => s.look.extend(s.sluice.keys().copied()),
         }
         let mut n = 0;
-        let mut again = Vec::new();
+        let mut again = core::mem::take(&mut s.again);
         while n < out.len() {
             let Some(fd) = s.look.pop_first() else { break };
             let Some(reg) = s.sluice.get_mut(&fd) else {
@@ -576,7 +575,8 @@ fn sluice_events(st: &mut sluice_capi::Stack, ep: c_int, out: &mut [epoll_event]
                 again.push(fd);
             }
         }
-        s.look.extend(again);
+        s.look.extend(again.drain(..));
+        s.again = again;
         n
     })
 }

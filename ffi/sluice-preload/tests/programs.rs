@@ -51,6 +51,16 @@ fn py(name: &str) -> String {
         .to_string()
 }
 
+/// A fresh directory of this test (`tag`) holding `sub/blob`, `n` varied bytes; the
+/// directory and the bytes.
+fn blob_dir(tag: &str, sub: &str, n: usize) -> (PathBuf, Vec<u8>) {
+    let dir = std::env::temp_dir().join(format!("sluice-run-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join(sub)).unwrap();
+    let blob = sluice_testkit::xorshift_bytes(n);
+    std::fs::write(dir.join(sub).join("blob"), &blob).unwrap();
+    (dir, blob)
+}
+
 fn sha256_hex(b: &[u8]) -> String {
     Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -183,10 +193,7 @@ fn semantics_seen_from_python() {
 #[test]
 fn python_http_server_serves_curl() {
     need("curl");
-    let dir = std::env::temp_dir().join(format!("sluice-run-www-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let blob = sluice_testkit::xorshift_bytes(3 << 20);
-    std::fs::write(dir.join("blob"), &blob).unwrap();
+    let (dir, blob) = blob_dir("www", "", 3 << 20);
     let mut t = TapRun::start(
         "run-pyhttp",
         &[],
@@ -227,10 +234,7 @@ fn python_http_server_serves_curl() {
 #[test]
 fn curl_under_sluice_run_fetches_from_the_kernel() {
     need("curl");
-    let dir = std::env::temp_dir().join(format!("sluice-run-curl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let blob = sluice_testkit::xorshift_bytes(2 << 20);
-    std::fs::write(dir.join("blob"), &blob).unwrap();
+    let (dir, blob) = blob_dir("curl", "", 2 << 20);
     let got = dir.join("got");
     // curl waits (retries) until the kernel's server is up.
     let mut t = TapRun::start(
@@ -422,10 +426,7 @@ fn redis_with_redis_cli_and_redis_benchmark() {
 fn nginx_serves_a_file_checked_by_sha256_and_wrk() {
     need("nginx");
     need("wrk");
-    let dir = std::env::temp_dir().join(format!("sluice-run-nginx-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("www")).unwrap();
-    let blob = sluice_testkit::xorshift_bytes(1 << 20);
-    std::fs::write(dir.join("www/blob"), &blob).unwrap();
+    let (dir, blob) = blob_dir("nginx", "www", 1 << 20);
     std::fs::write(dir.join("www/small"), b"hello from nginx on sluice\n").unwrap();
     let d = dir.display();
     let conf = format!(

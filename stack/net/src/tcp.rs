@@ -1605,11 +1605,10 @@ fn build_tso_ref<D: Device>(
     let (mut buf, hlen) = tso_head(dev, header, len, src, dst)?;
     let mut off = 0;
     while off < len {
-        let seq = header.seq + off;
-        let (f, at) = tcb.tx_frame(seq, 1)?;
+        // The frame holding this byte, and as much of the rest as it holds (one lookup).
+        let (f, at) = tcb.tx_frame(header.seq + off, 1)?;
         let n = (len - off).min(f.len() - at.start);
-        let (f, range) = tcb.tx_frame(seq, n)?;
-        if !buf.attach_frame(f, range) {
+        if !buf.attach_frame(f, at.start..at.start + n) {
             return None;
         }
         off += n;
