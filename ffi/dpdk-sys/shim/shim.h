@@ -5,6 +5,7 @@
 #define SLUICE_DPDK_SHIM_H
 
 #include <stdint.h>
+#include <string.h>
 #include <rte_config.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -34,10 +35,11 @@ char *sluice_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 char *sluice_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
 int sluice_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
 int sluice_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail);
-/* Appends a copy of `len` bytes at `data` to the chain `head`, in mbufs of head's pool
- * allocated in one bulk call and linked behind its last segment. Returns 0, or -1 (no
- * mbufs, or too many segments) with the chain unchanged. */
-int sluice_pktmbuf_append_copy(struct rte_mbuf *head, const void *data, uint32_t len);
+/* Appends a copy of `len` bytes at `data` to the chain `head`, in mbufs allocated in one
+ * bulk call and linked behind its last segment: from `large` (may be NULL) when the bytes
+ * do not fit one of head's pool's buffers and it has enough, else from head's pool.
+ * Returns 0, or -1 (no mbufs, or too many segments) with the chain unchanged. */
+int sluice_pktmbuf_append_copy(struct rte_mbuf *head, struct rte_mempool *large, const void *data, uint32_t len);
 /* Appends `len` bytes at `data` inside mbuf `m` to the chain `head` by reference: an
  * indirect mbuf from head's pool attached to m (m's reference count grows until the
  * indirect one is freed). Returns 0, or -1 when no mbuf is free or the chain is full. */

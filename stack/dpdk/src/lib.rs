@@ -17,7 +17,7 @@ pub use eal::{
 };
 pub use error::DpdkError;
 pub use mbuf::{frame_mbuf, Mbuf};
-pub use mempool::Mempool;
+pub use mempool::{Mempool, LARGE_DATA_ROOM};
 pub use port::{Port, PortConfig, PortInfo, PortQueue, PortStats, SYMMETRIC_RSS_KEY};
 
 pub type Result<T> = std::result::Result<T, DpdkError>;

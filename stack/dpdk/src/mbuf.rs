@@ -46,6 +46,11 @@ impl Mbuf {
         self.raw().data_off as usize
     }
 
+    /// Buffers in the chain, this one included.
+    pub fn segments(&self) -> u16 {
+        self.raw().nb_segs
+    }
+
     pub fn tailroom(&self) -> usize {
         let m = self.raw();
         m.buf_len as usize - m.data_off as usize - m.data_len as usize
@@ -190,8 +195,10 @@ impl PacketBuf for Mbuf {
         let Ok(len) = u32::try_from(data.len()) else {
             return false;
         };
-        // SAFETY: our head mbuf; the shim copies `len` bytes from `data` into new segments.
-        unsafe { dpdk_sys::sluice_pktmbuf_append_copy(self.0.as_ptr(), data.as_ptr().cast(), len) == 0 }
+        let large = crate::Mempool::large_for(self.raw().pool);
+        // SAFETY: our head mbuf; `large` is a live pool or null; the shim copies `len`
+        // bytes from `data` into new segments.
+        unsafe { dpdk_sys::sluice_pktmbuf_append_copy(self.0.as_ptr(), large, data.as_ptr().cast(), len) == 0 }
     }
     fn request_tso(&mut self, mss: u16, l4_len: u8) {
         // SAFETY: extern statics defined in the shim from DPDK's macros.

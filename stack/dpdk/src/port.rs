@@ -5,6 +5,7 @@ use std::ptr::NonNull;
 use sluice_dev::{Device, DeviceCaps, Instant};
 
 use crate::error::strerror;
+use crate::mempool::LARGE_DATA_ROOM;
 use crate::{DpdkError, Eal, Mbuf, Mempool, Result};
 
 /// The symmetric Toeplitz key (0x6d5a repeated): both directions of a flow hash alike,
@@ -40,6 +41,10 @@ pub struct PortConfig {
     /// Let the NIC cut large TCP segments (TSO) where it can (with TCP checksum offload
     /// and chained mbufs).
     pub tso: bool,
+    /// Large buffers (`LARGE_DATA_ROOM` bytes of data each) per queue, for the payload of
+    /// large transmitted segments; 0: none. When they run out, segments use the queue's
+    /// own buffers.
+    pub large_mbufs_per_queue: u32,
 }
 
 impl Default for PortConfig {
@@ -55,6 +60,7 @@ impl Default for PortConfig {
             mbuf_cache: 256,
             checksum_offload: true,
             tso: true,
+            large_mbufs_per_queue: 2047,
         }
     }
 }
@@ -286,6 +292,16 @@ impl Port {
                 cfg.mbuf_cache,
                 dpdk_sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16,
             )?;
+            if cfg.large_mbufs_per_queue > 0 {
+                let large = Mempool::new(
+                    eal,
+                    &format!("sl_p{id}_q{qi}_l"),
+                    cfg.large_mbufs_per_queue,
+                    cfg.mbuf_cache.min(cfg.large_mbufs_per_queue / 8),
+                    LARGE_DATA_ROOM + dpdk_sys::RTE_PKTMBUF_HEADROOM as u16,
+                )?;
+                pool.set_large(large);
+            }
             // SAFETY: valid port/queue; NULL conf takes the driver's defaults; the pool lives on.
             check(id, "rte_eth_rx_queue_setup", unsafe {
                 dpdk_sys::rte_eth_rx_queue_setup(id, qi, rxd, socket, std::ptr::null(), pool.as_ptr())

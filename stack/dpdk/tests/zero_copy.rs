@@ -4,7 +4,7 @@
 //! in its pool at the end.
 
 use sluice_dev::{Frame, PacketBuf};
-use sluice_dpdk::{frame_mbuf, EalBuilder, Mempool};
+use sluice_dpdk::{frame_mbuf, EalBuilder, Mempool, LARGE_DATA_ROOM};
 
 #[test]
 fn mbuf_frames_are_shared_chained_and_freed() {
@@ -61,4 +61,31 @@ fn mbuf_frames_are_shared_chained_and_freed() {
     assert_eq!(&part[..], &[7; 10][..]);
     drop(part);
     assert_eq!(pool.in_use(), base, "every mbuf back in the pool after receiving");
+
+    // A copied payload larger than one buffer (a TSO segment) goes into the pool's large
+    // companion while it has enough, else into the pool's own buffers; one that fits one
+    // buffer never takes a large one.
+    let large = Mempool::new(&eal, "zc-test-large", 15, 0, LARGE_DATA_ROOM + 128).expect("large pool");
+    assert!(pool.set_large(large));
+    let seg: Vec<u8> = (0..65_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    let chain = |data: &[u8]| {
+        let mut h = pool.alloc().expect("a header mbuf");
+        h.append(54).expect("room").fill(0xee);
+        assert!(h.append_chained(data), "copied into a chain");
+        assert_eq!(h.len(), 54 + data.len());
+        assert_eq!(&h.gather()[54..], data, "the bytes intact");
+        h
+    };
+    let first = chain(&seg);
+    assert_eq!(first.segments(), 1 + 8, "a header and eight 8 KiB buffers");
+    assert_eq!(large.in_use(), 8);
+    let second = chain(&seg);
+    assert_eq!(second.segments(), 1 + 32, "7 large left: the pool's own 2 KiB buffers");
+    assert_eq!(large.in_use(), 8);
+    let small = chain(&seg[..1400]);
+    assert_eq!(small.segments(), 2, "one small buffer");
+    assert_eq!(large.in_use(), 8);
+    drop((first, second, small));
+    assert_eq!(large.in_use(), 0, "large buffers back in their pool");
+    assert_eq!(pool.in_use(), base, "and the small ones in theirs");
 }
