@@ -342,6 +342,15 @@ pub fn engine_table(r: &RunResult) -> Option<Table> {
             ),
         );
         tb.row(
+            format!("core {i} memory"),
+            format!(
+                "{} KiB of connection buffers, at most {} KiB, {} growths refused by the budget",
+                c.mem_used >> 10,
+                c.mem_peak >> 10,
+                c.mem_refusals
+            ),
+        );
+        tb.row(
             format!("core {i} payload"),
             format!(
                 "{} B received in their mbufs, {} B sent by reference, {} B copied to send",

@@ -14,6 +14,9 @@
 //!   `--no-huge -m 512 --no-pci --file-prefix=sluice-PID -l CPU` for `tap:`, CPU being
 //!   the first this process may run on;
 //! - `--mbufs=N`: mbufs in the queue's pool (default 8191);
+//! - `--mem_budget_mb=N`: the most memory the connections' buffers hold together, MiB
+//!   (default 1024; `sluice_tcp::budget`): past it buffers stop growing and new
+//!   connections are refused (ENOBUFS for `connect`);
 //! - every flag of `StackConfig` but the addresses (`--mss`, `--nodelay`, `--rcvbuf`,
 //!   `--msl_ms`, `--block_timeout_ms`, ...). The ISN key comes from the OS unless
 //!   `--isn_key` is given.
@@ -63,6 +66,8 @@ pub struct DpdkFlags {
     pub gateway: Option<Ipv4Address>,
     pub arp: Vec<(Ipv4Address, EthernetAddress)>,
     pub mbufs: u32,
+    /// `--mem_budget_mb`, in bytes.
+    pub mem_budget: usize,
     /// `--isn_key` was given (else the key comes from the OS).
     pub fixed_isn: bool,
     pub stack: StackConfig,
@@ -95,6 +100,7 @@ impl DpdkFlags {
         let mut arp = Vec::new();
         let mut eal = Vec::new();
         let mut mbufs = 8191u32;
+        let mut mem_budget = 1024usize << 20;
         let mut rest = Vec::new();
         let mut fixed_isn = false;
         for word in flags.split_whitespace() {
@@ -139,6 +145,15 @@ impl DpdkFlags {
                         .ok()
                         .filter(|n| (512..=1 << 20).contains(n))
                         .ok_or_else(|| invalid(format!("bad --mbufs={v}: expected 512..=1048576")))?;
+                }
+                "mem_budget_mb" => {
+                    let v = val()?;
+                    mem_budget = v
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=1 << 30).contains(n))
+                        .map(|n| n << 20)
+                        .ok_or_else(|| invalid(format!("bad --mem_budget_mb={v}: expected 1 or more (MiB)")))?;
                 }
                 "local_ip" | "remote_ip" | "prefix_len" | "netmask_ip" | "gateway_ip" => {
                     return Err(invalid(format!(
@@ -210,6 +225,7 @@ impl DpdkFlags {
             gateway,
             arp,
             mbufs,
+            mem_budget,
             fixed_isn,
             stack,
         })
@@ -222,6 +238,7 @@ impl DpdkFlags {
         ic.static_arp = self.arp.clone();
         ic.mtu = self.stack.mtu;
         ic.tcp = self.stack.tcp;
+        ic.mem_budget = self.mem_budget;
         ic
     }
 }

@@ -32,6 +32,7 @@ pub(crate) const ETIMEDOUT: Errno = Errno(libc::ETIMEDOUT);
 pub(crate) const EHOSTUNREACH: Errno = Errno(libc::EHOSTUNREACH);
 pub(crate) const ENETUNREACH: Errno = Errno(libc::ENETUNREACH);
 pub(crate) const EMSGSIZE: Errno = Errno(libc::EMSGSIZE);
+pub(crate) const ENOBUFS: Errno = Errno(libc::ENOBUFS);
 pub(crate) const EDESTADDRREQ: Errno = Errno(libc::EDESTADDRREQ);
 pub(crate) const EMFILE: Errno = Errno(libc::EMFILE);
 pub(crate) const EEXIST: Errno = Errno(libc::EEXIST);

@@ -382,6 +382,7 @@ impl Shared {
                         TcpConnectError::Unaddressable | TcpConnectError::NoRoute => ENETUNREACH,
                         TcpConnectError::NoEphemeralPort => EADDRNOTAVAIL,
                         TcpConnectError::PortInUse => EADDRINUSE,
+                        TcpConnectError::NoBuffers => ENOBUFS,
                     })?;
                     let opts = st.sock(fd)?.opts;
                     crate::sockopt::apply_live(&mut st.iface, h, &opts);

@@ -60,6 +60,10 @@ pub enum Error {
     /// The datagram does not fit.
     #[error("message too large")]
     TooLarge,
+    /// The memory budget for connection buffers is exhausted (`--mem-budget-mb`): no new
+    /// connection until buffers are freed.
+    #[error("no buffer space (memory budget exhausted; see --mem-budget-mb)")]
+    NoBuffers,
 }
 
 /// A failed connection's error, the same one the TCB reports (and the C API's errno).
@@ -97,6 +101,7 @@ impl Error {
             Error::Aborted => C::Aborted.meaning(),
             Error::InvalidState => (libc_errno::ENOTCONN, K::NotConnected),
             Error::TooLarge => (libc_errno::EMSGSIZE, K::Other),
+            Error::NoBuffers => (libc_errno::ENOBUFS, K::OutOfMemory),
         }
     }
     /// The Linux `errno` of this error.
@@ -118,6 +123,7 @@ mod libc_errno {
     pub const EBADF: i32 = 9;
     pub const EINVAL: i32 = 22;
     pub const EMSGSIZE: i32 = 90;
+    pub const ENOBUFS: i32 = 105;
     pub const EADDRINUSE: i32 = 98;
     pub const EADDRNOTAVAIL: i32 = 99;
     pub const ENETUNREACH: i32 = 101;
@@ -270,6 +276,7 @@ impl TcpStream {
         let map = |e| match e {
             TcpConnectError::NoRoute => Error::NoRoute,
             TcpConnectError::NoEphemeralPort => Error::NoPort,
+            TcpConnectError::NoBuffers => Error::NoBuffers,
             _ => Error::InvalidAddress,
         };
         if cx.cores <= 1 {

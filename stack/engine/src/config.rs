@@ -216,6 +216,13 @@ pub struct Config {
     /// The most connections in TIME-WAIT per core (default 262144, as Linux's
     /// `tcp_max_tw_buckets`); past it the oldest are removed early.
     pub max_time_wait: usize,
+    /// The most memory the connection buffers of one core hold, MiB (default 1024; as
+    /// Linux's `tcp_mem`): at 3/4 of it buffers emptied give their memory back, past it
+    /// buffers stop growing (writes take less, received data waits for a retransmission)
+    /// and new connections are refused (`mem_budget`).
+    pub mem_budget_mb: u64,
+    /// The same for all cores together, MiB (default 0: half the machine's memory).
+    pub mem_budget_total_mb: u64,
     /// The smallest path MTU an ICMP "fragmentation needed" may set (default 552, Linux's
     /// `min_pmtu`).
     pub min_pmtu: u16,
@@ -255,6 +262,8 @@ impl Default for Config {
             msl_ms: 30_000,
             max_connections: 1 << 20,
             max_time_wait: 1 << 18,
+            mem_budget_mb: 1024,
+            mem_budget_total_mb: 0,
             min_pmtu: 552,
             pcap: None,
             pcap_max_mb: 100,
@@ -328,6 +337,12 @@ pub struct ConfigArgs {
     /// Most connections in TIME-WAIT per core; the oldest are recycled [default: 262144]
     #[arg(long)]
     pub max_time_wait: Option<usize>,
+    /// Most memory for connection buffers per core, MiB; past it buffers stop growing and new connections are refused [default: 1024]
+    #[arg(long)]
+    pub mem_budget_mb: Option<u64>,
+    /// Most memory for connection buffers of all cores together, MiB; 0: half the machine's memory [default: 0]
+    #[arg(long)]
+    pub mem_budget_total_mb: Option<u64>,
     /// Smallest path MTU an ICMP "fragmentation needed" may set [default: 552]
     #[arg(long)]
     pub min_pmtu: Option<u16>,
@@ -402,6 +417,8 @@ impl Config {
             msl_ms,
             max_connections,
             max_time_wait,
+            mem_budget_mb,
+            mem_budget_total_mb,
             min_pmtu,
             pcap_max_mb,
             impair_seed
@@ -473,6 +490,13 @@ impl Config {
                 field: "min_pmtu",
                 value: self.min_pmtu.to_string(),
                 hint: "68 (IPv4's minimum) up to the MTU; 552 is Linux's default",
+            });
+        }
+        if self.mem_budget_mb == 0 {
+            return Err(ConfigError::Invalid {
+                field: "mem_budget_mb",
+                value: "0".into(),
+                hint: "at least 1 (MiB per core)",
             });
         }
         if self.max_connections == 0 {
@@ -628,6 +652,7 @@ impl Config {
         c.tcp = self.tcp_config()?;
         c.max_connections = self.max_connections;
         c.max_time_wait = self.max_time_wait;
+        c.mem_budget = usize::try_from(self.mem_budget_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
         // Connections may hold up to a quarter of the queue's mbufs (zero-copy receive).
         c.rx_frames_limit = if self.rx_copybreak == 0 {
             0
@@ -708,6 +733,19 @@ pub fn parse_mac(s: &str) -> Option<EthernetAddress> {
         *b = u8::from_str_radix(parts.next()?, 16).ok()?;
     }
     parts.next().is_none().then_some(EthernetAddress(m))
+}
+
+
+/// The machine's physical memory in bytes (`usize::MAX` if unknown).
+pub(crate) fn physical_memory() -> usize {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+            kb.checked_mul(1024)
+        })
+        .unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]

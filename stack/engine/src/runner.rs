@@ -165,6 +165,12 @@ pub struct CoreStats {
     /// connections were dropped), only those the NIC's rings still hold. More than the
     /// rings' size then is a leak.
     pub mbufs_in_use: u32,
+    /// Bytes of connection buffers charged to the core's memory budget now.
+    pub mem_used: u64,
+    /// The most bytes charged to it at once.
+    pub mem_peak: u64,
+    /// Buffer growths the budget refused (`--mem-budget-mb`).
+    pub mem_refusals: u64,
 }
 
 /// What a running engine offers other threads: stop, stats, commands.
@@ -302,6 +308,13 @@ impl Engine {
         let mut iface_cfg = config.interface_config(isn_key)?;
         // With hardware RSS the flow table looks segments up by the NIC's hash.
         iface_cfg.rss_key = port.rss_key().map(<[u8]>::to_vec);
+        // Each core has its own memory budget (made by its interface), all of them charged
+        // to one total.
+        let total = match config.mem_budget_total_mb {
+            0 => crate::config::physical_memory() / 2,
+            mb => usize::try_from(mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+        };
+        iface_cfg.mem_budget_total = Some(sluice_tcp::MemBudget::new(total, None));
         let idle = config.idle_strategy()?;
         let impair = config.impairments()?;
         // dpdk-dumpcap and dpdk-pdump can attach (where secondary processes can: with
@@ -469,6 +482,9 @@ fn publish<A: App>(core: &Core<SteeredDevice<QueueDevice>, A>, slot: &Mutex<Core
         impair_rx: Default::default(),
         impair_tx: Default::default(),
         mbufs_in_use: 0,
+        mem_used: core.iface.borrow().mem_budget().used() as u64,
+        mem_peak: core.iface.borrow().mem_budget().peak() as u64,
+        mem_refusals: core.iface.borrow().mem_budget().refusals(),
     };
     let mut snap = snap;
     if let QueueDevice::Impaired(d) = core.dev.inner() {

@@ -3,7 +3,9 @@
 use core::time::Duration;
 
 use sluice_dev::DeviceCaps;
-use sluice_tcp::TcpConfig;
+use std::sync::Arc;
+
+use sluice_tcp::{MemBudget, TcpConfig};
 use sluice_wire::{Checksum, ChecksumCaps, EthernetAddress, Ipv4Address, Ipv4Cidr};
 
 /// ARP cache and resolution parameters.
@@ -165,6 +167,13 @@ pub struct InterfaceConfig {
     /// oldest one the application released is removed early (counted in
     /// `TcpStats::time_wait_recycled`), so churn cannot fill memory with TIME-WAIT state.
     pub max_time_wait: usize,
+    /// The most bytes this interface's (one core's) connection buffers hold together
+    /// (`sluice_tcp::budget`, as Linux's `tcp_mem`): at 3/4 of it emptied buffers give
+    /// their memory back, past it buffers stop growing and new connections are refused
+    /// (`DropReason::MemBudget`). `usize::MAX`: no limit of its own.
+    pub mem_budget: usize,
+    /// A budget shared with other interfaces (the process's total), charged too.
+    pub mem_budget_total: Option<Arc<MemBudget>>,
 }
 
 impl InterfaceConfig {
@@ -189,6 +198,8 @@ impl InterfaceConfig {
             rss_key: None,
             max_connections: 1 << 20,
             max_time_wait: 1 << 18,
+            mem_budget: usize::MAX,
+            mem_budget_total: None,
         }
     }
 }

@@ -7,6 +7,9 @@
 //! poll allocates nothing.
 
 use core::any::Any;
+use std::sync::Arc;
+
+use sluice_tcp::MemBudget;
 
 use sluice_dev::{Device, FrameMut, PacketBuf, TxChecksum, Verdict, L4};
 use sluice_wire::{
@@ -74,6 +77,8 @@ pub struct Interface {
     pub(crate) ready: ReadyList,
     /// IPv4 datagrams being reassembled from fragments.
     pub(crate) reasm: Reassembly,
+    /// What the connections' buffers are charged to (`InterfaceConfig::mem_budget`).
+    pub(crate) budget: Arc<MemBudget>,
     /// The last `now` seen, for API calls that need a time (ISNs).
     pub(crate) now: Instant,
     /// Next ephemeral port to try.
@@ -117,6 +122,7 @@ impl Interface {
             tcp,
             ready: ReadyList::default(),
             reasm: Reassembly::default(),
+            budget: MemBudget::new(config.mem_budget, config.mem_budget_total.clone()),
             cfg: config,
             mac,
             caps,
@@ -131,6 +137,12 @@ impl Interface {
             capture: None,
             tx_captured: 0,
         }
+    }
+
+    /// The memory budget of this interface's connection buffers: bytes used, the peak,
+    /// the limit, refusals (`sluice_tcp::budget`).
+    pub fn mem_budget(&self) -> &Arc<MemBudget> {
+        &self.budget
     }
 
     /// Sets where `alloc_tx_frame` takes buffers from: the device's buffer pool, so that

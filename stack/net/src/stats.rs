@@ -64,6 +64,8 @@ pub enum DropReason {
     SynFin,
     /// A SYN refused by a connection cap (the listener's or the interface's).
     ConnLimit,
+    /// A SYN refused because the memory budget is exhausted (`InterfaceConfig::mem_budget`).
+    MemBudget,
     /// A fragment overlapping one held: its whole datagram is discarded (RFC 5722).
     FragmentOverlap,
     /// No room to reassemble (64 datagrams or 1 MiB held per interface).
@@ -74,7 +76,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// How many reasons there are.
-    pub const COUNT: usize = 28;
+    pub const COUNT: usize = 29;
 
     /// Every reason, in `index` order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -103,6 +105,7 @@ impl DropReason {
         DropReason::MartianSource,
         DropReason::SynFin,
         DropReason::ConnLimit,
+        DropReason::MemBudget,
         DropReason::FragmentOverlap,
         DropReason::ReassemblyFull,
         DropReason::ReassemblyTimeout,
@@ -141,6 +144,7 @@ impl DropReason {
             DropReason::MartianSource => "martian_source",
             DropReason::SynFin => "syn_fin",
             DropReason::ConnLimit => "conn_limit",
+            DropReason::MemBudget => "mem_budget",
             DropReason::FragmentOverlap => "fragment_overlap",
             DropReason::ReassemblyFull => "reassembly_full",
             DropReason::ReassemblyTimeout => "reassembly_timeout",

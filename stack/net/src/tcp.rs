@@ -104,6 +104,9 @@ pub enum TcpConnectError {
     /// `tcp_connect_from`: the local port is listened on, or already connected to this
     /// remote endpoint.
     PortInUse,
+    /// The memory budget is exhausted (`InterfaceConfig::mem_budget`): no new connection
+    /// until buffers are freed.
+    NoBuffers,
 }
 
 /// Why `tcp_send` failed.
@@ -372,6 +375,9 @@ impl Interface {
     /// next `poll`. The ISN uses the time of the last poll.
     pub fn tcp_connect(&mut self, addr: Ipv4Address, port: u16) -> Result<TcpHandle, TcpConnectError> {
         self.check_remote(addr, port)?;
+        if self.budget.exhausted() {
+            return Err(TcpConnectError::NoBuffers);
+        }
         let remote = Endpoint::new(addr, port);
         let (flows, ports) = (&self.tcp.flows, &self.tcp.ports);
         let local_port = pick_port(&mut self.next_ephemeral, self.cfg.ephemeral_ports, |p| {
@@ -394,6 +400,9 @@ impl Interface {
         local_port: u16,
     ) -> Result<TcpHandle, TcpConnectError> {
         self.check_remote(addr, port)?;
+        if self.budget.exhausted() {
+            return Err(TcpConnectError::NoBuffers);
+        }
         if local_port == 0 || !self.tcp_port_free(addr, port, local_port) {
             return Err(TcpConnectError::PortInUse);
         }
@@ -429,7 +438,8 @@ impl Interface {
     fn open(&mut self, remote: Endpoint, local_port: u16) -> TcpHandle {
         let local = Endpoint::new(self.address(), local_port);
         let isn = isn(&self.cfg.isn_key, local, remote, self.now);
-        let tcb = Tcb::connect(self.tcp_config(), local_port, remote.port, isn);
+        let mut tcb = Tcb::connect(self.tcp_config(), local_port, remote.port, isn);
+        tcb.set_budget(self.budget.clone());
         let key = self.tcp.conns.insert(Conn {
             rx_frames: 0,
             tcb,
@@ -806,6 +816,9 @@ impl Interface {
                 if full {
                     return self.drop(DropReason::ConnLimit);
                 }
+                if self.budget.exhausted() {
+                    return self.drop(DropReason::MemBudget);
+                }
             }
             let key = self.tcp.conns.next_key();
             let local = Endpoint::new(self.address(), seg.dst_port);
@@ -825,7 +838,8 @@ impl Interface {
                 }
             };
             match outcome {
-                ListenOutcome::Accepted(tcb) => {
+                ListenOutcome::Accepted(mut tcb) => {
+                    tcb.set_budget(self.budget.clone());
                     let k = self.tcp.conns.insert(Conn {
                         rx_frames: 0,
                         tcb,

@@ -703,3 +703,101 @@ fn udp_exchange() {
     drop(rx);
     assert_eq!(link.pool().outstanding(), 0);
 }
+
+/// A server whose clients never read: its memory budget bounds what their send buffers
+/// hold, refuses new connections while it is exhausted, and gets every byte back when they
+/// go; a fresh client is then served intact.
+#[test]
+fn a_memory_budget_bounds_clients_that_never_read() {
+    const BUDGET: usize = 1 << 20;
+    let imp = link(1, 1000);
+    let (mut da, mut db, link) = MemLink::pair(imp.clone(), imp, 5, 8192);
+    let cfg = |ip| {
+        let mut c = InterfaceConfig::new(Ipv4Cidr::new(ip, 24), IsnKey::fixed([3; 16]));
+        c.tcp.send_buffer = 256 * 1024;
+        c.tcp.recv_buffer = 256 * 1024;
+        c
+    };
+    let mut a = Interface::new(cfg(IP_A), EthernetAddress(da.mac()));
+    let mut server = cfg(IP_B);
+    server.mem_budget = BUDGET;
+    let mut b = Interface::new(server, EthernetAddress(db.mac()));
+    let l = b.tcp_listen(PORT, 64).unwrap();
+    let mut now = Instant::from_millis(1);
+    let chunk = vec![0x5a; 64 * 1024];
+    let mut served: Vec<TcpHandle> = Vec::new();
+    let would_block = std::cell::Cell::new(0u32);
+    let mut step = |a: &mut Interface, b: &mut Interface, served: &mut Vec<TcpHandle>, now: &mut Instant| {
+        while a.poll(*now, &mut da) | b.poll(*now, &mut db) {}
+        while let Some(h) = b.tcp_accept(l) {
+            served.push(h);
+        }
+        // The server writes to every client as much as it takes (a file each).
+        for &h in served.iter() {
+            loop {
+                match b.tcp_send(h, &chunk) {
+                    Ok(n) if n > 0 => continue,
+                    _ => {
+                        would_block.set(would_block.get() + 1);
+                        break;
+                    }
+                }
+            }
+        }
+        while a.poll(*now, &mut da) | b.poll(*now, &mut db) {}
+        *now += Duration::from_millis(1);
+    };
+    // Ten greedy clients (they never read): at most four send buffers' worth fit.
+    let greedy: Vec<TcpHandle> = (0..10).map(|_| a.tcp_connect(IP_B, PORT).unwrap()).collect();
+    for _ in 0..2000 {
+        step(&mut a, &mut b, &mut served, &mut now);
+    }
+    let budget = b.mem_budget().clone();
+    assert_eq!(served.len(), 10, "all ten came in before the budget ran out");
+    assert!(budget.used() <= BUDGET && budget.peak() <= BUDGET, "used {} peak {}", budget.used(), budget.peak());
+    assert!(budget.used() > BUDGET / 2, "the budget was used: {}", budget.used());
+    assert!(budget.refusals() > 0, "growth was refused");
+    assert!(would_block.get() > 0, "writes found the buffers full");
+    for &h in &greedy {
+        assert_eq!(a.tcp_state(h), TcpState::Established);
+    }
+    // Exhausted: a new connection is refused (its SYNs are dropped and counted).
+    assert!(budget.exhausted());
+    let late = a.tcp_connect(IP_B, PORT).unwrap();
+    for _ in 0..300 {
+        step(&mut a, &mut b, &mut served, &mut now);
+    }
+    assert_eq!(a.tcp_state(late), TcpState::SynSent, "not let in");
+    assert!(b.stats().drops.get(sluice_net::DropReason::MemBudget) > 0);
+    // The greedy clients go (reset): their memory comes back, and the late one gets in.
+    for h in greedy {
+        a.tcp_abort(h);
+    }
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    for _ in 0..20_000 {
+        step(&mut a, &mut b, &mut served, &mut now);
+        served.retain(|&h| b.tcp_state(h) != TcpState::Closed);
+        loop {
+            match a.tcp_recv(late, &mut buf) {
+                Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        if got.len() >= 2 << 20 {
+            break;
+        }
+    }
+    assert!(got.len() >= 2 << 20, "the late client got {} bytes", got.len());
+    assert!(got.iter().all(|&x| x == 0x5a), "its bytes are intact");
+    assert_eq!(served.len(), 1, "only the late client is left");
+    assert!(budget.used() <= 2 * 256 * 1024, "the others' memory came back: {}", budget.used());
+    b.tcp_abort(served[0]);
+    a.tcp_abort(late);
+    for _ in 0..10 {
+        while a.poll(now, &mut da) | b.poll(now, &mut db) {}
+        now += Duration::from_millis(1);
+    }
+    assert_eq!(budget.used(), 0, "nothing charged once every connection is gone");
+    drop(link);
+}

@@ -7,19 +7,33 @@
 //! allocates. The receive side also writes out-of-order data past the readable part
 //! (`write_at`) and makes it readable later (`commit`).
 
+use std::sync::Arc;
+
+use crate::budget::MemBudget;
+
 /// The first allocation of a ring that receives data.
 const INITIAL: usize = 4096;
 
 /// A byte ring buffer of fixed logical capacity.
 pub(crate) struct RingBuffer {
     /// The memory: empty until the first write, then a power of two up to `cap` (or `cap`).
-    buf: Vec<u8>,
+    buf: Box<[u8]>,
     /// The logical capacity: what windows are computed from.
-    cap: usize,
+    cap: u32,
     /// Index of the first readable byte in `buf`.
-    start: usize,
+    start: u32,
     /// Number of readable bytes.
     len: usize,
+    /// What the memory is charged to, if anything (`crate::budget`).
+    budget: Option<Arc<MemBudget>>,
+}
+
+impl Drop for RingBuffer {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.release(self.buf.len());
+        }
+    }
 }
 
 impl core::fmt::Debug for RingBuffer {
@@ -35,16 +49,48 @@ impl core::fmt::Debug for RingBuffer {
 impl RingBuffer {
     pub fn new(capacity: usize) -> Self {
         RingBuffer {
-            buf: Vec::new(),
-            cap: capacity,
+            buf: Box::default(),
+            cap: u32::try_from(capacity).unwrap_or(u32::MAX),
             start: 0,
             len: 0,
+            budget: None,
         }
+    }
+
+    /// Charges this ring's memory, from now on, to `budget` (what it holds already too).
+    pub fn set_budget(&mut self, budget: Arc<MemBudget>) {
+        if let Some(old) = self.budget.take() {
+            old.release(self.buf.len());
+        }
+        // Memory already held is kept even beyond the limit: it is in use.
+        budget.force_charge(self.buf.len());
+        self.budget = Some(budget);
+    }
+
+    /// With the budget under pressure, an empty ring gives its memory back. The caller
+    /// makes sure no out-of-order bytes wait past the readable part.
+    pub fn shrink_if_pressed(&mut self) {
+        if self.budget.as_ref().is_some_and(|b| b.under_pressure()) {
+            self.shrink();
+        }
+    }
+
+    /// An empty ring gives its memory back (a connection that failed: nothing more will
+    /// be written to it).
+    pub fn shrink(&mut self) {
+        if self.len != 0 || self.buf.is_empty() {
+            return;
+        }
+        if let Some(b) = &self.budget {
+            b.release(self.buf.len());
+        }
+        self.buf = Box::default();
+        self.start = 0;
     }
 
     #[inline]
     pub fn capacity(&self) -> usize {
-        self.cap
+        self.cap as usize
     }
 
     /// Bytes of memory the ring holds now.
@@ -60,13 +106,13 @@ impl RingBuffer {
     /// Bytes that can still be enqueued.
     #[inline]
     pub fn free(&self) -> usize {
-        self.cap - self.len
+        self.cap as usize - self.len
     }
 
     #[inline]
     fn index(&self, offset: usize) -> usize {
         let size = self.buf.len();
-        let i = self.start + offset;
+        let i = self.start as usize + offset;
         if i >= size {
             i - size
         } else {
@@ -76,23 +122,37 @@ impl RingBuffer {
 
     /// Makes the memory hold at least `needed` bytes from the start (at most `cap`),
     /// keeping every byte where it is relative to the start (readable and out-of-order).
-    fn reserve(&mut self, needed: usize) {
+    /// Returns false when the budget refuses the growth (the memory stays as it was).
+    pub fn reserve(&mut self, needed: usize) -> bool {
         let size = self.buf.len();
         if needed <= size {
-            return;
+            return true;
         }
-        let new = needed
+        let mut new = needed
             .max(size * 2)
             .max(INITIAL)
             .next_power_of_two()
-            .min(self.cap);
-        let mut grown = vec![0u8; new];
+            .min(self.cap as usize);
+        if let Some(b) = &self.budget {
+            if !b.try_charge(new - size) {
+                // Short of a doubling, what is needed, or else what the budget has left
+                // (in 4 KiB steps): the caller takes what fits.
+                let left = size + b.available() / INITIAL * INITIAL;
+                let want = needed.min(self.cap as usize).min(left);
+                if want <= size || !b.try_charge(want - size) {
+                    return false;
+                }
+                new = want;
+            }
+        }
+        let mut grown = vec![0u8; new].into_boxed_slice();
         // The old ring, unrolled from `start`: its two parts go to the front of the new one.
-        let (tail, head) = self.buf.split_at(self.start);
+        let (tail, head) = self.buf.split_at(self.start as usize);
         grown[..head.len()].copy_from_slice(head);
         grown[head.len()..size].copy_from_slice(tail);
         self.buf = grown;
         self.start = 0;
+        new >= needed
     }
 
     /// Copies as much of `data` as fits; returns the number of bytes taken.
@@ -110,8 +170,11 @@ impl RingBuffer {
         if offset >= free {
             return 0;
         }
-        let n = data.len().min(free - offset);
-        self.reserve(self.len + offset + n);
+        let mut n = data.len().min(free - offset);
+        if !self.reserve(self.len + offset + n) {
+            // Refused by the budget: what the memory holds already.
+            n = n.min(self.buf.len().saturating_sub(self.len + offset));
+        }
         let mut done = 0;
         while done < n {
             let at = self.index(self.len + offset + done);
@@ -150,7 +213,7 @@ impl RingBuffer {
         if n == 0 {
             return;
         }
-        self.start = self.index(n);
+        self.start = self.index(n) as u32;
         self.len -= n;
         // `start` is not reset when empty: bytes written past the readable part
         // (out-of-order data) are positioned relative to it.
@@ -194,6 +257,50 @@ impl RingBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_budget_bounds_growth_and_takes_memory_back() {
+        let total = MemBudget::new(64 * 1024, None);
+        let budget = MemBudget::new(48 * 1024, Some(total.clone()));
+        let mut a = RingBuffer::new(1 << 20);
+        let mut b = RingBuffer::new(1 << 20);
+        a.set_budget(budget.clone());
+        b.set_budget(budget.clone());
+        let data: Vec<u8> = (0..40_000u32).map(|i| (i % 249) as u8).collect();
+        assert_eq!(a.enqueue(&data), 40_000, "within the budget");
+        assert_eq!(a.allocated(), 40_000, "short of a doubling, exactly what is needed");
+        assert_eq!(budget.used(), 40_000);
+        assert_eq!(total.used(), 40_000, "charged to the parent too");
+        // b may grow by the 8 KiB left, no further: the rest of a write is refused.
+        assert_eq!(b.enqueue(&data), 8192, "what the budget has left");
+        assert_eq!(b.enqueue(&data[8192..]), 0, "then nothing: WouldBlock");
+        assert_eq!(budget.used(), 40_000 + 8192);
+        assert!(budget.refusals() >= 1);
+        let mut out = vec![0; 8192];
+        assert_eq!(b.dequeue_into(&mut out), 8192);
+        assert_eq!(&out[..], &data[..8192], "the bytes that fit are intact");
+        // Under pressure an emptied ring gives its memory back; a ring with data keeps it.
+        assert!(budget.under_pressure());
+        b.shrink_if_pressed();
+        a.shrink_if_pressed();
+        assert_eq!((b.allocated(), a.allocated()), (0, 40_000));
+        assert_eq!(budget.used(), 40_000);
+        drop(a);
+        drop(b);
+        assert_eq!((budget.used(), total.used()), (0, 0), "dropping returns the charge");
+    }
+
+    #[test]
+    fn below_pressure_an_emptied_ring_keeps_its_memory() {
+        let budget = MemBudget::new(1 << 20, None);
+        let mut r = RingBuffer::new(1 << 16);
+        r.set_budget(budget.clone());
+        assert_eq!(r.enqueue(&[7; 5000]), 5000);
+        r.discard(5000);
+        r.shrink_if_pressed();
+        assert_eq!(r.allocated(), 8192, "kept for the next write");
+        assert_eq!(budget.used(), 8192);
+    }
 
     #[test]
     fn memory_grows_on_demand_and_keeps_every_byte() {

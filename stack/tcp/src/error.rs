@@ -110,6 +110,8 @@ pub enum DropReason {
     Paws,
     /// Timestamps were negotiated but the segment carries none (RFC 7323 3.2: dropped).
     NoTimestamp,
+    /// Data the memory budget had no room for (`crate::budget`): dropped unacknowledged.
+    MemoryBudget,
 }
 
 /// ICMP errors the IP layer reports for a connection (RFC 9293 3.9.1, RFC 5461).
@@ -241,6 +243,9 @@ pub struct Counters {
     pub ooo_segments: u64,
     /// Out-of-order segments dropped because the reassembly bound was reached.
     pub ooo_dropped: u64,
+    /// Segments whose data (or part of it) was dropped because the memory budget refused
+    /// the receive buffer's growth (`crate::budget`).
+    pub mem_dropped: u64,
     /// Segments outside the receive window.
     pub out_of_window: u64,
     pub challenge_acks: u64,

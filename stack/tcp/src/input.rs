@@ -481,6 +481,10 @@ impl Tcb {
             self.last_data_at = now;
             // A repeat (in whole or part) of data held out of order: D-SACK the repeated
             // bytes; the block that holds them follows (RFC 2883 section 4).
+            if !self.rx.reserve_at(offset, data.len()) {
+                self.counters.mem_dropped += 1;
+                return Some(DropReason::MemoryBudget);
+            }
             let repeat = self.asm.overlap(offset, offset + data.len());
             let evicted = self.asm.evicted();
             if !self.asm.add(offset, offset + data.len(), self.cfg.max_ooo_bytes) {
@@ -528,7 +532,13 @@ impl Tcb {
             self.counters.bytes_in_zero_copy += data.len() as u64;
             data.len()
         } else {
-            self.rx.write_at(0, data)
+            let n = self.rx.write_at(0, data);
+            if n < data.len() {
+                // The budget refused the memory for the rest: the peer sends it again.
+                self.counters.mem_dropped += 1;
+                self.ack_now = true;
+            }
+            n
         };
         let extra = self.asm.advance(n);
         if self.zc_taken.is_none() {

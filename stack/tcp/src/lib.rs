@@ -14,6 +14,7 @@
 //! `cookie.rs` (the cookie itself), `rst.rs` (RST for segments without a connection).
 
 mod assembler;
+pub mod budget;
 mod buffer;
 pub mod config;
 pub mod congestion;
@@ -35,6 +36,7 @@ mod tcb;
 mod timers;
 mod timestamps;
 
+pub use budget::MemBudget;
 pub use config::{CongestionKind, Keepalive, TcpConfig, DEFAULT_MSS, MIN_MSS};
 pub use congestion::{AckInfo, CcAction, Congestion, CongestionControl, Cubic, NewReno};
 pub use cookie::MSS_TABLE as SYN_COOKIE_MSS_TABLE;

@@ -58,6 +58,29 @@ impl RecvBuffer {
         self.ring.capacity()
     }
 
+    /// Gives the ring's memory back if it holds nothing (nothing out of order either: the
+    /// caller knows).
+    pub fn shrink(&mut self) {
+        self.ring.shrink();
+    }
+
+    /// Charges the ring's memory to `budget` (`crate::budget`).
+    pub fn set_budget(&mut self, budget: std::sync::Arc<crate::MemBudget>) {
+        self.ring.set_budget(budget);
+    }
+
+    /// Makes room in memory for `n` bytes at `offset` past the readable part; false when
+    /// the budget refuses it.
+    pub fn reserve_at(&mut self, offset: usize, n: usize) -> bool {
+        self.ring.reserve(self.ring.len() + offset + n)
+    }
+
+    /// With the budget under pressure and nothing in the ring, its memory goes back. The
+    /// caller makes sure nothing out of order waits in it.
+    pub fn shrink_if_pressed(&mut self) {
+        self.ring.shrink_if_pressed();
+    }
+
     /// Bytes of memory held: the ring's, and the frames' payload.
     pub fn allocated(&self) -> usize {
         self.ring.allocated() + self.frame_bytes as usize

@@ -54,6 +54,16 @@ impl SendBuffer {
         self.ring.capacity()
     }
 
+    /// Gives the ring's memory back if it holds nothing.
+    pub fn shrink(&mut self) {
+        self.ring.shrink();
+    }
+
+    /// Charges the ring's memory to `budget` (`crate::budget`).
+    pub fn set_budget(&mut self, budget: std::sync::Arc<crate::MemBudget>) {
+        self.ring.set_budget(budget);
+    }
+
     /// Bytes of memory held: the ring's and the frames' bytes.
     pub fn allocated(&self) -> usize {
         self.ring.allocated() + self.frame_bytes as usize
@@ -142,6 +152,7 @@ impl SendBuffer {
         let n = n.min(self.len());
         let from_ring = n.min(self.ring.len());
         self.ring.discard(from_ring);
+        self.ring.shrink_if_pressed();
         self.head += n as u64;
         let mut left = n - from_ring;
         let Some(frames) = self.frames.as_deref_mut() else {

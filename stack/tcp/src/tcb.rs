@@ -584,7 +584,24 @@ impl Tcb {
     /// `Err(Finished)` is the end of the stream.
     pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
         self.check_recv()?;
-        Ok(self.rx.dequeue_into(buf))
+        let n = self.rx.dequeue_into(buf);
+        self.after_read();
+        Ok(n)
+    }
+
+    /// Charges this connection's buffers to `budget` (`crate::budget`): set by the owner
+    /// when it creates the connection.
+    pub fn set_budget(&mut self, budget: std::sync::Arc<crate::MemBudget>) {
+        self.tx.set_budget(budget.clone());
+        self.rx.set_budget(budget);
+    }
+
+    /// After the application took bytes: an emptied receive ring gives its memory back
+    /// under pressure, unless out-of-order bytes wait in it.
+    fn after_read(&mut self) {
+        if self.rx.is_empty() && self.asm.is_empty() {
+            self.rx.shrink_if_pressed();
+        }
     }
 
     /// Copies received bytes into `buf` without consuming them.
@@ -603,6 +620,7 @@ impl Tcb {
     /// Drops `n` bytes from the front of the receive buffer.
     pub fn consume(&mut self, n: usize) {
         self.rx.discard(n);
+        self.after_read();
     }
 
     /// Zero-copy read: the next received bytes as a `Frame`, removed from the buffer. A
@@ -628,6 +646,7 @@ impl Tcb {
         }
         let mut bytes = vec![0u8; n];
         self.rx.dequeue_into(&mut bytes);
+        self.after_read();
         Ok(Some(Frame::from_vec(bytes)))
     }
 
@@ -780,6 +799,7 @@ impl Tcb {
         self.send_keepalive = false;
         if err.is_some() {
             self.tx.discard(self.tx.len());
+            self.tx.shrink();
             // Once the peer's FIN has arrived, everything it sent is here: it stays readable
             // and the error is reported after it (as Linux does for a reset in CLOSE-WAIT,
             // CLOSING or LAST-ACK). Before, the stream is broken and unread data goes.
@@ -788,6 +808,9 @@ impl Tcb {
             }
             self.asm.clear();
             self.sack_report.clear();
+            if self.rx.is_empty() {
+                self.rx.shrink();
+            }
         }
         self.state = State::Closed;
     }
