@@ -649,20 +649,60 @@ fn memory_held_by_greedy_clients_comes_back() {
     if !root() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("sluice-rss-{}", std::process::id()));
+    let (before, peak, after, _) = greedy_clients("apps-rss", &[]);
+    assert!(peak > before + 50, "the clients held memory: {before} -> {peak}");
+    assert!(
+        after <= before + 40,
+        "RSS came back: {before} -> {peak} -> {after}"
+    );
+}
+
+/// With a 16 MiB budget, 300 clients that never read hold at most that much of the
+/// server's connection buffers (the file's chunks the app holds come on top), growths
+/// past it are refused, and the memory comes back when they go.
+#[test]
+fn a_memory_budget_caps_what_greedy_clients_hold() {
+    if !root() {
+        return;
+    }
+    let (before, peak, after, summary) = greedy_clients("apps-budget", &["--mem-budget-mb", "16"]);
+    let line = summary
+        .lines()
+        .find(|l| l.contains("core 0 memory"))
+        .unwrap_or_else(|| panic!("no memory line:\n{summary}"));
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    // "core 0 memory  U KiB of connection buffers, at most P KiB, R growths refused"
+    let (used, most, refused) = (nums[1], nums[2], nums[3]);
+    eprintln!("{line}");
+    assert!(most <= 16 * 1024, "at most the budget: {line}");
+    assert!(most > 8 * 1024, "the clients filled it: {line}");
+    assert!(refused > 0, "growths were refused: {line}");
+    assert_eq!(used, 0, "nothing held at the end: {line}");
+    assert!(summary.contains("late refused"), "a new client is refused while it is exhausted");
+    assert!(peak <= before + 16 + 40, "RSS bounded by the budget: {before} -> {peak}");
+    assert!(after <= before + 40, "RSS came back: {before} -> {peak} -> {after}");
+}
+
+/// `sluice-http` with `args` serves an 8 MiB file to 300 clients that never read (4 KiB
+/// receive buffers), which then reset; a fresh client then gets the file intact. Returns
+/// the server's RSS in MiB before, at the peak and after, and its printed summary.
+fn greedy_clients(tag: &str, args: &[&str]) -> (u64, u64, u64, String) {
+    let dir = std::env::temp_dir().join(format!("sluice-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("big.bin"), vec![0x5au8; 8 << 20]).unwrap();
+    let file: Vec<u8> = (0..8u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    std::fs::write(dir.join("big.bin"), &file).unwrap();
     let root = dir.to_str().unwrap().to_string();
-    let (ns, p) = sluice(
-        "apps-rss",
-        HTTP,
-        &["--listen", "80", "--root", &root, "--seconds", "60"],
-    );
+    let mut all = vec!["--listen", "80", "--root", &root, "--seconds", "60"];
+    all.extend_from_slice(args);
+    let (ns, p) = sluice(tag, HTTP, &all);
     wait_port(&ns, 80);
     let script = format!(
         r#"
-import socket, time
+import socket, time, hashlib
 def rss():
     for l in open('/proc/{pid}/status'):
         if l.startswith('VmRSS'): return int(l.split()[1]) // 1024
@@ -670,17 +710,33 @@ print('before', rss(), flush=True)
 cs = []
 for i in range(300):
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.connect(('198.18.0.2', 80)); s.sendall(b'GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n'); cs.append(s)
+    s.connect(('198.18.0.2', 80)); cs.append(s)
+for s in cs:
+    s.sendall(b'GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n')
 time.sleep(3)
 print('peak', rss(), flush=True)
+try:
+    socket.create_connection(('198.18.0.2', 80), timeout=2).close()
+    print('late connected', flush=True)
+except OSError:
+    print('late refused', flush=True)
 for s in cs:
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b'\x01\x00\x00\x00\x00\x00\x00\x00'); s.close()
 time.sleep(4)
 print('after', rss(), flush=True)
+s = socket.create_connection(('198.18.0.2', 80), timeout=30)
+s.sendall(b'GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+data = b''
+while True:
+    b = s.recv(1 << 20)
+    if not b: break
+    data += b
+body = data.split(b'\r\n\r\n', 1)[1]
+print('fresh', hashlib.sha256(body).hexdigest(), flush=True)
 "#,
         pid = p.id()
     );
-    let out = ns.run("python3", &["-c", &script], Duration::from_secs(60));
+    let out = ns.run("python3", &["-c", &script], Duration::from_secs(90));
     let mib = |k: &str| -> u64 {
         out.stdout
             .lines()
@@ -689,25 +745,12 @@ print('after', rss(), flush=True)
     };
     let (before, peak, after) = (mib("before"), mib("peak"), mib("after"));
     eprintln!("RSS MiB: before {before}, peak {peak}, after {after}");
-    assert!(peak > before + 50, "the clients held memory: {before} -> {peak}");
-    assert!(
-        after <= before + 40,
-        "RSS came back: {before} -> {peak} -> {after}"
-    );
-    // And the server still serves a fresh client.
-    let ok = ns.run(
-        "curl",
-        &[
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "http://198.18.0.2/big.bin",
-        ],
-        Duration::from_secs(30),
-    );
-    assert_eq!(ok.stdout, "200");
-    stop(p);
+    use sha2::Digest;
+    let want = format!("{:x}", sha2::Sha256::digest(&file));
+    let fresh = out.stdout.lines().find_map(|l| l.strip_prefix("fresh ")).unwrap_or("");
+    assert_eq!(fresh, want, "a fresh client gets the file intact:\n{}\n{}", out.stdout, out.stderr);
+    let late = out.stdout.lines().find_map(|l| l.strip_prefix("late ")).unwrap_or("").to_string();
+    let summary = stop(p);
     let _ = std::fs::remove_dir_all(&dir);
+    (before, peak, after, format!("late {late}\n{}", summary.stdout))
 }

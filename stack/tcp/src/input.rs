@@ -765,6 +765,12 @@ impl Tcb {
     pub(crate) fn enter_time_wait(&mut self, now: Instant) {
         self.set_state(State::TimeWait);
         self.timers.time_wait = Some(now + self.cfg.msl * 2);
+        // Everything sent is acknowledged and nothing more arrives: a connection in
+        // TIME-WAIT holds no buffer memory (what is unread stays readable).
+        self.tx.shrink();
+        if self.rx.is_empty() && self.asm.is_empty() {
+            self.rx.shrink();
+        }
     }
 
     pub(crate) fn keepalive_reset(&mut self, now: Instant) {
