@@ -325,13 +325,14 @@ pub fn engine_table(r: &RunResult) -> Option<Table> {
         tb.row(
             format!("core {i} tcp"),
             format!(
-                "{} segs in, {} segs out ({} retransmitted), {} accepted, {} connected, {} rst sent",
+                "{} segs in, {} segs out ({} retransmitted), {} accepted, {} connected, {} rst sent, {} TIME-WAIT recycled",
                 n.tcp.segments_rx,
                 n.tcp.segments_tx,
                 n.tcp.retransmits,
                 n.tcp.accepted,
                 n.tcp.connected,
-                n.tcp.rst_tx
+                n.tcp.rst_tx,
+                n.tcp.time_wait_recycled
             ),
         );
         tb.row(
