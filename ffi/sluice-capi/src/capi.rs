@@ -11,7 +11,7 @@ use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, RwLock};
 
-use libc::{epoll_event, iovec, msghdr, pollfd, sockaddr, sockaddr_in, socklen_t, ssize_t};
+use libc::{epoll_event, iovec, msghdr, pollfd, sockaddr, sockaddr_in, sockaddr_in6, socklen_t, ssize_t};
 use sluice_net::Endpoint;
 use sluice_wire::Ipv4Address;
 
@@ -23,6 +23,23 @@ use crate::Instance;
 /// Most iovecs one call takes (Linux's IOV_MAX).
 const IOV_MAX: c_int = 1024;
 const SOCKADDR_IN_LEN: usize = core::mem::size_of::<sockaddr_in>();
+const SOCKADDR_IN6_LEN: usize = core::mem::size_of::<sockaddr_in6>();
+/// The shortest `sockaddr_in6` Linux takes (RFC 2133's, without the scope id).
+const SOCKADDR_IN6_MIN: usize = 24;
+
+/// A socket address as given, before the socket's family decides what it means
+/// (`Shared::endpoint`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SockAddr {
+    /// A `sockaddr_in`.
+    V4(Endpoint),
+    /// A `sockaddr_in6` holding an IPv4-mapped address (`::ffff:a.b.c.d`).
+    Mapped(Endpoint),
+    /// A `sockaddr_in6` holding `::`, with this port.
+    Any6(u16),
+    /// A `sockaddr_in6` holding any other (a real IPv6) address.
+    Ipv6,
+}
 
 /// The instance behind the `sluice_*` calls.
 static GLOBAL: RwLock<Option<Arc<Shared>>> = RwLock::new(None);
@@ -73,51 +90,104 @@ pub(crate) fn ret_size(f: impl FnOnce() -> Res<usize>) -> ssize_t {
 
 // ---- pointer conversions ----
 
-/// Reads a `sockaddr_in`.
+/// Reads a `sockaddr_in` or a `sockaddr_in6`.
 ///
 /// # Safety
 /// `addr` is null or points to `len` readable bytes.
-unsafe fn read_addr(addr: *const sockaddr, len: socklen_t) -> Res<Endpoint> {
+unsafe fn read_addr(addr: *const sockaddr, len: socklen_t) -> Res<SockAddr> {
     if addr.is_null() {
         return Err(EFAULT);
     }
-    if (len as usize) < SOCKADDR_IN_LEN {
+    if (len as usize) < 2 {
         return Err(EINVAL);
     }
-    // SAFETY: non-null and at least `sizeof(struct sockaddr_in)` readable bytes (caller);
-    // read unaligned since C may hand us any buffer.
-    let sin = unsafe { core::ptr::read_unaligned(addr.cast::<sockaddr_in>()) };
-    if c_int::from(sin.sin_family) != libc::AF_INET {
-        return Err(EAFNOSUPPORT);
+    // SAFETY: at least the family's two bytes are readable (checked above).
+    let family = unsafe { core::ptr::read_unaligned(addr.cast::<libc::sa_family_t>()) };
+    match c_int::from(family) {
+        libc::AF_INET => {
+            if (len as usize) < SOCKADDR_IN_LEN {
+                return Err(EINVAL);
+            }
+            // SAFETY: non-null and at least `sizeof(struct sockaddr_in)` readable bytes
+            // (caller); read unaligned since C may hand us any buffer.
+            let sin = unsafe { core::ptr::read_unaligned(addr.cast::<sockaddr_in>()) };
+            Ok(SockAddr::V4(Endpoint::new(
+                Ipv4Address(sin.sin_addr.s_addr.to_ne_bytes()),
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            if (len as usize) < SOCKADDR_IN6_MIN {
+                return Err(EINVAL);
+            }
+            // The scope id (the last 4 bytes) may be missing: read what is there.
+            // SAFETY: zeroed bytes are a valid `sockaddr_in6`; `addr` has at least
+            // `SOCKADDR_IN6_MIN` readable bytes, and we copy no more than `len`.
+            let mut sin6: sockaddr_in6 = unsafe { core::mem::zeroed() };
+            let n = (len as usize).min(SOCKADDR_IN6_LEN);
+            unsafe {
+                core::ptr::copy_nonoverlapping(addr.cast::<u8>(), (&mut sin6 as *mut sockaddr_in6).cast::<u8>(), n)
+            };
+            let a = sin6.sin6_addr.s6_addr;
+            let port = u16::from_be(sin6.sin6_port);
+            Ok(if a == [0; 16] {
+                SockAddr::Any6(port)
+            } else if a[..10] == [0; 10] && a[10..12] == [0xff, 0xff] {
+                SockAddr::Mapped(Endpoint::new(Ipv4Address([a[12], a[13], a[14], a[15]]), port))
+            } else {
+                SockAddr::Ipv6
+            })
+        }
+        _ => Err(EAFNOSUPPORT),
     }
-    Ok(Endpoint::new(
-        Ipv4Address(sin.sin_addr.s_addr.to_ne_bytes()),
-        u16::from_be(sin.sin_port),
-    ))
 }
 
-/// Writes a `sockaddr_in` into `addr` (truncated to `*len`) and sets `*len` to its size.
+/// Writes `ep` into `addr` (truncated to `*len`) and sets `*len` to its full size: as a
+/// `sockaddr_in`, or for an AF_INET6 socket (`inet6`) as a `sockaddr_in6` holding the
+/// IPv4-mapped address (`::` for 0.0.0.0).
 ///
 /// # Safety
 /// `addr` and `len` are null, or `len` points to a writable `socklen_t` and `addr` to
 /// `*len` writable bytes.
-unsafe fn write_addr(ep: Endpoint, addr: *mut sockaddr, len: *mut socklen_t) -> Res<()> {
+unsafe fn write_addr(ep: Endpoint, inet6: bool, addr: *mut sockaddr, len: *mut socklen_t) -> Res<()> {
     if addr.is_null() || len.is_null() {
         return Ok(());
     }
-    // SAFETY: zeroed bytes are a valid `sockaddr_in`.
-    let mut sin: sockaddr_in = unsafe { core::mem::zeroed() };
-    sin.sin_family = libc::AF_INET as libc::sa_family_t;
-    sin.sin_port = ep.port.to_be();
-    sin.sin_addr.s_addr = u32::from_ne_bytes(ep.addr.0);
+    let mut bytes = [0u8; SOCKADDR_IN6_LEN];
+    let size = if inet6 {
+        // SAFETY: zeroed bytes are a valid `sockaddr_in6`.
+        let mut sin6: sockaddr_in6 = unsafe { core::mem::zeroed() };
+        sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+        sin6.sin6_port = ep.port.to_be();
+        if !ep.addr.is_unspecified() {
+            sin6.sin6_addr.s6_addr[10..12].copy_from_slice(&[0xff, 0xff]);
+            sin6.sin6_addr.s6_addr[12..].copy_from_slice(&ep.addr.0);
+        }
+        // SAFETY: a plain struct viewed as its bytes.
+        bytes.copy_from_slice(unsafe {
+            core::slice::from_raw_parts((&sin6 as *const sockaddr_in6).cast::<u8>(), SOCKADDR_IN6_LEN)
+        });
+        SOCKADDR_IN6_LEN
+    } else {
+        // SAFETY: zeroed bytes are a valid `sockaddr_in`.
+        let mut sin: sockaddr_in = unsafe { core::mem::zeroed() };
+        sin.sin_family = libc::AF_INET as libc::sa_family_t;
+        sin.sin_port = ep.port.to_be();
+        sin.sin_addr.s_addr = u32::from_ne_bytes(ep.addr.0);
+        // SAFETY: as above.
+        bytes[..SOCKADDR_IN_LEN].copy_from_slice(unsafe {
+            core::slice::from_raw_parts((&sin as *const sockaddr_in).cast::<u8>(), SOCKADDR_IN_LEN)
+        });
+        SOCKADDR_IN_LEN
+    };
     // SAFETY: `len` is a valid `socklen_t` (caller).
     let room = unsafe { *len } as usize;
-    let n = room.min(SOCKADDR_IN_LEN);
-    // SAFETY: `addr` has `room >= n` writable bytes (caller); `sin` is a local of
-    // `SOCKADDR_IN_LEN >= n` bytes; they do not overlap.
+    let n = room.min(size);
+    // SAFETY: `addr` has `room >= n` writable bytes (caller); `bytes` is a local of
+    // at least `n` bytes; they do not overlap.
     unsafe {
-        core::ptr::copy_nonoverlapping((&sin as *const sockaddr_in).cast::<u8>(), addr.cast::<u8>(), n);
-        *len = SOCKADDR_IN_LEN as socklen_t;
+        core::ptr::copy_nonoverlapping(bytes.as_ptr(), addr.cast::<u8>(), n);
+        *len = size as socklen_t;
     }
     Ok(())
 }
@@ -200,7 +270,7 @@ pub(crate) fn c_socket(sh: &Shared, domain: c_int, ty: c_int, protocol: c_int) -
 /// See `read_addr`.
 pub(crate) unsafe fn c_bind(sh: &Shared, fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     // SAFETY: forwarded from the caller.
-    ret_int(|| sh.bind(fd, unsafe { read_addr(addr, len) }?).map(|()| 0))
+    ret_int(|| sh.bind(fd, sh.endpoint(fd, unsafe { read_addr(addr, len) }?, true)?).map(|()| 0))
 }
 
 pub(crate) fn c_listen(sh: &Shared, fd: c_int, backlog: c_int) -> c_int {
@@ -219,7 +289,7 @@ pub(crate) unsafe fn c_accept4(
     ret_int(|| {
         let (nfd, peer) = sh.accept(fd, flags)?;
         // SAFETY: forwarded from the caller.
-        unsafe { write_addr(peer, addr, len) }?;
+        unsafe { write_addr(peer, sh.is_inet6(nfd), addr, len) }?;
         Ok(nfd)
     })
 }
@@ -228,7 +298,7 @@ pub(crate) unsafe fn c_accept4(
 /// See `read_addr`.
 pub(crate) unsafe fn c_connect(sh: &Shared, fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     // SAFETY: forwarded from the caller.
-    ret_int(|| sh.connect(fd, unsafe { read_addr(addr, len) }?).map(|()| 0))
+    ret_int(|| sh.connect(fd, sh.endpoint(fd, unsafe { read_addr(addr, len) }?, false)?).map(|()| 0))
 }
 
 /// # Safety
@@ -248,7 +318,7 @@ pub(crate) unsafe fn c_recvfrom(
         let (n, peer) = sh.recv(fd, &mut [b], flags)?;
         if let Some(p) = peer {
             // SAFETY: forwarded from the caller.
-            unsafe { write_addr(p, from, fromlen) }?;
+            unsafe { write_addr(p, sh.is_inet6(fd), from, fromlen) }?;
         }
         Ok(n)
     })
@@ -279,7 +349,7 @@ pub(crate) unsafe fn c_recvmsg(sh: &Shared, fd: c_int, msg: *mut msghdr, flags: 
         let (n, peer) = sh.recv(fd, &mut bufs, flags)?;
         if let Some(p) = peer {
             // SAFETY: `msg_name` has `msg_namelen` writable bytes (caller).
-            unsafe { write_addr(p, m.msg_name.cast(), &mut m.msg_namelen) }?;
+            unsafe { write_addr(p, sh.is_inet6(fd), m.msg_name.cast(), &mut m.msg_namelen) }?;
         } else {
             m.msg_namelen = 0;
         }
@@ -315,8 +385,8 @@ pub(crate) unsafe fn c_sendto(
 
 /// The destination of a send: TCP ignores it, whatever it is (as Linux's `tcp_sendmsg`),
 /// UDP needs it valid.
-fn addr_for(sh: &Shared, fd: c_int, a: Res<Endpoint>) -> Res<Option<Endpoint>> {
-    match a {
+fn addr_for(sh: &Shared, fd: c_int, a: Res<SockAddr>) -> Res<Option<Endpoint>> {
+    match a.and_then(|a| sh.endpoint(fd, a, false)) {
         Ok(a) => Ok(Some(a)),
         Err(_) if sh.is_tcp(fd) => Ok(None),
         Err(e) => Err(e),
@@ -1014,7 +1084,7 @@ pub unsafe extern "C" fn sluice_setsockopt(
 pub unsafe extern "C" fn sluice_getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
     with_global(
         // SAFETY: forwarded from the caller.
-        |sh| ret_int(|| unsafe { write_addr(sh.local_addr(fd)?, addr, len) }.map(|()| 0)),
+        |sh| ret_int(|| unsafe { write_addr(sh.local_addr(fd)?, sh.is_inet6(fd), addr, len) }.map(|()| 0)),
         -1,
     )
 }
@@ -1027,7 +1097,7 @@ pub unsafe extern "C" fn sluice_getsockname(fd: c_int, addr: *mut sockaddr, len:
 pub unsafe extern "C" fn sluice_getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
     with_global(
         // SAFETY: forwarded from the caller.
-        |sh| ret_int(|| unsafe { write_addr(sh.peer_addr(fd)?, addr, len) }.map(|()| 0)),
+        |sh| ret_int(|| unsafe { write_addr(sh.peer_addr(fd)?, sh.is_inet6(fd), addr, len) }.map(|()| 0)),
         -1,
     )
 }

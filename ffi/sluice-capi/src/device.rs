@@ -111,6 +111,13 @@ impl PipeDevice {
 
     /// Queues an IPv4 packet for the stack, in an Ethernet frame from the peer.
     pub fn inject(&mut self, packet: &[u8]) -> Result<(), InjectError> {
+        if packet.len() >= 40 && packet[0] >> 4 == 6 && packet.len() <= self.mtu {
+            // An IPv6 packet goes on the wire as one, and the stack drops it as a NIC's
+            // IPv4-only host would (counted: unknown_ethertype). packetdrill sends one to
+            // reset an AF_INET6 socket's connection at the end of an ipv4-mapped-ipv6 run.
+            self.push_frame(PEER_MAC, EtherType::Ipv6, packet);
+            return Ok(());
+        }
         let ok = packet.len() >= 20 && packet[0] >> 4 == 4 && packet.len() <= self.mtu;
         if !ok {
             return Err(InjectError::NotIpv4);

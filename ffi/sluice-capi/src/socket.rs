@@ -9,6 +9,7 @@ use sluice_net::{
 };
 use sluice_wire::{Icmpv4DstUnreachable, Ipv4Address};
 
+use crate::capi::SockAddr;
 use crate::errno::*;
 use crate::stack::{Conn, File, Kind, Shared, Sock, SockOpts, Stack, TcpSt, UdpSt};
 
@@ -39,6 +40,9 @@ impl Stack {
             quickack: true,
             defer_accept: 0,
             congestion: self.cfg.tcp.congestion,
+            inet6: false,
+            v6only: false,
+            bound_any: false,
         }
     }
 
@@ -227,9 +231,11 @@ fn mode(st: &Stack, fd: i32, dontwait: bool, send: bool) -> Res<(bool, Option<Du
 }
 
 impl Shared {
-    /// `socket(AF_INET, SOCK_STREAM | SOCK_DGRAM [| SOCK_NONBLOCK | SOCK_CLOEXEC], 0)`.
+    /// `socket(AF_INET or AF_INET6, SOCK_STREAM | SOCK_DGRAM [| SOCK_NONBLOCK |
+    /// SOCK_CLOEXEC], 0)`. An AF_INET6 socket speaks to IPv4 peers through IPv4-mapped
+    /// addresses (`SockOpts::inet6`).
     pub fn socket(&self, domain: i32, ty: i32, protocol: i32) -> Res<i32> {
-        if domain != libc::AF_INET {
+        if domain != libc::AF_INET && domain != libc::AF_INET6 {
             return Err(EAFNOSUPPORT);
         }
         let nonblock = ty & libc::SOCK_NONBLOCK != 0;
@@ -243,9 +249,37 @@ impl Shared {
             _ => return Err(EINVAL),
         };
         self.with(|st| {
-            let opts = st.default_opts();
+            let mut opts = st.default_opts();
+            opts.inet6 = domain == libc::AF_INET6;
             st.alloc_fd(File::Sock(Sock { nonblock, opts, kind }))
         })
+    }
+
+    /// The IPv4 endpoint a socket address given to `bind` (`for_bind`), `connect` or a
+    /// send stands for, by the socket's family: an AF_INET socket takes `sockaddr_in`; an
+    /// AF_INET6 one takes `::` and IPv4-mapped `sockaddr_in6` (and, to connect or send,
+    /// `sockaddr_in` too, as Linux's dual-stack sockets do).
+    pub(crate) fn endpoint(&self, fd: i32, a: SockAddr, for_bind: bool) -> Res<Endpoint> {
+        let (inet6, v6only) = self.with(|st| st.sock(fd).map(|s| (s.opts.inet6, s.opts.v6only)))?;
+        match (a, inet6) {
+            (SockAddr::V4(e), false) => Ok(e),
+            (_, false) => Err(EAFNOSUPPORT),
+            (SockAddr::V4(_), true) if for_bind => Err(EAFNOSUPPORT),
+            (SockAddr::V4(_) | SockAddr::Mapped(_), true) if v6only => {
+                Err(if for_bind { EINVAL } else { ENETUNREACH })
+            }
+            (SockAddr::V4(e) | SockAddr::Mapped(e), true) => Ok(e),
+            // `::` with IPV6_V6ONLY, or an IPv6 address: IPv6 is not Sluice's yet.
+            (SockAddr::Any6(_) | SockAddr::Ipv6, true) if for_bind && v6only => Err(EADDRNOTAVAIL),
+            (SockAddr::Any6(port), true) if for_bind => Ok(Endpoint::new(Ipv4Address::UNSPECIFIED, port)),
+            (SockAddr::Any6(_), true) => Err(ENETUNREACH),
+            (SockAddr::Ipv6, true) => Err(if for_bind { EADDRNOTAVAIL } else { ENETUNREACH }),
+        }
+    }
+
+    /// Whether addresses of this socket are written as IPv6 (an AF_INET6 socket).
+    pub fn is_inet6(&self, fd: i32) -> bool {
+        self.lock().sock(fd).is_ok_and(|s| s.opts.inet6)
     }
 
     /// `bind`: the address must be INADDR_ANY or the stack's; port 0 picks one.
@@ -260,7 +294,9 @@ impl Shared {
                         p if st.tcp_port_ok(fd, p, s.opts.reuseaddr) => p,
                         _ => return Err(EADDRINUSE),
                     };
-                    st.sock_mut(fd)?.kind = Kind::Tcp(TcpSt::Fresh { port: Some(port) });
+                    let s = st.sock_mut(fd)?;
+                    s.kind = Kind::Tcp(TcpSt::Fresh { port: Some(port) });
+                    s.opts.bound_any = local.addr.is_unspecified();
                     Ok(())
                 }
                 Kind::Udp(UdpSt { h: None, remote }) => {
@@ -268,7 +304,9 @@ impl Shared {
                         BindError::InUse => EADDRINUSE,
                         BindError::NoEphemeralPort => EADDRNOTAVAIL,
                     })?;
-                    st.sock_mut(fd)?.kind = Kind::Udp(UdpSt { h: Some(h), remote });
+                    let s = st.sock_mut(fd)?;
+                    s.kind = Kind::Udp(UdpSt { h: Some(h), remote });
+                    s.opts.bound_any = local.addr.is_unspecified();
                     st.touch();
                     Ok(())
                 }
@@ -287,7 +325,10 @@ impl Shared {
                 Kind::Tcp(TcpSt::Fresh { port }) => {
                     let port = match port {
                         Some(p) => p,
-                        None => st.ephemeral_tcp_port(fd)?,
+                        None => {
+                            st.sock_mut(fd)?.opts.bound_any = true;
+                            st.ephemeral_tcp_port(fd)?
+                        }
                     };
                     let cfg = crate::sockopt::listener_config(st.cfg.tcp, &s.opts);
                     let l = st
@@ -646,7 +687,12 @@ impl Shared {
         self.with(|st| {
             let s = st.sock(fd)?;
             let port = Stack::port_of(&st.iface, s).unwrap_or(0);
-            let bound = port != 0 || matches!(s.kind, Kind::Tcp(TcpSt::Conn(_)));
+            let conn = matches!(
+                s.kind,
+                Kind::Tcp(TcpSt::Conn(_)) | Kind::Udp(UdpSt { remote: Some(_), .. })
+            );
+            // Bound to the wildcard and not connected: the wildcard (as Linux reports it).
+            let bound = conn || (port != 0 && !s.opts.bound_any);
             let addr = if bound {
                 st.iface.address()
             } else {

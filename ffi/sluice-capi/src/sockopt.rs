@@ -19,7 +19,7 @@ use core::time::Duration;
 use crate::errno::*;
 use sluice_tcp::CongestionKind;
 
-use crate::stack::{Kind, Shared, Stack, TcpSt};
+use crate::stack::{Kind, Shared, Stack, TcpSt, UdpSt};
 
 fn int(val: &[u8]) -> Res<i32> {
     let b: [u8; 4] = val.get(..4).and_then(|b| b.try_into().ok()).ok_or(EINVAL)?;
@@ -125,8 +125,27 @@ impl Shared {
         self.with(|st| {
             let s = st.sock_mut(fd)?;
             let tcp = matches!(s.kind, Kind::Tcp(_));
+            let fresh = matches!(s.kind, Kind::Tcp(TcpSt::Fresh { port: None }) | Kind::Udp(UdpSt { h: None, .. }));
             let o = &mut s.opts;
             match (level, name) {
+                // Dual-stack sockets (`SockOpts::inet6`); fixed once bound, as in Linux.
+                (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if o.inet6 => {
+                    if !fresh {
+                        return Err(EINVAL);
+                    }
+                    o.v6only = int(val)? != 0;
+                }
+                // For IPv4 peers of an AF_INET6 socket these are IP_TOS and IP_TTL.
+                (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) if tcp && o.inet6 => {
+                    o.tos = (int(val)?.clamp(0, 255) as u8) & !0x03
+                }
+                (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS) if tcp && o.inet6 => {
+                    o.ttl = match int(val)? {
+                        -1 => None,
+                        v @ 1..=255 => Some(v as u8),
+                        _ => return Err(EINVAL),
+                    }
+                }
                 (libc::SOL_SOCKET, libc::SO_REUSEADDR) => o.reuseaddr = int(val)? != 0,
                 (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => o.keepalive = int(val)? != 0,
                 (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
@@ -204,6 +223,7 @@ impl Shared {
                             | libc::TCP_SYNCNT
                     )
                     | (libc::IPPROTO_IP, libc::IP_TOS | libc::IP_TTL)
+                    | (libc::IPPROTO_IPV6, libc::IPV6_TCLASS | libc::IPV6_UNICAST_HOPS)
             ) {
                 let (iface, s) = st.parts(fd)?;
                 if let Kind::Tcp(TcpSt::Conn(c)) = s.kind {
@@ -229,7 +249,14 @@ impl Shared {
                 (libc::SOL_SOCKET, libc::SO_TYPE) => {
                     put_int(out, if tcp { libc::SOCK_STREAM } else { libc::SOCK_DGRAM })
                 }
-                (libc::SOL_SOCKET, libc::SO_DOMAIN) => put_int(out, libc::AF_INET),
+                (libc::SOL_SOCKET, libc::SO_DOMAIN) => {
+                    put_int(out, if o.inet6 { libc::AF_INET6 } else { libc::AF_INET })
+                }
+                (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if o.inet6 => put_int(out, o.v6only as i32),
+                (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) if tcp && o.inet6 => put_int(out, i32::from(o.tos)),
+                (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS) if tcp && o.inet6 => {
+                    put_int(out, i32::from(o.ttl.unwrap_or(st.cfg.interface_config().ttl)))
+                }
                 (libc::SOL_SOCKET, libc::SO_PROTOCOL) => {
                     put_int(out, if tcp { libc::IPPROTO_TCP } else { libc::IPPROTO_UDP })
                 }

@@ -78,6 +78,15 @@ pub struct SockOpts {
     pub defer_accept: i32,
     /// TCP_CONGESTION.
     pub congestion: sluice_tcp::CongestionKind,
+    /// An AF_INET6 socket: it takes and gives IPv4 addresses as IPv4-mapped IPv6 ones
+    /// (`::ffff:a.b.c.d`; `::` for any), as a dual-stack socket of Linux does for its
+    /// IPv4 peers. IPv6 itself is not spoken yet.
+    pub inet6: bool,
+    /// IPV6_V6ONLY (default off): such a socket could only reach IPv6 peers, so binding or
+    /// connecting it fails (EADDRNOTAVAIL, ENETUNREACH).
+    pub v6only: bool,
+    /// Bound to the wildcard address (`getsockname` says so until connected).
+    pub bound_any: bool,
 }
 
 /// A connection of the application.

@@ -14,7 +14,7 @@ const SP: u16 = 8080;
 fn errno_like_linux() {
     let pd = Pd::new(PLAIN);
     assert_eq!(
-        pd.socket_raw(libc::AF_INET6, libc::SOCK_STREAM, 0).unwrap_err(),
+        pd.socket_raw(libc::AF_PACKET, libc::SOCK_STREAM, 0).unwrap_err(),
         libc::EAFNOSUPPORT
     );
     assert_eq!(

@@ -329,7 +329,9 @@ impl Run {
     }
 }
 
-fn run_script(path: &Path) {
+/// Runs one script, in packetdrill's `ipv4` mode or its `ipv4-mapped-ipv6` one (`mapped`:
+/// AF_INET6 sockets, IPv4-mapped addresses, the same IPv4 packets).
+fn run_script(path: &Path, mapped: bool) {
     let text = std::fs::read_to_string(path).unwrap();
     let mut flags = PLAIN.to_string();
     for l in text.lines() {
@@ -338,7 +340,8 @@ fn run_script(path: &Path) {
             flags.push_str(f.trim());
         }
     }
-    let pd = Pd::new(&flags);
+    let mut pd = Pd::new(&flags);
+    pd.mapped = mapped;
     let t = pd.now_us();
     let mut r = Run {
         pd,
@@ -383,6 +386,7 @@ fn every_script_passes() {
     scripts.sort();
     assert!(scripts.len() >= 5, "scripts in {}", dir.display());
     for s in scripts {
-        run_script(&s);
+        run_script(&s, false);
+        run_script(&s, true);
     }
 }

@@ -37,16 +37,14 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
     if FORKED.load(Relaxed)
         || !inet
         || !(base == libc::SOCK_STREAM || base == libc::SOCK_DGRAM)
-        || !(domain == libc::AF_INET6 && crate::PENDING.load(Relaxed) || crate::start())
+        || !crate::start()
     {
         // SAFETY: forwarded.
         return unsafe { real::socket(domain, ty, protocol) };
     }
-    if domain == libc::AF_INET6 {
-        // IPv6 is not Sluice's yet (`sluice-run --kernel-inet6` gives these to the kernel).
-        set_errno(libc::EAFNOSUPPORT);
-        return -1;
-    }
+    // An AF_INET6 socket is a dual-stack one that reaches IPv4 peers through IPv4-mapped
+    // addresses (IPv6 itself is not Sluice's yet; `--kernel-inet6` gives these sockets to
+    // the kernel instead).
     let cfd = c::sluice_socket(domain, ty, protocol);
     if cfd < 0 {
         return -1;

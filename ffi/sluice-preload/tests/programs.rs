@@ -185,6 +185,7 @@ fn semantics_seen_from_python() {
         "signals_interrupt_waits",
         "listen_accept_and_fork",
         "sendfile_and_splice",
+        "dual_stack_inet6",
     ] {
         assert!(out.stdout.contains(&format!("ok {name}")), "{name}: {r}");
     }

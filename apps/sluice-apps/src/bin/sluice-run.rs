@@ -46,8 +46,8 @@ struct Cli {
     /// --stack=--rcvbuf=1048576, --stack=--congestion=newreno.
     #[arg(long, allow_hyphen_values = true)]
     stack: Vec<String>,
-    /// AF_INET6 sockets go to the kernel (by default they fail with EAFNOSUPPORT, as
-    /// Sluice speaks IPv4).
+    /// AF_INET6 sockets go to the kernel (by default they are Sluice's dual-stack sockets,
+    /// for IPv4 peers through IPv4-mapped addresses).
     #[arg(long)]
     kernel_inet6: bool,
     /// The preload library (default: libsluice_preload.so next to this program).

@@ -125,6 +125,9 @@ fn sys(r: i64) -> Sys {
 pub struct Pd {
     ifc: Box<Ifc>,
     _lib: libloading::os::unix::Library,
+    /// packetdrill's `ipv4-mapped-ipv6` mode: `socket` makes AF_INET6 sockets and the
+    /// addresses given and read are IPv4-mapped `sockaddr_in6`.
+    pub mapped: bool,
 }
 
 // SAFETY: the interface is thread-safe (one mutex inside); tests call it from a second
@@ -305,7 +308,11 @@ impl Pd {
         // SAFETY: a C string and a writable table, as packetdrill passes.
         unsafe { init(c.as_ptr(), &mut *ifc) };
         assert!(!ifc.userdata.is_null());
-        Pd { ifc, _lib: lib }
+        Pd {
+            ifc,
+            _lib: lib,
+            mapped: false,
+        }
     }
 
     fn ud(&self) -> *mut c_void {
@@ -313,20 +320,35 @@ impl Pd {
     }
 
     pub fn socket(&self, ty: c_int) -> Sys {
+        let domain = if self.mapped { libc::AF_INET6 } else { libc::AF_INET };
         // SAFETY: valid arguments for the table's function (here and below).
-        sys(unsafe { self.ifc.socket.unwrap()(self.ud(), libc::AF_INET, ty, 0) }.into())
+        sys(unsafe { self.ifc.socket.unwrap()(self.ud(), domain, ty, 0) }.into())
     }
     pub fn socket_raw(&self, domain: c_int, ty: c_int, proto: c_int) -> Sys {
         // SAFETY: as above.
         sys(unsafe { self.ifc.socket.unwrap()(self.ud(), domain, ty, proto) }.into())
     }
     pub fn bind(&self, fd: i64, addr: Ipv4Address, port: u16) -> Sys {
-        let s = sin(addr, port);
+        let (s, len) = self.sockaddr(addr, port);
         // SAFETY: as above.
-        sys(unsafe {
-            self.ifc.bind.unwrap()(self.ud(), fd as c_int, (&s as *const sockaddr_in).cast(), SIN_LEN)
+        sys(unsafe { self.ifc.bind.unwrap()(self.ud(), fd as c_int, s.as_ptr().cast(), len) }.into())
+    }
+    /// The bytes of a `sockaddr_in`, or of an IPv4-mapped `sockaddr_in6` (`mapped`).
+    fn sockaddr(&self, addr: Ipv4Address, port: u16) -> ([u8; 28], socklen_t) {
+        let mut b = [0u8; 28];
+        if self.mapped {
+            b[..2].copy_from_slice(&(libc::AF_INET6 as libc::sa_family_t).to_ne_bytes());
+            b[2..4].copy_from_slice(&port.to_be_bytes());
+            b[18..20].copy_from_slice(&[0xff, 0xff]);
+            b[20..24].copy_from_slice(&addr.0);
+            (b, 28)
+        } else {
+            let s = sin(addr, port);
+            // SAFETY: a plain struct viewed as its bytes.
+            let bytes = unsafe { core::slice::from_raw_parts((&s as *const sockaddr_in).cast::<u8>(), 16) };
+            b[..16].copy_from_slice(bytes);
+            (b, SIN_LEN)
         }
-        .into())
     }
     pub fn listen(&self, fd: i64, backlog: c_int) -> Sys {
         // SAFETY: as above.
@@ -334,34 +356,26 @@ impl Pd {
     }
     /// accept; the new fd and the peer's address.
     pub fn accept(&self, fd: i64) -> Result<(i64, Ipv4Address, u16), i32> {
-        // SAFETY: zeroed sockaddr_in.
-        let mut s: sockaddr_in = unsafe { core::mem::zeroed() };
-        let mut len = SIN_LEN;
-        // SAFETY: as above.
-        let r = unsafe {
-            self.ifc.accept.unwrap()(
-                self.ud(),
-                fd as c_int,
-                (&mut s as *mut sockaddr_in).cast(),
-                &mut len,
-            )
-        };
+        let mut b = [0u8; 28];
+        let mut len: socklen_t = 28;
+        // SAFETY: as above; `b` has `len` writable bytes.
+        let r = unsafe { self.ifc.accept.unwrap()(self.ud(), fd as c_int, b.as_mut_ptr().cast(), &mut len) };
         let nfd = sys(r.into())?;
-        assert_eq!(len, SIN_LEN);
-        assert_eq!(c_int::from(s.sin_family), libc::AF_INET);
-        Ok((
-            nfd,
-            Ipv4Address(s.sin_addr.s_addr.to_ne_bytes()),
-            u16::from_be(s.sin_port),
-        ))
+        let family = c_int::from(libc::sa_family_t::from_ne_bytes([b[0], b[1]]));
+        let port = u16::from_be_bytes([b[2], b[3]]);
+        if self.mapped {
+            assert_eq!((len, family), (28, libc::AF_INET6), "a sockaddr_in6");
+            assert_eq!(b[8..20], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff], "IPv4-mapped");
+            Ok((nfd, Ipv4Address([b[20], b[21], b[22], b[23]]), port))
+        } else {
+            assert_eq!((len, family), (SIN_LEN, libc::AF_INET), "a sockaddr_in");
+            Ok((nfd, Ipv4Address([b[4], b[5], b[6], b[7]]), port))
+        }
     }
     pub fn connect(&self, fd: i64, addr: Ipv4Address, port: u16) -> Sys {
-        let s = sin(addr, port);
+        let (s, len) = self.sockaddr(addr, port);
         // SAFETY: as above.
-        sys(unsafe {
-            self.ifc.connect.unwrap()(self.ud(), fd as c_int, (&s as *const sockaddr_in).cast(), SIN_LEN)
-        }
-        .into())
+        sys(unsafe { self.ifc.connect.unwrap()(self.ud(), fd as c_int, s.as_ptr().cast(), len) }.into())
     }
     pub fn read(&self, fd: i64, n: usize) -> Result<Vec<u8>, i32> {
         let mut b = vec![0u8; n];

@@ -88,7 +88,6 @@ def descriptors():
     assert len(fds) == 4, fds
     assert s.fileno() < 1024, "select() needs descriptors below FD_SETSIZE"
     assert stat.S_ISSOCK(os.fstat(s.fileno()).st_mode)
-    expect_errno(errno.EAFNOSUPPORT, socket.socket, socket.AF_INET6)
     u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # the kernel's
     assert u.fileno() not in fds
     for f in (e, r, w):
@@ -476,6 +475,65 @@ def udp():
     d, a = u.recvfrom(100)
     assert (d, a) == (b"ping", (PEER, 7)), (d, a)
     u.close()
+
+
+@check
+def dual_stack_inet6():
+    # An AF_INET6 socket reaches IPv4 peers through IPv4-mapped addresses, as Linux's.
+    mapped, own = "::ffff:" + PEER, "::ffff:" + OWN
+    s = socket.socket(socket.AF_INET6)
+    assert s.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN) == socket.AF_INET6
+    assert s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 0
+    s.settimeout(5)
+    s.connect((mapped, 7))
+    assert s.getpeername()[:2] == (mapped, 7), s.getpeername()
+    assert s.getsockname()[0] == own, s.getsockname()
+    s.sendall(b"six")
+    assert recv_exact(s, 3) == b"six"
+    s.close()
+    # A listener on :: takes IPv4 clients (a kernel client from a forked child).
+    l = socket.socket(socket.AF_INET6)
+    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind(("::", 5006))
+    l.listen(4)
+    assert l.getsockname()[:2] == ("::", 5006), l.getsockname()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            k = socket.create_connection((OWN, 5006), timeout=5)
+            k.sendall(b"v4 client")
+            k.close()
+        except Exception:
+            traceback.print_exc()
+            code = 12
+        os._exit(code)
+    c, addr = l.accept()
+    assert addr[0] == mapped, addr
+    assert recv_exact(c, 9) == b"v4 client"
+    assert c.getsockname()[:2] == (own, 5006), c.getsockname()
+    c.close()
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    l.close()
+    # UDP too.
+    u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    u.settimeout(3)
+    u.sendto(b"ping6", (mapped, 7))
+    d, a = u.recvfrom(100)
+    assert (d, a[:2]) == (b"ping6", (mapped, 7)), (d, a)
+    u.close()
+    # IPv6 itself is not Sluice's: an IPv6-only socket cannot bind, an IPv6 peer is
+    # unreachable, and V6ONLY is fixed once bound.
+    v = socket.socket(socket.AF_INET6)
+    v.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    expect_errno(errno.EADDRNOTAVAIL, v.bind, ("::", 5007))
+    v.close()
+    w = socket.socket(socket.AF_INET6)
+    expect_errno(errno.ENETUNREACH, w.connect, ("2001:2::1", 7))
+    w.bind(("::", 0))
+    expect_errno(errno.EINVAL, w.setsockopt, socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    w.close()
 
 
 @check
