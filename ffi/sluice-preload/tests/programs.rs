@@ -198,7 +198,9 @@ fn python_http_server_serves_curl() {
     let mut t = TapRun::start(
         "run-pyhttp",
         &[],
-        &["python3", "-m", "http.server", "--bind", "0.0.0.0", "8080"],
+        // A dual-stack socket on `::` (IPv4 clients as IPv4-mapped addresses), as Python
+        // picks by itself on a host with IPv6.
+        &["python3", "-m", "http.server", "--bind", "::", "8080"],
         Some(&dir),
     );
     t.wait_port(8080);
@@ -229,6 +231,8 @@ fn python_http_server_serves_curl() {
         "{r}"
     );
     assert!(srv.stderr.contains("\"GET /blob HTTP/1.1\" 200"), "{r}");
+    assert!(srv.stdout.contains("Serving HTTP on :: port 8080"), "dual-stack: {r}");
+    assert!(srv.stderr.contains(&format!("::ffff:{KERNEL_IP}")), "the client, IPv4-mapped: {r}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -312,7 +316,8 @@ fn iperf3_server_and_client_under_sluice_run() {
     need("iperf3");
     // Sluice serves, the kernel sends. (Not -1: the readiness probe is a test to iperf3,
     // a failed one, after which it serves the next.)
-    let mut t = TapRun::start("run-iperf-s", &["--quiet"], &["iperf3", "-s", "-4"], None);
+    // iperf3 listens on `::`, a dual-stack socket.
+    let mut t = TapRun::start("run-iperf-s", &["--quiet"], &["iperf3", "-s", "-B", "::"], None);
     t.wait_port(5201);
     let c = t.kernel(
         "iperf3",
