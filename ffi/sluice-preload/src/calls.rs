@@ -53,6 +53,20 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
     unsafe { adopt(cfd, ty & libc::SOCK_CLOEXEC != 0) }
 }
 
+/// Runs a blocking call on a Sluice socket again after EINTR when the kernel would have
+/// restarted it (`restarts`).
+macro_rules! restartable {
+    ($cf:expr, $out:expr, $call:expr) => {{
+        loop {
+            let r = $call;
+            if r < 0 && errno() == libc::EINTR && restarts($cf, $out) {
+                continue;
+            }
+            break r;
+        }
+    }};
+}
+
 /// `$call` on the C API descriptor, or `$real` on the kernel's; `$fd` is the descriptor.
 macro_rules! route {
     ($fd:expr, |$c:ident| $call:expr, $real:expr) => {
@@ -96,7 +110,7 @@ pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut sockl
         Target::Kernel => unsafe { real::accept4(fd, addr, len, flags) },
         Target::Stale => stale(fd),
         Target::Sluice(cf) => {
-            let n = unsafe { c::sluice_accept4(cf, addr, len, flags) };
+            let n = restartable!(cf, false, unsafe { c::sluice_accept4(cf, addr, len, flags) });
             if n < 0 {
                 if errno() == libc::EAGAIN {
                     rearm(fd, libc::EPOLLIN as u32);
@@ -170,6 +184,42 @@ pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
     r
 }
 
+/// After EINTR in a socket call: whether Linux would have restarted it (signal(7)). It does
+/// when the handler of the signal has SA_RESTART, unless the socket has a timeout for that
+/// direction (SO_RCVTIMEO, SO_SNDTIMEO). Which signal came is not known here, so the call
+/// restarts only if every signal the program handles has SA_RESTART: one handler without
+/// it makes every interrupted call return EINTR, which a program that installs such a
+/// handler must handle anyway. `connect` is not restarted (it returns EINTR and goes on in
+/// the background, as a nonblocking one).
+fn restarts(cf: c_int, out: bool) -> bool {
+    // The stack's own signals (net_tap's) never interrupt a call: they do not count.
+    let stack = sluice_capi::global_shared().and_then(|sh| sh.stack_signals().copied());
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL
+            || sig == libc::SIGSTOP
+            // SAFETY: reads a local set.
+            || stack.is_some_and(|ss| unsafe { libc::sigismember(&ss, sig) } == 1)
+        {
+            continue;
+        }
+        // SAFETY: reads the disposition into a local.
+        let mut act: libc::sigaction = unsafe { core::mem::zeroed() };
+        if unsafe { libc::sigaction(sig, core::ptr::null(), &mut act) } != 0 {
+            continue;
+        }
+        let handled = act.sa_sigaction != libc::SIG_DFL && act.sa_sigaction != libc::SIG_IGN;
+        if handled && act.sa_flags & libc::SA_RESTART == 0 {
+            return false;
+        }
+    }
+    let name = if out { libc::SO_SNDTIMEO } else { libc::SO_RCVTIMEO };
+    let mut tv = libc::timeval { tv_sec: 0, tv_usec: 0 };
+    let mut len = core::mem::size_of::<libc::timeval>() as socklen_t;
+    // SAFETY: `tv` and `len` are locals of the sizes given.
+    let r = unsafe { c::sluice_getsockopt(cf, libc::SOL_SOCKET, name, (&mut tv as *mut libc::timeval).cast(), &mut len) };
+    r == 0 && tv.tv_sec == 0 && tv.tv_usec == 0
+}
+
 /// After a read- or write-like call of `asked` bytes on a Sluice socket: EAGAIN or a
 /// short count re-arms edge-triggered epoll reporting of `bits` (the program drained the
 /// socket, or filled its buffer, so the next change is an edge, as in Linux).
@@ -204,7 +254,7 @@ const OUT: i32 = libc::EPOLLOUT;
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, unsafe { c::sluice_read(cf, buf, n) }, IN, n),
+        |cf| after_n(fd, restartable!(cf, false, unsafe { c::sluice_read(cf, buf, n) }), IN, n),
         unsafe { real::read(fd, buf, n) }
     )
 }
@@ -213,7 +263,7 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, unsafe { c::sluice_write(cf, buf, n) }, OUT, n),
+        |cf| after_n(fd, restartable!(cf, true, unsafe { c::sluice_write(cf, buf, n) }), OUT, n),
         unsafe { real::write(fd, buf, n) }
     )
 }
@@ -222,7 +272,7 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, unsafe { c::sluice_readv(cf, iov, n) }, IN, unsafe {
+        |cf| after_n(fd, restartable!(cf, false, unsafe { c::sluice_readv(cf, iov, n) }), IN, unsafe {
             iov_len(iov, n)
         }),
         unsafe { real::readv(fd, iov, n) }
@@ -233,7 +283,7 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, unsafe { c::sluice_writev(cf, iov, n) }, OUT, unsafe {
+        |cf| after_n(fd, restartable!(cf, true, unsafe { c::sluice_writev(cf, iov, n) }), OUT, unsafe {
             iov_len(iov, n)
         }),
         unsafe { real::writev(fd, iov, n) }
@@ -244,7 +294,7 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, unsafe { c::sluice_recv(cf, buf, n, flags) }, IN, n),
+        |cf| after_n(fd, restartable!(cf, false, unsafe { c::sluice_recv(cf, buf, n, flags) }), IN, n),
         unsafe { real::recv(fd, buf, n, flags) }
     )
 }
@@ -260,10 +310,7 @@ pub unsafe extern "C" fn recvfrom(
 ) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(
-            fd,
-            unsafe { c::sluice_recvfrom(cf, buf, n, flags, addr, len) },
-            IN,
+        |cf| after_n(fd, restartable!(cf, false, unsafe { c::sluice_recvfrom(cf, buf, n, flags, addr, len) }), IN,
             n
         ),
         unsafe { real::recvfrom(fd, buf, n, flags, addr, len) }
@@ -274,7 +321,7 @@ pub unsafe extern "C" fn recvfrom(
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, unsafe { c::sluice_recvmsg(cf, msg, flags) }, IN, unsafe {
+        |cf| after_n(fd, restartable!(cf, false, unsafe { c::sluice_recvmsg(cf, msg, flags) }), IN, unsafe {
             msg.as_ref()
                 .map_or(0, |m| iov_len(m.msg_iov, m.msg_iovlen as c_int))
         }),
@@ -286,7 +333,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, unsafe { c::sluice_send(cf, buf, n, flags) }, OUT, n),
+        |cf| after_n(fd, restartable!(cf, true, unsafe { c::sluice_send(cf, buf, n, flags) }), OUT, n),
         unsafe { real::send(fd, buf, n, flags) }
     )
 }
@@ -302,10 +349,7 @@ pub unsafe extern "C" fn sendto(
 ) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(
-            fd,
-            unsafe { c::sluice_sendto(cf, buf, n, flags, addr, len) },
-            OUT,
+        |cf| after_n(fd, restartable!(cf, true, unsafe { c::sluice_sendto(cf, buf, n, flags, addr, len) }), OUT,
             n
         ),
         unsafe { real::sendto(fd, buf, n, flags, addr, len) }
@@ -316,7 +360,7 @@ pub unsafe extern "C" fn sendto(
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, unsafe { c::sluice_sendmsg(cf, msg, flags) }, OUT, unsafe {
+        |cf| after_n(fd, restartable!(cf, true, unsafe { c::sluice_sendmsg(cf, msg, flags) }), OUT, unsafe {
             msg.as_ref()
                 .map_or(0, |m| iov_len(m.msg_iov, m.msg_iovlen as c_int))
         }),

@@ -186,6 +186,7 @@ fn semantics_seen_from_python() {
         "listen_accept_and_fork",
         "sendfile_and_splice",
         "dual_stack_inet6",
+        "sa_restart_restarts_blocking_calls",
     ] {
         assert!(out.stdout.contains(&format!("ok {name}")), "{name}: {r}");
     }

@@ -231,6 +231,38 @@ def signals_interrupt_waits():
 
 
 @check
+def sa_restart_restarts_blocking_calls():
+    # A signal whose handler has SA_RESTART (siginterrupt False) restarts a blocking recv
+    # inside the call: Python's handler runs only when the call returns, with the data.
+    # Without SA_RESTART the call ends with EINTR at once and the handler runs then. (SIGINT
+    # goes back to its default so that SIGALRM is the only signal handled.)
+    ran = []
+
+    def handler(sig, frame):
+        ran.append(time.monotonic())
+
+    old = signal.signal(signal.SIGALRM, handler)
+    old_int = signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        for restart in (True, False):
+            signal.siginterrupt(signal.SIGALRM, not restart)
+            s = conn(9)
+            s.sendall(b"1.0\n")
+            del ran[:]
+            t0 = time.monotonic()
+            signal.setitimer(signal.ITIMER_REAL, 0.2)
+            assert recv_exact(s, 5) == b"late\n"
+            assert len(ran) == 1, ran
+            at = ran[0] - t0
+            assert (at > 0.8) == restart, "restart %s: the handler ran at %.2f s" % (restart, at)
+            s.close()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        signal.signal(signal.SIGINT, old_int)
+
+
+@check
 def blocking_read_has_no_give_up_time():
     s = conn(9)
     s.sendall(b"10.5\n")
