@@ -792,7 +792,7 @@ fn a_hostile_network_against_sluice_http() {
             .unwrap_or_else(|| panic!("{k}: {}\n{}", out.stdout, out.stderr)) as u64
     };
     let answered = value("ooo_acks_answered ");
-    assert!((1..=10).contains(&answered), "1,000 out-of-window ACKs get a trickle back: {answered}");
+    assert!((1..=3).contains(&answered), "1,000 out-of-window ACKs get a trickle back: {answered}");
     assert_eq!(value("live_sha256_ok "), 1, "the live connection's download is intact");
     assert!(value("live_max_segment ") > 1000, "a forged PMTU message changed nothing");
     assert_eq!(value("syn_fin_answered "), 0, "SYN+FIN gets no SYN-ACK");

