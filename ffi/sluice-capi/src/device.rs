@@ -259,9 +259,17 @@ mod tests {
     }
 
     #[test]
-    fn non_ipv4_is_refused() {
+    fn ipv6_goes_on_the_wire_and_garbage_is_refused() {
         let mut dev = PipeDevice::new(1500);
-        assert_eq!(dev.inject(&[0x60; 40]), Err(InjectError::NotIpv4));
+        // An IPv6 packet is framed as one (the stack drops it: it speaks IPv4).
+        assert_eq!(dev.inject(&[0x60; 40]), Ok(()));
+        let mut rx = Vec::new();
+        dev.rx_burst(Instant::ZERO, &mut rx, 8);
+        assert_eq!(rx.len(), 1);
+        let f = EthernetFrame::new_checked(rx[0].data()).unwrap();
+        assert_eq!(f.ethertype(), EtherType::Ipv6);
+        assert_eq!(dev.inject(&[0x60; 20]), Err(InjectError::NotIpv4), "too short for IPv6");
         assert_eq!(dev.inject(&[0x45; 10]), Err(InjectError::NotIpv4));
+        assert_eq!(dev.inject(&[0x75; 40]), Err(InjectError::NotIpv4));
     }
 }
