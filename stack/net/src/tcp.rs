@@ -173,6 +173,13 @@ struct Seen {
 }
 
 impl Conn {
+    /// Marks the connection as having work for the next poll; true when it must be put in
+    /// the pending list (it is not there yet: the list holds each connection once).
+    fn wake(&mut self) -> bool {
+        self.dirty = true;
+        !core::mem::replace(&mut self.queued, true)
+    }
+
     fn owned_by_app(&self) -> bool {
         self.listener.is_none() && !self.released
     }
@@ -203,7 +210,7 @@ pub(crate) struct TcpSockets {
     ports: HashMap<u16, Key>,
     /// Connections with work since the last poll (an API call opened the window, queued
     /// data, closed...). May hold duplicates; `Conn::dirty` tells which still need it.
-    pending: Vec<Key>,
+    pub(crate) pending: Vec<Key>,
     /// Every connection's next timer, with its deadline.
     wheel: TimerWheel<Key>,
     /// Scratch for the keys the wheel fires, kept to avoid allocating per poll.
@@ -351,8 +358,9 @@ impl Interface {
                     c.listener = None;
                     c.released = true;
                     c.tcb.abort();
-                    c.dirty = true;
-                    self.tcp.pending.push(key);
+                    if c.wake() {
+                        self.tcp.pending.push(key);
+                    }
                 }
             }
         }
@@ -447,7 +455,7 @@ impl Interface {
             listener: None,
             released: false,
             dirty: true,
-            queued: false,
+            queued: true,
             orphan_deadline: None,
             scheduled: None,
             seen: Seen::default(),
@@ -477,8 +485,9 @@ impl Interface {
             return false;
         };
         f(c);
-        c.dirty = true;
-        self.tcp.pending.push(h.0);
+        if c.wake() {
+            self.tcp.pending.push(h.0);
+        }
         true
     }
 
@@ -495,8 +504,7 @@ impl Interface {
     pub fn tcp_send(&mut self, h: TcpHandle, data: &[u8]) -> Result<usize, TcpSendError> {
         let c = self.conn_mut(h).ok_or(TcpSendError::InvalidHandle)?;
         let r = c.tcb.send(data).map_err(map_send_error);
-        if matches!(r, Ok(n) if n > 0) {
-            c.dirty = true;
+        if matches!(r, Ok(n) if n > 0) && c.wake() {
             self.tcp.pending.push(h.0);
         }
         r
@@ -538,8 +546,8 @@ impl Interface {
         let Some(c) = self.tcp.conns.get_mut(h.0) else {
             return;
         };
-        if read {
-            c.dirty = true; // the window opened
+        // Reading opened the window.
+        if read && c.wake() {
             self.tcp.pending.push(h.0);
         }
     }
@@ -555,8 +563,7 @@ impl Interface {
             Ok(rest) => len - rest.as_ref().map_or(0, |f| f.len()),
             Err(_) => 0,
         };
-        if queued > 0 {
-            c.dirty = true;
+        if queued > 0 && c.wake() {
             self.tcp.pending.push(h.0);
         }
         r
@@ -571,8 +578,7 @@ impl Interface {
     ) -> Result<usize, TcpSendError> {
         let c = self.conn_mut(h).ok_or(TcpSendError::InvalidHandle)?;
         let r = c.tcb.send_with(f).map_err(map_send_error);
-        if matches!(r, Ok(n) if n > 0) {
-            c.dirty = true;
+        if matches!(r, Ok(n) if n > 0) && c.wake() {
             self.tcp.pending.push(h.0);
         }
         r
@@ -1270,8 +1276,9 @@ impl Interface {
             return false;
         };
         c.tcb.on_icmp_error(now, e, SeqNumber(seq));
-        c.dirty = true;
-        self.tcp.pending.push(key);
+        if c.wake() {
+            self.tcp.pending.push(key);
+        }
         true
     }
 
@@ -1326,7 +1333,17 @@ impl Interface {
         self.tcp.due = due;
 
         let mut pending = core::mem::take(&mut self.tcp.pending);
-        for &key in &pending {
+        let mut stopped = None;
+        for (i, &key) in pending.iter().enumerate() {
+            if io.tx_backpressure() {
+                // The device's ring is full: nothing more can leave in this poll. The
+                // connections still queued wait for the next one untouched (still marked
+                // `queued`): visiting each of them at every poll only to queue it again
+                // cost a cache miss apiece and, with thousands of connections, most of
+                // the core, so a full ring fed on itself.
+                stopped = Some(i);
+                break;
+            }
             let Some(c) = self.tcp.conns.get_mut(key) else {
                 continue;
             };
@@ -1335,8 +1352,11 @@ impl Interface {
                 self.after_event(io, key);
             }
         }
-        pending.clear();
-        // Work queued while draining (none today) stays for the next poll.
+        match stopped {
+            Some(i) => drop(pending.drain(..i)),
+            None => pending.clear(),
+        }
+        // Work queued while draining (connections the ring refused) waits for the next poll.
         pending.append(&mut self.tcp.pending);
         self.tcp.pending = pending;
     }

@@ -1859,3 +1859,106 @@ fn icmp_parameter_problem_reaches_the_connection_as_a_soft_error() {
     assert_eq!(f.iface.stats().icmp.errors_delivered, 1);
     assert_eq!(f.drops(DropReason::IcmpIgnored), 1);
 }
+
+/// A device whose transmit ring takes nothing while `full` is set.
+struct Jammed {
+    inner: MemDevice,
+    full: bool,
+}
+
+impl Device for Jammed {
+    type Buf = <MemDevice as Device>::Buf;
+    fn caps(&self) -> sluice_dev::DeviceCaps {
+        self.inner.caps()
+    }
+    fn mac(&self) -> [u8; 6] {
+        self.inner.mac()
+    }
+    fn rx_burst(&mut self, now: Instant, out: &mut Vec<Self::Buf>, max: usize) -> usize {
+        self.inner.rx_burst(now, out, max)
+    }
+    fn alloc(&mut self) -> Option<Self::Buf> {
+        self.inner.alloc()
+    }
+    fn tx_burst(&mut self, now: Instant, bufs: &mut Vec<Self::Buf>) -> usize {
+        if self.full {
+            0
+        } else {
+            self.inner.tx_burst(now, bufs)
+        }
+    }
+}
+
+/// While the device's ring is full, connections with data to send wait in the pending list
+/// once each and untouched (polls do not visit them only to queue them again, and calls
+/// on them do not add them twice); once the ring has room, every byte goes out.
+#[test]
+fn a_full_ring_leaves_waiting_connections_alone_and_loses_nothing() {
+    let (da, db, _link) = MemLink::pair(Impairments::default(), Impairments::default(), 3, 65536);
+    let mut client = Interface::new(
+        InterfaceConfig::new(Ipv4Cidr::new(PEER_IP, 24), IsnKey::fixed([4; 16])),
+        EthernetAddress(da.mac()),
+    );
+    let mut ca = da;
+    let mut server = Interface::new(
+        InterfaceConfig::new(Ipv4Cidr::new(OUR_IP, 24), IsnKey::fixed([5; 16])),
+        EthernetAddress(db.mac()),
+    );
+    let mut sb = Jammed { inner: db, full: false };
+    let l = server.tcp_listen(80, 256).unwrap();
+    let conns: Vec<TcpHandle> = (0..200).map(|_| client.tcp_connect(OUR_IP, 80).unwrap()).collect();
+    let mut now = Instant::from_millis(1);
+    let mut accepted = Vec::new();
+    // (Most SYNs wait for ARP and their first retransmission.)
+    for _ in 0..5000 {
+        while client.poll(now, &mut ca) | server.poll(now, &mut sb) {}
+        while let Some(h) = server.tcp_accept(l) {
+            accepted.push(h);
+        }
+        if accepted.len() == conns.len() {
+            break;
+        }
+        now += Duration::from_millis(1);
+    }
+    assert_eq!(accepted.len(), 200);
+    // The ring fills: every connection has 10 KB to send, twice over.
+    sb.full = true;
+    for round in 0..2 {
+        for &h in &accepted {
+            assert_eq!(server.tcp_send(h, &[round as u8 + 1; 5000]), Ok(5000));
+        }
+        server.poll(now, &mut sb);
+    }
+    let waiting = server.tcp.pending.clone();
+    assert!(waiting.len() <= 200, "each connection once: {}", waiting.len());
+    for _ in 0..50 {
+        for &h in &accepted {
+            // Calls on waiting connections do not queue them again.
+            let _ = server.tcp_send(h, b"");
+        }
+        server.poll(now, &mut sb);
+        now += Duration::from_micros(10);
+    }
+    assert_eq!(server.tcp.pending, waiting, "untouched while the ring is full");
+    // Room again: everything arrives.
+    sb.full = false;
+    let mut got = vec![0usize; conns.len()];
+    let mut buf = vec![0u8; 65536];
+    for _ in 0..20_000 {
+        while client.poll(now, &mut ca) | server.poll(now, &mut sb) {}
+        for (i, &h) in conns.iter().enumerate() {
+            while let Ok(n) = client.tcp_recv(h, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                assert!(buf[..n].iter().all(|&b| b == 1 || b == 2));
+                got[i] += n;
+            }
+        }
+        if got.iter().all(|&n| n == 10_000) {
+            break;
+        }
+        now += Duration::from_millis(1);
+    }
+    assert!(got.iter().all(|&n| n == 10_000), "every byte arrived: {:?}", &got[..8]);
+}
