@@ -1088,9 +1088,10 @@ impl Interface {
                 return;
             };
             if io.tx_backpressure() {
-                // The device's ring is full: try again at the next poll.
-                if !c.queued {
-                    c.queued = true;
+                // The device's ring is full: try again at the next poll. Marked dirty, or the
+                // next poll would pass it over: what a timer made it send (a retransmitted
+                // SYN, an RTO's segment) would then wait for its next timer.
+                if c.wake() {
                     self.tcp.pending.push(key);
                 }
                 return;
