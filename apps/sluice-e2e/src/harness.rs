@@ -479,7 +479,7 @@ impl Harness {
         let client = self.sides(stack, false, &sock, &extra);
         let (echo, lg) = (self.bin.join("sluice-echo"), self.bin.join("sluice-loadgen"));
         let limit = Duration::from_secs_f64(secs + 30.0);
-        let (_so, co) = self.pair(
+        let (so, co) = self.pair(
             key,
             stack,
             (&echo, server),
@@ -489,6 +489,15 @@ impl Harness {
             &mut |_, _, _| Ok(()),
         )?;
         let what = format!("{key} on {}", stack.name());
+        // Every connection must have been served, not only opened at the client: the server
+        // counts those its application accepted.
+        let served = num(&so.stdout, "conns_opened").unwrap_or(0.0);
+        if !new_conns && served < conns as f64 {
+            return Err(format!(
+                "{what}: the server served {served} of {conns} connections\n{}",
+                fail(&what, &so)
+            ));
+        }
         let requests = num(&co.stdout, "requests").unwrap_or(0.0);
         if requests <= 0.0 || co.timed_out {
             return Err(fail(&what, &co));
