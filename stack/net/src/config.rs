@@ -6,6 +6,7 @@ use sluice_dev::DeviceCaps;
 use std::sync::Arc;
 
 use sluice_tcp::{MemBudget, TcpConfig};
+use sluice_wire::ipv6::Ipv6Cidr;
 use sluice_wire::{Checksum, ChecksumCaps, EthernetAddress, Ipv4Address, Ipv4Cidr};
 
 /// ARP cache and resolution parameters.
@@ -174,6 +175,9 @@ pub struct InterfaceConfig {
     pub mem_budget: usize,
     /// A budget shared with other interfaces (the process's total), charged too.
     pub mem_budget_total: Option<Arc<MemBudget>>,
+    /// IPv6 addresses besides the link-local one made from the MAC (which is always
+    /// there). They answer neighbour solicitations and echo requests (`crate::ipv6`).
+    pub ipv6: Vec<Ipv6Cidr>,
 }
 
 impl InterfaceConfig {
@@ -200,6 +204,7 @@ impl InterfaceConfig {
             max_time_wait: 1 << 18,
             mem_budget: usize::MAX,
             mem_budget_total: None,
+            ipv6: Vec::new(),
         }
     }
 }

@@ -27,7 +27,7 @@ use crate::stats::{DropReason, Stats};
 use crate::tcp::TcpSockets;
 use crate::udp::UdpSockets;
 
-const ETH_LEN: usize = sluice_wire::eth::HEADER_LEN;
+pub(crate) const ETH_LEN: usize = sluice_wire::eth::HEADER_LEN;
 
 /// What one poll works with: the time, the device, and the frames to transmit.
 pub(crate) struct Io<'a, D: Device> {
@@ -349,7 +349,8 @@ impl Interface {
         let dst = eth.dst_addr();
         let src = eth.src_addr();
         let ethertype = eth.ethertype();
-        if dst != self.mac && !dst.is_broadcast() {
+        let v6 = ethertype == EtherType::Ipv6;
+        if dst != self.mac && !dst.is_broadcast() && !(v6 && self.accepts_v6_mac(dst)) {
             return self.drop(DropReason::NotForUs);
         }
         if src.is_multicast() {
@@ -360,6 +361,7 @@ impl Interface {
                 self.process_arp(io, src, &buf.data()[ETH_LEN..]);
             }
             EtherType::Ipv4 => self.process_ipv4(io, buf),
+            EtherType::Ipv6 => self.process_ipv6(io, src, buf),
             _ => self.drop(DropReason::UnknownEthertype),
         }
     }
@@ -678,7 +680,7 @@ impl Interface {
     }
 
     /// Prepends an Ethernet header and queues the frame for transmission.
-    fn send_eth<D: Device>(
+    pub(crate) fn send_eth<D: Device>(
         &mut self,
         io: &mut Io<'_, D>,
         mut buf: D::Buf,

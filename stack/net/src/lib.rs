@@ -39,6 +39,7 @@ mod endpoint;
 mod flow;
 mod icmp;
 mod iface;
+mod ipv6;
 mod ready;
 mod reasm;
 mod slab;

@@ -66,6 +66,10 @@ pub enum DropReason {
     ConnLimit,
     /// A SYN refused because the memory budget is exhausted (`InterfaceConfig::mem_budget`).
     MemBudget,
+    /// A malformed IPv6 packet or extension header chain.
+    BadIpv6,
+    /// IPv6 carrying what is not served over IPv6 yet (TCP, UDP, fragments).
+    Ipv6Unsupported,
     /// A fragment overlapping one held: its whole datagram is discarded (RFC 5722).
     FragmentOverlap,
     /// No room to reassemble (64 datagrams or 1 MiB held per interface).
@@ -76,7 +80,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// How many reasons there are.
-    pub const COUNT: usize = 29;
+    pub const COUNT: usize = 31;
 
     /// Every reason, in `index` order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -106,6 +110,8 @@ impl DropReason {
         DropReason::SynFin,
         DropReason::ConnLimit,
         DropReason::MemBudget,
+        DropReason::BadIpv6,
+        DropReason::Ipv6Unsupported,
         DropReason::FragmentOverlap,
         DropReason::ReassemblyFull,
         DropReason::ReassemblyTimeout,
@@ -145,6 +151,8 @@ impl DropReason {
             DropReason::SynFin => "syn_fin",
             DropReason::ConnLimit => "conn_limit",
             DropReason::MemBudget => "mem_budget",
+            DropReason::BadIpv6 => "bad_ipv6",
+            DropReason::Ipv6Unsupported => "ipv6_unsupported",
             DropReason::FragmentOverlap => "fragment_overlap",
             DropReason::ReassemblyFull => "reassembly_full",
             DropReason::ReassemblyTimeout => "reassembly_timeout",

@@ -11,6 +11,9 @@ use sluice_wire::{
     Ipv4Repr, UdpPacket, UdpRepr,
 };
 
+use sluice_wire::icmpv6::{Icmpv6Repr, NdpOptions};
+use sluice_wire::ipv6::{Ipv6Address, Ipv6Cidr, Ipv6Packet, Ipv6Repr};
+
 use crate::*;
 
 pub(crate) const OUR_IP: Ipv4Address = Ipv4Address::new(198, 18, 0, 1);
@@ -646,8 +649,9 @@ fn malformed_frames_of_every_kind_are_counted() {
     let mut f = Fixture::new(config(true));
     let cases: Vec<(Vec<u8>, DropReason)> = vec![
         (vec![0u8; 10], DropReason::BadEthernet),
+        (eth(OUR_MAC, EtherType::Ipv6, &[0; 40]), DropReason::BadIpv6),
         (
-            eth(OUR_MAC, EtherType::Ipv6, &[0; 40]),
+            eth(OUR_MAC, EtherType::Unknown(0x88b5), &[0; 40]),
             DropReason::UnknownEthertype,
         ),
         (
@@ -1999,4 +2003,116 @@ fn retransmissions_held_back_by_a_full_ring_go_out_when_it_has_room() {
         .filter(|&&h| client.tcp_state(h) == TcpState::Established)
         .count();
     assert_eq!((open, accepted), (n, n), "all open well before the second RTO");
+}
+
+/// An IPv6 packet from the peer to `dst` carrying ICMPv6 message `msg`, in a frame to `mac`.
+fn icmpv6_frame(mac: EthernetAddress, src: Ipv6Address, dst: Ipv6Address, msg: &Icmpv6Repr) -> Vec<u8> {
+    let len = msg.buffer_len();
+    let mut p = vec![0u8; 40 + len];
+    Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: sluice_wire::IpProtocol::Unknown(58),
+        payload_len: len,
+        hop_limit: 255,
+    }
+    .emit(&mut Ipv6Packet::new_unchecked(&mut p[..]));
+    msg.emit(src, dst, &mut p[40..], &ChecksumCaps::software());
+    eth(mac, EtherType::Ipv6, &p)
+}
+
+/// The ICMPv6 message of a frame the interface sent, with its Ethernet destination and
+/// IPv6 source and destination.
+fn sent_icmpv6(frame: &[u8]) -> (EthernetAddress, Ipv6Address, Ipv6Address, Vec<u8>) {
+    let e = EthernetFrame::new_checked(frame).unwrap();
+    assert_eq!(e.ethertype(), EtherType::Ipv6);
+    let p = Ipv6Packet::new_checked(&frame[14..]).unwrap();
+    let ip = Ipv6Repr::parse(&p).unwrap();
+    (e.dst_addr(), ip.src_addr, ip.dst_addr, frame[54..54 + ip.payload_len].to_vec())
+}
+
+/// Neighbour discovery and echo over IPv6 (the first part of IPv6): the link-local address
+/// made from the MAC and a configured one answer solicitations (to the solicitor, or to
+/// all nodes for another node's duplicate address detection) and echo requests; other
+/// hosts' traffic, TCP over IPv6 and malformed packets are counted drops.
+#[test]
+fn ipv6_neighbour_solicitations_and_echo_are_answered() {
+    let global = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 1]);
+    let mut cfg = config(true);
+    cfg.ipv6 = vec![Ipv6Cidr::new(global, 64)];
+    let mut f = Fixture::new(cfg);
+    let ll = Ipv6Address::link_local_from_mac(OUR_MAC);
+    let peer = Ipv6Address::link_local_from_mac(PEER_MAC);
+    let caps = ChecksumCaps::software();
+    for target in [ll, global] {
+        // A solicitation to the target's solicited-node group, as a neighbour sends it.
+        let ns = Icmpv6Repr::NeighborSolicit {
+            target,
+            options: NdpOptions {
+                source_lla: Some(PEER_MAC),
+                ..NdpOptions::default()
+            },
+        };
+        let group = target.solicited_node();
+        f.inject(&icmpv6_frame(group.multicast_mac(), peer, group, &ns));
+        let out = f.poll();
+        assert_eq!(out.len(), 1, "one advertisement");
+        let (mac, src, dst, msg) = sent_icmpv6(&out[0]);
+        assert_eq!((mac, src, dst), (PEER_MAC, target, peer));
+        match Icmpv6Repr::parse(src, dst, 255, &msg, &caps).unwrap() {
+            Icmpv6Repr::NeighborAdvert { flags, target: t, options } => {
+                assert!(flags.solicited && flags.override_ && !flags.router);
+                assert_eq!((t, options.target_lla), (target, Some(OUR_MAC)));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Another node's duplicate address detection for our address: defended to all nodes.
+    let dad = Icmpv6Repr::NeighborSolicit {
+        target: ll,
+        options: NdpOptions::default(),
+    };
+    f.inject(&icmpv6_frame(ll.solicited_node().multicast_mac(), Ipv6Address::UNSPECIFIED, ll.solicited_node(), &dad));
+    let out = f.poll();
+    let (mac, _, dst, _) = sent_icmpv6(&out[0]);
+    assert_eq!((mac, dst), (Ipv6Address::ALL_NODES.multicast_mac(), Ipv6Address::ALL_NODES));
+    // Echo, to our address and to all nodes (answered from the link-local address).
+    for (to, mac, from) in [(global, OUR_MAC, global), (Ipv6Address::ALL_NODES, Ipv6Address::ALL_NODES.multicast_mac(), ll)] {
+        let req = Icmpv6Repr::EchoRequest {
+            ident: 7,
+            seq_no: 3,
+            data: b"sluice six",
+        };
+        f.inject(&icmpv6_frame(mac, peer, to, &req));
+        let out = f.poll();
+        assert_eq!(out.len(), 1);
+        let (m, src, dst, msg) = sent_icmpv6(&out[0]);
+        assert_eq!((m, src, dst), (PEER_MAC, from, peer));
+        assert_eq!(
+            Icmpv6Repr::parse(src, dst, 64, &msg, &caps).unwrap(),
+            Icmpv6Repr::EchoReply {
+                ident: 7,
+                seq_no: 3,
+                data: b"sluice six"
+            }
+        );
+    }
+    // Not for us, not served yet, malformed: counted, unanswered.
+    let other = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 9]);
+    let req = Icmpv6Repr::EchoRequest {
+        ident: 1,
+        seq_no: 1,
+        data: b"",
+    };
+    f.inject(&icmpv6_frame(OUR_MAC, peer, other, &req));
+    let mut tcp6 = icmpv6_frame(OUR_MAC, peer, global, &req);
+    tcp6[14 + 6] = 6; // next header: TCP
+    f.inject(&tcp6);
+    let mut bad = icmpv6_frame(OUR_MAC, peer, global, &req);
+    bad[14 + 40 + 2] ^= 0xff; // the ICMPv6 checksum
+    f.inject(&bad);
+    assert!(f.poll().is_empty());
+    assert_eq!(f.drops(DropReason::NotForUs), 1);
+    assert_eq!(f.drops(DropReason::Ipv6Unsupported), 1);
+    assert_eq!(f.drops(DropReason::BadIcmp), 1);
 }
