@@ -820,3 +820,35 @@ fn a_hostile_network_against_sluice_http() {
     assert!(recycled >= 700, "TIME-WAIT held at its cap of 200: {tcp}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// IPv6's first part against the kernel: `ping -6` to the address given with `--ip6`
+/// (the kernel learns Sluice's MAC by neighbour discovery), and the kernel's IPv6 TCP
+/// connection attempt is a counted drop (`ipv6_unsupported`), not an answer.
+#[test]
+fn ping6_reaches_sluice_by_neighbour_discovery() {
+    if !root() {
+        return;
+    }
+    let (ns, p) = sluice(
+        "apps-ping6",
+        ECHO,
+        &["--listen", "7", "--seconds", "60", "--ip6", "2001:2::2/64"],
+    );
+    ns.ip(&["-6", "addr", "add", "2001:2::1/64", "dev", "sl0", "nodad"]);
+    let ping = ns.run("ping", &["-6", "-c", "3", "-W", "2", "2001:2::2"], Duration::from_secs(20));
+    assert!(ping.stdout.contains("3 received"), "{}\n{}", ping.stdout, ping.stderr);
+    let neigh = ns.run("ip", &["-6", "neigh", "show", "2001:2::2"], Duration::from_secs(5));
+    assert!(neigh.stdout.contains("lladdr"), "learned by NDP: {}", neigh.stdout);
+    let tcp6 = ns.run(
+        "python3",
+        &[
+            "-c",
+            "import socket\ntry:\n socket.create_connection(('2001:2::2', 7), timeout=1)\n print('connected')\nexcept OSError as e:\n print('failed', e)",
+        ],
+        Duration::from_secs(10),
+    );
+    assert!(tcp6.stdout.contains("failed"), "{}", tcp6.stdout);
+    let out = stop(p);
+    let drops = out.stdout.lines().find(|l| l.contains("core 0 drops")).unwrap_or("").to_string();
+    assert!(drops.contains("ipv6_unsupported"), "{drops}");
+}

@@ -182,6 +182,10 @@ pub struct Config {
     pub gateway: Option<String>,
     /// Static ARP entries, `IP=MAC`.
     pub arp: Vec<String>,
+    /// IPv6 addresses with their prefix length, e.g. `2001:2::2/64`, besides the
+    /// link-local one made from the MAC: they answer neighbour solicitations and echo
+    /// requests (IPv6 carries nothing else yet).
+    pub ip6: Vec<String>,
     /// The port's MTU, bytes (default 1500, at least 576). TCP segments carry at most
     /// 40 bytes less.
     pub mtu: u16,
@@ -249,6 +253,7 @@ impl Default for Config {
             ip: "198.18.0.2/24".into(),
             gateway: None,
             arp: Vec::new(),
+            ip6: Vec::new(),
             mtu: 1500,
             recv_buffer: 256 * 1024,
             send_buffer: 256 * 1024,
@@ -298,6 +303,10 @@ pub struct ConfigArgs {
     /// A static ARP entry IP=MAC (repeatable).
     #[arg(long = "arp", value_name = "IP=MAC")]
     pub arp: Vec<String>,
+    /// An IPv6 address/prefix besides the link-local one (repeatable); it answers neighbour
+    /// discovery and ping (TCP and UDP are IPv4 only yet)
+    #[arg(long = "ip6", value_name = "ADDR/LEN")]
+    pub ip6: Vec<String>,
     /// MTU of the port, bytes; at least 576 [default: 1500]
     #[arg(long)]
     pub mtu: Option<u16>,
@@ -438,6 +447,9 @@ impl Config {
         if !args.arp.is_empty() {
             c.arp = args.arp.clone();
         }
+        if !args.ip6.is_empty() {
+            c.ip6 = args.ip6.clone();
+        }
         c.nodelay |= args.nodelay;
         if args.no_checksum_offload {
             c.checksum_offload = false;
@@ -556,6 +568,28 @@ impl Config {
         Ok(Some(a))
     }
 
+    /// The IPv6 addresses (`ip6` parsed); `Invalid` for one that is not a unicast,
+    /// non-link-local `ADDRESS/PREFIX`.
+    pub fn ipv6_addresses(&self) -> Result<Vec<sluice_wire::ipv6::Ipv6Cidr>, ConfigError> {
+        self.ip6
+            .iter()
+            .map(|e| {
+                let bad = || ConfigError::Invalid {
+                    field: "ip6",
+                    value: e.clone(),
+                    hint: "ADDRESS/PREFIX, e.g. 2001:2::2/64 (a unicast address)",
+                };
+                let (a, len) = e.split_once('/').ok_or_else(bad)?;
+                let a: sluice_wire::ipv6::Ipv6Address = a.parse().map_err(|_| bad())?;
+                let len: u8 = len.parse().ok().filter(|l| *l <= 128).ok_or_else(bad)?;
+                if !a.is_unicast() || a.is_link_local() {
+                    return Err(bad());
+                }
+                Ok(sluice_wire::ipv6::Ipv6Cidr::new(a, len))
+            })
+            .collect()
+    }
+
     /// The static ARP entries as (address, MAC) pairs; `Invalid` for one that is not
     /// `IP=MAC`.
     pub fn static_arp(&self) -> Result<Vec<(Ipv4Address, EthernetAddress)>, ConfigError> {
@@ -648,6 +682,7 @@ impl Config {
         let mut c = InterfaceConfig::new(self.cidr()?, isn_key);
         c.gateway = self.gateway_addr()?;
         c.static_arp = self.static_arp()?;
+        c.ipv6 = self.ipv6_addresses()?;
         c.mtu = self.mtu as usize;
         c.tcp = self.tcp_config()?;
         c.max_connections = self.max_connections;
