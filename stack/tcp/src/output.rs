@@ -182,7 +182,7 @@ impl Tcb {
             true
         } else if len == unsent {
             // A short final segment: Nagle allows it when nothing is unacknowledged.
-            self.cfg.nodelay || in_flight == 0 || self.fin_queued
+            self.cfg.nodelay || in_flight == 0 || self.fin_queued || self.wrap_cut
         } else {
             // Limited by the window: SWS avoidance waits for at least half the largest
             // window seen, unless nothing is in flight (no ACK would wake us up).
@@ -200,12 +200,14 @@ impl Tcb {
         // A segment spans frames only when it is a large one (for TSO by reference); one
         // of at most a full size stays within one frame, so it can go by reference alone.
         let contiguous = self.tx.slice(off, len).len();
+        let asked = len;
         let len = match self.span_frames {
             true => Some(self.tx.span(off, len)).filter(|&n| n > self.seg_payload_max()),
             false => None,
         }
         .unwrap_or(contiguous)
         .min(self.gso_max());
+        self.wrap_cut = len < asked && len == contiguous && len < self.gso_max();
         self.emitted_len = len as u32;
         let fin = fin && off + len == self.tx.len();
         let end = seq + len + fin as usize;

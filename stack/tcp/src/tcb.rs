@@ -91,6 +91,11 @@ pub struct Tcb {
     pub(crate) tx_seq0: SeqNumber,
     /// The user closed the write side; FIN goes after the last byte of `tx`.
     pub(crate) fin_queued: bool,
+    /// The last segment sent stopped where the send ring wraps, short of what it could
+    /// carry: the rest of those bytes follows at once, whatever Nagle says (Nagle would
+    /// hold it behind the first part, and the peer, waiting for the rest of a request,
+    /// delays its ACK: a 40 ms stall every time a write straddles the wrap).
+    pub(crate) wrap_cut: bool,
 
     // Receive sequence space.
     pub(crate) irs: SeqNumber,
@@ -224,6 +229,7 @@ impl Tcb {
             tx: SendBuffer::new(cfg.send_buffer),
             tx_seq0: isn + 1,
             fin_queued: false,
+            wrap_cut: false,
             irs: SeqNumber(0),
             rcv_nxt: SeqNumber(0),
             rcv_adv: SeqNumber(0),

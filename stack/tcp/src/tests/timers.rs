@@ -518,3 +518,28 @@ fn quick_acks_after_a_pause_and_after_reordering() {
     send!(s, time 163, seg(20));
     assert_eq!(drain(&mut s, ms(163)).len(), 1, "quick ACK after the repair");
 }
+
+/// Request/response with Nagle on: a request whose bytes straddle the send ring's wrap
+/// goes out whole at once (two segments), not its first part alone with the rest held
+/// behind it until the peer, waiting for the rest, acknowledges (its delayed ACK: a 40 ms
+/// stall every time the ring wrapped).
+#[test]
+fn a_write_across_the_send_rings_wrap_is_not_held_by_nagle() {
+    let mut s = tcb_established_with(TcpConfig {
+        nodelay: false,
+        ..config()
+    });
+    let req = [7u8; 37];
+    let mut acked = 1usize;
+    let mut split = 0;
+    for i in 0..100u64 {
+        s.send(&req).unwrap();
+        let out = drain(&mut s, ms(i));
+        let sizes: Vec<usize> = out.iter().map(|o| o.payload.len()).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 37, "request {i} left whole at once: {sizes:?}");
+        split += usize::from(sizes.len() > 1);
+        acked += 37;
+        send!(s, time i, peer_ack(1, acked));
+    }
+    assert!(split >= 2, "the ring wrapped under some requests ({split})");
+}
