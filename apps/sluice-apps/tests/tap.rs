@@ -681,9 +681,18 @@ fn a_memory_budget_caps_what_greedy_clients_hold() {
     assert!(most > 8 * 1024, "the clients filled it: {line}");
     assert!(refused > 0, "growths were refused: {line}");
     assert_eq!(used, 0, "nothing held at the end: {line}");
-    assert!(summary.contains("late refused"), "a new client is refused while it is exhausted");
-    assert!(peak <= before + 16 + 40, "RSS bounded by the budget: {before} -> {peak}");
-    assert!(after <= before + 40, "RSS came back: {before} -> {peak} -> {after}");
+    assert!(
+        summary.contains("late refused"),
+        "a new client is refused while it is exhausted"
+    );
+    assert!(
+        peak <= before + 16 + 40,
+        "RSS bounded by the budget: {before} -> {peak}"
+    );
+    assert!(
+        after <= before + 40,
+        "RSS came back: {before} -> {peak} -> {after}"
+    );
 }
 
 /// `sluice-http` with `args` serves an 8 MiB file to 300 clients that never read (4 KiB
@@ -693,7 +702,9 @@ fn greedy_clients(tag: &str, args: &[&str]) -> (u64, u64, u64, String) {
     let dir = std::env::temp_dir().join(format!("sluice-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let file: Vec<u8> = (0..8u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    let file: Vec<u8> = (0..8u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
     std::fs::write(dir.join("big.bin"), &file).unwrap();
     let root = dir.to_str().unwrap().to_string();
     let mut all = vec!["--listen", "80", "--root", &root, "--seconds", "60"];
@@ -747,9 +758,22 @@ print('fresh', hashlib.sha256(body).hexdigest(), flush=True)
     eprintln!("RSS MiB: before {before}, peak {peak}, after {after}");
     use sha2::Digest;
     let want = format!("{:x}", sha2::Sha256::digest(&file));
-    let fresh = out.stdout.lines().find_map(|l| l.strip_prefix("fresh ")).unwrap_or("");
-    assert_eq!(fresh, want, "a fresh client gets the file intact:\n{}\n{}", out.stdout, out.stderr);
-    let late = out.stdout.lines().find_map(|l| l.strip_prefix("late ")).unwrap_or("").to_string();
+    let fresh = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("fresh "))
+        .unwrap_or("");
+    assert_eq!(
+        fresh, want,
+        "a fresh client gets the file intact:\n{}\n{}",
+        out.stdout, out.stderr
+    );
+    let late = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("late "))
+        .unwrap_or("")
+        .to_string();
     let summary = stop(p);
     let _ = std::fs::remove_dir_all(&dir);
     (before, peak, after, format!("late {late}\n{}", summary.stdout))
@@ -770,14 +794,25 @@ fn a_hostile_network_against_sluice_http() {
     let dir = std::env::temp_dir().join(format!("sluice-hostile-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let file: Vec<u8> = (0..4u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    let file: Vec<u8> = (0..4u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
     std::fs::write(dir.join("big.bin"), &file).unwrap();
     std::fs::write(dir.join("small.txt"), b"hello\n").unwrap();
     let root = dir.to_str().unwrap().to_string();
     let (ns, p) = sluice(
         "apps-hostile",
         HTTP,
-        &["--listen", "80", "--root", &root, "--seconds", "240", "--max-time-wait", "200"],
+        &[
+            "--listen",
+            "80",
+            "--root",
+            &root,
+            "--seconds",
+            "240",
+            "--max-time-wait",
+            "200",
+        ],
     );
     wait_port(&ns, 80);
     use sha2::Digest;
@@ -792,12 +827,26 @@ fn a_hostile_network_against_sluice_http() {
             .unwrap_or_else(|| panic!("{k}: {}\n{}", out.stdout, out.stderr)) as u64
     };
     let answered = value("ooo_acks_answered ");
-    assert!((1..=3).contains(&answered), "1,000 out-of-window ACKs get a trickle back: {answered}");
-    assert_eq!(value("live_sha256_ok "), 1, "the live connection's download is intact");
-    assert!(value("live_max_segment ") > 1000, "a forged PMTU message changed nothing");
+    assert!(
+        (1..=3).contains(&answered),
+        "1,000 out-of-window ACKs get a trickle back: {answered}"
+    );
+    assert_eq!(
+        value("live_sha256_ok "),
+        1,
+        "the live connection's download is intact"
+    );
+    assert!(
+        value("live_max_segment ") > 1000,
+        "a forged PMTU message changed nothing"
+    );
     assert_eq!(value("syn_fin_answered "), 0, "SYN+FIN gets no SYN-ACK");
     assert_eq!(value("churn_ok "), 1000, "every short connection served");
-    assert_eq!(value("fresh_sha256_ok "), 1, "a fresh client gets the file intact");
+    assert_eq!(
+        value("fresh_sha256_ok "),
+        1,
+        "a fresh client gets the file intact"
+    );
     let summary = stop(p);
     let line = |k: &str| {
         summary
@@ -815,7 +864,10 @@ fn a_hostile_network_against_sluice_http() {
     let tcp = line("core 0 tcp");
     let recycled: u64 = tcp
         .split(", ")
-        .find_map(|w| w.strip_suffix(" TIME-WAIT recycled").and_then(|n| n.trim().parse().ok()))
+        .find_map(|w| {
+            w.strip_suffix(" TIME-WAIT recycled")
+                .and_then(|n| n.trim().parse().ok())
+        })
         .unwrap_or_else(|| panic!("{tcp}"));
     assert!(recycled >= 700, "TIME-WAIT held at its cap of 200: {tcp}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -835,10 +887,27 @@ fn ping6_reaches_sluice_by_neighbour_discovery() {
         &["--listen", "7", "--seconds", "60", "--ip6", "2001:2::2/64"],
     );
     ns.ip(&["-6", "addr", "add", "2001:2::1/64", "dev", "sl0", "nodad"]);
-    let ping = ns.run("ping", &["-6", "-c", "3", "-W", "2", "2001:2::2"], Duration::from_secs(20));
-    assert!(ping.stdout.contains("3 received"), "{}\n{}", ping.stdout, ping.stderr);
-    let neigh = ns.run("ip", &["-6", "neigh", "show", "2001:2::2"], Duration::from_secs(5));
-    assert!(neigh.stdout.contains("lladdr"), "learned by NDP: {}", neigh.stdout);
+    let ping = ns.run(
+        "ping",
+        &["-6", "-c", "3", "-W", "2", "2001:2::2"],
+        Duration::from_secs(20),
+    );
+    assert!(
+        ping.stdout.contains("3 received"),
+        "{}\n{}",
+        ping.stdout,
+        ping.stderr
+    );
+    let neigh = ns.run(
+        "ip",
+        &["-6", "neigh", "show", "2001:2::2"],
+        Duration::from_secs(5),
+    );
+    assert!(
+        neigh.stdout.contains("lladdr"),
+        "learned by NDP: {}",
+        neigh.stdout
+    );
     let tcp6 = ns.run(
         "python3",
         &[
@@ -849,6 +918,11 @@ fn ping6_reaches_sluice_by_neighbour_discovery() {
     );
     assert!(tcp6.stdout.contains("failed"), "{}", tcp6.stdout);
     let out = stop(p);
-    let drops = out.stdout.lines().find(|l| l.contains("core 0 drops")).unwrap_or("").to_string();
+    let drops = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("core 0 drops"))
+        .unwrap_or("")
+        .to_string();
     assert!(drops.contains("ipv6_unsupported"), "{drops}");
 }

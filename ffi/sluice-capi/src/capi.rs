@@ -126,7 +126,11 @@ unsafe fn read_addr(addr: *const sockaddr, len: socklen_t) -> Res<SockAddr> {
             let mut sin6: sockaddr_in6 = unsafe { core::mem::zeroed() };
             let n = (len as usize).min(SOCKADDR_IN6_LEN);
             unsafe {
-                core::ptr::copy_nonoverlapping(addr.cast::<u8>(), (&mut sin6 as *mut sockaddr_in6).cast::<u8>(), n)
+                core::ptr::copy_nonoverlapping(
+                    addr.cast::<u8>(),
+                    (&mut sin6 as *mut sockaddr_in6).cast::<u8>(),
+                    n,
+                )
             };
             let a = sin6.sin6_addr.s6_addr;
             let port = u16::from_be(sin6.sin6_port);
@@ -270,7 +274,10 @@ pub(crate) fn c_socket(sh: &Shared, domain: c_int, ty: c_int, protocol: c_int) -
 /// See `read_addr`.
 pub(crate) unsafe fn c_bind(sh: &Shared, fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     // SAFETY: forwarded from the caller.
-    ret_int(|| sh.bind(fd, sh.endpoint(fd, unsafe { read_addr(addr, len) }?, true)?).map(|()| 0))
+    ret_int(|| {
+        sh.bind(fd, sh.endpoint(fd, unsafe { read_addr(addr, len) }?, true)?)
+            .map(|()| 0)
+    })
 }
 
 pub(crate) fn c_listen(sh: &Shared, fd: c_int, backlog: c_int) -> c_int {
@@ -298,7 +305,10 @@ pub(crate) unsafe fn c_accept4(
 /// See `read_addr`.
 pub(crate) unsafe fn c_connect(sh: &Shared, fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     // SAFETY: forwarded from the caller.
-    ret_int(|| sh.connect(fd, sh.endpoint(fd, unsafe { read_addr(addr, len) }?, false)?).map(|()| 0))
+    ret_int(|| {
+        sh.connect(fd, sh.endpoint(fd, unsafe { read_addr(addr, len) }?, false)?)
+            .map(|()| 0)
+    })
 }
 
 /// # Safety

@@ -268,7 +268,11 @@ mod tests {
         assert_eq!(rx.len(), 1);
         let f = EthernetFrame::new_checked(rx[0].data()).unwrap();
         assert_eq!(f.ethertype(), EtherType::Ipv6);
-        assert_eq!(dev.inject(&[0x60; 20]), Err(InjectError::NotIpv4), "too short for IPv6");
+        assert_eq!(
+            dev.inject(&[0x60; 20]),
+            Err(InjectError::NotIpv4),
+            "too short for IPv6"
+        );
         assert_eq!(dev.inject(&[0x45; 10]), Err(InjectError::NotIpv4));
         assert_eq!(dev.inject(&[0x75; 40]), Err(InjectError::NotIpv4));
     }

@@ -153,7 +153,9 @@ impl DpdkFlags {
                         .ok()
                         .filter(|n| (1..=1 << 30).contains(n))
                         .map(|n| n << 20)
-                        .ok_or_else(|| invalid(format!("bad --mem_budget_mb={v}: expected 1 or more (MiB)")))?;
+                        .ok_or_else(|| {
+                            invalid(format!("bad --mem_budget_mb={v}: expected 1 or more (MiB)"))
+                        })?;
                 }
                 "local_ip" | "remote_ip" | "prefix_len" | "netmask_ip" | "gateway_ip" => {
                     return Err(invalid(format!(

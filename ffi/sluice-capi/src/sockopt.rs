@@ -125,7 +125,10 @@ impl Shared {
         self.with(|st| {
             let s = st.sock_mut(fd)?;
             let tcp = matches!(s.kind, Kind::Tcp(_));
-            let fresh = matches!(s.kind, Kind::Tcp(TcpSt::Fresh { port: None }) | Kind::Udp(UdpSt { h: None, .. }));
+            let fresh = matches!(
+                s.kind,
+                Kind::Tcp(TcpSt::Fresh { port: None }) | Kind::Udp(UdpSt { h: None, .. })
+            );
             let o = &mut s.opts;
             match (level, name) {
                 // Dual-stack sockets (`SockOpts::inet6`); fixed once bound, as in Linux.

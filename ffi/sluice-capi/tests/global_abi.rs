@@ -181,9 +181,17 @@ fn process_wide_instance() {
         let name = std::ffi::CStr::from_ptr(reason_name(5));
         assert_eq!(name.to_str().unwrap(), "checksum");
         assert!(reason_name(1000).is_null());
-        assert_eq!(peer_send([0x70u8; 40].as_ptr().cast(), 40), -1, "not an IP packet: refused");
+        assert_eq!(
+            peer_send([0x70u8; 40].as_ptr().cast(), 40),
+            -1,
+            "not an IP packet: refused"
+        );
         assert_eq!(errno(), libc::EINVAL);
-        assert_eq!(peer_send([0x60u8; 40].as_ptr().cast(), 40), 0, "IPv6: framed, dropped by the stack");
+        assert_eq!(
+            peer_send([0x60u8; 40].as_ptr().cast(), 40),
+            0,
+            "IPv6: framed, dropped by the stack"
+        );
         fini();
         assert_eq!(socket(libc::AF_INET, libc::SOCK_STREAM, 0), -1);
         assert_eq!(errno(), libc::ENXIO);

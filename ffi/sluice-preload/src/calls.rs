@@ -213,10 +213,21 @@ fn restarts(cf: c_int, out: bool) -> bool {
         }
     }
     let name = if out { libc::SO_SNDTIMEO } else { libc::SO_RCVTIMEO };
-    let mut tv = libc::timeval { tv_sec: 0, tv_usec: 0 };
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
     let mut len = core::mem::size_of::<libc::timeval>() as socklen_t;
     // SAFETY: `tv` and `len` are locals of the sizes given.
-    let r = unsafe { c::sluice_getsockopt(cf, libc::SOL_SOCKET, name, (&mut tv as *mut libc::timeval).cast(), &mut len) };
+    let r = unsafe {
+        c::sluice_getsockopt(
+            cf,
+            libc::SOL_SOCKET,
+            name,
+            (&mut tv as *mut libc::timeval).cast(),
+            &mut len,
+        )
+    };
     r == 0 && tv.tv_sec == 0 && tv.tv_usec == 0
 }
 
@@ -254,7 +265,12 @@ const OUT: i32 = libc::EPOLLOUT;
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, restartable!(cf, false, unsafe { c::sluice_read(cf, buf, n) }), IN, n),
+        |cf| after_n(
+            fd,
+            restartable!(cf, false, unsafe { c::sluice_read(cf, buf, n) }),
+            IN,
+            n
+        ),
         unsafe { real::read(fd, buf, n) }
     )
 }
@@ -263,7 +279,12 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, restartable!(cf, true, unsafe { c::sluice_write(cf, buf, n) }), OUT, n),
+        |cf| after_n(
+            fd,
+            restartable!(cf, true, unsafe { c::sluice_write(cf, buf, n) }),
+            OUT,
+            n
+        ),
         unsafe { real::write(fd, buf, n) }
     )
 }
@@ -272,9 +293,12 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, restartable!(cf, false, unsafe { c::sluice_readv(cf, iov, n) }), IN, unsafe {
-            iov_len(iov, n)
-        }),
+        |cf| after_n(
+            fd,
+            restartable!(cf, false, unsafe { c::sluice_readv(cf, iov, n) }),
+            IN,
+            unsafe { iov_len(iov, n) }
+        ),
         unsafe { real::readv(fd, iov, n) }
     )
 }
@@ -283,9 +307,12 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, restartable!(cf, true, unsafe { c::sluice_writev(cf, iov, n) }), OUT, unsafe {
-            iov_len(iov, n)
-        }),
+        |cf| after_n(
+            fd,
+            restartable!(cf, true, unsafe { c::sluice_writev(cf, iov, n) }),
+            OUT,
+            unsafe { iov_len(iov, n) }
+        ),
         unsafe { real::writev(fd, iov, n) }
     )
 }
@@ -294,7 +321,12 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, restartable!(cf, false, unsafe { c::sluice_recv(cf, buf, n, flags) }), IN, n),
+        |cf| after_n(
+            fd,
+            restartable!(cf, false, unsafe { c::sluice_recv(cf, buf, n, flags) }),
+            IN,
+            n
+        ),
         unsafe { real::recv(fd, buf, n, flags) }
     )
 }
@@ -310,7 +342,12 @@ pub unsafe extern "C" fn recvfrom(
 ) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, restartable!(cf, false, unsafe { c::sluice_recvfrom(cf, buf, n, flags, addr, len) }), IN,
+        |cf| after_n(
+            fd,
+            restartable!(cf, false, unsafe {
+                c::sluice_recvfrom(cf, buf, n, flags, addr, len)
+            }),
+            IN,
             n
         ),
         unsafe { real::recvfrom(fd, buf, n, flags, addr, len) }
@@ -321,10 +358,15 @@ pub unsafe extern "C" fn recvfrom(
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, restartable!(cf, false, unsafe { c::sluice_recvmsg(cf, msg, flags) }), IN, unsafe {
-            msg.as_ref()
-                .map_or(0, |m| iov_len(m.msg_iov, m.msg_iovlen as c_int))
-        }),
+        |cf| after_n(
+            fd,
+            restartable!(cf, false, unsafe { c::sluice_recvmsg(cf, msg, flags) }),
+            IN,
+            unsafe {
+                msg.as_ref()
+                    .map_or(0, |m| iov_len(m.msg_iov, m.msg_iovlen as c_int))
+            }
+        ),
         unsafe { real::recvmsg(fd, msg, flags) }
     )
 }
@@ -333,7 +375,12 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, restartable!(cf, true, unsafe { c::sluice_send(cf, buf, n, flags) }), OUT, n),
+        |cf| after_n(
+            fd,
+            restartable!(cf, true, unsafe { c::sluice_send(cf, buf, n, flags) }),
+            OUT,
+            n
+        ),
         unsafe { real::send(fd, buf, n, flags) }
     )
 }
@@ -349,7 +396,12 @@ pub unsafe extern "C" fn sendto(
 ) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, restartable!(cf, true, unsafe { c::sluice_sendto(cf, buf, n, flags, addr, len) }), OUT,
+        |cf| after_n(
+            fd,
+            restartable!(cf, true, unsafe {
+                c::sluice_sendto(cf, buf, n, flags, addr, len)
+            }),
+            OUT,
             n
         ),
         unsafe { real::sendto(fd, buf, n, flags, addr, len) }
@@ -360,10 +412,15 @@ pub unsafe extern "C" fn sendto(
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
     route!(
         fd,
-        |cf| after_n(fd, restartable!(cf, true, unsafe { c::sluice_sendmsg(cf, msg, flags) }), OUT, unsafe {
-            msg.as_ref()
-                .map_or(0, |m| iov_len(m.msg_iov, m.msg_iovlen as c_int))
-        }),
+        |cf| after_n(
+            fd,
+            restartable!(cf, true, unsafe { c::sluice_sendmsg(cf, msg, flags) }),
+            OUT,
+            unsafe {
+                msg.as_ref()
+                    .map_or(0, |m| iov_len(m.msg_iov, m.msg_iovlen as c_int))
+            }
+        ),
         unsafe { real::sendmsg(fd, msg, flags) }
     )
 }

@@ -232,8 +232,14 @@ fn python_http_server_serves_curl() {
         "{r}"
     );
     assert!(srv.stderr.contains("\"GET /blob HTTP/1.1\" 200"), "{r}");
-    assert!(srv.stdout.contains("Serving HTTP on :: port 8080"), "dual-stack: {r}");
-    assert!(srv.stderr.contains(&format!("::ffff:{KERNEL_IP}")), "the client, IPv4-mapped: {r}");
+    assert!(
+        srv.stdout.contains("Serving HTTP on :: port 8080"),
+        "dual-stack: {r}"
+    );
+    assert!(
+        srv.stderr.contains(&format!("::ffff:{KERNEL_IP}")),
+        "the client, IPv4-mapped: {r}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -198,7 +198,9 @@ impl PacketBuf for Mbuf {
         let large = crate::Mempool::large_for(self.raw().pool);
         // SAFETY: our head mbuf; `large` is a live pool or null; the shim copies `len`
         // bytes from `data` into new segments.
-        unsafe { dpdk_sys::sluice_pktmbuf_append_copy(self.0.as_ptr(), large, data.as_ptr().cast(), len) == 0 }
+        unsafe {
+            dpdk_sys::sluice_pktmbuf_append_copy(self.0.as_ptr(), large, data.as_ptr().cast(), len) == 0
+        }
     }
     fn request_tso(&mut self, mss: u16, l4_len: u8) {
         // SAFETY: extern statics defined in the shim from DPDK's macros.

@@ -72,7 +72,12 @@ impl Mempool {
     pub fn set_large(&self, large: Mempool) -> bool {
         for (pool, big) in &LARGE {
             if pool
-                .compare_exchange(ptr::null_mut(), self.ptr.as_ptr(), Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(
+                    ptr::null_mut(),
+                    self.ptr.as_ptr(),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
                 .is_ok()
             {
                 big.store(large.ptr.as_ptr(), Ordering::Release);

@@ -80,7 +80,11 @@ fn mbuf_frames_are_shared_chained_and_freed() {
     assert_eq!(first.segments(), 1 + 8, "a header and eight 8 KiB buffers");
     assert_eq!(large.in_use(), 8);
     let second = chain(&seg);
-    assert_eq!(second.segments(), 1 + 32, "7 large left: the pool's own 2 KiB buffers");
+    assert_eq!(
+        second.segments(),
+        1 + 32,
+        "7 large left: the pool's own 2 KiB buffers"
+    );
     assert_eq!(large.in_use(), 8);
     let small = chain(&seg[..1400]);
     assert_eq!(small.segments(), 2, "one small buffer");

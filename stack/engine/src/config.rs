@@ -770,7 +770,6 @@ pub fn parse_mac(s: &str) -> Option<EthernetAddress> {
     parts.next().is_none().then_some(EthernetAddress(m))
 }
 
-
 /// The machine's physical memory in bytes (`usize::MAX` if unknown).
 pub(crate) fn physical_memory() -> usize {
     std::fs::read_to_string("/proc/meminfo")

@@ -20,7 +20,8 @@ const ICMPV6: u8 = 58;
 impl Interface {
     /// The interface's IPv6 addresses: its link-local one first.
     pub fn ipv6_addresses(&self) -> impl Iterator<Item = Ipv6Address> + '_ {
-        core::iter::once(Ipv6Address::link_local_from_mac(self.mac)).chain(self.cfg.ipv6.iter().map(|c| c.address()))
+        core::iter::once(Ipv6Address::link_local_from_mac(self.mac))
+            .chain(self.cfg.ipv6.iter().map(|c| c.address()))
     }
 
     fn is_ours_v6(&self, a: Ipv6Address) -> bool {
@@ -59,8 +60,13 @@ impl Interface {
             return self.drop(DropReason::Ipv6Unsupported);
         }
         let caps = ChecksumCaps::software();
-        let Ok(msg) = Icmpv6Repr::parse(ip.src_addr, ip.dst_addr, ip.hop_limit, &payload[chain.offset..], &caps)
-        else {
+        let Ok(msg) = Icmpv6Repr::parse(
+            ip.src_addr,
+            ip.dst_addr,
+            ip.hop_limit,
+            &payload[chain.offset..],
+            &caps,
+        ) else {
             return self.drop(DropReason::BadIcmp);
         };
         let ours = Ipv6Address::link_local_from_mac(self.mac);
@@ -86,12 +92,20 @@ impl Interface {
                         ..NdpOptions::default()
                     },
                 };
-                let dst_mac = if solicited { mac } else { Ipv6Address::ALL_NODES.multicast_mac() };
+                let dst_mac = if solicited {
+                    mac
+                } else {
+                    Ipv6Address::ALL_NODES.multicast_mac()
+                };
                 self.send_icmpv6(io, dst_mac, target, dst, &na);
             }
             Icmpv6Repr::EchoRequest { ident, seq_no, data } => {
                 // To a multicast group, the reply comes from our link-local address.
-                let src = if ip.dst_addr.is_multicast() { ours } else { ip.dst_addr };
+                let src = if ip.dst_addr.is_multicast() {
+                    ours
+                } else {
+                    ip.dst_addr
+                };
                 if ip.src_addr.is_unspecified() || ip.src_addr.is_multicast() {
                     return self.drop(DropReason::BadIpv6);
                 }

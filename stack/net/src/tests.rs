@@ -1908,9 +1908,14 @@ fn a_full_ring_leaves_waiting_connections_alone_and_loses_nothing() {
         InterfaceConfig::new(Ipv4Cidr::new(OUR_IP, 24), IsnKey::fixed([5; 16])),
         EthernetAddress(db.mac()),
     );
-    let mut sb = Jammed { inner: db, full: false };
+    let mut sb = Jammed {
+        inner: db,
+        full: false,
+    };
     let l = server.tcp_listen(80, 256).unwrap();
-    let conns: Vec<TcpHandle> = (0..200).map(|_| client.tcp_connect(OUR_IP, 80).unwrap()).collect();
+    let conns: Vec<TcpHandle> = (0..200)
+        .map(|_| client.tcp_connect(OUR_IP, 80).unwrap())
+        .collect();
     let mut now = Instant::from_millis(1);
     let mut accepted = Vec::new();
     // (Most SYNs wait for ARP and their first retransmission.)
@@ -1964,7 +1969,11 @@ fn a_full_ring_leaves_waiting_connections_alone_and_loses_nothing() {
         }
         now += Duration::from_millis(1);
     }
-    assert!(got.iter().all(|&n| n == 10_000), "every byte arrived: {:?}", &got[..8]);
+    assert!(
+        got.iter().all(|&n| n == 10_000),
+        "every byte arrived: {:?}",
+        &got[..8]
+    );
 }
 
 /// Connections whose SYNs waited for ARP and were dropped past its queue retransmit them
@@ -1978,7 +1987,10 @@ fn retransmissions_held_back_by_a_full_ring_go_out_when_it_has_room() {
         InterfaceConfig::new(Ipv4Cidr::new(PEER_IP, 24), IsnKey::fixed([4; 16])),
         EthernetAddress(da.mac()),
     );
-    let mut ca = Jammed { inner: da, full: false };
+    let mut ca = Jammed {
+        inner: da,
+        full: false,
+    };
     let mut server = Interface::new(
         InterfaceConfig::new(Ipv4Cidr::new(OUR_IP, 24), IsnKey::fixed([5; 16])),
         EthernetAddress(sb.mac()),
@@ -1997,7 +2009,10 @@ fn retransmissions_held_back_by_a_full_ring_go_out_when_it_has_room() {
         }
         now += Duration::from_millis(1);
     }
-    assert!(client.stats().drops.get(DropReason::ArpQueueFull) > 0, "SYNs waited for ARP");
+    assert!(
+        client.stats().drops.get(DropReason::ArpQueueFull) > 0,
+        "SYNs waited for ARP"
+    );
     let open = conns
         .iter()
         .filter(|&&h| client.tcp_state(h) == TcpState::Established)
@@ -2028,7 +2043,12 @@ fn sent_icmpv6(frame: &[u8]) -> (EthernetAddress, Ipv6Address, Ipv6Address, Vec<
     assert_eq!(e.ethertype(), EtherType::Ipv6);
     let p = Ipv6Packet::new_checked(&frame[14..]).unwrap();
     let ip = Ipv6Repr::parse(&p).unwrap();
-    (e.dst_addr(), ip.src_addr, ip.dst_addr, frame[54..54 + ip.payload_len].to_vec())
+    (
+        e.dst_addr(),
+        ip.src_addr,
+        ip.dst_addr,
+        frame[54..54 + ip.payload_len].to_vec(),
+    )
 }
 
 /// Neighbour discovery and echo over IPv6 (the first part of IPv6): the link-local address
@@ -2060,7 +2080,11 @@ fn ipv6_neighbour_solicitations_and_echo_are_answered() {
         let (mac, src, dst, msg) = sent_icmpv6(&out[0]);
         assert_eq!((mac, src, dst), (PEER_MAC, target, peer));
         match Icmpv6Repr::parse(src, dst, 255, &msg, &caps).unwrap() {
-            Icmpv6Repr::NeighborAdvert { flags, target: t, options } => {
+            Icmpv6Repr::NeighborAdvert {
+                flags,
+                target: t,
+                options,
+            } => {
                 assert!(flags.solicited && flags.override_ && !flags.router);
                 assert_eq!((t, options.target_lla), (target, Some(OUR_MAC)));
             }
@@ -2072,12 +2096,23 @@ fn ipv6_neighbour_solicitations_and_echo_are_answered() {
         target: ll,
         options: NdpOptions::default(),
     };
-    f.inject(&icmpv6_frame(ll.solicited_node().multicast_mac(), Ipv6Address::UNSPECIFIED, ll.solicited_node(), &dad));
+    f.inject(&icmpv6_frame(
+        ll.solicited_node().multicast_mac(),
+        Ipv6Address::UNSPECIFIED,
+        ll.solicited_node(),
+        &dad,
+    ));
     let out = f.poll();
     let (mac, _, dst, _) = sent_icmpv6(&out[0]);
-    assert_eq!((mac, dst), (Ipv6Address::ALL_NODES.multicast_mac(), Ipv6Address::ALL_NODES));
+    assert_eq!(
+        (mac, dst),
+        (Ipv6Address::ALL_NODES.multicast_mac(), Ipv6Address::ALL_NODES)
+    );
     // Echo, to our address and to all nodes (answered from the link-local address).
-    for (to, mac, from) in [(global, OUR_MAC, global), (Ipv6Address::ALL_NODES, Ipv6Address::ALL_NODES.multicast_mac(), ll)] {
+    for (to, mac, from) in [
+        (global, OUR_MAC, global),
+        (Ipv6Address::ALL_NODES, Ipv6Address::ALL_NODES.multicast_mac(), ll),
+    ] {
         let req = Icmpv6Repr::EchoRequest {
             ident: 7,
             seq_no: 3,

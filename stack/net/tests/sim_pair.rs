@@ -754,8 +754,17 @@ fn a_memory_budget_bounds_clients_that_never_read() {
     }
     let budget = b.mem_budget().clone();
     assert_eq!(served.len(), 10, "all ten came in before the budget ran out");
-    assert!(budget.used() <= BUDGET && budget.peak() <= BUDGET, "used {} peak {}", budget.used(), budget.peak());
-    assert!(budget.used() > BUDGET / 2, "the budget was used: {}", budget.used());
+    assert!(
+        budget.used() <= BUDGET && budget.peak() <= BUDGET,
+        "used {} peak {}",
+        budget.used(),
+        budget.peak()
+    );
+    assert!(
+        budget.used() > BUDGET / 2,
+        "the budget was used: {}",
+        budget.used()
+    );
     assert!(budget.refusals() > 0, "growth was refused");
     assert!(would_block.get() > 0, "writes found the buffers full");
     for &h in &greedy {
@@ -791,7 +800,11 @@ fn a_memory_budget_bounds_clients_that_never_read() {
     assert!(got.len() >= 2 << 20, "the late client got {} bytes", got.len());
     assert!(got.iter().all(|&x| x == 0x5a), "its bytes are intact");
     assert_eq!(served.len(), 1, "only the late client is left");
-    assert!(budget.used() <= 2 * 256 * 1024, "the others' memory came back: {}", budget.used());
+    assert!(
+        budget.used() <= 2 * 256 * 1024,
+        "the others' memory came back: {}",
+        budget.used()
+    );
     b.tcp_abort(served[0]);
     a.tcp_abort(late);
     for _ in 0..10 {

@@ -91,12 +91,14 @@ impl MemBudget {
     /// At or above the pressure mark here or in a parent: empty rings give their memory
     /// back.
     pub fn under_pressure(&self) -> bool {
-        self.used.load(Ordering::Relaxed) >= self.pressure || self.parent.as_ref().is_some_and(|p| p.under_pressure())
+        self.used.load(Ordering::Relaxed) >= self.pressure
+            || self.parent.as_ref().is_some_and(|p| p.under_pressure())
     }
 
     /// Too little left here or in a parent for a new connection's first buffers (16 KiB).
     pub fn exhausted(&self) -> bool {
-        self.used.load(Ordering::Relaxed) + 16 * 1024 > self.limit || self.parent.as_ref().is_some_and(|p| p.exhausted())
+        self.used.load(Ordering::Relaxed) + 16 * 1024 > self.limit
+            || self.parent.as_ref().is_some_and(|p| p.exhausted())
     }
 
     /// Bytes that may still be charged here and in every parent.
@@ -144,7 +146,10 @@ mod tests {
         assert!(!b.try_charge(50), "the total's limit");
         assert_eq!((b.used(), total.used()), (0, 60), "nothing taken when refused");
         assert!(b.try_charge(40));
-        assert!(total.under_pressure() && b.under_pressure(), "the parent's pressure counts");
+        assert!(
+            total.under_pressure() && b.under_pressure(),
+            "the parent's pressure counts"
+        );
         a.release(60);
         b.release(40);
         assert_eq!((a.used(), b.used(), total.used()), (0, 0, 0));

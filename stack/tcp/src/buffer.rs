@@ -268,7 +268,11 @@ mod tests {
         b.set_budget(budget.clone());
         let data: Vec<u8> = (0..40_000u32).map(|i| (i % 249) as u8).collect();
         assert_eq!(a.enqueue(&data), 40_000, "within the budget");
-        assert_eq!(a.allocated(), 40_000, "short of a doubling, exactly what is needed");
+        assert_eq!(
+            a.allocated(),
+            40_000,
+            "short of a doubling, exactly what is needed"
+        );
         assert_eq!(budget.used(), 40_000);
         assert_eq!(total.used(), 40_000, "charged to the parent too");
         // b may grow by the 8 KiB left, no further: the rest of a write is refused.
@@ -287,7 +291,11 @@ mod tests {
         assert_eq!(budget.used(), 40_000);
         drop(a);
         drop(b);
-        assert_eq!((budget.used(), total.used()), (0, 0), "dropping returns the charge");
+        assert_eq!(
+            (budget.used(), total.used()),
+            (0, 0),
+            "dropping returns the charge"
+        );
     }
 
     #[test]

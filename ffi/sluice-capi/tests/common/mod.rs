@@ -320,7 +320,11 @@ impl Pd {
     }
 
     pub fn socket(&self, ty: c_int) -> Sys {
-        let domain = if self.mapped { libc::AF_INET6 } else { libc::AF_INET };
+        let domain = if self.mapped {
+            libc::AF_INET6
+        } else {
+            libc::AF_INET
+        };
         // SAFETY: valid arguments for the table's function (here and below).
         sys(unsafe { self.ifc.socket.unwrap()(self.ud(), domain, ty, 0) }.into())
     }
@@ -365,7 +369,11 @@ impl Pd {
         let port = u16::from_be_bytes([b[2], b[3]]);
         if self.mapped {
             assert_eq!((len, family), (28, libc::AF_INET6), "a sockaddr_in6");
-            assert_eq!(b[8..20], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff], "IPv4-mapped");
+            assert_eq!(
+                b[8..20],
+                [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff],
+                "IPv4-mapped"
+            );
             Ok((nfd, Ipv4Address([b[20], b[21], b[22], b[23]]), port))
         } else {
             assert_eq!((len, family), (SIN_LEN, libc::AF_INET), "a sockaddr_in");

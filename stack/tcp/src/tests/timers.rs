@@ -536,7 +536,11 @@ fn a_write_across_the_send_rings_wrap_is_not_held_by_nagle() {
         s.send(&req).unwrap();
         let out = drain(&mut s, ms(i));
         let sizes: Vec<usize> = out.iter().map(|o| o.payload.len()).collect();
-        assert_eq!(sizes.iter().sum::<usize>(), 37, "request {i} left whole at once: {sizes:?}");
+        assert_eq!(
+            sizes.iter().sum::<usize>(),
+            37,
+            "request {i} left whole at once: {sizes:?}"
+        );
         split += usize::from(sizes.len() > 1);
         acked += 37;
         send!(s, time i, peer_ack(1, acked));
