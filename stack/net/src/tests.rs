@@ -1864,6 +1864,21 @@ fn icmp_parameter_problem_reaches_the_connection_as_a_soft_error() {
     assert_eq!(f.drops(DropReason::IcmpIgnored), 1);
 }
 
+/// A client (PEER_IP) and a server (OUR_IP) interface over an in-memory link, with their
+/// devices.
+fn client_and_server() -> (Interface, MemDevice, Interface, MemDevice, MemLink) {
+    let (da, db, link) = MemLink::pair(Impairments::default(), Impairments::default(), 3, 65536);
+    let client = Interface::new(
+        InterfaceConfig::new(Ipv4Cidr::new(PEER_IP, 24), IsnKey::fixed([4; 16])),
+        EthernetAddress(da.mac()),
+    );
+    let server = Interface::new(
+        InterfaceConfig::new(Ipv4Cidr::new(OUR_IP, 24), IsnKey::fixed([5; 16])),
+        EthernetAddress(db.mac()),
+    );
+    (client, da, server, db, link)
+}
+
 /// A device whose transmit ring takes nothing while `full` is set.
 struct Jammed {
     inner: MemDevice,
@@ -1898,16 +1913,8 @@ impl Device for Jammed {
 /// on them do not add them twice); once the ring has room, every byte goes out.
 #[test]
 fn a_full_ring_leaves_waiting_connections_alone_and_loses_nothing() {
-    let (da, db, _link) = MemLink::pair(Impairments::default(), Impairments::default(), 3, 65536);
-    let mut client = Interface::new(
-        InterfaceConfig::new(Ipv4Cidr::new(PEER_IP, 24), IsnKey::fixed([4; 16])),
-        EthernetAddress(da.mac()),
-    );
+    let (mut client, da, mut server, db, _link) = client_and_server();
     let mut ca = da;
-    let mut server = Interface::new(
-        InterfaceConfig::new(Ipv4Cidr::new(OUR_IP, 24), IsnKey::fixed([5; 16])),
-        EthernetAddress(db.mac()),
-    );
     let mut sb = Jammed {
         inner: db,
         full: false,
@@ -1982,19 +1989,11 @@ fn a_full_ring_leaves_waiting_connections_alone_and_loses_nothing() {
 /// `dirty` mark, and 10,000 connections took seconds to open).
 #[test]
 fn retransmissions_held_back_by_a_full_ring_go_out_when_it_has_room() {
-    let (da, mut sb, _link) = MemLink::pair(Impairments::default(), Impairments::default(), 3, 65536);
-    let mut client = Interface::new(
-        InterfaceConfig::new(Ipv4Cidr::new(PEER_IP, 24), IsnKey::fixed([4; 16])),
-        EthernetAddress(da.mac()),
-    );
+    let (mut client, da, mut server, mut sb, _link) = client_and_server();
     let mut ca = Jammed {
         inner: da,
         full: false,
     };
-    let mut server = Interface::new(
-        InterfaceConfig::new(Ipv4Cidr::new(OUR_IP, 24), IsnKey::fixed([5; 16])),
-        EthernetAddress(sb.mac()),
-    );
     let l = server.tcp_listen(80, 1024).unwrap();
     let n = 300;
     let conns: Vec<TcpHandle> = (0..n).map(|_| client.tcp_connect(OUR_IP, 80).unwrap()).collect();
