@@ -17,7 +17,7 @@ use sluice_wire::Ipv4Address;
 
 use crate::errno::*;
 use crate::poll::PollFd;
-use crate::stack::Shared;
+use crate::stack::{Shared, SockAddr, SockName};
 use crate::Instance;
 
 /// Most iovecs one call takes (Linux's IOV_MAX).
@@ -26,20 +26,6 @@ const SOCKADDR_IN_LEN: usize = core::mem::size_of::<sockaddr_in>();
 const SOCKADDR_IN6_LEN: usize = core::mem::size_of::<sockaddr_in6>();
 /// The shortest `sockaddr_in6` Linux takes (RFC 2133's, without the scope id).
 const SOCKADDR_IN6_MIN: usize = 24;
-
-/// A socket address as given, before the socket's family decides what it means
-/// (`Shared::endpoint`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum SockAddr {
-    /// A `sockaddr_in`.
-    V4(Endpoint),
-    /// A `sockaddr_in6` holding an IPv4-mapped address (`::ffff:a.b.c.d`).
-    Mapped(Endpoint),
-    /// A `sockaddr_in6` holding `::`, with this port.
-    Any6(u16),
-    /// A `sockaddr_in6` holding any other (a real IPv6) address.
-    Ipv6,
-}
 
 /// The instance behind the `sluice_*` calls.
 static GLOBAL: RwLock<Option<Arc<Shared>>> = RwLock::new(None);
@@ -146,14 +132,15 @@ unsafe fn read_addr(addr: *const sockaddr, len: socklen_t) -> Res<SockAddr> {
     }
 }
 
-/// Writes `ep` into `addr` (truncated to `*len`) and sets `*len` to its full size: as a
+/// Writes `name` into `addr` (truncated to `*len`) and sets `*len` to its full size: as a
 /// `sockaddr_in`, or for an AF_INET6 socket (`inet6`) as a `sockaddr_in6` holding the
 /// IPv4-mapped address (`::` for 0.0.0.0).
 ///
 /// # Safety
 /// `addr` and `len` are null, or `len` points to a writable `socklen_t` and `addr` to
 /// `*len` writable bytes.
-unsafe fn write_addr(ep: Endpoint, inet6: bool, addr: *mut sockaddr, len: *mut socklen_t) -> Res<()> {
+unsafe fn write_addr(name: SockName, addr: *mut sockaddr, len: *mut socklen_t) -> Res<()> {
+    let SockName { addr: ep, inet6 } = name;
     if addr.is_null() || len.is_null() {
         return Ok(());
     }
@@ -274,10 +261,7 @@ pub(crate) fn c_socket(sh: &Shared, domain: c_int, ty: c_int, protocol: c_int) -
 /// See `read_addr`.
 pub(crate) unsafe fn c_bind(sh: &Shared, fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     // SAFETY: forwarded from the caller.
-    ret_int(|| {
-        sh.bind(fd, sh.endpoint(fd, unsafe { read_addr(addr, len) }?, true)?)
-            .map(|()| 0)
-    })
+    ret_int(|| sh.bind(fd, unsafe { read_addr(addr, len) }?).map(|()| 0))
 }
 
 pub(crate) fn c_listen(sh: &Shared, fd: c_int, backlog: c_int) -> c_int {
@@ -296,7 +280,7 @@ pub(crate) unsafe fn c_accept4(
     ret_int(|| {
         let (nfd, peer) = sh.accept(fd, flags)?;
         // SAFETY: forwarded from the caller.
-        unsafe { write_addr(peer, sh.is_inet6(nfd), addr, len) }?;
+        unsafe { write_addr(peer, addr, len) }?;
         Ok(nfd)
     })
 }
@@ -305,10 +289,7 @@ pub(crate) unsafe fn c_accept4(
 /// See `read_addr`.
 pub(crate) unsafe fn c_connect(sh: &Shared, fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     // SAFETY: forwarded from the caller.
-    ret_int(|| {
-        sh.connect(fd, sh.endpoint(fd, unsafe { read_addr(addr, len) }?, false)?)
-            .map(|()| 0)
-    })
+    ret_int(|| sh.connect(fd, unsafe { read_addr(addr, len) }?).map(|()| 0))
 }
 
 /// # Safety
@@ -328,7 +309,7 @@ pub(crate) unsafe fn c_recvfrom(
         let (n, peer) = sh.recv(fd, &mut [b], flags)?;
         if let Some(p) = peer {
             // SAFETY: forwarded from the caller.
-            unsafe { write_addr(p, sh.is_inet6(fd), from, fromlen) }?;
+            unsafe { write_addr(p, from, fromlen) }?;
         }
         Ok(n)
     })
@@ -359,7 +340,7 @@ pub(crate) unsafe fn c_recvmsg(sh: &Shared, fd: c_int, msg: *mut msghdr, flags: 
         let (n, peer) = sh.recv(fd, &mut bufs, flags)?;
         if let Some(p) = peer {
             // SAFETY: `msg_name` has `msg_namelen` writable bytes (caller).
-            unsafe { write_addr(p, sh.is_inet6(fd), m.msg_name.cast(), &mut m.msg_namelen) }?;
+            unsafe { write_addr(p, m.msg_name.cast(), &mut m.msg_namelen) }?;
         } else {
             m.msg_namelen = 0;
         }
@@ -395,8 +376,8 @@ pub(crate) unsafe fn c_sendto(
 
 /// The destination of a send: TCP ignores it, whatever it is (as Linux's `tcp_sendmsg`),
 /// UDP needs it valid.
-fn addr_for(sh: &Shared, fd: c_int, a: Res<SockAddr>) -> Res<Option<Endpoint>> {
-    match a.and_then(|a| sh.endpoint(fd, a, false)) {
+fn addr_for(sh: &Shared, fd: c_int, a: Res<SockAddr>) -> Res<Option<SockAddr>> {
+    match a {
         Ok(a) => Ok(Some(a)),
         Err(_) if sh.is_tcp(fd) => Ok(None),
         Err(e) => Err(e),
@@ -1094,7 +1075,7 @@ pub unsafe extern "C" fn sluice_setsockopt(
 pub unsafe extern "C" fn sluice_getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
     with_global(
         // SAFETY: forwarded from the caller.
-        |sh| ret_int(|| unsafe { write_addr(sh.local_addr(fd)?, sh.is_inet6(fd), addr, len) }.map(|()| 0)),
+        |sh| ret_int(|| unsafe { write_addr(sh.local_addr(fd)?, addr, len) }.map(|()| 0)),
         -1,
     )
 }
@@ -1107,7 +1088,7 @@ pub unsafe extern "C" fn sluice_getsockname(fd: c_int, addr: *mut sockaddr, len:
 pub unsafe extern "C" fn sluice_getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
     with_global(
         // SAFETY: forwarded from the caller.
-        |sh| ret_int(|| unsafe { write_addr(sh.peer_addr(fd)?, sh.is_inet6(fd), addr, len) }.map(|()| 0)),
+        |sh| ret_int(|| unsafe { write_addr(sh.peer_addr(fd)?, addr, len) }.map(|()| 0)),
         -1,
     )
 }

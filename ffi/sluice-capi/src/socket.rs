@@ -9,9 +9,8 @@ use sluice_net::{
 };
 use sluice_wire::{Icmpv4DstUnreachable, Ipv4Address};
 
-use crate::capi::SockAddr;
 use crate::errno::*;
-use crate::stack::{Conn, File, Kind, Shared, Sock, SockOpts, Stack, TcpSt, UdpSt};
+use crate::stack::{Conn, File, Kind, Shared, Sock, SockAddr, SockName, SockOpts, Stack, TcpSt, UdpSt};
 
 /// `recv` flags understood; others fail with EOPNOTSUPP (MSG_NOSIGNAL is accepted
 /// everywhere: Sluice never raises SIGPIPE).
@@ -255,36 +254,10 @@ impl Shared {
         })
     }
 
-    /// The IPv4 endpoint a socket address given to `bind` (`for_bind`), `connect` or a
-    /// send stands for, by the socket's family: an AF_INET socket takes `sockaddr_in`; an
-    /// AF_INET6 one takes `::` and IPv4-mapped `sockaddr_in6` (and, to connect or send,
-    /// `sockaddr_in` too, as Linux's dual-stack sockets do).
-    pub(crate) fn endpoint(&self, fd: i32, a: SockAddr, for_bind: bool) -> Res<Endpoint> {
-        let (inet6, v6only) = self.with(|st| st.sock(fd).map(|s| (s.opts.inet6, s.opts.v6only)))?;
-        match (a, inet6) {
-            (SockAddr::V4(e), false) => Ok(e),
-            (_, false) => Err(EAFNOSUPPORT),
-            (SockAddr::V4(_), true) if for_bind => Err(EAFNOSUPPORT),
-            (SockAddr::V4(_) | SockAddr::Mapped(_), true) if v6only => {
-                Err(if for_bind { EINVAL } else { ENETUNREACH })
-            }
-            (SockAddr::V4(e) | SockAddr::Mapped(e), true) => Ok(e),
-            // `::` with IPV6_V6ONLY, or an IPv6 address: IPv6 is not Sluice's yet.
-            (SockAddr::Any6(_) | SockAddr::Ipv6, true) if for_bind && v6only => Err(EADDRNOTAVAIL),
-            (SockAddr::Any6(port), true) if for_bind => Ok(Endpoint::new(Ipv4Address::UNSPECIFIED, port)),
-            (SockAddr::Any6(_), true) => Err(ENETUNREACH),
-            (SockAddr::Ipv6, true) => Err(if for_bind { EADDRNOTAVAIL } else { ENETUNREACH }),
-        }
-    }
-
-    /// Whether addresses of this socket are written as IPv6 (an AF_INET6 socket).
-    pub fn is_inet6(&self, fd: i32) -> bool {
-        self.lock().sock(fd).is_ok_and(|s| s.opts.inet6)
-    }
-
     /// `bind`: the address must be INADDR_ANY or the stack's; port 0 picks one.
-    pub fn bind(&self, fd: i32, local: Endpoint) -> Res<()> {
+    pub fn bind(&self, fd: i32, local: SockAddr) -> Res<()> {
         self.with(|st| {
+            let local = st.sock(fd)?.opts.endpoint(local, true)?;
             st.check_local(local.addr)?;
             let s = st.sock(fd)?.clone();
             match s.kind {
@@ -350,7 +323,7 @@ impl Shared {
     }
 
     /// `accept4`: the new descriptor and the peer's address.
-    pub fn accept(&self, fd: i32, flags: i32) -> Res<(i32, Endpoint)> {
+    pub fn accept(&self, fd: i32, flags: i32) -> Res<(i32, SockName)> {
         if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
             return Err(EINVAL);
         }
@@ -391,15 +364,18 @@ impl Shared {
                     kind: Kind::Tcp(TcpSt::Conn(conn)),
                 };
                 let nfd = st.alloc_fd(File::Sock(new))?;
-                Ok(Some((nfd, remote)))
+                Ok(Some((nfd, s.opts.name(remote))))
             },
         )?;
         r.ok_or(EAGAIN)
     }
 
     /// `connect`: TCP opens (EINPROGRESS when nonblocking), UDP sets the default peer.
-    pub fn connect(&self, fd: i32, remote: Endpoint) -> Res<()> {
-        let kind = self.with(|st| st.sock(fd).map(|s| s.kind))?;
+    pub fn connect(&self, fd: i32, remote: SockAddr) -> Res<()> {
+        let (kind, remote) = self.with(|st| {
+            st.sock(fd)
+                .and_then(|s| Ok((s.kind, s.opts.endpoint(remote, false)?)))
+        })?;
         match kind {
             Kind::Udp(_) => return self.with(|st| udp_connect(st, fd, remote)),
             Kind::Tcp(TcpSt::Listen { .. }) => return Err(EISCONN),
@@ -475,7 +451,7 @@ impl Shared {
 
     /// `recvmsg` in pieces: reads into the buffers; returns the length and, for UDP, the
     /// sender.
-    pub fn recv(&self, fd: i32, bufs: &mut [&mut [u8]], flags: i32) -> Res<(usize, Option<Endpoint>)> {
+    pub fn recv(&self, fd: i32, bufs: &mut [&mut [u8]], flags: i32) -> Res<(usize, Option<SockName>)> {
         if flags & !RECV_FLAGS != 0 {
             return Err(EOPNOTSUPP);
         }
@@ -488,6 +464,7 @@ impl Shared {
             |st| mode(st, fd, dontwait, false),
             |st| {
                 let (iface, s) = st.parts(fd)?;
+                let opts = s.opts;
                 match &mut s.kind {
                     Kind::Tcp(TcpSt::Conn(c)) => {
                         let mut rest = split_from(bufs, got);
@@ -519,7 +496,7 @@ impl Shared {
                         };
                         let mut tmp = vec![0u8; len];
                         match iface.udp_recv_from(h, &mut tmp) {
-                            Ok((n, from)) => Ok(Some((scatter(bufs, &tmp[..n]), Some(from)))),
+                            Ok((n, from)) => Ok(Some((scatter(bufs, &tmp[..n]), Some(opts.name(from))))),
                             Err(UdpRecvError::WouldBlock) => Ok(None),
                             Err(UdpRecvError::InvalidHandle) => Err(EBADF),
                         }
@@ -541,7 +518,7 @@ impl Shared {
         self.lock().sock(fd).is_ok_and(|s| matches!(s.kind, Kind::Tcp(_)))
     }
 
-    pub fn send(&self, fd: i32, bufs: &[&[u8]], flags: i32, to: Option<Endpoint>) -> Res<usize> {
+    pub fn send(&self, fd: i32, bufs: &[&[u8]], flags: i32, to: Option<SockAddr>) -> Res<usize> {
         if flags & !SEND_FLAGS != 0 {
             return Err(EOPNOTSUPP);
         }
@@ -565,7 +542,11 @@ impl Shared {
                     },
                     Kind::Tcp(_) => Err(EPIPE),
                     Kind::Udp(u) => {
-                        let dst = to.or(u.remote).ok_or(EDESTADDRREQ)?;
+                        // TCP ignores a destination (as Linux's `tcp_sendmsg`); UDP needs it valid.
+                        let dst = match to {
+                            Some(a) => s.opts.endpoint(a, false)?,
+                            None => u.remote.ok_or(EDESTADDRREQ)?,
+                        };
                         let h = match u.h {
                             Some(h) => h,
                             None => {
@@ -683,7 +664,7 @@ impl Shared {
     }
 
     /// `getsockname`.
-    pub fn local_addr(&self, fd: i32) -> Res<Endpoint> {
+    pub fn local_addr(&self, fd: i32) -> Res<SockName> {
         self.with(|st| {
             let s = st.sock(fd)?;
             let port = Stack::port_of(&st.iface, s).unwrap_or(0);
@@ -698,25 +679,29 @@ impl Shared {
             } else {
                 Ipv4Address::UNSPECIFIED
             };
-            Ok(Endpoint::new(addr, port))
+            Ok(s.opts.name(Endpoint::new(addr, port)))
         })
     }
 
     /// `getpeername`.
-    pub fn peer_addr(&self, fd: i32) -> Res<Endpoint> {
-        self.with(|st| match st.sock(fd)?.kind {
-            // Connected as soon as the handshake is done, whether or not the program has
-            // looked at the outcome of its nonblocking connect yet (Linux).
-            Kind::Tcp(TcpSt::Conn(c))
-                if !matches!(
-                    st.iface.tcp_state(c.h),
-                    TcpState::SynSent | TcpState::SynReceived | TcpState::Listen | TcpState::Closed
-                ) =>
-            {
-                st.iface.tcp_remote(c.h).ok_or(ENOTCONN)
-            }
-            Kind::Udp(UdpSt { remote: Some(r), .. }) => Ok(r),
-            _ => Err(ENOTCONN),
+    pub fn peer_addr(&self, fd: i32) -> Res<SockName> {
+        self.with(|st| {
+            let s = st.sock(fd)?;
+            let peer = match s.kind {
+                // Connected as soon as the handshake is done, whether or not the program has
+                // looked at the outcome of its nonblocking connect yet (Linux).
+                Kind::Tcp(TcpSt::Conn(c))
+                    if !matches!(
+                        st.iface.tcp_state(c.h),
+                        TcpState::SynSent | TcpState::SynReceived | TcpState::Listen | TcpState::Closed
+                    ) =>
+                {
+                    st.iface.tcp_remote(c.h).ok_or(ENOTCONN)
+                }
+                Kind::Udp(UdpSt { remote: Some(r), .. }) => Ok(r),
+                _ => Err(ENOTCONN),
+            }?;
+            Ok(s.opts.name(peer))
         })
     }
 

@@ -18,11 +18,11 @@ use std::time::Duration;
 use sluice_dev::Device;
 use sluice_dpdk::{PortQueue, TscClock};
 use sluice_net::{Interface, InterfaceConfig, ListenerHandle, TcpHandle, UdpHandle};
-use sluice_wire::{EthernetAddress, Instant};
+use sluice_wire::{EthernetAddress, Instant, Ipv4Address};
 
 use crate::config::StackConfig;
 use crate::device::PipeDevice;
-use crate::errno::{Errno, Res, EBADF, EINVAL, EMFILE, ENOTSOCK};
+use crate::errno::{Errno, Res, EADDRNOTAVAIL, EAFNOSUPPORT, EBADF, EINVAL, EMFILE, ENETUNREACH, ENOTSOCK};
 use crate::Endpoint;
 
 /// The lowest descriptor handed out: 0, 1 and 2 are never used, so that a Sluice
@@ -87,6 +87,61 @@ pub struct SockOpts {
     pub v6only: bool,
     /// Bound to the wildcard address (`getsockname` says so until connected).
     pub bound_any: bool,
+}
+
+/// A socket address as given, before the socket's family decides what it means
+/// (`SockOpts::endpoint`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockAddr {
+    /// A `sockaddr_in`.
+    V4(Endpoint),
+    /// A `sockaddr_in6` holding an IPv4-mapped address (`::ffff:a.b.c.d`).
+    Mapped(Endpoint),
+    /// A `sockaddr_in6` holding `::`, with this port.
+    Any6(u16),
+    /// A `sockaddr_in6` holding any other (a real IPv6) address.
+    Ipv6,
+}
+
+/// An address a call gives back (`accept`, `getsockname`, `recvfrom`...), with the family
+/// of the socket it is written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockName {
+    pub addr: Endpoint,
+    /// Written as an IPv4-mapped `sockaddr_in6` (an AF_INET6 socket).
+    pub inet6: bool,
+}
+
+impl SockOpts {
+    /// The IPv4 endpoint a socket address given to `bind` (`for_bind`), `connect` or a
+    /// send stands for, by the socket's family: an AF_INET socket takes `sockaddr_in`; an
+    /// AF_INET6 one takes `::` and IPv4-mapped `sockaddr_in6` (and, to connect or send,
+    /// `sockaddr_in` too, as Linux's dual-stack sockets do).
+    pub fn endpoint(&self, a: SockAddr, for_bind: bool) -> Res<Endpoint> {
+        let (inet6, v6only) = (self.inet6, self.v6only);
+        match (a, inet6) {
+            (SockAddr::V4(e), false) => Ok(e),
+            (_, false) => Err(EAFNOSUPPORT),
+            (SockAddr::V4(_), true) if for_bind => Err(EAFNOSUPPORT),
+            (SockAddr::V4(_) | SockAddr::Mapped(_), true) if v6only => {
+                Err(if for_bind { EINVAL } else { ENETUNREACH })
+            }
+            (SockAddr::V4(e) | SockAddr::Mapped(e), true) => Ok(e),
+            // `::` with IPV6_V6ONLY, or an IPv6 address: IPv6 is not Sluice's yet.
+            (SockAddr::Any6(_) | SockAddr::Ipv6, true) if for_bind && v6only => Err(EADDRNOTAVAIL),
+            (SockAddr::Any6(port), true) if for_bind => Ok(Endpoint::new(Ipv4Address::UNSPECIFIED, port)),
+            (SockAddr::Any6(_), true) => Err(ENETUNREACH),
+            (SockAddr::Ipv6, true) => Err(if for_bind { EADDRNOTAVAIL } else { ENETUNREACH }),
+        }
+    }
+
+    /// `addr` as this socket's calls give it back.
+    pub fn name(&self, addr: Endpoint) -> SockName {
+        SockName {
+            addr,
+            inet6: self.inet6,
+        }
+    }
 }
 
 /// A connection of the application.
