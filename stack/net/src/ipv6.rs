@@ -100,6 +100,7 @@ impl Interface {
                 self.send_icmpv6(io, dst_mac, target, dst, &na);
             }
             Icmpv6Repr::EchoRequest { ident, seq_no, data } => {
+                self.stats.icmp.echo_requests_rx += 1;
                 // To a multicast group, the reply comes from our link-local address.
                 let src = if ip.dst_addr.is_multicast() {
                     ours

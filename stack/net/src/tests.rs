@@ -2131,6 +2131,8 @@ fn ipv6_neighbour_solicitations_and_echo_are_answered() {
             }
         );
     }
+    assert_eq!(f.iface.stats().icmp.echo_requests_rx, 2);
+    assert_eq!(f.iface.stats().icmp.echo_replies_tx, 2);
     // Not for us, not served yet, malformed: counted, unanswered.
     let other = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 9]);
     let req = Icmpv6Repr::EchoRequest {
