@@ -48,7 +48,14 @@ const PROBES: usize = 4096;
 fn bench_flow_table(c: &mut Criterion) {
     let mut g = c.benchmark_group("flow_table");
     let t = Toeplitz::new(&SYMMETRIC_KEY);
-    let nic = |k: &FlowKey| t.hash_v4(k.remote.addr, LOCAL, k.remote.port, k.local_port);
+    let nic = |k: &FlowKey| {
+        t.hash_v4(
+            k.remote.v4_addr().expect("IPv4 flows"),
+            LOCAL,
+            k.remote.port,
+            k.local_port,
+        )
+    };
     for n in [1_000u64, 100_000, 1_000_000] {
         let mut soft: FlowTable<u32> = FlowTable::new();
         let mut rss: FlowTable<u32> = FlowTable::with_rss(&SYMMETRIC_KEY, LOCAL, 0x2545_f491_4f6c_dd1d);

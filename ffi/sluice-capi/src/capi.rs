@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 
 use libc::{epoll_event, iovec, msghdr, pollfd, sockaddr, sockaddr_in, sockaddr_in6, socklen_t, ssize_t};
 use sluice_net::Endpoint;
-use sluice_wire::Ipv4Address;
+use sluice_wire::{IpAddress, Ipv4Address, Ipv6Address};
 
 use crate::errno::*;
 use crate::poll::PollFd;
@@ -125,7 +125,8 @@ unsafe fn read_addr(addr: *const sockaddr, len: socklen_t) -> Res<SockAddr> {
             } else if a[..10] == [0; 10] && a[10..12] == [0xff, 0xff] {
                 SockAddr::Mapped(Endpoint::new(Ipv4Address([a[12], a[13], a[14], a[15]]), port))
             } else {
-                SockAddr::Ipv6
+                // The scope id names the interface of a link-local address: there is one.
+                SockAddr::Ipv6(Endpoint::new(Ipv6Address(a), port))
             })
         }
         _ => Err(EAFNOSUPPORT),
@@ -150,9 +151,13 @@ unsafe fn write_addr(name: SockName, addr: *mut sockaddr, len: *mut socklen_t) -
         let mut sin6: sockaddr_in6 = unsafe { core::mem::zeroed() };
         sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
         sin6.sin6_port = ep.port.to_be();
-        if !ep.addr.is_unspecified() {
-            sin6.sin6_addr.s6_addr[10..12].copy_from_slice(&[0xff, 0xff]);
-            sin6.sin6_addr.s6_addr[12..].copy_from_slice(&ep.addr.0);
+        match ep.addr {
+            IpAddress::V6(a) => sin6.sin6_addr.s6_addr = a.0,
+            IpAddress::V4(a) if !a.is_unspecified() => {
+                sin6.sin6_addr.s6_addr[10..12].copy_from_slice(&[0xff, 0xff]);
+                sin6.sin6_addr.s6_addr[12..].copy_from_slice(&a.0);
+            }
+            IpAddress::V4(_) => {}
         }
         // SAFETY: a plain struct viewed as its bytes.
         bytes.copy_from_slice(unsafe {
@@ -164,7 +169,7 @@ unsafe fn write_addr(name: SockName, addr: *mut sockaddr, len: *mut socklen_t) -
         let mut sin: sockaddr_in = unsafe { core::mem::zeroed() };
         sin.sin_family = libc::AF_INET as libc::sa_family_t;
         sin.sin_port = ep.port.to_be();
-        sin.sin_addr.s_addr = u32::from_ne_bytes(ep.addr.0);
+        sin.sin_addr.s_addr = u32::from_ne_bytes(ep.addr.as_v4().unwrap_or(Ipv4Address::UNSPECIFIED).0);
         // SAFETY: as above.
         bytes[..SOCKADDR_IN_LEN].copy_from_slice(unsafe {
             core::slice::from_raw_parts((&sin as *const sockaddr_in).cast::<u8>(), SOCKADDR_IN_LEN)

@@ -11,8 +11,8 @@ use std::collections::VecDeque;
 
 use sluice_dev::{Device, DeviceCaps, PacketBuf};
 use sluice_wire::{
-    arp as warp, eth, ArpOp, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
-    Instant, Ipv4Packet,
+    arp as warp, eth, ipv6, ArpOp, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame,
+    EthernetRepr, Instant, Ipv4Packet, Ipv6Packet,
 };
 
 /// The stack's Ethernet address on the in-memory link.
@@ -112,9 +112,9 @@ impl PipeDevice {
     /// Queues an IPv4 packet for the stack, in an Ethernet frame from the peer.
     pub fn inject(&mut self, packet: &[u8]) -> Result<(), InjectError> {
         if packet.len() >= 40 && packet[0] >> 4 == 6 && packet.len() <= self.mtu {
-            // An IPv6 packet goes on the wire as one, and the stack drops it as a NIC's
-            // IPv4-only host would (counted: unknown_ethertype). packetdrill sends one to
-            // reset an AF_INET6 socket's connection at the end of an ipv4-mapped-ipv6 run.
+            // An IPv6 packet goes on the wire as one (packetdrill's ipv6 mode; in its
+            // ipv4-mapped-ipv6 mode the one it sends at the end is for an address the
+            // stack does not have: a counted drop).
             self.push_frame(PEER_MAC, EtherType::Ipv6, packet);
             return Ok(());
         }
@@ -163,6 +163,16 @@ impl PipeDevice {
                 // Drop Ethernet padding: the packet ends where its total length says.
                 let len = Ipv4Packet::new_checked(payload)
                     .map(|p| usize::from(p.total_len()))
+                    .unwrap_or(payload.len())
+                    .min(payload.len());
+                self.tx.push_back(Outbound {
+                    at: now,
+                    packet: payload[..len].to_vec(),
+                });
+            }
+            EtherType::Ipv6 => {
+                let len = Ipv6Packet::new_checked(payload)
+                    .map(|p| ipv6::HEADER_LEN + usize::from(p.payload_len()))
                     .unwrap_or(payload.len())
                     .min(payload.len());
                 self.tx.push_back(Outbound {

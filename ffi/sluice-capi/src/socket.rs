@@ -7,7 +7,7 @@ use sluice_net::{
     BindError, Endpoint, Interface, TcpConnectError, TcpListenError, TcpRecvError, TcpState, UdpConnectError,
     UdpRecvError, UdpSendError,
 };
-use sluice_wire::{Icmpv4DstUnreachable, Ipv4Address};
+use sluice_wire::{Icmpv4DstUnreachable, IpAddress, Ipv4Address};
 
 use crate::errno::*;
 use crate::stack::{Conn, File, Kind, Shared, Sock, SockAddr, SockName, SockOpts, Stack, TcpSt, UdpSt};
@@ -82,8 +82,12 @@ impl Stack {
         Err(EADDRNOTAVAIL)
     }
 
-    fn check_local(&self, addr: Ipv4Address) -> Res<()> {
-        if addr.is_unspecified() || addr == self.iface.address() {
+    fn check_local(&self, addr: IpAddress) -> Res<()> {
+        let ours = match addr {
+            IpAddress::V4(a) => a == self.iface.address(),
+            IpAddress::V6(a) => self.iface.ipv6_addresses().any(|o| o == a),
+        };
+        if addr.is_unspecified() || ours {
             Ok(())
         } else {
             Err(EADDRNOTAVAIL)
@@ -344,13 +348,21 @@ impl Shared {
                 if !st.has_free_fd() {
                     return Err(EMFILE);
                 }
-                let Some(h) = st.iface.tcp_accept(l) else {
-                    return Ok(None);
+                let (h, remote) = loop {
+                    let Some(h) = st.iface.tcp_accept(l) else {
+                        return Ok(None);
+                    };
+                    let remote = st
+                        .iface
+                        .tcp_remote(h)
+                        .unwrap_or(Endpoint::new(Ipv4Address::UNSPECIFIED, 0));
+                    if s.opts.takes_peer(remote.addr) {
+                        break (h, remote);
+                    }
+                    // A client of the other family (an IPv6 one on an AF_INET listener, an
+                    // IPv4 one with IPV6_V6ONLY): not this socket's; reset.
+                    st.iface.tcp_abort(h);
                 };
-                let remote = st
-                    .iface
-                    .tcp_remote(h)
-                    .unwrap_or(Endpoint::new(Ipv4Address::UNSPECIFIED, 0));
                 let conn = Conn {
                     h,
                     connecting: false,

@@ -18,11 +18,11 @@ use std::time::Duration;
 use sluice_dev::Device;
 use sluice_dpdk::{PortQueue, TscClock};
 use sluice_net::{Interface, InterfaceConfig, ListenerHandle, TcpHandle, UdpHandle};
-use sluice_wire::{EthernetAddress, Instant, Ipv4Address};
+use sluice_wire::{EthernetAddress, Instant, IpAddress, Ipv4Address, Ipv6Address};
 
 use crate::config::StackConfig;
 use crate::device::PipeDevice;
-use crate::errno::{Errno, Res, EADDRNOTAVAIL, EAFNOSUPPORT, EBADF, EINVAL, EMFILE, ENETUNREACH, ENOTSOCK};
+use crate::errno::{Errno, Res, EAFNOSUPPORT, EBADF, EINVAL, EMFILE, ENETUNREACH, ENOTSOCK};
 use crate::Endpoint;
 
 /// The lowest descriptor handed out: 0, 1 and 2 are never used, so that a Sluice
@@ -100,7 +100,7 @@ pub enum SockAddr {
     /// A `sockaddr_in6` holding `::`, with this port.
     Any6(u16),
     /// A `sockaddr_in6` holding any other (a real IPv6) address.
-    Ipv6,
+    Ipv6(Endpoint),
 }
 
 /// An address a call gives back (`accept`, `getsockname`, `recvfrom`...), with the family
@@ -127,11 +127,22 @@ impl SockOpts {
                 Err(if for_bind { EINVAL } else { ENETUNREACH })
             }
             (SockAddr::V4(e) | SockAddr::Mapped(e), true) => Ok(e),
-            // `::` with IPV6_V6ONLY, or an IPv6 address: IPv6 is not Sluice's yet.
-            (SockAddr::Any6(_) | SockAddr::Ipv6, true) if for_bind && v6only => Err(EADDRNOTAVAIL),
+            // `::`: any address of either family (IPv6 only with IPV6_V6ONLY).
+            (SockAddr::Any6(port), true) if for_bind && v6only => {
+                Ok(Endpoint::new(Ipv6Address::UNSPECIFIED, port))
+            }
             (SockAddr::Any6(port), true) if for_bind => Ok(Endpoint::new(Ipv4Address::UNSPECIFIED, port)),
             (SockAddr::Any6(_), true) => Err(ENETUNREACH),
-            (SockAddr::Ipv6, true) => Err(if for_bind { EADDRNOTAVAIL } else { ENETUNREACH }),
+            (SockAddr::Ipv6(e), true) => Ok(e),
+        }
+    }
+
+    /// Whether a connection with a peer at `peer` belongs on this socket: AF_INET takes
+    /// IPv4 peers, AF_INET6 IPv6 ones and, unless IPV6_V6ONLY, IPv4 ones as mapped.
+    pub fn takes_peer(&self, peer: IpAddress) -> bool {
+        match peer {
+            IpAddress::V4(_) => !self.inet6 || !self.v6only,
+            IpAddress::V6(_) => self.inet6,
         }
     }
 

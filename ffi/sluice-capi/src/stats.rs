@@ -87,8 +87,9 @@ fn clamp(v: usize) -> u32 {
 
 fn row(c: &TcpConnInfo) -> SluiceConnInfo {
     SluiceConnInfo {
-        local_addr: c.local.addr.to_u32(),
-        remote_addr: c.remote.addr.to_u32(),
+        // IPv4 addresses only (0 for an IPv6 connection).
+        local_addr: c.local.addr.as_v4().map_or(0, |a| a.to_u32()),
+        remote_addr: c.remote.addr.as_v4().map_or(0, |a| a.to_u32()),
         local_port: c.local.port,
         remote_port: c.remote.port,
         state: linux_state(c.state),

@@ -14,7 +14,7 @@ use sluice_net::{
     Endpoint, Interface, ListenerHandle, Ready, ReadyCursor, ReadySocket, TcpConnectError, TcpHandle,
     TcpListenError, TcpRecvError, TcpSendError, TcpState, UdpHandle, UdpRecvError, UdpSendError,
 };
-use sluice_wire::{Instant, Ipv4Address};
+use sluice_wire::{Instant, IpAddress};
 
 use crate::RssSteering;
 
@@ -272,7 +272,8 @@ impl TcpStream {
     /// Opens a connection to `addr:port`, from a local port whose replies reach this core.
     /// Completes in the background: `state` says when it is established, `write` queues
     /// data before that.
-    pub fn connect(cx: &Cx, addr: Ipv4Address, port: u16) -> Result<TcpStream, Error> {
+    pub fn connect(cx: &Cx, addr: impl Into<IpAddress>, port: u16) -> Result<TcpStream, Error> {
+        let addr = addr.into();
         let map = |e| match e {
             TcpConnectError::NoRoute => Error::NoRoute,
             TcpConnectError::NoEphemeralPort => Error::NoPort,
@@ -282,7 +283,9 @@ impl TcpStream {
         if cx.cores <= 1 {
             return cx.iface().tcp_connect(addr, port).map(TcpStream).map_err(map);
         }
-        let local = cx.iface().address();
+        let Some(local) = cx.iface().source_for(addr) else {
+            return Err(map(TcpConnectError::NoRoute));
+        };
         let start = (cx.now.total_nanos() as u16) | 0xc000;
         let lport = {
             let iface = cx.iface();

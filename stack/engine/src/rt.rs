@@ -25,7 +25,7 @@ use std::time::Duration;
 use hashbrown::HashMap;
 use sluice_dev::{Frame, FrameMut};
 use sluice_net::{Interface, Ready, ReadyCursor};
-use sluice_wire::{Instant, Ipv4Address};
+use sluice_wire::Instant;
 
 use crate::api::{self, Cx, Error, Source};
 use crate::{App, RssSteering};
@@ -268,7 +268,8 @@ impl Drop for TcpStream {
 
 impl TcpStream {
     /// Connects and waits until the connection is established (or fails).
-    pub async fn connect(addr: Ipv4Address, port: u16) -> Result<TcpStream, Error> {
+    pub async fn connect(addr: impl Into<sluice_wire::IpAddress>, port: u16) -> Result<TcpStream, Error> {
+        let addr = addr.into();
         let s = with_cx(|cx| api::TcpStream::connect(cx, addr, port))?;
         retry(Wait::Writable(Source::Stream(s)), move |cx| {
             if let Some(e) = s.error(cx) {
@@ -565,6 +566,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_wire::Ipv4Address;
 
     #[test]
     fn a_task_that_sleeps_wakes_at_its_deadline() {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 use sluice_dev::{Device, DeviceCaps, Instant, PacketBuf};
-use sluice_wire::Ipv4Address;
+use sluice_wire::{Ipv4Address, Ipv6Address};
 
 use crate::RssSteering;
 
@@ -54,7 +54,8 @@ pub enum Destination {
     Everyone,
 }
 
-/// Decides the owner core of a frame (IPv4 TCP/UDP by its 4-tuple; ARP to everyone).
+/// Decides the owner core of a frame (IPv4 and IPv6 TCP/UDP by its 4-tuple; ARP and
+/// neighbour discovery to everyone).
 pub fn classify(frame: &[u8], steering: &RssSteering) -> Destination {
     if frame.len() < 14 {
         return Destination::Here;
@@ -77,6 +78,26 @@ pub fn classify(frame: &[u8], steering: &RssSteering) -> Destination {
             let sport = u16::from_be_bytes([ip[ihl], ip[ihl + 1]]);
             let dport = u16::from_be_bytes([ip[ihl + 2], ip[ihl + 3]]);
             Destination::Core(steering.queue_of(src, dst, sport, dport))
+        }
+        [0x86, 0xdd] => {
+            let ip = &frame[14..];
+            if ip.len() < 44 || ip[0] >> 4 != 6 {
+                return Destination::Here;
+            }
+            match ip[6] {
+                // TCP and UDP right after the fixed header (with extension headers, or
+                // fragmented, they stay where they arrived).
+                6 | 17 => {
+                    let a = |at: usize| Ipv6Address(ip[at..at + 16].try_into().expect("16 bytes"));
+                    let sport = u16::from_be_bytes([ip[40], ip[41]]);
+                    let dport = u16::from_be_bytes([ip[42], ip[43]]);
+                    Destination::Core(steering.queue_of(a(8), a(24), sport, dport))
+                }
+                // ICMPv6: neighbour discovery (router solicitation to redirect, types
+                // 133-137) to every core, each keeping its own neighbour cache.
+                58 if (133..=137).contains(&ip[40]) => Destination::Everyone,
+                _ => Destination::Here,
+            }
         }
         _ => Destination::Here,
     }

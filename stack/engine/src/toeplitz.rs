@@ -4,7 +4,7 @@
 //! The key and the redirection table are the ones read back from the port: stacks that
 //! assumed a key or a table broke on NICs that use another.
 
-use sluice_wire::Ipv4Address;
+use sluice_wire::IpAddress;
 
 pub use sluice_net::{Toeplitz, SYMMETRIC_KEY};
 
@@ -47,8 +47,14 @@ impl RssSteering {
     }
 
     /// The queue of a packet from `src:sport` to `dst:dport`.
-    pub fn queue_of(&self, src: Ipv4Address, dst: Ipv4Address, sport: u16, dport: u16) -> u16 {
-        self.queue_of_hash(self.toeplitz.hash_v4(src, dst, sport, dport))
+    pub fn queue_of(
+        &self,
+        src: impl Into<IpAddress>,
+        dst: impl Into<IpAddress>,
+        sport: u16,
+        dport: u16,
+    ) -> u16 {
+        self.queue_of_hash(self.toeplitz.hash_ip(src.into(), dst.into(), sport, dport))
     }
 
     /// A local port in `range`, starting the search at `start`, such that the replies of
@@ -56,14 +62,15 @@ impl RssSteering {
     /// `in_use` filters ports already taken.
     pub fn pick_local_port(
         &self,
-        local: Ipv4Address,
-        remote: Ipv4Address,
+        local: impl Into<IpAddress>,
+        remote: impl Into<IpAddress>,
         rport: u16,
         queue: u16,
         range: std::ops::RangeInclusive<u16>,
         start: u16,
         mut in_use: impl FnMut(u16) -> bool,
     ) -> Option<u16> {
+        let (local, remote) = (local.into(), remote.into());
         let (lo, hi) = (*range.start() as u32, *range.end() as u32);
         if lo > hi {
             return None;
@@ -79,6 +86,7 @@ impl RssSteering {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_wire::Ipv4Address;
 
     /// The key of Microsoft's RSS specification ("Verifying the RSS hash calculation").
     pub(crate) const MS_KEY: [u8; 40] = [

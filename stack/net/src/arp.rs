@@ -6,7 +6,9 @@
 //! cache is full; a used entry is re-confirmed with a unicast request shortly before it
 //! expires, so a live neighbour never stalls traffic.
 
+use core::hash::Hash;
 use hashbrown::HashMap;
+
 use sluice_wire::{EthernetAddress, Instant, Ipv4Address};
 
 use crate::config::ArpConfig;
@@ -42,30 +44,32 @@ pub(crate) enum Lookup {
 
 /// Something the cache's timers want done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Action {
+pub(crate) enum Action<A> {
     /// Broadcast a request for this address.
-    Request(Ipv4Address),
+    Request(A),
 }
 
-struct Waiting {
-    next_hop: Ipv4Address,
+struct Waiting<A> {
+    next_hop: A,
     packet: Vec<u8>,
 }
 
-/// Neighbours by IPv4 address.
-pub(crate) struct ArpCache {
+/// Neighbours by IP address: IPv4's ARP cache, and IPv6's neighbour cache (RFC 4861,
+/// whose INCOMPLETE is `Resolving`, and whose REACHABLE, STALE, DELAY and PROBE are
+/// `Resolved` before and after the re-confirmation that `refresh_before` starts).
+pub(crate) struct ArpCache<A = Ipv4Address> {
     cfg: ArpConfig,
-    entries: HashMap<Ipv4Address, State>,
+    entries: HashMap<A, State>,
     /// Addresses in `Resolving`, so that timers do not scan the whole cache.
-    resolving: Vec<Ipv4Address>,
+    resolving: Vec<A>,
     /// Packets waiting for resolution, oldest first.
-    waiting: Vec<Waiting>,
+    waiting: Vec<Waiting<A>>,
     /// Packet buffers of sent or dropped waiting packets, for reuse.
     spare: Vec<Vec<u8>>,
 }
 
-impl ArpCache {
-    pub(crate) fn new(cfg: ArpConfig, statics: &[(Ipv4Address, EthernetAddress)]) -> ArpCache {
+impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
+    pub(crate) fn new(cfg: ArpConfig, statics: &[(A, EthernetAddress)]) -> ArpCache<A> {
         let mut entries = HashMap::with_capacity(cfg.cache_size.max(statics.len()));
         for &(ip, mac) in statics {
             entries.insert(ip, State::Static(mac));
@@ -80,7 +84,7 @@ impl ArpCache {
     }
 
     /// The address to send to `ip`, if known and fresh. Removes an expired entry.
-    pub(crate) fn lookup(&mut self, now: Instant, ip: Ipv4Address, stats: &mut ArpStats) -> Lookup {
+    pub(crate) fn lookup(&mut self, now: Instant, ip: A, stats: &mut ArpStats) -> Lookup {
         let Some(state) = self.entries.get_mut(&ip) else {
             return Lookup::Miss;
         };
@@ -112,7 +116,7 @@ impl ArpCache {
 
     /// The address known for `ip` without changing anything: `None` when unknown, being
     /// resolved, or expired.
-    pub(crate) fn peek(&self, now: Instant, ip: Ipv4Address) -> Option<EthernetAddress> {
+    pub(crate) fn peek(&self, now: Instant, ip: A) -> Option<EthernetAddress> {
         match self.entries.get(&ip)? {
             State::Static(mac) => Some(*mac),
             State::Resolved { mac, expires_at, .. } if now < *expires_at => Some(*mac),
@@ -126,7 +130,7 @@ impl ArpCache {
     pub(crate) fn learn(
         &mut self,
         now: Instant,
-        ip: Ipv4Address,
+        ip: A,
         mac: EthernetAddress,
         create: bool,
         stats: &mut ArpStats,
@@ -165,7 +169,7 @@ impl ArpCache {
     pub(crate) fn enqueue(
         &mut self,
         now: Instant,
-        next_hop: Ipv4Address,
+        next_hop: A,
         packet: &[u8],
         drops: &mut Drops,
     ) -> Result<bool, DropReason> {
@@ -204,7 +208,7 @@ impl ArpCache {
     }
 
     /// The oldest packet waiting for `next_hop`. Give its buffer back with `recycle`.
-    pub(crate) fn pop_waiting(&mut self, next_hop: Ipv4Address) -> Option<Vec<u8>> {
+    pub(crate) fn pop_waiting(&mut self, next_hop: A) -> Option<Vec<u8>> {
         let i = self.waiting.iter().position(|w| w.next_hop == next_hop)?;
         Some(self.waiting.remove(i).packet)
     }
@@ -223,7 +227,7 @@ impl ArpCache {
         now: Instant,
         stats: &mut ArpStats,
         drops: &mut Drops,
-    ) -> Option<Action> {
+    ) -> Option<Action<A>> {
         let mut i = 0;
         while i < self.resolving.len() {
             let ip = self.resolving[i];
@@ -269,7 +273,7 @@ impl ArpCache {
         self.waiting.len()
     }
 
-    fn drop_waiting(&mut self, ip: Ipv4Address, reason: DropReason, drops: &mut Drops) {
+    fn drop_waiting(&mut self, ip: A, reason: DropReason, drops: &mut Drops) {
         let mut i = 0;
         while i < self.waiting.len() {
             if self.waiting[i].next_hop == ip {

@@ -6,7 +6,7 @@ use sluice_dev::DeviceCaps;
 use std::sync::Arc;
 
 use sluice_tcp::{MemBudget, TcpConfig};
-use sluice_wire::ipv6::Ipv6Cidr;
+use sluice_wire::ipv6::{Ipv6Address, Ipv6Cidr};
 use sluice_wire::{Checksum, ChecksumCaps, EthernetAddress, Ipv4Address, Ipv4Cidr};
 
 /// ARP cache and resolution parameters.
@@ -178,6 +178,8 @@ pub struct InterfaceConfig {
     /// IPv6 addresses besides the link-local one made from the MAC (which is always
     /// there). They answer neighbour solicitations and echo requests (`crate::ipv6`).
     pub ipv6: Vec<Ipv6Cidr>,
+    /// The IPv6 router for destinations outside `ipv6`'s prefixes and link-local.
+    pub gateway6: Option<Ipv6Address>,
 }
 
 impl InterfaceConfig {
@@ -205,6 +207,7 @@ impl InterfaceConfig {
             mem_budget: usize::MAX,
             mem_budget_total: None,
             ipv6: Vec::new(),
+            gateway6: None,
         }
     }
 }

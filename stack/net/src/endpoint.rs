@@ -1,22 +1,61 @@
 //! An address and a port: one end of a TCP connection or a UDP flow.
 
-use sluice_wire::Ipv4Address;
+use sluice_wire::{IpAddress, Ipv4Address, Ipv6Address};
 
-/// An IPv4 address and a port.
+/// An IP address (IPv4 or IPv6) and a port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Endpoint {
-    pub addr: Ipv4Address,
+    pub addr: IpAddress,
     pub port: u16,
 }
 
 impl Endpoint {
-    pub const fn new(addr: Ipv4Address, port: u16) -> Endpoint {
-        Endpoint { addr, port }
+    pub fn new(addr: impl Into<IpAddress>, port: u16) -> Endpoint {
+        Endpoint {
+            addr: addr.into(),
+            port,
+        }
+    }
+
+    /// An IPv4 endpoint.
+    pub const fn v4(addr: Ipv4Address, port: u16) -> Endpoint {
+        Endpoint {
+            addr: IpAddress::V4(addr),
+            port,
+        }
+    }
+
+    /// An IPv6 endpoint.
+    pub const fn v6(addr: Ipv6Address, port: u16) -> Endpoint {
+        Endpoint {
+            addr: IpAddress::V6(addr),
+            port,
+        }
+    }
+
+    /// The IPv4 address, if the endpoint is IPv4.
+    pub const fn v4_addr(&self) -> Option<Ipv4Address> {
+        self.addr.as_v4()
+    }
+}
+
+impl From<core::net::SocketAddr> for Endpoint {
+    fn from(a: core::net::SocketAddr) -> Endpoint {
+        Endpoint::new(a.ip(), a.port())
+    }
+}
+
+impl From<Endpoint> for core::net::SocketAddr {
+    fn from(e: Endpoint) -> core::net::SocketAddr {
+        core::net::SocketAddr::new(e.addr.into(), e.port)
     }
 }
 
 impl core::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "{}:{}", self.addr, self.port)
+        match self.addr {
+            IpAddress::V4(a) => write!(f, "{a}:{}", self.port),
+            IpAddress::V6(a) => write!(f, "[{a}]:{}", self.port),
+        }
     }
 }

@@ -14,7 +14,7 @@
 use core::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
-use sluice_wire::Ipv4Address;
+use sluice_wire::{IpAddress, Ipv4Address};
 
 use crate::endpoint::Endpoint;
 use crate::toeplitz::Toeplitz;
@@ -38,6 +38,9 @@ enum Hasher {
         toeplitz: Toeplitz,
         local: Ipv4Address,
         seed: u64,
+        /// IPv6 flows: foldhash of the tuple (the NIC's IPv6 hash would need the local
+        /// address, which the key does not hold).
+        v6: DefaultHashBuilder,
     },
 }
 
@@ -98,6 +101,7 @@ impl<V: Copy + PartialEq> FlowTable<V> {
                 toeplitz: Toeplitz::new(key),
                 local,
                 seed,
+                v6: DefaultHashBuilder::default(),
             },
             stats: FlowStats::default(),
         }
@@ -140,7 +144,9 @@ impl<V: Copy + PartialEq> FlowTable<V> {
     /// when it has one (RSS mode).
     #[inline]
     pub fn get_rx(&mut self, flow: &FlowKey, nic_hash: Option<u32>) -> Option<V> {
-        if let (&Hasher::Rss { seed, .. }, Some(h)) = (&self.hasher, nic_hash) {
+        if let (&Hasher::Rss { seed, .. }, Some(h), false) =
+            (&self.hasher, nic_hash, flow.remote.addr.is_ipv6())
+        {
             self.stats.nic_hash_used += 1;
             if let Some(v) = self.find(spread(h, flow.local_port, flow.remote.port, seed), flow) {
                 return Some(v);
@@ -200,10 +206,14 @@ impl Hasher {
                 toeplitz,
                 local,
                 seed,
-            } => {
-                let h = toeplitz.hash_v4(flow.remote.addr, *local, flow.remote.port, flow.local_port);
-                spread(h, flow.local_port, flow.remote.port, *seed)
-            }
+                v6,
+            } => match flow.remote.addr {
+                IpAddress::V4(remote) => {
+                    let h = toeplitz.hash_v4(remote, *local, flow.remote.port, flow.local_port);
+                    spread(h, flow.local_port, flow.remote.port, *seed)
+                }
+                IpAddress::V6(_) => v6.hash_one(flow),
+            },
         }
     }
 }
@@ -233,14 +243,14 @@ mod tests {
         }
         for i in 0..10_000 {
             let f = flow(i);
-            let nic = t.hash_v4(f.remote.addr, local, f.remote.port, f.local_port);
+            let nic = t.hash_v4(f.remote.v4_addr().unwrap(), local, f.remote.port, f.local_port);
             assert_eq!(table.get_rx(&f, Some(nic)), Some(i));
             assert_eq!(table.get_rx(&f, None), Some(i));
         }
         assert_eq!(table.stats().nic_hash_mismatch, 0);
         // A NIC hash of other fields (say, addresses only) still finds the flow, counted.
         let f = flow(7);
-        let wrong = t.hash_v4_addrs(f.remote.addr, local);
+        let wrong = t.hash_v4_addrs(f.remote.v4_addr().unwrap(), local);
         assert_eq!(table.get_rx(&f, Some(wrong)), Some(7));
         assert_eq!(table.stats().nic_hash_mismatch, 1);
         assert!(table.remove_if(&f, 7));
@@ -258,7 +268,7 @@ mod tests {
         let mut spread_top = std::collections::HashSet::new();
         for i in 0..200_000u32 {
             let f = flow(i.wrapping_mul(2_654_435_761));
-            let h = t.hash_v4(f.remote.addr, local, f.remote.port, f.local_port);
+            let h = t.hash_v4(f.remote.v4_addr().unwrap(), local, f.remote.port, f.local_port);
             raw.insert(h);
             spread_top.insert(spread(h, f.local_port, f.remote.port, 42) >> 40);
         }

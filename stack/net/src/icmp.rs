@@ -136,7 +136,7 @@ impl Interface {
                     && self.tcp_icmp_kind(
                         io.now,
                         u16::from_be_bytes([q[0], q[1]]),
-                        header.dst_addr,
+                        header.dst_addr.into(),
                         u16::from_be_bytes([q[2], q[3]]),
                         u32::from_be_bytes([q[4], q[5], q[6], q[7]]),
                         kind,

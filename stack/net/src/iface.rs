@@ -70,6 +70,8 @@ pub struct Interface {
     pub(crate) mtu: usize,
     pub(crate) stats: Stats,
     pub(crate) arp: ArpCache,
+    /// IPv6 neighbours (RFC 4861).
+    pub(crate) nd: ArpCache<sluice_wire::Ipv6Address>,
     pub(crate) icmp_limiter: TokenBucket,
     pub(crate) udp: UdpSockets,
     pub(crate) tcp: TcpSockets,
@@ -105,6 +107,7 @@ impl Interface {
     /// `mac` (the device's: `EthernetAddress(dev.mac())`).
     pub fn new(config: InterfaceConfig, mac: EthernetAddress) -> Interface {
         let arp = ArpCache::new(config.arp, &config.static_arp);
+        let nd = ArpCache::new(config.arp, &[]);
         let icmp_limiter = TokenBucket::new(config.icmp.error_rate, config.icmp.error_burst);
         let caps = config.checksum.unwrap_or_default();
         let (lo, hi) = config.ephemeral_ports;
@@ -129,6 +132,7 @@ impl Interface {
             tx_offload: false,
             stats: Stats::default(),
             arp,
+            nd,
             icmp_limiter,
             now: Instant::ZERO,
             next_ephemeral: start,
@@ -298,6 +302,7 @@ impl Interface {
             }
         }
         self.arp_timers(&mut io);
+        self.nd_timers(&mut io);
         self.dispatch_udp(&mut io);
         self.dispatch_tcp(&mut io);
         self.flush(&mut io);
@@ -314,7 +319,10 @@ impl Interface {
     pub fn poll_at(&self) -> Option<Instant> {
         let udp = self.udp.poll_at();
         let tcp = self.tcp_poll_at();
-        [self.arp.poll_at(), udp, tcp].into_iter().flatten().min()
+        [self.arp.poll_at(), self.nd.poll_at(), udp, tcp]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub(crate) fn drop(&mut self, reason: DropReason) {
@@ -500,9 +508,15 @@ impl Interface {
         }
         match ip.protocol {
             IpProtocol::Icmp => self.process_icmp(io, buf, ip, l4, broadcast),
-            IpProtocol::Udp => self.process_udp(io, &buf, ip, l4, broadcast),
+            IpProtocol::Udp => self.process_udp(
+                io,
+                &buf,
+                (ip.src_addr.into(), ip.dst_addr.into()),
+                l4,
+                (broadcast, Some(ip)),
+            ),
             IpProtocol::Tcp if broadcast => self.drop(DropReason::NotForUs),
-            IpProtocol::Tcp => self.process_tcp(io, buf, ip, l4),
+            IpProtocol::Tcp => self.process_tcp(io, buf, (ip.src_addr.into(), ip.dst_addr.into()), l4),
             IpProtocol::Unknown(_) => {
                 self.drop(DropReason::UnknownProtocol);
                 if !broadcast {
@@ -598,6 +612,23 @@ impl Interface {
             Some(NextHop::Unicast(dst))
         } else {
             self.cfg.gateway.map(NextHop::Unicast)
+        }
+    }
+
+    /// Our address towards `dst` (IPv4: the interface's, routable or not; IPv6: link-local or configured),
+    /// `None` when `dst` cannot be reached.
+    pub fn source_for(&self, dst: sluice_wire::IpAddress) -> Option<sluice_wire::IpAddress> {
+        match dst {
+            sluice_wire::IpAddress::V4(_) => Some(self.address().into()),
+            sluice_wire::IpAddress::V6(a) => self.source_v6(a).map(Into::into),
+        }
+    }
+
+    /// Whether a packet to `dst`, of either family, can be sent at all.
+    pub(crate) fn routable_any(&self, dst: sluice_wire::IpAddress) -> bool {
+        match dst {
+            sluice_wire::IpAddress::V4(a) => self.routable(a),
+            sluice_wire::IpAddress::V6(a) => self.source_v6(a).is_some(),
         }
     }
 

@@ -1,18 +1,28 @@
-//! IPv6 on the interface, first part (the network layer's neighbour discovery and echo):
-//! the interface has a link-local address made from its MAC (RFC 4291 appendix A) and the
-//! configured ones (`InterfaceConfig::ipv6`); it answers neighbour solicitations for them,
-//! including another node's duplicate address detection (RFC 4861 7.2.4-7.2.5), and echo
-//! requests (RFC 4443 4.2), to the Ethernet address the request came from. TCP and UDP over
-//! IPv6 are not served yet: such packets are counted drops (`ipv6_unsupported`), as are
-//! malformed ones (`bad_ipv6`) and those for other hosts (`not_for_us`).
+//! IPv6 on the interface: the interface has a link-local address made from its MAC
+//! (RFC 4291 appendix A) and the configured ones (`InterfaceConfig::ipv6`); it answers
+//! neighbour solicitations for them, including another node's duplicate address detection
+//! (RFC 4861 7.2.4-7.2.5), and echo requests (RFC 4443 4.2). It resolves its neighbours
+//! with solicitations (the cache and its bounded queue of waiting packets are ARP's,
+//! `ArpCache<Ipv6Address>`), learns them from solicitations and advertisements, and sends
+//! off-link destinations to `InterfaceConfig::gateway6`.
+//!
+//! TCP runs over IPv6 with the same core as over IPv4 (`crate::tcp`); Packet Too Big
+//! lowers a connection's MSS, never below what an MTU of 1280 gives (RFC 8201), and the
+//! other ICMPv6 errors reach the connection they quote. Fragments, UDP and other upper
+//! layers are counted drops (`ipv6_unsupported`), as are malformed packets (`bad_ipv6`)
+//! and those for other hosts (`not_for_us`).
 
 use sluice_dev::{Device, PacketBuf};
 use sluice_wire::icmpv6::{Icmpv6Repr, NaFlags, NdpOptions};
 use sluice_wire::ipv6::{self, walk_extensions, Ipv6Address, Ipv6Packet, Ipv6Repr};
-use sluice_wire::{ChecksumCaps, EtherType, EthernetAddress, IpProtocol};
+use sluice_wire::{ChecksumCaps, EtherType, EthernetAddress, IpAddress, IpProtocol};
 
+use crate::arp::{Action, Lookup};
 use crate::iface::{Interface, Io, ETH_LEN};
 use crate::stats::DropReason;
+
+/// The hop limit of the packets Sluice sends (RFC 8200 recommends the IPv4 TTL's 64).
+const HOP_LIMIT: u8 = 64;
 
 /// ICMPv6's protocol number.
 const ICMPV6: u8 = 58;
@@ -24,7 +34,7 @@ impl Interface {
             .chain(self.cfg.ipv6.iter().map(|c| c.address()))
     }
 
-    fn is_ours_v6(&self, a: Ipv6Address) -> bool {
+    pub(crate) fn is_ours_v6(&self, a: Ipv6Address) -> bool {
         self.ipv6_addresses().any(|o| o == a)
     }
 
@@ -38,6 +48,249 @@ impl Interface {
     /// multicast MAC (33:33:...; the IPv6 destination decides).
     pub(crate) fn accepts_v6_mac(&self, mac: EthernetAddress) -> bool {
         mac == self.mac || mac.is_broadcast() || (mac.0[0] == 0x33 && mac.0[1] == 0x33)
+    }
+
+    /// Where a packet to `dst` goes on the link: `dst` itself when it is link-local or in a
+    /// configured prefix, else the router; `None` without one.
+    fn next_hop_v6(&self, dst: Ipv6Address) -> Option<Ipv6Address> {
+        if dst.is_link_local() || self.cfg.ipv6.iter().any(|c| c.contains(dst)) {
+            Some(dst)
+        } else {
+            self.cfg.gateway6
+        }
+    }
+
+    /// Our address for talking to `dst` (RFC 6724 in short): link-local to link-local, a
+    /// configured address of `dst`'s prefix, else the first configured one when a router
+    /// reaches `dst`. `None` when `dst` cannot be reached.
+    pub(crate) fn source_v6(&self, dst: Ipv6Address) -> Option<Ipv6Address> {
+        if dst.is_link_local() {
+            return Some(Ipv6Address::link_local_from_mac(self.mac));
+        }
+        self.next_hop_v6(dst)?;
+        self.cfg
+            .ipv6
+            .iter()
+            .find(|c| c.contains(dst))
+            .or(self.cfg.ipv6.first())
+            .map(|c| c.address())
+    }
+
+    /// Sends `buf` (a transport message) from `src` to `dst` over IPv4 or IPv6, with the
+    /// DS field (traffic class) and TTL (hop limit) given, `None` the interface's.
+    pub(crate) fn send_ip_any<D: Device>(
+        &mut self,
+        io: &mut Io<'_, D>,
+        buf: D::Buf,
+        (src, dst): (IpAddress, IpAddress),
+        protocol: IpProtocol,
+        ipo: (u8, Option<u8>),
+    ) {
+        match (src, dst) {
+            (_, IpAddress::V4(dst)) => self.send_ip_with(io, buf, dst, protocol, ipo),
+            (IpAddress::V6(src), IpAddress::V6(dst)) => self.send_ip6(io, buf, src, dst, protocol, ipo),
+            (IpAddress::V4(_), IpAddress::V6(_)) => self.drop(DropReason::NoRoute),
+        }
+    }
+
+    /// Prepends an IPv6 header to `buf` and sends it to `dst`, through neighbour discovery.
+    pub(crate) fn send_ip6<D: Device>(
+        &mut self,
+        io: &mut Io<'_, D>,
+        mut buf: D::Buf,
+        src: Ipv6Address,
+        dst: Ipv6Address,
+        protocol: IpProtocol,
+        (class, hops): (u8, Option<u8>),
+    ) {
+        let repr = Ipv6Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: protocol,
+            payload_len: buf.len(),
+            hop_limit: hops.unwrap_or(HOP_LIMIT),
+        };
+        if repr.buffer_len() > self.mtu && !buf.is_tso() {
+            return self.drop(DropReason::TooBig);
+        }
+        match buf.prepend(ipv6::HEADER_LEN) {
+            Some(h) => {
+                let mut p = Ipv6Packet::new_unchecked(h);
+                repr.emit(&mut p);
+                p.set_version_class_flow(class, 0);
+            }
+            None => return self.drop(DropReason::NoBuffer),
+        }
+        let Some(hop) = self.next_hop_v6(dst) else {
+            return self.drop(DropReason::NoRoute);
+        };
+        let mac = if hop.is_multicast() {
+            hop.multicast_mac()
+        } else {
+            match self.nd.lookup(io.now, hop, &mut self.stats.nd) {
+                Lookup::Hit(mac) => mac,
+                Lookup::Refresh(mac) => {
+                    // Re-confirmed with a unicast solicitation (RFC 4861 7.3.3's PROBE).
+                    self.send_ns(io, hop, hop, mac);
+                    mac
+                }
+                Lookup::Miss => {
+                    let gathered;
+                    let packet = if buf.len() == buf.data().len() {
+                        buf.data()
+                    } else {
+                        gathered = buf.gather();
+                        &gathered[..]
+                    };
+                    match self.nd.enqueue(io.now, hop, packet, &mut self.stats.drops) {
+                        Ok(true) => self.send_ns(
+                            io,
+                            hop,
+                            hop.solicited_node(),
+                            hop.solicited_node().multicast_mac(),
+                        ),
+                        Ok(false) => {}
+                        Err(reason) => self.drop(reason),
+                    }
+                    return;
+                }
+            }
+        };
+        self.send_eth(io, buf, mac, EtherType::Ipv6);
+    }
+
+    /// Answers the IPv6 packet in `buf` (an Ethernet frame) with destination unreachable
+    /// `code` (RFC 4443 3.1), quoting as much of it as fits in 1280 bytes, at the ICMP
+    /// error rate.
+    pub(crate) fn send_unreachable_v6<D: Device>(&mut self, io: &mut Io<'_, D>, buf: &D::Buf, code: u8) {
+        let packet = &buf.data()[ETH_LEN..];
+        let Ok(p) = Ipv6Packet::new_checked(packet) else {
+            return;
+        };
+        let (from, to) = (p.dst_addr(), p.src_addr());
+        if !to.is_unicast() || !self.is_ours_v6(from) {
+            return;
+        }
+        if !self.icmp_limiter.take(io.now) {
+            self.stats.icmp.rate_limited += 1;
+            return;
+        }
+        let quoted = &packet[..packet.len().min(ipv6::MIN_MTU - ipv6::HEADER_LEN - 8)];
+        let repr = Icmpv6Repr::DstUnreachable { code, data: quoted };
+        let Some(mut out) = io.dev.alloc() else {
+            return self.drop(DropReason::NoBuffer);
+        };
+        let len = repr.buffer_len();
+        let Some(room) = out.append(len) else {
+            return self.drop(DropReason::NoBuffer);
+        };
+        repr.emit(from, to, room, &ChecksumCaps::software());
+        self.stats.icmp.unreachable_tx += 1;
+        self.send_ip6(io, out, from, to, IpProtocol::Unknown(ICMPV6), (0, Some(255)));
+    }
+
+    /// Sends a neighbour solicitation for `target` to `dst` at `mac`.
+    fn send_ns<D: Device>(
+        &mut self,
+        io: &mut Io<'_, D>,
+        target: Ipv6Address,
+        dst: Ipv6Address,
+        mac: EthernetAddress,
+    ) {
+        let Some(src) = self.source_v6(target) else {
+            return self.drop(DropReason::NoRoute);
+        };
+        let ns = Icmpv6Repr::NeighborSolicit {
+            target,
+            options: NdpOptions {
+                source_lla: Some(self.mac),
+                ..NdpOptions::default()
+            },
+        };
+        self.stats.nd.requests_tx += 1;
+        self.send_icmpv6(io, mac, src, dst, &ns);
+    }
+
+    /// The neighbour cache's timers: solicitations again, or giving up.
+    pub(crate) fn nd_timers<D: Device>(&mut self, io: &mut Io<'_, D>) {
+        loop {
+            let stats = &mut self.stats;
+            match self.nd.next_action(io.now, &mut stats.nd, &mut stats.drops) {
+                Some(Action::Request(ip)) => {
+                    self.send_ns(io, ip, ip.solicited_node(), ip.solicited_node().multicast_mac())
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Records that neighbour `ip` is at `mac` (creating the entry only if `create`), and
+    /// sends what waited for it.
+    fn learn_v6<D: Device>(
+        &mut self,
+        io: &mut Io<'_, D>,
+        ip: Ipv6Address,
+        mac: EthernetAddress,
+        create: bool,
+    ) {
+        if !ip.is_unicast() || !mac.is_unicast() {
+            return;
+        }
+        let stats = &mut self.stats;
+        if !self
+            .nd
+            .learn(io.now, ip, mac, create, &mut stats.nd, &mut stats.drops)
+        {
+            return;
+        }
+        while let Some(packet) = self.nd.pop_waiting(ip) {
+            match io.dev.alloc() {
+                Some(mut buf) => match buf.append(packet.len()) {
+                    Some(room) => {
+                        room.copy_from_slice(&packet);
+                        self.stats.nd.pending_sent += 1;
+                        self.send_eth(io, buf, mac, EtherType::Ipv6);
+                    }
+                    None => self.drop(DropReason::NoBuffer),
+                },
+                None => self.drop(DropReason::NoBuffer),
+            }
+            self.nd.recycle(packet);
+        }
+    }
+
+    /// The neighbour `ip`'s Ethernet address, if known (for tests and tools).
+    pub fn neighbor_v6(&self, now: sluice_wire::Instant, ip: Ipv6Address) -> Option<EthernetAddress> {
+        self.nd.peek(now, ip)
+    }
+
+    /// An ICMPv6 error quoting `quoted` (the invoking packet, from its IPv6 header) for
+    /// the TCP connection it names; false if none.
+    fn icmpv6_to_tcp(
+        &mut self,
+        now: sluice_wire::Instant,
+        quoted: &[u8],
+        err: sluice_tcp::IcmpError,
+    ) -> bool {
+        let Ok(p) = Ipv6Packet::new_checked(quoted) else {
+            return false;
+        };
+        let inner = &quoted[ipv6::HEADER_LEN..];
+        let Ok(chain) = walk_extensions(p.next_header(), inner) else {
+            return false;
+        };
+        let q = &inner[chain.offset.min(inner.len())..];
+        if chain.protocol != IpProtocol::Tcp || q.len() < 8 || !self.is_ours_v6(p.src_addr()) {
+            return false;
+        }
+        self.tcp_icmp_kind(
+            now,
+            u16::from_be_bytes([q[0], q[1]]),
+            IpAddress::V6(p.dst_addr()),
+            u16::from_be_bytes([q[2], q[3]]),
+            u32::from_be_bytes([q[4], q[5], q[6], q[7]]),
+            err,
+        )
     }
 
     /// An IPv6 packet arrived in `buf` from Ethernet address `from`.
@@ -56,7 +309,33 @@ impl Interface {
         let Ok(chain) = walk_extensions(ip.next_header, payload) else {
             return self.drop(DropReason::BadIpv6);
         };
-        if chain.fragment.is_some() || u8::from(chain.protocol) != ICMPV6 {
+        if chain.fragment.is_some() {
+            return self.drop(DropReason::Ipv6Unsupported);
+        }
+        if chain.protocol == IpProtocol::Tcp {
+            // Unicast to us, from a unicast source, only.
+            if ip.dst_addr.is_multicast() || !ip.src_addr.is_unicast() || self.is_ours_v6(ip.src_addr) {
+                return self.drop(DropReason::MartianSource);
+            }
+            let start = ETH_LEN + ipv6::HEADER_LEN + chain.offset;
+            let l4 = start..ETH_LEN + ipv6::HEADER_LEN + ip.payload_len;
+            return self.process_tcp(io, buf, (ip.src_addr.into(), ip.dst_addr.into()), l4);
+        }
+        if chain.protocol == IpProtocol::Udp {
+            if ip.dst_addr.is_multicast() || !ip.src_addr.is_unicast() || self.is_ours_v6(ip.src_addr) {
+                return self.drop(DropReason::MartianSource);
+            }
+            let start = ETH_LEN + ipv6::HEADER_LEN + chain.offset;
+            let l4 = start..ETH_LEN + ipv6::HEADER_LEN + ip.payload_len;
+            return self.process_udp(
+                io,
+                &buf,
+                (ip.src_addr.into(), ip.dst_addr.into()),
+                l4,
+                (false, None),
+            );
+        }
+        if u8::from(chain.protocol) != ICMPV6 {
             return self.drop(DropReason::Ipv6Unsupported);
         }
         let caps = ChecksumCaps::software();
@@ -80,6 +359,12 @@ impl Interface {
                     (ip.src_addr, true)
                 };
                 let mac = options.source_lla.unwrap_or(from);
+                if solicited {
+                    if let Some(lla) = options.source_lla {
+                        // RFC 4861 7.2.3: the solicitor's address is recorded (STALE).
+                        self.learn_v6(io, ip.src_addr, lla, true);
+                    }
+                }
                 let na = Icmpv6Repr::NeighborAdvert {
                     flags: NaFlags {
                         router: false,
@@ -113,6 +398,56 @@ impl Interface {
                 let reply = Icmpv6Repr::EchoReply { ident, seq_no, data };
                 self.stats.icmp.echo_replies_tx += 1;
                 self.send_icmpv6(io, from, src, ip.src_addr, &reply);
+            }
+            Icmpv6Repr::NeighborSolicit { options, .. } => {
+                // For another address: it teaches nothing.
+                let _ = options;
+                self.drop(DropReason::NotForUs)
+            }
+            Icmpv6Repr::NeighborAdvert { target, options, .. } => {
+                // An answer to our solicitation, or an unsolicited update: it only changes
+                // an entry that exists (RFC 4861 7.2.5).
+                if let Some(mac) = options.target_lla {
+                    self.learn_v6(io, target, mac, false);
+                }
+            }
+            Icmpv6Repr::PacketTooBig { mtu, data } => {
+                // RFC 8201: never below the IPv6 minimum. The TCB sizes segments for an
+                // IPv4 header; the IPv6 header is 20 bytes longer.
+                let mtu = mtu.clamp(ipv6::MIN_MTU as u32, u32::from(u16::MAX)) as u16 - 20;
+                let kind = sluice_tcp::IcmpError::FragmentationNeeded { mtu };
+                if self.icmpv6_to_tcp(io.now, data, kind) {
+                    self.stats.icmp.errors_delivered += 1;
+                } else {
+                    self.drop(DropReason::IcmpIgnored);
+                }
+            }
+            Icmpv6Repr::DstUnreachable { code, data } => {
+                use sluice_tcp::IcmpError as T;
+                // RFC 4443 3.1 / RFC 5461: port unreachable and prohibited are hard errors.
+                let kind = match code {
+                    4 => T::PortUnreachable,
+                    1 | 5 | 6 => T::AdminProhibited,
+                    0 => T::NetUnreachable,
+                    _ => T::HostUnreachable,
+                };
+                if self.icmpv6_to_tcp(io.now, data, kind) {
+                    self.stats.icmp.errors_delivered += 1;
+                } else {
+                    self.drop(DropReason::IcmpIgnored);
+                }
+            }
+            Icmpv6Repr::TimeExceeded { data, .. } | Icmpv6Repr::ParamProblem { data, .. } => {
+                let kind = if matches!(msg, Icmpv6Repr::TimeExceeded { .. }) {
+                    sluice_tcp::IcmpError::TimeExceeded
+                } else {
+                    sluice_tcp::IcmpError::ParameterProblem
+                };
+                if self.icmpv6_to_tcp(io.now, data, kind) {
+                    self.stats.icmp.errors_delivered += 1;
+                } else {
+                    self.drop(DropReason::IcmpIgnored);
+                }
             }
             _ => self.drop(DropReason::IcmpIgnored),
         }

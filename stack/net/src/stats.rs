@@ -285,6 +285,8 @@ pub struct Stats {
     pub tx_bytes: u64,
     pub drops: Drops,
     pub arp: ArpStats,
+    /// IPv6 neighbour discovery (its cache counts as ARP's does).
+    pub nd: ArpStats,
     pub icmp: IcmpStats,
     pub udp: UdpStats,
     pub tcp: TcpStats,

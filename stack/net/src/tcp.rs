@@ -18,8 +18,8 @@ use hashbrown::HashMap;
 use sluice_dev::{Device, Frame, PacketBuf};
 use sluice_tcp::{rst_for, ConnError, ListenOutcome, ListenReply, Listener, State, Tcb, TcpConfig};
 use sluice_wire::{
-    checksum, tcp as wtcp, ChecksumCaps, Error, Icmpv4DstUnreachable, Instant, IpProtocol, Ipv4Address,
-    Ipv4Repr, SeqNumber, TcpFlags, TcpPacket, TcpRepr,
+    checksum, tcp as wtcp, ChecksumCaps, Error, Icmpv4DstUnreachable, Instant, IpAddress, IpProtocol,
+    Ipv4Address, SeqNumber, TcpFlags, TcpPacket, TcpRepr,
 };
 
 use crate::config::IsnKey;
@@ -41,8 +41,8 @@ pub(crate) fn keyed_hash(key: &IsnKey, data: &[u8]) -> u32 {
 pub(crate) fn isn(key: &IsnKey, local: Endpoint, remote: Endpoint, now: Instant) -> SeqNumber {
     sluice_tcp::keyed::isn(
         &key.0,
-        (&local.addr.0, local.port),
-        (&remote.addr.0, remote.port),
+        (local.addr.as_bytes(), local.port),
+        (remote.addr.as_bytes(), remote.port),
         now,
     )
 }
@@ -138,6 +138,9 @@ pub enum TcpRecvError {
 struct Conn {
     tcb: Tcb,
     remote: Endpoint,
+    /// Our address on this connection (for IPv4 the interface's; for IPv6 the one the
+    /// peer reached or the one chosen for it).
+    local_addr: IpAddress,
     /// The listener that spawned it, while not yet accepted.
     listener: Option<Key>,
     /// Closed or aborted by the application: remove once CLOSED.
@@ -301,8 +304,15 @@ const SEGMENTS_PER_POLL: usize = 64;
 
 impl Interface {
     fn tcp_config(&self) -> TcpConfig {
+        self.tcp_config_for(false)
+    }
+
+    /// The TCP settings of a connection over IPv6 (`v6`, whose headers take 20 bytes
+    /// more of the MTU) or IPv4.
+    fn tcp_config_for(&self, v6: bool) -> TcpConfig {
         let mut c = self.cfg.tcp;
-        let mss = self.mtu.saturating_sub(40).min(usize::from(u16::MAX)) as u16;
+        let ip = if v6 { 60 } else { 40 };
+        let mss = self.mtu.saturating_sub(ip).min(usize::from(u16::MAX)) as u16;
         c.mss = c.mss.min(mss);
         c.gso_segments = c.gso_segments.clamp(1, GSO_MAX as u16);
         c
@@ -381,8 +391,13 @@ impl Interface {
 
     /// Opens a connection to `addr:port` from an ephemeral port; the SYN leaves at the
     /// next `poll`. The ISN uses the time of the last poll.
-    pub fn tcp_connect(&mut self, addr: Ipv4Address, port: u16) -> Result<TcpHandle, TcpConnectError> {
-        self.check_remote(addr, port)?;
+    pub fn tcp_connect(
+        &mut self,
+        addr: impl Into<IpAddress>,
+        port: u16,
+    ) -> Result<TcpHandle, TcpConnectError> {
+        let addr = addr.into();
+        let local_addr = self.check_remote(addr, port)?;
         if self.budget.exhausted() {
             return Err(TcpConnectError::NoBuffers);
         }
@@ -396,30 +411,31 @@ impl Interface {
                 })
         })
         .ok_or(TcpConnectError::NoEphemeralPort)?;
-        Ok(self.open(remote, local_port))
+        Ok(self.open(local_addr, remote, local_port))
     }
 
     /// Opens a connection to `addr:port` from the given local port (chosen by the caller,
     /// for example so that the reply's RSS hash lands on this core).
     pub fn tcp_connect_from(
         &mut self,
-        addr: Ipv4Address,
+        addr: impl Into<IpAddress>,
         port: u16,
         local_port: u16,
     ) -> Result<TcpHandle, TcpConnectError> {
-        self.check_remote(addr, port)?;
+        let addr = addr.into();
+        let local_addr = self.check_remote(addr, port)?;
         if self.budget.exhausted() {
             return Err(TcpConnectError::NoBuffers);
         }
         if local_port == 0 || !self.tcp_port_free(addr, port, local_port) {
             return Err(TcpConnectError::PortInUse);
         }
-        Ok(self.open(Endpoint::new(addr, port), local_port))
+        Ok(self.open(local_addr, Endpoint::new(addr, port), local_port))
     }
 
     /// Whether `local_port` is free for a connection to `addr:port`: no listener on it
     /// and no connection with the same 4-tuple.
-    pub fn tcp_port_free(&self, addr: Ipv4Address, port: u16, local_port: u16) -> bool {
+    pub fn tcp_port_free(&self, addr: impl Into<IpAddress>, port: u16, local_port: u16) -> bool {
         let flow = FlowKey {
             local_port,
             remote: Endpoint::new(addr, port),
@@ -427,7 +443,20 @@ impl Interface {
         !self.tcp.ports.contains_key(&local_port) && !self.tcp.flows.contains(&flow)
     }
 
-    fn check_remote(&self, addr: Ipv4Address, port: u16) -> Result<(), TcpConnectError> {
+    /// Checks a remote address for a connection; gives our address towards it.
+    fn check_remote(&self, addr: IpAddress, port: u16) -> Result<IpAddress, TcpConnectError> {
+        let addr = match addr {
+            IpAddress::V4(a) => a,
+            IpAddress::V6(a) => {
+                if !a.is_unicast() || port == 0 || a.to_ipv4_mapped().is_some() || self.is_ours_v6(a) {
+                    return Err(TcpConnectError::Unaddressable);
+                }
+                return self
+                    .source_v6(a)
+                    .map(IpAddress::V6)
+                    .ok_or(TcpConnectError::NoRoute);
+            }
+        };
         // RFC 9293 MUST-46: never to a broadcast (also the subnet's), multicast or
         // unspecified address.
         if !addr.is_unicast()
@@ -440,18 +469,20 @@ impl Interface {
         if !self.routable(addr) {
             return Err(TcpConnectError::NoRoute);
         }
-        Ok(())
+        Ok(IpAddress::V4(self.address()))
     }
 
-    fn open(&mut self, remote: Endpoint, local_port: u16) -> TcpHandle {
-        let local = Endpoint::new(self.address(), local_port);
+    fn open(&mut self, local_addr: IpAddress, remote: Endpoint, local_port: u16) -> TcpHandle {
+        let local = Endpoint::new(local_addr, local_port);
         let isn = isn(&self.cfg.isn_key, local, remote, self.now);
-        let mut tcb = Tcb::connect(self.tcp_config(), local_port, remote.port, isn);
+        let cfg = self.tcp_config_for(remote.addr.is_ipv6());
+        let mut tcb = Tcb::connect(cfg, local_port, remote.port, isn);
         tcb.set_budget(self.budget.clone());
         let key = self.tcp.conns.insert(Conn {
             rx_frames: 0,
             tcb,
             remote,
+            local_addr,
             listener: None,
             released: false,
             dirty: true,
@@ -716,16 +747,17 @@ impl Interface {
         &mut self,
         io: &mut Io<'_, D>,
         buf: D::Buf,
-        ip: Ipv4Repr,
+        (src, dst): (IpAddress, IpAddress),
         l4: core::ops::Range<usize>,
     ) {
         let bytes = &buf.data()[l4];
-        let seg = match TcpRepr::parse(
-            &TcpPacket::new_unchecked(bytes),
-            ip.src_addr,
-            ip.dst_addr,
-            &self.caps,
-        ) {
+        // IPv6: the checksum is checked here unless the device vouched for it.
+        let caps = if dst.is_ipv6() && !io.rx_offload {
+            ChecksumCaps::software()
+        } else {
+            self.caps
+        };
+        let seg = match TcpRepr::parse(&TcpPacket::new_unchecked(bytes), src, dst, &caps) {
             Ok(s) => s,
             Err(Error::Checksum) => return self.drop(DropReason::Checksum),
             Err(_) => return self.drop(DropReason::BadTcp),
@@ -734,7 +766,7 @@ impl Interface {
             return self.drop(DropReason::BadTcp);
         }
         self.stats.tcp.segments_rx += 1;
-        let remote = Endpoint::new(ip.src_addr, seg.src_port);
+        let remote = Endpoint::new(src, seg.src_port);
         let flow = FlowKey {
             local_port: seg.dst_port,
             remote,
@@ -774,7 +806,7 @@ impl Interface {
                 // A CLOSED TCB not yet removed: answer as if there were none.
                 self.drop(DropReason::TcpRejected);
                 if let Some(rst) = rst_for(&seg) {
-                    self.send_tcp(io, &rst, remote.addr);
+                    self.send_tcp(io, &rst, dst, remote.addr);
                     self.stats.tcp.rst_tx += 1;
                 }
             }
@@ -827,19 +859,28 @@ impl Interface {
                 }
             }
             let key = self.tcp.conns.next_key();
-            let local = Endpoint::new(self.address(), seg.dst_port);
+            let local = Endpoint::new(dst, seg.dst_port);
             let isn = isn(&self.cfg.isn_key, local, remote, io.now);
+            // SYN cookies answer for the listener when its backlog is full (RFC 4987).
+            let addrs = match (dst, src) {
+                (IpAddress::V4(l), IpAddress::V4(r)) => (u64::from(l.to_u32()) << 32) | u64::from(r.to_u32()),
+                (l, r) => {
+                    let mut both = [0u8; 32];
+                    both[..16].copy_from_slice(l.as_bytes());
+                    both[16..].copy_from_slice(r.as_bytes());
+                    sluice_tcp::keyed::keyed_hash(&self.cfg.isn_key.0, &both)
+                }
+            };
+            // Over IPv6 the headers take 20 bytes more: the SYN-ACK offers a smaller MSS.
+            let mss = self.tcp_config_for(dst.is_ipv6()).mss;
             let Some(ls) = self.tcp.listeners.get_mut(lkey) else {
                 return self.drop(DropReason::NoSocket);
             };
-            // SYN cookies answer for the listener when its backlog is full (RFC 4987).
-            let addrs =
-                (u64::from(self.cfg.address.address().to_u32()) << 32) | u64::from(remote.addr.to_u32());
-            let outcome = match ls.listener.on_segment_from(io.now, &seg, addrs, isn, key) {
+            let outcome = match ls.listener.on_segment_capped(io.now, &seg, addrs, isn, key, mss) {
                 ListenReply::Outcome(o) => o,
                 ListenReply::SynCookie(synack) => {
                     self.stats.tcp.syn_cookies_tx += 1;
-                    self.send_tcp(io, &synack, remote.addr);
+                    self.send_tcp(io, &synack, dst, remote.addr);
                     return;
                 }
             };
@@ -850,6 +891,7 @@ impl Interface {
                         rx_frames: 0,
                         tcb,
                         remote,
+                        local_addr: dst,
                         listener: Some(lkey),
                         released: false,
                         dirty: true,
@@ -871,7 +913,7 @@ impl Interface {
                 }
                 ListenOutcome::Reset(rst) => {
                     self.drop(DropReason::TcpRejected);
-                    self.send_tcp(io, &rst, remote.addr);
+                    self.send_tcp(io, &rst, dst, remote.addr);
                     self.stats.tcp.rst_tx += 1;
                 }
                 ListenOutcome::Dropped(sluice_tcp::ListenError::SynFin) => self.drop(DropReason::SynFin),
@@ -882,7 +924,7 @@ impl Interface {
         // RFC 9293 3.10.7.1: no connection, no listener.
         self.drop(DropReason::NoSocket);
         if let Some(rst) = rst_for(&seg) {
-            self.send_tcp(io, &rst, remote.addr);
+            self.send_tcp(io, &rst, dst, remote.addr);
             self.stats.tcp.rst_tx += 1;
         }
     }
@@ -902,7 +944,7 @@ impl Interface {
                     if ls.listener.pending_accept() > before {
                         tracing::debug!(
                             local_port = ls.listener.port(),
-                            remote = %format_args!("{}:{}", c.remote.addr, c.remote.port),
+                            remote = %c.remote,
                             "connection established, to accept"
                         );
                         self.ready
@@ -928,7 +970,7 @@ impl Interface {
                 if seen.state != c.seen.state {
                     tracing::debug!(
                         local_port = c.tcb.local_port(),
-                        remote = %format_args!("{}:{}", c.remote.addr, c.remote.port),
+                        remote = %c.remote,
                         state = ?c.tcb.state(),
                         "connection state"
                     );
@@ -962,7 +1004,7 @@ impl Interface {
         };
         tracing::debug!(
             local_port = c.tcb.local_port(),
-            remote = %format_args!("{}:{}", c.remote.addr, c.remote.port),
+            remote = %c.remote,
             error = ?c.tcb.error(),
             retransmits = c.tcb.counters().retransmits,
             "connection removed"
@@ -1036,7 +1078,7 @@ impl Interface {
         let t = &c.tcb;
         TcpConnInfo {
             handle: TcpHandle(key),
-            local: Endpoint::new(self.address(), t.local_port()),
+            local: Endpoint::new(c.local_addr, t.local_port()),
             remote: c.remote,
             state: t.state(),
             srtt_us: t.srtt().map_or(0, |d| d.as_micros() as u64),
@@ -1081,8 +1123,6 @@ impl Interface {
     }
 
     fn drain_segments<D: Device>(&mut self, io: &mut Io<'_, D>, key: Key) {
-        let caps = self.caps;
-        let src = self.address();
         for _ in 0..SEGMENTS_PER_POLL {
             let Some(c) = self.tcp.conns.get_mut(key) else {
                 return;
@@ -1096,7 +1136,11 @@ impl Interface {
                 }
                 return;
             }
-            let dst = c.remote.addr;
+            let (src, dst) = (c.local_addr, c.remote.addr);
+            // IPv6 segments are summed here and cut here (offloads are asked for IPv4).
+            let v6 = dst.is_ipv6();
+            let caps = if v6 { ChecksumCaps::software() } else { self.caps };
+            let tso = io.tso && !v6;
             // The connection's DS field and TTL (IP_TOS, IP_TTL).
             let ipo = (c.tcb.config().ip_tos, c.tcb.config().ip_ttl);
             // Frames are only looked up when there are some: the copying path builds its
@@ -1104,7 +1148,7 @@ impl Interface {
             let by_ref = io.tx_chain && c.tcb.tx_frames() > 0;
             // A device that cuts large segments and chains frames takes segments that span
             // frames whole (TSO by reference).
-            let span = by_ref && io.tso;
+            let span = by_ref && tso;
             c.tcb.set_span_frames(span);
             // The wire size a large segment is cut to (what poll_transmit sized it by).
             let gso = c.tcb.seg_payload_max();
@@ -1119,27 +1163,27 @@ impl Interface {
                 // otherwise it is cut here, each piece by reference when it is one frame's.
                 let header = header_of(&seg);
                 let len = if span { c.tcb.emitted_len() } else { len };
-                if len > gso && io.tso {
+                if len > gso && tso {
                     if let Some(buf) = build_tso_ref(io.dev, &c.tcb, &header, len, gso, src, dst) {
                         self.stats.tcp.tx_zero_copy_bytes += len as u64;
                         self.stats.tcp.segments_tx += len.div_ceil(gso) as u64;
                         self.stats.tcp.tso_frames_tx += 1;
-                        self.send_ip_with(io, buf, dst, IpProtocol::Tcp, ipo);
+                        self.send_ip_any(io, buf, (src, dst), IpProtocol::Tcp, ipo);
                         continue;
                     }
                     self.stats.tcp.tso_fallbacks += 1;
                 }
-                self.send_by_ref(io, key, (&header, len), gso, dst);
+                self.send_by_ref(io, key, (&header, len), gso, &caps);
                 continue;
             }
-            if len > gso && io.tso {
+            if len > gso && tso {
                 // A large segment the device cuts (TSO): one frame, the payload chained.
                 match build_tso(io.dev, &seg, gso, src, dst) {
                     Some(buf) => {
                         self.stats.tcp.tx_copied_bytes += len as u64;
                         self.stats.tcp.segments_tx += len.div_ceil(gso) as u64;
                         self.stats.tcp.tso_frames_tx += 1;
-                        self.send_ip_with(io, buf, dst, IpProtocol::Tcp, ipo);
+                        self.send_ip_any(io, buf, (src, dst), IpProtocol::Tcp, ipo);
                         continue;
                     }
                     None => self.stats.tcp.tso_fallbacks += 1,
@@ -1154,7 +1198,7 @@ impl Interface {
                 for buf in out.into_iter().flatten() {
                     self.stats.tcp.segments_tx += 1;
                     self.stats.tcp.gso_segments_tx += 1;
-                    self.send_ip_with(io, buf, dst, IpProtocol::Tcp, ipo);
+                    self.send_ip_any(io, buf, (src, dst), IpProtocol::Tcp, ipo);
                 }
                 self.stats.tcp.tx_copied_bytes += len as u64;
                 continue;
@@ -1163,7 +1207,7 @@ impl Interface {
                 Ok(buf) => {
                     self.stats.tcp.tx_copied_bytes += len as u64;
                     self.stats.tcp.segments_tx += 1;
-                    self.send_ip_with(io, buf, dst, IpProtocol::Tcp, ipo);
+                    self.send_ip_any(io, buf, (src, dst), IpProtocol::Tcp, ipo);
                 }
                 Err(reason) => self.drop(reason),
             }
@@ -1179,9 +1223,8 @@ impl Interface {
         key: Key,
         (header, len): (&TcpRepr<'static>, usize),
         gso: usize,
-        dst: Ipv4Address,
+        caps: &ChecksumCaps,
     ) {
-        let (caps, src) = (self.caps, self.address());
         let cut = len > gso;
         let mut off = 0usize;
         while off < len {
@@ -1191,8 +1234,9 @@ impl Interface {
                 return;
             };
             let ipo = (c.tcb.config().ip_tos, c.tcb.config().ip_ttl);
+            let (src, dst) = (c.local_addr, c.remote.addr);
             let built = match c.tcb.tx_frame(piece.seq, n) {
-                Some((f, range)) => build_segment_ref(io.dev, &piece, f, range, src, dst, &caps),
+                Some((f, range)) => build_segment_ref(io.dev, &piece, f, range, src, dst, caps),
                 // Not one frame's: copied, from the ring and the frames it spans.
                 None => build_segment_with(
                     io.dev,
@@ -1201,7 +1245,7 @@ impl Interface {
                     |out| c.tcb.tx_copy(piece.seq, out) == out.len(),
                     src,
                     dst,
-                    &caps,
+                    caps,
                 )
                 .map(|b| (b, false)),
             };
@@ -1214,7 +1258,7 @@ impl Interface {
                     }
                     self.stats.tcp.segments_tx += 1;
                     self.stats.tcp.gso_segments_tx += u64::from(cut);
-                    self.send_ip_with(io, buf, dst, IpProtocol::Tcp, ipo);
+                    self.send_ip_any(io, buf, (src, dst), IpProtocol::Tcp, ipo);
                 }
                 Err(reason) => self.drop(reason),
             }
@@ -1222,11 +1266,17 @@ impl Interface {
         }
     }
 
-    fn send_tcp<D: Device>(&mut self, io: &mut Io<'_, D>, seg: &TcpRepr, dst: Ipv4Address) {
-        match build_segment(io.dev, seg, self.address(), dst, &self.caps) {
+    /// Sends a segment no connection owns (a RST, a SYN cookie's SYN-ACK) from `src`.
+    fn send_tcp<D: Device>(&mut self, io: &mut Io<'_, D>, seg: &TcpRepr, src: IpAddress, dst: IpAddress) {
+        let caps = if dst.is_ipv6() {
+            ChecksumCaps::software()
+        } else {
+            self.caps
+        };
+        match build_segment(io.dev, seg, src, dst, &caps) {
             Ok(buf) => {
                 self.stats.tcp.segments_tx += 1;
-                self.send_ip(io, buf, dst, IpProtocol::Tcp);
+                self.send_ip_any(io, buf, (src, dst), IpProtocol::Tcp, (0, None));
             }
             Err(reason) => self.drop(reason),
         }
@@ -1253,7 +1303,7 @@ impl Interface {
             U::NetProhibited | U::HostProhibited | U::CommProhibited => T::AdminProhibited,
             _ => T::HostUnreachable,
         };
-        self.tcp_icmp_kind(now, local_port, remote, remote_port, seq, e)
+        self.tcp_icmp_kind(now, local_port, IpAddress::V4(remote), remote_port, seq, e)
     }
 
     /// Hands an ICMP error (as TCP names it) to the connection it quotes; false if none.
@@ -1261,7 +1311,7 @@ impl Interface {
         &mut self,
         now: Instant,
         local_port: u16,
-        remote: Ipv4Address,
+        remote: IpAddress,
         remote_port: u16,
         seq: u32,
         e: sluice_tcp::IcmpError,
@@ -1384,8 +1434,8 @@ fn map_recv_error(e: sluice_tcp::RecvError) -> TcpRecvError {
 fn build_segment<D: Device>(
     dev: &mut D,
     seg: &TcpRepr,
-    src: Ipv4Address,
-    dst: Ipv4Address,
+    src: IpAddress,
+    dst: IpAddress,
     caps: &ChecksumCaps,
 ) -> Result<D::Buf, DropReason> {
     build_segment_with(
@@ -1410,8 +1460,8 @@ fn build_segment_with<D: Device>(
     seg: &TcpRepr,
     len: usize,
     fill: impl FnOnce(&mut [u8]) -> bool,
-    src: Ipv4Address,
-    dst: Ipv4Address,
+    src: IpAddress,
+    dst: IpAddress,
     caps: &ChecksumCaps,
 ) -> Result<D::Buf, DropReason> {
     let mut buf = dev.alloc().ok_or(DropReason::NoBuffer)?;
@@ -1462,8 +1512,8 @@ fn build_segment_ref<D: Device>(
     header: &TcpRepr,
     frame: &Frame,
     range: core::ops::Range<usize>,
-    src: Ipv4Address,
-    dst: Ipv4Address,
+    src: IpAddress,
+    dst: IpAddress,
     caps: &ChecksumCaps,
 ) -> Result<(D::Buf, bool), DropReason> {
     let payload = &frame[range.clone()];
@@ -1486,7 +1536,7 @@ fn build_segment_ref<D: Device>(
     let Ok(total16) = u16::try_from(total) else {
         return Err(DropReason::TooBig);
     };
-    let pseudo = checksum::pseudo_header_v4(src, dst, IpProtocol::Tcp, total16);
+    let pseudo = checksum::pseudo_header(src, dst, IpProtocol::Tcp, u32::from(total16));
     let value = if caps.tcp.tx() {
         // The header was emitted with a zero checksum field.
         let sum = checksum::combine(&[
@@ -1526,8 +1576,8 @@ fn gso_copy<D: Device>(
     dev: &mut D,
     seg: &TcpRepr,
     gso: usize,
-    src: Ipv4Address,
-    dst: Ipv4Address,
+    src: IpAddress,
+    dst: IpAddress,
     caps: &ChecksumCaps,
     out: &mut [Option<D::Buf>; GSO_MAX],
 ) -> Result<(), DropReason> {
@@ -1581,8 +1631,8 @@ fn build_tso<D: Device>(
     dev: &mut D,
     seg: &TcpRepr,
     mss: usize,
-    src: Ipv4Address,
-    dst: Ipv4Address,
+    src: IpAddress,
+    dst: IpAddress,
 ) -> Option<D::Buf> {
     let header = header_of(seg);
     let (mut buf, hlen) = tso_head(dev, &header, seg.payload.len(), src, dst)?;
@@ -1600,8 +1650,8 @@ fn tso_head<D: Device>(
     dev: &mut D,
     header: &TcpRepr,
     len: usize,
-    src: Ipv4Address,
-    dst: Ipv4Address,
+    src: IpAddress,
+    dst: IpAddress,
 ) -> Option<(D::Buf, usize)> {
     let hlen = header.header_len();
     if sluice_wire::ipv4::HEADER_LEN + hlen + len > usize::from(u16::MAX) {
@@ -1615,7 +1665,7 @@ fn tso_head<D: Device>(
         dst,
         &ChecksumCaps::ignored(),
     );
-    TcpPacket::new_unchecked(buf.data_mut()).set_checksum(sluice_wire::checksum::pseudo_header_v4(
+    TcpPacket::new_unchecked(buf.data_mut()).set_checksum(sluice_wire::checksum::pseudo_header(
         src,
         dst,
         IpProtocol::Tcp,
@@ -1634,8 +1684,8 @@ fn build_tso_ref<D: Device>(
     header: &TcpRepr<'static>,
     len: usize,
     mss: usize,
-    src: Ipv4Address,
-    dst: Ipv4Address,
+    src: IpAddress,
+    dst: IpAddress,
 ) -> Option<D::Buf> {
     let (mut buf, hlen) = tso_head(dev, header, len, src, dst)?;
     let mut off = 0;

@@ -2133,7 +2133,7 @@ fn ipv6_neighbour_solicitations_and_echo_are_answered() {
     }
     assert_eq!(f.iface.stats().icmp.echo_requests_rx, 2);
     assert_eq!(f.iface.stats().icmp.echo_replies_tx, 2);
-    // Not for us, not served yet, malformed: counted, unanswered.
+    // Not for us, a protocol not served, malformed: counted, unanswered.
     let other = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 9]);
     let req = Icmpv6Repr::EchoRequest {
         ident: 1,
@@ -2141,9 +2141,9 @@ fn ipv6_neighbour_solicitations_and_echo_are_answered() {
         data: b"",
     };
     f.inject(&icmpv6_frame(OUR_MAC, peer, other, &req));
-    let mut tcp6 = icmpv6_frame(OUR_MAC, peer, global, &req);
-    tcp6[14 + 6] = 6; // next header: TCP
-    f.inject(&tcp6);
+    let mut sctp6 = icmpv6_frame(OUR_MAC, peer, global, &req);
+    sctp6[14 + 6] = 132; // next header: SCTP
+    f.inject(&sctp6);
     let mut bad = icmpv6_frame(OUR_MAC, peer, global, &req);
     bad[14 + 40 + 2] ^= 0xff; // the ICMPv6 checksum
     f.inject(&bad);

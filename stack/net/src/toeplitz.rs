@@ -4,7 +4,7 @@
 //! The key is the one read back from the port: stacks that assumed a key broke on NICs
 //! that use another.
 
-use sluice_wire::Ipv4Address;
+use sluice_wire::{IpAddress, Ipv4Address, Ipv6Address};
 
 /// The symmetric Toeplitz key (0x6d5a repeated, 40 bytes): a flow and its reply hash
 /// alike, so one core owns both directions. Used for software steering.
@@ -65,6 +65,29 @@ impl Toeplitz {
         input[8..10].copy_from_slice(&sport.to_be_bytes());
         input[10..12].copy_from_slice(&dport.to_be_bytes());
         self.hash(&input)
+    }
+
+    /// The RSS hash of an IPv6 TCP/UDP flow (no extension headers) from `src` to `dst`.
+    pub fn hash_v6(&self, src: Ipv6Address, dst: Ipv6Address, sport: u16, dport: u16) -> u32 {
+        let mut input = [0u8; 36];
+        input[0..16].copy_from_slice(&src.0);
+        input[16..32].copy_from_slice(&dst.0);
+        input[32..34].copy_from_slice(&sport.to_be_bytes());
+        input[34..36].copy_from_slice(&dport.to_be_bytes());
+        self.hash(&input)
+    }
+
+    /// The RSS hash of a TCP/UDP flow of either family (`src` and `dst` of one family;
+    /// mixed, the IPv4 one is taken as IPv4-mapped).
+    pub fn hash_ip(&self, src: IpAddress, dst: IpAddress, sport: u16, dport: u16) -> u32 {
+        let v6 = |a: IpAddress| match a {
+            IpAddress::V4(a) => Ipv6Address::from_ipv4_mapped(a.0),
+            IpAddress::V6(a) => a,
+        };
+        match (src, dst) {
+            (IpAddress::V4(s), IpAddress::V4(d)) => self.hash_v4(s, d, sport, dport),
+            (s, d) => self.hash_v6(v6(s), v6(d), sport, dport),
+        }
     }
 
     /// The RSS hash of IPv4 addresses only (non-TCP/UDP traffic).

@@ -9,7 +9,8 @@ use std::collections::VecDeque;
 use hashbrown::HashMap;
 use sluice_dev::{Device, PacketBuf};
 use sluice_wire::{
-    udp as wudp, Error, Icmpv4DstUnreachable, Instant, IpProtocol, Ipv4Address, Ipv4Repr, UdpPacket, UdpRepr,
+    udp as wudp, ChecksumCaps, Error, Icmpv4DstUnreachable, Instant, IpAddress, IpProtocol, Ipv4Address,
+    Ipv4Repr, UdpPacket, UdpRepr,
 };
 
 pub use crate::endpoint::Endpoint;
@@ -167,7 +168,7 @@ impl Interface {
         if !remote.addr.is_unicast() || remote.port == 0 {
             return Err(UdpConnectError::Unaddressable);
         }
-        if !self.routable(remote.addr) {
+        if !self.routable_any(remote.addr) {
             return Err(UdpConnectError::NoRoute);
         }
         let s = self.udp.slab.get_mut(h.0).ok_or(UdpConnectError::InvalidHandle)?;
@@ -183,13 +184,19 @@ impl Interface {
 
     /// Queues a datagram to `to`; it leaves at the next `poll`.
     pub fn udp_send_to(&mut self, h: UdpHandle, data: &[u8], to: Endpoint) -> Result<(), UdpSendError> {
-        if to.port == 0 || !(to.addr.is_unicast() || to.addr.is_broadcast()) {
+        let broadcast = to.addr.as_v4().is_some_and(|a| a.is_broadcast());
+        if to.port == 0 || !(to.addr.is_unicast() || broadcast) {
             return Err(UdpSendError::Unaddressable);
         }
-        if !self.routable(to.addr) {
+        if !self.routable_any(to.addr) {
             return Err(UdpSendError::NoRoute);
         }
-        if data.len() + wudp::HEADER_LEN + sluice_wire::ipv4::HEADER_LEN > self.mtu {
+        let ip_len = if to.addr.is_ipv6() {
+            sluice_wire::ipv6::HEADER_LEN
+        } else {
+            sluice_wire::ipv4::HEADER_LEN
+        };
+        if data.len() + wudp::HEADER_LEN + ip_len > self.mtu {
             return Err(UdpSendError::TooLarge);
         }
         let s = self.udp.slab.get_mut(h.0).ok_or(UdpSendError::InvalidHandle)?;
@@ -273,23 +280,31 @@ impl Interface {
         &mut self,
         io: &mut Io<'_, D>,
         buf: &D::Buf,
-        ip: Ipv4Repr,
+        (src, dst): (IpAddress, IpAddress),
         l4: core::ops::Range<usize>,
-        broadcast: bool,
+        (broadcast, v4): (bool, Option<Ipv4Repr>),
     ) {
         let bytes = &buf.data()[l4];
-        let repr = match UdpRepr::parse(
-            &UdpPacket::new_unchecked(bytes),
-            ip.src_addr,
-            ip.dst_addr,
-            &self.caps,
-        ) {
+        let caps = if dst.is_ipv6() {
+            // RFC 8200 8.1: over IPv6 the checksum is never optional.
+            if bytes.len() >= wudp::HEADER_LEN && bytes[6..8] == [0, 0] {
+                return self.drop(DropReason::BadUdp);
+            }
+            if io.rx_offload {
+                self.caps
+            } else {
+                ChecksumCaps::software()
+            }
+        } else {
+            self.caps
+        };
+        let repr = match UdpRepr::parse(&UdpPacket::new_unchecked(bytes), src, dst, &caps) {
             Ok(r) => r,
             Err(Error::Checksum) => return self.drop(DropReason::Checksum),
             Err(_) => return self.drop(DropReason::BadUdp),
         };
         self.stats.udp.datagrams_rx += 1;
-        let peer = Endpoint::new(ip.src_addr, repr.src_port);
+        let peer = Endpoint::new(src, repr.src_port);
         let key = self.udp.ports.get(&repr.dst_port).copied();
         let sock = key.and_then(|k| self.udp.slab.get_mut(k));
         match sock {
@@ -306,8 +321,13 @@ impl Interface {
             _ => {
                 self.drop(DropReason::NoSocket);
                 // RFC 1122 3.2.2.1 and 4.1.3.1: port unreachable, never for broadcasts.
-                if !broadcast {
-                    self.send_unreachable(io, Icmpv4DstUnreachable::PortUnreachable, &ip, bytes);
+                match v4 {
+                    Some(ip) if !broadcast => {
+                        self.send_unreachable(io, Icmpv4DstUnreachable::PortUnreachable, &ip, bytes)
+                    }
+                    Some(_) => {}
+                    // RFC 4443 3.1: code 4, port unreachable.
+                    None => self.send_unreachable_v6(io, buf, 4),
                 }
             }
         }
@@ -372,17 +392,24 @@ impl Interface {
         if buf.prepend(wudp::HEADER_LEN).is_none() {
             return self.drop(DropReason::NoBuffer);
         }
-        let src = self.address();
+        let src = match to.addr {
+            IpAddress::V4(_) => IpAddress::V4(self.address()),
+            IpAddress::V6(a) => match self.source_v6(a) {
+                Some(s) => IpAddress::V6(s),
+                None => return self.drop(DropReason::NoRoute),
+            },
+        };
         let mut packet = UdpPacket::new_unchecked(buf.data_mut());
         packet.set_src_port(src_port);
         packet.set_dst_port(to.port);
         packet.set_len((wudp::HEADER_LEN + payload.len()) as u16);
-        if self.caps.udp.tx() {
+        // IPv6 datagrams are summed here (offload is asked for IPv4 only).
+        if self.caps.udp.tx() || to.addr.is_ipv6() {
             packet.fill_checksum(src, to.addr);
         } else {
             packet.fill_pseudo_header_checksum(src, to.addr);
         }
         self.stats.udp.datagrams_tx += 1;
-        self.send_ip(io, buf, to.addr, IpProtocol::Udp);
+        self.send_ip_any(io, buf, (src, to.addr), IpProtocol::Udp, (0, None));
     }
 }

@@ -14,11 +14,14 @@ use sluice_net::{
     UdpRecvError,
 };
 use sluice_net::{Toeplitz, SYMMETRIC_KEY};
-use sluice_wire::{EthernetAddress, Instant, Ipv4Address, Ipv4Cidr};
+use sluice_wire::ipv6::Ipv6Cidr;
+use sluice_wire::{EthernetAddress, Instant, IpAddress, Ipv4Address, Ipv4Cidr, Ipv6Address};
 
 const IP_A: Ipv4Address = Ipv4Address::new(198, 18, 0, 1);
 const IP_B: Ipv4Address = Ipv4Address::new(198, 18, 0, 2);
 const PORT: u16 = 5001;
+const IP6_A: Ipv6Address = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 1]);
+const IP6_B: Ipv6Address = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 2]);
 
 /// Everything that makes a run: print it to replay a failure.
 #[derive(Clone, Debug)]
@@ -34,6 +37,8 @@ struct Scenario {
     /// The devices hash received frames as an RSS NIC does, and the interfaces look
     /// segments up by that hash.
     nic_hash: Option<NicHash>,
+    /// The connection runs over IPv6 (2001:2::/64), the neighbours found by NDP.
+    v6: bool,
 }
 
 /// What the emulated NIC hashes.
@@ -81,8 +86,15 @@ struct Side {
 }
 
 impl Side {
-    fn new(ip: Ipv4Address, mut dev: MemDevice, seed: u64, total: usize, nic: Option<NicHash>) -> Side {
+    fn new(
+        (ip, ip6): (Ipv4Address, Ipv6Address),
+        mut dev: MemDevice,
+        seed: u64,
+        total: usize,
+        nic: Option<NicHash>,
+    ) -> Side {
         let mut cfg = InterfaceConfig::new(Ipv4Cidr::new(ip, 24), IsnKey::fixed([seed as u8; 16]));
+        cfg.ipv6 = vec![Ipv6Cidr::new(ip6, 64)];
         if let Some(kind) = nic {
             cfg.rss_key = Some(SYMMETRIC_KEY.to_vec());
             let t = Toeplitz::new(&SYMMETRIC_KEY);
@@ -242,8 +254,20 @@ fn run(sc: &Scenario) -> Result<Outcome, String> {
         sc.seed,
         4096,
     );
-    let mut a = Side::new(IP_A, da, sc.seed.wrapping_mul(2) + 1, sc.bytes, sc.nic_hash);
-    let mut b = Side::new(IP_B, db, sc.seed.wrapping_mul(2) + 2, sc.bytes, sc.nic_hash);
+    let mut a = Side::new(
+        (IP_A, IP6_A),
+        da,
+        sc.seed.wrapping_mul(2) + 1,
+        sc.bytes,
+        sc.nic_hash,
+    );
+    let mut b = Side::new(
+        (IP_B, IP6_B),
+        db,
+        sc.seed.wrapping_mul(2) + 2,
+        sc.bytes,
+        sc.nic_hash,
+    );
     // One side reads frames (zero-copy), the other copies out; the other side writes
     // frames.
     a.frame_reader = true;
@@ -251,8 +275,10 @@ fn run(sc: &Scenario) -> Result<Outcome, String> {
     let mut now = Instant::from_millis(1);
     b.listener = Some(b.iface.tcp_listen(PORT, 8).map_err(|e| format!("{e:?}"))?);
     a.iface.poll(now, &mut a.dev);
-    let h = a.iface.tcp_connect(IP_B, PORT).map_err(|e| format!("{e:?}"))?;
+    let remote: IpAddress = if sc.v6 { IP6_B.into() } else { IP_B.into() };
+    let h = a.iface.tcp_connect(remote, PORT).map_err(|e| format!("{e:?}"))?;
     a.conn = Some(h);
+    let mut seen_remote = [None, None];
 
     let limit = Instant::ZERO + sc.time_limit;
     let mut iterations = 0u64;
@@ -286,6 +312,11 @@ fn run(sc: &Scenario) -> Result<Outcome, String> {
                     eprintln!("{now:?} {n}: {st:?}");
                     *prev = st;
                 }
+            }
+        }
+        for (i, s) in [&a, &b].into_iter().enumerate() {
+            if let Some(info) = s.conn.and_then(|h| s.iface.tcp_conn_info(h)) {
+                seen_remote[i].get_or_insert((info.local, info.remote));
             }
         }
         if let Err(e) = a.app().and_then(|_| b.app()) {
@@ -335,6 +366,23 @@ fn run(sc: &Scenario) -> Result<Outcome, String> {
         if s.iface.tcp_state(h) != TcpState::Closed {
             return Err(format!("{name} not closed: {}", s.iface.tcp_state(h)));
         }
+    }
+    // The connection ran over the family asked for, between the addresses configured.
+    let want = if sc.v6 {
+        [(IP6_A.into(), IP6_B.into()), (IP6_B.into(), IP6_A.into())]
+    } else {
+        [(IP_A.into(), IP_B.into()), (IP_B.into(), IP_A.into())]
+    };
+    for (seen, (local, remote)) in seen_remote.iter().zip(want) {
+        let got: Option<(IpAddress, IpAddress)> = seen.map(|(l, r)| (l.addr, r.addr));
+        if got != Some((local, remote)) {
+            return Err(format!(
+                "connection between {seen:?}, expected {local} - {remote}"
+            ));
+        }
+    }
+    if sc.v6 && (a.iface.stats().nd.learned == 0 || b.iface.stats().nd.learned == 0) {
+        return Err("IPv6 neighbours were not learned by neighbour discovery".into());
     }
     if a.received != b.total || b.received != a.total {
         return Err(format!(
@@ -429,6 +477,7 @@ fn clean_link_one_megabyte_each_way() {
         bytes: 1 << 20,
         time_limit: Duration::from_secs(60),
         nic_hash: None,
+        v6: false,
     });
     assert!(o.time < Instant::from_secs(10), "took {:?} virtual", o.time);
     // New data left TCP in large segments, cut to size below it.
@@ -456,6 +505,7 @@ fn flow_lookup_by_the_nics_rss_hash() {
             bytes: 256 << 10,
             time_limit: Duration::from_secs(600),
             nic_hash: Some(kind),
+            v6: false,
         });
         for f in o.flows {
             assert!(f.nic_hash_used > 100, "{kind:?}: {:?}", o.flows);
@@ -495,6 +545,7 @@ fn lossy_links_many_seeds() {
                 bytes: 1 << 20,
                 time_limit: Duration::from_secs(3600),
                 nic_hash: None,
+                v6: false,
             });
             worst = worst.max(o.time - Instant::ZERO);
             if loss >= 0.05 {
@@ -535,6 +586,7 @@ fn gso_and_gro_under_every_impairment() {
             bytes: 1 << 20,
             time_limit: Duration::from_secs(3600),
             nic_hash: None,
+            v6: false,
         });
         gso += o.gso_segments;
         gro += o.gro_coalesced;
@@ -562,6 +614,7 @@ fn heavy_reordering_and_duplication() {
             bytes: 1 << 20,
             time_limit: Duration::from_secs(600),
             nic_hash: None,
+            v6: false,
         });
     }
 }
@@ -589,6 +642,7 @@ fn fragments_reassembled_under_loss_reordering_and_duplication() {
             bytes: 1 << 20,
             time_limit: Duration::from_secs(600),
             nic_hash: None,
+            v6: false,
         });
         assert!(
             o.reassembled.iter().all(|&n| n > 100),
@@ -615,6 +669,7 @@ fn twenty_second_outage_mid_transfer() {
             bytes: 1 << 20,
             time_limit: Duration::from_secs(600),
             nic_hash: None,
+            v6: false,
         });
         assert!(o.time > Instant::from_secs(20), "the transfer spanned the outage");
         assert!(o.outage_drops > 0, "frames were lost to the outage");
@@ -634,6 +689,7 @@ fn one_way_outage_mid_transfer() {
         bytes: 1 << 20,
         time_limit: Duration::from_secs(600),
         nic_hash: None,
+        v6: false,
     });
     assert!(o.outage_drops > 0);
     assert!(o.time > Instant::from_secs(20));
@@ -813,4 +869,33 @@ fn a_memory_budget_bounds_clients_that_never_read() {
     }
     assert_eq!(budget.used(), 0, "nothing charged once every connection is gone");
     drop(link);
+}
+
+/// TCP over IPv6 with the same core: the neighbours found by NDP (the link loses and
+/// corrupts its solicitations too), every impairment on the link, 1 MiB each way intact
+/// (SHA-256), segments sized for the longer header.
+#[test]
+fn ipv6_under_every_impairment() {
+    let mut retransmits = 0;
+    for seed in 0..12u64 {
+        let imp = Impairments {
+            loss: [0.0, 0.02, 0.05, 0.1][seed as usize % 4],
+            reorder: 0.05,
+            reorder_delay: Duration::from_millis(3),
+            duplicate: 0.02,
+            corrupt: 0.01,
+            ..link(2, 50)
+        };
+        let o = check(Scenario {
+            seed: 9_000 + seed,
+            imp,
+            back: None,
+            bytes: 1 << 20,
+            time_limit: Duration::from_secs(3600),
+            nic_hash: if seed % 2 == 0 { Some(NicHash::Tuple) } else { None },
+            v6: true,
+        });
+        retransmits += o.retransmits;
+    }
+    assert!(retransmits > 0);
 }

@@ -166,6 +166,24 @@ impl<H: Copy + PartialEq> Listener<H> {
         ListenReply::Outcome(self.on_segment(now, seg, isn, handle))
     }
 
+    /// As `on_segment_from`, with the MSS the connection offers capped to `mss` (a listener
+    /// that takes both IPv4 and IPv6 offers less over IPv6, whose header is 20 bytes longer).
+    pub fn on_segment_capped(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr,
+        flow: u64,
+        isn: SeqNumber,
+        handle: H,
+        mss: u16,
+    ) -> ListenReply {
+        let saved = self.cfg.mss;
+        self.cfg.mss = saved.min(mss);
+        let reply = self.on_segment_from(now, seg, flow, isn, handle);
+        self.cfg.mss = saved;
+        reply
+    }
+
     /// The stateless SYN-ACK.
     fn cookie_syn_ack(&self, now: Instant, seg: &TcpRepr, secret: &[u8; 16], flow: u64) -> TcpRepr<'static> {
         let ports = (seg.dst_port, seg.src_port);

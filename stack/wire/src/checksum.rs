@@ -4,7 +4,9 @@
 //! that sums of pieces can be `combine`d; the value written into a header is `!sum`. A
 //! region whose checksum field is correct sums to `0xffff`.
 
+use crate::ip::IpAddress;
 use crate::ipv4::{IpProtocol, Ipv4Address};
+use crate::ipv6::Ipv6Address;
 
 /// Folds a wide one's-complement accumulator to 16 bits (end-around carry).
 fn fold(mut acc: u64) -> u16 {
@@ -86,6 +88,22 @@ pub fn pseudo_header_v4(src: Ipv4Address, dst: Ipv4Address, protocol: IpProtocol
         + u64::from(u8::from(protocol))
         + u64::from(length);
     fold(acc)
+}
+
+/// The pseudo-header sum of a TCP or UDP message between `src` and `dst` of either family
+/// (IPv4: RFC 9293 3.1; IPv6: RFC 8200 8.1), `length` its header plus payload. Not
+/// complemented. Mixed families are summed as IPv6 with the IPv4 one mapped.
+pub fn pseudo_header(src: IpAddress, dst: IpAddress, protocol: IpProtocol, length: u32) -> u16 {
+    match (src, dst) {
+        (IpAddress::V4(s), IpAddress::V4(d)) => pseudo_header_v4(s, d, protocol, length as u16),
+        (s, d) => {
+            let v6 = |a: IpAddress| match a {
+                IpAddress::V4(a) => Ipv6Address::from_ipv4_mapped(a.0),
+                IpAddress::V6(a) => a,
+            };
+            crate::icmpv6::pseudo_header_v6(v6(s), v6(d), u8::from(protocol), length)
+        }
+    }
 }
 
 /// Incremental update (RFC 1624 eqn. 3): the new checksum field after one 16-bit word of

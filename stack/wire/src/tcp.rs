@@ -8,7 +8,10 @@ use core::ops::{Add, AddAssign, Sub};
 
 use crate::checksum::{self, ChecksumCaps};
 use crate::error::{Error, Result};
-use crate::ipv4::{IpProtocol, Ipv4Address};
+use crate::ip::IpAddress;
+use crate::ipv4::IpProtocol;
+#[cfg(test)]
+use crate::ipv4::Ipv4Address;
 
 /// A TCP sequence number: arithmetic wraps modulo 2^32 and comparisons are the
 /// "serial number" comparisons of RFC 9293 section 3.4 (valid for distances below 2^31).
@@ -329,13 +332,13 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         &self.buffer.as_ref()[field::OPTIONS..self.header_len()]
     }
     /// Whether the segment and the pseudo-header sum to zero.
-    pub fn verify_checksum(&self, src: Ipv4Address, dst: Ipv4Address) -> bool {
+    pub fn verify_checksum(&self, src: impl Into<IpAddress>, dst: impl Into<IpAddress>) -> bool {
         let data = self.buffer.as_ref();
         let Ok(len) = u16::try_from(data.len()) else {
             return false;
         };
         checksum::combine(&[
-            checksum::pseudo_header_v4(src, dst, IpProtocol::Tcp, len),
+            checksum::pseudo_header(src.into(), dst.into(), IpProtocol::Tcp, u32::from(len)),
             checksum::sum(data),
         ]) == 0xffff
     }
@@ -402,20 +405,25 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     ///
     /// # Panics
     /// If the buffer is longer than 65535 bytes.
-    pub fn fill_checksum(&mut self, src: Ipv4Address, dst: Ipv4Address) {
+    pub fn fill_checksum(&mut self, src: impl Into<IpAddress>, dst: impl Into<IpAddress>) {
         self.set_checksum(0);
         let data = self.buffer.as_ref();
         let len = u16::try_from(data.len()).expect("TCP segment over 65535 bytes");
         let sum = checksum::combine(&[
-            checksum::pseudo_header_v4(src, dst, IpProtocol::Tcp, len),
+            checksum::pseudo_header(src.into(), dst.into(), IpProtocol::Tcp, u32::from(len)),
             checksum::sum(data),
         ]);
         self.set_checksum(!sum);
     }
     /// Writes the pseudo-header sum alone, as a NIC doing L4 checksum offload expects.
-    pub fn fill_pseudo_header_checksum(&mut self, src: Ipv4Address, dst: Ipv4Address) {
+    pub fn fill_pseudo_header_checksum(&mut self, src: impl Into<IpAddress>, dst: impl Into<IpAddress>) {
         let len = u16::try_from(self.buffer.as_ref().len()).expect("TCP segment over 65535 bytes");
-        self.set_checksum(checksum::pseudo_header_v4(src, dst, IpProtocol::Tcp, len));
+        self.set_checksum(checksum::pseudo_header(
+            src.into(),
+            dst.into(),
+            IpProtocol::Tcp,
+            u32::from(len),
+        ));
     }
 }
 
@@ -697,8 +705,8 @@ impl<'a> TcpRepr<'a> {
     /// the flags byte. The reserved bits of byte 12 are ignored.
     pub fn parse<T: AsRef<[u8]> + ?Sized>(
         packet: &TcpPacket<&'a T>,
-        src: Ipv4Address,
-        dst: Ipv4Address,
+        src: impl Into<IpAddress>,
+        dst: impl Into<IpAddress>,
         caps: &ChecksumCaps,
     ) -> Result<TcpRepr<'a>> {
         packet.check_len()?;
@@ -742,8 +750,8 @@ impl<'a> TcpRepr<'a> {
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
         packet: &mut TcpPacket<T>,
-        src: Ipv4Address,
-        dst: Ipv4Address,
+        src: impl Into<IpAddress>,
+        dst: impl Into<IpAddress>,
         caps: &ChecksumCaps,
     ) {
         assert_eq!(
@@ -920,6 +928,41 @@ mod tests {
         assert_eq!(
             p.checksum(),
             checksum::pseudo_header_v4(SRC, DST, IpProtocol::Tcp, 40)
+        );
+    }
+
+    #[test]
+    fn checksum_over_ipv6_covers_the_ipv6_pseudo_header() {
+        use crate::ipv6::Ipv6Address;
+        let (s6, d6) = (
+            Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 1]),
+            Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 2]),
+        );
+        let caps = ChecksumCaps::default();
+        let mut buf = [0u8; 40];
+        syn_repr().emit(&mut TcpPacket::new_unchecked(&mut buf[..]), s6, d6, &caps);
+        // The RFC 8200 8.1 layout summed by hand: addresses, 32-bit length, next header.
+        let mut ph = [0u8; 40];
+        ph[..16].copy_from_slice(&s6.0);
+        ph[16..32].copy_from_slice(&d6.0);
+        ph[34..36].copy_from_slice(&40u16.to_be_bytes());
+        ph[39] = 6;
+        assert_eq!(
+            checksum::combine(&[checksum::sum(&ph), checksum::sum(&buf)]),
+            0xffff
+        );
+        let p = TcpPacket::new_unchecked(&buf[..]);
+        assert_eq!(TcpRepr::parse(&p, s6, d6, &caps), Ok(syn_repr()));
+        // The same bytes do not pass as IPv4, nor between other IPv6 addresses.
+        assert_eq!(TcpRepr::parse(&p, SRC, DST, &caps), Err(Error::Checksum));
+        assert_eq!(
+            TcpRepr::parse(&p, d6, s6, &caps).is_ok(),
+            true,
+            "the sum is symmetric"
+        );
+        assert_eq!(
+            TcpRepr::parse(&p, s6, Ipv6Address::LOOPBACK, &caps),
+            Err(Error::Checksum)
         );
     }
 

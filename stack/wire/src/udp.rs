@@ -7,7 +7,10 @@
 
 use crate::checksum::{self, ChecksumCaps};
 use crate::error::{Error, Result};
-use crate::ipv4::{IpProtocol, Ipv4Address};
+use crate::ip::IpAddress;
+use crate::ipv4::IpProtocol;
+#[cfg(test)]
+use crate::ipv4::Ipv4Address;
 
 mod field {
     use core::ops::Range;
@@ -85,14 +88,14 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     }
     /// Whether the datagram (as far as the length field says) and the pseudo-header sum to
     /// zero. A zero checksum field (none sent) always verifies. Call after `check_len`.
-    pub fn verify_checksum(&self, src: Ipv4Address, dst: Ipv4Address) -> bool {
+    pub fn verify_checksum(&self, src: impl Into<IpAddress>, dst: impl Into<IpAddress>) -> bool {
         if self.checksum() == 0 {
             return true;
         }
         let len = self.len();
         let data = &self.buffer.as_ref()[..usize::from(len)];
         checksum::combine(&[
-            checksum::pseudo_header_v4(src, dst, IpProtocol::Udp, len),
+            checksum::pseudo_header(src.into(), dst.into(), IpProtocol::Udp, u32::from(len)),
             checksum::sum(data),
         ]) == 0xffff
     }
@@ -127,20 +130,25 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
         self.set_u16(field::CHECKSUM, v)
     }
     /// Computes and writes the checksum over the length field's bytes (0 becomes 0xffff).
-    pub fn fill_checksum(&mut self, src: Ipv4Address, dst: Ipv4Address) {
+    pub fn fill_checksum(&mut self, src: impl Into<IpAddress>, dst: impl Into<IpAddress>) {
         self.set_checksum(0);
         let len = self.len();
         let sum = checksum::combine(&[
-            checksum::pseudo_header_v4(src, dst, IpProtocol::Udp, len),
+            checksum::pseudo_header(src.into(), dst.into(), IpProtocol::Udp, u32::from(len)),
             checksum::sum(&self.buffer.as_ref()[..usize::from(len)]),
         ]);
         let c = !sum;
         self.set_checksum(if c == 0 { 0xffff } else { c });
     }
     /// Writes the pseudo-header sum alone, as a NIC doing L4 checksum offload expects.
-    pub fn fill_pseudo_header_checksum(&mut self, src: Ipv4Address, dst: Ipv4Address) {
+    pub fn fill_pseudo_header_checksum(&mut self, src: impl Into<IpAddress>, dst: impl Into<IpAddress>) {
         let len = self.len();
-        self.set_checksum(checksum::pseudo_header_v4(src, dst, IpProtocol::Udp, len));
+        self.set_checksum(checksum::pseudo_header(
+            src.into(),
+            dst.into(),
+            IpProtocol::Udp,
+            u32::from(len),
+        ));
     }
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let end = usize::from(self.len());
@@ -161,8 +169,8 @@ impl<'a> UdpRepr<'a> {
     /// nonzero, the checksum with the given addresses' pseudo-header.
     pub fn parse<T: AsRef<[u8]> + ?Sized>(
         packet: &UdpPacket<&'a T>,
-        src: Ipv4Address,
-        dst: Ipv4Address,
+        src: impl Into<IpAddress>,
+        dst: impl Into<IpAddress>,
         caps: &ChecksumCaps,
     ) -> Result<UdpRepr<'a>> {
         packet.check_len()?;
@@ -192,8 +200,8 @@ impl<'a> UdpRepr<'a> {
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
         packet: &mut UdpPacket<T>,
-        src: Ipv4Address,
-        dst: Ipv4Address,
+        src: impl Into<IpAddress>,
+        dst: impl Into<IpAddress>,
         caps: &ChecksumCaps,
     ) {
         let len = u16::try_from(self.buffer_len()).expect("UDP datagram over 65535 bytes");

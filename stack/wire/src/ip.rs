@@ -1,0 +1,97 @@
+//! An IP address of either family, for what is the same over IPv4 and IPv6: a TCP or UDP
+//! endpoint, the pseudo-header of a transport checksum.
+
+use crate::ipv4::Ipv4Address;
+use crate::ipv6::Ipv6Address;
+
+/// An IPv4 or an IPv6 address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IpAddress {
+    V4(Ipv4Address),
+    V6(Ipv6Address),
+}
+
+impl IpAddress {
+    /// The IPv4 address, if it is one.
+    pub const fn as_v4(&self) -> Option<Ipv4Address> {
+        match self {
+            IpAddress::V4(a) => Some(*a),
+            IpAddress::V6(_) => None,
+        }
+    }
+
+    /// The IPv6 address, if it is one.
+    pub const fn as_v6(&self) -> Option<Ipv6Address> {
+        match self {
+            IpAddress::V4(_) => None,
+            IpAddress::V6(a) => Some(*a),
+        }
+    }
+
+    pub const fn is_ipv6(&self) -> bool {
+        matches!(self, IpAddress::V6(_))
+    }
+
+    /// The address's bytes: 4 or 16.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            IpAddress::V4(a) => &a.0,
+            IpAddress::V6(a) => &a.0,
+        }
+    }
+
+    /// `0.0.0.0` or `::`.
+    pub fn is_unspecified(&self) -> bool {
+        match self {
+            IpAddress::V4(a) => a.is_unspecified(),
+            IpAddress::V6(a) => a.is_unspecified(),
+        }
+    }
+
+    /// A unicast address a host may have (not unspecified, multicast or broadcast).
+    pub fn is_unicast(&self) -> bool {
+        match self {
+            IpAddress::V4(a) => a.is_unicast(),
+            IpAddress::V6(a) => a.is_unicast(),
+        }
+    }
+}
+
+impl From<Ipv4Address> for IpAddress {
+    fn from(a: Ipv4Address) -> IpAddress {
+        IpAddress::V4(a)
+    }
+}
+
+impl From<Ipv6Address> for IpAddress {
+    fn from(a: Ipv6Address) -> IpAddress {
+        IpAddress::V6(a)
+    }
+}
+
+impl From<core::net::IpAddr> for IpAddress {
+    fn from(a: core::net::IpAddr) -> IpAddress {
+        match a {
+            core::net::IpAddr::V4(a) => IpAddress::V4(Ipv4Address(a.octets())),
+            core::net::IpAddr::V6(a) => IpAddress::V6(Ipv6Address(a.octets())),
+        }
+    }
+}
+
+impl From<IpAddress> for core::net::IpAddr {
+    fn from(a: IpAddress) -> core::net::IpAddr {
+        match a {
+            IpAddress::V4(a) => core::net::IpAddr::from(a.0),
+            IpAddress::V6(a) => core::net::IpAddr::from(a.0),
+        }
+    }
+}
+
+impl core::fmt::Display for IpAddress {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            IpAddress::V4(a) => write!(f, "{a}"),
+            IpAddress::V6(a) => write!(f, "{a}"),
+        }
+    }
+}
