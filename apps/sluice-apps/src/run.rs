@@ -2,7 +2,7 @@
 //! stop conditions (SIGINT/SIGTERM, a time limit, the application's own), progress once a
 //! second, and the summary table at the end.
 
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,9 +40,9 @@ pub struct StackArgs {
     /// Print counters once a second while running.
     #[arg(long)]
     pub progress: bool,
-    /// Kernel stack: the local address to listen on.
+    /// Kernel stack: the local address to listen on (`::` takes IPv6 and IPv4 clients).
     #[arg(long, default_value = "0.0.0.0")]
-    pub bind: Ipv4Addr,
+    pub bind: IpAddr,
     /// Sluice: send by filling mbufs of the port's pool and queueing them by reference
     /// (`write_frame`; sent and retransmitted as chained mbufs) instead of writing into the
     /// connection's send buffer.
@@ -204,7 +204,7 @@ where
         Stack::Kernel => {
             let listener = match spec.plan.listen {
                 Some(port) => {
-                    let l = TcpListener::bind(SocketAddrV4::new(args.bind, port))
+                    let l = TcpListener::bind(SocketAddr::new(args.bind, port))
                         .map_err(|e| format!("listen on {}:{port}: {e}", args.bind))?;
                     l.set_nonblocking(true).map_err(|e| e.to_string())?;
                     // The plan's backlog (std listens with 128), capped by somaxconn:
@@ -333,6 +333,13 @@ pub fn engine_table(r: &RunResult) -> Option<Table> {
                 n.tcp.connected,
                 n.tcp.rst_tx,
                 n.tcp.time_wait_recycled
+            ),
+        );
+        tb.row(
+            format!("core {i} neighbours"),
+            format!(
+                "ARP {} learned, {} requests sent; NDP {} learned, {} solicitations sent",
+                n.arp.learned, n.arp.requests_tx, n.nd.learned, n.nd.requests_tx
             ),
         );
         tb.row(

@@ -873,20 +873,40 @@ fn a_hostile_network_against_sluice_http() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// IPv6's first part against the kernel: `ping -6` to the address given with `--ip6`
-/// (the kernel learns Sluice's MAC by neighbour discovery), and the kernel's IPv6 TCP
-/// connection attempt is a counted drop (`ipv6_unsupported`), not an answer.
+/// Twenty HTTP requests over one IPv6 connection, each answer read whole.
+const PY6_CLIENT: &str = r"
+import socket
+s = socket.create_connection(('2001:2::2', 80), timeout=5)
+assert s.family == socket.AF_INET6, s.family
+print('peer', s.getpeername()[0])
+for i in range(20):
+    s.sendall(b'GET /bytes/1000 HTTP/1.1\r\nHost: x\r\n\r\n')
+    buf = b''
+    while b'\r\n\r\n' not in buf:
+        buf += s.recv(65536)
+    head, body = buf.split(b'\r\n\r\n', 1)
+    while len(body) < 1000:
+        body += s.recv(65536)
+    assert head.startswith(b'HTTP/1.1 200'), head
+print('answers', i + 1)
+";
+
+/// IPv6 against the kernel: `ping -6` and curl over IPv6 to the address given with
+/// `--ip6` (the kernel learns Sluice's MAC by neighbour discovery, Sluice the kernel's from
+/// its solicitation), one dual-stack listener serving an IPv4 and an IPv6 client at once
+/// with the same bytes (SHA-256), and a Python client's request/response over IPv6.
 #[test]
-fn ping6_reaches_sluice_by_neighbour_discovery() {
+fn ipv6_against_the_kernel_ping_curl_and_a_dual_stack_listener() {
     if !root() {
         return;
     }
     let (ns, p) = sluice(
-        "apps-ping6",
-        ECHO,
-        &["--listen", "7", "--seconds", "60", "--ip6", "2001:2::2/64"],
+        "apps-ip6",
+        HTTP,
+        &["--listen", "80", "--seconds", "60", "--ip6", "2001:2::2/64"],
     );
     ns.ip(&["-6", "addr", "add", "2001:2::1/64", "dev", "sl0", "nodad"]);
+    wait_port(&ns, 80);
     let ping = ns.run(
         "ping",
         &["-6", "-c", "3", "-W", "2", "2001:2::2"],
@@ -908,21 +928,116 @@ fn ping6_reaches_sluice_by_neighbour_discovery() {
         "learned by NDP: {}",
         neigh.stdout
     );
-    let tcp6 = ns.run(
-        "python3",
-        &[
-            "-c",
-            "import socket\ntry:\n socket.create_connection(('2001:2::2', 7), timeout=1)\n print('connected')\nexcept OSError as e:\n print('failed', e)",
-        ],
-        Duration::from_secs(10),
+    // The same 3 MB over both families at once, from one listener.
+    let dir = std::env::temp_dir().join(format!("sluice-ip6-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (f4, f6) = (dir.join("v4"), dir.join("v6"));
+    let script = format!(
+        "curl -s --max-time 20 -o {} http://198.18.0.2/bytes/3000000 & \
+         curl -6 -g -s --max-time 20 -o {} 'http://[2001:2::2]/bytes/3000000' & wait; \
+         sha256sum {} {}",
+        f4.display(),
+        f6.display(),
+        f4.display(),
+        f6.display()
     );
-    assert!(tcp6.stdout.contains("failed"), "{}", tcp6.stdout);
-    let out = stop(p);
-    let drops = out
+    let both = ns.run("sh", &["-c", &script], Duration::from_secs(40));
+    let sums: Vec<&str> = both
         .stdout
         .lines()
-        .find(|l| l.contains("core 0 drops"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(sums.len(), 2, "{}\n{}", both.stdout, both.stderr);
+    assert_eq!(sums[0], sums[1], "the IPv4 and IPv6 downloads differ");
+    for f in [&f4, &f6] {
+        assert_eq!(
+            std::fs::metadata(f).map(|m| m.len()).ok(),
+            Some(3_000_000),
+            "{f:?}"
+        );
+    }
+    // A Python client over IPv6: its connection's names are IPv6, the answer complete.
+    let py = ns.run("python3", &["-c", PY6_CLIENT], Duration::from_secs(20));
+    assert!(
+        py.stdout.contains("peer 2001:2::2"),
+        "{}\n{}",
+        py.stdout,
+        py.stderr
+    );
+    assert!(py.stdout.contains("answers 20"), "{}\n{}", py.stdout, py.stderr);
+    let out = stop(p);
+    let line = |k: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.contains(k))
+            .unwrap_or_else(|| panic!("{k}: {}", out.stdout))
+            .to_string()
+    };
+    let nd = line("core 0 neighbours");
+    let learned: u64 = nd
+        .split("NDP ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(learned >= 1, "Sluice learned the kernel by NDP: {nd}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Sluice opening IPv6 connections: sluice-loadgen over IPv6 to the kernel's echo server
+/// (bound to `::`), the kernel's address found by Sluice's own neighbour solicitation.
+#[test]
+fn loadgen_on_sluice_against_kernel_echo_over_ipv6() {
+    if !root() {
+        return;
+    }
+    let ns = Netns::new("apps-lg6");
+    let mut c = ns.cmd(ECHO);
+    c.args([
+        "--stack",
+        "kernel",
+        "--listen",
+        "7007",
+        "--bind",
+        "::",
+        "--seconds",
+        "60",
+    ]);
+    let echo = Proc::spawn(c);
+    let mut c = ns.cmd(LOADGEN);
+    c.args([
+        "--stack",
+        "sluice",
+        "--port",
+        "tap:sl0",
+        "--ip",
+        "198.18.0.2/24",
+        "--ip6",
+        "2001:2::2/64",
+        "--connect",
+        "[2001:2::1]:7007",
+    ]);
+    c.args(["--connections", "4", "--request-size", "200", "--duration", "3"]);
+    let lg = Proc::spawn(c);
+    assert!(
+        ns.wait_link("sl0", Duration::from_secs(20)),
+        "the tap interface did not appear"
+    );
+    ns.ip(&["-6", "addr", "add", "2001:2::1/64", "dev", "sl0", "nodad"]);
+    ns.ip(&["link", "set", "sl0", "up"]);
+    let lg = lg.wait(Duration::from_secs(40));
+    assert!(lg.success(), "{}\n{}", lg.stdout, lg.stderr);
+    assert!(count(&lg.stdout, "requests") > 100, "{}", lg.stdout);
+    assert_eq!(count(&lg.stdout, "errors"), 0, "{}", lg.stdout);
+    let nd = lg
+        .stdout
+        .lines()
+        .find(|l| l.contains("core 0 neighbours"))
         .unwrap_or("")
         .to_string();
-    assert!(drops.contains("ipv6_unsupported"), "{drops}");
+    assert!(
+        !nd.contains("NDP 0 learned") && !nd.contains(" 0 solicitations"),
+        "{nd}"
+    );
+    stop(echo);
 }

@@ -183,9 +183,11 @@ pub struct Config {
     /// Static ARP entries, `IP=MAC`.
     pub arp: Vec<String>,
     /// IPv6 addresses with their prefix length, e.g. `2001:2::2/64`, besides the
-    /// link-local one made from the MAC: they answer neighbour solicitations and echo
-    /// requests (IPv6 carries nothing else yet).
+    /// link-local one made from the MAC. TCP, UDP, ping and neighbour discovery run over
+    /// them as over `ip`; a listener takes clients of both families.
     pub ip6: Vec<String>,
+    /// The IPv6 router for destinations outside the `ip6` prefixes (None: those only).
+    pub gateway6: Option<String>,
     /// The port's MTU, bytes (default 1500, at least 576). TCP segments carry at most
     /// 40 bytes less.
     pub mtu: u16,
@@ -254,6 +256,7 @@ impl Default for Config {
             gateway: None,
             arp: Vec::new(),
             ip6: Vec::new(),
+            gateway6: None,
             mtu: 1500,
             recv_buffer: 256 * 1024,
             send_buffer: 256 * 1024,
@@ -303,10 +306,13 @@ pub struct ConfigArgs {
     /// A static ARP entry IP=MAC (repeatable).
     #[arg(long = "arp", value_name = "IP=MAC")]
     pub arp: Vec<String>,
-    /// An IPv6 address/prefix besides the link-local one (repeatable); it answers neighbour
-    /// discovery and ping (TCP and UDP are IPv4 only yet)
+    /// An IPv6 address/prefix besides the link-local one (repeatable): TCP, UDP, ping and
+    /// neighbour discovery over IPv6; listeners take clients of both families
     #[arg(long = "ip6", value_name = "ADDR/LEN")]
     pub ip6: Vec<String>,
+    /// The IPv6 router for destinations outside the --ip6 prefixes
+    #[arg(long)]
+    pub gateway6: Option<String>,
     /// MTU of the port, bytes; at least 576 [default: 1500]
     #[arg(long)]
     pub mtu: Option<u16>,
@@ -450,6 +456,9 @@ impl Config {
         if !args.ip6.is_empty() {
             c.ip6 = args.ip6.clone();
         }
+        if args.gateway6.is_some() {
+            c.gateway6 = args.gateway6.clone();
+        }
         c.nodelay |= args.nodelay;
         if args.no_checksum_offload {
             c.checksum_offload = false;
@@ -464,6 +473,8 @@ impl Config {
         self.cidr()?;
         self.gateway_addr()?;
         self.static_arp()?;
+        self.ipv6_addresses()?;
+        self.gateway6_addr()?;
         self.idle_strategy()?;
         self.congestion_kind()?;
         self.impairments()?;
@@ -590,6 +601,23 @@ impl Config {
             .collect()
     }
 
+    /// The IPv6 router (`gateway6` parsed): a unicast address.
+    pub fn gateway6_addr(&self) -> Result<Option<sluice_wire::ipv6::Ipv6Address>, ConfigError> {
+        let Some(g) = self.gateway6.as_deref() else {
+            return Ok(None);
+        };
+        let bad = || ConfigError::Invalid {
+            field: "gateway6",
+            value: g.to_string(),
+            hint: "a unicast IPv6 address, e.g. fe80::1 or 2001:2::1",
+        };
+        let a: sluice_wire::ipv6::Ipv6Address = g.parse().map_err(|_| bad())?;
+        if !a.is_unicast() {
+            return Err(bad());
+        }
+        Ok(Some(a))
+    }
+
     /// The static ARP entries as (address, MAC) pairs; `Invalid` for one that is not
     /// `IP=MAC`.
     pub fn static_arp(&self) -> Result<Vec<(Ipv4Address, EthernetAddress)>, ConfigError> {
@@ -683,6 +711,7 @@ impl Config {
         c.gateway = self.gateway_addr()?;
         c.static_arp = self.static_arp()?;
         c.ipv6 = self.ipv6_addresses()?;
+        c.gateway6 = self.gateway6_addr()?;
         c.mtu = self.mtu as usize;
         c.tcp = self.tcp_config()?;
         c.max_connections = self.max_connections;

@@ -1,7 +1,7 @@
 //! `sluice-bulk`: streams a seeded pseudo-random pattern one way and checks it by SHA-256
 //! at the receiver. Either side can listen or connect.
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -33,7 +33,7 @@ struct Cli {
     listen: Option<u16>,
     /// Be the client: connect to this IP:PORT.
     #[arg(long)]
-    connect: Option<SocketAddrV4>,
+    connect: Option<SocketAddr>,
     /// Bytes to transfer (the receiver expects as many).
     #[arg(long, default_value_t = 1 << 30)]
     bytes: u64,

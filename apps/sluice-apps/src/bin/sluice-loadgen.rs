@@ -1,7 +1,7 @@
 //! `sluice-loadgen`: a closed-loop load generator against the echo server or an HTTP
 //! server, on Sluice or on the kernel's sockets: requests/s and latency percentiles.
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     /// The server, IP:PORT.
     #[arg(long)]
-    connect: SocketAddrV4,
+    connect: SocketAddr,
     /// Connections in all (spread over the cores).
     #[arg(long, default_value_t = 16)]
     connections: usize,

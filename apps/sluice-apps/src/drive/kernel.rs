@@ -2,7 +2,7 @@
 //! over the listener and the connections that want to read or write.
 
 use std::io::{ErrorKind, IoSlice, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -120,7 +120,7 @@ pub fn run<S: Session>(
         // Open the client connections that are missing.
         if let Some(target) = plan.connect {
             while conns.len() < want && Instant::now() >= retry_at && !stop.load(Ordering::Relaxed) {
-                match TcpStream::connect_timeout(&SocketAddr::V4(target), Duration::from_secs(1)) {
+                match TcpStream::connect_timeout(&target, Duration::from_secs(1)) {
                     Ok(s) => add(&mut conns, s, &mut t),
                     Err(e) => {
                         if !reported_connect_error {

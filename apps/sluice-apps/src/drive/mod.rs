@@ -1,7 +1,7 @@
 //! The drivers: the same sessions over Sluice (an engine `App` per core) and over the
 //! kernel's sockets (a thread per core with nonblocking sockets and `poll(2)`).
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub mod kernel;
@@ -17,7 +17,7 @@ pub struct Plan {
     pub listen: Option<u16>,
     pub backlog: usize,
     /// Keep connections open to this server (how many per core is the driver's `want`).
-    pub connect: Option<SocketAddrV4>,
+    pub connect: Option<SocketAddr>,
     /// Stop everything once this many connections (of this core) have closed.
     pub stop_after_closed: Option<u64>,
     /// Sluice: send by filling mbufs and queueing them by reference (`write_frame`), one

@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex};
 use hashbrown::HashMap;
 use sluice_engine::{App, Cx, Error, TcpListener, TcpStream};
 use sluice_net::{Ready, ReadyCursor, ReadySocket, TcpHandle, TcpState};
-use sluice_wire::Ipv4Address;
 
 use crate::drive::{Factory, Plan};
 use crate::out::OutQueue;
@@ -277,7 +276,7 @@ impl<S: Session> App for SluiceDriver<S> {
             }
         }
         if let Some(target) = self.plan.connect {
-            let addr = Ipv4Address(target.ip().octets());
+            let addr = sluice_wire::IpAddress::from(target.ip());
             while self.conns.len() < self.want && now >= self.retry_at && !cx.stop_requested() {
                 match TcpStream::connect(cx, addr, target.port()) {
                     Ok(s) => {
