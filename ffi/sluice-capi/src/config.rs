@@ -5,7 +5,8 @@ use core::time::Duration;
 
 use sluice_net::{InterfaceConfig, IsnKey};
 use sluice_tcp::{CongestionKind, TcpConfig};
-use sluice_wire::{Ipv4Address, Ipv4Cidr};
+use sluice_wire::ipv6::Ipv6Cidr;
+use sluice_wire::{Ipv4Address, Ipv4Cidr, Ipv6Address};
 
 use crate::device::PEER_MAC;
 
@@ -16,6 +17,12 @@ pub struct StackConfig {
     pub local_ip: Ipv4Address,
     /// The peer's address (`--remote_ip`); it gets a static ARP entry.
     pub remote_ip: Ipv4Address,
+    /// The stack's IPv6 address (`--local_ip` given an IPv6 address: packetdrill's ipv6
+    /// mode), on a /64; the IPv4 ones stay as they are.
+    pub local_ip6: Option<Ipv6Address>,
+    /// The peer's IPv6 address (`--remote_ip` given an IPv6 address); it gets a static
+    /// neighbour entry and is the IPv6 router.
+    pub remote_ip6: Option<Ipv6Address>,
     /// The on-link prefix length (`--prefix_len`, or `--netmask_ip`).
     pub prefix_len: u8,
     /// Off-link destinations go here (`--gateway_ip`; default: the remote address).
@@ -44,6 +51,8 @@ impl Default for StackConfig {
         StackConfig {
             local_ip: Ipv4Address::new(198, 18, 0, 1),
             remote_ip: Ipv4Address::new(198, 18, 0, 2),
+            local_ip6: None,
+            remote_ip6: None,
             prefix_len: 15,
             gateway_ip: None,
             mtu: 1500,
@@ -79,6 +88,11 @@ fn boolean(v: Option<&str>) -> Option<bool> {
     }
 }
 
+/// A unicast IPv6 address.
+fn ip6(v: &str) -> Option<Ipv6Address> {
+    v.parse::<Ipv6Address>().ok().filter(|a| a.is_unicast())
+}
+
 fn millis(v: &str) -> Option<Duration> {
     v.parse::<u64>().ok().map(Duration::from_millis)
 }
@@ -97,6 +111,8 @@ impl StackConfig {
             let bad = || FlagError(word.to_string());
             let val = || value.ok_or_else(bad);
             match name {
+                "local_ip" if val()?.contains(':') => c.local_ip6 = Some(ip6(val()?).ok_or_else(bad)?),
+                "remote_ip" if val()?.contains(':') => c.remote_ip6 = Some(ip6(val()?).ok_or_else(bad)?),
                 "local_ip" => c.local_ip = ip(val()?).ok_or_else(bad)?,
                 "remote_ip" => c.remote_ip = ip(val()?).ok_or_else(bad)?,
                 "gateway_ip" => c.gateway_ip = Some(ip(val()?).ok_or_else(bad)?),
@@ -168,6 +184,9 @@ impl StackConfig {
                 "local_ip and remote_ip must be distinct unicast addresses".into(),
             ));
         }
+        if c.local_ip6.is_some() && c.local_ip6 == c.remote_ip6 {
+            return Err(FlagError("local_ip and remote_ip must be distinct".into()));
+        }
         Ok(c)
     }
 
@@ -185,6 +204,13 @@ impl StackConfig {
             }
         }
         ic.gateway = Some(self.gateway_ip.unwrap_or(self.remote_ip));
+        if let Some(a) = self.local_ip6 {
+            ic.ipv6 = vec![Ipv6Cidr::new(a, 64)];
+        }
+        if let Some(r) = self.remote_ip6 {
+            ic.static_nd = vec![(r, PEER_MAC)];
+            ic.gateway6 = Some(r);
+        }
         ic.mtu = self.mtu;
         ic.tcp = self.tcp;
         ic

@@ -5,6 +5,8 @@
 //! The loader understands the subset of packetdrill's language the scripts use:
 //!
 //! - `// flags: --sack=1 ...` (first lines): the instance's flags, added to `common::PLAIN`;
+//! - `// modes: ipv6` (or `ipv4`, `mapped`): the packetdrill modes the script runs in
+//!   (default all three: `ipv4`, `ipv4-mapped-ipv6`, and `ipv6` with `common::V6_FLAGS`);
 //! - times: `+T` (after the previous line) or `T` (from the start), in seconds;
 //! - calls: `socket(..., SOCK_STREAM, IPPROTO_TCP) = 3`, `bind(3, ..., ...) = 0` (port
 //!   8080), `listen(3, N)`, `accept(3, ..., ...) = 4`, `connect(3, ..., ...)` (to the peer's
@@ -17,7 +19,8 @@
 //!   options: `mss N`, `wscale N`, `sackOK`, `sack A:B ...`, `nop`); sequence numbers are
 //!   relative to the sender's initial sequence number, as in packetdrill;
 //! - `< icmp unreachable port_unreachable` / `net_unreachable` / `host_unreachable`,
-//!   `< icmp time_exceeded`: an ICMP error quoting the stack's last segment.
+//!   `< icmp time_exceeded`, `< icmp packet_too_big mtu N`: an ICMP error quoting the
+//!   stack's last segment (ICMPv6 in the `ipv6` mode).
 
 mod common;
 
@@ -220,7 +223,7 @@ impl Run {
         let p = parse_pkt(line);
         let (raw, _) = self.pd.sniff();
         assert!(!raw.is_empty(), "expected `> {line}`, the stack sent nothing");
-        let seg = parse_tcp(&raw);
+        let seg = self.pd.parse(&raw);
         self.last_out = raw;
         if p.flags & TcpFlags::SYN != 0 {
             self.iss = Some(seg.seq.wrapping_sub(p.start));
@@ -247,21 +250,41 @@ impl Run {
         }
     }
 
-    /// An ICMP error from the peer quoting the stack's last packet.
+    /// An ICMP error from the peer quoting the stack's last packet: over IPv6 the ICMPv6
+    /// message of the same meaning.
     fn icmp(&mut self, what: &str) {
-        let (ty, code) = match what.split_whitespace().collect::<Vec<_>>()[..] {
-            ["unreachable", "net_unreachable"] => (3u8, 0u8),
-            ["unreachable", "host_unreachable"] => (3, 1),
-            ["unreachable", "port_unreachable"] => (3, 3),
-            ["time_exceeded"] => (11, 0),
+        let words = what.split_whitespace().collect::<Vec<_>>();
+        // (ICMPv4 type, code), (ICMPv6 type, code), the MTU field.
+        let ((ty, code), v6, mtu) = match words[..] {
+            ["unreachable", "net_unreachable"] => ((3u8, 0u8), (1u8, 0u8), 0u32),
+            ["unreachable", "host_unreachable"] => ((3, 1), (1, 3), 0),
+            ["unreachable", "port_unreachable"] => ((3, 3), (1, 4), 0),
+            ["time_exceeded"] => ((11, 0), (3, 0), 0),
+            // Fragmentation needed / Packet Too Big, with the next hop's MTU.
+            ["packet_too_big", "mtu", m] => ((3, 4), (2, 0), m.parse().expect("an MTU")),
             _ => panic!("icmp {what:?}"),
         };
         assert!(
             !self.last_out.is_empty(),
             "an ICMP error quotes the stack's last packet"
         );
+        if self.pd.v6 {
+            let quote = self.last_out.clone();
+            let mut msg = vec![v6.0, v6.1, 0, 0];
+            msg.extend_from_slice(&mtu.to_be_bytes());
+            msg.extend_from_slice(&quote[..quote.len().min(1232)]);
+            let sum = sluice_wire::checksum::combine(&[
+                sluice_wire::icmpv6::pseudo_header_v6(REMOTE6, LOCAL6, 58, msg.len() as u32),
+                sluice_wire::checksum::sum(&msg),
+            ]);
+            msg[2..4].copy_from_slice(&(!sum).to_be_bytes());
+            let packet = ipv6_packet(sluice_wire::IpProtocol::Unknown(58), msg.len(), |b| {
+                b.copy_from_slice(&msg)
+            });
+            return self.pd.inject(&packet);
+        }
         let quote = &self.last_out[..self.last_out.len().min(28)];
-        let mut icmp = vec![ty, code, 0, 0, 0, 0, 0, 0];
+        let mut icmp = vec![ty, code, 0, 0, 0, 0, (mtu >> 8) as u8, mtu as u8];
         icmp.extend_from_slice(quote);
         let c = !sluice_wire::checksum::sum(&icmp);
         icmp[2..4].copy_from_slice(&c.to_be_bytes());
@@ -329,11 +352,24 @@ impl Run {
     }
 }
 
-/// Runs one script, in packetdrill's `ipv4` mode or its `ipv4-mapped-ipv6` one (`mapped`:
-/// AF_INET6 sockets, IPv4-mapped addresses, the same IPv4 packets).
-fn run_script(path: &Path, mapped: bool) {
+/// packetdrill's three modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Ipv4,
+    /// AF_INET6 sockets, IPv4-mapped addresses, the same IPv4 packets.
+    Mapped,
+    /// AF_INET6 sockets, IPv6 addresses and packets (`common::V6_FLAGS`).
+    Ipv6,
+}
+
+/// Runs one script in one of packetdrill's modes.
+fn run_script(path: &Path, mode: Mode) {
     let text = std::fs::read_to_string(path).unwrap();
     let mut flags = PLAIN.to_string();
+    if mode == Mode::Ipv6 {
+        flags.push(' ');
+        flags.push_str(V6_FLAGS);
+    }
     for l in text.lines() {
         if let Some(f) = l.trim().strip_prefix("// flags:") {
             flags.push(' ');
@@ -341,7 +377,8 @@ fn run_script(path: &Path, mapped: bool) {
         }
     }
     let mut pd = Pd::new(&flags);
-    pd.mapped = mapped;
+    pd.mapped = mode == Mode::Mapped;
+    assert_eq!(pd.v6, mode == Mode::Ipv6);
     let t = pd.now_us();
     let mut r = Run {
         pd,
@@ -386,7 +423,19 @@ fn every_script_passes() {
     scripts.sort();
     assert!(scripts.len() >= 5, "scripts in {}", dir.display());
     for s in scripts {
-        run_script(&s, false);
-        run_script(&s, true);
+        // `// modes: ipv6` (or ipv4, mapped) limits a script to those modes.
+        let text = std::fs::read_to_string(&s).unwrap();
+        let only = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("// modes:"))
+            .map(|m| m.split_whitespace().map(str::to_string).collect::<Vec<_>>());
+        for mode in [Mode::Ipv4, Mode::Mapped, Mode::Ipv6] {
+            let name = format!("{mode:?}").to_lowercase();
+            if only.as_ref().is_some_and(|m| !m.contains(&name)) {
+                continue;
+            }
+            eprintln!("== {} in {mode:?} mode", s.display());
+            run_script(&s, mode);
+        }
     }
 }

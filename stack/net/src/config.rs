@@ -180,6 +180,8 @@ pub struct InterfaceConfig {
     pub ipv6: Vec<Ipv6Cidr>,
     /// The IPv6 router for destinations outside `ipv6`'s prefixes and link-local.
     pub gateway6: Option<Ipv6Address>,
+    /// Neighbours whose Ethernet address is configured (never solicited, never change).
+    pub static_nd: Vec<(Ipv6Address, EthernetAddress)>,
 }
 
 impl InterfaceConfig {
@@ -208,6 +210,7 @@ impl InterfaceConfig {
             mem_budget_total: None,
             ipv6: Vec::new(),
             gateway6: None,
+            static_nd: Vec::new(),
         }
     }
 }

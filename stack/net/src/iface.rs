@@ -107,7 +107,7 @@ impl Interface {
     /// `mac` (the device's: `EthernetAddress(dev.mac())`).
     pub fn new(config: InterfaceConfig, mac: EthernetAddress) -> Interface {
         let arp = ArpCache::new(config.arp, &config.static_arp);
-        let nd = ArpCache::new(config.arp, &[]);
+        let nd = ArpCache::new(config.arp, &config.static_nd);
         let icmp_limiter = TokenBucket::new(config.icmp.error_rate, config.icmp.error_burst);
         let caps = config.checksum.unwrap_or_default();
         let (lo, hi) = config.ephemeral_ports;

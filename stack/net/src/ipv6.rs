@@ -272,9 +272,13 @@ impl Interface {
         quoted: &[u8],
         err: sluice_tcp::IcmpError,
     ) -> bool {
-        let Ok(p) = Ipv6Packet::new_checked(quoted) else {
+        // The quote is cut to fit 1280 bytes (RFC 4443 2.4 (c)): its payload length may
+        // say more than is there. Only the fixed header and the transport's first 8 bytes
+        // are needed.
+        if quoted.len() < ipv6::HEADER_LEN || quoted[0] >> 4 != 6 {
             return false;
-        };
+        }
+        let p = Ipv6Packet::new_unchecked(quoted);
         let inner = &quoted[ipv6::HEADER_LEN..];
         let Ok(chain) = walk_extensions(p.next_header(), inner) else {
             return false;

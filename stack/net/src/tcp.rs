@@ -1150,18 +1150,22 @@ impl Interface {
             // frames whole (TSO by reference).
             let span = by_ref && tso;
             c.tcb.set_span_frames(span);
+            // The copying path builds a segment that straddles the send ring's wrap from
+            // both parts: segments never depend on where the ring ends.
+            c.tcb.set_gather(!by_ref);
             // The wire size a large segment is cut to (what poll_transmit sized it by).
             let gso = c.tcb.seg_payload_max();
             let Some(seg) = c.tcb.poll_transmit(io.now) else {
                 c.dirty = false;
                 return;
             };
-            let len = seg.payload.len();
+            // The header, and the payload looked up again below (the segment borrows the
+            // connection mutably; its payload is `tx_bytes` of its sequence number).
+            let (header, len) = (header_of(&seg), seg.payload.len());
             if by_ref && len > 0 {
                 // Zero-copy send: the header alone, then the payload by reference. A large
                 // segment goes whole to a device that cuts it (TSO), its frames chained;
                 // otherwise it is cut here, each piece by reference when it is one frame's.
-                let header = header_of(&seg);
                 let len = if span { c.tcb.emitted_len() } else { len };
                 if len > gso && tso {
                     if let Some(buf) = build_tso_ref(io.dev, &c.tcb, &header, len, gso, src, dst) {
@@ -1176,9 +1180,33 @@ impl Interface {
                 self.send_by_ref(io, key, (&header, len), gso, &caps);
                 continue;
             }
+            let total = if len > 0 { c.tcb.emitted_len().max(len) } else { 0 };
+            if total > len {
+                // Across the ring's wrap: the first part ends the ring, the rest starts it.
+                // A large one goes whole to a device that cuts it (TSO), both parts
+                // chained; else each piece is copied from the ring.
+                let first = c.tcb.tx_bytes(header.seq, len);
+                let rest = c.tcb.tx_bytes(header.seq + len, total - len);
+                if total > gso && tso && rest.len() == total - len {
+                    if let Some(buf) = build_tso(io.dev, &header, [first, rest], gso, src, dst) {
+                        self.stats.tcp.tx_copied_bytes += total as u64;
+                        self.stats.tcp.segments_tx += total.div_ceil(gso) as u64;
+                        self.stats.tcp.tso_frames_tx += 1;
+                        self.send_ip_any(io, buf, (src, dst), IpProtocol::Tcp, ipo);
+                        continue;
+                    }
+                    self.stats.tcp.tso_fallbacks += 1;
+                }
+                self.send_by_ref(io, key, (&header, total), gso, &caps);
+                continue;
+            }
+            let seg = TcpRepr {
+                payload: c.tcb.tx_bytes(header.seq, len),
+                ..header
+            };
             if len > gso && tso {
                 // A large segment the device cuts (TSO): one frame, the payload chained.
-                match build_tso(io.dev, &seg, gso, src, dst) {
+                match build_tso(io.dev, &header, [seg.payload, &[]], gso, src, dst) {
                     Some(buf) => {
                         self.stats.tcp.tx_copied_bytes += len as u64;
                         self.stats.tcp.segments_tx += len.div_ceil(gso) as u64;
@@ -1215,8 +1243,9 @@ impl Interface {
     }
 
     /// Sends a segment of connection `key` whose payload is in its send buffer's frames
-    /// (zero-copy send), cut into full-sized pieces when it is larger (software GSO): each
-    /// piece is chained by reference when it lies in one frame, copied otherwise.
+    /// (zero-copy send) or across its ring's wrap, cut into full-sized pieces when it is
+    /// larger (software GSO): each piece is chained by reference when it lies in one
+    /// frame, copied otherwise.
     fn send_by_ref<D: Device>(
         &mut self,
         io: &mut Io<'_, D>,
@@ -1624,20 +1653,22 @@ fn gso_copy<D: Device>(
 }
 
 /// A large segment as one frame for the device to cut (TSO): the headers in the first
-/// buffer, the payload copied into buffers chained after it, the TCP checksum field
+/// buffer, the payload (in one or two parts) copied into buffers chained after it, the TCP checksum field
 /// holding the pseudo-header sum without the length (DPDK's convention for TSO). `None`
 /// when the device has no buffers or the frame would not fit an IPv4 packet.
 fn build_tso<D: Device>(
     dev: &mut D,
-    seg: &TcpRepr,
+    header: &TcpRepr,
+    parts: [&[u8]; 2],
     mss: usize,
     src: IpAddress,
     dst: IpAddress,
 ) -> Option<D::Buf> {
-    let header = header_of(seg);
-    let (mut buf, hlen) = tso_head(dev, &header, seg.payload.len(), src, dst)?;
-    if !buf.append_chained(seg.payload) {
-        return None;
+    let (mut buf, hlen) = tso_head(dev, header, parts[0].len() + parts[1].len(), src, dst)?;
+    for part in parts.into_iter().filter(|p| !p.is_empty()) {
+        if !buf.append_chained(part) {
+            return None;
+        }
     }
     buf.request_tso(u16::try_from(mss).ok()?, hlen as u8);
     Some(buf)

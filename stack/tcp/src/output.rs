@@ -102,6 +102,7 @@ impl Tcb {
                 self.after_ack_sent();
                 self.counters.segments_out += 1;
                 r.payload = self.tx.slice(off, 1);
+                self.emitted_len = r.payload.len() as u32;
                 return Some(r);
             }
         }
@@ -205,7 +206,7 @@ impl Tcb {
             true => Some(self.tx.span(off, len)).filter(|&n| n > self.seg_payload_max()),
             false => None,
         }
-        .unwrap_or(contiguous)
+        .unwrap_or(if self.gather { asked } else { contiguous })
         .min(self.gso_max());
         self.wrap_cut = len < asked && len == contiguous && len < self.gso_max();
         self.emitted_len = len as u32;

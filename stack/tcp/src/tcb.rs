@@ -184,6 +184,8 @@ pub struct Tcb {
     pub(crate) invalid_ack_at: Option<Instant>,
     /// Segments may span queued frames (`set_span_frames`).
     pub(crate) span_frames: bool,
+    /// Segments may straddle the send ring's wrap (`set_gather`).
+    pub(crate) gather: bool,
     /// Payload bytes of the last segment `emit_segment` built.
     pub(crate) emitted_len: u32,
 }
@@ -278,6 +280,7 @@ impl Tcb {
             challenge_refill_at: Instant::ZERO,
             invalid_ack_at: None,
             span_frames: false,
+            gather: false,
             emitted_len: 0,
             cfg,
         }
@@ -546,6 +549,15 @@ impl Tcb {
     /// part: `emitted_len` says how long the segment is.
     pub fn set_span_frames(&mut self, on: bool) {
         self.span_frames = on;
+    }
+
+    /// Lets a data segment straddle the end of the send ring, its payload in two parts:
+    /// the segment's `payload` is then the first part only, `emitted_len` the whole, and
+    /// the owner builds it with `tx_bytes` or `tx_copy` (as Linux, whose segments do not
+    /// depend on where its buffers end). Off, a segment stops at the wrap and the rest
+    /// follows at once.
+    pub fn set_gather(&mut self, on: bool) {
+        self.gather = on;
     }
 
     /// The payload length of the last data segment `poll_transmit` returned.

@@ -15,12 +15,18 @@ use libc::{
     useconds_t,
 };
 use sluice_wire::{
-    ChecksumCaps, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, SeqNumber, TcpFlags, TcpOptions, TcpPacket,
-    TcpRepr, UdpPacket, UdpRepr,
+    ChecksumCaps, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, Ipv6Address, Ipv6Packet, Ipv6Repr,
+    SeqNumber, TcpFlags, TcpOptions, TcpPacket, TcpRepr, UdpPacket, UdpRepr,
 };
 
 pub const LOCAL: Ipv4Address = Ipv4Address::new(198, 18, 0, 1);
 pub const REMOTE: Ipv4Address = Ipv4Address::new(198, 18, 0, 2);
+/// The addresses of packetdrill's `ipv6` mode (`V6_FLAGS`).
+pub const LOCAL6: Ipv6Address = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 1]);
+pub const REMOTE6: Ipv6Address = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 2]);
+/// The flags that put an instance in packetdrill's `ipv6` mode, as Linux's packetdrill
+/// runner does it: IPv6 addresses, and an MTU of 1520 so that the MSS is IPv4's 1460.
+pub const V6_FLAGS: &str = "--local_ip=2001:2::1 --remote_ip=2001:2::2 --mtu=1520";
 /// The flags of most tests: no timestamps, SACK or window scaling (so the options are
 /// just the MSS) and no delayed ACKs (each segment is acknowledged at once).
 pub const PLAIN: &str =
@@ -128,6 +134,9 @@ pub struct Pd {
     /// packetdrill's `ipv4-mapped-ipv6` mode: `socket` makes AF_INET6 sockets and the
     /// addresses given and read are IPv4-mapped `sockaddr_in6`.
     pub mapped: bool,
+    /// packetdrill's `ipv6` mode (the instance made with `V6_FLAGS`): AF_INET6 sockets,
+    /// LOCAL and REMOTE stand for LOCAL6 and REMOTE6, packets are IPv6.
+    pub v6: bool,
 }
 
 // SAFETY: the interface is thread-safe (one mutex inside); tests call it from a second
@@ -280,6 +289,76 @@ pub fn parse_tcp(p: &[u8]) -> Seg {
     }
 }
 
+/// An IPv6 packet from REMOTE6 to LOCAL6 holding `seg`, checksum filled.
+pub fn tcp_packet_v6(seg: &Seg) -> Vec<u8> {
+    let repr = TcpRepr {
+        src_port: seg.src_port,
+        dst_port: seg.dst_port,
+        seq: SeqNumber(seg.seq),
+        ack: seg.ack.map(SeqNumber),
+        flags: TcpFlags(seg.flags),
+        window: seg.window,
+        urgent: seg.urgent,
+        options: seg.options,
+        payload: &seg.payload,
+    };
+    ipv6_packet(IpProtocol::Tcp, repr.buffer_len(), |l4| {
+        repr.emit(
+            &mut TcpPacket::new_unchecked(l4),
+            REMOTE6,
+            LOCAL6,
+            &ChecksumCaps::software(),
+        )
+    })
+}
+
+/// An IPv6 packet from REMOTE6 to LOCAL6 (hop limit 64) of `len` payload bytes that
+/// `fill` writes.
+pub fn ipv6_packet(next: IpProtocol, len: usize, fill: impl FnOnce(&mut [u8])) -> Vec<u8> {
+    let ip = Ipv6Repr {
+        src_addr: REMOTE6,
+        dst_addr: LOCAL6,
+        next_header: next,
+        payload_len: len,
+        hop_limit: 64,
+    };
+    let mut buf = vec![0u8; ip.buffer_len()];
+    ip.emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]));
+    fill(&mut buf[40..]);
+    buf
+}
+
+/// Parses a TCP packet the stack sent over IPv6, checking the IPv6 header (version 6,
+/// traffic class 0, hop limit 64, our addresses, exact length, TCP right after it) and
+/// the TCP checksum.
+pub fn parse_tcp_v6(p: &[u8]) -> Seg {
+    let ip = Ipv6Packet::new_checked(p).expect("a well-formed IPv6 packet");
+    assert_eq!(ip.version(), 6);
+    assert_eq!(ip.traffic_class(), 0);
+    assert_eq!(
+        usize::from(ip.payload_len()) + 40,
+        p.len(),
+        "payload length is the packet's"
+    );
+    assert_eq!(ip.hop_limit(), 64);
+    assert_eq!(ip.next_header(), IpProtocol::Tcp);
+    assert_eq!((ip.src_addr(), ip.dst_addr()), (LOCAL6, REMOTE6));
+    let tcp = TcpPacket::new_checked(&p[40..]).expect("a well-formed TCP header");
+    assert!(tcp.verify_checksum(LOCAL6, REMOTE6), "TCP checksum over IPv6");
+    let r = TcpRepr::parse(&tcp, LOCAL6, REMOTE6, &ChecksumCaps::software()).expect("parses");
+    Seg {
+        src_port: r.src_port,
+        dst_port: r.dst_port,
+        seq: r.seq.0,
+        ack: r.ack.map(|a| a.0),
+        flags: r.flags.0,
+        window: r.window,
+        urgent: r.urgent,
+        options: r.options,
+        payload: r.payload.to_vec(),
+    }
+}
+
 pub fn sin(addr: Ipv4Address, port: u16) -> sockaddr_in {
     // SAFETY: zeroed bytes are a valid sockaddr_in.
     let mut s: sockaddr_in = unsafe { core::mem::zeroed() };
@@ -312,6 +391,7 @@ impl Pd {
             ifc,
             _lib: lib,
             mapped: false,
+            v6: flags.contains("--local_ip=2001:"),
         }
     }
 
@@ -320,7 +400,7 @@ impl Pd {
     }
 
     pub fn socket(&self, ty: c_int) -> Sys {
-        let domain = if self.mapped {
+        let domain = if self.mapped || self.v6 {
             libc::AF_INET6
         } else {
             libc::AF_INET
@@ -340,7 +420,13 @@ impl Pd {
     /// The bytes of a `sockaddr_in`, or of an IPv4-mapped `sockaddr_in6` (`mapped`).
     fn sockaddr(&self, addr: Ipv4Address, port: u16) -> ([u8; 28], socklen_t) {
         let mut b = [0u8; 28];
-        if self.mapped {
+        if self.v6 {
+            let a = if addr == LOCAL { LOCAL6 } else { REMOTE6 };
+            b[..2].copy_from_slice(&(libc::AF_INET6 as libc::sa_family_t).to_ne_bytes());
+            b[2..4].copy_from_slice(&port.to_be_bytes());
+            b[8..24].copy_from_slice(&a.0);
+            (b, 28)
+        } else if self.mapped {
             b[..2].copy_from_slice(&(libc::AF_INET6 as libc::sa_family_t).to_ne_bytes());
             b[2..4].copy_from_slice(&port.to_be_bytes());
             b[18..20].copy_from_slice(&[0xff, 0xff]);
@@ -367,7 +453,11 @@ impl Pd {
         let nfd = sys(r.into())?;
         let family = c_int::from(libc::sa_family_t::from_ne_bytes([b[0], b[1]]));
         let port = u16::from_be_bytes([b[2], b[3]]);
-        if self.mapped {
+        if self.v6 {
+            assert_eq!((len, family), (28, libc::AF_INET6), "a sockaddr_in6");
+            assert_eq!(b[8..24], REMOTE6.0, "the peer's IPv6 address");
+            Ok((nfd, REMOTE, port))
+        } else if self.mapped {
             assert_eq!((len, family), (28, libc::AF_INET6), "a sockaddr_in6");
             assert_eq!(
                 b[8..20],
@@ -576,7 +666,19 @@ impl Pd {
         assert_eq!(r, 0, "netdev_send");
     }
     pub fn send_seg(&self, seg: &Seg) {
-        self.inject(&tcp_packet(seg));
+        if self.v6 {
+            self.inject(&tcp_packet_v6(seg));
+        } else {
+            self.inject(&tcp_packet(seg));
+        }
+    }
+    /// A TCP packet the stack sent, checked, of this instance's family.
+    pub fn parse(&self, p: &[u8]) -> Seg {
+        if self.v6 {
+            parse_tcp_v6(p)
+        } else {
+            parse_tcp(p)
+        }
     }
     /// The next packet the stack sends (netdev_receive) and the time it left (µs, on
     /// gettimeofday's clock); empty if none ever comes.
@@ -594,7 +696,7 @@ impl Pd {
     pub fn expect_tcp(&self) -> (Seg, i64) {
         let (p, t) = self.sniff();
         assert!(!p.is_empty(), "the stack sent nothing");
-        (parse_tcp(&p), t)
+        (self.parse(&p), t)
     }
     pub fn usleep(&self, us: u32) {
         // SAFETY: as above.
