@@ -20,7 +20,8 @@
 //!   relative to the sender's initial sequence number, as in packetdrill;
 //! - `< icmp unreachable port_unreachable` / `net_unreachable` / `host_unreachable`,
 //!   `< icmp time_exceeded`, `< icmp packet_too_big mtu N`: an ICMP error quoting the
-//!   stack's last segment (ICMPv6 in the `ipv6` mode).
+//!   stack's last segment (ICMPv6 in the `ipv6` mode), with the sequence number of
+//!   `[START:END(LEN)]` when the line ends with it, as in packetdrill.
 
 mod common;
 
@@ -253,6 +254,15 @@ impl Run {
     /// An ICMP error from the peer quoting the stack's last packet: over IPv6 the ICMPv6
     /// message of the same meaning.
     fn icmp(&mut self, what: &str) {
+        // packetdrill's `[START:END(LEN)]` at the end names the quoted segment's sequence
+        // number (relative to the stack's ISS); without it, the last packet's stands.
+        let (what, quoted_seq) = match what.split_once('[') {
+            Some((w, q)) => {
+                let start: u32 = q.split(':').next().unwrap().trim().parse().expect("[START:END(LEN)]");
+                (w.trim(), Some(start))
+            }
+            None => (what, None),
+        };
         let words = what.split_whitespace().collect::<Vec<_>>();
         // (ICMPv4 type, code), (ICMPv6 type, code), the MTU field.
         let ((ty, code), v6, mtu) = match words[..] {
@@ -268,6 +278,11 @@ impl Run {
             !self.last_out.is_empty(),
             "an ICMP error quotes the stack's last packet"
         );
+        if let Some(start) = quoted_seq {
+            let iss = self.iss.expect("the stack's SYN or SYN-ACK comes first");
+            let at = if self.pd.v6 { 40 + 4 } else { 20 + 4 };
+            self.last_out[at..at + 4].copy_from_slice(&iss.wrapping_add(start).to_be_bytes());
+        }
         if self.pd.v6 {
             let quote = self.last_out.clone();
             let mut msg = vec![v6.0, v6.1, 0, 0];
