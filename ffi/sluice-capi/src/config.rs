@@ -206,6 +206,8 @@ impl StackConfig {
         ic.gateway = Some(self.gateway_ip.unwrap_or(self.remote_ip));
         if let Some(a) = self.local_ip6 {
             ic.ipv6 = vec![Ipv6Cidr::new(a, 64)];
+            // The peer is a script: it expects no duplicate address detection.
+            ic.dad = false;
         }
         if let Some(r) = self.remote_ip6 {
             ic.static_nd = vec![(r, PEER_MAC)];

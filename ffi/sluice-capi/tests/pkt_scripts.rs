@@ -258,7 +258,13 @@ impl Run {
         // number (relative to the stack's ISS); without it, the last packet's stands.
         let (what, quoted_seq) = match what.split_once('[') {
             Some((w, q)) => {
-                let start: u32 = q.split(':').next().unwrap().trim().parse().expect("[START:END(LEN)]");
+                let start: u32 = q
+                    .split(':')
+                    .next()
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .expect("[START:END(LEN)]");
                 (w.trim(), Some(start))
             }
             None => (what, None),

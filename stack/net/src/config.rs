@@ -182,6 +182,9 @@ pub struct InterfaceConfig {
     pub gateway6: Option<Ipv6Address>,
     /// Neighbours whose Ethernet address is configured (never solicited, never change).
     pub static_nd: Vec<(Ipv6Address, EthernetAddress)>,
+    /// Duplicate address detection at the first poll when `ipv6` is not empty (RFC 4862,
+    /// optimistic: the addresses are used meanwhile). Off for links without other nodes.
+    pub dad: bool,
 }
 
 impl InterfaceConfig {
@@ -211,6 +214,7 @@ impl InterfaceConfig {
             ipv6: Vec::new(),
             gateway6: None,
             static_nd: Vec::new(),
+            dad: true,
         }
     }
 }

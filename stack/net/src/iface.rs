@@ -72,6 +72,8 @@ pub struct Interface {
     pub(crate) arp: ArpCache,
     /// IPv6 neighbours (RFC 4861).
     pub(crate) nd: ArpCache<sluice_wire::Ipv6Address>,
+    /// Duplicate address detection and the advertised router.
+    pub(crate) v6link: crate::ipv6::V6Link,
     pub(crate) icmp_limiter: TokenBucket,
     pub(crate) udp: UdpSockets,
     pub(crate) tcp: TcpSockets,
@@ -133,6 +135,7 @@ impl Interface {
             stats: Stats::default(),
             arp,
             nd,
+            v6link: Default::default(),
             icmp_limiter,
             now: Instant::ZERO,
             next_ephemeral: start,
@@ -549,10 +552,10 @@ impl Interface {
         let hl = p.header_len();
         let total = usize::from(p.total_len()).min(data.len());
         let key = FragKey {
-            src,
-            dst,
+            src: src.into(),
+            dst: dst.into(),
             protocol: p.protocol(),
-            ident: p.ident(),
+            ident: p.ident().into(),
         };
         let frag = Fragment {
             offset: usize::from(p.frag_offset()),

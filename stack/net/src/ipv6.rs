@@ -19,19 +19,68 @@ use sluice_wire::{ChecksumCaps, EtherType, EthernetAddress, IpAddress, IpProtoco
 
 use crate::arp::{Action, Lookup};
 use crate::iface::{Interface, Io, ETH_LEN};
+use crate::reasm::{FragKey, Fragment, Outcome as ReasmOutcome};
 use crate::stats::DropReason;
 
 /// The hop limit of the packets Sluice sends (RFC 8200 recommends the IPv4 TTL's 64).
 const HOP_LIMIT: u8 = 64;
+
+/// How long duplicate address detection listens after its solicitations (RFC 4861's
+/// RetransTimer).
+const DAD_WAIT: core::time::Duration = core::time::Duration::from_secs(1);
+
+/// IPv6 state learned on the link: duplicate address detection (RFC 4862 5.4, optimistic
+/// as RFC 4429: the addresses are used at once, and given up if another node has one) and
+/// the default router from router advertisements (RFC 4861 6.3.4).
+#[derive(Debug, Default)]
+pub(crate) struct V6Link {
+    /// The solicitations of duplicate address detection went out, and when it ends.
+    dad_until: Option<sluice_wire::Instant>,
+    /// Addresses another node has: no longer ours.
+    pub(crate) duplicates: Vec<Ipv6Address>,
+    /// The default router an advertisement named, until its lifetime ends.
+    router: Option<(Ipv6Address, sluice_wire::Instant)>,
+}
 
 /// ICMPv6's protocol number.
 const ICMPV6: u8 = 58;
 
 impl Interface {
     /// The interface's IPv6 addresses: its link-local one first.
+    /// Those duplicate address detection found on another node are left out.
     pub fn ipv6_addresses(&self) -> impl Iterator<Item = Ipv6Address> + '_ {
+        self.ipv6_configured()
+            .filter(|a| !self.v6link.duplicates.contains(a))
+    }
+
+    /// Every address given to the interface, duplicates included.
+    fn ipv6_configured(&self) -> impl Iterator<Item = Ipv6Address> + '_ {
         core::iter::once(Ipv6Address::link_local_from_mac(self.mac))
             .chain(self.cfg.ipv6.iter().map(|c| c.address()))
+    }
+
+    /// The default router: the configured one, else the one advertised, while its
+    /// lifetime lasts.
+    pub fn ipv6_router(&self) -> Option<Ipv6Address> {
+        self.cfg.gateway6.or(self
+            .v6link
+            .router
+            .filter(|&(_, until)| self.now < until)
+            .map(|(r, _)| r))
+    }
+
+    /// Another node has `a` (it defended it, or detects it as we do): give it up.
+    fn duplicate_found(&mut self, a: Ipv6Address) {
+        if !self.v6link.duplicates.contains(&a) {
+            tracing::warn!(address = %a, "duplicate IPv6 address: another node has it, not used");
+            self.v6link.duplicates.push(a);
+            self.stats.nd.conflicts += 1;
+        }
+    }
+
+    /// Whether duplicate address detection is still listening.
+    fn in_dad(&self) -> bool {
+        self.v6link.dad_until.is_some_and(|t| self.now < t)
     }
 
     pub(crate) fn is_ours_v6(&self, a: Ipv6Address) -> bool {
@@ -56,7 +105,7 @@ impl Interface {
         if dst.is_link_local() || self.cfg.ipv6.iter().any(|c| c.contains(dst)) {
             Some(dst)
         } else {
-            self.cfg.gateway6
+            self.ipv6_router()
         }
     }
 
@@ -64,15 +113,18 @@ impl Interface {
     /// configured address of `dst`'s prefix, else the first configured one when a router
     /// reaches `dst`. `None` when `dst` cannot be reached.
     pub(crate) fn source_v6(&self, dst: Ipv6Address) -> Option<Ipv6Address> {
+        let ll = Ipv6Address::link_local_from_mac(self.mac);
         if dst.is_link_local() {
-            return Some(Ipv6Address::link_local_from_mac(self.mac));
+            return self.is_ours_v6(ll).then_some(ll);
         }
         self.next_hop_v6(dst)?;
+        let usable = |c: &&sluice_wire::ipv6::Ipv6Cidr| !self.v6link.duplicates.contains(&c.address());
         self.cfg
             .ipv6
             .iter()
+            .filter(usable)
             .find(|c| c.contains(dst))
-            .or(self.cfg.ipv6.first())
+            .or(self.cfg.ipv6.iter().find(usable))
             .map(|c| c.address())
     }
 
@@ -159,6 +211,71 @@ impl Interface {
         self.send_eth(io, buf, mac, EtherType::Ipv6);
     }
 
+    /// A fragment (RFC 8200 4.5): held for reassembly (the same bounded table as IPv4's,
+    /// overlaps discarding the datagram as RFC 5722 says), and when it completes a
+    /// datagram, that datagram goes through `process_ipv6` as if it had arrived whole, in
+    /// one device buffer.
+    fn process_fragment_v6<D: Device>(
+        &mut self,
+        io: &mut Io<'_, D>,
+        from: EthernetAddress,
+        ip: &Ipv6Repr,
+        f: ipv6::FragmentHeader,
+        buf: D::Buf,
+    ) {
+        if ip.dst_addr.is_multicast() || !ip.src_addr.is_unicast() {
+            return self.drop(DropReason::Fragment);
+        }
+        let payload = &buf.data()[ETH_LEN + ipv6::HEADER_LEN..ETH_LEN + ipv6::HEADER_LEN + ip.payload_len];
+        let Some(data) = payload.get(f.data_start..) else {
+            return self.drop(DropReason::Fragment);
+        };
+        // The upper layer's protocol: the fragment header's next header.
+        let next = IpProtocol::from(payload[f.data_start - 8]);
+        let mut header = [0u8; ipv6::HEADER_LEN];
+        Ipv6Repr {
+            next_header: next,
+            payload_len: 0,
+            ..*ip
+        }
+        .emit(&mut Ipv6Packet::new_unchecked(&mut header[..]));
+        let key = FragKey {
+            src: ip.src_addr.into(),
+            dst: ip.dst_addr.into(),
+            protocol: next,
+            ident: f.ident,
+        };
+        let frag = Fragment {
+            offset: usize::from(f.offset),
+            more: f.more,
+            payload: data,
+            header: &header,
+        };
+        match self.reasm.add(io.now, key, frag) {
+            ReasmOutcome::Held => {}
+            ReasmOutcome::Invalid => self.drop(DropReason::Fragment),
+            ReasmOutcome::Overlap => self.drop(DropReason::FragmentOverlap),
+            ReasmOutcome::Full => self.drop(DropReason::ReassemblyFull),
+            ReasmOutcome::Complete(packet) => {
+                let Some(mut whole) = io.dev.alloc() else {
+                    return self.drop(DropReason::NoBuffer);
+                };
+                let eth = &buf.data()[..ETH_LEN];
+                match whole.append(ETH_LEN + packet.len()) {
+                    Some(b) => {
+                        b[..ETH_LEN].copy_from_slice(eth);
+                        b[ETH_LEN..].copy_from_slice(&packet);
+                    }
+                    None => return self.drop(DropReason::Fragment),
+                }
+                whole.forget_rx_checksum();
+                drop(buf);
+                self.stats.reassembled += 1;
+                self.process_ipv6(io, from, whole);
+            }
+        }
+    }
+
     /// Answers the IPv6 packet in `buf` (an Ethernet frame) with destination unreachable
     /// `code` (RFC 4443 3.1), quoting as much of it as fits in 1280 bytes, at the ICMP
     /// error rate.
@@ -211,8 +328,27 @@ impl Interface {
         self.send_icmpv6(io, mac, src, dst, &ns);
     }
 
-    /// The neighbour cache's timers: solicitations again, or giving up.
+    /// The neighbour cache's timers: solicitations again, or giving up. At the first poll,
+    /// duplicate address detection's solicitations (from `::`, for each address).
     pub(crate) fn nd_timers<D: Device>(&mut self, io: &mut Io<'_, D>) {
+        if self.v6link.dad_until.is_none() {
+            self.v6link.dad_until = Some(io.now + DAD_WAIT);
+            // Only an interface given IPv6 addresses speaks first.
+            let addrs: Vec<Ipv6Address> = if self.cfg.dad && !self.cfg.ipv6.is_empty() {
+                self.ipv6_configured().collect()
+            } else {
+                Vec::new()
+            };
+            for a in addrs {
+                let ns = Icmpv6Repr::NeighborSolicit {
+                    target: a,
+                    options: NdpOptions::default(),
+                };
+                let group = a.solicited_node();
+                self.stats.nd.requests_tx += 1;
+                self.send_icmpv6(io, group.multicast_mac(), Ipv6Address::UNSPECIFIED, group, &ns);
+            }
+        }
         loop {
             let stats = &mut self.stats;
             match self.nd.next_action(io.now, &mut stats.nd, &mut stats.drops) {
@@ -313,8 +449,10 @@ impl Interface {
         let Ok(chain) = walk_extensions(ip.next_header, payload) else {
             return self.drop(DropReason::BadIpv6);
         };
-        if chain.fragment.is_some() {
-            return self.drop(DropReason::Ipv6Unsupported);
+        // A real fragment (an atomic one, offset 0 and no more, is walked through: RFC
+        // 6946).
+        if let Some(f) = chain.fragment.filter(|f| f.offset != 0 || f.more) {
+            return self.process_fragment_v6(io, from, &ip, f, buf);
         }
         if chain.protocol == IpProtocol::Tcp {
             // Unicast to us, from a unicast source, only.
@@ -354,6 +492,16 @@ impl Interface {
         };
         let ours = Ipv6Address::link_local_from_mac(self.mac);
         match msg {
+            Icmpv6Repr::NeighborSolicit { target, .. }
+                if ip.src_addr.is_unspecified()
+                    && self.in_dad()
+                    && self.is_ours_v6(target)
+                    && from != self.mac =>
+            {
+                // Another node detects the same address while we do (RFC 4862 5.4.3): it
+                // is neither's; give it up.
+                self.duplicate_found(target);
+            }
             Icmpv6Repr::NeighborSolicit { target, options } if self.is_ours_v6(target) => {
                 // From `::`, another node's duplicate address detection: defend the address
                 // to all nodes (7.2.4); else answer the solicitor.
@@ -409,10 +557,42 @@ impl Interface {
                 self.drop(DropReason::NotForUs)
             }
             Icmpv6Repr::NeighborAdvert { target, options, .. } => {
+                if self.is_ours_v6(target) {
+                    // Another node advertises our address (RFC 4862 5.4.4): during detection
+                    // it is a duplicate; after, ours is kept (5.4.5: logged).
+                    if options.target_lla.is_some_and(|m| m != self.mac) {
+                        if self.in_dad() {
+                            self.duplicate_found(target);
+                        } else {
+                            self.stats.nd.conflicts += 1;
+                        }
+                    }
+                    return;
+                }
                 // An answer to our solicitation, or an unsolicited update: it only changes
                 // an entry that exists (RFC 4861 7.2.5).
                 if let Some(mac) = options.target_lla {
                     self.learn_v6(io, target, mac, false);
+                }
+            }
+            Icmpv6Repr::RouterAdvert {
+                router_lifetime,
+                options,
+                ..
+            } => {
+                // RFC 4861 6.1.2: from a link-local source, with hop limit 255 (checked by
+                // the parse); a lifetime above 0 makes it the default router.
+                if !ip.src_addr.is_link_local() {
+                    return self.drop(DropReason::BadIcmp);
+                }
+                if let Some(mac) = options.source_lla {
+                    self.learn_v6(io, ip.src_addr, mac, true);
+                }
+                let until = io.now + core::time::Duration::from_secs(u64::from(router_lifetime));
+                match (router_lifetime, self.v6link.router) {
+                    (0, Some((r, _))) if r == ip.src_addr => self.v6link.router = None,
+                    (0, _) => {}
+                    _ => self.v6link.router = Some((ip.src_addr, until)),
                 }
             }
             Icmpv6Repr::PacketTooBig { mtu, data } => {

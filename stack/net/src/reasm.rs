@@ -1,7 +1,10 @@
-//! IPv4 reassembly (RFC 791 section 3.2, RFC 1122 3.3.2), bounded.
+//! IPv4 and IPv6 reassembly (RFC 791 section 3.2, RFC 1122 3.3.2; RFC 8200 section 4.5),
+//! bounded.
 //!
 //! Fragments are kept per datagram (source, destination, protocol, identification) until
-//! the datagram is whole, then handed back as one IPv4 packet. What an attacker can make
+//! the datagram is whole, then handed back as one IPv4 packet, or one IPv6 packet whose
+//! fixed header is followed by the upper-layer header (the fragment header and the
+//! extension headers before it, already processed, are gone). What an attacker can make
 //! it hold is capped: at most `MAX_DATAGRAMS` datagrams and `MAX_BYTES` of buffers per
 //! interface (per core), a datagram at most 65535 bytes, and each for at most `TIMEOUT`
 //! (30 s, Linux's `ipfrag_time`) after its first fragment. A fragment that overlaps one
@@ -12,7 +15,9 @@
 use core::time::Duration;
 
 use hashbrown::HashMap;
-use sluice_wire::{Instant, IpProtocol, Ipv4Address};
+#[cfg(test)]
+use sluice_wire::Ipv4Address;
+use sluice_wire::{Instant, IpAddress, IpProtocol};
 
 /// Datagrams being reassembled at once, per interface.
 pub const MAX_DATAGRAMS: usize = 64;
@@ -26,10 +31,11 @@ const MAX_DATAGRAM: usize = 65535;
 /// Which datagram a fragment belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FragKey {
-    pub src: Ipv4Address,
-    pub dst: Ipv4Address,
+    pub src: IpAddress,
+    pub dst: IpAddress,
     pub protocol: IpProtocol,
-    pub ident: u16,
+    /// IPv4's 16-bit identification, or IPv6's 32-bit one.
+    pub ident: u32,
 }
 
 /// One fragment: where its payload goes and whether more follow.
@@ -39,7 +45,8 @@ pub struct Fragment<'a> {
     pub offset: usize,
     pub more: bool,
     pub payload: &'a [u8],
-    /// The fragment's IPv4 header (the first fragment's becomes the datagram's).
+    /// The fragment's IPv4 header, or the IPv6 fixed header whose next header is the
+    /// upper layer's (the first fragment's becomes the datagram's).
     pub header: &'a [u8],
 }
 
@@ -208,6 +215,12 @@ impl Reassembly {
         let mut packet = Vec::with_capacity(header.len() + total);
         packet.extend_from_slice(&header);
         packet.extend_from_slice(&d.payload[..total]);
+        if header.first().is_some_and(|b| b >> 4 == 6) {
+            // IPv6: the payload length; the header holds nothing else to change.
+            let len = (packet.len() - header.len()) as u16;
+            packet[4..6].copy_from_slice(&len.to_be_bytes());
+            return Outcome::Complete(packet);
+        }
         // The datagram's header: its length, no fragment fields, a fresh checksum.
         let len = packet.len() as u16;
         packet[2..4].copy_from_slice(&len.to_be_bytes());
@@ -228,10 +241,10 @@ mod tests {
 
     fn key(ident: u16) -> FragKey {
         FragKey {
-            src: Ipv4Address::new(198, 18, 0, 1),
-            dst: Ipv4Address::new(198, 18, 0, 2),
+            src: Ipv4Address::new(198, 18, 0, 1).into(),
+            dst: Ipv4Address::new(198, 18, 0, 2).into(),
             protocol: IpProtocol::Udp,
-            ident,
+            ident: ident.into(),
         }
     }
 

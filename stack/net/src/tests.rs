@@ -11,7 +11,7 @@ use sluice_wire::{
     Ipv4Repr, UdpPacket, UdpRepr,
 };
 
-use sluice_wire::icmpv6::{Icmpv6Repr, NdpOptions};
+use sluice_wire::icmpv6::{Icmpv6Repr, NaFlags, NdpOptions};
 use sluice_wire::ipv6::{Ipv6Address, Ipv6Cidr, Ipv6Packet, Ipv6Repr};
 
 use crate::*;
@@ -2063,6 +2063,27 @@ fn ipv6_neighbour_solicitations_and_echo_are_answered() {
     let ll = Ipv6Address::link_local_from_mac(OUR_MAC);
     let peer = Ipv6Address::link_local_from_mac(PEER_MAC);
     let caps = ChecksumCaps::software();
+    // Duplicate address detection first: a solicitation from `::` for each address.
+    let dad = f.poll();
+    assert_eq!(dad.len(), 2, "one solicitation per address");
+    for (frame, target) in dad.iter().zip([ll, global]) {
+        let (mac, src, dst, msg) = sent_icmpv6(frame);
+        assert_eq!(
+            (mac, src, dst),
+            (
+                target.solicited_node().multicast_mac(),
+                Ipv6Address::UNSPECIFIED,
+                target.solicited_node()
+            )
+        );
+        assert_eq!(
+            Icmpv6Repr::parse(src, dst, 255, &msg, &caps).unwrap(),
+            Icmpv6Repr::NeighborSolicit {
+                target,
+                options: NdpOptions::default()
+            }
+        );
+    }
     for target in [ll, global] {
         // A solicitation to the target's solicited-node group, as a neighbour sends it.
         let ns = Icmpv6Repr::NeighborSolicit {
@@ -2090,7 +2111,9 @@ fn ipv6_neighbour_solicitations_and_echo_are_answered() {
             other => panic!("{other:?}"),
         }
     }
-    // Another node's duplicate address detection for our address: defended to all nodes.
+    // Another node's duplicate address detection for our address, once ours ended:
+    // defended to all nodes.
+    f.now = f.now + Duration::from_secs(2);
     let dad = Icmpv6Repr::NeighborSolicit {
         target: ll,
         options: NdpOptions::default(),
@@ -2151,4 +2174,172 @@ fn ipv6_neighbour_solicitations_and_echo_are_answered() {
     assert_eq!(f.drops(DropReason::NotForUs), 1);
     assert_eq!(f.drops(DropReason::Ipv6Unsupported), 1);
     assert_eq!(f.drops(DropReason::BadIcmp), 1);
+}
+
+/// IPv6 fragments of an echo request (RFC 8200 4.5), sent out of order with a
+/// retransmitted one, are reassembled and answered with the whole data; an overlapping
+/// fragment discards its datagram (RFC 5722); an atomic fragment (offset 0, no more:
+/// RFC 6946) is taken as a whole packet.
+#[test]
+fn ipv6_fragments_are_reassembled_and_overlaps_discard_the_datagram() {
+    let global = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 1]);
+    let peer = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 9]);
+    let mut cfg = config(true);
+    cfg.ipv6 = vec![Ipv6Cidr::new(global, 64)];
+    cfg.dad = false;
+    let mut f = Fixture::new(cfg);
+    let caps = ChecksumCaps::software();
+    let data: Vec<u8> = (0..1200u32).map(|i| (i * 7 % 251) as u8).collect();
+    let req = Icmpv6Repr::EchoRequest {
+        ident: 9,
+        seq_no: 1,
+        data: &data,
+    };
+    let mut msg = vec![0u8; req.buffer_len()];
+    req.emit(peer, global, &mut msg, &caps);
+    // A fragment of `msg` at `off`, `len` bytes, of datagram `ident`.
+    let frag = |ident: u32, off: usize, len: usize, more: bool| {
+        let chunk = &msg[off..(off + len).min(msg.len())];
+        let mut p = vec![0u8; 40 + 8 + chunk.len()];
+        Ipv6Repr {
+            src_addr: peer,
+            dst_addr: global,
+            next_header: sluice_wire::IpProtocol::Unknown(44),
+            payload_len: 8 + chunk.len(),
+            hop_limit: 64,
+        }
+        .emit(&mut Ipv6Packet::new_unchecked(&mut p[..]));
+        p[40] = 58;
+        let off_flags = (off as u16) | u16::from(more);
+        p[42..44].copy_from_slice(&off_flags.to_be_bytes());
+        p[44..48].copy_from_slice(&ident.to_be_bytes());
+        p[48..].copy_from_slice(chunk);
+        eth(OUR_MAC, EtherType::Ipv6, &p)
+    };
+    let answered = |out: &[Vec<u8>]| -> Option<Vec<u8>> {
+        let (_, src, dst, m) = sent_icmpv6(out.first()?);
+        match Icmpv6Repr::parse(src, dst, 64, &m, &caps).ok()? {
+            Icmpv6Repr::EchoReply { data, .. } => Some(data.to_vec()),
+            _ => None,
+        }
+    };
+    // Last, first (twice: a harmless repeat), middle.
+    f.inject(&frag(1, 800, 1000, false));
+    f.inject(&frag(1, 0, 400, true));
+    f.inject(&frag(1, 0, 400, true));
+    assert!(f.poll().is_empty());
+    f.inject(&frag(1, 400, 400, true));
+    let out = f.poll();
+    assert_eq!(
+        answered(&out).as_deref(),
+        Some(&data[..]),
+        "the whole data echoed"
+    );
+    assert_eq!(f.iface.stats().reassembled, 1);
+    // Overlapping pieces: the datagram is discarded, nothing answered.
+    f.inject(&frag(2, 0, 400, true));
+    f.inject(&frag(2, 800, 1000, false));
+    f.inject(&frag(2, 392, 408, true));
+    assert!(f.poll().is_empty());
+    assert_eq!(f.drops(DropReason::FragmentOverlap), 1);
+    assert_eq!(
+        f.iface.reassembly_held(),
+        (0, 0),
+        "nothing held after the overlap"
+    );
+    // An atomic fragment is a whole packet.
+    f.inject(&frag(3, 0, msg.len(), false));
+    let out = f.poll();
+    assert_eq!(answered(&out).as_deref(), Some(&data[..]));
+    assert_eq!(
+        f.iface.stats().reassembled,
+        1,
+        "no reassembly for an atomic fragment"
+    );
+}
+
+/// Duplicate address detection (RFC 4862 5.4, optimistic as RFC 4429): an address another
+/// node advertises while detection listens is given up (no longer answered, no longer a
+/// source), one advertised later is kept; a router advertisement with a lifetime names the
+/// default router for off-link destinations until the lifetime ends.
+#[test]
+fn ipv6_duplicate_addresses_are_given_up_and_routers_are_learned_from_advertisements() {
+    let a1 = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 1]);
+    let a2 = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 2]);
+    let peer = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 9]);
+    let mut cfg = config(true);
+    cfg.ipv6 = vec![Ipv6Cidr::new(a1, 64), Ipv6Cidr::new(a2, 64)];
+    let mut f = Fixture::new(cfg);
+    let caps = ChecksumCaps::software();
+    assert_eq!(f.poll().len(), 3, "detection for the link-local address and both");
+    let other = EthernetAddress([2, 0, 0, 0, 0, 0x77]);
+    let na = |target| Icmpv6Repr::NeighborAdvert {
+        flags: NaFlags {
+            router: false,
+            solicited: false,
+            override_: true,
+        },
+        target,
+        options: NdpOptions {
+            target_lla: Some(other),
+            ..NdpOptions::default()
+        },
+    };
+    // Another node has a1: it answers detection's solicitation.
+    f.inject(&icmpv6_frame(OUR_MAC, peer, Ipv6Address::ALL_NODES, &na(a1)));
+    assert!(f.poll().is_empty());
+    assert!(!f.iface.ipv6_addresses().any(|a| a == a1), "a1 given up");
+    assert!(f.iface.ipv6_addresses().any(|a| a == a2));
+    assert_eq!(f.iface.stats().nd.conflicts, 1);
+    let echo = Icmpv6Repr::EchoRequest {
+        ident: 1,
+        seq_no: 1,
+        data: b"x",
+    };
+    f.inject(&icmpv6_frame(OUR_MAC, peer, a1, &echo));
+    assert!(f.poll().is_empty(), "a1 is not answered");
+    f.inject(&icmpv6_frame(OUR_MAC, peer, a2, &echo));
+    assert_eq!(f.poll().len(), 1, "a2 is");
+    // After detection, an advertisement of a2 by another node is counted, a2 kept.
+    f.now = f.now + Duration::from_secs(2);
+    f.inject(&icmpv6_frame(OUR_MAC, peer, Ipv6Address::ALL_NODES, &na(a2)));
+    assert!(f.poll().is_empty());
+    assert!(f.iface.ipv6_addresses().any(|a| a == a2));
+    assert_eq!(f.iface.stats().nd.conflicts, 2);
+    // No router: an off-link destination has no route.
+    let far = Ipv6Address::new([0x2001, 2, 0, 1, 0, 0, 0, 1]);
+    assert_eq!(f.iface.ipv6_router(), None);
+    assert!(f.iface.source_for(far.into()).is_none());
+    // A router advertises itself for 30 s.
+    let router = Ipv6Address::link_local_from_mac(PEER_MAC);
+    let ra = Icmpv6Repr::RouterAdvert {
+        hop_limit: 64,
+        managed: false,
+        other: false,
+        router_lifetime: 30,
+        reachable_time: 0,
+        retrans_time: 0,
+        options: NdpOptions {
+            source_lla: Some(PEER_MAC),
+            ..NdpOptions::default()
+        },
+    };
+    f.inject(&icmpv6_frame(
+        Ipv6Address::ALL_NODES.multicast_mac(),
+        router,
+        Ipv6Address::ALL_NODES,
+        &ra,
+    ));
+    assert!(f.poll().is_empty());
+    assert_eq!(f.iface.ipv6_router(), Some(router));
+    assert_eq!(
+        f.iface.source_for(far.into()),
+        Some(a2.into()),
+        "a2: a1 is a duplicate"
+    );
+    // An advertisement from a global address is not a router's (RFC 4861 6.1.2).
+    let _ = caps;
+    f.now = f.now + Duration::from_secs(31);
+    f.poll();
+    assert_eq!(f.iface.ipv6_router(), None, "its lifetime ended");
 }
