@@ -189,6 +189,8 @@ pub struct Harness {
     work: PathBuf,
     knet: Option<KernelNet>,
     pub r: Results,
+    /// Sluice's runs go over IPv6 (2001:2::/64) instead of IPv4.
+    v6: bool,
 }
 
 /// `[   2.0s] open 1 | 12345 req/s | ...`: the per-second rates after the first second
@@ -285,6 +287,7 @@ impl Harness {
             work,
             knet: None,
             r: Results::default(),
+            v6: false,
         })
     }
 
@@ -303,12 +306,24 @@ impl Harness {
             (format!("virtio:{sock}"), "198.18.0.2/24", "1")
         };
         let mut a = s(&["--stack", "sluice", "--port", &port, "--ip", ip, "--cores", "1"]);
+        if self.v6 {
+            let ip6 = if server { "2001:2::1/64" } else { "2001:2::2/64" };
+            a.extend(s(&["--ip6", ip6]));
+        }
         for e in ["-l", core, "--in-memory", "--single-file-segments", "--no-pci"] {
             a.push(format!("--eal={e}"));
         }
         a.extend(s(&["--idle", "busy"]));
         a.extend(s(extra));
         a
+    }
+
+    /// The server's address as a client names it (IPv6 in brackets).
+    fn server_ip(&self, stack: Stack) -> &'static str {
+        match (stack, self.v6) {
+            (Stack::Sluice, true) => "[2001:2::1]",
+            _ => stack.server_ip(),
+        }
     }
 
     fn kernel_args(&self, server: bool, extra: &[&str]) -> Vec<String> {
@@ -449,7 +464,7 @@ impl Harness {
         let mut sx = vec!["--nodelay", "--listen", "7", "--seconds", &guard];
         sx.extend(huge);
         let server = self.sides(stack, true, &sock, &sx);
-        let target = format!("{}:7", stack.server_ip());
+        let target = format!("{}:7", self.server_ip(stack));
         let cs = conns.to_string();
         let dur = format!("{}", secs + 1.0);
         let mut extra = vec![
@@ -532,8 +547,13 @@ impl Harness {
     /// measures the rate (key `bulk`, with the CPUs both sides used), "sha256" the rate with
     /// every byte hashed and checked (key `bulk_sha`).
     fn bulk(&mut self, stack: Stack, verify: &str) -> Result<(), String> {
-        let secs = self.seconds();
         let key = if verify == "none" { "bulk" } else { "bulk_sha" };
+        self.bulk_keyed(stack, verify, key)
+    }
+
+    /// `bulk`, its results under `key`.
+    fn bulk_keyed(&mut self, stack: Stack, verify: &str, key: &str) -> Result<(), String> {
+        let secs = self.seconds();
         let sock = self.sock(key);
         // A fixed size (the receiver expects it): about `secs` seconds at 24 Gbit/s
         // unchecked, 8 checked (less in quick mode); the time limits bound slower runs.
@@ -566,7 +586,7 @@ impl Harness {
             a.extend(self.sides(stack, true, &sock, bufs));
             a
         };
-        let target = format!("{}:9000", stack.server_ip());
+        let target = format!("{}:9000", self.server_ip(stack));
         let client = {
             let mut a = s(&[
                 "send",
@@ -1233,6 +1253,19 @@ pub fn main(o: Opts) -> Result<(), String> {
             h.attempt(&format!("{n}: {prog} {how}"), |h| h.program(stack, prog));
         }
     }
+    // Sluice over IPv6, beside its IPv4 rows above.
+    h.v6 = true;
+    h.attempt("sluice: 64 B request/response, 1 connection, IPv6", |h| {
+        h.rr(Stack::Sluice, 1, "rr1v6", false)
+    });
+    h.attempt(
+        &format!("sluice: 64 B request/response, {many} connections, IPv6"),
+        |h| h.rr(Stack::Sluice, many, "rrNv6", false),
+    );
+    h.attempt("sluice: bulk, 1 connection, IPv6", |h| {
+        h.bulk_keyed(Stack::Sluice, "none", "bulkv6")
+    });
+    h.v6 = false;
     for size in [64, 1514] {
         for run in 1..=(if quick { 1 } else { 2 }) {
             h.attempt(&format!("link limit, testpmd {size} B, run {run}"), |h| {

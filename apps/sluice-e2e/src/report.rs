@@ -490,6 +490,48 @@ pub fn write(r: &Results, out: &Path, img: &Path, command: &str, quick: bool) ->
             f(g(&format!("link.{size}.gbps")), 1)
         );
     }
+    let _ = writeln!(
+        md,
+        "\n### Sluice over IPv6 and over IPv4\n\nThe same runs, Sluice on both sides, over \
+         2001:2::/64 (`--ip6`) and over 198.18.0.0/24, in this run. Over IPv6 the segments are \
+         checksummed and cut in software (the NIC's offloads are asked for IPv4 only).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| | Unit | IPv6 | IPv4 | IPv6/IPv4 |\n|---|---|---:|---:|---:|"
+    );
+    for (name, unit, v6, v4, digits) in [
+        (
+            "64 B request/response, 1 connection".to_string(),
+            "req/s",
+            "rr1v6.rps",
+            "rr1.rps",
+            0,
+        ),
+        (
+            format!("64 B request/response, {} connections", r.many),
+            "req/s",
+            "rrNv6.rps",
+            "rrN.rps",
+            0,
+        ),
+        (
+            "Bulk, one connection".to_string(),
+            "Gbit/s",
+            "bulkv6.gbps",
+            "bulk.gbps",
+            2,
+        ),
+    ] {
+        let (a, b) = (g(&format!("sluice.{v6}")), g(&format!("sluice.{v4}")));
+        let _ = writeln!(
+            md,
+            "| {name} | {unit} | {} | {} | {} |",
+            f(a, digits),
+            f(b, digits),
+            fr(ratio(a, b))
+        );
+    }
     let _ = writeln!(md, "\n### Memory per idle connection\n");
     let n = r.idle_target;
     let _ = writeln!(

@@ -127,6 +127,18 @@ fn quick_run_reports_every_row() {
         bulk.contains(" of "),
         "the bulk row has its Sluice/link ratio: {bulk}"
     );
+    // Sluice over IPv6 beside IPv4: both measured, and their ratio.
+    for row in [
+        "| 64 B request/response, 1 connection | req/s |",
+        "| Bulk, one connection | Gbit/s |",
+    ] {
+        let line = md.lines().find(|l| l.starts_with(row)).expect(row);
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        assert!(
+            is_number(cells[3]) && is_number(cells[4]) && is_number(cells[5]),
+            "{line}"
+        );
+    }
     // The link limit and the memory tables.
     for row in ["| 64 B |", "| 1514 B |"] {
         let line = md.lines().find(|l| l.starts_with(row)).expect(row);
