@@ -76,6 +76,7 @@ extern const uint64_t SLUICE_ETH_TX_OFFLOAD_TCP_CKSUM;
 extern const uint64_t SLUICE_ETH_TX_OFFLOAD_UDP_CKSUM;
 extern const uint64_t SLUICE_ETH_TX_OFFLOAD_MULTI_SEGS;
 extern const uint64_t SLUICE_MBUF_F_TX_IPV4;
+extern const uint64_t SLUICE_MBUF_F_TX_IPV6;
 extern const uint64_t SLUICE_MBUF_F_TX_IP_CKSUM;
 extern const uint64_t SLUICE_MBUF_F_TX_TCP_CKSUM;
 extern const uint64_t SLUICE_MBUF_F_TX_TCP_SEG;

@@ -107,11 +107,13 @@ pub struct RxChecksum {
 /// What the NIC should checksum in a frame to send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TxChecksum {
+    /// The packet is IPv6 (else IPv4).
+    pub ipv6: bool,
     /// Fill the IPv4 header checksum.
     pub ip: bool,
     /// Length of the link-layer header (14 for Ethernet).
     pub l2_len: u8,
-    /// Length of the IPv4 header.
+    /// Length of the IP header (IPv6: the fixed header and any extension headers).
     pub l3_len: u16,
     /// The layer-4 protocol whose checksum to fill (`Other`: none).
     pub l4: L4,

@@ -167,9 +167,10 @@ impl PacketBuf for Mbuf {
     }
     fn request_tx_checksum(&mut self, o: TxChecksum) {
         // SAFETY: extern statics defined in the shim from DPDK's macros.
-        let (v4, ip, tcp, udp) = unsafe {
+        let (v4, v6, ip, tcp, udp) = unsafe {
             (
                 dpdk_sys::SLUICE_MBUF_F_TX_IPV4,
+                dpdk_sys::SLUICE_MBUF_F_TX_IPV6,
                 dpdk_sys::SLUICE_MBUF_F_TX_IP_CKSUM,
                 dpdk_sys::SLUICE_MBUF_F_TX_TCP_CKSUM,
                 dpdk_sys::SLUICE_MBUF_F_TX_UDP_CKSUM,
@@ -184,7 +185,8 @@ impl PacketBuf for Mbuf {
         // l2_len in bits 0-6 and l3_len in bits 7-15 (rte_mbuf_core.h).
         unsafe {
             let m = self.0.as_mut();
-            m.ol_flags |= v4 | if o.ip { ip } else { 0 } | l4;
+            let family = if o.ipv6 { v6 } else { v4 };
+            m.ol_flags |= family | if o.ip && !o.ipv6 { ip } else { 0 } | l4;
             // Keep l4_len and tso_segsz (bits 16-39) that `request_tso` may have set.
             let rest = m.__bindgen_anon_3.tx_offload & !0xffff;
             m.__bindgen_anon_3.tx_offload =

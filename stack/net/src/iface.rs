@@ -743,9 +743,31 @@ impl Interface {
                 let ip = !self.caps.ipv4.tx();
                 if ip || l4 != L4::Other {
                     buf.request_tx_checksum(TxChecksum {
+                        ipv6: false,
                         ip,
                         l2_len: ETH_LEN as u8,
                         l3_len,
+                        l4,
+                    });
+                }
+            }
+        }
+        if ethertype == EtherType::Ipv6 && self.tx_offload {
+            // The NIC fills the TCP/UDP checksum left to it (Sluice sends no extension
+            // headers: the transport follows the fixed header).
+            let d = buf.data();
+            if d.len() >= ETH_LEN + sluice_wire::ipv6::HEADER_LEN {
+                let l4 = match IpProtocol::from(d[ETH_LEN + 6]) {
+                    IpProtocol::Tcp if !self.caps.tcp.tx() => L4::Tcp,
+                    IpProtocol::Udp if !self.caps.udp.tx() => L4::Udp,
+                    _ => L4::Other,
+                };
+                if l4 != L4::Other || buf.is_tso() {
+                    buf.request_tx_checksum(TxChecksum {
+                        ipv6: true,
+                        ip: false,
+                        l2_len: ETH_LEN as u8,
+                        l3_len: sluice_wire::ipv6::HEADER_LEN as u16,
                         l4,
                     });
                 }

@@ -1137,10 +1137,8 @@ impl Interface {
                 return;
             }
             let (src, dst) = (c.local_addr, c.remote.addr);
-            // IPv6 segments are summed here and cut here (offloads are asked for IPv4).
-            let v6 = dst.is_ipv6();
-            let caps = if v6 { ChecksumCaps::software() } else { self.caps };
-            let tso = io.tso && !v6;
+            let caps = self.caps;
+            let tso = io.tso;
             // The connection's DS field and TTL (IP_TOS, IP_TTL).
             let ipo = (c.tcb.config().ip_tos, c.tcb.config().ip_ttl);
             // Frames are only looked up when there are some: the copying path builds its
@@ -1297,11 +1295,7 @@ impl Interface {
 
     /// Sends a segment no connection owns (a RST, a SYN cookie's SYN-ACK) from `src`.
     fn send_tcp<D: Device>(&mut self, io: &mut Io<'_, D>, seg: &TcpRepr, src: IpAddress, dst: IpAddress) {
-        let caps = if dst.is_ipv6() {
-            ChecksumCaps::software()
-        } else {
-            self.caps
-        };
+        let caps = self.caps;
         match build_segment(io.dev, seg, src, dst, &caps) {
             Ok(buf) => {
                 self.stats.tcp.segments_tx += 1;
