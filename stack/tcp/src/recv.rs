@@ -369,9 +369,9 @@ mod tests {
     #[derive(Clone, Debug)]
     enum Op {
         /// In-order bytes kept by reference.
-        Frame(u8, usize),
+        Frame(usize),
         /// In-order bytes copied into the ring.
-        Copy(u8, usize),
+        Copy(usize),
         /// Read and remove this many bytes.
         Read(usize),
         /// Take the next frame (or the next copied run) whole.
@@ -380,8 +380,8 @@ mod tests {
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            (any::<u8>(), 1usize..200).prop_map(|(b, n)| Op::Frame(b, n)),
-            (any::<u8>(), 1usize..200).prop_map(|(b, n)| Op::Copy(b, n)),
+            (1usize..200).prop_map(Op::Frame),
+            (1usize..200).prop_map(Op::Copy),
             (0usize..300).prop_map(Op::Read),
             Just(Op::Pop),
         ]
@@ -397,14 +397,14 @@ mod tests {
             let mut next = 0u8;
             for op in ops {
                 match op {
-                    Op::Frame(_, n) | Op::Copy(_, n) if n > r.free() => {}
-                    Op::Frame(_, n) => {
+                    Op::Frame(n) | Op::Copy(n) if n > r.free() => {}
+                    Op::Frame(n) => {
                         let bytes: Vec<u8> = (0..n).map(|i| next.wrapping_add(i as u8)).collect();
                         next = next.wrapping_add(n as u8);
                         model.extend(&bytes);
                         r.push_frame(Frame::from_vec(bytes));
                     }
-                    Op::Copy(_, n) => {
+                    Op::Copy(n) => {
                         let bytes: Vec<u8> = (0..n).map(|i| next.wrapping_add(i as u8)).collect();
                         next = next.wrapping_add(n as u8);
                         model.extend(&bytes);
