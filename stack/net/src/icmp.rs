@@ -165,7 +165,7 @@ impl Interface {
         let local_port = u16::from_be_bytes([quoted[0], quoted[1]]);
         let remote_port = u16::from_be_bytes([quoted[2], quoted[3]]);
         match header.protocol {
-            IpProtocol::Udp => self.udp_icmp_error(local_port, header.dst_addr, remote_port, err),
+            IpProtocol::Udp => self.udp_icmp_error(local_port, header.dst_addr.into(), remote_port, err),
             IpProtocol::Tcp => {
                 let seq = u32::from_be_bytes([quoted[4], quoted[5], quoted[6], quoted[7]]);
                 self.tcp_icmp_error(now, local_port, header.dst_addr, remote_port, seq, err)

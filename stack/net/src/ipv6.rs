@@ -400,6 +400,46 @@ impl Interface {
         self.nd.peek(now, ip)
     }
 
+    /// The quoted packet of an ICMPv6 error, if it is one of ours: the upper layer's
+    /// protocol, the remote address and the transport's first 8 bytes. The quote is cut to
+    /// fit 1280 bytes (RFC 4443 2.4 (c)): its payload length may say more than is there.
+    fn icmpv6_quote(&self, quoted: &[u8]) -> Option<(IpProtocol, Ipv6Address, [u8; 8])> {
+        if quoted.len() < ipv6::HEADER_LEN || quoted[0] >> 4 != 6 {
+            return None;
+        }
+        let p = Ipv6Packet::new_unchecked(quoted);
+        let inner = &quoted[ipv6::HEADER_LEN..];
+        let chain = walk_extensions(p.next_header(), inner).ok()?;
+        let q = inner.get(chain.offset..chain.offset + 8)?;
+        self.is_ours_v6(p.src_addr())
+            .then(|| (chain.protocol, p.dst_addr(), q.try_into().expect("8 bytes")))
+    }
+
+    /// A destination unreachable (`code`) quoting one of our UDP datagrams, for the socket
+    /// that sent it (its next call reports it, as for IPv4); false if none.
+    fn icmpv6_to_udp(&mut self, quoted: &[u8], code: u8) -> bool {
+        use sluice_wire::Icmpv4DstUnreachable as U;
+        let Some((IpProtocol::Udp, remote, q)) = self.icmpv6_quote(quoted) else {
+            return false;
+        };
+        let reason = match code {
+            4 => U::PortUnreachable,
+            1 | 5 | 6 => U::CommProhibited,
+            0 => U::NetUnreachable,
+            _ => U::HostUnreachable,
+        };
+        let err = crate::icmp::IcmpError {
+            reason,
+            next_hop_mtu: 0,
+        };
+        self.udp_icmp_error(
+            u16::from_be_bytes([q[0], q[1]]),
+            remote.into(),
+            u16::from_be_bytes([q[2], q[3]]),
+            err,
+        )
+    }
+
     /// An ICMPv6 error quoting `quoted` (the invoking packet, from its IPv6 header) for
     /// the TCP connection it names; false if none.
     fn icmpv6_to_tcp(
@@ -408,25 +448,13 @@ impl Interface {
         quoted: &[u8],
         err: sluice_tcp::IcmpError,
     ) -> bool {
-        // The quote is cut to fit 1280 bytes (RFC 4443 2.4 (c)): its payload length may
-        // say more than is there. Only the fixed header and the transport's first 8 bytes
-        // are needed.
-        if quoted.len() < ipv6::HEADER_LEN || quoted[0] >> 4 != 6 {
-            return false;
-        }
-        let p = Ipv6Packet::new_unchecked(quoted);
-        let inner = &quoted[ipv6::HEADER_LEN..];
-        let Ok(chain) = walk_extensions(p.next_header(), inner) else {
+        let Some((IpProtocol::Tcp, remote, q)) = self.icmpv6_quote(quoted) else {
             return false;
         };
-        let q = &inner[chain.offset.min(inner.len())..];
-        if chain.protocol != IpProtocol::Tcp || q.len() < 8 || !self.is_ours_v6(p.src_addr()) {
-            return false;
-        }
         self.tcp_icmp_kind(
             now,
             u16::from_be_bytes([q[0], q[1]]),
-            IpAddress::V6(p.dst_addr()),
+            IpAddress::V6(remote),
             u16::from_be_bytes([q[2], q[3]]),
             u32::from_be_bytes([q[4], q[5], q[6], q[7]]),
             err,
@@ -615,7 +643,7 @@ impl Interface {
                     0 => T::NetUnreachable,
                     _ => T::HostUnreachable,
                 };
-                if self.icmpv6_to_tcp(io.now, data, kind) {
+                if self.icmpv6_to_tcp(io.now, data, kind) || self.icmpv6_to_udp(data, code) {
                     self.stats.icmp.errors_delivered += 1;
                 } else {
                     self.drop(DropReason::IcmpIgnored);

@@ -2343,3 +2343,85 @@ fn ipv6_duplicate_addresses_are_given_up_and_routers_are_learned_from_advertisem
     f.poll();
     assert_eq!(f.iface.ipv6_router(), None, "its lifetime ended");
 }
+
+/// UDP over IPv6: a datagram from a neighbour is received with its IPv6 source, the
+/// answer goes back over IPv6 with a checksum (never zero), a datagram without one is
+/// dropped (RFC 8200 8.1), one to a closed port is answered with ICMPv6 port
+/// unreachable, and that error quoting our own datagram reaches the socket that sent it.
+#[test]
+fn udp_over_ipv6_with_its_checksum_rules_and_icmpv6_errors() {
+    let ours = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 1]);
+    let peer = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 9]);
+    let mut cfg = config(true);
+    cfg.ipv6 = vec![Ipv6Cidr::new(ours, 64)];
+    cfg.dad = false;
+    cfg.static_nd = vec![(peer, PEER_MAC)];
+    let mut f = Fixture::new(cfg);
+    let caps = ChecksumCaps::software();
+    let udp6 = |sport: u16, dport: u16, payload: &[u8], zero_sum: bool| {
+        let repr = sluice_wire::UdpRepr {
+            src_port: sport,
+            dst_port: dport,
+            payload,
+        };
+        let mut p = vec![0u8; 40 + 8 + payload.len()];
+        Ipv6Repr {
+            src_addr: peer,
+            dst_addr: ours,
+            next_header: sluice_wire::IpProtocol::Udp,
+            payload_len: 8 + payload.len(),
+            hop_limit: 64,
+        }
+        .emit(&mut Ipv6Packet::new_unchecked(&mut p[..]));
+        repr.emit(
+            &mut sluice_wire::UdpPacket::new_unchecked(&mut p[40..]),
+            peer,
+            ours,
+            &caps,
+        );
+        if zero_sum {
+            p[46] = 0;
+            p[47] = 0;
+        }
+        eth(OUR_MAC, EtherType::Ipv6, &p)
+    };
+    let h = f.iface.udp_bind(53).unwrap();
+    f.inject(&udp6(4000, 53, b"question", false));
+    assert!(f.poll().is_empty());
+    let mut buf = [0u8; 64];
+    let (n, from) = f.iface.udp_recv_from(h, &mut buf).unwrap();
+    assert_eq!((&buf[..n], from), (&b"question"[..], Endpoint::v6(peer, 4000)));
+    f.iface.udp_send_to(h, b"answer", from).unwrap();
+    let out = f.poll();
+    assert_eq!(out.len(), 1);
+    let p = Ipv6Packet::new_checked(&out[0][14..]).unwrap();
+    assert_eq!(
+        (p.src_addr(), p.dst_addr(), p.next_header()),
+        (ours, peer, sluice_wire::IpProtocol::Udp)
+    );
+    let u = sluice_wire::UdpPacket::new_checked(&out[0][54..]).unwrap();
+    assert_ne!(u.checksum(), 0);
+    assert!(u.verify_checksum(ours, peer));
+    assert_eq!(u.payload(), b"answer");
+    let sent = out[0][14..].to_vec();
+    // No checksum: dropped.
+    f.inject(&udp6(4000, 53, b"unchecked", true));
+    assert!(f.poll().is_empty());
+    assert_eq!(f.drops(DropReason::BadUdp), 1);
+    assert!(f.iface.udp_recv_from(h, &mut buf).is_err());
+    // A closed port: ICMPv6 destination unreachable, code 4, quoting the datagram.
+    f.inject(&udp6(4000, 54, b"nobody", false));
+    let out = f.poll();
+    assert_eq!(out.len(), 1);
+    let (_, src, dst, msg) = sent_icmpv6(&out[0]);
+    match Icmpv6Repr::parse(src, dst, 64, &msg, &caps).unwrap() {
+        Icmpv6Repr::DstUnreachable { code: 4, data } => assert_eq!(&data[24..40], &ours.0),
+        other => panic!("{other:?}"),
+    }
+    // The peer's port unreachable for our answer reaches our socket.
+    let err = Icmpv6Repr::DstUnreachable { code: 4, data: &sent };
+    f.inject(&icmpv6_frame(OUR_MAC, peer, ours, &err));
+    f.poll();
+    let e = f.iface.udp_take_error(h).expect("the error reached the socket");
+    assert_eq!(e.reason, sluice_wire::Icmpv4DstUnreachable::PortUnreachable);
+}

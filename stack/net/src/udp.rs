@@ -9,8 +9,8 @@ use std::collections::VecDeque;
 use hashbrown::HashMap;
 use sluice_dev::{Device, PacketBuf};
 use sluice_wire::{
-    udp as wudp, ChecksumCaps, Error, Icmpv4DstUnreachable, Instant, IpAddress, IpProtocol, Ipv4Address,
-    Ipv4Repr, UdpPacket, UdpRepr,
+    udp as wudp, ChecksumCaps, Error, Icmpv4DstUnreachable, Instant, IpAddress, IpProtocol, Ipv4Repr,
+    UdpPacket, UdpRepr,
 };
 
 pub use crate::endpoint::Endpoint;
@@ -336,7 +336,7 @@ impl Interface {
     pub(crate) fn udp_icmp_error(
         &mut self,
         local_port: u16,
-        remote: Ipv4Address,
+        remote: IpAddress,
         remote_port: u16,
         err: IcmpError,
     ) -> bool {

@@ -669,7 +669,8 @@ fn twenty_second_outage_mid_transfer() {
             bytes: 1 << 20,
             time_limit: Duration::from_secs(600),
             nic_hash: None,
-            v6: false,
+            // The second seed over IPv6: its neighbours outlive the outage too.
+            v6: seed == 4,
         });
         assert!(o.time > Instant::from_secs(20), "the transfer spanned the outage");
         assert!(o.outage_drops > 0, "frames were lost to the outage");
