@@ -29,7 +29,23 @@ enum State {
         requests_sent: u8,
         next_request: Instant,
     },
+    /// Neighbour discovery only (RFC 4861 7.3.2): not known to be reachable, still used;
+    /// the next packet sent to it starts `Delay`.
+    Stale(EthernetAddress),
+    /// A packet went to a stale neighbour: unless it is confirmed by `probe_at`, probes.
+    Delay { mac: EthernetAddress, probe_at: Instant },
+    /// Unicast solicitations to confirm the neighbour; it is forgotten after the last.
+    Probe {
+        mac: EthernetAddress,
+        sent: u8,
+        next: Instant,
+    },
 }
+
+/// RFC 4861 10: how long a confirmed neighbour is reachable (REACHABLE_TIME), and how long
+/// a stale one used again waits before probing (DELAY_FIRST_PROBE_TIME).
+const REACHABLE_TIME: core::time::Duration = core::time::Duration::from_secs(30);
+const DELAY_FIRST_PROBE: core::time::Duration = core::time::Duration::from_secs(5);
 
 /// What `lookup` found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,8 +61,10 @@ pub(crate) enum Lookup {
 /// Something the cache's timers want done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Action<A> {
-    /// Broadcast a request for this address.
+    /// Broadcast (multicast, for IPv6) a request for this address.
     Request(A),
+    /// Neighbour discovery: a unicast solicitation to confirm this neighbour (PROBE).
+    Probe(A, EthernetAddress),
 }
 
 struct Waiting<A> {
@@ -54,14 +72,18 @@ struct Waiting<A> {
     packet: Vec<u8>,
 }
 
-/// Neighbours by IP address: IPv4's ARP cache, and IPv6's neighbour cache (RFC 4861,
-/// whose INCOMPLETE is `Resolving`, and whose REACHABLE, STALE, DELAY and PROBE are
-/// `Resolved` before and after the re-confirmation that `refresh_before` starts).
+/// Neighbours by IP address: IPv4's ARP cache, and IPv6's neighbour cache (`new_nd`: the
+/// RFC 4861 7.3.2 states, INCOMPLETE as `Resolving`, REACHABLE as `Resolved`, then
+/// `Stale`, `Delay` and `Probe`).
 pub(crate) struct ArpCache<A = Ipv4Address> {
     cfg: ArpConfig,
     entries: HashMap<A, State>,
     /// Addresses in `Resolving`, so that timers do not scan the whole cache.
     resolving: Vec<A>,
+    /// Neighbour discovery's unreachability detection (`new_nd`).
+    nud: bool,
+    /// Addresses in `Delay` or `Probe` (NUD), for the timers likewise.
+    probing: Vec<A>,
     /// Packets waiting for resolution, oldest first.
     waiting: Vec<Waiting<A>>,
     /// Packet buffers of sent or dropped waiting packets, for reuse.
@@ -78,12 +100,26 @@ impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
             cfg,
             entries,
             resolving: Vec::new(),
+            nud: false,
+            probing: Vec::new(),
             waiting: Vec::new(),
             spare: Vec::new(),
         }
     }
 
-    /// The address to send to `ip`, if known and fresh. Removes an expired entry.
+    /// IPv6's neighbour cache, with RFC 4861's unreachability detection: a neighbour is
+    /// reachable for `REACHABLE_TIME` after a confirmation (a solicited advertisement),
+    /// then stale; sending to a stale one waits `DELAY_FIRST_PROBE` and then probes it
+    /// with unicast solicitations, forgetting it after `max_requests`.
+    pub(crate) fn new_nd(cfg: ArpConfig, statics: &[(A, EthernetAddress)]) -> ArpCache<A> {
+        ArpCache {
+            nud: true,
+            ..ArpCache::new(cfg, statics)
+        }
+    }
+
+    /// The address to send to `ip`, if known and fresh. Removes an expired entry (ARP); a
+    /// neighbour no longer known reachable is used and goes to `Delay` (NUD).
     pub(crate) fn lookup(&mut self, now: Instant, ip: A, stats: &mut ArpStats) -> Lookup {
         let Some(state) = self.entries.get_mut(&ip) else {
             return Lookup::Miss;
@@ -91,6 +127,28 @@ impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
         match state {
             State::Static(mac) => Lookup::Hit(*mac),
             State::Resolving { .. } => Lookup::Miss,
+            State::Delay { mac, .. } | State::Probe { mac, .. } => Lookup::Hit(*mac),
+            State::Stale(mac) => {
+                let mac = *mac;
+                *state = State::Delay {
+                    mac,
+                    probe_at: now + DELAY_FIRST_PROBE,
+                };
+                self.probing.push(ip);
+                Lookup::Hit(mac)
+            }
+            State::Resolved { mac, expires_at, .. } if self.nud => {
+                let mac = *mac;
+                if now >= *expires_at {
+                    // REACHABLE ran out (STALE), and a packet goes now: DELAY.
+                    *state = State::Delay {
+                        mac,
+                        probe_at: now + DELAY_FIRST_PROBE,
+                    };
+                    self.probing.push(ip);
+                }
+                Lookup::Hit(mac)
+            }
             State::Resolved {
                 mac,
                 expires_at,
@@ -119,7 +177,8 @@ impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
     pub(crate) fn peek(&self, now: Instant, ip: A) -> Option<EthernetAddress> {
         match self.entries.get(&ip)? {
             State::Static(mac) => Some(*mac),
-            State::Resolved { mac, expires_at, .. } if now < *expires_at => Some(*mac),
+            State::Resolved { mac, expires_at, .. } if now < *expires_at || self.nud => Some(*mac),
+            State::Stale(mac) | State::Delay { mac, .. } | State::Probe { mac, .. } => Some(*mac),
             _ => None,
         }
     }
@@ -163,6 +222,55 @@ impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
         }
     }
 
+    /// Neighbour discovery's `learn` (RFC 4861 7.2.5, 7.2.3): a solicited advertisement
+    /// (`confirmed`) makes the neighbour REACHABLE; other news of it (an unsolicited
+    /// advertisement, a solicitation or a router advertisement with its address) makes a
+    /// new entry or a changed address STALE and leaves a known one as it is. Creates an
+    /// entry only if `create`. Returns whether the neighbour's address is now known (then
+    /// waiting packets can go).
+    pub(crate) fn learn_nd(
+        &mut self,
+        now: Instant,
+        ip: A,
+        (mac, confirmed, create): (EthernetAddress, bool, bool),
+        stats: &mut ArpStats,
+        drops: &mut Drops,
+    ) -> bool {
+        let reachable = State::Resolved {
+            mac,
+            expires_at: now + REACHABLE_TIME,
+            refreshed_at: None,
+        };
+        let new = if confirmed { reachable } else { State::Stale(mac) };
+        if !self.entries.contains_key(&ip) {
+            if !create || !self.make_room(drops) {
+                return false;
+            }
+            self.entries.insert(ip, new);
+            stats.learned += 1;
+            return true;
+        }
+        let Some(state) = self.entries.get_mut(&ip) else {
+            return false;
+        };
+        let known = match *state {
+            State::Static(m) => return m == mac,
+            State::Resolving { .. } => None,
+            State::Resolved { mac, .. }
+            | State::Stale(mac)
+            | State::Delay { mac, .. }
+            | State::Probe { mac, .. } => Some(mac),
+        };
+        if matches!(state, State::Resolving { .. }) {
+            self.resolving.retain(|&a| a != ip);
+        }
+        if confirmed || known != Some(mac) {
+            *state = new;
+            stats.learned += 1;
+        }
+        true
+    }
+
     /// Queues an IP packet (no Ethernet header) for `next_hop`, which `lookup` missed.
     /// Returns whether a first request must go out now; `Err(ArpQueueFull)` when the
     /// neighbour's or the total queue is full (the caller counts the drop).
@@ -180,7 +288,10 @@ impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
         let mut request_now = false;
         match self.entries.get(&next_hop) {
             Some(State::Resolving { .. }) => {}
-            Some(State::Static(_)) => return Err(DropReason::ArpQueueFull),
+            // Known addresses are not missed by `lookup`.
+            Some(State::Static(_) | State::Stale(_) | State::Delay { .. } | State::Probe { .. }) => {
+                return Err(DropReason::ArpQueueFull)
+            }
             Some(State::Resolved { .. }) | None => {
                 // Unknown, or expired and removed by lookup but not yet evicted.
                 if !self.entries.contains_key(&next_hop) && !self.make_room(drops) {
@@ -254,18 +365,61 @@ impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
             *next_request = now + self.cfg.request_interval;
             return Some(Action::Request(ip));
         }
+        let mut i = 0;
+        while i < self.probing.len() {
+            let ip = self.probing[i];
+            let interval = self.cfg.request_interval;
+            match self.entries.get_mut(&ip) {
+                Some(State::Delay { mac, probe_at }) if now >= *probe_at => {
+                    let mac = *mac;
+                    self.entries.insert(
+                        ip,
+                        State::Probe {
+                            mac,
+                            sent: 1,
+                            next: now + interval,
+                        },
+                    );
+                    return Some(Action::Probe(ip, mac));
+                }
+                Some(State::Probe { sent, next, .. }) if *sent >= self.cfg.max_requests && now >= *next => {
+                    // Unreachable: forgotten; the next packet resolves it anew.
+                    self.entries.remove(&ip);
+                    self.probing.swap_remove(i);
+                    stats.failed += 1;
+                }
+                Some(State::Probe { mac, sent, next }) if now >= *next => {
+                    *sent += 1;
+                    *next = now + interval;
+                    return Some(Action::Probe(ip, *mac));
+                }
+                Some(State::Delay { .. } | State::Probe { .. }) => i += 1,
+                // Confirmed (or forgotten) since.
+                _ => {
+                    self.probing.swap_remove(i);
+                }
+            }
+        }
         None
+    }
+
+    /// When a probing neighbour's next step is due.
+    fn probe_next(&self, ip: A) -> Instant {
+        match self.entries.get(&ip) {
+            Some(State::Delay { probe_at, .. }) => *probe_at,
+            Some(State::Probe { next, .. }) => *next,
+            _ => Instant::ZERO,
+        }
     }
 
     /// When the timers next need `next_action`.
     pub(crate) fn poll_at(&self) -> Option<Instant> {
-        self.resolving
-            .iter()
-            .filter_map(|ip| match self.entries.get(ip) {
-                Some(State::Resolving { next_request, .. }) => Some(*next_request),
-                _ => None,
-            })
-            .min()
+        let resolving = self.resolving.iter().filter_map(|ip| match self.entries.get(ip) {
+            Some(State::Resolving { next_request, .. }) => Some(*next_request),
+            _ => None,
+        });
+        let probing = self.probing.iter().map(|&ip| self.probe_next(ip));
+        resolving.chain(probing).min()
     }
 
     #[cfg(test)]
@@ -298,6 +452,8 @@ impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
             .iter()
             .filter_map(|(ip, s)| match s {
                 State::Resolved { expires_at, .. } => Some((*expires_at, *ip)),
+                // Not known to be reachable: first to go.
+                State::Stale(_) | State::Delay { .. } | State::Probe { .. } => Some((Instant::ZERO, *ip)),
                 _ => None,
             })
             .min()
@@ -438,5 +594,73 @@ mod tests {
             c.peek(Instant::from_secs(2), Ipv4Address::new(10, 0, 0, 1)),
             Some(MAC_A)
         );
+    }
+
+    /// RFC 4861's unreachability detection: REACHABLE for 30 s after a solicited
+    /// advertisement, then STALE; the first packet to a stale neighbour goes (DELAY) and
+    /// 5 s later, unconfirmed, it is probed with unicast solicitations (PROBE) every
+    /// second, forgotten after the third; a confirmation on the way makes it REACHABLE
+    /// again. News that is not a confirmation leaves a known address as it is, and makes a
+    /// changed one STALE.
+    #[test]
+    fn neighbour_unreachability_detection_states() {
+        let mut c: ArpCache<Ipv4Address> = ArpCache::new_nd(ArpConfig::default(), &[]);
+        let (mut s, mut d) = (ArpStats::default(), Drops::default());
+        let t0 = Instant::from_secs(1);
+        // INCOMPLETE, then a solicited advertisement: REACHABLE.
+        assert_eq!(c.enqueue(t0, A, b"x", &mut d), Ok(true));
+        assert!(c.learn_nd(t0, A, (MAC_A, true, false), &mut s, &mut d));
+        assert_eq!(c.pop_waiting(A).as_deref(), Some(&b"x"[..]));
+        assert_eq!(
+            c.lookup(t0 + Duration::from_secs(29), A, &mut s),
+            Lookup::Hit(MAC_A)
+        );
+        assert_eq!(c.next_action(t0 + Duration::from_secs(29), &mut s, &mut d), None);
+        // 30 s on: used, not confirmed: DELAY, then PROBE after 5 s.
+        let t1 = t0 + Duration::from_secs(31);
+        assert_eq!(c.lookup(t1, A, &mut s), Lookup::Hit(MAC_A));
+        assert_eq!(c.poll_at(), Some(t1 + DELAY_FIRST_PROBE));
+        assert_eq!(c.next_action(t1 + Duration::from_secs(4), &mut s, &mut d), None);
+        let t2 = t1 + DELAY_FIRST_PROBE;
+        assert_eq!(c.next_action(t2, &mut s, &mut d), Some(Action::Probe(A, MAC_A)));
+        assert_eq!(c.next_action(t2, &mut s, &mut d), None, "one probe a second");
+        assert_eq!(
+            c.lookup(t2, A, &mut s),
+            Lookup::Hit(MAC_A),
+            "still used while probed"
+        );
+        // Confirmed by the answer: REACHABLE, no more probes.
+        assert!(c.learn_nd(t2, A, (MAC_A, true, false), &mut s, &mut d));
+        assert_eq!(c.next_action(t2 + Duration::from_secs(2), &mut s, &mut d), None);
+        assert_eq!(c.poll_at(), None);
+        // Stale again, probed three times without answer: forgotten.
+        let t3 = t2 + Duration::from_secs(31);
+        assert_eq!(c.lookup(t3, A, &mut s), Lookup::Hit(MAC_A));
+        let mut t = t3 + DELAY_FIRST_PROBE;
+        for _ in 0..3 {
+            assert_eq!(c.next_action(t, &mut s, &mut d), Some(Action::Probe(A, MAC_A)));
+            t = t + Duration::from_secs(1);
+        }
+        assert_eq!(c.next_action(t, &mut s, &mut d), None);
+        assert_eq!(s.failed, 1);
+        assert_eq!(c.lookup(t, A, &mut s), Lookup::Miss, "unreachable: resolved anew");
+        // An unsolicited word about a new neighbour: STALE (used, then probed).
+        assert!(c.learn_nd(t, B, (MAC_B, false, true), &mut s, &mut d));
+        assert_eq!(c.lookup(t, B, &mut s), Lookup::Hit(MAC_B));
+        assert_eq!(c.poll_at(), Some(t + DELAY_FIRST_PROBE));
+        // ... and about a known one with the same address: nothing changes; with another
+        // address: that one, STALE.
+        assert!(c.learn_nd(t, B, (MAC_B, false, false), &mut s, &mut d));
+        assert_eq!(c.poll_at(), Some(t + DELAY_FIRST_PROBE), "still in DELAY");
+        assert!(c.learn_nd(t, B, (MAC_A, false, false), &mut s, &mut d));
+        assert_eq!(c.peek(t, B), Some(MAC_A));
+        // Unknown and not to be created: ignored.
+        assert!(!c.learn_nd(
+            t,
+            Ipv4Address::new(10, 0, 0, 9),
+            (MAC_A, false, false),
+            &mut s,
+            &mut d
+        ));
     }
 }

@@ -109,7 +109,7 @@ impl Interface {
     /// `mac` (the device's: `EthernetAddress(dev.mac())`).
     pub fn new(config: InterfaceConfig, mac: EthernetAddress) -> Interface {
         let arp = ArpCache::new(config.arp, &config.static_arp);
-        let nd = ArpCache::new(config.arp, &config.static_nd);
+        let nd = ArpCache::new_nd(config.arp, &config.static_nd);
         let icmp_limiter = TokenBucket::new(config.icmp.error_rate, config.icmp.error_burst);
         let caps = config.checksum.unwrap_or_default();
         let (lo, hi) = config.ephemeral_ports;
@@ -455,6 +455,10 @@ impl Interface {
                     EthernetAddress::UNSPECIFIED,
                     EthernetAddress::BROADCAST,
                 ),
+                // (Neighbour discovery's; the ARP cache does not probe.)
+                Some(Action::Probe(ip, mac)) => {
+                    self.send_arp(io, ArpOp::Request, ip, EthernetAddress::UNSPECIFIED, mac)
+                }
                 None => break,
             }
         }

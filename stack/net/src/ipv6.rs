@@ -355,28 +355,33 @@ impl Interface {
                 Some(Action::Request(ip)) => {
                     self.send_ns(io, ip, ip.solicited_node(), ip.solicited_node().multicast_mac())
                 }
+                // PROBE: a unicast solicitation to the address known.
+                Some(Action::Probe(ip, mac)) => self.send_ns(io, ip, ip, mac),
                 None => break,
             }
         }
     }
 
-    /// Records that neighbour `ip` is at `mac` (creating the entry only if `create`), and
-    /// sends what waited for it.
+    /// Records that neighbour `ip` is at `mac` (`confirmed`: a solicited advertisement;
+    /// creating the entry only if `create`), and sends what waited for it.
     fn learn_v6<D: Device>(
         &mut self,
         io: &mut Io<'_, D>,
         ip: Ipv6Address,
         mac: EthernetAddress,
-        create: bool,
+        (confirmed, create): (bool, bool),
     ) {
         if !ip.is_unicast() || !mac.is_unicast() {
             return;
         }
         let stats = &mut self.stats;
-        if !self
-            .nd
-            .learn(io.now, ip, mac, create, &mut stats.nd, &mut stats.drops)
-        {
+        if !self.nd.learn_nd(
+            io.now,
+            ip,
+            (mac, confirmed, create),
+            &mut stats.nd,
+            &mut stats.drops,
+        ) {
             return;
         }
         while let Some(packet) = self.nd.pop_waiting(ip) {
@@ -542,7 +547,7 @@ impl Interface {
                 if solicited {
                     if let Some(lla) = options.source_lla {
                         // RFC 4861 7.2.3: the solicitor's address is recorded (STALE).
-                        self.learn_v6(io, ip.src_addr, lla, true);
+                        self.learn_v6(io, ip.src_addr, lla, (false, true));
                     }
                 }
                 let na = Icmpv6Repr::NeighborAdvert {
@@ -584,7 +589,11 @@ impl Interface {
                 let _ = options;
                 self.drop(DropReason::NotForUs)
             }
-            Icmpv6Repr::NeighborAdvert { target, options, .. } => {
+            Icmpv6Repr::NeighborAdvert {
+                target,
+                options,
+                flags,
+            } => {
                 if self.is_ours_v6(target) {
                     // Another node advertises our address (RFC 4862 5.4.4): during detection
                     // it is a duplicate; after, ours is kept (5.4.5: logged).
@@ -600,7 +609,7 @@ impl Interface {
                 // An answer to our solicitation, or an unsolicited update: it only changes
                 // an entry that exists (RFC 4861 7.2.5).
                 if let Some(mac) = options.target_lla {
-                    self.learn_v6(io, target, mac, false);
+                    self.learn_v6(io, target, mac, (flags.solicited, false));
                 }
             }
             Icmpv6Repr::RouterAdvert {
@@ -614,7 +623,7 @@ impl Interface {
                     return self.drop(DropReason::BadIcmp);
                 }
                 if let Some(mac) = options.source_lla {
-                    self.learn_v6(io, ip.src_addr, mac, true);
+                    self.learn_v6(io, ip.src_addr, mac, (false, true));
                 }
                 let until = io.now + core::time::Duration::from_secs(u64::from(router_lifetime));
                 match (router_lifetime, self.v6link.router) {
