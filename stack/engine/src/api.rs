@@ -273,7 +273,12 @@ impl TcpStream {
     /// Completes in the background: `state` says when it is established, `write` queues
     /// data before that.
     pub fn connect(cx: &Cx, addr: impl Into<IpAddress>, port: u16) -> Result<TcpStream, Error> {
-        let addr = addr.into();
+        Self::connect_to(cx, Endpoint::new(addr, port))
+    }
+
+    /// `connect` to an IPv4 or IPv6 endpoint, e.g. a `std::net::SocketAddr`.
+    pub fn connect_to(cx: &Cx, to: impl Into<Endpoint>) -> Result<TcpStream, Error> {
+        let Endpoint { addr, port } = to.into();
         let map = |e| match e {
             TcpConnectError::NoRoute => Error::NoRoute,
             TcpConnectError::NoEphemeralPort => Error::NoPort,
@@ -451,17 +456,19 @@ impl UdpSocket {
             .map_err(|_| Error::AddrInUse)
     }
     /// Sends to and receives from `peer` only.
-    pub fn connect(&self, cx: &Cx, peer: Endpoint) -> Result<(), Error> {
+    pub fn connect(&self, cx: &Cx, peer: impl Into<Endpoint>) -> Result<(), Error> {
         cx.iface()
-            .udp_connect(self.0, peer)
+            .udp_connect(self.0, peer.into())
             .map_err(|_| Error::InvalidAddress)
     }
     /// Queues `data` as one datagram to `to`; it leaves at the end of the round. Errors:
     /// `WouldBlock` the send queue is full, `TooLarge` the datagram does not fit the MTU
     /// (Sluice does not fragment), `InvalidAddress` `to` is not unicast or broadcast, has
     /// port 0 or has no route, `InvalidHandle` the socket is closed.
-    pub fn send_to(&self, cx: &Cx, data: &[u8], to: Endpoint) -> Result<(), Error> {
-        cx.iface().udp_send_to(self.0, data, to).map_err(udp_send_error)
+    pub fn send_to(&self, cx: &Cx, data: &[u8], to: impl Into<Endpoint>) -> Result<(), Error> {
+        cx.iface()
+            .udp_send_to(self.0, data, to.into())
+            .map_err(udp_send_error)
     }
     /// As `send_to`, to the peer given to `connect`; `InvalidAddress` if the socket is
     /// not connected.

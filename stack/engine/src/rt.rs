@@ -269,8 +269,13 @@ impl Drop for TcpStream {
 impl TcpStream {
     /// Connects and waits until the connection is established (or fails).
     pub async fn connect(addr: impl Into<sluice_wire::IpAddress>, port: u16) -> Result<TcpStream, Error> {
-        let addr = addr.into();
-        let s = with_cx(|cx| api::TcpStream::connect(cx, addr, port))?;
+        Self::connect_to(sluice_net::Endpoint::new(addr, port)).await
+    }
+
+    /// `connect` to an IPv4 or IPv6 endpoint, e.g. a `std::net::SocketAddr`.
+    pub async fn connect_to(to: impl Into<sluice_net::Endpoint>) -> Result<TcpStream, Error> {
+        let to = to.into();
+        let s = with_cx(|cx| api::TcpStream::connect_to(cx, to))?;
         retry(Wait::Writable(Source::Stream(s)), move |cx| {
             if let Some(e) = s.error(cx) {
                 return Err(e);
@@ -662,5 +667,76 @@ mod tests {
             t += Duration::from_millis(1);
         }
         assert_eq!(client.tcp_state(h2), TcpState::Closed, "refused");
+    }
+
+    /// The async API over IPv6: a task connects to a `std::net::SocketAddr` (IPv6), writes
+    /// and reads back what a plain interface's server echoes; its peer address is IPv6.
+    #[test]
+    fn an_async_client_connects_to_an_ipv6_socket_addr() {
+        use sluice_dev::{Device, Impairments, MemLink};
+        use sluice_net::{InterfaceConfig, IsnKey};
+        use sluice_wire::ipv6::{Ipv6Address, Ipv6Cidr};
+        use sluice_wire::{EthernetAddress, Ipv4Cidr};
+        let (mut da, mut db, _link) = MemLink::pair(Impairments::default(), Impairments::default(), 1, 512);
+        let (mac_s, mac_c) = (EthernetAddress(da.mac()), EthernetAddress(db.mac()));
+        let (s6, c6) = (
+            Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 1]),
+            Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 2]),
+        );
+        let cfg = |ip: [u8; 4], ip6, peer6, mac| {
+            let mut c = InterfaceConfig::new(Ipv4Cidr::new(Ipv4Address(ip), 24), IsnKey::fixed([7; 16]));
+            c.ipv6 = vec![Ipv6Cidr::new(ip6, 64)];
+            c.static_nd.push((peer6, mac));
+            c.dad = false;
+            c
+        };
+        let mut server = Interface::new(cfg([198, 18, 0, 1], s6, c6, mac_c), mac_s);
+        let client = Rc::new(RefCell::new(Interface::new(
+            cfg([198, 18, 0, 2], c6, s6, mac_s),
+            mac_c,
+        )));
+        let l = server.tcp_listen(7, 8).unwrap();
+        let steering = RssSteering::round_robin(&crate::SYMMETRIC_KEY, 128, 1);
+        let stop = AtomicBool::new(false);
+        let got = Rc::new(RefCell::new(Vec::new()));
+        let g2 = got.clone();
+        let to: std::net::SocketAddr = "[2001:2::1]:7".parse().unwrap();
+        let mut app = AsyncApp::new(move || async move {
+            let s = TcpStream::connect_to(to).await.unwrap();
+            s.write(b"over six").await.unwrap();
+            let mut buf = [0u8; 16];
+            let n = s.read(&mut buf).await.unwrap();
+            g2.borrow_mut().extend_from_slice(&buf[..n]);
+            request_stop();
+        });
+        let mut t = Instant::from_millis(1);
+        app.start(&Cx::new(&client, t, 0, 1, &steering, &stop)).unwrap();
+        let mut conn = None;
+        for _ in 0..2000 {
+            app.poll(&Cx::new(&client, t, 0, 1, &steering, &stop));
+            client.borrow_mut().poll(t, &mut db);
+            server.poll(t, &mut da);
+            conn = conn.or_else(|| server.tcp_accept(l));
+            if let Some(h) = conn {
+                let mut buf = [0u8; 16];
+                if let Ok(n) = server.tcp_recv(h, &mut buf) {
+                    if n > 0 {
+                        server.tcp_send(h, &buf[..n]).unwrap();
+                    }
+                }
+            }
+            server.transmit(t, &mut da);
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            t += Duration::from_millis(1);
+        }
+        assert_eq!(&got.borrow()[..], b"over six");
+        let h = conn.expect("accepted");
+        assert_eq!(
+            server.tcp_remote(h).map(|e| e.addr),
+            Some(c6.into()),
+            "the peer is the client's IPv6 address"
+        );
     }
 }

@@ -69,6 +69,18 @@ impl From<Ipv6Address> for IpAddress {
     }
 }
 
+impl From<core::net::Ipv4Addr> for IpAddress {
+    fn from(a: core::net::Ipv4Addr) -> IpAddress {
+        IpAddress::V4(Ipv4Address(a.octets()))
+    }
+}
+
+impl From<core::net::Ipv6Addr> for IpAddress {
+    fn from(a: core::net::Ipv6Addr) -> IpAddress {
+        IpAddress::V6(Ipv6Address(a.octets()))
+    }
+}
+
 impl From<core::net::IpAddr> for IpAddress {
     fn from(a: core::net::IpAddr) -> IpAddress {
         match a {
