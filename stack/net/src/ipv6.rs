@@ -277,9 +277,21 @@ impl Interface {
     }
 
     /// Answers the IPv6 packet in `buf` (an Ethernet frame) with destination unreachable
-    /// `code` (RFC 4443 3.1), quoting as much of it as fits in 1280 bytes, at the ICMP
-    /// error rate.
+    /// `code` (RFC 4443 3.1).
     pub(crate) fn send_unreachable_v6<D: Device>(&mut self, io: &mut Io<'_, D>, buf: &D::Buf, code: u8) {
+        self.send_icmpv6_error(io, buf, |data| Icmpv6Repr::DstUnreachable { code, data });
+    }
+
+    /// Answers the IPv6 packet in `buf` (an Ethernet frame) with the ICMPv6 error `msg`
+    /// makes of the quote: as much of the packet as fits in 1280 bytes (RFC 4443 2.4 (c)),
+    /// at the ICMP error rate, never to a multicast or unspecified source nor for a packet
+    /// not to one of our addresses (2.4 (e)).
+    fn send_icmpv6_error<D: Device>(
+        &mut self,
+        io: &mut Io<'_, D>,
+        buf: &D::Buf,
+        msg: impl for<'q> FnOnce(&'q [u8]) -> Icmpv6Repr<'q>,
+    ) {
         let packet = &buf.data()[ETH_LEN..];
         let Ok(p) = Ipv6Packet::new_checked(packet) else {
             return;
@@ -293,7 +305,7 @@ impl Interface {
             return;
         }
         let quoted = &packet[..packet.len().min(ipv6::MIN_MTU - ipv6::HEADER_LEN - 8)];
-        let repr = Icmpv6Repr::DstUnreachable { code, data: quoted };
+        let repr = msg(quoted);
         let Some(mut out) = io.dev.alloc() else {
             return self.drop(DropReason::NoBuffer);
         };
@@ -302,7 +314,9 @@ impl Interface {
             return self.drop(DropReason::NoBuffer);
         };
         repr.emit(from, to, room, &ChecksumCaps::software());
-        self.stats.icmp.unreachable_tx += 1;
+        if matches!(repr, Icmpv6Repr::DstUnreachable { .. }) {
+            self.stats.icmp.unreachable_tx += 1;
+        }
         self.send_ip6(io, out, from, to, IpProtocol::Unknown(ICMPV6), (0, Some(255)));
     }
 
@@ -479,8 +493,21 @@ impl Interface {
             return self.drop(DropReason::NotForUs);
         }
         let payload = &frame[ipv6::HEADER_LEN..ipv6::HEADER_LEN + ip.payload_len];
-        let Ok(chain) = walk_extensions(ip.next_header, payload) else {
-            return self.drop(DropReason::BadIpv6);
+        let chain = match walk_extensions(ip.next_header, payload) {
+            Ok(c) => c,
+            // An extension header or option that asks for an answer (RFC 8200 4.2-4.5).
+            Err(ipv6::ExtError::ParamProblem {
+                code,
+                pointer,
+                multicast_ok,
+            }) => {
+                self.drop(DropReason::BadIpv6);
+                if multicast_ok || !ip.dst_addr.is_multicast() {
+                    self.send_icmpv6_error(io, &buf, |data| Icmpv6Repr::ParamProblem { code, pointer, data });
+                }
+                return;
+            }
+            Err(_) => return self.drop(DropReason::BadIpv6),
         };
         // A real fragment (an atomic one, offset 0 and no more, is walked through: RFC
         // 6946).
@@ -511,7 +538,18 @@ impl Interface {
             );
         }
         if u8::from(chain.protocol) != ICMPV6 {
-            return self.drop(DropReason::Ipv6Unsupported);
+            self.drop(DropReason::Ipv6Unsupported);
+            // An upper layer we do not speak (59: nothing follows): parameter problem,
+            // unrecognized next header, pointing at the field that named it (RFC 8200 4).
+            if u8::from(chain.protocol) != 59 && !ip.dst_addr.is_multicast() {
+                let pointer = chain.named_at;
+                self.send_icmpv6_error(io, &buf, |data| Icmpv6Repr::ParamProblem {
+                    code: 1,
+                    pointer,
+                    data,
+                });
+            }
+            return;
         }
         let caps = ChecksumCaps::software();
         let Ok(msg) = Icmpv6Repr::parse(

@@ -2167,13 +2167,46 @@ fn ipv6_neighbour_solicitations_and_echo_are_answered() {
     let mut sctp6 = icmpv6_frame(OUR_MAC, peer, global, &req);
     sctp6[14 + 6] = 132; // next header: SCTP
     f.inject(&sctp6);
+    // The unknown upper layer is answered: parameter problem, unrecognized next header,
+    // pointing at the fixed header's next header field.
+    let out = f.poll();
+    assert_eq!(out.len(), 1);
+    let (_, src, dst, msg) = sent_icmpv6(&out[0]);
+    assert_eq!((src, dst), (global, peer));
+    match Icmpv6Repr::parse(src, dst, 255, &msg, &caps).unwrap() {
+        Icmpv6Repr::ParamProblem { code, pointer, data } => {
+            assert_eq!((code, pointer), (1, 6));
+            assert_eq!(data, &sctp6[14..]);
+        }
+        other => panic!("{other:?}"),
+    }
     let mut bad = icmpv6_frame(OUR_MAC, peer, global, &req);
     bad[14 + 40 + 2] ^= 0xff; // the ICMPv6 checksum
     f.inject(&bad);
-    assert!(f.poll().is_empty());
+    // A destination option of type 0xc2 (action 11: answer unicast destinations) that we
+    // do not know: parameter problem code 2 pointing at the option.
+    let mut opt = vec![0u8; 40 + 8];
+    Ipv6Repr {
+        src_addr: peer,
+        dst_addr: global,
+        next_header: sluice_wire::IpProtocol::Unknown(60),
+        payload_len: 8,
+        hop_limit: 64,
+    }
+    .emit(&mut Ipv6Packet::new_unchecked(&mut opt[..]));
+    opt[40..48].copy_from_slice(&[59, 0, 0xc2, 4, 0, 0, 0, 0]);
+    f.inject(&eth(OUR_MAC, EtherType::Ipv6, &opt));
+    let out = f.poll();
+    assert_eq!(out.len(), 1, "the option is answered, the bad checksum is not");
+    let (_, src, dst, msg) = sent_icmpv6(&out[0]);
+    match Icmpv6Repr::parse(src, dst, 255, &msg, &caps).unwrap() {
+        Icmpv6Repr::ParamProblem { code, pointer, .. } => assert_eq!((code, pointer), (2, 42)),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(f.drops(DropReason::NotForUs), 1);
     assert_eq!(f.drops(DropReason::Ipv6Unsupported), 1);
     assert_eq!(f.drops(DropReason::BadIcmp), 1);
+    assert_eq!(f.drops(DropReason::BadIpv6), 1);
 }
 
 /// IPv6 fragments of an echo request (RFC 8200 4.5), sent out of order with a

@@ -375,6 +375,9 @@ pub struct Chain {
     pub offset: usize,
     /// The fragment header, if there was one: the rest is a fragment to reassemble.
     pub fragment: Option<FragmentHeader>,
+    /// Where the next header field that names `protocol` is, from the start of the IPv6
+    /// header (6 without extension headers): a Parameter Problem's pointer.
+    pub named_at: u32,
 }
 
 /// Follows the extension headers of a packet whose fixed header says `next` and whose
@@ -383,6 +386,7 @@ pub fn walk_extensions(next: IpProtocol, payload: &[u8]) -> core::result::Result
     let mut nh = u8::from(next);
     let mut at = 0usize;
     let mut fragment = None;
+    let mut named_at = 6u32;
     for n in 0..=MAX_EXTENSIONS {
         match nh {
             ext::HOP_BY_HOP | ext::DESTINATION | ext::ROUTING => {
@@ -412,6 +416,7 @@ pub fn walk_extensions(next: IpProtocol, payload: &[u8]) -> core::result::Result
                     options(&body[2..], at + 2)?;
                 }
                 nh = h[0];
+                named_at = ptr(at);
                 at += len;
             }
             ext::FRAGMENT => {
@@ -424,6 +429,7 @@ pub fn walk_extensions(next: IpProtocol, payload: &[u8]) -> core::result::Result
                     data_start: at + 8,
                 });
                 nh = h[0];
+                named_at = ptr(at);
                 at += 8;
                 if fragment.is_some_and(|f| f.offset != 0 || f.more) {
                     // The rest belongs to the reassembled datagram.
@@ -431,6 +437,7 @@ pub fn walk_extensions(next: IpProtocol, payload: &[u8]) -> core::result::Result
                         protocol: IpProtocol::from(nh),
                         offset: at,
                         fragment,
+                        named_at,
                     });
                 }
             }
@@ -439,6 +446,7 @@ pub fn walk_extensions(next: IpProtocol, payload: &[u8]) -> core::result::Result
                     protocol: IpProtocol::from(nh),
                     offset: at,
                     fragment,
+                    named_at,
                 })
             }
         }
