@@ -86,7 +86,7 @@ pub struct Outbound {
 /// Why an inbound packet was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InjectError {
-    /// Not an IPv4 packet (too short, another version, or longer than the MTU).
+    /// Not an IPv4 or IPv6 packet (too short, another version, or longer than the MTU).
     NotIpv4,
 }
 

@@ -9,6 +9,9 @@
 //!   already knows (a PCI address, or a vdev given with `--eal`); default `tap:sl0`;
 //! - `--ip=ADDRESS/PREFIX` (default `198.18.0.2/24`), `--gateway=IP`,
 //!   `--arp=IP=MAC` (repeatable; static entries, everything else is resolved by ARP);
+//! - `--ip6=ADDRESS/PREFIX` (repeatable; IPv6 addresses besides the link-local one, e.g.
+//!   `2001:2::2/64`: AF_INET6 sockets reach IPv6 peers through them), `--gateway6=IP`
+//!   (the IPv6 router; else the one router advertisements name);
 //! - `--eal=ARG` (repeatable, one EAL argument each): added to the defaults, replacing
 //!   only those of its kind (memory model, PCI scan, file prefix); the defaults are
 //!   `--no-huge -m 512 --no-pci --file-prefix=sluice-PID -l CPU` for `tap:`, CPU being
@@ -26,7 +29,8 @@
 
 use sluice_dpdk::{DpdkError, EalBuilder, Port, PortConfig};
 use sluice_net::{InterfaceConfig, IsnKey};
-use sluice_wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
+use sluice_wire::ipv6::Ipv6Cidr;
+use sluice_wire::{EthernetAddress, Ipv4Address, Ipv4Cidr, Ipv6Address};
 
 use crate::config::StackConfig;
 use crate::errno::{Errno, EINVAL};
@@ -65,6 +69,8 @@ pub struct DpdkFlags {
     pub cidr: Ipv4Cidr,
     pub gateway: Option<Ipv4Address>,
     pub arp: Vec<(Ipv4Address, EthernetAddress)>,
+    pub ip6: Vec<Ipv6Cidr>,
+    pub gateway6: Option<Ipv6Address>,
     pub mbufs: u32,
     /// `--mem_budget_mb`, in bytes.
     pub mem_budget: usize,
@@ -98,6 +104,8 @@ impl DpdkFlags {
         let mut ip = "198.18.0.2/24".to_string();
         let mut gateway = None;
         let mut arp = Vec::new();
+        let mut ip6 = Vec::new();
+        let mut gateway6 = None;
         let mut eal = Vec::new();
         let mut mbufs = 8191u32;
         let mut mem_budget = 1024usize << 20;
@@ -123,6 +131,33 @@ impl DpdkFlags {
                         Some(parse_ip(v).ok_or_else(|| {
                             invalid(format!("bad --gateway={v}: expected an IPv4 address"))
                         })?);
+                }
+                "ip6" => {
+                    let v = val()?;
+                    let c = v
+                        .split_once('/')
+                        .and_then(|(a, p)| {
+                            let a: Ipv6Address = a.parse().ok()?;
+                            let p: u8 = p.parse().ok().filter(|p| *p <= 128)?;
+                            (a.is_unicast() && !a.is_link_local()).then(|| Ipv6Cidr::new(a, p))
+                        })
+                        .ok_or_else(|| {
+                            invalid(format!(
+                                "bad --ip6={v}: expected ADDRESS/PREFIX, e.g. 2001:2::2/64 (a unicast, non-link-local address)"
+                            ))
+                        })?;
+                    ip6.push(c);
+                }
+                "gateway6" => {
+                    let v = val()?;
+                    gateway6 = Some(
+                        v.parse::<Ipv6Address>()
+                            .ok()
+                            .filter(|a| a.is_unicast())
+                            .ok_or_else(|| {
+                                invalid(format!("bad --gateway6={v}: expected a unicast IPv6 address"))
+                            })?,
+                    );
                 }
                 "arp" => {
                     let v = val()?;
@@ -226,6 +261,8 @@ impl DpdkFlags {
             cidr,
             gateway,
             arp,
+            ip6,
+            gateway6,
             mbufs,
             mem_budget,
             fixed_isn,
@@ -238,6 +275,8 @@ impl DpdkFlags {
         let mut ic = InterfaceConfig::new(self.cidr, isn_key);
         ic.gateway = self.gateway;
         ic.static_arp = self.arp.clone();
+        ic.ipv6 = self.ip6.clone();
+        ic.gateway6 = self.gateway6;
         ic.mtu = self.stack.mtu;
         ic.tcp = self.stack.tcp;
         ic.mem_budget = self.mem_budget;

@@ -14,7 +14,7 @@
 //!
 //! File descriptors are Sluice's own small integers (3, 4, ...), not kernel descriptors.
 //! The instance behind the `sluice_*` calls is process-wide and mutex-guarded, created by
-//! `sluice_init_memory` (in-memory device, virtual time) or `sluice_init_unix` (IPv4
+//! `sluice_init_memory` (in-memory device, virtual time) or `sluice_init_unix` (IP
 //! packets over Unix datagram sockets, real time); packetdrill gets an instance of its
 //! own through `userdata`. `sluice_init_dpdk` puts the instance on one DPDK port (one
 //! queue, the TSC clock; `dpdk.rs`). Rust callers use `Instance` and `Shared` directly.

@@ -503,14 +503,21 @@ impl Shared {
                                 return Err(udp_errno(e));
                             }
                         }
-                        let Some(len) = iface.udp_peek_len(h) else {
-                            return Ok(None);
-                        };
-                        let mut tmp = vec![0u8; len];
-                        match iface.udp_recv_from(h, &mut tmp) {
-                            Ok((n, from)) => Ok(Some((scatter(bufs, &tmp[..n]), Some(opts.name(from))))),
-                            Err(UdpRecvError::WouldBlock) => Ok(None),
-                            Err(UdpRecvError::InvalidHandle) => Err(EBADF),
+                        loop {
+                            let Some(len) = iface.udp_peek_len(h) else {
+                                return Ok(None);
+                            };
+                            let mut tmp = vec![0u8; len];
+                            match iface.udp_recv_from(h, &mut tmp) {
+                                // A datagram of the other family (IPv6 to an AF_INET socket,
+                                // IPv4 to an IPV6_V6ONLY one) is not this socket's.
+                                Ok((_, from)) if !opts.takes_peer(from.addr) => continue,
+                                Ok((n, from)) => {
+                                    return Ok(Some((scatter(bufs, &tmp[..n]), Some(opts.name(from)))))
+                                }
+                                Err(UdpRecvError::WouldBlock) => return Ok(None),
+                                Err(UdpRecvError::InvalidHandle) => return Err(EBADF),
+                            }
                         }
                     }
                 }

@@ -344,3 +344,38 @@ fn ip_tos_and_ttl_on_every_packet() {
     assert!(parse_tcp(&plain(&p)).flags & TcpFlags::SYN != 0);
     assert_eq!(ds_ttl(&p), (0x10, 3), "the SYN");
 }
+
+/// UDP through an AF_INET6 socket over IPv6 (packetdrill's ipv6 mode): a datagram in, the
+/// sender read back as the IPv6 peer, the answer out as an IPv6 datagram with a valid
+/// checksum. Each socket keeps to its family: an AF_INET socket on the same port never
+/// receives the IPv6 datagrams.
+#[test]
+fn udp_over_ipv6_keeps_to_the_sockets_family() {
+    let mut pd = Pd::new(&format!("{PLAIN} {V6_FLAGS}"));
+    assert!(pd.v6);
+    let s6 = pd.socket(libc::SOCK_DGRAM).unwrap();
+    assert_eq!(pd.bind(s6, LOCAL, 5000), Ok(0));
+    pd.inject(&udp_packet_v6(4000, 5000, b"six"));
+    assert_eq!(pd.recvfrom(s6, 64), Ok((b"six".to_vec(), REMOTE, 4000)));
+    assert_eq!(pd.sendto(s6, b"back", REMOTE, 4000), Ok(4));
+    let (p, _) = pd.sniff();
+    let ip = sluice_wire::Ipv6Packet::new_checked(&p[..]).expect("an IPv6 packet");
+    assert_eq!((ip.src_addr(), ip.dst_addr()), (LOCAL6, REMOTE6));
+    assert_eq!(ip.next_header(), sluice_wire::IpProtocol::Udp);
+    let u = sluice_wire::UdpPacket::new_checked(&p[40..]).unwrap();
+    assert!(u.verify_checksum(LOCAL6, REMOTE6));
+    assert_eq!(
+        (u.src_port(), u.dst_port(), u.payload()),
+        (5000, 4000, &b"back"[..])
+    );
+    assert_eq!(pd.close(s6), Ok(0));
+    // An AF_INET socket: the IPv6 datagram is not its, the IPv4 one is.
+    pd.v6 = false;
+    let s4 = pd.socket(libc::SOCK_DGRAM).unwrap();
+    assert_eq!(pd.bind(s4, LOCAL, 5000), Ok(0));
+    pd.set_nonblock(s4);
+    pd.inject(&udp_packet_v6(4000, 5000, b"not yours"));
+    pd.inject(&udp_packet(4000, 5000, b"yours"));
+    assert_eq!(pd.recvfrom(s4, 64), Ok((b"yours".to_vec(), REMOTE, 4000)));
+    assert_eq!(pd.recvfrom(s4, 64), Err(libc::EAGAIN));
+}

@@ -42,9 +42,8 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
         // SAFETY: forwarded.
         return unsafe { real::socket(domain, ty, protocol) };
     }
-    // An AF_INET6 socket is a dual-stack one that reaches IPv4 peers through IPv4-mapped
-    // addresses (IPv6 itself is not Sluice's yet; `--kernel-inet6` gives these sockets to
-    // the kernel instead).
+    // An AF_INET6 socket is a dual-stack one: IPv6 peers, and IPv4 ones through
+    // IPv4-mapped addresses (`--kernel-inet6` gives these sockets to the kernel instead).
     let cfd = c::sluice_socket(domain, ty, protocol);
     if cfd < 0 {
         return -1;

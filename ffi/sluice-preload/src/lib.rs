@@ -39,7 +39,7 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// This is a child forked from that process (without `exec`).
 static FORKED: AtomicBool = AtomicBool::new(false);
 /// AF_INET6 sockets go to the kernel (`sluice-run --kernel-inet6`); else they are Sluice's
-/// dual-stack sockets, for IPv4 peers through IPv4-mapped addresses.
+/// dual-stack sockets (IPv6 peers, and IPv4 ones through IPv4-mapped addresses).
 static KERNEL_INET6: AtomicBool = AtomicBool::new(false);
 /// The forked-child message was printed.
 static WARNED: AtomicBool = AtomicBool::new(false);

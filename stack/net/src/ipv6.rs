@@ -1,16 +1,20 @@
 //! IPv6 on the interface: the interface has a link-local address made from its MAC
-//! (RFC 4291 appendix A) and the configured ones (`InterfaceConfig::ipv6`); it answers
-//! neighbour solicitations for them, including another node's duplicate address detection
-//! (RFC 4861 7.2.4-7.2.5), and echo requests (RFC 4443 4.2). It resolves its neighbours
-//! with solicitations (the cache and its bounded queue of waiting packets are ARP's,
-//! `ArpCache<Ipv6Address>`), learns them from solicitations and advertisements, and sends
-//! off-link destinations to `InterfaceConfig::gateway6`.
+//! (RFC 4291 appendix A) and the configured ones (`InterfaceConfig::ipv6`), checked by
+//! optimistic duplicate address detection (RFC 4862, RFC 4429); it answers neighbour
+//! solicitations for them, including another node's duplicate address detection (RFC 4861
+//! 7.2.4-7.2.5), and echo requests (RFC 4443 4.2). It resolves its neighbours with
+//! solicitations and watches their reachability (RFC 4861 7.3: the states of
+//! `ArpCache::new_nd`, with a bounded queue of waiting packets), learns them from
+//! solicitations and advertisements, and sends off-link destinations to
+//! `InterfaceConfig::gateway6`, else to the router advertisements name.
 //!
-//! TCP runs over IPv6 with the same core as over IPv4 (`crate::tcp`); Packet Too Big
+//! TCP and UDP run over IPv6 with the same code as over IPv4 (`crate::tcp`, `crate::udp`);
+//! fragments are reassembled in IPv4's bounded table (`crate::reasm`). Packet Too Big
 //! lowers a connection's MSS, never below what an MTU of 1280 gives (RFC 8201), and the
-//! other ICMPv6 errors reach the connection they quote. Fragments, UDP and other upper
-//! layers are counted drops (`ipv6_unsupported`), as are malformed packets (`bad_ipv6`)
-//! and those for other hosts (`not_for_us`).
+//! other ICMPv6 errors reach the connection (or, for destination unreachable, the UDP
+//! socket) they quote. Other upper layers are counted drops (`ipv6_unsupported`) answered
+//! with a parameter problem, as are malformed packets (`bad_ipv6`); those for other hosts
+//! are `not_for_us`.
 
 use sluice_dev::{Device, PacketBuf};
 use sluice_wire::icmpv6::{Icmpv6Repr, NaFlags, NdpOptions};

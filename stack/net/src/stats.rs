@@ -11,7 +11,7 @@ use core::fmt;
 pub enum DropReason {
     /// Shorter than an Ethernet header.
     BadEthernet,
-    /// An EtherType other than IPv4 and ARP (IPv6, LLDP, VLAN tags...).
+    /// An EtherType other than IPv4, IPv6 and ARP (LLDP, VLAN tags...).
     UnknownEthertype,
     /// A truncated or malformed ARP packet.
     BadArp,
@@ -68,7 +68,7 @@ pub enum DropReason {
     MemBudget,
     /// A malformed IPv6 packet or extension header chain.
     BadIpv6,
-    /// IPv6 carrying what is not served over IPv6 yet (TCP, UDP, fragments).
+    /// IPv6 carrying an upper layer Sluice does not speak (not TCP, UDP or ICMPv6).
     Ipv6Unsupported,
     /// A fragment overlapping one held: its whole datagram is discarded (RFC 5722).
     FragmentOverlap,
@@ -290,7 +290,7 @@ pub struct Stats {
     pub icmp: IcmpStats,
     pub udp: UdpStats,
     pub tcp: TcpStats,
-    /// IPv4 datagrams reassembled from fragments.
+    /// IPv4 and IPv6 datagrams reassembled from fragments.
     pub reassembled: u64,
 }
 

@@ -31,6 +31,14 @@ struct Cli {
     /// A static ARP entry, IP=MAC (repeatable).
     #[arg(long)]
     arp: Vec<String>,
+    /// An IPv6 address and prefix besides the link-local one (repeatable), e.g.
+    /// 2001:2::2/64: AF_INET6 sockets reach IPv6 peers through it.
+    #[arg(long)]
+    ip6: Vec<String>,
+    /// The IPv6 router for off-link destinations (else the one router advertisements
+    /// name).
+    #[arg(long)]
+    gateway6: Option<String>,
     /// One EAL argument (repeatable), added to the defaults, replacing only those of
     /// its kind: --eal=-l --eal=1 runs the stack (and the program's main thread) on CPU 1.
     #[arg(long, allow_hyphen_values = true)]
@@ -46,8 +54,8 @@ struct Cli {
     /// --stack=--rcvbuf=1048576, --stack=--congestion=newreno.
     #[arg(long, allow_hyphen_values = true)]
     stack: Vec<String>,
-    /// AF_INET6 sockets go to the kernel (by default they are Sluice's dual-stack sockets,
-    /// for IPv4 peers through IPv4-mapped addresses).
+    /// AF_INET6 sockets go to the kernel (by default they are Sluice's dual-stack sockets:
+    /// IPv6 peers, and IPv4 ones through IPv4-mapped addresses).
     #[arg(long)]
     kernel_inet6: bool,
     /// The preload library (default: libsluice_preload.so next to this program).
@@ -66,6 +74,8 @@ fn flags(cli: &Cli) -> String {
     let mut f = vec![format!("--port={}", cli.port), format!("--ip={}", cli.ip)];
     f.extend(cli.gateway.iter().map(|g| format!("--gateway={g}")));
     f.extend(cli.arp.iter().map(|a| format!("--arp={a}")));
+    f.extend(cli.ip6.iter().map(|a| format!("--ip6={a}")));
+    f.extend(cli.gateway6.iter().map(|g| format!("--gateway6={g}")));
     f.extend(cli.eal.iter().map(|e| format!("--eal={e}")));
     if !cli.eal.iter().any(|e| e.starts_with("--log-level")) {
         // EAL's notices and above, without the chatter that does not matter here

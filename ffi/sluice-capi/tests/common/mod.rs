@@ -328,6 +328,23 @@ pub fn ipv6_packet(next: IpProtocol, len: usize, fill: impl FnOnce(&mut [u8])) -
     buf
 }
 
+/// An IPv6 packet from REMOTE6:`sport` to LOCAL6:`dport` holding a UDP datagram.
+pub fn udp_packet_v6(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let repr = UdpRepr {
+        src_port: sport,
+        dst_port: dport,
+        payload,
+    };
+    ipv6_packet(IpProtocol::Udp, 8 + payload.len(), |l4| {
+        repr.emit(
+            &mut UdpPacket::new_unchecked(l4),
+            REMOTE6,
+            LOCAL6,
+            &ChecksumCaps::software(),
+        )
+    })
+}
+
 /// Parses a TCP packet the stack sent over IPv6, checking the IPv6 header (version 6,
 /// traffic class 0, hop limit 64, our addresses, exact length, TCP right after it) and
 /// the TCP checksum.
@@ -510,12 +527,12 @@ impl Pd {
         }
         Ok(bufs)
     }
+    /// recvfrom; the data and the sender (in the `ipv6` mode REMOTE6 reads as REMOTE).
     pub fn recvfrom(&self, fd: i64, n: usize) -> Result<(Vec<u8>, Ipv4Address, u16), i32> {
         let mut b = vec![0u8; n];
-        // SAFETY: zeroed sockaddr_in.
-        let mut s: sockaddr_in = unsafe { core::mem::zeroed() };
-        let mut len = SIN_LEN;
-        // SAFETY: as above.
+        let mut a = [0u8; 28];
+        let mut len: socklen_t = 28;
+        // SAFETY: as above; `a` has `len` writable bytes.
         let r = unsafe {
             self.ifc.recvfrom.unwrap()(
                 self.ud(),
@@ -523,17 +540,28 @@ impl Pd {
                 b.as_mut_ptr().cast(),
                 n,
                 0,
-                (&mut s as *mut sockaddr_in).cast(),
+                a.as_mut_ptr().cast(),
                 &mut len,
             )
         };
         let k = sys(r as i64)? as usize;
         b.truncate(k);
-        Ok((
-            b,
-            Ipv4Address(s.sin_addr.s_addr.to_ne_bytes()),
-            u16::from_be(s.sin_port),
-        ))
+        let port = u16::from_be_bytes([a[2], a[3]]);
+        let family = c_int::from(libc::sa_family_t::from_ne_bytes([a[0], a[1]]));
+        let from = if family == libc::AF_INET6 {
+            assert_eq!(len, 28);
+            match &a[8..24] {
+                x if x == REMOTE6.0 => REMOTE,
+                x if x[..12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] => {
+                    Ipv4Address([x[12], x[13], x[14], x[15]])
+                }
+                x => panic!("an unknown IPv6 sender {x:?}"),
+            }
+        } else {
+            assert_eq!((len, family), (SIN_LEN, libc::AF_INET));
+            Ipv4Address([a[4], a[5], a[6], a[7]])
+        };
+        Ok((b, from, port))
     }
     pub fn write(&self, fd: i64, d: &[u8]) -> Sys {
         // SAFETY: as above.
@@ -553,8 +581,10 @@ impl Pd {
                 as i64,
         )
     }
+    /// sendto `addr:port`, as a `sockaddr_in` or, in the `mapped` and `ipv6` modes, a
+    /// `sockaddr_in6`.
     pub fn sendto(&self, fd: i64, d: &[u8], addr: Ipv4Address, port: u16) -> Sys {
-        let s = sin(addr, port);
+        let (s, len) = self.sockaddr(addr, port);
         // SAFETY: as above.
         sys(unsafe {
             self.ifc.sendto.unwrap()(
@@ -563,8 +593,8 @@ impl Pd {
                 d.as_ptr().cast(),
                 d.len(),
                 0,
-                (&s as *const sockaddr_in).cast(),
-                SIN_LEN,
+                s.as_ptr().cast(),
+                len,
             )
         } as i64)
     }
