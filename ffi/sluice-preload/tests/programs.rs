@@ -198,13 +198,31 @@ fn python_http_server_serves_curl() {
     let (dir, blob) = blob_dir("www", "", 3 << 20);
     let mut t = TapRun::start(
         "run-pyhttp",
-        &[],
-        // A dual-stack socket on `::` (IPv4 clients as IPv4-mapped addresses), as Python
-        // picks by itself on a host with IPv6.
+        &["--ip6", "2001:2::2/64"],
+        // A dual-stack socket on `::` (IPv4 clients as IPv4-mapped addresses, IPv6 ones
+        // with their own), as Python picks by itself on a host with IPv6.
         &["python3", "-m", "http.server", "--bind", "::", "8080"],
         Some(&dir),
     );
+    t.ns.ip(&["-6", "addr", "add", "2001:2::1/64", "dev", "sl0", "nodad"]);
     t.wait_port(8080);
+    // The same file over IPv6, from the kernel's IPv6 address.
+    let got6 = dir.join("got6");
+    let c6 = t.kernel(
+        "curl",
+        &[
+            "-sS",
+            "-g",
+            "-o",
+            got6.to_str().unwrap(),
+            "-w",
+            "%{http_code}",
+            "http://[2001:2::2]:8080/blob",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(c6.success() && c6.stdout == "200", "{}", report("curl -6", &c6));
+    assert_eq!(sha256_hex(&std::fs::read(&got6).unwrap()), sha256_hex(&blob));
     let got = dir.join("got");
     let c = t.kernel(
         "curl",
@@ -239,6 +257,10 @@ fn python_http_server_serves_curl() {
     assert!(
         srv.stderr.contains(&format!("::ffff:{KERNEL_IP}")),
         "the client, IPv4-mapped: {r}"
+    );
+    assert!(
+        srv.stderr.contains("2001:2::1 - -"),
+        "the IPv6 client with its own address: {r}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
