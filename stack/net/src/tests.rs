@@ -786,6 +786,57 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+    /// IPv6 likewise: random bytes behind an IPv6 header to our address (TCP, UDP, ICMPv6,
+    /// fragment, hop-by-hop, routing and destination option headers, no next header, and
+    /// anything), random bytes as IPv6 frames, and random fragments of one datagram never
+    /// panic, and every frame is accounted for.
+    #[test]
+    fn random_ipv6_frames_never_panic(
+        frames in proptest::collection::vec(
+            (0u8..3, 0u8..10, proptest::collection::vec(any::<u8>(), 0..160)),
+            1..16,
+        )
+    ) {
+        let ours = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 1]);
+        let peer = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 9]);
+        let mut cfg = config(true);
+        cfg.ipv6 = vec![Ipv6Cidr::new(ours, 64)];
+        let mut f = Fixture::new(cfg);
+        let _u = f.iface.udp_bind(7).unwrap();
+        let _l = f.iface.tcp_listen(80, 8).unwrap();
+        for (kind, next, bytes) in &frames {
+            let frame = match kind {
+                0 => eth(OUR_MAC, EtherType::Ipv6, bytes),
+                _ => {
+                    let nh = [6u8, 17, 58, 44, 0, 43, 60, 59, 132, 255][*next as usize];
+                    let mut p = vec![0u8; 40 + bytes.len()];
+                    Ipv6Repr {
+                        src_addr: peer,
+                        dst_addr: ours,
+                        next_header: sluice_wire::IpProtocol::from(nh),
+                        payload_len: bytes.len(),
+                        hop_limit: if *kind == 1 { 64 } else { 255 },
+                    }
+                    .emit(&mut Ipv6Packet::new_unchecked(&mut p[..]));
+                    p[40..].copy_from_slice(bytes);
+                    eth(OUR_MAC, EtherType::Ipv6, &p)
+                }
+            };
+            f.inject(&frame);
+        }
+        f.poll();
+        let s = *f.iface.stats();
+        prop_assert_eq!(s.rx_packets, frames.len() as u64);
+        let later = f.now + Duration::from_secs(40);
+        f.now = later;
+        f.poll();
+        prop_assert_eq!(f.iface.reassembly_held(), (0, 0), "fragments forgotten after 30 s");
+    }
+}
+
 pub(crate) fn tcp_seg(repr: &sluice_wire::TcpRepr) -> Vec<u8> {
     let mut p = vec![0u8; repr.buffer_len()];
     repr.emit(
