@@ -44,7 +44,13 @@ pub(crate) struct V6Link {
     pub(crate) duplicates: Vec<Ipv6Address>,
     /// The default router an advertisement named, until its lifetime ends.
     router: Option<(Ipv6Address, sluice_wire::Instant)>,
+    /// Redirects (RFC 4861 8.3): a better first hop for a destination (at most
+    /// `MAX_REDIRECTS`, the oldest forgotten first).
+    redirects: Vec<(Ipv6Address, Ipv6Address)>,
 }
+
+/// Destinations whose redirected first hop is remembered.
+const MAX_REDIRECTS: usize = 64;
 
 /// ICMPv6's protocol number.
 const ICMPV6: u8 = 58;
@@ -108,6 +114,8 @@ impl Interface {
     fn next_hop_v6(&self, dst: Ipv6Address) -> Option<Ipv6Address> {
         if dst.is_link_local() || self.cfg.ipv6.iter().any(|c| c.contains(dst)) {
             Some(dst)
+        } else if let Some(&(_, hop)) = self.v6link.redirects.iter().find(|(d, _)| *d == dst) {
+            Some(hop)
         } else {
             self.ipv6_router()
         }
@@ -653,6 +661,31 @@ impl Interface {
                 if let Some(mac) = options.target_lla {
                     self.learn_v6(io, target, mac, (flags.solicited, false));
                 }
+            }
+            Icmpv6Repr::Redirect {
+                target,
+                dest,
+                options,
+            } => {
+                // RFC 4861 8.1: from the router we use for `dest`, naming a link-local
+                // target (a better router) or `dest` itself (on-link after all).
+                let from_our_router = self.next_hop_v6(dest) == Some(ip.src_addr);
+                if !ip.src_addr.is_link_local()
+                    || !from_our_router
+                    || dest.is_multicast()
+                    || !(target.is_link_local() || target == dest)
+                {
+                    return self.drop(DropReason::IcmpIgnored);
+                }
+                if let Some(mac) = options.target_lla {
+                    self.learn_v6(io, target, mac, (false, true));
+                }
+                let r = &mut self.v6link.redirects;
+                r.retain(|(d, _)| *d != dest);
+                if r.len() >= MAX_REDIRECTS {
+                    r.remove(0);
+                }
+                r.push((dest, target));
             }
             Icmpv6Repr::RouterAdvert {
                 router_lifetime,

@@ -2345,7 +2345,9 @@ fn ipv6_fragments_are_reassembled_and_overlaps_discard_the_datagram() {
 /// Duplicate address detection (RFC 4862 5.4, optimistic as RFC 4429): an address another
 /// node advertises while detection listens is given up (no longer answered, no longer a
 /// source), one advertised later is kept; a router advertisement with a lifetime names the
-/// default router for off-link destinations until the lifetime ends.
+/// default router for off-link destinations until the lifetime ends, and a redirect from
+/// it (RFC 4861 8) names a better first hop for one destination (from another node, it is
+/// ignored).
 #[test]
 fn ipv6_duplicate_addresses_are_given_up_and_routers_are_learned_from_advertisements() {
     let a1 = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 1]);
@@ -2421,7 +2423,34 @@ fn ipv6_duplicate_addresses_are_given_up_and_routers_are_learned_from_advertisem
         Some(a2.into()),
         "a2: a1 is a duplicate"
     );
-    // An advertisement from a global address is not a router's (RFC 4861 6.1.2).
+    // A redirect from that router: `far` is better reached through another one, whose
+    // address comes with it. A connection to `far` then sends its SYN there.
+    let better = Ipv6Address::link_local_from_mac(other);
+    let redirect = |target| Icmpv6Repr::Redirect {
+        target,
+        dest: far,
+        options: NdpOptions {
+            target_lla: Some(other),
+            ..NdpOptions::default()
+        },
+    };
+    // From a node that is not our router for `far`: ignored.
+    f.inject(&icmpv6_frame(OUR_MAC, better, a2, &redirect(better)));
+    assert!(f.poll().is_empty());
+    f.iface.tcp_connect(far, 81).unwrap();
+    let out = f.poll();
+    assert_eq!(out.len(), 1, "the SYN");
+    let e = EthernetFrame::new_checked(&out[0][..]).unwrap();
+    assert_eq!(e.dst_addr(), PEER_MAC, "still to the advertised router");
+    f.inject(&icmpv6_frame(OUR_MAC, router, a2, &redirect(better)));
+    assert!(f.poll().is_empty());
+    f.iface.tcp_connect(far, 80).unwrap();
+    let out = f.poll();
+    assert_eq!(out.len(), 1, "the SYN");
+    let e = EthernetFrame::new_checked(&out[0][..]).unwrap();
+    assert_eq!(e.dst_addr(), other, "to the better router");
+    let p = Ipv6Packet::new_checked(&out[0][14..]).unwrap();
+    assert_eq!((p.src_addr(), p.dst_addr()), (a2, far));
     let _ = caps;
     f.now = f.now + Duration::from_secs(31);
     f.poll();
