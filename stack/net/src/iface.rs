@@ -567,31 +567,57 @@ impl Interface {
             payload: &data[hl..total],
             header: &data[..hl],
         };
-        match self.reasm.add(io.now, key, frag) {
-            ReasmOutcome::Held => {}
-            ReasmOutcome::Invalid => self.drop(DropReason::Fragment),
-            ReasmOutcome::Overlap => self.drop(DropReason::FragmentOverlap),
-            ReasmOutcome::Full => self.drop(DropReason::ReassemblyFull),
-            ReasmOutcome::Complete(packet) => {
-                let Some(mut whole) = io.dev.alloc() else {
-                    return self.drop(DropReason::NoBuffer);
-                };
-                let eth = &buf.data()[..ETH_LEN];
-                match whole.append(ETH_LEN + packet.len()) {
-                    Some(b) => {
-                        b[..ETH_LEN].copy_from_slice(eth);
-                        b[ETH_LEN..].copy_from_slice(&packet);
-                    }
-                    // Larger than one of the device's buffers.
-                    None => return self.drop(DropReason::Fragment),
-                }
-                // No NIC looked at this datagram whole: its checksums are checked here.
-                whole.forget_rx_checksum();
-                drop(buf);
-                self.stats.reassembled += 1;
-                self.process_ipv4(io, whole);
+        let outcome = self.reasm.add(io.now, key, frag);
+        if let Some(whole) = self.reassembled(io, &buf, outcome) {
+            drop(buf);
+            self.process_ipv4(io, whole);
+        }
+    }
+
+    /// What became of a fragment (of either family) that arrived in `buf`: a drop counted,
+    /// or the whole datagram in a new device buffer behind `buf`'s Ethernet header.
+    pub(crate) fn reassembled<D: Device>(
+        &mut self,
+        io: &mut Io<'_, D>,
+        buf: &D::Buf,
+        outcome: ReasmOutcome,
+    ) -> Option<D::Buf> {
+        let packet = match outcome {
+            ReasmOutcome::Held => return None,
+            ReasmOutcome::Invalid => {
+                self.drop(DropReason::Fragment);
+                return None;
+            }
+            ReasmOutcome::Overlap => {
+                self.drop(DropReason::FragmentOverlap);
+                return None;
+            }
+            ReasmOutcome::Full => {
+                self.drop(DropReason::ReassemblyFull);
+                return None;
+            }
+            ReasmOutcome::Complete(packet) => packet,
+        };
+        let Some(mut whole) = io.dev.alloc() else {
+            self.drop(DropReason::NoBuffer);
+            return None;
+        };
+        let eth = &buf.data()[..ETH_LEN];
+        match whole.append(ETH_LEN + packet.len()) {
+            Some(b) => {
+                b[..ETH_LEN].copy_from_slice(eth);
+                b[ETH_LEN..].copy_from_slice(&packet);
+            }
+            // Larger than one of the device's buffers.
+            None => {
+                self.drop(DropReason::Fragment);
+                return None;
             }
         }
+        // No NIC looked at this datagram whole: its checksums are checked here.
+        whole.forget_rx_checksum();
+        self.stats.reassembled += 1;
+        Some(whole)
     }
 
     /// RFC 1122 3.2.1.3: a source no host can have (it is dropped, never answered): not

@@ -23,7 +23,7 @@ use sluice_wire::{ChecksumCaps, EtherType, EthernetAddress, IpAddress, IpProtoco
 
 use crate::arp::{Action, Lookup};
 use crate::iface::{Interface, Io, ETH_LEN};
-use crate::reasm::{FragKey, Fragment, Outcome as ReasmOutcome};
+use crate::reasm::{FragKey, Fragment};
 use crate::stats::DropReason;
 
 /// The hop limit of the packets Sluice sends (RFC 8200 recommends the IPv4 TTL's 64).
@@ -263,28 +263,10 @@ impl Interface {
             payload: data,
             header: &header,
         };
-        match self.reasm.add(io.now, key, frag) {
-            ReasmOutcome::Held => {}
-            ReasmOutcome::Invalid => self.drop(DropReason::Fragment),
-            ReasmOutcome::Overlap => self.drop(DropReason::FragmentOverlap),
-            ReasmOutcome::Full => self.drop(DropReason::ReassemblyFull),
-            ReasmOutcome::Complete(packet) => {
-                let Some(mut whole) = io.dev.alloc() else {
-                    return self.drop(DropReason::NoBuffer);
-                };
-                let eth = &buf.data()[..ETH_LEN];
-                match whole.append(ETH_LEN + packet.len()) {
-                    Some(b) => {
-                        b[..ETH_LEN].copy_from_slice(eth);
-                        b[ETH_LEN..].copy_from_slice(&packet);
-                    }
-                    None => return self.drop(DropReason::Fragment),
-                }
-                whole.forget_rx_checksum();
-                drop(buf);
-                self.stats.reassembled += 1;
-                self.process_ipv6(io, from, whole);
-            }
+        let outcome = self.reasm.add(io.now, key, frag);
+        if let Some(whole) = self.reassembled(io, &buf, outcome) {
+            drop(buf);
+            self.process_ipv6(io, from, whole);
         }
     }
 

@@ -189,9 +189,9 @@ impl Seg {
     }
 }
 
-/// An IPv4 packet from REMOTE to LOCAL holding `seg`, checksums filled.
-pub fn tcp_packet(seg: &Seg) -> Vec<u8> {
-    let repr = TcpRepr {
+/// `seg` as the wire library's segment.
+fn repr_of(seg: &Seg) -> TcpRepr<'_> {
+    TcpRepr {
         src_port: seg.src_port,
         dst_port: seg.dst_port,
         seq: SeqNumber(seg.seq),
@@ -201,7 +201,27 @@ pub fn tcp_packet(seg: &Seg) -> Vec<u8> {
         urgent: seg.urgent,
         options: seg.options,
         payload: &seg.payload,
-    };
+    }
+}
+
+/// A segment the stack sent, as a `Seg`.
+fn seg_of(r: TcpRepr) -> Seg {
+    Seg {
+        src_port: r.src_port,
+        dst_port: r.dst_port,
+        seq: r.seq.0,
+        ack: r.ack.map(|a| a.0),
+        flags: r.flags.0,
+        window: r.window,
+        urgent: r.urgent,
+        options: r.options,
+        payload: r.payload.to_vec(),
+    }
+}
+
+/// An IPv4 packet from REMOTE to LOCAL holding `seg`, checksums filled.
+pub fn tcp_packet(seg: &Seg) -> Vec<u8> {
+    let repr = repr_of(seg);
     let ip = Ipv4Repr {
         src_addr: REMOTE,
         dst_addr: LOCAL,
@@ -276,32 +296,12 @@ pub fn parse_tcp(p: &[u8]) -> Seg {
     assert!(tcp.verify_checksum(LOCAL, REMOTE), "TCP checksum");
     let r = TcpRepr::parse(&tcp, LOCAL, REMOTE, &ChecksumCaps::software()).expect("parses");
     assert_eq!(tcp.flags().0 & 0x10 != 0, r.ack.is_some());
-    Seg {
-        src_port: r.src_port,
-        dst_port: r.dst_port,
-        seq: r.seq.0,
-        ack: r.ack.map(|a| a.0),
-        flags: r.flags.0,
-        window: r.window,
-        urgent: r.urgent,
-        options: r.options,
-        payload: r.payload.to_vec(),
-    }
+    seg_of(r)
 }
 
 /// An IPv6 packet from REMOTE6 to LOCAL6 holding `seg`, checksum filled.
 pub fn tcp_packet_v6(seg: &Seg) -> Vec<u8> {
-    let repr = TcpRepr {
-        src_port: seg.src_port,
-        dst_port: seg.dst_port,
-        seq: SeqNumber(seg.seq),
-        ack: seg.ack.map(SeqNumber),
-        flags: TcpFlags(seg.flags),
-        window: seg.window,
-        urgent: seg.urgent,
-        options: seg.options,
-        payload: &seg.payload,
-    };
+    let repr = repr_of(seg);
     ipv6_packet(IpProtocol::Tcp, repr.buffer_len(), |l4| {
         repr.emit(
             &mut TcpPacket::new_unchecked(l4),
@@ -363,17 +363,8 @@ pub fn parse_tcp_v6(p: &[u8]) -> Seg {
     let tcp = TcpPacket::new_checked(&p[40..]).expect("a well-formed TCP header");
     assert!(tcp.verify_checksum(LOCAL6, REMOTE6), "TCP checksum over IPv6");
     let r = TcpRepr::parse(&tcp, LOCAL6, REMOTE6, &ChecksumCaps::software()).expect("parses");
-    Seg {
-        src_port: r.src_port,
-        dst_port: r.dst_port,
-        seq: r.seq.0,
-        ack: r.ack.map(|a| a.0),
-        flags: r.flags.0,
-        window: r.window,
-        urgent: r.urgent,
-        options: r.options,
-        payload: r.payload.to_vec(),
-    }
+    assert_eq!(tcp.flags().0 & 0x10 != 0, r.ack.is_some());
+    seg_of(r)
 }
 
 pub fn sin(addr: Ipv4Address, port: u16) -> sockaddr_in {
