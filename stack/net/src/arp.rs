@@ -271,6 +271,23 @@ impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
         true
     }
 
+    /// `enqueue` of the IP packet in device buffer `buf`: the queue keeps a copy; a packet
+    /// whose payload is chained by reference (zero-copy send) is gathered first (a rare
+    /// path).
+    pub(crate) fn enqueue_buf<B: sluice_dev::PacketBuf>(
+        &mut self,
+        now: Instant,
+        next_hop: A,
+        buf: &B,
+        drops: &mut Drops,
+    ) -> Result<bool, DropReason> {
+        if buf.len() == buf.data().len() {
+            self.enqueue(now, next_hop, buf.data(), drops)
+        } else {
+            self.enqueue(now, next_hop, &buf.gather(), drops)
+        }
+    }
+
     /// Queues an IP packet (no Ethernet header) for `next_hop`, which `lookup` missed.
     /// Returns whether a first request must go out now; `Err(ArpQueueFull)` when the
     /// neighbour's or the total queue is full (the caller counts the drop).

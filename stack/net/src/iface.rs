@@ -716,16 +716,7 @@ impl Interface {
                     mac
                 }
                 Lookup::Miss => {
-                    // The queue keeps a copy of the packet; one whose payload is chained by
-                    // reference (zero-copy send) is gathered first (a rare path).
-                    let gathered;
-                    let packet = if buf.len() == buf.data().len() {
-                        buf.data()
-                    } else {
-                        gathered = buf.gather();
-                        &gathered[..]
-                    };
-                    match self.arp.enqueue(io.now, hop, packet, &mut self.stats.drops) {
+                    match self.arp.enqueue_buf(io.now, hop, &buf, &mut self.stats.drops) {
                         Ok(true) => self.send_arp(
                             io,
                             ArpOp::Request,

@@ -192,21 +192,10 @@ impl Interface {
             hop.multicast_mac()
         } else {
             match self.nd.lookup(io.now, hop, &mut self.stats.nd) {
-                Lookup::Hit(mac) => mac,
-                Lookup::Refresh(mac) => {
-                    // Re-confirmed with a unicast solicitation (RFC 4861 7.3.3's PROBE).
-                    self.send_ns(io, hop, hop, mac);
-                    mac
-                }
+                // (A neighbour cache probes from its timers: it never asks for a refresh.)
+                Lookup::Hit(mac) | Lookup::Refresh(mac) => mac,
                 Lookup::Miss => {
-                    let gathered;
-                    let packet = if buf.len() == buf.data().len() {
-                        buf.data()
-                    } else {
-                        gathered = buf.gather();
-                        &gathered[..]
-                    };
-                    match self.nd.enqueue(io.now, hop, packet, &mut self.stats.drops) {
+                    match self.nd.enqueue_buf(io.now, hop, &buf, &mut self.stats.drops) {
                         Ok(true) => self.send_ns(
                             io,
                             hop,
