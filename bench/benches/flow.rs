@@ -36,6 +36,7 @@ fn key(i: u64, salt: u64) -> FlowKey {
     let x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ salt;
     FlowKey {
         local_port: [80, 443, 8080, 9000][(i % 4) as usize],
+        local: 0,
         remote: Endpoint::new(
             Ipv4Address::new(10, (x >> 8) as u8, (x >> 16) as u8, (x >> 24) as u8),
             49152 + (i % 16384) as u16,

@@ -42,6 +42,7 @@ impl Stack {
             inet6: false,
             v6only: false,
             bound_any: false,
+            bound_addr: None,
         }
     }
 
@@ -274,6 +275,7 @@ impl Shared {
                     let s = st.sock_mut(fd)?;
                     s.kind = Kind::Tcp(TcpSt::Fresh { port: Some(port) });
                     s.opts.bound_any = local.addr.is_unspecified();
+                    s.opts.bound_addr = Some(local.addr);
                     Ok(())
                 }
                 Kind::Udp(UdpSt { h: None, remote }) => {
@@ -284,6 +286,7 @@ impl Shared {
                     let s = st.sock_mut(fd)?;
                     s.kind = Kind::Udp(UdpSt { h: Some(h), remote });
                     s.opts.bound_any = local.addr.is_unspecified();
+                    s.opts.bound_addr = Some(local.addr);
                     st.touch();
                     Ok(())
                 }
@@ -693,10 +696,16 @@ impl Shared {
             );
             // Bound to the wildcard and not connected: the wildcard (as Linux reports it).
             let bound = conn || (port != 0 && !s.opts.bound_any);
-            let addr = if bound {
-                st.iface.address()
-            } else {
-                Ipv4Address::UNSPECIFIED
+            // A connection's own address (IPv6 ones have several), else the one bound.
+            let addr = match s.kind {
+                Kind::Tcp(TcpSt::Conn(c)) => st.iface.tcp_conn_info(c.h).map(|i| i.local.addr),
+                Kind::Udp(UdpSt { remote: Some(r), .. }) => st.iface.source_for(r.addr),
+                _ => None,
+            };
+            let addr = match addr {
+                Some(a) => a,
+                None if bound => s.opts.bound_addr.unwrap_or(st.iface.address().into()),
+                None => Ipv4Address::UNSPECIFIED.into(),
             };
             Ok(s.opts.name(Endpoint::new(addr, port)))
         })

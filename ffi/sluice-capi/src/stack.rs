@@ -87,6 +87,8 @@ pub struct SockOpts {
     pub v6only: bool,
     /// Bound to the wildcard address (`getsockname` says so until connected).
     pub bound_any: bool,
+    /// The address it was bound to (IPv4 or IPv6), for `getsockname`.
+    pub bound_addr: Option<sluice_wire::IpAddress>,
 }
 
 /// A socket address as given, before the socket's family decides what it means

@@ -225,14 +225,16 @@ impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
     /// Neighbour discovery's `learn` (RFC 4861 7.2.5, 7.2.3): a solicited advertisement
     /// (`confirmed`) makes the neighbour REACHABLE; other news of it (an unsolicited
     /// advertisement, a solicitation or a router advertisement with its address) makes a
-    /// new entry or a changed address STALE and leaves a known one as it is. Creates an
-    /// entry only if `create`. Returns whether the neighbour's address is now known (then
-    /// waiting packets can go).
+    /// new entry or a changed address STALE and leaves a known one as it is. An
+    /// advertisement without the override flag (`override_` false) does not change a known
+    /// address: it only makes a REACHABLE neighbour STALE. Creates an entry only if
+    /// `create`. Returns whether the neighbour's address is now known (then waiting
+    /// packets can go).
     pub(crate) fn learn_nd(
         &mut self,
         now: Instant,
         ip: A,
-        (mac, confirmed, create): (EthernetAddress, bool, bool),
+        (mac, confirmed, override_, create): (EthernetAddress, bool, bool, bool),
         stats: &mut ArpStats,
         drops: &mut Drops,
     ) -> bool {
@@ -261,6 +263,12 @@ impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
             | State::Delay { mac, .. }
             | State::Probe { mac, .. } => Some(mac),
         };
+        if known.is_some_and(|k| k != mac) && !override_ {
+            if let State::Resolved { mac: old, .. } = *state {
+                *state = State::Stale(old);
+            }
+            return true;
+        }
         if matches!(state, State::Resolving { .. }) {
             self.resolving.retain(|&a| a != ip);
         }
@@ -626,7 +634,7 @@ mod tests {
         let t0 = Instant::from_secs(1);
         // INCOMPLETE, then a solicited advertisement: REACHABLE.
         assert_eq!(c.enqueue(t0, A, b"x", &mut d), Ok(true));
-        assert!(c.learn_nd(t0, A, (MAC_A, true, false), &mut s, &mut d));
+        assert!(c.learn_nd(t0, A, (MAC_A, true, true, false), &mut s, &mut d));
         assert_eq!(c.pop_waiting(A).as_deref(), Some(&b"x"[..]));
         assert_eq!(
             c.lookup(t0 + Duration::from_secs(29), A, &mut s),
@@ -647,7 +655,7 @@ mod tests {
             "still used while probed"
         );
         // Confirmed by the answer: REACHABLE, no more probes.
-        assert!(c.learn_nd(t2, A, (MAC_A, true, false), &mut s, &mut d));
+        assert!(c.learn_nd(t2, A, (MAC_A, true, true, false), &mut s, &mut d));
         assert_eq!(c.next_action(t2 + Duration::from_secs(2), &mut s, &mut d), None);
         assert_eq!(c.poll_at(), None);
         // Stale again, probed three times without answer: forgotten.
@@ -662,20 +670,30 @@ mod tests {
         assert_eq!(s.failed, 1);
         assert_eq!(c.lookup(t, A, &mut s), Lookup::Miss, "unreachable: resolved anew");
         // An unsolicited word about a new neighbour: STALE (used, then probed).
-        assert!(c.learn_nd(t, B, (MAC_B, false, true), &mut s, &mut d));
+        assert!(c.learn_nd(t, B, (MAC_B, false, true, true), &mut s, &mut d));
         assert_eq!(c.lookup(t, B, &mut s), Lookup::Hit(MAC_B));
         assert_eq!(c.poll_at(), Some(t + DELAY_FIRST_PROBE));
         // ... and about a known one with the same address: nothing changes; with another
         // address: that one, STALE.
-        assert!(c.learn_nd(t, B, (MAC_B, false, false), &mut s, &mut d));
+        assert!(c.learn_nd(t, B, (MAC_B, false, true, false), &mut s, &mut d));
         assert_eq!(c.poll_at(), Some(t + DELAY_FIRST_PROBE), "still in DELAY");
-        assert!(c.learn_nd(t, B, (MAC_A, false, false), &mut s, &mut d));
+        assert!(c.learn_nd(t, B, (MAC_A, false, true, false), &mut s, &mut d));
         assert_eq!(c.peek(t, B), Some(MAC_A));
+        // Without the override flag another address changes nothing but REACHABLE to STALE.
+        assert!(c.learn_nd(t, B, (MAC_B, true, true, false), &mut s, &mut d));
+        assert!(c.learn_nd(t, B, (MAC_A, true, false, false), &mut s, &mut d));
+        assert_eq!(c.peek(t, B), Some(MAC_B), "kept");
+        assert_eq!(c.lookup(t, B, &mut s), Lookup::Hit(MAC_B));
+        assert_eq!(
+            c.poll_at(),
+            Some(t + DELAY_FIRST_PROBE),
+            "stale: used, then probed"
+        );
         // Unknown and not to be created: ignored.
         assert!(!c.learn_nd(
             t,
             Ipv4Address::new(10, 0, 0, 9),
-            (MAC_A, false, false),
+            (MAC_A, false, true, false),
             &mut s,
             &mut d
         ));

@@ -19,10 +19,13 @@ use sluice_wire::{IpAddress, Ipv4Address};
 use crate::endpoint::Endpoint;
 use crate::toeplitz::Toeplitz;
 
-/// A TCP connection's identity on an interface (whose address is the local one).
+/// A TCP connection's identity on an interface: its local address (by index: 0 the IPv4
+/// address, 1 the IPv6 link-local one, 2 and up the configured IPv6 ones; see
+/// `Interface::local_index`), local port and remote endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     pub local_port: u16,
+    pub local: u8,
     pub remote: Endpoint,
 }
 
@@ -226,6 +229,7 @@ mod tests {
     fn flow(i: u32) -> FlowKey {
         FlowKey {
             local_port: 80,
+            local: 0,
             remote: Endpoint::new(
                 Ipv4Address::from_u32(0xc612_0000 | (i >> 14)),
                 49152 + (i & 0x3fff) as u16,

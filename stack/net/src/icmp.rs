@@ -135,7 +135,7 @@ impl Interface {
                     && q.len() >= 8
                     && self.tcp_icmp_kind(
                         io.now,
-                        u16::from_be_bytes([q[0], q[1]]),
+                        (header.src_addr.into(), u16::from_be_bytes([q[0], q[1]])),
                         header.dst_addr.into(),
                         u16::from_be_bytes([q[2], q[3]]),
                         u32::from_be_bytes([q[4], q[5], q[6], q[7]]),

@@ -657,6 +657,20 @@ impl Interface {
         }
     }
 
+    /// Which of our addresses `addr` is, as a flow's key holds it: 0 the IPv4 address, 1
+    /// the IPv6 link-local one, 2 and up the configured IPv6 ones (in order).
+    pub(crate) fn local_index(&self, addr: sluice_wire::IpAddress) -> u8 {
+        match addr {
+            sluice_wire::IpAddress::V4(_) => 0,
+            sluice_wire::IpAddress::V6(a) => self
+                .cfg
+                .ipv6
+                .iter()
+                .position(|c| c.address() == a)
+                .map_or(1, |i| (i + 2).min(usize::from(u8::MAX)) as u8),
+        }
+    }
+
     /// Whether a packet to `dst`, of either family, can be sent at all.
     pub(crate) fn routable_any(&self, dst: sluice_wire::IpAddress) -> bool {
         match dst {

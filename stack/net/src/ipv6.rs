@@ -240,10 +240,12 @@ impl Interface {
             ..*ip
         }
         .emit(&mut Ipv6Packet::new_unchecked(&mut header[..]));
+        // RFC 8200 4.5: a datagram is its source, destination and identification (the
+        // upper layer is the first fragment's); the key's protocol is the fragment header's.
         let key = FragKey {
             src: ip.src_addr.into(),
             dst: ip.dst_addr.into(),
-            protocol: next,
+            protocol: IpProtocol::Unknown(44),
             ident: f.ident,
         };
         let frag = Fragment {
@@ -255,7 +257,7 @@ impl Interface {
         let outcome = self.reasm.add(io.now, key, frag);
         if let Some(whole) = self.reassembled(io, &buf, outcome) {
             drop(buf);
-            self.process_ipv6(io, from, whole);
+            self.process_ipv6_packet(io, from, whole, true);
         }
     }
 
@@ -279,7 +281,16 @@ impl Interface {
         let Ok(p) = Ipv6Packet::new_checked(packet) else {
             return;
         };
-        let (from, to) = (p.dst_addr(), p.src_addr());
+        let (dst, to) = (p.dst_addr(), p.src_addr());
+        // To a multicast group (only a parameter problem for an option that asks for it,
+        // RFC 4443 2.4 (e)): answered from our address towards the sender.
+        let from = match dst.is_multicast() {
+            true => match self.source_v6(to) {
+                Some(a) => a,
+                None => return,
+            },
+            false => dst,
+        };
         if !to.is_unicast() || !self.is_ours_v6(from) {
             return;
         }
@@ -329,9 +340,11 @@ impl Interface {
     /// duplicate address detection's solicitations (from `::`, for each address).
     pub(crate) fn nd_timers<D: Device>(&mut self, io: &mut Io<'_, D>) {
         if self.v6link.dad_until.is_none() {
-            self.v6link.dad_until = Some(io.now + DAD_WAIT);
-            // Only an interface given IPv6 addresses speaks first.
-            let addrs: Vec<Ipv6Address> = if self.cfg.dad && !self.cfg.ipv6.is_empty() {
+            // Only an interface given IPv6 addresses speaks first; without detection, its
+            // window is closed at once.
+            let run = self.cfg.dad && !self.cfg.ipv6.is_empty();
+            self.v6link.dad_until = Some(if run { io.now + DAD_WAIT } else { io.now });
+            let addrs: Vec<Ipv6Address> = if run {
                 self.ipv6_configured().collect()
             } else {
                 Vec::new()
@@ -360,13 +373,14 @@ impl Interface {
     }
 
     /// Records that neighbour `ip` is at `mac` (`confirmed`: a solicited advertisement;
-    /// creating the entry only if `create`), and sends what waited for it.
+    /// `override_`: its override flag, or news other than an advertisement; creating the
+    /// entry only if `create`), and sends what waited for it.
     fn learn_v6<D: Device>(
         &mut self,
         io: &mut Io<'_, D>,
         ip: Ipv6Address,
         mac: EthernetAddress,
-        (confirmed, create): (bool, bool),
+        (confirmed, override_, create): (bool, bool, bool),
     ) {
         if !ip.is_unicast() || !mac.is_unicast() {
             return;
@@ -375,7 +389,7 @@ impl Interface {
         if !self.nd.learn_nd(
             io.now,
             ip,
-            (mac, confirmed, create),
+            (mac, confirmed, override_, create),
             &mut stats.nd,
             &mut stats.drops,
         ) {
@@ -403,9 +417,9 @@ impl Interface {
     }
 
     /// The quoted packet of an ICMPv6 error, if it is one of ours: the upper layer's
-    /// protocol, the remote address and the transport's first 8 bytes. The quote is cut to
+    /// protocol, our and the remote address, and the transport's first 8 bytes. The quote is cut to
     /// fit 1280 bytes (RFC 4443 2.4 (c)): its payload length may say more than is there.
-    fn icmpv6_quote(&self, quoted: &[u8]) -> Option<(IpProtocol, Ipv6Address, [u8; 8])> {
+    fn icmpv6_quote(&self, quoted: &[u8]) -> Option<(IpProtocol, (Ipv6Address, Ipv6Address), [u8; 8])> {
         if quoted.len() < ipv6::HEADER_LEN || quoted[0] >> 4 != 6 {
             return None;
         }
@@ -413,15 +427,20 @@ impl Interface {
         let inner = &quoted[ipv6::HEADER_LEN..];
         let chain = walk_extensions(p.next_header(), inner).ok()?;
         let q = inner.get(chain.offset..chain.offset + 8)?;
-        self.is_ours_v6(p.src_addr())
-            .then(|| (chain.protocol, p.dst_addr(), q.try_into().expect("8 bytes")))
+        self.is_ours_v6(p.src_addr()).then(|| {
+            (
+                chain.protocol,
+                (p.src_addr(), p.dst_addr()),
+                q.try_into().expect("8 bytes"),
+            )
+        })
     }
 
     /// A destination unreachable (`code`) quoting one of our UDP datagrams, for the socket
     /// that sent it (its next call reports it, as for IPv4); false if none.
     fn icmpv6_to_udp(&mut self, quoted: &[u8], code: u8) -> bool {
         use sluice_wire::Icmpv4DstUnreachable as U;
-        let Some((IpProtocol::Udp, remote, q)) = self.icmpv6_quote(quoted) else {
+        let Some((IpProtocol::Udp, (_, remote), q)) = self.icmpv6_quote(quoted) else {
             return false;
         };
         let reason = match code {
@@ -450,12 +469,12 @@ impl Interface {
         quoted: &[u8],
         err: sluice_tcp::IcmpError,
     ) -> bool {
-        let Some((IpProtocol::Tcp, remote, q)) = self.icmpv6_quote(quoted) else {
+        let Some((IpProtocol::Tcp, (local, remote), q)) = self.icmpv6_quote(quoted) else {
             return false;
         };
         self.tcp_icmp_kind(
             now,
-            u16::from_be_bytes([q[0], q[1]]),
+            (IpAddress::V6(local), u16::from_be_bytes([q[0], q[1]])),
             IpAddress::V6(remote),
             u16::from_be_bytes([q[2], q[3]]),
             u32::from_be_bytes([q[4], q[5], q[6], q[7]]),
@@ -465,6 +484,17 @@ impl Interface {
 
     /// An IPv6 packet arrived in `buf` from Ethernet address `from`.
     pub(crate) fn process_ipv6<D: Device>(&mut self, io: &mut Io<'_, D>, from: EthernetAddress, buf: D::Buf) {
+        self.process_ipv6_packet(io, from, buf, false)
+    }
+
+    /// `process_ipv6`, for a packet that arrived whole or (`reassembled`) in fragments.
+    fn process_ipv6_packet<D: Device>(
+        &mut self,
+        io: &mut Io<'_, D>,
+        from: EthernetAddress,
+        buf: D::Buf,
+        reassembled: bool,
+    ) {
         let frame = &buf.data()[ETH_LEN..];
         let Ok(packet) = Ipv6Packet::new_checked(frame) else {
             return self.drop(DropReason::BadIpv6);
@@ -474,6 +504,11 @@ impl Interface {
         };
         if !self.accepts_v6(ip.dst_addr) {
             return self.drop(DropReason::NotForUs);
+        }
+        // IPv4-mapped addresses never travel in IPv6 packets (RFC 4291 2.5.5.2): a dual-stack
+        // socket would take such a peer for the IPv4 host.
+        if ip.src_addr.to_ipv4_mapped().is_some() {
+            return self.drop(DropReason::MartianSource);
         }
         let payload = &frame[ipv6::HEADER_LEN..ipv6::HEADER_LEN + ip.payload_len];
         let chain = match walk_extensions(ip.next_header, payload) {
@@ -544,6 +579,19 @@ impl Interface {
         ) else {
             return self.drop(DropReason::BadIcmp);
         };
+        // RFC 6980 5: neighbour discovery carried in fragments is ignored (it could slip past
+        // the link's RA guard).
+        let nd = matches!(
+            msg,
+            Icmpv6Repr::RouterSolicit { .. }
+                | Icmpv6Repr::RouterAdvert { .. }
+                | Icmpv6Repr::NeighborSolicit { .. }
+                | Icmpv6Repr::NeighborAdvert { .. }
+                | Icmpv6Repr::Redirect { .. }
+        );
+        if nd && (reassembled || chain.fragment.is_some()) {
+            return self.drop(DropReason::IcmpIgnored);
+        }
         let ours = Ipv6Address::link_local_from_mac(self.mac);
         match msg {
             Icmpv6Repr::NeighborSolicit { target, .. }
@@ -568,14 +616,16 @@ impl Interface {
                 if solicited {
                     if let Some(lla) = options.source_lla {
                         // RFC 4861 7.2.3: the solicitor's address is recorded (STALE).
-                        self.learn_v6(io, ip.src_addr, lla, (false, true));
+                        self.learn_v6(io, ip.src_addr, lla, (false, true, true));
                     }
                 }
                 let na = Icmpv6Repr::NeighborAdvert {
                     flags: NaFlags {
                         router: false,
                         solicited,
-                        override_: true,
+                        // An address still under (optimistic) detection does not override
+                        // a neighbour's entry (RFC 4429 3.3).
+                        override_: !self.in_dad(),
                     },
                     target,
                     options: NdpOptions {
@@ -630,7 +680,7 @@ impl Interface {
                 // An answer to our solicitation, or an unsolicited update: it only changes
                 // an entry that exists (RFC 4861 7.2.5).
                 if let Some(mac) = options.target_lla {
-                    self.learn_v6(io, target, mac, (flags.solicited, false));
+                    self.learn_v6(io, target, mac, (flags.solicited, flags.override_, false));
                 }
             }
             Icmpv6Repr::Redirect {
@@ -649,7 +699,7 @@ impl Interface {
                     return self.drop(DropReason::IcmpIgnored);
                 }
                 if let Some(mac) = options.target_lla {
-                    self.learn_v6(io, target, mac, (false, true));
+                    self.learn_v6(io, target, mac, (false, true, true));
                 }
                 let r = &mut self.v6link.redirects;
                 r.retain(|(d, _)| *d != dest);
@@ -669,7 +719,7 @@ impl Interface {
                     return self.drop(DropReason::BadIcmp);
                 }
                 if let Some(mac) = options.source_lla {
-                    self.learn_v6(io, ip.src_addr, mac, (false, true));
+                    self.learn_v6(io, ip.src_addr, mac, (false, true, true));
                 }
                 let until = io.now + core::time::Duration::from_secs(u64::from(router_lifetime));
                 match (router_lifetime, self.v6link.router) {

@@ -402,11 +402,13 @@ impl Interface {
             return Err(TcpConnectError::NoBuffers);
         }
         let remote = Endpoint::new(addr, port);
+        let local = self.local_index(local_addr);
         let (flows, ports) = (&self.tcp.flows, &self.tcp.ports);
         let local_port = pick_port(&mut self.next_ephemeral, self.cfg.ephemeral_ports, |p| {
             ports.contains_key(&p)
                 || flows.contains(&FlowKey {
                     local_port: p,
+                    local,
                     remote,
                 })
         })
@@ -436,8 +438,11 @@ impl Interface {
     /// Whether `local_port` is free for a connection to `addr:port`: no listener on it
     /// and no connection with the same 4-tuple.
     pub fn tcp_port_free(&self, addr: impl Into<IpAddress>, port: u16, local_port: u16) -> bool {
+        let addr = addr.into();
+        let local = self.source_for(addr).map_or(0, |a| self.local_index(a));
         let flow = FlowKey {
             local_port,
+            local,
             remote: Endpoint::new(addr, port),
         };
         !self.tcp.ports.contains_key(&local_port) && !self.tcp.flows.contains(&flow)
@@ -494,7 +499,15 @@ impl Interface {
             origin: None,
             counted: State::Closed,
         });
-        self.tcp.flows.insert(FlowKey { local_port, remote }, key);
+        let local = self.local_index(local_addr);
+        self.tcp.flows.insert(
+            FlowKey {
+                local_port,
+                local,
+                remote,
+            },
+            key,
+        );
         self.tcp.state_counts[State::Closed.index()] += 1;
         self.tcp.pending.push(key);
         self.stats.tcp.connected += 1;
@@ -769,6 +782,7 @@ impl Interface {
         let remote = Endpoint::new(src, seg.src_port);
         let flow = FlowKey {
             local_port: seg.dst_port,
+            local: self.local_index(dst),
             remote,
         };
         if let Some(key) = self.tcp.flows.get_rx(&flow, buf.rss_hash()) {
@@ -1016,6 +1030,7 @@ impl Interface {
         }
         let flow = FlowKey {
             local_port: c.tcb.local_port(),
+            local: self.local_index(c.local_addr),
             remote: c.remote,
         };
         self.tcp.flows.remove_if(&flow, key);
@@ -1326,14 +1341,22 @@ impl Interface {
             U::NetProhibited | U::HostProhibited | U::CommProhibited => T::AdminProhibited,
             _ => T::HostUnreachable,
         };
-        self.tcp_icmp_kind(now, local_port, IpAddress::V4(remote), remote_port, seq, e)
+        let local = IpAddress::V4(self.address());
+        self.tcp_icmp_kind(
+            now,
+            (local, local_port),
+            IpAddress::V4(remote),
+            remote_port,
+            seq,
+            e,
+        )
     }
 
     /// Hands an ICMP error (as TCP names it) to the connection it quotes; false if none.
     pub(crate) fn tcp_icmp_kind(
         &mut self,
         now: Instant,
-        local_port: u16,
+        (local, local_port): (IpAddress, u16),
         remote: IpAddress,
         remote_port: u16,
         seq: u32,
@@ -1341,6 +1364,7 @@ impl Interface {
     ) -> bool {
         let flow = FlowKey {
             local_port,
+            local: self.local_index(local),
             remote: Endpoint::new(remote, remote_port),
         };
         let Some(key) = self.tcp.flows.get(&flow) else {

@@ -2156,7 +2156,8 @@ fn ipv6_neighbour_solicitations_and_echo_are_answered() {
                 target: t,
                 options,
             } => {
-                assert!(flags.solicited && flags.override_ && !flags.router);
+                // Still under optimistic detection: no override (RFC 4429 3.3).
+                assert!(flags.solicited && !flags.override_ && !flags.router);
                 assert_eq!((t, options.target_lla), (target, Some(OUR_MAC)));
             }
             other => panic!("{other:?}"),
@@ -2176,11 +2177,20 @@ fn ipv6_neighbour_solicitations_and_echo_are_answered() {
         &dad,
     ));
     let out = f.poll();
-    let (mac, _, dst, _) = sent_icmpv6(&out[0]);
+    let (mac, src, dst, msg) = sent_icmpv6(&out[0]);
     assert_eq!(
         (mac, dst),
         (Ipv6Address::ALL_NODES.multicast_mac(), Ipv6Address::ALL_NODES)
     );
+    match Icmpv6Repr::parse(src, dst, 255, &msg, &caps).unwrap() {
+        Icmpv6Repr::NeighborAdvert { flags, .. } => {
+            assert!(
+                !flags.solicited && flags.override_,
+                "detection over: it overrides"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
     // Echo, to our address and to all nodes (answered from the link-local address).
     for (to, mac, from) in [
         (global, OUR_MAC, global),
@@ -2340,6 +2350,53 @@ fn ipv6_fragments_are_reassembled_and_overlaps_discard_the_datagram() {
         1,
         "no reassembly for an atomic fragment"
     );
+    // Neighbour discovery in a fragment is ignored (RFC 6980): a router advertisement in
+    // an atomic fragment names no router.
+    let router = Ipv6Address::link_local_from_mac(PEER_MAC);
+    let ra = Icmpv6Repr::RouterAdvert {
+        hop_limit: 64,
+        managed: false,
+        other: false,
+        router_lifetime: 600,
+        reachable_time: 0,
+        retrans_time: 0,
+        options: NdpOptions::default(),
+    };
+    let mut m = vec![0u8; ra.buffer_len()];
+    ra.emit(router, Ipv6Address::ALL_NODES, &mut m, &caps);
+    let mut p = vec![0u8; 48 + m.len()];
+    Ipv6Repr {
+        src_addr: router,
+        dst_addr: Ipv6Address::ALL_NODES,
+        next_header: sluice_wire::IpProtocol::Unknown(44),
+        payload_len: 8 + m.len(),
+        hop_limit: 255,
+    }
+    .emit(&mut Ipv6Packet::new_unchecked(&mut p[..]));
+    p[40] = 58;
+    p[48..].copy_from_slice(&m);
+    f.inject(&eth(Ipv6Address::ALL_NODES.multicast_mac(), EtherType::Ipv6, &p));
+    f.poll();
+    assert_eq!(f.iface.ipv6_router(), None);
+    // The same advertisement whole is taken.
+    f.inject(&icmpv6_frame(
+        Ipv6Address::ALL_NODES.multicast_mac(),
+        router,
+        Ipv6Address::ALL_NODES,
+        &ra,
+    ));
+    f.poll();
+    assert_eq!(f.iface.ipv6_router(), Some(router));
+    // IPv4-mapped sources never come over IPv6: dropped, unanswered.
+    let mapped = Ipv6Address::from_ipv4_mapped([198, 18, 0, 9]);
+    let echo = Icmpv6Repr::EchoRequest {
+        ident: 1,
+        seq_no: 1,
+        data: b"m",
+    };
+    f.inject(&icmpv6_frame(OUR_MAC, mapped, global, &echo));
+    assert!(f.poll().is_empty());
+    assert_eq!(f.drops(DropReason::MartianSource), 1);
 }
 
 /// Duplicate address detection (RFC 4862 5.4, optimistic as RFC 4429): an address another
@@ -2537,4 +2594,56 @@ fn udp_over_ipv6_with_its_checksum_rules_and_icmpv6_errors() {
     f.poll();
     let e = f.iface.udp_take_error(h).expect("the error reached the socket");
     assert_eq!(e.reason, sluice_wire::Icmpv4DstUnreachable::PortUnreachable);
+}
+
+/// Two of our IPv6 addresses are two connections' worth: the same client port to the same
+/// server port on each is two connections (the flow's key holds the local address), each
+/// answered from the address it reached, with the MSS sized for IPv6.
+#[test]
+fn connections_to_two_of_our_ipv6_addresses_are_apart() {
+    let a1 = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 1]);
+    let a2 = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 2]);
+    let peer = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 9]);
+    let mut cfg = config(true);
+    cfg.ipv6 = vec![Ipv6Cidr::new(a1, 64), Ipv6Cidr::new(a2, 64)];
+    cfg.dad = false;
+    cfg.static_nd = vec![(peer, PEER_MAC)];
+    let mut f = Fixture::new(cfg);
+    let caps = ChecksumCaps::software();
+    let l = f.iface.tcp_listen(80, 8).unwrap();
+    let syn6 = |to: Ipv6Address| {
+        let s = syn(80);
+        let mut p = vec![0u8; 40 + s.buffer_len()];
+        Ipv6Repr {
+            src_addr: peer,
+            dst_addr: to,
+            next_header: sluice_wire::IpProtocol::Tcp,
+            payload_len: s.buffer_len(),
+            hop_limit: 64,
+        }
+        .emit(&mut Ipv6Packet::new_unchecked(&mut p[..]));
+        s.emit(
+            &mut sluice_wire::TcpPacket::new_unchecked(&mut p[40..]),
+            peer,
+            to,
+            &caps,
+        );
+        eth(OUR_MAC, EtherType::Ipv6, &p)
+    };
+    for to in [a1, a2] {
+        f.inject(&syn6(to));
+        let out = f.poll();
+        assert_eq!(out.len(), 1, "a SYN-ACK");
+        let p = Ipv6Packet::new_checked(&out[0][14..]).unwrap();
+        assert_eq!((p.src_addr(), p.dst_addr()), (to, peer));
+        let t = sluice_wire::TcpPacket::new_checked(&out[0][54..]).unwrap();
+        let r = sluice_wire::TcpRepr::parse(&t, to, peer, &caps).unwrap();
+        assert!(
+            r.flags.syn() && r.ack == Some(sluice_wire::SeqNumber(1001)),
+            "{r:?}"
+        );
+        assert_eq!(r.options.mss, Some(1440), "MSS for a 1500-byte MTU over IPv6");
+    }
+    assert_eq!(f.iface.tcp_connections(), 2);
+    let _ = l;
 }

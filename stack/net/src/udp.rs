@@ -403,8 +403,8 @@ impl Interface {
         packet.set_src_port(src_port);
         packet.set_dst_port(to.port);
         packet.set_len((wudp::HEADER_LEN + payload.len()) as u16);
-        // IPv6 datagrams are summed here (offload is asked for IPv4 only).
-        if self.caps.udp.tx() || to.addr.is_ipv6() {
+        // The NIC completes the sum when it offloads it (either family: `send_eth`).
+        if self.caps.udp.tx() {
             packet.fill_checksum(src, to.addr);
         } else {
             packet.fill_pseudo_header_checksum(src, to.addr);

@@ -395,7 +395,8 @@ pub fn walk_extensions(next: IpProtocol, payload: &[u8]) -> core::result::Result
                     return Err(ExtError::ParamProblem {
                         code: 1,
                         pointer: ptr(at),
-                        multicast_ok: true,
+                        // RFC 4443 2.4 (e): not for a multicast destination.
+                        multicast_ok: false,
                     });
                 }
                 let h = payload.get(at..at + 2).ok_or(ExtError::Malformed)?;
@@ -409,7 +410,7 @@ pub fn walk_extensions(next: IpProtocol, payload: &[u8]) -> core::result::Result
                         return Err(ExtError::ParamProblem {
                             code: 0,
                             pointer: ptr(at + 2),
-                            multicast_ok: true,
+                            multicast_ok: false,
                         });
                     }
                 } else {
