@@ -57,12 +57,26 @@ pub struct FlowStats {
     pub nic_hash_mismatch: u64,
 }
 
-/// 4-tuple to connection key.
+/// 4-tuple to connection key. IPv4 flows are kept packed in 8 bytes (the interface has one
+/// IPv4 address: remote address, remote port, local port), so that the table of the common
+/// case stays as compact as an IPv4-only one; IPv6 flows in a table of their own.
 #[derive(Clone)]
 pub struct FlowTable<V> {
-    table: HashTable<(FlowKey, V)>,
+    v4: HashTable<(u64, V)>,
+    v6: HashTable<(FlowKey, V)>,
     hasher: Hasher,
     stats: FlowStats,
+}
+
+/// An IPv4 flow packed: remote address, remote port, local port.
+#[inline]
+fn pack(flow: &FlowKey) -> Option<u64> {
+    match flow.remote.addr {
+        IpAddress::V4(a) => Some(
+            (u64::from(a.to_u32()) << 32) | (u64::from(flow.remote.port) << 16) | u64::from(flow.local_port),
+        ),
+        IpAddress::V6(_) => None,
+    }
 }
 
 impl<V> core::fmt::Debug for FlowTable<V> {
@@ -71,7 +85,11 @@ impl<V> core::fmt::Debug for FlowTable<V> {
             Hasher::Software(_) => "software",
             Hasher::Rss { .. } => "rss",
         };
-        write!(f, "FlowTable({} flows, {mode} hash)", self.table.len())
+        write!(
+            f,
+            "FlowTable({} flows, {mode} hash)",
+            self.v4.len() + self.v6.len()
+        )
     }
 }
 
@@ -88,7 +106,8 @@ impl<V: Copy + PartialEq> FlowTable<V> {
     /// A table hashed in software.
     pub fn new() -> Self {
         FlowTable {
-            table: HashTable::new(),
+            v4: HashTable::new(),
+            v6: HashTable::new(),
             hasher: Hasher::Software(DefaultHashBuilder::default()),
             stats: FlowStats::default(),
         }
@@ -99,7 +118,8 @@ impl<V: Copy + PartialEq> FlowTable<V> {
     /// interface's key).
     pub fn with_rss(key: &[u8], local: Ipv4Address, seed: u64) -> Self {
         FlowTable {
-            table: HashTable::new(),
+            v4: HashTable::new(),
+            v6: HashTable::new(),
             hasher: Hasher::Rss {
                 toeplitz: Toeplitz::new(key),
                 local,
@@ -120,22 +140,28 @@ impl<V: Copy + PartialEq> FlowTable<V> {
     }
 
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.v4.len() + self.v6.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
+        self.v4.is_empty() && self.v6.is_empty()
     }
 
     /// The hash of `flow` computed here (the NIC's, redone in software in RSS mode).
     #[inline]
     fn hash(&self, flow: &FlowKey) -> u64 {
-        self.hasher.hash(flow)
+        match pack(flow) {
+            Some(p) => self.hasher.hash_v4(p),
+            None => self.hasher.hash_v6(flow),
+        }
     }
 
     #[inline]
     fn find(&self, hash: u64, flow: &FlowKey) -> Option<V> {
-        self.table.find(hash, |(k, _)| k == flow).map(|&(_, v)| v)
+        match pack(flow) {
+            Some(p) => self.v4.find(hash, |(k, _)| *k == p).map(|&(_, v)| v),
+            None => self.v6.find(hash, |(k, _)| k == flow).map(|&(_, v)| v),
+        }
     }
 
     /// The connection of `flow`.
@@ -169,28 +195,42 @@ impl<V: Copy + PartialEq> FlowTable<V> {
 
     /// Maps `flow` to `v`, replacing any previous value.
     pub fn insert(&mut self, flow: FlowKey, v: V) {
+        use hashbrown::hash_table::Entry;
         let hash = self.hash(&flow);
         let hasher = &self.hasher;
-        match self
-            .table
-            .entry(hash, |(k, _)| *k == flow, |(k, _)| hasher.hash(k))
-        {
-            hashbrown::hash_table::Entry::Occupied(mut e) => e.get_mut().1 = v,
-            hashbrown::hash_table::Entry::Vacant(e) => {
-                e.insert((flow, v));
-            }
+        match pack(&flow) {
+            Some(p) => match self.v4.entry(hash, |(k, _)| *k == p, |(k, _)| hasher.hash_v4(*k)) {
+                Entry::Occupied(mut e) => e.get_mut().1 = v,
+                Entry::Vacant(e) => {
+                    e.insert((p, v));
+                }
+            },
+            None => match self
+                .v6
+                .entry(hash, |(k, _)| *k == flow, |(k, _)| hasher.hash_v6(k))
+            {
+                Entry::Occupied(mut e) => e.get_mut().1 = v,
+                Entry::Vacant(e) => {
+                    e.insert((flow, v));
+                }
+            },
         }
     }
 
     /// Removes `flow` if it maps to `v`; returns whether it did.
     pub fn remove_if(&mut self, flow: &FlowKey, v: V) -> bool {
         let hash = self.hash(flow);
-        match self.table.find_entry(hash, |(k, x)| k == flow && *x == v) {
-            Ok(e) => {
-                e.remove();
-                true
-            }
-            Err(_) => false,
+        match pack(flow) {
+            Some(p) => self
+                .v4
+                .find_entry(hash, |(k, x)| *k == p && *x == v)
+                .map(|e| e.remove())
+                .is_ok(),
+            None => self
+                .v6
+                .find_entry(hash, |(k, x)| k == flow && *x == v)
+                .map(|e| e.remove())
+                .is_ok(),
         }
     }
 }
@@ -202,21 +242,39 @@ impl<V: Copy + PartialEq> Default for FlowTable<V> {
 }
 
 impl Hasher {
-    fn hash(&self, flow: &FlowKey) -> u64 {
+    /// The hash of a packed IPv4 flow (`pack`).
+    #[inline]
+    fn hash_v4(&self, p: u64) -> u64 {
         match self {
-            Hasher::Software(b) => b.hash_one(flow),
+            Hasher::Software(b) => b.hash_one(p),
             Hasher::Rss {
                 toeplitz,
                 local,
                 seed,
-                v6,
-            } => match flow.remote.addr {
-                IpAddress::V4(remote) => {
-                    let h = toeplitz.hash_v4(remote, *local, flow.remote.port, flow.local_port);
-                    spread(h, flow.local_port, flow.remote.port, *seed)
-                }
-                IpAddress::V6(_) => v6.hash_one(flow),
-            },
+                ..
+            } => {
+                let (remote, rport, lport) = (
+                    Ipv4Address::from_u32((p >> 32) as u32),
+                    (p >> 16) as u16,
+                    p as u16,
+                );
+                spread(
+                    toeplitz.hash_v4(remote, *local, rport, lport),
+                    lport,
+                    rport,
+                    *seed,
+                )
+            }
+        }
+    }
+
+    /// The hash of an IPv6 flow: foldhash of the tuple (the NIC's IPv6 hash would need the
+    /// local address itself).
+    #[inline]
+    fn hash_v6(&self, flow: &FlowKey) -> u64 {
+        match self {
+            Hasher::Software(b) => b.hash_one(flow),
+            Hasher::Rss { v6, .. } => v6.hash_one(flow),
         }
     }
 }
