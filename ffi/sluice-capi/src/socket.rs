@@ -4,8 +4,8 @@
 use core::time::Duration;
 
 use sluice_net::{
-    BindError, Endpoint, Interface, TcpConnectError, TcpListenError, TcpRecvError, TcpState, UdpConnectError,
-    UdpRecvError, UdpSendError,
+    BindError, Endpoint, Families, Interface, TcpConnectError, TcpListenError, TcpRecvError, TcpState,
+    UdpConnectError, UdpRecvError, UdpSendError,
 };
 use sluice_wire::{Icmpv4DstUnreachable, IpAddress, Ipv4Address};
 
@@ -318,6 +318,13 @@ impl Shared {
                             TcpListenError::InUse => EADDRINUSE,
                             TcpListenError::InvalidPort => EINVAL,
                         })?;
+                    // The families its clients may be of (as Linux's sockets).
+                    let families = match (s.opts.inet6, s.opts.v6only) {
+                        (false, _) => Families::Ipv4Only,
+                        (true, true) => Families::Ipv6Only,
+                        (true, false) => Families::Both,
+                    };
+                    st.iface.tcp_listener_set_families(l, families);
                     st.sock_mut(fd)?.kind = Kind::Tcp(TcpSt::Listen { l, port, backlog });
                     st.touch();
                     Ok(())

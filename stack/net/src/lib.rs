@@ -60,7 +60,8 @@ pub use iface::{CaptureSink, Interface};
 pub use ready::{Ready, ReadyCursor, ReadySocket};
 pub use stats::{ArpStats, DropReason, Drops, IcmpStats, Stats, TcpStats, UdpStats};
 pub use tcp::{
-    ListenerHandle, TcpConnInfo, TcpConnectError, TcpHandle, TcpListenError, TcpRecvError, TcpSendError,
+    Families, ListenerHandle, TcpConnInfo, TcpConnectError, TcpHandle, TcpListenError, TcpRecvError,
+    TcpSendError,
 };
 pub use udp::{BindError, UdpConnectError, UdpHandle, UdpRecvError, UdpSendError};
 

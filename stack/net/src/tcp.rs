@@ -203,6 +203,28 @@ struct ListenSock {
     /// Connections it created that still exist, and the most it may have.
     conns: usize,
     limit: usize,
+    /// The address families it takes clients of (`tcp_listener_set_families`).
+    families: Families,
+}
+
+/// The address families a listener takes clients of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Families {
+    Both,
+    /// An AF_INET socket's.
+    Ipv4Only,
+    /// An IPV6_V6ONLY socket's.
+    Ipv6Only,
+}
+
+impl Families {
+    fn take(self, peer: IpAddress) -> bool {
+        match self {
+            Families::Both => true,
+            Families::Ipv4Only => !peer.is_ipv6(),
+            Families::Ipv6Only => peer.is_ipv6(),
+        }
+    }
 }
 
 /// The TCP connections and listeners of an interface.
@@ -348,6 +370,7 @@ impl Interface {
             logged: None,
             conns: 0,
             limit: usize::MAX,
+            families: Families::Both,
         });
         self.tcp.ports.insert(port, key);
         Ok(ListenerHandle(key))
@@ -855,7 +878,13 @@ impl Interface {
             }
             return;
         }
-        if let Some(&lkey) = self.tcp.ports.get(&seg.dst_port) {
+        let listening = self
+            .tcp
+            .ports
+            .get(&seg.dst_port)
+            .copied()
+            .filter(|&l| self.tcp.listeners.get(l).is_some_and(|ls| ls.families.take(src)));
+        if let Some(lkey) = listening {
             // Connection caps: a new SYN beyond the interface's or the listener's is
             // dropped (the peer retries), before any state or cookie is made for it.
             if seg.flags.syn() && seg.ack.is_none() {
@@ -1065,6 +1094,19 @@ impl Interface {
     /// Caps the connections listener `l` may have at once (accepted or not, until they
     /// are removed); SYNs beyond it are dropped and counted (`DropReason::ConnLimit`).
     /// False if the handle is stale.
+    /// The address families the listener takes clients of (default both): a SYN from
+    /// another family is answered as if nobody listened (RST), as Linux answers an AF_INET
+    /// listener's port over IPv6. False if stale.
+    pub fn tcp_listener_set_families(&mut self, l: ListenerHandle, families: Families) -> bool {
+        match self.tcp.listeners.get_mut(l.0) {
+            Some(ls) => {
+                ls.families = families;
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn tcp_listener_set_limit(&mut self, l: ListenerHandle, max: usize) -> bool {
         match self.tcp.listeners.get_mut(l.0) {
             Some(ls) => {

@@ -2598,7 +2598,8 @@ fn udp_over_ipv6_with_its_checksum_rules_and_icmpv6_errors() {
 
 /// Two of our IPv6 addresses are two connections' worth: the same client port to the same
 /// server port on each is two connections (the flow's key holds the local address), each
-/// answered from the address it reached, with the MSS sized for IPv6.
+/// answered from the address it reached, with the MSS sized for IPv6. A listener for IPv4
+/// clients only resets an IPv6 SYN.
 #[test]
 fn connections_to_two_of_our_ipv6_addresses_are_apart() {
     let a1 = Ipv6Address::new([0x2001, 2, 0, 0, 0, 0, 0, 1]);
@@ -2611,8 +2612,8 @@ fn connections_to_two_of_our_ipv6_addresses_are_apart() {
     let mut f = Fixture::new(cfg);
     let caps = ChecksumCaps::software();
     let l = f.iface.tcp_listen(80, 8).unwrap();
-    let syn6 = |to: Ipv6Address| {
-        let s = syn(80);
+    let syn6 = |to: Ipv6Address, port: u16| {
+        let s = syn(port);
         let mut p = vec![0u8; 40 + s.buffer_len()];
         Ipv6Repr {
             src_addr: peer,
@@ -2631,7 +2632,7 @@ fn connections_to_two_of_our_ipv6_addresses_are_apart() {
         eth(OUR_MAC, EtherType::Ipv6, &p)
     };
     for to in [a1, a2] {
-        f.inject(&syn6(to));
+        f.inject(&syn6(to, 80));
         let out = f.poll();
         assert_eq!(out.len(), 1, "a SYN-ACK");
         let p = Ipv6Packet::new_checked(&out[0][14..]).unwrap();
@@ -2646,4 +2647,15 @@ fn connections_to_two_of_our_ipv6_addresses_are_apart() {
     }
     assert_eq!(f.iface.tcp_connections(), 2);
     let _ = l;
+    // A listener for IPv4 clients only (an AF_INET socket's) answers an IPv6 SYN as if
+    // nobody listened: a RST.
+    let l4 = f.iface.tcp_listen(81, 8).unwrap();
+    assert!(f.iface.tcp_listener_set_families(l4, Families::Ipv4Only));
+    f.inject(&syn6(a1, 81));
+    let out = f.poll();
+    assert_eq!(out.len(), 1);
+    let t = sluice_wire::TcpPacket::new_checked(&out[0][54..]).unwrap();
+    let r = sluice_wire::TcpRepr::parse(&t, a1, peer, &caps).unwrap();
+    assert!(r.flags.rst(), "{r:?}");
+    assert_eq!(f.iface.tcp_connections(), 2);
 }
