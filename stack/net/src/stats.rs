@@ -168,29 +168,34 @@ impl fmt::Display for DropReason {
 
 /// Drops by reason: a fixed array indexed by `DropReason::index`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Drops([u64; DropReason::COUNT]);
+pub struct Drops {
+    by: [u64; DropReason::COUNT],
+    /// Their sum, kept as they are added (each poll asks for it).
+    sum: u64,
+}
 
 impl Drops {
     pub fn get(&self, reason: DropReason) -> u64 {
-        self.0[reason.index()]
+        self.by[reason.index()]
     }
     pub(crate) fn add(&mut self, reason: DropReason) {
-        self.0[reason.index()] += 1;
+        self.by[reason.index()] += 1;
+        self.sum += 1;
     }
     /// All drops, whatever the reason.
     pub fn total(&self) -> u64 {
-        self.0.iter().sum()
+        self.sum
     }
     /// `(reason, count)` for every reason, zero counts included.
     pub fn iter(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
-        DropReason::ALL.iter().map(|&r| (r, self.0[r.index()]))
+        DropReason::ALL.iter().map(|&r| (r, self.by[r.index()]))
     }
 }
 
 impl core::ops::Index<DropReason> for Drops {
     type Output = u64;
     fn index(&self, r: DropReason) -> &u64 {
-        &self.0[r.index()]
+        &self.by[r.index()]
     }
 }
 

@@ -201,6 +201,16 @@ impl<S: Session> SluiceDriver<S> {
         }
         slot.armed = Some(d);
         self.timers.push(Reverse((d, slot.s.0)));
+        // Entries of connections that ended (or re-armed earlier) stay until their deadline
+        // comes up: with short connections they would pile up by the million (and the heap
+        // with them). Once they are most of it, it is rebuilt from the live ones.
+        if self.timers.len() >= 2 * self.conns.len() + 1024 {
+            self.timers = self
+                .conns
+                .iter()
+                .filter_map(|slot| slot.armed.map(|a| Reverse((a, slot.s.0))))
+                .collect();
+        }
     }
 
     /// Ends the connections whose deadline passed; re-arms those that moved on.
