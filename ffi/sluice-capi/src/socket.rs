@@ -59,9 +59,15 @@ impl Stack {
     /// Whether TCP port `port` may be bound by `fd` (Linux's rules, simplified: a listener
     /// always conflicts; anything else conflicts unless both sides set SO_REUSEADDR).
     fn tcp_port_ok(&self, fd: i32, port: u16, reuse: bool) -> bool {
+        let mine = self.sock(fd).map(|s| families_of(&s.opts).places()).ok();
         self.files.iter().enumerate().all(|(i, f)| {
             let Some(File::Sock(s)) = f else { return true };
             if i as i32 == fd || !matches!(s.kind, Kind::Tcp(_)) {
+                return true;
+            }
+            // An AF_INET and an IPV6_V6ONLY socket may share a port (as on Linux).
+            let theirs = families_of(&s.opts).places();
+            if mine.is_some_and(|m| !(m[0] && theirs[0]) && !(m[1] && theirs[1])) {
                 return true;
             }
             if Stack::port_of(&self.iface, s) != Some(port) {
@@ -313,18 +319,11 @@ impl Shared {
                     let cfg = crate::sockopt::listener_config(st.cfg.tcp, &s.opts);
                     let l = st
                         .iface
-                        .tcp_listen_with(port, backlog, cfg)
+                        .tcp_listen_families(port, backlog, cfg, families_of(&s.opts))
                         .map_err(|e| match e {
                             TcpListenError::InUse => EADDRINUSE,
                             TcpListenError::InvalidPort => EINVAL,
                         })?;
-                    // The families its clients may be of (as Linux's sockets).
-                    let families = match (s.opts.inet6, s.opts.v6only) {
-                        (false, _) => Families::Ipv4Only,
-                        (true, true) => Families::Ipv6Only,
-                        (true, false) => Families::Both,
-                    };
-                    st.iface.tcp_listener_set_families(l, families);
                     st.sock_mut(fd)?.kind = Kind::Tcp(TcpSt::Listen { l, port, backlog });
                     st.touch();
                     Ok(())
@@ -782,4 +781,13 @@ fn udp_connect(st: &mut Stack, fd: i32, remote: Endpoint) -> Res<()> {
     u.remote = Some(remote);
     st.touch();
     Ok(())
+}
+
+/// The address families a socket's TCP clients and peers may be of (as Linux's sockets).
+fn families_of(o: &SockOpts) -> Families {
+    match (o.inet6, o.v6only) {
+        (false, _) => Families::Ipv4Only,
+        (true, true) => Families::Ipv6Only,
+        (true, false) => Families::Both,
+    }
 }

@@ -379,3 +379,41 @@ fn udp_over_ipv6_keeps_to_the_sockets_family() {
     assert_eq!(pd.recvfrom(s4, 64), Ok((b"yours".to_vec(), REMOTE, 4000)));
     assert_eq!(pd.recvfrom(s4, 64), Err(libc::EAGAIN));
 }
+
+/// An AF_INET listener and an IPV6_V6ONLY one share a port, as on Linux (nginx's `listen
+/// 80; listen [::]:80;`): each client reaches the listener of its family, and a dual-stack
+/// listener cannot join them.
+#[test]
+fn an_ipv4_and_an_ipv6_only_listener_share_a_port() {
+    let mut pd = Pd::new(&format!("{PLAIN} {V6_FLAGS}"));
+    pd.v6 = false;
+    let s4 = pd.socket(libc::SOCK_STREAM | libc::SOCK_NONBLOCK).unwrap();
+    assert_eq!(pd.bind(s4, LOCAL, 8080), Ok(0));
+    assert_eq!(pd.listen(s4, 8), Ok(0));
+    pd.v6 = true;
+    let s6 = pd.socket(libc::SOCK_STREAM | libc::SOCK_NONBLOCK).unwrap();
+    assert_eq!(
+        pd.setsockopt_int(s6, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1),
+        Ok(0)
+    );
+    assert_eq!(pd.bind(s6, LOCAL, 8080), Ok(0));
+    assert_eq!(pd.listen(s6, 8), Ok(0));
+    let both = pd.socket(libc::SOCK_STREAM).unwrap();
+    assert_eq!(pd.bind(both, LOCAL, 8080), Err(libc::EADDRINUSE));
+    for (v6, fd, other) in [(true, s6, s4), (false, s4, s6)] {
+        pd.v6 = v6;
+        let port = if v6 { 40006 } else { 40004 };
+        pd.send_seg(&Seg::new(port, 8080, TcpFlags::SYN, 1000, None).mss(1460));
+        let (synack, _) = pd.expect_tcp();
+        assert_eq!(synack.flags, TcpFlags::SYN, "{synack:?}");
+        pd.send_seg(&Seg::new(port, 8080, 0, 1001, Some(synack.seq.wrapping_add(1))));
+        let (nfd, peer, pport) = pd.accept(fd).expect("accepted by the listener of its family");
+        assert_eq!((peer, pport), (REMOTE, port));
+        assert!(nfd > fd);
+        assert_eq!(
+            pd.accept(other).map(|a| a.0),
+            Err(libc::EAGAIN),
+            "not the other one"
+        );
+    }
+}

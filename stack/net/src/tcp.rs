@@ -203,8 +203,6 @@ struct ListenSock {
     /// Connections it created that still exist, and the most it may have.
     conns: usize,
     limit: usize,
-    /// The address families it takes clients of (`tcp_listener_set_families`).
-    families: Families,
 }
 
 /// The address families a listener takes clients of.
@@ -218,11 +216,12 @@ pub enum Families {
 }
 
 impl Families {
-    fn take(self, peer: IpAddress) -> bool {
+    /// Which of a port's two places (IPv4 clients, IPv6 clients) it takes.
+    pub fn places(self) -> [bool; 2] {
         match self {
-            Families::Both => true,
-            Families::Ipv4Only => !peer.is_ipv6(),
-            Families::Ipv6Only => peer.is_ipv6(),
+            Families::Both => [true, true],
+            Families::Ipv4Only => [true, false],
+            Families::Ipv6Only => [false, true],
         }
     }
 }
@@ -232,7 +231,9 @@ pub(crate) struct TcpSockets {
     conns: Slab<Conn>,
     pub(crate) flows: FlowTable<Key>,
     listeners: Slab<ListenSock>,
-    ports: HashMap<u16, Key>,
+    /// Listeners by port: the one taking IPv4 clients and the one taking IPv6 clients
+    /// (the same one for a listener of both families).
+    ports: HashMap<u16, [Option<Key>; 2]>,
     /// Connections with work since the last poll (an API call opened the window, queued
     /// data, closed...). May hold duplicates; `Conn::dirty` tells which still need it.
     pub(crate) pending: Vec<Key>,
@@ -353,13 +354,30 @@ impl Interface {
         &mut self,
         port: u16,
         backlog: usize,
+        cfg: TcpConfig,
+    ) -> Result<ListenerHandle, TcpListenError> {
+        self.tcp_listen_families(port, backlog, cfg, Families::Both)
+    }
+
+    /// As `tcp_listen_with`, for clients of `families` only: a SYN from another family is
+    /// answered as if nobody listened (RST), as Linux answers an AF_INET listener's port
+    /// over IPv6. A port takes one listener per family: an IPv4-only and an IPv6-only one
+    /// can share it (an AF_INET socket and an IPV6_V6ONLY one, as nginx's `listen 80;
+    /// listen [::]:80;`).
+    pub fn tcp_listen_families(
+        &mut self,
+        port: u16,
+        backlog: usize,
         mut cfg: TcpConfig,
+        families: Families,
     ) -> Result<ListenerHandle, TcpListenError> {
         cfg.mss = cfg.mss.min(self.tcp_config().mss);
         if port == 0 {
             return Err(TcpListenError::InvalidPort);
         }
-        if self.tcp.ports.contains_key(&port) {
+        let taken = self.tcp.ports.get(&port).copied().unwrap_or([None, None]);
+        let wanted = families.places();
+        if (0..2).any(|i| wanted[i] && taken[i].is_some()) {
             return Err(TcpListenError::InUse);
         }
         let mut listener = Listener::new(cfg, port, backlog);
@@ -370,9 +388,13 @@ impl Interface {
             logged: None,
             conns: 0,
             limit: usize::MAX,
-            families: Families::Both,
         });
-        self.tcp.ports.insert(port, key);
+        let places = self.tcp.ports.entry(port).or_insert([None, None]);
+        for i in 0..2 {
+            if wanted[i] {
+                places[i] = Some(key);
+            }
+        }
         Ok(ListenerHandle(key))
     }
 
@@ -381,7 +403,17 @@ impl Interface {
         let Some(ls) = self.tcp.listeners.remove(l.0) else {
             return false;
         };
-        self.tcp.ports.remove(&ls.listener.port());
+        let port = ls.listener.port();
+        if let Some(places) = self.tcp.ports.get_mut(&port) {
+            for p in places.iter_mut() {
+                if *p == Some(l.0) {
+                    *p = None;
+                }
+            }
+            if places == &[None, None] {
+                self.tcp.ports.remove(&port);
+            }
+        }
         for i in 0..self.tcp.conns.capacity_index() {
             let Some(key) = self.tcp.conns.key_at(i) else {
                 continue;
@@ -882,8 +914,7 @@ impl Interface {
             .tcp
             .ports
             .get(&seg.dst_port)
-            .copied()
-            .filter(|&l| self.tcp.listeners.get(l).is_some_and(|ls| ls.families.take(src)));
+            .and_then(|places| places[usize::from(src.is_ipv6())]);
         if let Some(lkey) = listening {
             // Connection caps: a new SYN beyond the interface's or the listener's is
             // dropped (the peer retries), before any state or cookie is made for it.
@@ -1094,19 +1125,6 @@ impl Interface {
     /// Caps the connections listener `l` may have at once (accepted or not, until they
     /// are removed); SYNs beyond it are dropped and counted (`DropReason::ConnLimit`).
     /// False if the handle is stale.
-    /// The address families the listener takes clients of (default both): a SYN from
-    /// another family is answered as if nobody listened (RST), as Linux answers an AF_INET
-    /// listener's port over IPv6. False if stale.
-    pub fn tcp_listener_set_families(&mut self, l: ListenerHandle, families: Families) -> bool {
-        match self.tcp.listeners.get_mut(l.0) {
-            Some(ls) => {
-                ls.families = families;
-                true
-            }
-            None => false,
-        }
-    }
-
     pub fn tcp_listener_set_limit(&mut self, l: ListenerHandle, max: usize) -> bool {
         match self.tcp.listeners.get_mut(l.0) {
             Some(ls) => {

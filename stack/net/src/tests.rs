@@ -2649,8 +2649,11 @@ fn connections_to_two_of_our_ipv6_addresses_are_apart() {
     let _ = l;
     // A listener for IPv4 clients only (an AF_INET socket's) answers an IPv6 SYN as if
     // nobody listened: a RST.
-    let l4 = f.iface.tcp_listen(81, 8).unwrap();
-    assert!(f.iface.tcp_listener_set_families(l4, Families::Ipv4Only));
+    let cfg4 = f.iface.config().tcp;
+    let l4 = f
+        .iface
+        .tcp_listen_families(81, 8, cfg4, Families::Ipv4Only)
+        .unwrap();
     f.inject(&syn6(a1, 81));
     let out = f.poll();
     assert_eq!(out.len(), 1);
@@ -2658,4 +2661,27 @@ fn connections_to_two_of_our_ipv6_addresses_are_apart() {
     let r = sluice_wire::TcpRepr::parse(&t, a1, peer, &caps).unwrap();
     assert!(r.flags.rst(), "{r:?}");
     assert_eq!(f.iface.tcp_connections(), 2);
+    // An IPv6-only listener can share the port: it takes the IPv6 SYN; a listener of
+    // both families cannot join them.
+    let l6 = f
+        .iface
+        .tcp_listen_families(81, 8, cfg4, Families::Ipv6Only)
+        .unwrap();
+    assert_eq!(
+        f.iface.tcp_listen_families(81, 8, cfg4, Families::Both),
+        Err(TcpListenError::InUse)
+    );
+    f.inject(&syn6(a1, 81));
+    let out = f.poll();
+    let t = sluice_wire::TcpPacket::new_checked(&out[0][54..]).unwrap();
+    let r = sluice_wire::TcpRepr::parse(&t, a1, peer, &caps).unwrap();
+    assert!(r.flags.syn() && r.ack.is_some(), "{r:?}");
+    // Without the IPv4 one, the port still listens for IPv6 only.
+    assert!(f.iface.tcp_unlisten(l4));
+    assert_eq!(
+        f.iface.tcp_listen_families(81, 8, cfg4, Families::Both),
+        Err(TcpListenError::InUse)
+    );
+    assert!(f.iface.tcp_unlisten(l6));
+    assert!(f.iface.tcp_listen_families(81, 8, cfg4, Families::Both).is_ok());
 }
