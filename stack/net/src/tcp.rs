@@ -819,12 +819,7 @@ impl Interface {
         l4: core::ops::Range<usize>,
     ) {
         let bytes = &buf.data()[l4];
-        // IPv6: the checksum is checked here unless the device vouched for it.
-        let caps = if dst.is_ipv6() && !io.rx_offload {
-            ChecksumCaps::software()
-        } else {
-            self.caps
-        };
+        let caps = self.caps;
         let seg = match TcpRepr::parse(&TcpPacket::new_unchecked(bytes), src, dst, &caps) {
             Ok(s) => s,
             Err(Error::Checksum) => return self.drop(DropReason::Checksum),
@@ -1228,17 +1223,16 @@ impl Interface {
             c.tcb.set_gather(!by_ref);
             // The wire size a large segment is cut to (what poll_transmit sized it by).
             let gso = c.tcb.seg_payload_max();
-            let Some(seg) = c.tcb.poll_transmit(io.now) else {
+            let Some((seg, rest)) = c.tcb.poll_transmit_parts(io.now) else {
                 c.dirty = false;
                 return;
             };
-            // The header, and the payload looked up again below (the segment borrows the
-            // connection mutably; its payload is `tx_bytes` of its sequence number).
-            let (header, len) = (header_of(&seg), seg.payload.len());
+            let len = seg.payload.len();
             if by_ref && len > 0 {
                 // Zero-copy send: the header alone, then the payload by reference. A large
                 // segment goes whole to a device that cuts it (TSO), its frames chained;
                 // otherwise it is cut here, each piece by reference when it is one frame's.
+                let header = header_of(&seg);
                 let len = if span { c.tcb.emitted_len() } else { len };
                 if len > gso && tso {
                     if let Some(buf) = build_tso_ref(io.dev, &c.tcb, &header, len, gso, src, dst) {
@@ -1253,15 +1247,13 @@ impl Interface {
                 self.send_by_ref(io, key, (&header, len), gso, &caps);
                 continue;
             }
-            let total = if len > 0 { c.tcb.emitted_len().max(len) } else { 0 };
-            if total > len {
-                // Across the ring's wrap: the first part ends the ring, the rest starts it.
-                // A large one goes whole to a device that cuts it (TSO), both parts
-                // chained; else each piece is copied from the ring.
-                let first = c.tcb.tx_bytes(header.seq, len);
-                let rest = c.tcb.tx_bytes(header.seq + len, total - len);
-                if total > gso && tso && rest.len() == total - len {
-                    if let Some(buf) = build_tso(io.dev, &header, [first, rest], gso, src, dst) {
+            if !rest.is_empty() {
+                // Across the ring's wrap: the payload ends the ring and goes on at its start.
+                // A large one goes whole to a device that cuts it (TSO), both parts chained;
+                // else each piece is copied from the ring.
+                let (header, total) = (header_of(&seg), len + rest.len());
+                if total > gso && tso {
+                    if let Some(buf) = build_tso(io.dev, &header, [seg.payload, rest], gso, src, dst) {
                         self.stats.tcp.tx_copied_bytes += total as u64;
                         self.stats.tcp.segments_tx += total.div_ceil(gso) as u64;
                         self.stats.tcp.tso_frames_tx += 1;
@@ -1273,13 +1265,9 @@ impl Interface {
                 self.send_by_ref(io, key, (&header, total), gso, &caps);
                 continue;
             }
-            let seg = TcpRepr {
-                payload: c.tcb.tx_bytes(header.seq, len),
-                ..header
-            };
             if len > gso && tso {
                 // A large segment the device cuts (TSO): one frame, the payload chained.
-                match build_tso(io.dev, &header, [seg.payload, &[]], gso, src, dst) {
+                match build_tso(io.dev, &header_of(&seg), [seg.payload, &[]], gso, src, dst) {
                     Some(buf) => {
                         self.stats.tcp.tx_copied_bytes += len as u64;
                         self.stats.tcp.segments_tx += len.div_ceil(gso) as u64;

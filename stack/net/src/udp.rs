@@ -9,8 +9,7 @@ use std::collections::VecDeque;
 use hashbrown::HashMap;
 use sluice_dev::{Device, PacketBuf};
 use sluice_wire::{
-    udp as wudp, ChecksumCaps, Error, Icmpv4DstUnreachable, Instant, IpAddress, IpProtocol, Ipv4Repr,
-    UdpPacket, UdpRepr,
+    udp as wudp, Error, Icmpv4DstUnreachable, Instant, IpAddress, IpProtocol, Ipv4Repr, UdpPacket, UdpRepr,
 };
 
 pub use crate::endpoint::Endpoint;
@@ -285,20 +284,11 @@ impl Interface {
         (broadcast, v4): (bool, Option<Ipv4Repr>),
     ) {
         let bytes = &buf.data()[l4];
-        let caps = if dst.is_ipv6() {
-            // RFC 8200 8.1: over IPv6 the checksum is never optional.
-            if bytes.len() >= wudp::HEADER_LEN && bytes[6..8] == [0, 0] {
-                return self.drop(DropReason::BadUdp);
-            }
-            if io.rx_offload {
-                self.caps
-            } else {
-                ChecksumCaps::software()
-            }
-        } else {
-            self.caps
-        };
-        let repr = match UdpRepr::parse(&UdpPacket::new_unchecked(bytes), src, dst, &caps) {
+        // RFC 8200 8.1: over IPv6 the checksum is never optional.
+        if dst.is_ipv6() && bytes.len() >= wudp::HEADER_LEN && bytes[6..8] == [0, 0] {
+            return self.drop(DropReason::BadUdp);
+        }
+        let repr = match UdpRepr::parse(&UdpPacket::new_unchecked(bytes), src, dst, &self.caps) {
             Ok(r) => r,
             Err(Error::Checksum) => return self.drop(DropReason::Checksum),
             Err(_) => return self.drop(DropReason::BadUdp),

@@ -13,35 +13,45 @@ impl Tcb {
     /// The next segment to send, or `None`. Call until `None` after every event. The
     /// payload borrows the send buffer (at most its contiguous part).
     pub fn poll_transmit(&mut self, now: Instant) -> Option<TcpRepr<'_>> {
+        self.poll_transmit_parts(now).map(|(r, _)| r)
+    }
+
+    /// `poll_transmit`, with the rest of a segment that straddles the send ring's wrap
+    /// (`set_gather`): the payload is `r.payload` then that rest (empty otherwise).
+    pub fn poll_transmit_parts(&mut self, now: Instant) -> Option<(TcpRepr<'_>, &[u8])> {
         if let Some(r) = self.pending_rst.take() {
             self.counters.rst_out += 1;
             self.counters.segments_out += 1;
-            return Some(TcpRepr {
-                src_port: self.local_port,
-                dst_port: r.dst_port,
-                seq: r.seq,
-                ack: r.ack,
-                flags: TcpFlags(TcpFlags::RST),
-                window: 0,
-                urgent: 0,
-                options: Default::default(),
-                payload: &[],
-            });
+            return Some((
+                TcpRepr {
+                    src_port: self.local_port,
+                    dst_port: r.dst_port,
+                    seq: r.seq,
+                    ack: r.ack,
+                    flags: TcpFlags(TcpFlags::RST),
+                    window: 0,
+                    urgent: 0,
+                    options: Default::default(),
+                    payload: &[],
+                },
+                &[],
+            ));
         }
+        let whole = |r: TcpRepr<'static>| (r, &[][..]);
         match self.state {
             State::Closed | State::Listen => None,
-            State::SynSent => (self.snd_nxt == self.iss).then(|| self.emit_syn(now)),
+            State::SynSent => (self.snd_nxt == self.iss).then(|| whole(self.emit_syn(now))),
             State::SynReceived => {
                 if self.snd_nxt == self.iss {
-                    Some(self.emit_syn(now))
+                    Some(whole(self.emit_syn(now)))
                 } else if self.ack_now {
-                    Some(self.emit_ack(now, self.snd_max))
+                    Some(whole(self.emit_ack(now, self.snd_max)))
                 } else {
                     None
                 }
             }
             State::FinWait2 | State::TimeWait => {
-                (self.ack_now || self.window_update_due()).then(|| self.emit_ack(now, self.snd_max))
+                (self.ack_now || self.window_update_due()).then(|| whole(self.emit_ack(now, self.snd_max)))
             }
             State::Established | State::FinWait1 | State::CloseWait | State::Closing | State::LastAck => {
                 self.emit_established(now)
@@ -49,7 +59,7 @@ impl Tcb {
         }
     }
 
-    fn emit_established(&mut self, now: Instant) -> Option<TcpRepr<'_>> {
+    fn emit_established(&mut self, now: Instant) -> Option<(TcpRepr<'_>, &[u8])> {
         // Tail loss probe (RFC 8985 7.3): new data if possible, else the last segment.
         if let Some(seq) = self.tlp_probe.take() {
             let end = self.tx_seq0 + self.tx.len();
@@ -103,17 +113,17 @@ impl Tcb {
                 self.counters.segments_out += 1;
                 r.payload = self.tx.slice(off, 1);
                 self.emitted_len = r.payload.len() as u32;
-                return Some(r);
+                return Some((r, &[]));
             }
         }
         // Keepalive: <SEQ=SND.NXT-1>, no data (RFC 9293 3.8.4).
         if self.send_keepalive {
             self.send_keepalive = false;
             self.counters.keepalive_probes += 1;
-            return Some(self.emit_ack(now, self.snd_max - 1));
+            return Some((self.emit_ack(now, self.snd_max - 1), &[]));
         }
         if self.ack_now || self.window_update_due() {
-            return Some(self.emit_ack(now, self.snd_max));
+            return Some((self.emit_ack(now, self.snd_max), &[]));
         }
         None
     }
@@ -195,20 +205,26 @@ impl Tcb {
         Some((len, fin_seq == Some(self.snd_nxt + len)))
     }
 
-    /// Emits `len` bytes from `seq` (plus FIN), updating SND.NXT/SND.MAX, timers, RTT.
-    fn emit_segment(&mut self, now: Instant, seq: SeqNumber, len: usize, fin: bool) -> TcpRepr<'_> {
+    /// Emits `len` bytes from `seq` (plus FIN), updating SND.NXT/SND.MAX, timers, RTT; the
+    /// payload's first contiguous part and, when gathering, the rest after the ring's wrap.
+    fn emit_segment(&mut self, now: Instant, seq: SeqNumber, len: usize, fin: bool) -> (TcpRepr<'_>, &[u8]) {
         let off = seq - self.tx_seq0;
         // A segment spans frames only when it is a large one (for TSO by reference); one
         // of at most a full size stays within one frame, so it can go by reference alone.
         let contiguous = self.tx.slice(off, len).len();
         let asked = len;
+        // Gathering: the ring's end and what follows it (its start, or a queued frame).
+        let parts = match self.gather && contiguous < len {
+            true => contiguous + self.tx.slice(off + contiguous, len - contiguous).len(),
+            false => contiguous,
+        };
         let len = match self.span_frames {
             true => Some(self.tx.span(off, len)).filter(|&n| n > self.seg_payload_max()),
             false => None,
         }
-        .unwrap_or(if self.gather { asked } else { contiguous })
+        .unwrap_or(parts)
         .min(self.gso_max());
-        self.wrap_cut = len < asked && len == contiguous && len < self.gso_max();
+        self.wrap_cut = len < asked && len == parts && len < self.gso_max();
         self.emitted_len = len as u32;
         let fin = fin && off + len == self.tx.len();
         let end = seq + len + fin as usize;
@@ -255,7 +271,11 @@ impl Tcb {
             self.arm_tlp(now);
         }
         r.payload = self.tx.slice(off, len);
-        r
+        let rest = match self.gather && r.payload.len() < len {
+            true => self.tx.slice(off + r.payload.len(), len - r.payload.len()),
+            false => &[],
+        };
+        (r, rest)
     }
 
     /// SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED), with MSS and window scale options.

@@ -534,15 +534,6 @@ impl Tcb {
         self.tx.frame_at(seq - self.tx_seq0, len)
     }
 
-    /// The `len` bytes of the send buffer from `seq` (as in a segment that `poll_transmit`
-    /// returned), when they are contiguous; fewer otherwise.
-    pub fn tx_bytes(&self, seq: SeqNumber, len: usize) -> &[u8] {
-        if seq < self.tx_seq0 {
-            return &[];
-        }
-        self.tx.slice(seq - self.tx_seq0, len)
-    }
-
     /// Lets the segments `poll_transmit` builds span queued frames (a device that cuts
     /// large segments itself and chains frames by reference; `tx_frame` then finds each
     /// frame's part). The returned segment's `payload` is then only its first contiguous
@@ -552,10 +543,9 @@ impl Tcb {
     }
 
     /// Lets a data segment straddle the end of the send ring, its payload in two parts:
-    /// the segment's `payload` is then the first part only, `emitted_len` the whole, and
-    /// the owner builds it with `tx_bytes` or `tx_copy` (as Linux, whose segments do not
-    /// depend on where its buffers end). Off, a segment stops at the wrap and the rest
-    /// follows at once.
+    /// the segment's `payload` and the rest `poll_transmit_parts` gives with it (as Linux,
+    /// whose segments do not depend on where its buffers end). Off, a segment stops at the
+    /// wrap and the rest follows at once.
     pub fn set_gather(&mut self, on: bool) {
         self.gather = on;
     }
