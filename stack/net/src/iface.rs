@@ -429,19 +429,33 @@ impl Interface {
     /// Sends the packets that waited for `ip`, now known to be at `mac`.
     fn send_waiting<D: Device>(&mut self, io: &mut Io<'_, D>, ip: Ipv4Address, mac: EthernetAddress) {
         while let Some(packet) = self.arp.pop_waiting(ip) {
-            match io.dev.alloc() {
-                Some(mut buf) => match buf.append(packet.len()) {
-                    Some(room) => {
-                        room.copy_from_slice(&packet);
-                        self.stats.arp.pending_sent += 1;
-                        self.send_eth(io, buf, mac, EtherType::Ipv4);
-                    }
-                    None => self.drop(DropReason::NoBuffer),
-                },
-                None => self.drop(DropReason::NoBuffer),
+            if self.send_packet_copy(io, &packet, mac, EtherType::Ipv4) {
+                self.stats.arp.pending_sent += 1;
             }
             self.arp.recycle(packet);
         }
+    }
+
+    /// Sends a copy of `packet` (an IP packet that waited for its neighbour) to `mac`;
+    /// false, counted, when no device buffer takes it.
+    pub(crate) fn send_packet_copy<D: Device>(
+        &mut self,
+        io: &mut Io<'_, D>,
+        packet: &[u8],
+        mac: EthernetAddress,
+        ethertype: EtherType,
+    ) -> bool {
+        let Some(mut buf) = io.dev.alloc() else {
+            self.drop(DropReason::NoBuffer);
+            return false;
+        };
+        let Some(room) = buf.append(packet.len()) else {
+            self.drop(DropReason::NoBuffer);
+            return false;
+        };
+        room.copy_from_slice(packet);
+        self.send_eth(io, buf, mac, ethertype);
+        true
     }
 
     fn arp_timers<D: Device>(&mut self, io: &mut Io<'_, D>) {

@@ -396,16 +396,8 @@ impl Interface {
             return;
         }
         while let Some(packet) = self.nd.pop_waiting(ip) {
-            match io.dev.alloc() {
-                Some(mut buf) => match buf.append(packet.len()) {
-                    Some(room) => {
-                        room.copy_from_slice(&packet);
-                        self.stats.nd.pending_sent += 1;
-                        self.send_eth(io, buf, mac, EtherType::Ipv6);
-                    }
-                    None => self.drop(DropReason::NoBuffer),
-                },
-                None => self.drop(DropReason::NoBuffer),
+            if self.send_packet_copy(io, &packet, mac, EtherType::Ipv6) {
+                self.stats.nd.pending_sent += 1;
             }
             self.nd.recycle(packet);
         }
