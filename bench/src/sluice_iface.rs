@@ -135,12 +135,17 @@ impl SluiceInput {
         };
         let (tx0, bytes0) = (
             w.dev.tx_frames,
-            w.iface.tcp_tcb(conn).unwrap().counters().bytes_in,
+            w.iface
+                .tcp_status(conn)
+                .map(|t| t.tcb())
+                .unwrap()
+                .counters()
+                .bytes_in,
         );
         for _ in 0..100 {
             w.step();
         }
-        let tcb = w.iface.tcp_tcb(conn).unwrap();
+        let tcb = w.iface.tcp_status(conn).map(|t| t.tcb()).unwrap();
         assert_eq!(
             tcb.counters().bytes_in - bytes0,
             100 * w.seg_len as u64,
@@ -157,7 +162,11 @@ impl SluiceInput {
         self.dev.pending = true;
         let now = Instant::from_nanos(self.now_ns);
         self.iface.poll(now, &mut self.dev);
-        let _ = self.iface.tcp_recv_with(self.conn, |d| (d.len(), ()));
+        let _ = self
+            .iface
+            .tcp(self.conn)
+            .ok_or(sluice_net::TcpRecvError::InvalidHandle)
+            .and_then(|mut sk| sk.recv_with(|d| (d.len(), ())));
         self.seq += self.seg_len;
         self.now_ns += 1_000;
     }

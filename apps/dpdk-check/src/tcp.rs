@@ -61,7 +61,7 @@ impl Sink {
 fn dump(cx: &Cx, s: TcpStream, what: &str) {
     let peer = s.peer(cx);
     let iface = cx.iface();
-    if let Some(t) = iface.tcp_tcb(s.0) {
+    if let Some(t) = iface.tcp_status(s.0).map(|t| t.tcb()) {
         eprintln!(
             "{what}: unfinished {:?} state={:?} snd_una={} snd_nxt={} rcv_nxt={} send_queue={} recv_queue={} \
              rto={:?} cwnd={} window={} counters={:?}",

@@ -45,9 +45,11 @@ pub fn readiness(st: &Stack, fd: i32) -> Res<u32> {
             }
         }
         Kind::Tcp(TcpSt::Conn(c)) => {
-            let state = iface.tcp_state(c.h);
+            let state = iface
+                .tcp_status(c.h)
+                .map_or(sluice_net::TcpState::Closed, |t| t.state());
             let mut m = 0;
-            if iface.tcp_error(c.h).is_some() && !c.err_taken {
+            if iface.tcp_status(c.h).and_then(|t| t.error()).is_some() && !c.err_taken {
                 m |= ERR;
             }
             let peer_fin = matches!(
@@ -58,13 +60,13 @@ pub fn readiness(st: &Stack, fd: i32) -> Res<u32> {
                 TcpState::Closed => m |= IN | OUT | HUP | RDHUP,
                 TcpState::SynSent | TcpState::SynReceived | TcpState::Listen => {}
                 _ => {
-                    if c.shut_rd || peer_fin || iface.tcp_can_recv(c.h) {
+                    if c.shut_rd || peer_fin || iface.tcp_status(c.h).is_some_and(|t| t.can_recv()) {
                         m |= IN;
                     }
                     if peer_fin {
                         m |= RDHUP;
                     }
-                    if c.shut_wr || iface.tcp_can_send(c.h) {
+                    if c.shut_wr || iface.tcp_status(c.h).is_some_and(|t| t.can_send()) {
                         m |= OUT;
                     }
                     if peer_fin && c.shut_wr {
@@ -78,10 +80,10 @@ pub fn readiness(st: &Stack, fd: i32) -> Res<u32> {
             let mut m = 0;
             match u.h {
                 Some(h) => {
-                    if iface.udp_can_recv(h) {
+                    if iface.udp_status(h).is_some_and(|u| u.can_recv()) {
                         m |= IN;
                     }
-                    if iface.udp_can_send(h) {
+                    if iface.udp_status(h).is_some_and(|u| u.can_send()) {
                         m |= OUT;
                     }
                 }

@@ -51,8 +51,8 @@ impl Stack {
         match s.kind {
             Kind::Tcp(TcpSt::Fresh { port }) => port,
             Kind::Tcp(TcpSt::Listen { port, .. }) => Some(port),
-            Kind::Tcp(TcpSt::Conn(c)) => iface.tcp_local_port(c.h),
-            Kind::Udp(u) => u.h.and_then(|h| iface.udp_local_port(h)),
+            Kind::Tcp(TcpSt::Conn(c)) => iface.tcp_status(c.h).map(|t| t.local_port()),
+            Kind::Udp(u) => u.h.and_then(|h| iface.udp_status(h).map(|u| u.local_port())),
         }
     }
 
@@ -105,7 +105,7 @@ impl Stack {
 /// The errno of a connection that failed, reported once; later calls see end of stream
 /// (reads) or EPIPE (writes).
 fn take_conn_error(iface: &Interface, c: &mut Conn) -> Option<Errno> {
-    let e = iface.tcp_error(c.h)?;
+    let e = iface.tcp_status(c.h).and_then(|t| t.error())?;
     if c.err_taken {
         return None;
     }
@@ -164,7 +164,10 @@ fn tcp_read(iface: &mut Interface, c: &mut Conn, bufs: &mut [&mut [u8]], peek: b
                 Some(e) => Err(e),
                 None => Ok(Some(0)),
             },
-            TcpRecvError::InvalidState => match iface.tcp_state(c.h) {
+            TcpRecvError::InvalidState => match iface
+                .tcp_status(c.h)
+                .map_or(sluice_net::TcpState::Closed, |t| t.state())
+            {
                 TcpState::SynSent | TcpState::SynReceived => Ok(None),
                 _ => match take_conn_error(iface, c) {
                     Some(e) => Err(e),
@@ -175,7 +178,7 @@ fn tcp_read(iface: &mut Interface, c: &mut Conn, bufs: &mut [&mut [u8]], peek: b
     };
     if peek {
         let mut tmp = vec![0u8; total(bufs)];
-        let r = match iface.tcp_tcb(c.h) {
+        let r = match iface.tcp_status(c.h).map(|t| t.tcb()) {
             None => return Ok(Some(0)),
             Some(tcb) => tcb.peek(&mut tmp),
         };
@@ -189,7 +192,11 @@ fn tcp_read(iface: &mut Interface, c: &mut Conn, bufs: &mut [&mut [u8]], peek: b
     }
     let mut n = 0;
     for b in bufs.iter_mut().filter(|b| !b.is_empty()) {
-        match iface.tcp_recv(c.h, b) {
+        match iface
+            .tcp(c.h)
+            .ok_or(sluice_net::TcpRecvError::InvalidHandle)
+            .and_then(|mut sk| sk.recv(b))
+        {
             Ok(k) => {
                 n += k;
                 if k < b.len() {
@@ -207,10 +214,15 @@ fn tcp_write(iface: &mut Interface, c: &mut Conn, bufs: &[&[u8]]) -> Res<Option<
     if c.shut_wr {
         return Err(EPIPE);
     }
-    if matches!(iface.tcp_state(c.h), TcpState::SynSent | TcpState::SynReceived) {
+    if matches!(
+        iface
+            .tcp_status(c.h)
+            .map_or(sluice_net::TcpState::Closed, |t| t.state()),
+        TcpState::SynSent | TcpState::SynReceived
+    ) {
         return Ok(None);
     }
-    if iface.tcp_error(c.h).is_some() {
+    if iface.tcp_status(c.h).and_then(|t| t.error()).is_some() {
         return Err(take_conn_error(iface, c).unwrap_or(EPIPE));
     }
     let len: usize = bufs.iter().map(|b| b.len()).sum();
@@ -219,7 +231,11 @@ fn tcp_write(iface: &mut Interface, c: &mut Conn, bufs: &[&[u8]]) -> Res<Option<
     }
     let mut n = 0;
     for b in bufs.iter().filter(|b| !b.is_empty()) {
-        match iface.tcp_send(c.h, b) {
+        match iface
+            .tcp(c.h)
+            .ok_or(sluice_net::TcpSendError::InvalidHandle)
+            .and_then(|mut sk| sk.send(b))
+        {
             Ok(k) => {
                 n += k;
                 if k < b.len() {
@@ -363,14 +379,17 @@ impl Shared {
                     };
                     let remote = st
                         .iface
-                        .tcp_remote(h)
+                        .tcp_status(h)
+                        .map(|t| t.remote())
                         .unwrap_or(Endpoint::new(Ipv4Address::UNSPECIFIED, 0));
                     if s.opts.takes_peer(remote.addr) {
                         break (h, remote);
                     }
                     // A client of the other family (an IPv6 one on an AF_INET listener, an
                     // IPv4 one with IPV6_V6ONLY): not this socket's; reset.
-                    st.iface.tcp_abort(h);
+                    if let Some(mut sk) = st.iface.tcp(h) {
+                        sk.abort();
+                    }
                 };
                 let conn = Conn {
                     h,
@@ -455,13 +474,18 @@ impl Shared {
                 let Kind::Tcp(TcpSt::Conn(c)) = &mut s.kind else {
                     return Err(EINVAL);
                 };
-                match iface.tcp_state(c.h) {
+                match iface
+                    .tcp_status(c.h)
+                    .map_or(sluice_net::TcpState::Closed, |t| t.state())
+                {
                     TcpState::SynSent | TcpState::SynReceived => Ok(None),
                     _ => {
                         c.connecting = false;
                         match take_conn_error(iface, c) {
                             Some(e) => Err(e),
-                            None if iface.tcp_error(c.h).is_some() => Err(ECONNABORTED),
+                            None if iface.tcp_status(c.h).and_then(|t| t.error()).is_some() => {
+                                Err(ECONNABORTED)
+                            }
                             None => Ok(Some(())),
                         }
                     }
@@ -508,16 +532,20 @@ impl Shared {
                         }
                         let Some(h) = u.h else { return Ok(None) };
                         if u.remote.is_some() {
-                            if let Some(e) = iface.udp_take_error(h) {
+                            if let Some(e) = iface.udp(h).and_then(|mut sk| sk.take_error()) {
                                 return Err(udp_errno(e));
                             }
                         }
                         loop {
-                            let Some(len) = iface.udp_peek_len(h) else {
+                            let Some(len) = iface.udp_status(h).and_then(|u| u.peek_len()) else {
                                 return Ok(None);
                             };
                             let mut tmp = vec![0u8; len];
-                            match iface.udp_recv_from(h, &mut tmp) {
+                            match iface
+                                .udp(h)
+                                .ok_or(sluice_net::UdpRecvError::InvalidHandle)
+                                .and_then(|mut sk| sk.recv_from(&mut tmp))
+                            {
                                 // A datagram of the other family (IPv6 to an AF_INET socket,
                                 // IPv4 to an IPV6_V6ONLY one) is not this socket's.
                                 Ok((_, from)) if !opts.takes_peer(from.addr) => continue,
@@ -584,12 +612,16 @@ impl Shared {
                             }
                         };
                         if u.remote.is_some() {
-                            if let Some(e) = iface.udp_take_error(h) {
+                            if let Some(e) = iface.udp(h).and_then(|mut sk| sk.take_error()) {
                                 return Err(udp_errno(e));
                             }
                         }
                         let data: Vec<u8> = bufs.concat();
-                        match iface.udp_send_to(h, &data, dst) {
+                        match iface
+                            .udp(h)
+                            .ok_or(sluice_net::UdpSendError::InvalidHandle)
+                            .and_then(|mut sk| sk.send_to(&data, dst))
+                        {
                             Ok(()) => Ok(Some(data.len())),
                             Err(UdpSendError::QueueFull) => Ok(None),
                             Err(UdpSendError::TooLarge) => Err(EMSGSIZE),
@@ -618,9 +650,13 @@ impl Shared {
                 match s.kind {
                     Kind::Tcp(TcpSt::Conn(c)) => {
                         if s.opts.linger == Some(0) {
-                            st.iface.tcp_abort(c.h);
+                            if let Some(mut sk) = st.iface.tcp(c.h) {
+                                sk.abort();
+                            }
                         } else {
-                            st.iface.tcp_close(c.h);
+                            if let Some(mut sk) = st.iface.tcp(c.h) {
+                                sk.close();
+                            }
                         }
                     }
                     Kind::Tcp(TcpSt::Listen { l, .. }) => {
@@ -629,7 +665,9 @@ impl Shared {
                     Kind::Tcp(TcpSt::Fresh { .. }) => {}
                     Kind::Udp(u) => {
                         if let Some(h) = u.h {
-                            st.iface.udp_close(h);
+                            if let Some(sk) = st.iface.udp(h) {
+                                sk.close();
+                            }
                         }
                     }
                 }
@@ -652,7 +690,9 @@ impl Shared {
                     }
                     if how != libc::SHUT_RD && !c.shut_wr {
                         c.shut_wr = true;
-                        iface.tcp_shutdown(c.h);
+                        if let Some(mut sk) = iface.tcp(c.h) {
+                            sk.shutdown();
+                        }
                     }
                     st.touch();
                     Ok(())
@@ -704,7 +744,7 @@ impl Shared {
             let bound = conn || (port != 0 && !s.opts.bound_any);
             // A connection's own address (IPv6 ones have several), else the one bound.
             let addr = match s.kind {
-                Kind::Tcp(TcpSt::Conn(c)) => st.iface.tcp_conn_info(c.h).map(|i| i.local.addr),
+                Kind::Tcp(TcpSt::Conn(c)) => st.iface.tcp_status(c.h).map(|t| t.info().local.addr),
                 Kind::Udp(UdpSt { remote: Some(r), .. }) => st.iface.source_for(r.addr),
                 _ => None,
             };
@@ -726,11 +766,13 @@ impl Shared {
                 // looked at the outcome of its nonblocking connect yet (Linux).
                 Kind::Tcp(TcpSt::Conn(c))
                     if !matches!(
-                        st.iface.tcp_state(c.h),
+                        st.iface
+                            .tcp_status(c.h)
+                            .map_or(sluice_net::TcpState::Closed, |t| t.state()),
                         TcpState::SynSent | TcpState::SynReceived | TcpState::Listen | TcpState::Closed
                     ) =>
                 {
-                    st.iface.tcp_remote(c.h).ok_or(ENOTCONN)
+                    st.iface.tcp_status(c.h).map(|t| t.remote()).ok_or(ENOTCONN)
                 }
                 Kind::Udp(UdpSt { remote: Some(r), .. }) => Ok(r),
                 _ => Err(ENOTCONN),
@@ -742,9 +784,12 @@ impl Shared {
     /// Bytes ready to read (`ioctl(FIONREAD)`).
     pub fn readable_bytes(&self, fd: i32) -> Res<usize> {
         self.with(|st| match st.sock(fd)?.kind {
-            Kind::Tcp(TcpSt::Conn(c)) => Ok(st.iface.tcp_tcb(c.h).map_or(0, |t| t.recv_queue())),
+            Kind::Tcp(TcpSt::Conn(c)) => Ok(st.iface.tcp_status(c.h).map_or(0, |t| t.tcb().recv_queue())),
             Kind::Tcp(_) => Err(EINVAL),
-            Kind::Udp(u) => Ok(u.h.and_then(|h| st.iface.udp_peek_len(h)).unwrap_or(0)),
+            Kind::Udp(u) => Ok(u
+                .h
+                .and_then(|h| st.iface.udp_status(h).and_then(|u| u.peek_len()))
+                .unwrap_or(0)),
         })
     }
 }
@@ -773,11 +818,15 @@ fn udp_connect(st: &mut Stack, fd: i32, remote: Endpoint) -> Res<()> {
         None => iface.udp_bind(0).map_err(|_| EADDRNOTAVAIL)?,
     };
     u.h = Some(h);
-    iface.udp_connect(h, remote).map_err(|e| match e {
-        UdpConnectError::InvalidHandle => EBADF,
-        UdpConnectError::Unaddressable => EINVAL,
-        UdpConnectError::NoRoute => ENETUNREACH,
-    })?;
+    iface
+        .udp(h)
+        .ok_or(sluice_net::UdpConnectError::InvalidHandle)
+        .and_then(|mut sk| sk.connect(remote))
+        .map_err(|e| match e {
+            UdpConnectError::InvalidHandle => EBADF,
+            UdpConnectError::Unaddressable => EINVAL,
+            UdpConnectError::NoRoute => ENETUNREACH,
+        })?;
     u.remote = Some(remote);
     st.touch();
     Ok(())

@@ -68,14 +68,14 @@ fn put_timeval(out: &mut [u8], d: Option<Duration>) -> Res<usize> {
 fn take_error(st: &mut Stack, fd: i32) -> Res<i32> {
     let (iface, s) = st.parts(fd)?;
     Ok(match &mut s.kind {
-        Kind::Tcp(TcpSt::Conn(c)) => match iface.tcp_error(c.h) {
+        Kind::Tcp(TcpSt::Conn(c)) => match iface.tcp_status(c.h).and_then(|t| t.error()) {
             Some(e) if !c.err_taken => {
                 c.err_taken = true;
                 conn_errno(e).0
             }
             _ => 0,
         },
-        Kind::Udp(u) => match u.h.and_then(|h| iface.udp_take_error(h)) {
+        Kind::Udp(u) => match u.h.and_then(|h| iface.udp(h).and_then(|mut sk| sk.take_error())) {
             Some(e) if e.reason == sluice_wire::Icmpv4DstUnreachable::PortUnreachable => libc::ECONNREFUSED,
             Some(_) => libc::EHOSTUNREACH,
             None => 0,
@@ -90,12 +90,24 @@ pub(crate) fn apply_live(
     h: sluice_net::TcpHandle,
     o: &crate::stack::SockOpts,
 ) {
-    iface.tcp_set_nodelay(h, o.nodelay && !o.cork);
-    iface.tcp_set_congestion(h, o.congestion);
-    iface.tcp_set_keepalive(h, o.keepalive.then_some(o.keep));
-    iface.tcp_set_user_timeout(h, o.user_timeout);
-    iface.tcp_set_syn_retries(h, o.syncnt);
-    iface.tcp_set_ip_options(h, o.tos, o.ttl);
+    if let Some(mut sk) = iface.tcp(h) {
+        sk.set_nodelay(o.nodelay && !o.cork);
+    }
+    if let Some(mut sk) = iface.tcp(h) {
+        sk.set_congestion(o.congestion);
+    }
+    if let Some(mut sk) = iface.tcp(h) {
+        sk.set_keepalive(o.keepalive.then_some(o.keep));
+    }
+    if let Some(mut sk) = iface.tcp(h) {
+        sk.set_user_timeout(o.user_timeout);
+    }
+    if let Some(mut sk) = iface.tcp(h) {
+        sk.set_syn_retries(o.syncnt);
+    }
+    if let Some(mut sk) = iface.tcp(h) {
+        sk.set_ip_options(o.tos, o.ttl);
+    }
 }
 
 /// The TCP settings of the connections a listener with these options accepts.
@@ -296,7 +308,7 @@ impl Shared {
                 }
                 (libc::IPPROTO_TCP, libc::TCP_MAXSEG) if tcp => {
                     let live = match s.kind {
-                        Kind::Tcp(TcpSt::Conn(c)) => st.iface.tcp_tcb(c.h).map(|t| t.mss() as u32),
+                        Kind::Tcp(TcpSt::Conn(c)) => st.iface.tcp_status(c.h).map(|t| t.tcb().mss() as u32),
                         _ => None,
                     };
                     put_int(out, live.or(o.maxseg).unwrap_or(u32::from(mss)) as i32)
@@ -342,7 +354,7 @@ fn tcp_info(st: &Stack, s: &crate::stack::Sock, out: &mut [u8]) -> Res<usize> {
     // SAFETY: tcp_info is plain integers; all-zero is a valid value.
     let mut ti: libc::tcp_info = unsafe { core::mem::zeroed() };
     match s.kind {
-        Kind::Tcp(TcpSt::Conn(c)) => match st.iface.tcp_conn_info(c.h) {
+        Kind::Tcp(TcpSt::Conn(c)) => match st.iface.tcp_status(c.h).map(|t| t.info()) {
             Some(ci) => {
                 let mss = ci.mss.max(1);
                 let seg = |b: usize| u32::try_from(b / mss).unwrap_or(u32::MAX);
@@ -359,7 +371,7 @@ fn tcp_info(st: &Stack, s: &crate::stack::Sock, out: &mut [u8]) -> Res<usize> {
                 ti.tcpi_pmtu = (mss + 40) as u32;
                 ti.tcpi_total_retrans = ci.retransmits.min(u64::from(u32::MAX)) as u32;
                 ti.tcpi_rcv_space = s.opts.rcvbuf;
-                if let Some(t) = st.iface.tcp_tcb(c.h) {
+                if let Some(t) = st.iface.tcp_status(c.h).map(|t| t.tcb()) {
                     // Linux's TCPI_OPT_TIMESTAMPS, _SACK, _WSCALE.
                     ti.tcpi_options = u8::from(t.timestamps_enabled())
                         | u8::from(t.sack_enabled()) << 1

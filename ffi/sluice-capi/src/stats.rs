@@ -197,7 +197,11 @@ pub unsafe extern "C" fn sluice_conn_info(fd: c_int, out: *mut SluiceConnInfo) -
                         },
                         File::Epoll(_) => return Err(ENOTSOCK),
                     };
-                    st.iface.tcp_conn_info(h).map(|c| row(&c)).ok_or(ENOTCONN)
+                    st.iface
+                        .tcp_status(h)
+                        .map(|t| t.info())
+                        .map(|c| row(&c))
+                        .ok_or(ENOTCONN)
                 })?;
                 // SAFETY: checked non-NULL; the caller's promise for the rest.
                 unsafe { out.write(info) };

@@ -309,7 +309,12 @@ impl TcpStream {
     /// Copies received bytes into `buf`: `Ok(n > 0)` bytes, `Ok(0)` the peer finished
     /// (end of stream), `Err(WouldBlock)` nothing yet.
     pub fn read(&self, cx: &Cx, buf: &mut [u8]) -> Result<usize, Error> {
-        match cx.iface().tcp_recv(self.0, buf) {
+        match cx
+            .iface()
+            .tcp(self.0)
+            .ok_or(sluice_net::TcpRecvError::InvalidHandle)
+            .and_then(|mut sk| sk.recv(buf))
+        {
             Ok(0) if !buf.is_empty() => Err(Error::WouldBlock),
             Ok(n) => Ok(n),
             Err(TcpRecvError::Finished) => Ok(0),
@@ -322,7 +327,12 @@ impl TcpStream {
     /// Reads in place: `f` sees the received bytes (the stack's own buffer, no copy) and
     /// returns how many it consumed. `Ok(None)` at end of stream.
     pub fn read_with<R>(&self, cx: &Cx, f: impl FnOnce(&[u8]) -> (usize, R)) -> Result<Option<R>, Error> {
-        next_or_end(cx.iface().tcp_recv_with(self.0, f))
+        next_or_end(
+            cx.iface()
+                .tcp(self.0)
+                .ok_or(sluice_net::TcpRecvError::InvalidHandle)
+                .and_then(|mut sk| sk.recv_with(f)),
+        )
     }
 
     /// Zero-copy read: the next received bytes (at most `max`) as a `Frame`. A full-sized
@@ -330,14 +340,19 @@ impl TcpStream {
     /// reassembled data comes as a heap frame. `Ok(None)` at end of stream,
     /// `Err(WouldBlock)` nothing yet. Drop frames soon: they hold receive-pool mbufs.
     pub fn read_frame(&self, cx: &Cx, max: usize) -> Result<Option<Frame>, Error> {
-        next_or_end(cx.iface().tcp_recv_frame(self.0, max))
+        next_or_end(
+            cx.iface()
+                .tcp(self.0)
+                .ok_or(sluice_net::TcpRecvError::InvalidHandle)
+                .and_then(|mut sk| sk.recv_frame(max)),
+        )
     }
 
     /// The payload of a full-sized segment on this connection (the send MSS, less the
     /// options every segment carries): fill frames for `write_frame` with this many bytes
     /// (segments do not span frames). `None` for a stale handle.
     pub fn mss(&self, cx: &Cx) -> Option<usize> {
-        cx.iface().tcp_tcb(self.0).map(|t| t.mss())
+        cx.iface().tcp_status(self.0).map(|t| t.tcb().mss())
     }
 
     /// Zero-copy send: queues `frame` (best filled from `Cx::alloc_frame`) by reference;
@@ -345,12 +360,21 @@ impl TcpStream {
     /// `Ok(None)`: all queued; `Ok(Some(rest))`: the part that did not fit (the send buffer
     /// is full), to queue again after the next event.
     pub fn write_frame(&self, cx: &Cx, frame: Frame) -> Result<Option<Frame>, Error> {
-        cx.iface().tcp_send_frame(self.0, frame).map_err(send_error)
+        cx.iface()
+            .tcp(self.0)
+            .ok_or(sluice_net::TcpSendError::InvalidHandle)
+            .and_then(|mut sk| sk.send_frame(frame))
+            .map_err(send_error)
     }
 
     /// Queues bytes to send: `Ok(n > 0)` queued, `Err(WouldBlock)` the send buffer is full.
     pub fn write(&self, cx: &Cx, data: &[u8]) -> Result<usize, Error> {
-        match cx.iface().tcp_send(self.0, data) {
+        match cx
+            .iface()
+            .tcp(self.0)
+            .ok_or(sluice_net::TcpSendError::InvalidHandle)
+            .and_then(|mut sk| sk.send(data))
+        {
             Ok(0) if !data.is_empty() => Err(Error::WouldBlock),
             Ok(n) => Ok(n),
             Err(e) => Err(send_error(e)),
@@ -360,7 +384,12 @@ impl TcpStream {
     /// Writes in place: `f` fills the free part of the send buffer (no copy from an
     /// application buffer) and returns how many bytes it wrote.
     pub fn write_with(&self, cx: &Cx, f: impl FnOnce(&mut [u8]) -> usize) -> Result<usize, Error> {
-        match cx.iface().tcp_send_with(self.0, f) {
+        match cx
+            .iface()
+            .tcp(self.0)
+            .ok_or(sluice_net::TcpSendError::InvalidHandle)
+            .and_then(|mut sk| sk.send_with(f))
+        {
             Ok(0) => Err(Error::WouldBlock),
             Ok(n) => Ok(n),
             Err(e) => Err(send_error(e)),
@@ -373,7 +402,8 @@ impl TcpStream {
     /// given to `bind_with`.
     pub fn set_ip_options(&self, cx: &Cx, tos: u8, ttl: Option<u8>) -> Result<(), Error> {
         cx.iface()
-            .tcp_set_ip_options(self.0, tos, ttl)
+            .tcp(self.0)
+            .is_some_and(|mut sk| sk.set_ip_options(tos, ttl))
             .then_some(())
             .ok_or(Error::InvalidHandle)
     }
@@ -381,7 +411,8 @@ impl TcpStream {
     /// Turns Nagle's algorithm off (`true`) or on.
     pub fn set_nodelay(&self, cx: &Cx, nodelay: bool) -> Result<(), Error> {
         cx.iface()
-            .tcp_set_nodelay(self.0, nodelay)
+            .tcp(self.0)
+            .is_some_and(|mut sk| sk.set_nodelay(nodelay))
             .then_some(())
             .ok_or(Error::InvalidHandle)
     }
@@ -389,49 +420,64 @@ impl TcpStream {
     /// Turns keepalive on with these parameters, or off.
     pub fn set_keepalive(&self, cx: &Cx, keepalive: Option<sluice_net::Keepalive>) -> Result<(), Error> {
         cx.iface()
-            .tcp_set_keepalive(self.0, keepalive)
+            .tcp(self.0)
+            .is_some_and(|mut sk| sk.set_keepalive(keepalive))
             .then_some(())
             .ok_or(Error::InvalidHandle)
     }
 
     /// Sends FIN after the queued data (half-close); reading continues.
     pub fn shutdown(&self, cx: &Cx) {
-        cx.iface().tcp_shutdown(self.0);
+        if let Some(mut sk) = cx.iface().tcp(self.0) {
+            sk.shutdown();
+        }
     }
     /// Closes both directions; the connection finishes in the background and its handle
     /// becomes invalid.
     pub fn close(self, cx: &Cx) {
-        cx.iface().tcp_close(self.0);
+        if let Some(mut sk) = cx.iface().tcp(self.0) {
+            sk.close();
+        }
     }
     /// Resets the connection (RST).
     pub fn abort(self, cx: &Cx) {
-        cx.iface().tcp_abort(self.0);
+        if let Some(mut sk) = cx.iface().tcp(self.0) {
+            sk.abort();
+        }
     }
     /// The connection's TCP state: `SynSent` while a `connect` is under way, `Closed` after
     /// a failure (see `error`) and for a handle whose connection is gone.
     pub fn state(&self, cx: &Cx) -> TcpState {
-        cx.iface().tcp_state(self.0)
+        cx.iface()
+            .tcp_status(self.0)
+            .map_or(sluice_net::TcpState::Closed, |t| t.state())
     }
     /// Whether the state is `Established`: handshake done, no FIN sent or received yet.
     /// After the peer's FIN it is `CloseWait`, where writing still works.
     pub fn is_established(&self, cx: &Cx) -> bool {
-        cx.iface().tcp_state(self.0) == TcpState::Established
+        cx.iface()
+            .tcp_status(self.0)
+            .map_or(sluice_net::TcpState::Closed, |t| t.state())
+            == TcpState::Established
     }
     /// The error that ended the connection, if any.
     pub fn error(&self, cx: &Cx) -> Option<Error> {
-        cx.iface().tcp_error(self.0).map(Error::from)
+        cx.iface()
+            .tcp_status(self.0)
+            .and_then(|t| t.error())
+            .map(Error::from)
     }
     /// The remote address and port; `None` once the connection is gone.
     pub fn peer(&self, cx: &Cx) -> Option<Endpoint> {
-        cx.iface().tcp_remote(self.0)
+        cx.iface().tcp_status(self.0).map(|t| t.remote())
     }
     /// The local port; `None` once the connection is gone.
     pub fn local_port(&self, cx: &Cx) -> Option<u16> {
-        cx.iface().tcp_local_port(self.0)
+        cx.iface().tcp_status(self.0).map(|t| t.local_port())
     }
     /// Bytes queued and not yet acknowledged by the peer.
     pub fn unacked(&self, cx: &Cx) -> usize {
-        cx.iface().tcp_tcb(self.0).map_or(0, |t| t.send_queue())
+        cx.iface().tcp_status(self.0).map_or(0, |t| t.tcb().send_queue())
     }
 }
 
@@ -458,7 +504,9 @@ impl UdpSocket {
     /// Sends to and receives from `peer` only.
     pub fn connect(&self, cx: &Cx, peer: impl Into<Endpoint>) -> Result<(), Error> {
         cx.iface()
-            .udp_connect(self.0, peer.into())
+            .udp(self.0)
+            .ok_or(sluice_net::UdpConnectError::InvalidHandle)
+            .and_then(|mut sk| sk.connect(peer.into()))
             .map_err(|_| Error::InvalidAddress)
     }
     /// Queues `data` as one datagram to `to`; it leaves at the end of the round. Errors:
@@ -467,26 +515,38 @@ impl UdpSocket {
     /// port 0 or has no route, `InvalidHandle` the socket is closed.
     pub fn send_to(&self, cx: &Cx, data: &[u8], to: impl Into<Endpoint>) -> Result<(), Error> {
         cx.iface()
-            .udp_send_to(self.0, data, to.into())
+            .udp(self.0)
+            .ok_or(sluice_net::UdpSendError::InvalidHandle)
+            .and_then(|mut sk| sk.send_to(data, to.into()))
             .map_err(udp_send_error)
     }
     /// As `send_to`, to the peer given to `connect`; `InvalidAddress` if the socket is
     /// not connected.
     pub fn send(&self, cx: &Cx, data: &[u8]) -> Result<(), Error> {
-        cx.iface().udp_send(self.0, data).map_err(udp_send_error)
+        cx.iface()
+            .udp(self.0)
+            .ok_or(sluice_net::UdpSendError::InvalidHandle)
+            .and_then(|mut sk| sk.send(data))
+            .map_err(udp_send_error)
     }
     /// Takes the oldest received datagram: copies what fits into `buf` (the rest of a
     /// longer datagram is discarded) and returns the bytes copied and the sender.
     /// `WouldBlock` when none is queued, `InvalidHandle` for a closed socket.
     pub fn recv_from(&self, cx: &Cx, buf: &mut [u8]) -> Result<(usize, Endpoint), Error> {
-        cx.iface().udp_recv_from(self.0, buf).map_err(|e| match e {
-            UdpRecvError::InvalidHandle => Error::InvalidHandle,
-            _ => Error::WouldBlock,
-        })
+        cx.iface()
+            .udp(self.0)
+            .ok_or(sluice_net::UdpRecvError::InvalidHandle)
+            .and_then(|mut sk| sk.recv_from(buf))
+            .map_err(|e| match e {
+                UdpRecvError::InvalidHandle => Error::InvalidHandle,
+                _ => Error::WouldBlock,
+            })
     }
     /// Closes the socket and frees its port; datagrams still queued are discarded.
     pub fn close(self, cx: &Cx) {
-        cx.iface().udp_close(self.0);
+        if let Some(sk) = cx.iface().udp(self.0) {
+            sk.close();
+        }
     }
 }
 
@@ -538,17 +598,23 @@ impl Source {
         match self {
             Source::Listener(l) => (iface.tcp_listener_pending(l.0) > 0, false, false),
             Source::Stream(s) => {
-                let st = iface.tcp_state(s.0);
-                let closed =
-                    matches!(st, TcpState::Closed | TcpState::TimeWait) || iface.tcp_error(s.0).is_some();
+                let st = iface
+                    .tcp_status(s.0)
+                    .map_or(sluice_net::TcpState::Closed, |t| t.state());
+                let closed = matches!(st, TcpState::Closed | TcpState::TimeWait)
+                    || iface.tcp_status(s.0).and_then(|t| t.error()).is_some();
                 let eof = matches!(st, TcpState::CloseWait | TcpState::LastAck | TcpState::Closing);
                 (
-                    iface.tcp_can_recv(s.0) || eof || closed,
-                    want_w && iface.tcp_can_send(s.0),
+                    iface.tcp_status(s.0).is_some_and(|t| t.can_recv()) || eof || closed,
+                    want_w && iface.tcp_status(s.0).is_some_and(|t| t.can_send()),
                     closed,
                 )
             }
-            Source::Udp(u) => (iface.udp_can_recv(u.0), want_w && iface.udp_can_send(u.0), false),
+            Source::Udp(u) => (
+                iface.udp_status(u.0).is_some_and(|u| u.can_recv()),
+                want_w && iface.udp_status(u.0).is_some_and(|u| u.can_send()),
+                false,
+            ),
         }
     }
 }

@@ -644,10 +644,24 @@ mod tests {
             server.borrow_mut().poll(t, &mut da);
             app.poll(&Cx::new(&server, t, 0, 1, &steering, &stop));
             server.borrow_mut().transmit(t, &mut da);
-            if !sent && client.tcp_state(h) == TcpState::Established {
-                sent = client.tcp_send(h, b"hi").unwrap() == 2;
+            if !sent
+                && client
+                    .tcp_status(h)
+                    .map_or(sluice_net::TcpState::Closed, |t| t.state())
+                    == TcpState::Established
+            {
+                sent = client
+                    .tcp(h)
+                    .ok_or(sluice_net::TcpSendError::InvalidHandle)
+                    .and_then(|mut sk| sk.send(b"hi"))
+                    .unwrap()
+                    == 2;
             }
-            if client.tcp_state(h) == TcpState::CloseWait {
+            if client
+                .tcp_status(h)
+                .map_or(sluice_net::TcpState::Closed, |t| t.state())
+                == TcpState::CloseWait
+            {
                 break;
             }
             t += Duration::from_millis(1);
@@ -655,7 +669,9 @@ mod tests {
         assert_eq!(got.get(), 2, "the server read the request");
         assert_eq!(app.tasks(), 0);
         assert_eq!(
-            client.tcp_state(h),
+            client
+                .tcp_status(h)
+                .map_or(sluice_net::TcpState::Closed, |t| t.state()),
             TcpState::CloseWait,
             "the server's FIN arrived"
         );
@@ -666,7 +682,13 @@ mod tests {
             server.borrow_mut().poll(t, &mut da);
             t += Duration::from_millis(1);
         }
-        assert_eq!(client.tcp_state(h2), TcpState::Closed, "refused");
+        assert_eq!(
+            client
+                .tcp_status(h2)
+                .map_or(sluice_net::TcpState::Closed, |t| t.state()),
+            TcpState::Closed,
+            "refused"
+        );
     }
 
     /// The async API over IPv6: a task connects to a `std::net::SocketAddr` (IPv6), writes
@@ -719,9 +741,17 @@ mod tests {
             conn = conn.or_else(|| server.tcp_accept(l));
             if let Some(h) = conn {
                 let mut buf = [0u8; 16];
-                if let Ok(n) = server.tcp_recv(h, &mut buf) {
+                if let Ok(n) = server
+                    .tcp(h)
+                    .ok_or(sluice_net::TcpRecvError::InvalidHandle)
+                    .and_then(|mut sk| sk.recv(&mut buf))
+                {
                     if n > 0 {
-                        server.tcp_send(h, &buf[..n]).unwrap();
+                        server
+                            .tcp(h)
+                            .ok_or(sluice_net::TcpSendError::InvalidHandle)
+                            .and_then(|mut sk| sk.send(&buf[..n]))
+                            .unwrap();
                     }
                 }
             }
@@ -734,7 +764,7 @@ mod tests {
         assert_eq!(&got.borrow()[..], b"over six");
         let h = conn.expect("accepted");
         assert_eq!(
-            server.tcp_remote(h).map(|e| e.addr),
+            server.tcp_status(h).map(|t| t.remote()).map(|e| e.addr),
             Some(c6.into()),
             "the peer is the client's IPv6 address"
         );

@@ -109,9 +109,11 @@ fn a_poll_over_100k_idle_connections_looks_at_the_busy_one() {
     for _ in 0..20 {
         p.step();
     }
-    assert!(clients
-        .iter()
-        .all(|&h| p.client.tcp_state(h) == TcpState::Established));
+    assert!(clients.iter().all(|&h| p
+        .client
+        .tcp_status(h)
+        .map_or(sluice_net::TcpState::Closed, |t| t.state())
+        == TcpState::Established));
     assert_eq!(poller.len(), IDLE + 1);
 
     // Settle: nothing is ready, and a poll looks at nothing.
@@ -141,7 +143,13 @@ fn a_poll_over_100k_idle_connections_looks_at_the_busy_one() {
     let mut max_listed = 0;
     for round in 0..200u32 {
         let msg = round.to_be_bytes();
-        assert_eq!(p.client.tcp_send(busy, &msg), Ok(4));
+        assert_eq!(
+            p.client
+                .tcp(busy)
+                .ok_or(sluice_net::TcpSendError::InvalidHandle)
+                .and_then(|mut sk| sk.send(&msg)),
+            Ok(4)
+        );
         let mut got = Vec::new();
         for _ in 0..50 {
             p.step();
@@ -169,7 +177,12 @@ fn a_poll_over_100k_idle_connections_looks_at_the_busy_one() {
         let mut n = 0;
         for _ in 0..50 {
             p.step();
-            if let Ok(k) = p.client.tcp_recv(busy, &mut back[n..]) {
+            if let Ok(k) = p
+                .client
+                .tcp(busy)
+                .ok_or(sluice_net::TcpRecvError::InvalidHandle)
+                .and_then(|mut sk| sk.recv(&mut back[n..]))
+            {
                 n += k;
             }
             if n == 4 {

@@ -59,3 +59,17 @@ impl core::fmt::Display for Endpoint {
         }
     }
 }
+
+/// Picks a free port in `[lo, hi]`, starting from `*next` and moving it on.
+pub(crate) fn pick_port(next: &mut u16, (lo, hi): (u16, u16), in_use: impl Fn(u16) -> bool) -> Option<u16> {
+    let (lo, hi) = (lo.max(1), hi.max(lo.max(1)));
+    let span = u32::from(hi - lo) + 1;
+    for _ in 0..span {
+        let port = if (lo..=hi).contains(next) { *next } else { lo };
+        *next = if port == hi { lo } else { port + 1 };
+        if !in_use(port) {
+            return Some(port);
+        }
+    }
+    None
+}

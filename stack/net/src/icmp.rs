@@ -1,14 +1,11 @@
 //! ICMP: echo replies, destination unreachable (sent, rate-limited, and received errors
 //! handed to the socket they concern).
 
-use core::time::Duration;
-
 use sluice_dev::{Device, PacketBuf};
-use sluice_wire::{
-    icmpv4, Error, Icmpv4DstUnreachable, Icmpv4Packet, Icmpv4Repr, Instant, IpProtocol, Ipv4Repr,
-};
+use sluice_wire::{icmpv4, Error, Icmpv4DstUnreachable, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Repr};
 
-use crate::iface::{Interface, Io};
+use crate::egress::{Egress, Io};
+use crate::endpoint::Endpoint;
 use crate::stats::DropReason;
 
 /// An ICMP destination unreachable message about a datagram or segment a socket sent.
@@ -20,72 +17,82 @@ pub struct IcmpError {
     pub next_hop_mtu: u16,
 }
 
-/// A token bucket: `rate` tokens per second, at most `burst` saved up.
+/// An ICMP or ICMPv6 error about a segment or datagram we sent, for the socket that sent
+/// it: the interface hands it to the TCP or the UDP table.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct TokenBucket {
-    rate: u32,
-    burst: u32,
-    /// Tokens, in millionths, so that fractional refills are not lost.
-    micro_tokens: u64,
-    last: Instant,
+pub(crate) enum Quoted {
+    Tcp {
+        local: Endpoint,
+        remote: Endpoint,
+        /// The quoted segment's sequence number.
+        seq: u32,
+        err: sluice_tcp::IcmpError,
+    },
+    Udp {
+        local_port: u16,
+        remote: Endpoint,
+        err: IcmpError,
+    },
 }
 
-impl TokenBucket {
-    pub(crate) fn new(rate: u32, burst: u32) -> TokenBucket {
-        TokenBucket {
-            rate,
-            burst,
-            micro_tokens: u64::from(burst) * 1_000_000,
-            last: Instant::ZERO,
-        }
-    }
-
-    /// Takes a token if one is available at `now`.
-    pub(crate) fn take(&mut self, now: Instant) -> bool {
-        let elapsed: Duration = now - self.last;
-        self.last = self.last.max(now);
-        let refill =
-            (elapsed.as_micros().min(u128::from(u64::MAX / 4)) as u64).saturating_mul(u64::from(self.rate));
-        let cap = u64::from(self.burst) * 1_000_000;
-        self.micro_tokens = self.micro_tokens.saturating_add(refill).min(cap);
-        if self.micro_tokens >= 1_000_000 {
-            self.micro_tokens -= 1_000_000;
-            true
-        } else {
-            false
-        }
+/// What an IPv4 destination unreachable means to TCP.
+fn tcp_kind(err: IcmpError) -> sluice_tcp::IcmpError {
+    use sluice_tcp::IcmpError as T;
+    use Icmpv4DstUnreachable as U;
+    match err.reason {
+        U::NetUnreachable | U::DstNetUnknown | U::NetUnreachToS => T::NetUnreachable,
+        U::ProtoUnreachable => T::ProtocolUnreachable,
+        U::PortUnreachable => T::PortUnreachable,
+        U::FragRequired => T::FragmentationNeeded {
+            mtu: err.next_hop_mtu,
+        },
+        U::NetProhibited | U::HostProhibited | U::CommProhibited => T::AdminProhibited,
+        _ => T::HostUnreachable,
     }
 }
 
-impl Interface {
-    /// Handles an ICMP message to us. `l4` is the range of the message in `buf`.
-    pub(crate) fn process_icmp<D: Device>(
+/// The ports (and for TCP the sequence number) in the first 8 bytes a message quotes.
+fn ports_of(q: &[u8]) -> Option<(u16, u16, u32)> {
+    let q: &[u8; 8] = q.get(..8)?.try_into().ok()?;
+    Some((
+        u16::from_be_bytes([q[0], q[1]]),
+        u16::from_be_bytes([q[2], q[3]]),
+        u32::from_be_bytes([q[4], q[5], q[6], q[7]]),
+    ))
+}
+
+impl Egress {
+    /// Handles an ICMP message to us: echo is answered here; an error about a segment or
+    /// datagram we sent is returned for the socket it concerns. `l4` is the range of the
+    /// message in `buf`.
+    pub(crate) fn icmp_input<D: Device>(
         &mut self,
         io: &mut Io<'_, D>,
         mut buf: D::Buf,
         ip: Ipv4Repr,
         l4: core::ops::Range<usize>,
         broadcast: bool,
-    ) {
+    ) -> Option<Quoted> {
         let caps = self.caps;
         let repr = match Icmpv4Repr::parse(&Icmpv4Packet::new_unchecked(&buf.data()[l4.clone()]), &caps) {
             Ok(r) => r,
-            Err(Error::Checksum) => return self.drop(DropReason::Checksum),
-            Err(Error::Unsupported) => return self.drop(DropReason::IcmpIgnored),
-            Err(_) => return self.drop(DropReason::BadIcmp),
+            Err(Error::Checksum) => return self.drop_none(DropReason::Checksum),
+            Err(Error::Unsupported) => return self.drop_none(DropReason::IcmpIgnored),
+            Err(_) => return self.drop_none(DropReason::BadIcmp),
         };
+        let ours = self.address();
         match repr {
             Icmpv4Repr::EchoRequest { .. } => {
                 self.stats.icmp.echo_requests_rx += 1;
                 // RFC 1122 3.2.2.6: an echo to a broadcast address MAY be silently dropped.
                 if !self.cfg.icmp.echo || broadcast {
-                    return self.drop(DropReason::IcmpIgnored);
+                    return self.drop_none(DropReason::IcmpIgnored);
                 }
                 // Reply in place: the same buffer, its message turned into a reply, then
                 // new IPv4 and Ethernet headers in front (options are not echoed).
                 let total = buf.len();
                 if !buf.trim(total - l4.end) || !buf.adj(l4.start) {
-                    return self.drop(DropReason::BadIcmp);
+                    return self.drop_none(DropReason::BadIcmp);
                 }
                 let mut msg = Icmpv4Packet::new_unchecked(buf.data_mut());
                 msg.set_msg_type(sluice_wire::Icmpv4Message::EchoReply);
@@ -96,10 +103,12 @@ impl Interface {
                 }
                 self.stats.icmp.echo_replies_tx += 1;
                 self.send_ip(io, buf, ip.src_addr, IpProtocol::Icmp);
+                None
             }
             Icmpv4Repr::EchoReply { .. } => {
                 // No ICMP sockets: counted, nothing else to do.
                 self.stats.icmp.echo_replies_rx += 1;
+                None
             }
             Icmpv4Repr::DstUnreachable {
                 reason,
@@ -108,70 +117,60 @@ impl Interface {
                 data,
             } => {
                 self.stats.icmp.unreachable_rx += 1;
-                let mut quoted = [0u8; icmpv4::QUOTED_PAYLOAD_LEN];
-                quoted.copy_from_slice(data);
-                drop(buf);
                 let err = IcmpError { reason, next_hop_mtu };
-                if self.deliver_icmp_error(io.now, header, quoted, err) {
-                    self.stats.icmp.errors_delivered += 1;
-                } else {
-                    self.drop(DropReason::IcmpIgnored);
-                }
+                let Some((local_port, remote_port, seq)) = ports_of(data) else {
+                    return self.drop_none(DropReason::IcmpIgnored);
+                };
+                let remote = Endpoint::new(header.dst_addr, remote_port);
+                let quoted = match header.protocol {
+                    _ if header.src_addr != ours => None,
+                    IpProtocol::Udp => Some(Quoted::Udp {
+                        local_port,
+                        remote,
+                        err,
+                    }),
+                    IpProtocol::Tcp => Some(Quoted::Tcp {
+                        local: Endpoint::new(ours, local_port),
+                        remote,
+                        seq,
+                        err: tcp_kind(err),
+                    }),
+                    _ => None,
+                };
+                quoted.or_else(|| self.drop_none(DropReason::IcmpIgnored))
             }
             Icmpv4Repr::TimeExceeded { header, data, .. } | Icmpv4Repr::ParamProblem { header, data, .. } => {
                 // RFC 1122 3.2.2.4 and 3.2.2.5: passed to the transport. TCP only: for UDP
                 // they are transient errors Linux does not report without IP_RECVERR. TCP
                 // takes both as soft errors (RFC 1122 4.2.3.9).
-                let kind = if matches!(repr, Icmpv4Repr::TimeExceeded { .. }) {
+                let err = if matches!(repr, Icmpv4Repr::TimeExceeded { .. }) {
                     self.stats.icmp.time_exceeded_rx += 1;
                     sluice_tcp::IcmpError::TimeExceeded
                 } else {
                     self.stats.icmp.param_problem_rx += 1;
                     sluice_tcp::IcmpError::ParameterProblem
                 };
-                let q = data;
-                let delivered = header.src_addr == self.cfg.address.address()
-                    && header.protocol == IpProtocol::Tcp
-                    && q.len() >= 8
-                    && self.tcp_icmp_kind(
-                        io.now,
-                        (header.src_addr.into(), u16::from_be_bytes([q[0], q[1]])),
-                        header.dst_addr.into(),
-                        u16::from_be_bytes([q[2], q[3]]),
-                        u32::from_be_bytes([q[4], q[5], q[6], q[7]]),
-                        kind,
-                    );
-                drop(buf);
-                if delivered {
-                    self.stats.icmp.errors_delivered += 1;
-                } else {
-                    self.drop(DropReason::IcmpIgnored);
+                match ports_of(data) {
+                    Some((local_port, remote_port, seq))
+                        if header.src_addr == ours && header.protocol == IpProtocol::Tcp =>
+                    {
+                        Some(Quoted::Tcp {
+                            local: Endpoint::new(ours, local_port),
+                            remote: Endpoint::new(header.dst_addr, remote_port),
+                            seq,
+                            err,
+                        })
+                    }
+                    _ => self.drop_none(DropReason::IcmpIgnored),
                 }
             }
         }
     }
 
-    /// Hands an ICMP error to the socket that sent the quoted datagram; false if none.
-    fn deliver_icmp_error(
-        &mut self,
-        now: Instant,
-        header: Ipv4Repr,
-        quoted: [u8; 8],
-        err: IcmpError,
-    ) -> bool {
-        if header.src_addr != self.cfg.address.address() {
-            return false;
-        }
-        let local_port = u16::from_be_bytes([quoted[0], quoted[1]]);
-        let remote_port = u16::from_be_bytes([quoted[2], quoted[3]]);
-        match header.protocol {
-            IpProtocol::Udp => self.udp_icmp_error(local_port, header.dst_addr.into(), remote_port, err),
-            IpProtocol::Tcp => {
-                let seq = u32::from_be_bytes([quoted[4], quoted[5], quoted[6], quoted[7]]);
-                self.tcp_icmp_error(now, local_port, header.dst_addr, remote_port, seq, err)
-            }
-            _ => false,
-        }
+    /// Counts a drop; nothing for the sockets.
+    pub(crate) fn drop_none<T>(&mut self, reason: DropReason) -> Option<T> {
+        self.drop(reason);
+        None
     }
 
     /// Sends a destination unreachable about the datagram `ip` whose transport bytes are
@@ -204,25 +203,5 @@ impl Interface {
         repr.emit(&mut Icmpv4Packet::new_unchecked(room), &self.caps);
         self.stats.icmp.unreachable_tx += 1;
         self.send_ip(io, buf, ip.src_addr, IpProtocol::Icmp);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_bucket() {
-        let mut b = TokenBucket::new(10, 2);
-        let t = Instant::from_secs(5);
-        assert!(b.take(t));
-        assert!(b.take(t));
-        assert!(!b.take(t));
-        assert!(!b.take(t + Duration::from_millis(99)));
-        assert!(b.take(t + Duration::from_millis(100)));
-        assert!(!b.take(t + Duration::from_millis(100)));
-        assert!(b.take(t + Duration::from_secs(10)));
-        assert!(b.take(t + Duration::from_secs(10)));
-        assert!(!b.take(t + Duration::from_secs(10)));
     }
 }

@@ -22,8 +22,9 @@ use sluice_wire::ipv6::{self, walk_extensions, Ipv6Address, Ipv6Packet, Ipv6Repr
 use sluice_wire::{ChecksumCaps, EtherType, EthernetAddress, IpAddress, IpProtocol};
 
 use crate::arp::{Action, Lookup};
-use crate::iface::{Interface, Io, ETH_LEN};
-use crate::reasm::{FragKey, Fragment};
+use crate::egress::{Egress, Io, ETH_LEN};
+use crate::endpoint::Endpoint;
+use crate::icmp::Quoted;
 use crate::stats::DropReason;
 
 /// The hop limit of the packets Sluice sends (RFC 8200 recommends the IPv4 TTL's 64).
@@ -33,32 +34,32 @@ const HOP_LIMIT: u8 = 64;
 /// RetransTimer).
 const DAD_WAIT: core::time::Duration = core::time::Duration::from_secs(1);
 
-/// IPv6 state learned on the link: duplicate address detection (RFC 4862 5.4, optimistic
-/// as RFC 4429: the addresses are used at once, and given up if another node has one) and
-/// the default router from router advertisements (RFC 4861 6.3.4).
-#[derive(Debug, Default)]
-pub(crate) struct V6Link {
-    /// The solicitations of duplicate address detection went out, and when it ends.
-    dad_until: Option<sluice_wire::Instant>,
-    /// Addresses another node has: no longer ours.
-    pub(crate) duplicates: Vec<Ipv6Address>,
-    /// The default router an advertisement named, until its lifetime ends.
-    router: Option<(Ipv6Address, sluice_wire::Instant)>,
-    /// Redirects (RFC 4861 8.3): a better first hop for a destination (at most
-    /// `MAX_REDIRECTS`, the oldest forgotten first).
-    redirects: Vec<(Ipv6Address, Ipv6Address)>,
-}
-
 /// Destinations whose redirected first hop is remembered.
 const MAX_REDIRECTS: usize = 64;
 
 /// ICMPv6's protocol number.
 const ICMPV6: u8 = 58;
 
-impl Interface {
+/// What an IPv6 packet is for, once the IPv6 layer has read it: itself (neighbour
+/// discovery, echo; or a counted drop), reassembly, a transport, or the socket an ICMPv6
+/// error names. The interface routes it on.
+#[derive(Debug)]
+pub(crate) enum V6Input {
+    Done,
+    /// A fragment (RFC 8200 4.5), to hold for reassembly.
+    Fragment(Ipv6Repr, ipv6::FragmentHeader),
+    /// A TCP segment or UDP datagram: its (source, destination) and where it is in the
+    /// frame.
+    Tcp((IpAddress, IpAddress), core::ops::Range<usize>),
+    Udp((IpAddress, IpAddress), core::ops::Range<usize>),
+    /// An ICMPv6 error about a segment or datagram we sent.
+    Error(Quoted),
+}
+
+impl Egress {
     /// The interface's IPv6 addresses: its link-local one first.
     /// Those duplicate address detection found on another node are left out.
-    pub fn ipv6_addresses(&self) -> impl Iterator<Item = Ipv6Address> + '_ {
+    pub(crate) fn ipv6_addresses(&self) -> impl Iterator<Item = Ipv6Address> + '_ {
         self.ipv6_configured()
             .filter(|a| !self.v6link.duplicates.contains(a))
     }
@@ -71,7 +72,7 @@ impl Interface {
 
     /// The default router: the configured one, else the one advertised, while its
     /// lifetime lasts.
-    pub fn ipv6_router(&self) -> Option<Ipv6Address> {
+    pub(crate) fn ipv6_router(&self) -> Option<Ipv6Address> {
         self.cfg.gateway6.or(self
             .v6link
             .router
@@ -210,55 +211,6 @@ impl Interface {
             }
         };
         self.send_eth(io, buf, mac, EtherType::Ipv6);
-    }
-
-    /// A fragment (RFC 8200 4.5): held for reassembly (the same bounded table as IPv4's,
-    /// overlaps discarding the datagram as RFC 5722 says), and when it completes a
-    /// datagram, that datagram goes through `process_ipv6` as if it had arrived whole, in
-    /// one device buffer.
-    fn process_fragment_v6<D: Device>(
-        &mut self,
-        io: &mut Io<'_, D>,
-        from: EthernetAddress,
-        ip: &Ipv6Repr,
-        f: ipv6::FragmentHeader,
-        buf: D::Buf,
-    ) {
-        if ip.dst_addr.is_multicast() || !ip.src_addr.is_unicast() {
-            return self.drop(DropReason::Fragment);
-        }
-        let payload = &buf.data()[ETH_LEN + ipv6::HEADER_LEN..ETH_LEN + ipv6::HEADER_LEN + ip.payload_len];
-        let Some(data) = payload.get(f.data_start..) else {
-            return self.drop(DropReason::Fragment);
-        };
-        // The upper layer's protocol: the fragment header's next header.
-        let next = IpProtocol::from(payload[f.data_start - 8]);
-        let mut header = [0u8; ipv6::HEADER_LEN];
-        Ipv6Repr {
-            next_header: next,
-            payload_len: 0,
-            ..*ip
-        }
-        .emit(&mut Ipv6Packet::new_unchecked(&mut header[..]));
-        // RFC 8200 4.5: a datagram is its source, destination and identification (the
-        // upper layer is the first fragment's); the key's protocol is the fragment header's.
-        let key = FragKey {
-            src: ip.src_addr.into(),
-            dst: ip.dst_addr.into(),
-            protocol: IpProtocol::Unknown(44),
-            ident: f.ident,
-        };
-        let frag = Fragment {
-            offset: usize::from(f.offset),
-            more: f.more,
-            payload: data,
-            header: &header,
-        };
-        let outcome = self.reasm.add(io.now, key, frag);
-        if let Some(whole) = self.reassembled(io, &buf, outcome) {
-            drop(buf);
-            self.process_ipv6_packet(io, from, whole, true);
-        }
     }
 
     /// Answers the IPv6 packet in `buf` (an Ethernet frame) with destination unreachable
@@ -403,11 +355,6 @@ impl Interface {
         }
     }
 
-    /// The neighbour `ip`'s Ethernet address, if known (for tests and tools).
-    pub fn neighbor_v6(&self, now: sluice_wire::Instant, ip: Ipv6Address) -> Option<EthernetAddress> {
-        self.nd.peek(now, ip)
-    }
-
     /// The quoted packet of an ICMPv6 error, if it is one of ours: the upper layer's
     /// protocol, our and the remote address, and the transport's first 8 bytes. The quote is cut to
     /// fit 1280 bytes (RFC 4443 2.4 (c)): its payload length may say more than is there.
@@ -428,79 +375,30 @@ impl Interface {
         })
     }
 
-    /// A destination unreachable (`code`) quoting one of our UDP datagrams, for the socket
-    /// that sent it (its next call reports it, as for IPv4); false if none.
-    fn icmpv6_to_udp(&mut self, quoted: &[u8], code: u8) -> bool {
-        use sluice_wire::Icmpv4DstUnreachable as U;
-        let Some((IpProtocol::Udp, (_, remote), q)) = self.icmpv6_quote(quoted) else {
-            return false;
-        };
-        let reason = match code {
-            4 => U::PortUnreachable,
-            1 | 5 | 6 => U::CommProhibited,
-            0 => U::NetUnreachable,
-            _ => U::HostUnreachable,
-        };
-        let err = crate::icmp::IcmpError {
-            reason,
-            next_hop_mtu: 0,
-        };
-        self.udp_icmp_error(
-            u16::from_be_bytes([q[0], q[1]]),
-            remote.into(),
-            u16::from_be_bytes([q[2], q[3]]),
-            err,
-        )
-    }
-
-    /// An ICMPv6 error quoting `quoted` (the invoking packet, from its IPv6 header) for
-    /// the TCP connection it names; false if none.
-    fn icmpv6_to_tcp(
-        &mut self,
-        now: sluice_wire::Instant,
-        quoted: &[u8],
-        err: sluice_tcp::IcmpError,
-    ) -> bool {
-        let Some((IpProtocol::Tcp, (local, remote), q)) = self.icmpv6_quote(quoted) else {
-            return false;
-        };
-        self.tcp_icmp_kind(
-            now,
-            (IpAddress::V6(local), u16::from_be_bytes([q[0], q[1]])),
-            IpAddress::V6(remote),
-            u16::from_be_bytes([q[2], q[3]]),
-            u32::from_be_bytes([q[4], q[5], q[6], q[7]]),
-            err,
-        )
-    }
-
-    /// An IPv6 packet arrived in `buf` from Ethernet address `from`.
-    pub(crate) fn process_ipv6<D: Device>(&mut self, io: &mut Io<'_, D>, from: EthernetAddress, buf: D::Buf) {
-        self.process_ipv6_packet(io, from, buf, false)
-    }
-
-    /// `process_ipv6`, for a packet that arrived whole or (`reassembled`) in fragments.
-    fn process_ipv6_packet<D: Device>(
+    /// Reads the IPv6 packet in `buf` (an Ethernet frame from `from`, whole or
+    /// `reassembled` from fragments): neighbour discovery and echo are handled here; what
+    /// is for another part is returned.
+    pub(crate) fn ipv6_input<D: Device>(
         &mut self,
         io: &mut Io<'_, D>,
         from: EthernetAddress,
-        buf: D::Buf,
+        buf: &D::Buf,
         reassembled: bool,
-    ) {
+    ) -> V6Input {
         let frame = &buf.data()[ETH_LEN..];
         let Ok(packet) = Ipv6Packet::new_checked(frame) else {
-            return self.drop(DropReason::BadIpv6);
+            return self.drop_done(DropReason::BadIpv6);
         };
         let Ok(ip) = Ipv6Repr::parse(&packet) else {
-            return self.drop(DropReason::BadIpv6);
+            return self.drop_done(DropReason::BadIpv6);
         };
         if !self.accepts_v6(ip.dst_addr) {
-            return self.drop(DropReason::NotForUs);
+            return self.drop_done(DropReason::NotForUs);
         }
         // IPv4-mapped addresses never travel in IPv6 packets (RFC 4291 2.5.5.2): a dual-stack
         // socket would take such a peer for the IPv4 host.
         if ip.src_addr.to_ipv4_mapped().is_some() {
-            return self.drop(DropReason::MartianSource);
+            return self.drop_done(DropReason::MartianSource);
         }
         let payload = &frame[ipv6::HEADER_LEN..ipv6::HEADER_LEN + ip.payload_len];
         let chain = match walk_extensions(ip.next_header, payload) {
@@ -513,39 +411,33 @@ impl Interface {
             }) => {
                 self.drop(DropReason::BadIpv6);
                 if multicast_ok || !ip.dst_addr.is_multicast() {
-                    self.send_icmpv6_error(io, &buf, |data| Icmpv6Repr::ParamProblem { code, pointer, data });
+                    self.send_icmpv6_error(io, buf, |data| Icmpv6Repr::ParamProblem { code, pointer, data });
                 }
-                return;
+                return V6Input::Done;
             }
-            Err(_) => return self.drop(DropReason::BadIpv6),
+            Err(_) => return self.drop_done(DropReason::BadIpv6),
         };
         // A real fragment (an atomic one, offset 0 and no more, is walked through: RFC
         // 6946).
         if let Some(f) = chain.fragment.filter(|f| f.offset != 0 || f.more) {
-            return self.process_fragment_v6(io, from, &ip, f, buf);
+            return V6Input::Fragment(ip, f);
         }
         if chain.protocol == IpProtocol::Tcp {
             // Unicast to us, from a unicast source, only.
             if ip.dst_addr.is_multicast() || !ip.src_addr.is_unicast() || self.is_ours_v6(ip.src_addr) {
-                return self.drop(DropReason::MartianSource);
+                return self.drop_done(DropReason::MartianSource);
             }
             let start = ETH_LEN + ipv6::HEADER_LEN + chain.offset;
             let l4 = start..ETH_LEN + ipv6::HEADER_LEN + ip.payload_len;
-            return self.process_tcp(io, buf, (ip.src_addr.into(), ip.dst_addr.into()), l4);
+            return V6Input::Tcp((ip.src_addr.into(), ip.dst_addr.into()), l4);
         }
         if chain.protocol == IpProtocol::Udp {
             if ip.dst_addr.is_multicast() || !ip.src_addr.is_unicast() || self.is_ours_v6(ip.src_addr) {
-                return self.drop(DropReason::MartianSource);
+                return self.drop_done(DropReason::MartianSource);
             }
             let start = ETH_LEN + ipv6::HEADER_LEN + chain.offset;
             let l4 = start..ETH_LEN + ipv6::HEADER_LEN + ip.payload_len;
-            return self.process_udp(
-                io,
-                &buf,
-                (ip.src_addr.into(), ip.dst_addr.into()),
-                l4,
-                (false, None),
-            );
+            return V6Input::Udp((ip.src_addr.into(), ip.dst_addr.into()), l4);
         }
         if u8::from(chain.protocol) != ICMPV6 {
             self.drop(DropReason::Ipv6Unsupported);
@@ -553,13 +445,13 @@ impl Interface {
             // unrecognized next header, pointing at the field that named it (RFC 8200 4).
             if u8::from(chain.protocol) != 59 && !ip.dst_addr.is_multicast() {
                 let pointer = chain.named_at;
-                self.send_icmpv6_error(io, &buf, |data| Icmpv6Repr::ParamProblem {
+                self.send_icmpv6_error(io, buf, |data| Icmpv6Repr::ParamProblem {
                     code: 1,
                     pointer,
                     data,
                 });
             }
-            return;
+            return V6Input::Done;
         }
         let caps = ChecksumCaps::software();
         let Ok(msg) = Icmpv6Repr::parse(
@@ -569,7 +461,7 @@ impl Interface {
             &payload[chain.offset..],
             &caps,
         ) else {
-            return self.drop(DropReason::BadIcmp);
+            return self.drop_done(DropReason::BadIcmp);
         };
         // RFC 6980 5: neighbour discovery carried in fragments is ignored (it could slip past
         // the link's RA guard).
@@ -582,7 +474,7 @@ impl Interface {
                 | Icmpv6Repr::Redirect { .. }
         );
         if nd && (reassembled || chain.fragment.is_some()) {
-            return self.drop(DropReason::IcmpIgnored);
+            return self.drop_done(DropReason::IcmpIgnored);
         }
         let ours = Ipv6Address::link_local_from_mac(self.mac);
         match msg {
@@ -641,7 +533,7 @@ impl Interface {
                     ip.dst_addr
                 };
                 if ip.src_addr.is_unspecified() || ip.src_addr.is_multicast() {
-                    return self.drop(DropReason::BadIpv6);
+                    return self.drop_done(DropReason::BadIpv6);
                 }
                 let reply = Icmpv6Repr::EchoReply { ident, seq_no, data };
                 self.stats.icmp.echo_replies_tx += 1;
@@ -667,7 +559,7 @@ impl Interface {
                             self.stats.nd.conflicts += 1;
                         }
                     }
-                    return;
+                    return V6Input::Done;
                 }
                 // An answer to our solicitation, or an unsolicited update: it only changes
                 // an entry that exists (RFC 4861 7.2.5).
@@ -688,7 +580,7 @@ impl Interface {
                     || dest.is_multicast()
                     || !(target.is_link_local() || target == dest)
                 {
-                    return self.drop(DropReason::IcmpIgnored);
+                    return self.drop_done(DropReason::IcmpIgnored);
                 }
                 if let Some(mac) = options.target_lla {
                     self.learn_v6(io, target, mac, (false, true, true));
@@ -708,7 +600,7 @@ impl Interface {
                 // RFC 4861 6.1.2: from a link-local source, with hop limit 255 (checked by
                 // the parse); a lifetime above 0 makes it the default router.
                 if !ip.src_addr.is_link_local() {
-                    return self.drop(DropReason::BadIcmp);
+                    return self.drop_done(DropReason::BadIcmp);
                 }
                 if let Some(mac) = options.source_lla {
                     self.learn_v6(io, ip.src_addr, mac, (false, true, true));
@@ -725,11 +617,7 @@ impl Interface {
                 // IPv4 header; the IPv6 header is 20 bytes longer.
                 let mtu = mtu.clamp(ipv6::MIN_MTU as u32, u32::from(u16::MAX)) as u16 - 20;
                 let kind = sluice_tcp::IcmpError::FragmentationNeeded { mtu };
-                if self.icmpv6_to_tcp(io.now, data, kind) {
-                    self.stats.icmp.errors_delivered += 1;
-                } else {
-                    self.drop(DropReason::IcmpIgnored);
-                }
+                return self.icmpv6_error(data, kind, None);
             }
             Icmpv6Repr::DstUnreachable { code, data } => {
                 use sluice_tcp::IcmpError as T;
@@ -740,11 +628,7 @@ impl Interface {
                     0 => T::NetUnreachable,
                     _ => T::HostUnreachable,
                 };
-                if self.icmpv6_to_tcp(io.now, data, kind) || self.icmpv6_to_udp(data, code) {
-                    self.stats.icmp.errors_delivered += 1;
-                } else {
-                    self.drop(DropReason::IcmpIgnored);
-                }
+                return self.icmpv6_error(data, kind, Some(code));
             }
             Icmpv6Repr::TimeExceeded { data, .. } | Icmpv6Repr::ParamProblem { data, .. } => {
                 let kind = if matches!(msg, Icmpv6Repr::TimeExceeded { .. }) {
@@ -752,13 +636,61 @@ impl Interface {
                 } else {
                     sluice_tcp::IcmpError::ParameterProblem
                 };
-                if self.icmpv6_to_tcp(io.now, data, kind) {
-                    self.stats.icmp.errors_delivered += 1;
-                } else {
-                    self.drop(DropReason::IcmpIgnored);
-                }
+                return self.icmpv6_error(data, kind, None);
             }
             _ => self.drop(DropReason::IcmpIgnored),
+        }
+        V6Input::Done
+    }
+
+    /// Counts a drop: the packet is done with.
+    fn drop_done(&mut self, reason: DropReason) -> V6Input {
+        self.drop(reason);
+        V6Input::Done
+    }
+
+    /// An ICMPv6 error quoting `quoted` (the invoking packet, from its IPv6 header), for
+    /// the TCP connection (as `tcp`) or, with a destination unreachable's `udp` code, the
+    /// UDP socket it names; a counted drop if it names none of ours.
+    fn icmpv6_error(&mut self, quoted: &[u8], tcp: sluice_tcp::IcmpError, udp: Option<u8>) -> V6Input {
+        use sluice_wire::Icmpv4DstUnreachable as U;
+        let q = self
+            .icmpv6_quote(quoted)
+            .and_then(|(protocol, (local, remote), q)| {
+                let (local_port, remote_port) =
+                    (u16::from_be_bytes([q[0], q[1]]), u16::from_be_bytes([q[2], q[3]]));
+                let remote = Endpoint::new(remote, remote_port);
+                match (protocol, udp) {
+                    (IpProtocol::Tcp, _) => Some(Quoted::Tcp {
+                        local: Endpoint::new(local, local_port),
+                        remote,
+                        seq: u32::from_be_bytes([q[4], q[5], q[6], q[7]]),
+                        err: tcp,
+                    }),
+                    // For UDP, only destination unreachable is reported (as for IPv4).
+                    (IpProtocol::Udp, Some(code)) => {
+                        let reason = match code {
+                            4 => U::PortUnreachable,
+                            1 | 5 | 6 => U::CommProhibited,
+                            0 => U::NetUnreachable,
+                            _ => U::HostUnreachable,
+                        };
+                        let err = crate::icmp::IcmpError {
+                            reason,
+                            next_hop_mtu: 0,
+                        };
+                        Some(Quoted::Udp {
+                            local_port,
+                            remote,
+                            err,
+                        })
+                    }
+                    _ => None,
+                }
+            });
+        match q {
+            Some(q) => V6Input::Error(q),
+            None => self.drop_done(DropReason::IcmpIgnored),
         }
     }
 

@@ -35,6 +35,7 @@ pub use sluice_tcp::{ConnError, Keepalive, State as TcpState, TcpConfig};
 
 mod arp;
 mod config;
+mod egress;
 mod endpoint;
 mod flow;
 mod icmp;
@@ -61,9 +62,9 @@ pub use ready::{Ready, ReadyCursor, ReadySocket};
 pub use stats::{ArpStats, DropReason, Drops, IcmpStats, Stats, TcpStats, UdpStats};
 pub use tcp::{
     Families, ListenerHandle, TcpConnInfo, TcpConnectError, TcpHandle, TcpListenError, TcpRecvError,
-    TcpSendError,
+    TcpSendError, TcpSocket, TcpStatus,
 };
-pub use udp::{BindError, UdpConnectError, UdpHandle, UdpRecvError, UdpSendError};
+pub use udp::{BindError, UdpConnectError, UdpHandle, UdpRecvError, UdpSendError, UdpSocket, UdpStatus};
 
 #[cfg(test)]
 mod tests;

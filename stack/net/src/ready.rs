@@ -14,8 +14,19 @@
 //! already recorded and not yet read is not recorded again, so the list holds at most one
 //! unread entry per socket; without any consumer it is cleared at `MAX_UNREAD`.
 
-use crate::tcp::{ListenerHandle, TcpHandle};
-use crate::udp::UdpHandle;
+use crate::slab::Key;
+
+/// A TCP connection of an `Interface`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TcpHandle(pub(crate) Key);
+
+/// A listening TCP port of an `Interface`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerHandle(pub(crate) Key);
+
+/// A UDP socket of an `Interface`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UdpHandle(pub(crate) Key);
 
 /// Entries kept for consumers that do not read (then they are told they missed some).
 const MAX_UNREAD: usize = 1 << 16;

@@ -13,24 +13,27 @@
 
 use crate::wheel::TimerWheel;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use hashbrown::HashMap;
 use sluice_dev::{Device, Frame, PacketBuf};
-use sluice_tcp::{rst_for, ConnError, ListenOutcome, ListenReply, Listener, State, Tcb, TcpConfig};
+use sluice_tcp::{
+    rst_for, ConnError, ListenOutcome, ListenReply, Listener, MemBudget, State, Tcb, TcpConfig,
+};
 use sluice_wire::{
-    checksum, tcp as wtcp, ChecksumCaps, Error, Icmpv4DstUnreachable, Instant, IpAddress, IpProtocol,
-    Ipv4Address, SeqNumber, TcpFlags, TcpPacket, TcpRepr,
+    checksum, tcp as wtcp, ChecksumCaps, Error, Instant, IpAddress, IpProtocol, SeqNumber, TcpFlags,
+    TcpPacket, TcpRepr,
 };
 
 use crate::config::IsnKey;
+use crate::egress::{Egress, Io};
+use crate::endpoint::pick_port;
 use crate::endpoint::Endpoint;
 use crate::flow::{FlowKey, FlowTable};
-use crate::icmp::IcmpError;
-use crate::iface::{Interface, Io};
-use crate::ready::ReadySocket;
+pub use crate::ready::{ListenerHandle, TcpHandle};
+use crate::ready::{ReadyList, ReadySocket};
 use crate::slab::{Key, Slab};
 use crate::stats::DropReason;
-use crate::udp::pick_port;
 
 /// A secret derived from the ISN key (`sluice_tcp::keyed`), truncated to 32 bits.
 pub(crate) fn keyed_hash(key: &IsnKey, data: &[u8]) -> u32 {
@@ -73,14 +76,6 @@ pub struct TcpConnInfo {
     /// Owned by the application (false: still in a listener's queue).
     pub accepted: bool,
 }
-
-/// A TCP connection of an `Interface`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TcpHandle(pub(crate) Key);
-
-/// A listening TCP port of an `Interface`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ListenerHandle(pub(crate) Key);
 
 /// Why `tcp_listen` failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,6 +245,10 @@ pub(crate) struct TcpSockets {
     /// Receive coalescing: the last in-order data segment of this burst, which the next
     /// one may continue.
     pub(crate) gro: Option<Gro>,
+    /// What the connections' buffers are charged to (`InterfaceConfig::mem_budget`).
+    pub(crate) budget: Arc<MemBudget>,
+    /// Next ephemeral port to try.
+    next_ephemeral: u16,
 }
 
 /// The header of the last segment a connection took in full in this burst: a segment
@@ -303,8 +302,22 @@ impl Gro {
     }
 }
 
-impl Default for TcpSockets {
-    fn default() -> Self {
+/// The TCP settings of a connection over IPv6 (`v6`, whose headers take 20 bytes more of
+/// the MTU) or IPv4.
+pub(crate) fn tcp_config_for(eg: &Egress, v6: bool) -> TcpConfig {
+    let mut c = eg.cfg.tcp;
+    let ip = if v6 { 60 } else { 40 };
+    let mss = eg.mtu.saturating_sub(ip).min(usize::from(u16::MAX)) as u16;
+    c.mss = c.mss.min(mss);
+    c.gso_segments = c.gso_segments.clamp(1, GSO_MAX as u16);
+    c
+}
+
+/// Most segments one connection sends per poll before the others get their turn.
+const SEGMENTS_PER_POLL: usize = 64;
+
+impl TcpSockets {
+    pub(crate) fn new(budget: Arc<MemBudget>, next_ephemeral: u16) -> TcpSockets {
         TcpSockets {
             conns: Slab::default(),
             flows: FlowTable::new(),
@@ -318,78 +331,39 @@ impl Default for TcpSockets {
             state_counts: [0; 11],
             time_wait_order: VecDeque::new(),
             gro: None,
+            budget,
+            next_ephemeral,
         }
     }
-}
 
-/// Most segments one connection sends per poll before the others get their turn.
-const SEGMENTS_PER_POLL: usize = 64;
-
-impl Interface {
-    fn tcp_config(&self) -> TcpConfig {
-        self.tcp_config_for(false)
-    }
-
-    /// The TCP settings of a connection over IPv6 (`v6`, whose headers take 20 bytes
-    /// more of the MTU) or IPv4.
-    fn tcp_config_for(&self, v6: bool) -> TcpConfig {
-        let mut c = self.cfg.tcp;
-        let ip = if v6 { 60 } else { 40 };
-        let mss = self.mtu.saturating_sub(ip).min(usize::from(u16::MAX)) as u16;
-        c.mss = c.mss.min(mss);
-        c.gso_segments = c.gso_segments.clamp(1, GSO_MAX as u16);
-        c
-    }
-
-    /// Listens on `port`: SYNs create connections (at most `backlog` half-open and
-    /// `backlog` waiting for `tcp_accept`).
-    pub fn tcp_listen(&mut self, port: u16, backlog: usize) -> Result<ListenerHandle, TcpListenError> {
-        let cfg = self.tcp_config();
-        self.tcp_listen_with(port, backlog, cfg)
-    }
-
-    /// As `tcp_listen`, with the TCP settings (buffers, Nagle, keepalive, congestion
-    /// control...) of the connections it accepts; the MSS is capped to the interface's MTU.
-    pub fn tcp_listen_with(
+    /// Listens on `port` for clients of `families` (see `Interface::tcp_listen_families`).
+    pub(crate) fn listen(
         &mut self,
-        port: u16,
-        backlog: usize,
-        cfg: TcpConfig,
-    ) -> Result<ListenerHandle, TcpListenError> {
-        self.tcp_listen_families(port, backlog, cfg, Families::Both)
-    }
-
-    /// As `tcp_listen_with`, for clients of `families` only: a SYN from another family is
-    /// answered as if nobody listened (RST), as Linux answers an AF_INET listener's port
-    /// over IPv6. A port takes one listener per family: an IPv4-only and an IPv6-only one
-    /// can share it (an AF_INET socket and an IPV6_V6ONLY one, as nginx's `listen 80;
-    /// listen [::]:80;`).
-    pub fn tcp_listen_families(
-        &mut self,
+        eg: &Egress,
         port: u16,
         backlog: usize,
         mut cfg: TcpConfig,
         families: Families,
     ) -> Result<ListenerHandle, TcpListenError> {
-        cfg.mss = cfg.mss.min(self.tcp_config().mss);
+        cfg.mss = cfg.mss.min(tcp_config_for(eg, false).mss);
         if port == 0 {
             return Err(TcpListenError::InvalidPort);
         }
-        let taken = self.tcp.ports.get(&port).copied().unwrap_or([None, None]);
+        let taken = self.ports.get(&port).copied().unwrap_or([None, None]);
         let wanted = families.places();
         if (0..2).any(|i| wanted[i] && taken[i].is_some()) {
             return Err(TcpListenError::InUse);
         }
         let mut listener = Listener::new(cfg, port, backlog);
         // The cookie secret is derived from the ISN key: secret, and the same on every core.
-        listener.enable_syn_cookies(sluice_tcp::keyed::cookie_secret(&self.cfg.isn_key.0));
-        let key = self.tcp.listeners.insert(ListenSock {
+        listener.enable_syn_cookies(sluice_tcp::keyed::cookie_secret(&eg.cfg.isn_key.0));
+        let key = self.listeners.insert(ListenSock {
             listener,
             logged: None,
             conns: 0,
             limit: usize::MAX,
         });
-        let places = self.tcp.ports.entry(port).or_insert([None, None]);
+        let places = self.ports.entry(port).or_insert([None, None]);
         for i in 0..2 {
             if wanted[i] {
                 places[i] = Some(key);
@@ -399,32 +373,32 @@ impl Interface {
     }
 
     /// Stops listening; connections not yet accepted are aborted. False if stale.
-    pub fn tcp_unlisten(&mut self, l: ListenerHandle) -> bool {
-        let Some(ls) = self.tcp.listeners.remove(l.0) else {
+    pub(crate) fn unlisten(&mut self, l: ListenerHandle) -> bool {
+        let Some(ls) = self.listeners.remove(l.0) else {
             return false;
         };
         let port = ls.listener.port();
-        if let Some(places) = self.tcp.ports.get_mut(&port) {
+        if let Some(places) = self.ports.get_mut(&port) {
             for p in places.iter_mut() {
                 if *p == Some(l.0) {
                     *p = None;
                 }
             }
             if places == &[None, None] {
-                self.tcp.ports.remove(&port);
+                self.ports.remove(&port);
             }
         }
-        for i in 0..self.tcp.conns.capacity_index() {
-            let Some(key) = self.tcp.conns.key_at(i) else {
+        for i in 0..self.conns.capacity_index() {
+            let Some(key) = self.conns.key_at(i) else {
                 continue;
             };
-            if let Some(c) = self.tcp.conns.get_mut(key) {
+            if let Some(c) = self.conns.get_mut(key) {
                 if c.listener == Some(l.0) {
                     c.listener = None;
                     c.released = true;
                     c.tcb.abort();
                     if c.wake() {
-                        self.tcp.pending.push(key);
+                        self.pending.push(key);
                     }
                 }
             }
@@ -433,112 +407,96 @@ impl Interface {
     }
 
     /// The next established connection of the listener, oldest first.
-    pub fn tcp_accept(&mut self, l: ListenerHandle) -> Option<TcpHandle> {
+    pub(crate) fn accept(&mut self, eg: &mut Egress, l: ListenerHandle) -> Option<TcpHandle> {
         loop {
-            let key = self.tcp.listeners.get_mut(l.0)?.listener.accept()?;
-            if let Some(c) = self.tcp.conns.get_mut(key) {
+            let key = self.listeners.get_mut(l.0)?.listener.accept()?;
+            if let Some(c) = self.conns.get_mut(key) {
                 c.listener = None;
-                self.stats.tcp.accepted += 1;
+                eg.stats.tcp.accepted += 1;
                 return Some(TcpHandle(key));
             }
         }
     }
 
-    /// Opens a connection to `addr:port` from an ephemeral port; the SYN leaves at the
-    /// next `poll`. The ISN uses the time of the last poll.
-    pub fn tcp_connect(
+    /// Connections of the listener waiting for `accept`.
+    pub(crate) fn listener_pending(&self, l: ListenerHandle) -> usize {
+        self.listeners
+            .get(l.0)
+            .map_or(0, |ls| ls.listener.pending_accept())
+    }
+
+    /// Caps the connections listener `l` may have at once. False if the handle is stale.
+    pub(crate) fn listener_set_limit(&mut self, l: ListenerHandle, max: usize) -> bool {
+        match self.listeners.get_mut(l.0) {
+            Some(ls) => {
+                ls.limit = max;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Opens a connection to `addr:port` from `local_port`, or from an ephemeral port
+    /// when it is `None`; the SYN leaves at the next `poll`.
+    pub(crate) fn connect(
         &mut self,
-        addr: impl Into<IpAddress>,
+        eg: &mut Egress,
+        addr: IpAddress,
         port: u16,
+        local_port: Option<u16>,
     ) -> Result<TcpHandle, TcpConnectError> {
-        let addr = addr.into();
-        let local_addr = self.check_remote(addr, port)?;
+        let local_addr = check_remote(eg, addr, port)?;
         if self.budget.exhausted() {
             return Err(TcpConnectError::NoBuffers);
         }
         let remote = Endpoint::new(addr, port);
-        let local = self.local_index(local_addr);
-        let (flows, ports) = (&self.tcp.flows, &self.tcp.ports);
-        let local_port = pick_port(&mut self.next_ephemeral, self.cfg.ephemeral_ports, |p| {
-            ports.contains_key(&p)
-                || flows.contains(&FlowKey {
-                    local_port: p,
-                    local,
-                    remote,
+        let local = eg.local_index(local_addr);
+        let local_port = match local_port {
+            Some(p) if p == 0 || !self.port_free(eg, addr, port, p) => {
+                return Err(TcpConnectError::PortInUse)
+            }
+            Some(p) => p,
+            None => {
+                let (flows, ports) = (&self.flows, &self.ports);
+                pick_port(&mut self.next_ephemeral, eg.cfg.ephemeral_ports, |p| {
+                    ports.contains_key(&p)
+                        || flows.contains(&FlowKey {
+                            local_port: p,
+                            local,
+                            remote,
+                        })
                 })
-        })
-        .ok_or(TcpConnectError::NoEphemeralPort)?;
-        Ok(self.open(local_addr, remote, local_port))
-    }
-
-    /// Opens a connection to `addr:port` from the given local port (chosen by the caller,
-    /// for example so that the reply's RSS hash lands on this core).
-    pub fn tcp_connect_from(
-        &mut self,
-        addr: impl Into<IpAddress>,
-        port: u16,
-        local_port: u16,
-    ) -> Result<TcpHandle, TcpConnectError> {
-        let addr = addr.into();
-        let local_addr = self.check_remote(addr, port)?;
-        if self.budget.exhausted() {
-            return Err(TcpConnectError::NoBuffers);
-        }
-        if local_port == 0 || !self.tcp_port_free(addr, port, local_port) {
-            return Err(TcpConnectError::PortInUse);
-        }
-        Ok(self.open(local_addr, Endpoint::new(addr, port), local_port))
+                .ok_or(TcpConnectError::NoEphemeralPort)?
+            }
+        };
+        Ok(self.open(eg, local_addr, remote, local_port))
     }
 
     /// Whether `local_port` is free for a connection to `addr:port`: no listener on it
     /// and no connection with the same 4-tuple.
-    pub fn tcp_port_free(&self, addr: impl Into<IpAddress>, port: u16, local_port: u16) -> bool {
-        let addr = addr.into();
-        let local = self.source_for(addr).map_or(0, |a| self.local_index(a));
+    pub(crate) fn port_free(&self, eg: &Egress, addr: IpAddress, port: u16, local_port: u16) -> bool {
+        let local = eg.source_for(addr).map_or(0, |a| eg.local_index(a));
         let flow = FlowKey {
             local_port,
             local,
             remote: Endpoint::new(addr, port),
         };
-        !self.tcp.ports.contains_key(&local_port) && !self.tcp.flows.contains(&flow)
+        !self.ports.contains_key(&local_port) && !self.flows.contains(&flow)
     }
 
-    /// Checks a remote address for a connection; gives our address towards it.
-    fn check_remote(&self, addr: IpAddress, port: u16) -> Result<IpAddress, TcpConnectError> {
-        let addr = match addr {
-            IpAddress::V4(a) => a,
-            IpAddress::V6(a) => {
-                if !a.is_unicast() || port == 0 || a.to_ipv4_mapped().is_some() || self.is_ours_v6(a) {
-                    return Err(TcpConnectError::Unaddressable);
-                }
-                return self
-                    .source_v6(a)
-                    .map(IpAddress::V6)
-                    .ok_or(TcpConnectError::NoRoute);
-            }
-        };
-        // RFC 9293 MUST-46: never to a broadcast (also the subnet's), multicast or
-        // unspecified address.
-        if !addr.is_unicast()
-            || Some(addr) == self.cfg.address.broadcast()
-            || port == 0
-            || addr == self.address()
-        {
-            return Err(TcpConnectError::Unaddressable);
-        }
-        if !self.routable(addr) {
-            return Err(TcpConnectError::NoRoute);
-        }
-        Ok(IpAddress::V4(self.address()))
-    }
-
-    fn open(&mut self, local_addr: IpAddress, remote: Endpoint, local_port: u16) -> TcpHandle {
+    fn open(
+        &mut self,
+        eg: &mut Egress,
+        local_addr: IpAddress,
+        remote: Endpoint,
+        local_port: u16,
+    ) -> TcpHandle {
         let local = Endpoint::new(local_addr, local_port);
-        let isn = isn(&self.cfg.isn_key, local, remote, self.now);
-        let cfg = self.tcp_config_for(remote.addr.is_ipv6());
+        let isn = isn(&eg.cfg.isn_key, local, remote, eg.now);
+        let cfg = tcp_config_for(eg, remote.addr.is_ipv6());
         let mut tcb = Tcb::connect(cfg, local_port, remote.port, isn);
         tcb.set_budget(self.budget.clone());
-        let key = self.tcp.conns.insert(Conn {
+        let key = self.conns.insert(Conn {
             rx_frames: 0,
             tcb,
             remote,
@@ -554,8 +512,8 @@ impl Interface {
             origin: None,
             counted: State::Closed,
         });
-        let local = self.local_index(local_addr);
-        self.tcp.flows.insert(
+        let local = eg.local_index(local_addr);
+        self.flows.insert(
             FlowKey {
                 local_port,
                 local,
@@ -563,297 +521,114 @@ impl Interface {
             },
             key,
         );
-        self.tcp.state_counts[State::Closed.index()] += 1;
-        self.tcp.pending.push(key);
-        self.stats.tcp.connected += 1;
+        self.state_counts[State::Closed.index()] += 1;
+        self.pending.push(key);
+        eg.stats.tcp.connected += 1;
         TcpHandle(key)
     }
 
-    /// Connections of the listener waiting for `tcp_accept`.
-    pub fn tcp_listener_pending(&self, l: ListenerHandle) -> usize {
-        self.tcp
-            .listeners
-            .get(l.0)
-            .map_or(0, |ls| ls.listener.pending_accept())
+    /// The view of connection `h` (`now`: the interface's last poll), `None` once it is
+    /// removed.
+    pub(crate) fn socket(&mut self, h: TcpHandle, now: Instant) -> Option<TcpSocket<'_>> {
+        self.conns.get(h.0)?;
+        Some(TcpSocket {
+            tcp: self,
+            key: h.0,
+            now,
+        })
     }
 
-    /// Applies an application's call to connection `h` and queues it for the next poll
-    /// (its output, timers or removal may have changed). False if the handle is stale.
-    fn touch(&mut self, h: TcpHandle, f: impl FnOnce(&mut Conn)) -> bool {
-        let Some(c) = self.conn_mut(h) else {
-            return false;
-        };
-        f(c);
-        if c.wake() {
-            self.tcp.pending.push(h.0);
+    /// The status of connection `h`, `None` once it is removed.
+    pub(crate) fn status(&self, h: TcpHandle) -> Option<TcpStatus<'_>> {
+        self.conns.get(h.0).map(|conn| TcpStatus { conn, key: h.0 })
+    }
+
+    /// Live connections (including those not yet accepted or closing).
+    pub(crate) fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Connections by state (indexed by `TcpState::index`), kept as states change: O(1).
+    pub(crate) fn state_counts(&self) -> [usize; 11] {
+        self.state_counts
+    }
+
+    /// Connections in TIME-WAIT now.
+    pub(crate) fn time_wait(&self) -> usize {
+        self.state_counts[State::TimeWait.index()]
+    }
+
+    /// One row per connection (as `ss -ti` shows), `skip` rows in, at most `take`; returns
+    /// how many connections there are in all.
+    pub(crate) fn conn_infos(&self, skip: usize, take: usize, out: &mut Vec<TcpConnInfo>) -> usize {
+        for (key, c) in self.conns.iter().skip(skip).take(take) {
+            out.push(conn_info(key, c));
         }
-        true
-    }
-
-    fn conn_mut(&mut self, h: TcpHandle) -> Option<&mut Conn> {
-        self.tcp.conns.get_mut(h.0).filter(|c| c.owned_by_app())
-    }
-
-    fn conn(&self, h: TcpHandle) -> Option<&Conn> {
-        self.tcp.conns.get(h.0).filter(|c| c.owned_by_app())
-    }
-
-    /// Copies as much of `data` as fits into the send buffer; returns how much (0 when
-    /// full). It leaves at the next `poll`.
-    pub fn tcp_send(&mut self, h: TcpHandle, data: &[u8]) -> Result<usize, TcpSendError> {
-        let c = self.conn_mut(h).ok_or(TcpSendError::InvalidHandle)?;
-        let r = c.tcb.send(data).map_err(map_send_error);
-        if matches!(r, Ok(n) if n > 0) && c.wake() {
-            self.tcp.pending.push(h.0);
-        }
-        r
-    }
-
-    /// Copies received bytes into `buf`. `Ok(0)`: nothing yet; `Err(Finished)`: the end.
-    pub fn tcp_recv(&mut self, h: TcpHandle, buf: &mut [u8]) -> Result<usize, TcpRecvError> {
-        let c = self.conn_mut(h).ok_or(TcpRecvError::InvalidHandle)?;
-        let r = c.tcb.recv(buf).map_err(map_recv_error);
-        self.after_read(h, matches!(r, Ok(n) if n > 0));
-        r
-    }
-
-    /// Zero-copy read: the next received bytes as a `Frame` (up to `max` bytes). In-order
-    /// payloads come out as the device's own buffer (an mbuf on DPDK); bytes that were
-    /// copied on arrival (small or reassembled) as a heap frame. Dropping the frame gives
-    /// the buffer back: keep frames briefly, the device's receive pool is finite.
-    /// `Ok(None)`: nothing yet; `Err(Finished)`: the end.
-    pub fn tcp_recv_frame(&mut self, h: TcpHandle, max: usize) -> Result<Option<Frame>, TcpRecvError> {
-        let c = self.conn_mut(h).ok_or(TcpRecvError::InvalidHandle)?;
-        let r = c.tcb.recv_frame(max).map_err(map_recv_error);
-        self.after_read(h, matches!(r, Ok(Some(_))));
-        r
+        self.conns.len()
     }
 
     /// Brings `rx_frames_held` up to date with connection `key`'s receive buffer.
     fn count_rx_frames(&mut self, key: Key) {
-        if let Some(c) = self.tcp.conns.get_mut(key) {
+        if let Some(c) = self.conns.get_mut(key) {
             let now = c.tcb.rx_frames();
-            self.tcp.rx_frames_held = (self.tcp.rx_frames_held + now).saturating_sub(c.rx_frames);
+            self.rx_frames_held = (self.rx_frames_held + now).saturating_sub(c.rx_frames);
             c.rx_frames = now;
         }
     }
 
-    /// After a read of connection `h`: count the device buffers released and, when bytes
-    /// were read, send the window update.
-    fn after_read(&mut self, h: TcpHandle, read: bool) {
-        self.count_rx_frames(h.0);
-        let Some(c) = self.tcp.conns.get_mut(h.0) else {
-            return;
-        };
-        // Reading opened the window.
-        if read && c.wake() {
-            self.tcp.pending.push(h.0);
-        }
-    }
-
-    /// Zero-copy send: queues `frame` by reference (fill one from `alloc_tx_frame` so that
-    /// the device can chain it). Every transmission refers to its bytes until the peer
-    /// acknowledges them. Returns the part that did not fit, `None` when all was queued.
-    pub fn tcp_send_frame(&mut self, h: TcpHandle, frame: Frame) -> Result<Option<Frame>, TcpSendError> {
-        let c = self.conn_mut(h).ok_or(TcpSendError::InvalidHandle)?;
-        let len = frame.len();
-        let r = c.tcb.send_frame(frame).map_err(map_send_error);
-        let queued = match &r {
-            Ok(rest) => len - rest.as_ref().map_or(0, |f| f.len()),
-            Err(_) => 0,
-        };
-        if queued > 0 && c.wake() {
-            self.tcp.pending.push(h.0);
-        }
-        r
-    }
-
-    /// Writes in place: `f` fills the free part of the send buffer and returns how many
-    /// bytes it wrote (0 when the buffer is full).
-    pub fn tcp_send_with(
-        &mut self,
-        h: TcpHandle,
-        f: impl FnOnce(&mut [u8]) -> usize,
-    ) -> Result<usize, TcpSendError> {
-        let c = self.conn_mut(h).ok_or(TcpSendError::InvalidHandle)?;
-        let r = c.tcb.send_with(f).map_err(map_send_error);
-        if matches!(r, Ok(n) if n > 0) && c.wake() {
-            self.tcp.pending.push(h.0);
-        }
-        r
-    }
-
-    /// Reads in place: `f` sees the received bytes (the connection's buffer, no copy) and
-    /// returns how many it consumed with a result. `Ok(None)`: nothing received yet.
-    pub fn tcp_recv_with<R>(
-        &mut self,
-        h: TcpHandle,
-        f: impl FnOnce(&[u8]) -> (usize, R),
-    ) -> Result<Option<R>, TcpRecvError> {
-        let c = self.conn_mut(h).ok_or(TcpRecvError::InvalidHandle)?;
-        let data = c.tcb.recv_slice().map_err(map_recv_error)?;
-        if data.is_empty() {
-            return Ok(None);
-        }
-        let (n, r) = f(data);
-        let n = n.min(data.len());
-        c.tcb.consume(n);
-        self.after_read(h, n > 0);
-        Ok(Some(r))
-    }
-
-    /// Half-close: a FIN follows the queued data; receiving continues. False if stale.
-    pub fn tcp_shutdown(&mut self, h: TcpHandle) -> bool {
-        self.touch(h, |c| {
-            c.tcb.shutdown();
-        })
-    }
-
-    /// Closes the connection (FIN after the queued data; unread data makes it a RST) and
-    /// gives up the handle: the interface removes the connection once it is CLOSED.
-    pub fn tcp_close(&mut self, h: TcpHandle) -> bool {
-        self.touch(h, |c| {
-            c.tcb.close();
-            c.released = true;
-        })
-    }
-
-    /// Resets the connection (RST) and gives up the handle.
-    pub fn tcp_abort(&mut self, h: TcpHandle) -> bool {
-        self.touch(h, |c| {
-            c.tcb.abort();
-            c.released = true;
-        })
-    }
-
-    /// The connection's state; CLOSED for a handle given up and removed.
-    pub fn tcp_state(&self, h: TcpHandle) -> State {
-        self.tcp.conns.get(h.0).map_or(State::Closed, |c| c.tcb.state())
-    }
-
-    /// Why the connection failed, if it did.
-    pub fn tcp_error(&self, h: TcpHandle) -> Option<ConnError> {
-        self.tcp.conns.get(h.0).and_then(|c| c.tcb.error())
-    }
-
-    /// `tcp_recv` would return data (or the end of the stream, or an error).
-    pub fn tcp_can_recv(&self, h: TcpHandle) -> bool {
-        self.conn(h)
-            .is_some_and(|c| c.tcb.can_recv() || !c.tcb.may_recv())
-    }
-
-    /// `tcp_send` would take at least one byte.
-    pub fn tcp_can_send(&self, h: TcpHandle) -> bool {
-        self.conn(h).is_some_and(|c| c.tcb.can_send())
-    }
-
-    /// The remote endpoint.
-    pub fn tcp_remote(&self, h: TcpHandle) -> Option<Endpoint> {
-        self.tcp.conns.get(h.0).map(|c| c.remote)
-    }
-
-    /// The local port.
-    pub fn tcp_local_port(&self, h: TcpHandle) -> Option<u16> {
-        self.tcp.conns.get(h.0).map(|c| c.tcb.local_port())
-    }
-
-    /// The TCB, for status: counters, RTT, window, congestion state.
-    pub fn tcp_tcb(&self, h: TcpHandle) -> Option<&Tcb> {
-        self.tcp.conns.get(h.0).map(|c| &c.tcb)
-    }
-
-    /// Live connections (including those not yet accepted or closing).
-    /// Nagle's algorithm off (`true`) or on for this connection (TCP_NODELAY). False if
-    /// the handle is stale.
-    /// The connection's give-up time (TCP_USER_TIMEOUT). False if the handle is stale.
-    pub fn tcp_set_user_timeout(&mut self, h: TcpHandle, timeout: Option<core::time::Duration>) -> bool {
-        self.touch(h, |c| c.tcb.set_user_timeout(timeout))
-    }
-
-    /// SYN retransmissions before an open is given up (TCP_SYNCNT). False if stale.
-    pub fn tcp_set_syn_retries(&mut self, h: TcpHandle, retries: u32) -> bool {
-        self.touch(h, |c| c.tcb.set_syn_retries(retries))
-    }
-
-    /// The connection's congestion controller (TCP_CONGESTION). False if stale.
-    pub fn tcp_set_congestion(&mut self, h: TcpHandle, kind: sluice_tcp::CongestionKind) -> bool {
-        self.touch(h, |c| c.tcb.set_congestion(kind))
-    }
-
-    pub fn tcp_set_nodelay(&mut self, h: TcpHandle, nodelay: bool) -> bool {
-        // Queued small segments may go now.
-        self.touch(h, |c| c.tcb.set_nodelay(nodelay))
-    }
-
-    /// Keepalive on (with its idle time, interval and probe count) or off for this
-    /// connection (SO_KEEPALIVE). False if the handle is stale.
-    pub fn tcp_set_keepalive(&mut self, h: TcpHandle, keepalive: Option<sluice_tcp::Keepalive>) -> bool {
-        let now = self.now;
-        // Its timer changed.
-        self.touch(h, |c| c.tcb.set_keepalive(now, keepalive))
-    }
-
-    pub fn tcp_connections(&self) -> usize {
-        self.tcp.conns.len()
-    }
-
-    /// Connections by state, indexed by `TcpState::index` (a scan of every connection:
-    /// for statistics, not per packet).
-    /// Connections by state (indexed by `TcpState::index`), kept as states change: O(1).
-    pub fn tcp_state_counts(&self) -> [usize; 11] {
-        self.tcp.state_counts
-    }
-
-    pub(crate) fn tcp_poll_at(&self) -> Option<Instant> {
-        if !self.tcp.pending.is_empty() {
+    pub(crate) fn poll_at(&self) -> Option<Instant> {
+        if !self.pending.is_empty() {
             return Some(Instant::ZERO);
         }
-        self.tcp.wheel.next_expiry()
+        self.wheel.next_expiry()
     }
 
-    pub(crate) fn process_tcp<D: Device>(
+    /// A TCP segment in `buf` (from `src` to `dst`, at `l4` in the frame): to its
+    /// connection, else to the listener of its port, else answered with a RST.
+    pub(crate) fn process<D: Device>(
         &mut self,
+        eg: &mut Egress,
         io: &mut Io<'_, D>,
+        ready: &mut ReadyList,
         buf: D::Buf,
         (src, dst): (IpAddress, IpAddress),
         l4: core::ops::Range<usize>,
     ) {
         let bytes = &buf.data()[l4];
-        let caps = self.caps;
+        let caps = eg.caps;
         let seg = match TcpRepr::parse(&TcpPacket::new_unchecked(bytes), src, dst, &caps) {
             Ok(s) => s,
-            Err(Error::Checksum) => return self.drop(DropReason::Checksum),
-            Err(_) => return self.drop(DropReason::BadTcp),
+            Err(Error::Checksum) => return eg.drop(DropReason::Checksum),
+            Err(_) => return eg.drop(DropReason::BadTcp),
         };
         if seg.src_port == 0 || seg.dst_port == 0 {
-            return self.drop(DropReason::BadTcp);
+            return eg.drop(DropReason::BadTcp);
         }
-        self.stats.tcp.segments_rx += 1;
+        eg.stats.tcp.segments_rx += 1;
         let remote = Endpoint::new(src, seg.src_port);
         let flow = FlowKey {
             local_port: seg.dst_port,
-            local: self.local_index(dst),
+            local: eg.local_index(dst),
             remote,
         };
-        if let Some(key) = self.tcp.flows.get_rx(&flow, buf.rss_hash()) {
-            let Some(c) = self.tcp.conns.get_mut(key) else {
-                return self.drop(DropReason::NoSocket);
+        if let Some(key) = self.flows.get_rx(&flow, buf.rss_hash()) {
+            let Some(c) = self.conns.get_mut(key) else {
+                return eg.drop(DropReason::NoSocket);
             };
             // Zero-copy receive: offer the buffer when it can be shared and the interface
             // holds few enough already.
-            let offer = D::Buf::FRAMES
-                && !seg.payload.is_empty()
-                && self.tcp.rx_frames_held < self.cfg.rx_frames_limit;
+            let offer =
+                D::Buf::FRAMES && !seg.payload.is_empty() && self.rx_frames_held < eg.cfg.rx_frames_limit;
             let payload_at = (seg.payload.as_ptr() as usize).wrapping_sub(buf.data().as_ptr() as usize);
             // Receive coalescing: the in-order continuation of the burst's previous segment
             // of this connection has its text taken alone.
-            let continued = match self.tcp.gro {
+            let continued = match self.gro {
                 Some(g) if g.continued_by(key, &seg) => c.tcb.on_segment_continued(io.now, &seg, offer),
                 _ => None,
             };
             let out = match continued {
                 Some(out) => {
-                    self.stats.tcp.gro_coalesced += 1;
+                    eg.stats.tcp.gro_coalesced += 1;
                     out
                 }
                 None => c.tcb.on_segment_zc(io.now, &seg, offer),
@@ -861,17 +636,17 @@ impl Interface {
             // Only a segment taken in order (nothing dropped, no state change, RCV.NXT at
             // its end) can be continued.
             let in_order = c.tcb.rcv_nxt() == seg.seq + seg.payload.len();
-            self.tcp.gro = match (out.drop, out.transition, in_order) {
+            self.gro = match (out.drop, out.transition, in_order) {
                 (None, None, true) => Gro::of(key, &seg),
                 _ => None,
             };
             c.dirty = true;
             if out.drop == Some(sluice_tcp::DropReason::Closed) {
                 // A CLOSED TCB not yet removed: answer as if there were none.
-                self.drop(DropReason::TcpRejected);
+                eg.drop(DropReason::TcpRejected);
                 if let Some(rst) = rst_for(&seg) {
-                    self.send_tcp(io, &rst, dst, remote.addr);
-                    self.stats.tcp.rst_tx += 1;
+                    send_tcp(eg, io, &rst, dst, remote.addr);
+                    eg.stats.tcp.rst_tx += 1;
                 }
             }
             if let Some((a, b)) = out.keep_payload {
@@ -879,13 +654,13 @@ impl Interface {
                 let frame = match buf.into_frame() {
                     Ok(mut f) => {
                         f.narrow(range);
-                        self.stats.tcp.rx_zero_copy_bytes += (b - a) as u64;
+                        eg.stats.tcp.rx_zero_copy_bytes += (b - a) as u64;
                         f
                     }
                     // Not shareable after all: the bytes are copied once.
                     Err(buf) => Frame::copy_from_slice(&buf.data()[range]),
                 };
-                if let Some(c) = self.tcp.conns.get_mut(key) {
+                if let Some(c) = self.conns.get_mut(key) {
                     c.tcb.push_rx_frame(frame);
                 }
             }
@@ -897,16 +672,15 @@ impl Interface {
             // the whole burst has been taken in: the segments of one flow in a burst get one
             // ACK between them (as GRO gives the kernel), the ACKs of a burst release the
             // sender's data once.
-            if let Some(c) = self.tcp.conns.get_mut(key) {
+            if let Some(c) = self.conns.get_mut(key) {
                 if !c.queued {
                     c.queued = true;
-                    self.tcp.pending.push(key);
+                    self.pending.push(key);
                 }
             }
             return;
         }
         let listening = self
-            .tcp
             .ports
             .get(&seg.dst_port)
             .and_then(|places| places[usize::from(src.is_ipv6())]);
@@ -914,22 +688,18 @@ impl Interface {
             // Connection caps: a new SYN beyond the interface's or the listener's is
             // dropped (the peer retries), before any state or cookie is made for it.
             if seg.flags.syn() && seg.ack.is_none() {
-                let full = self.tcp.conns.len() >= self.cfg.max_connections
-                    || self
-                        .tcp
-                        .listeners
-                        .get(lkey)
-                        .is_some_and(|ls| ls.conns >= ls.limit);
+                let full = self.conns.len() >= eg.cfg.max_connections
+                    || self.listeners.get(lkey).is_some_and(|ls| ls.conns >= ls.limit);
                 if full {
-                    return self.drop(DropReason::ConnLimit);
+                    return eg.drop(DropReason::ConnLimit);
                 }
                 if self.budget.exhausted() {
-                    return self.drop(DropReason::MemBudget);
+                    return eg.drop(DropReason::MemBudget);
                 }
             }
-            let key = self.tcp.conns.next_key();
+            let key = self.conns.next_key();
             let local = Endpoint::new(dst, seg.dst_port);
-            let isn = isn(&self.cfg.isn_key, local, remote, io.now);
+            let isn = isn(&eg.cfg.isn_key, local, remote, io.now);
             // SYN cookies answer for the listener when its backlog is full (RFC 4987).
             let addrs = match (dst, src) {
                 (IpAddress::V4(l), IpAddress::V4(r)) => (u64::from(l.to_u32()) << 32) | u64::from(r.to_u32()),
@@ -937,26 +707,26 @@ impl Interface {
                     let mut both = [0u8; 32];
                     both[..16].copy_from_slice(l.as_bytes());
                     both[16..].copy_from_slice(r.as_bytes());
-                    sluice_tcp::keyed::keyed_hash(&self.cfg.isn_key.0, &both)
+                    sluice_tcp::keyed::keyed_hash(&eg.cfg.isn_key.0, &both)
                 }
             };
             // Over IPv6 the headers take 20 bytes more: the SYN-ACK offers a smaller MSS.
-            let mss = self.tcp_config_for(dst.is_ipv6()).mss;
-            let Some(ls) = self.tcp.listeners.get_mut(lkey) else {
-                return self.drop(DropReason::NoSocket);
+            let mss = tcp_config_for(eg, dst.is_ipv6()).mss;
+            let Some(ls) = self.listeners.get_mut(lkey) else {
+                return eg.drop(DropReason::NoSocket);
             };
             let outcome = match ls.listener.on_segment_capped(io.now, &seg, addrs, isn, key, mss) {
                 ListenReply::Outcome(o) => o,
                 ListenReply::SynCookie(synack) => {
-                    self.stats.tcp.syn_cookies_tx += 1;
-                    self.send_tcp(io, &synack, dst, remote.addr);
+                    eg.stats.tcp.syn_cookies_tx += 1;
+                    send_tcp(eg, io, &synack, dst, remote.addr);
                     return;
                 }
             };
             match outcome {
                 ListenOutcome::Accepted(mut tcb) => {
                     tcb.set_budget(self.budget.clone());
-                    let k = self.tcp.conns.insert(Conn {
+                    let k = self.conns.insert(Conn {
                         rx_frames: 0,
                         tcb,
                         remote,
@@ -972,41 +742,47 @@ impl Interface {
                         origin: Some(lkey),
                         counted: State::Closed,
                     });
-                    if let Some(ls) = self.tcp.listeners.get_mut(lkey) {
+                    if let Some(ls) = self.listeners.get_mut(lkey) {
                         ls.conns += 1;
                     }
                     debug_assert_eq!(k, key);
-                    self.tcp.state_counts[State::Closed.index()] += 1;
-                    self.tcp.flows.insert(flow, k);
-                    self.after_event(io, k);
+                    self.state_counts[State::Closed.index()] += 1;
+                    self.flows.insert(flow, k);
+                    self.after_event(eg, io, ready, k);
                 }
                 ListenOutcome::Reset(rst) => {
-                    self.drop(DropReason::TcpRejected);
-                    self.send_tcp(io, &rst, dst, remote.addr);
-                    self.stats.tcp.rst_tx += 1;
+                    eg.drop(DropReason::TcpRejected);
+                    send_tcp(eg, io, &rst, dst, remote.addr);
+                    eg.stats.tcp.rst_tx += 1;
                 }
-                ListenOutcome::Dropped(sluice_tcp::ListenError::SynFin) => self.drop(DropReason::SynFin),
-                ListenOutcome::Ignored | ListenOutcome::Dropped(_) => self.drop(DropReason::TcpRejected),
+                ListenOutcome::Dropped(sluice_tcp::ListenError::SynFin) => eg.drop(DropReason::SynFin),
+                ListenOutcome::Ignored | ListenOutcome::Dropped(_) => eg.drop(DropReason::TcpRejected),
             }
             return;
         }
         // RFC 9293 3.10.7.1: no connection, no listener.
-        self.drop(DropReason::NoSocket);
+        eg.drop(DropReason::NoSocket);
         if let Some(rst) = rst_for(&seg) {
-            self.send_tcp(io, &rst, dst, remote.addr);
-            self.stats.tcp.rst_tx += 1;
+            send_tcp(eg, io, &rst, dst, remote.addr);
+            eg.stats.tcp.rst_tx += 1;
         }
     }
 
     /// After an event on connection `key`: tell its listener about the state, send what
     /// it wants to send, and remove it if it is closed and nobody owns it.
-    fn after_event<D: Device>(&mut self, io: &mut Io<'_, D>, key: Key) {
-        let Some(c) = self.tcp.conns.get(key) else {
+    fn after_event<D: Device>(
+        &mut self,
+        eg: &mut Egress,
+        io: &mut Io<'_, D>,
+        ready: &mut ReadyList,
+        key: Key,
+    ) {
+        let Some(c) = self.conns.get(key) else {
             return;
         };
         if let Some(l) = c.listener {
             let state = c.tcb.state();
-            match self.tcp.listeners.get_mut(l) {
+            match self.listeners.get_mut(l) {
                 Some(ls) => {
                     let before = ls.listener.pending_accept();
                     ls.listener.update(key, state);
@@ -1016,21 +792,20 @@ impl Interface {
                             remote = %c.remote,
                             "connection established, to accept"
                         );
-                        self.ready
-                            .push(ReadySocket::Listener(ListenerHandle(l)), &mut ls.logged);
+                        ready.push(ReadySocket::Listener(ListenerHandle(l)), &mut ls.logged);
                     }
                 }
                 None => {
-                    if let Some(c) = self.tcp.conns.get_mut(key) {
+                    if let Some(c) = self.conns.get_mut(key) {
                         c.listener = None;
                         c.released = true;
                     }
                 }
             }
         }
-        self.drain_output(io, key);
-        self.schedule(io.now, key);
-        let Some(c) = self.tcp.conns.get_mut(key) else {
+        self.drain_output(eg, io, key);
+        self.schedule(io.now, eg.cfg.fin_wait2_timeout, key);
+        let Some(c) = self.conns.get_mut(key) else {
             return;
         };
         if c.owned_by_app() {
@@ -1045,30 +820,30 @@ impl Interface {
                     );
                 }
                 c.seen = seen;
-                self.ready.push(ReadySocket::Tcp(TcpHandle(key)), &mut c.logged);
+                ready.push(ReadySocket::Tcp(TcpHandle(key)), &mut c.logged);
             }
         }
         let state = c.tcb.state();
         if state != c.counted {
             let was = core::mem::replace(&mut c.counted, state);
-            self.tcp.state_counts[was.index()] -= 1;
-            self.tcp.state_counts[state.index()] += 1;
+            self.state_counts[was.index()] -= 1;
+            self.state_counts[state.index()] += 1;
             if state == State::TimeWait {
-                self.tcp.time_wait_order.push_back(key);
-                self.recycle_time_wait();
+                self.time_wait_order.push_back(key);
+                self.recycle_time_wait(eg);
             }
         }
-        let Some(c) = self.tcp.conns.get(key) else {
+        let Some(c) = self.conns.get(key) else {
             return;
         };
         if c.tcb.is_closed() && !c.owned_by_app() {
-            self.remove_conn(key);
+            self.remove_conn(eg, key);
         }
     }
 
     /// Removes connection `key` from the tables, with what it counted.
-    fn remove_conn(&mut self, key: Key) {
-        let Some(c) = self.tcp.conns.remove(key) else {
+    fn remove_conn(&mut self, eg: &Egress, key: Key) {
+        let Some(c) = self.conns.remove(key) else {
             return;
         };
         tracing::debug!(
@@ -1078,30 +853,30 @@ impl Interface {
             retransmits = c.tcb.counters().retransmits,
             "connection removed"
         );
-        self.tcp.rx_frames_held = self.tcp.rx_frames_held.saturating_sub(c.rx_frames);
-        self.tcp.state_counts[c.counted.index()] -= 1;
-        if let Some(ls) = c.origin.and_then(|l| self.tcp.listeners.get_mut(l)) {
+        self.rx_frames_held = self.rx_frames_held.saturating_sub(c.rx_frames);
+        self.state_counts[c.counted.index()] -= 1;
+        if let Some(ls) = c.origin.and_then(|l| self.listeners.get_mut(l)) {
             ls.conns = ls.conns.saturating_sub(1);
         }
         let flow = FlowKey {
             local_port: c.tcb.local_port(),
-            local: self.local_index(c.local_addr),
+            local: eg.local_index(c.local_addr),
             remote: c.remote,
         };
-        self.tcp.flows.remove_if(&flow, key);
+        self.flows.remove_if(&flow, key);
     }
 
     /// Keeps TIME-WAIT under `max_time_wait`: removes the oldest connections in it that
     /// the application released (as Linux's `tcp_max_tw_buckets`).
-    fn recycle_time_wait(&mut self) {
-        while self.tcp_time_wait() > self.cfg.max_time_wait {
-            let Some(old) = self.tcp.time_wait_order.pop_front() else {
+    fn recycle_time_wait(&mut self, eg: &mut Egress) {
+        while self.time_wait() > eg.cfg.max_time_wait {
+            let Some(old) = self.time_wait_order.pop_front() else {
                 break;
             };
-            match self.tcp.conns.get(old) {
+            match self.conns.get(old) {
                 Some(c) if c.counted == State::TimeWait && !c.owned_by_app() => {
-                    self.remove_conn(old);
-                    self.stats.tcp.time_wait_recycled += 1;
+                    self.remove_conn(eg, old);
+                    eg.stats.tcp.time_wait_recycled += 1;
                 }
                 // Left TIME-WAIT, or held by the application: not ours to end.
                 _ => {}
@@ -1109,92 +884,26 @@ impl Interface {
         }
         // Keys of connections that left TIME-WAIT are dropped from the front as they
         // come up; bound what is left behind by them.
-        if self.tcp.time_wait_order.len() > 2 * self.tcp_time_wait() + 64 {
-            let conns = &self.tcp.conns;
-            self.tcp
-                .time_wait_order
+        if self.time_wait_order.len() > 2 * self.time_wait() + 64 {
+            let conns = &self.conns;
+            self.time_wait_order
                 .retain(|&k| conns.get(k).is_some_and(|c| c.counted == State::TimeWait));
         }
     }
 
-    /// Caps the connections listener `l` may have at once (accepted or not, until they
-    /// are removed); SYNs beyond it are dropped and counted (`DropReason::ConnLimit`).
-    /// False if the handle is stale.
-    pub fn tcp_listener_set_limit(&mut self, l: ListenerHandle, max: usize) -> bool {
-        match self.tcp.listeners.get_mut(l.0) {
-            Some(ls) => {
-                ls.limit = max;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// One row per connection (as `ss -ti` shows), `skip` rows in, at most `take`; returns
-    /// how many connections there are in all. For telemetry and the C API.
-    pub fn tcp_conn_infos(&self, skip: usize, take: usize, out: &mut Vec<TcpConnInfo>) -> usize {
-        for (key, c) in self.tcp.conns.iter().skip(skip).take(take) {
-            out.push(self.conn_info(key, c));
-        }
-        self.tcp.conns.len()
-    }
-
-    /// What `tcp_conn_infos` reports of connection `h`; `None` if the handle is stale.
-    pub fn tcp_conn_info(&self, h: TcpHandle) -> Option<TcpConnInfo> {
-        self.tcp.conns.get(h.0).map(|c| self.conn_info(h.0, c))
-    }
-
-    fn conn_info(&self, key: Key, c: &Conn) -> TcpConnInfo {
-        let t = &c.tcb;
-        TcpConnInfo {
-            handle: TcpHandle(key),
-            local: Endpoint::new(c.local_addr, t.local_port()),
-            remote: c.remote,
-            state: t.state(),
-            srtt_us: t.srtt().map_or(0, |d| d.as_micros() as u64),
-            rttvar_us: t.rttvar().as_micros() as u64,
-            rto_ms: t.rto().as_millis() as u64,
-            mss: t.mss(),
-            cwnd: t.cwnd(),
-            ssthresh: t.ssthresh(),
-            in_flight: t.bytes_in_flight(),
-            retransmits: t.counters().retransmits,
-            send_queue: t.send_queue(),
-            recv_queue: t.recv_queue(),
-            accepted: c.listener.is_none(),
-        }
-    }
-
-    /// Sets the DS field (`IP_TOS`) and TTL (`IP_TTL`, `None`: the interface's) of the
-    /// packets connection `h` sends from now on. False if the handle is stale.
-    pub fn tcp_set_ip_options(&mut self, h: TcpHandle, tos: u8, ttl: Option<u8>) -> bool {
-        match self.conn_mut(h) {
-            Some(c) => {
-                c.tcb.set_ip_options(tos, ttl);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Connections in TIME-WAIT now.
-    pub fn tcp_time_wait(&self) -> usize {
-        self.tcp.state_counts[State::TimeWait.index()]
-    }
-
     /// Sends up to `SEGMENTS_PER_POLL` segments of connection `key`, counting its
     /// retransmissions.
-    fn drain_output<D: Device>(&mut self, io: &mut Io<'_, D>, key: Key) {
-        let before = self.tcp.conns.get(key).map(|c| c.tcb.counters().retransmits);
-        self.drain_segments(io, key);
-        if let (Some(b), Some(c)) = (before, self.tcp.conns.get(key)) {
-            self.stats.tcp.retransmits += c.tcb.counters().retransmits - b;
+    fn drain_output<D: Device>(&mut self, eg: &mut Egress, io: &mut Io<'_, D>, key: Key) {
+        let before = self.conns.get(key).map(|c| c.tcb.counters().retransmits);
+        self.drain_segments(eg, io, key);
+        if let (Some(b), Some(c)) = (before, self.conns.get(key)) {
+            eg.stats.tcp.retransmits += c.tcb.counters().retransmits - b;
         }
     }
 
-    fn drain_segments<D: Device>(&mut self, io: &mut Io<'_, D>, key: Key) {
+    fn drain_segments<D: Device>(&mut self, eg: &mut Egress, io: &mut Io<'_, D>, key: Key) {
         for _ in 0..SEGMENTS_PER_POLL {
-            let Some(c) = self.tcp.conns.get_mut(key) else {
+            let Some(c) = self.conns.get_mut(key) else {
                 return;
             };
             if io.tx_backpressure() {
@@ -1202,12 +911,12 @@ impl Interface {
                 // next poll would pass it over: what a timer made it send (a retransmitted
                 // SYN, an RTO's segment) would then wait for its next timer.
                 if c.wake() {
-                    self.tcp.pending.push(key);
+                    self.pending.push(key);
                 }
                 return;
             }
             let (src, dst) = (c.local_addr, c.remote.addr);
-            let caps = self.caps;
+            let caps = eg.caps;
             let tso = io.tso;
             // The connection's DS field and TTL (IP_TOS, IP_TTL).
             let ipo = (c.tcb.config().ip_tos, c.tcb.config().ip_ttl);
@@ -1236,15 +945,15 @@ impl Interface {
                 let len = if span { c.tcb.emitted_len() } else { len };
                 if len > gso && tso {
                     if let Some(buf) = build_tso_ref(io.dev, &c.tcb, &header, len, gso, src, dst) {
-                        self.stats.tcp.tx_zero_copy_bytes += len as u64;
-                        self.stats.tcp.segments_tx += len.div_ceil(gso) as u64;
-                        self.stats.tcp.tso_frames_tx += 1;
-                        self.send_ip_any(io, buf, (src, dst), IpProtocol::Tcp, ipo);
+                        eg.stats.tcp.tx_zero_copy_bytes += len as u64;
+                        eg.stats.tcp.segments_tx += len.div_ceil(gso) as u64;
+                        eg.stats.tcp.tso_frames_tx += 1;
+                        eg.send_ip_any(io, buf, (src, dst), IpProtocol::Tcp, ipo);
                         continue;
                     }
-                    self.stats.tcp.tso_fallbacks += 1;
+                    eg.stats.tcp.tso_fallbacks += 1;
                 }
-                self.send_by_ref(io, key, (&header, len), gso, &caps);
+                self.send_by_ref(eg, io, key, (&header, len), gso, &caps);
                 continue;
             }
             if !rest.is_empty() {
@@ -1254,51 +963,51 @@ impl Interface {
                 let (header, total) = (header_of(&seg), len + rest.len());
                 if total > gso && tso {
                     if let Some(buf) = build_tso(io.dev, &header, [seg.payload, rest], gso, src, dst) {
-                        self.stats.tcp.tx_copied_bytes += total as u64;
-                        self.stats.tcp.segments_tx += total.div_ceil(gso) as u64;
-                        self.stats.tcp.tso_frames_tx += 1;
-                        self.send_ip_any(io, buf, (src, dst), IpProtocol::Tcp, ipo);
+                        eg.stats.tcp.tx_copied_bytes += total as u64;
+                        eg.stats.tcp.segments_tx += total.div_ceil(gso) as u64;
+                        eg.stats.tcp.tso_frames_tx += 1;
+                        eg.send_ip_any(io, buf, (src, dst), IpProtocol::Tcp, ipo);
                         continue;
                     }
-                    self.stats.tcp.tso_fallbacks += 1;
+                    eg.stats.tcp.tso_fallbacks += 1;
                 }
-                self.send_by_ref(io, key, (&header, total), gso, &caps);
+                self.send_by_ref(eg, io, key, (&header, total), gso, &caps);
                 continue;
             }
             if len > gso && tso {
                 // A large segment the device cuts (TSO): one frame, the payload chained.
                 match build_tso(io.dev, &header_of(&seg), [seg.payload, &[]], gso, src, dst) {
                     Some(buf) => {
-                        self.stats.tcp.tx_copied_bytes += len as u64;
-                        self.stats.tcp.segments_tx += len.div_ceil(gso) as u64;
-                        self.stats.tcp.tso_frames_tx += 1;
-                        self.send_ip_any(io, buf, (src, dst), IpProtocol::Tcp, ipo);
+                        eg.stats.tcp.tx_copied_bytes += len as u64;
+                        eg.stats.tcp.segments_tx += len.div_ceil(gso) as u64;
+                        eg.stats.tcp.tso_frames_tx += 1;
+                        eg.send_ip_any(io, buf, (src, dst), IpProtocol::Tcp, ipo);
                         continue;
                     }
-                    None => self.stats.tcp.tso_fallbacks += 1,
+                    None => eg.stats.tcp.tso_fallbacks += 1,
                 }
             }
             if len > gso {
                 // A large segment: cut into full-sized ones here (software GSO).
                 let mut out: [Option<D::Buf>; GSO_MAX] = core::array::from_fn(|_| None);
                 if let Err(reason) = gso_copy(io.dev, &seg, gso, src, dst, &caps, &mut out) {
-                    self.drop(reason);
+                    eg.drop(reason);
                 }
                 for buf in out.into_iter().flatten() {
-                    self.stats.tcp.segments_tx += 1;
-                    self.stats.tcp.gso_segments_tx += 1;
-                    self.send_ip_any(io, buf, (src, dst), IpProtocol::Tcp, ipo);
+                    eg.stats.tcp.segments_tx += 1;
+                    eg.stats.tcp.gso_segments_tx += 1;
+                    eg.send_ip_any(io, buf, (src, dst), IpProtocol::Tcp, ipo);
                 }
-                self.stats.tcp.tx_copied_bytes += len as u64;
+                eg.stats.tcp.tx_copied_bytes += len as u64;
                 continue;
             }
             match build_segment(io.dev, &seg, src, dst, &caps) {
                 Ok(buf) => {
-                    self.stats.tcp.tx_copied_bytes += len as u64;
-                    self.stats.tcp.segments_tx += 1;
-                    self.send_ip_any(io, buf, (src, dst), IpProtocol::Tcp, ipo);
+                    eg.stats.tcp.tx_copied_bytes += len as u64;
+                    eg.stats.tcp.segments_tx += 1;
+                    eg.send_ip_any(io, buf, (src, dst), IpProtocol::Tcp, ipo);
                 }
-                Err(reason) => self.drop(reason),
+                Err(reason) => eg.drop(reason),
             }
         }
     }
@@ -1309,6 +1018,7 @@ impl Interface {
     /// frame, copied otherwise.
     fn send_by_ref<D: Device>(
         &mut self,
+        eg: &mut Egress,
         io: &mut Io<'_, D>,
         key: Key,
         (header, len): (&TcpRepr<'static>, usize),
@@ -1320,7 +1030,7 @@ impl Interface {
         while off < len {
             let n = gso.min(len - off);
             let piece = piece_header(header, off, n, len);
-            let Some(c) = self.tcp.conns.get(key) else {
+            let Some(c) = self.conns.get(key) else {
                 return;
             };
             let ipo = (c.tcb.config().ip_tos, c.tcb.config().ip_ttl);
@@ -1342,88 +1052,43 @@ impl Interface {
             match built {
                 Ok((buf, by_ref)) => {
                     if by_ref {
-                        self.stats.tcp.tx_zero_copy_bytes += n as u64;
+                        eg.stats.tcp.tx_zero_copy_bytes += n as u64;
                     } else {
-                        self.stats.tcp.tx_copied_bytes += n as u64;
+                        eg.stats.tcp.tx_copied_bytes += n as u64;
                     }
-                    self.stats.tcp.segments_tx += 1;
-                    self.stats.tcp.gso_segments_tx += u64::from(cut);
-                    self.send_ip_any(io, buf, (src, dst), IpProtocol::Tcp, ipo);
+                    eg.stats.tcp.segments_tx += 1;
+                    eg.stats.tcp.gso_segments_tx += u64::from(cut);
+                    eg.send_ip_any(io, buf, (src, dst), IpProtocol::Tcp, ipo);
                 }
-                Err(reason) => self.drop(reason),
+                Err(reason) => eg.drop(reason),
             }
             off += n;
         }
     }
 
-    /// Sends a segment no connection owns (a RST, a SYN cookie's SYN-ACK) from `src`.
-    fn send_tcp<D: Device>(&mut self, io: &mut Io<'_, D>, seg: &TcpRepr, src: IpAddress, dst: IpAddress) {
-        let caps = self.caps;
-        match build_segment(io.dev, seg, src, dst, &caps) {
-            Ok(buf) => {
-                self.stats.tcp.segments_tx += 1;
-                self.send_ip_any(io, buf, (src, dst), IpProtocol::Tcp, (0, None));
-            }
-            Err(reason) => self.drop(reason),
-        }
-    }
-
-    pub(crate) fn tcp_icmp_error(
-        &mut self,
-        now: Instant,
-        local_port: u16,
-        remote: Ipv4Address,
-        remote_port: u16,
-        seq: u32,
-        err: IcmpError,
-    ) -> bool {
-        use sluice_tcp::IcmpError as T;
-        use Icmpv4DstUnreachable as U;
-        let e = match err.reason {
-            U::NetUnreachable | U::DstNetUnknown | U::NetUnreachToS => T::NetUnreachable,
-            U::ProtoUnreachable => T::ProtocolUnreachable,
-            U::PortUnreachable => T::PortUnreachable,
-            U::FragRequired => T::FragmentationNeeded {
-                mtu: err.next_hop_mtu,
-            },
-            U::NetProhibited | U::HostProhibited | U::CommProhibited => T::AdminProhibited,
-            _ => T::HostUnreachable,
-        };
-        let local = IpAddress::V4(self.address());
-        self.tcp_icmp_kind(
-            now,
-            (local, local_port),
-            IpAddress::V4(remote),
-            remote_port,
-            seq,
-            e,
-        )
-    }
-
     /// Hands an ICMP error (as TCP names it) to the connection it quotes; false if none.
-    pub(crate) fn tcp_icmp_kind(
+    pub(crate) fn icmp_error(
         &mut self,
+        eg: &Egress,
         now: Instant,
-        (local, local_port): (IpAddress, u16),
-        remote: IpAddress,
-        remote_port: u16,
+        (local, remote): (Endpoint, Endpoint),
         seq: u32,
         e: sluice_tcp::IcmpError,
     ) -> bool {
         let flow = FlowKey {
-            local_port,
-            local: self.local_index(local),
-            remote: Endpoint::new(remote, remote_port),
+            local_port: local.port,
+            local: eg.local_index(local.addr),
+            remote,
         };
-        let Some(key) = self.tcp.flows.get(&flow) else {
+        let Some(key) = self.flows.get(&flow) else {
             return false;
         };
-        let Some(c) = self.tcp.conns.get_mut(key) else {
+        let Some(c) = self.conns.get_mut(key) else {
             return false;
         };
         c.tcb.on_icmp_error(now, e, SeqNumber(seq));
         if c.wake() {
-            self.tcp.pending.push(key);
+            self.pending.push(key);
         }
         true
     }
@@ -1432,9 +1097,8 @@ impl Interface {
     /// (its TCB's timers, and the FIN-WAIT-2 limit of an orphan). An entry that fires early
     /// is re-inserted at the real deadline then, so a connection whose RTO moves later on
     /// every ACK costs no insertion per ACK.
-    fn schedule(&mut self, now: Instant, key: Key) {
-        let fin_wait2_timeout = self.cfg.fin_wait2_timeout;
-        let Some(c) = self.tcp.conns.get_mut(key) else {
+    fn schedule(&mut self, now: Instant, fin_wait2_timeout: core::time::Duration, key: Key) {
+        let Some(c) = self.conns.get_mut(key) else {
             return;
         };
         // An orphan in FIN-WAIT-2 waits for the peer's FIN only so long.
@@ -1447,19 +1111,19 @@ impl Interface {
         if let Some(t) = next {
             if c.scheduled.is_none_or(|s| t < s) {
                 c.scheduled = Some(t);
-                self.tcp.wheel.insert(t, key);
+                self.wheel.insert(t, key);
             }
         }
     }
 
     /// Runs the timers that are due, sends what the connections with pending work want to
     /// send, and removes the closed ones nobody owns. Visits only those connections.
-    pub(crate) fn dispatch_tcp<D: Device>(&mut self, io: &mut Io<'_, D>) {
+    pub(crate) fn dispatch<D: Device>(&mut self, eg: &mut Egress, io: &mut Io<'_, D>, ready: &mut ReadyList) {
         let now = io.now;
-        let mut due = core::mem::take(&mut self.tcp.due);
-        self.tcp.wheel.advance(now, |at, key| due.push((at, key)));
+        let mut due = core::mem::take(&mut self.due);
+        self.wheel.advance(now, |at, key| due.push((at, key)));
         for &(at, key) in &due {
-            let Some(c) = self.tcp.conns.get_mut(key) else {
+            let Some(c) = self.conns.get_mut(key) else {
                 continue; // removed since
             };
             if c.scheduled != Some(at) {
@@ -1473,12 +1137,12 @@ impl Interface {
                 c.tcb.abort();
             }
             // Sends what the timer caused, removes it if closed, and reschedules.
-            self.after_event(io, key);
+            self.after_event(eg, io, ready, key);
         }
         due.clear();
-        self.tcp.due = due;
+        self.due = due;
 
-        let mut pending = core::mem::take(&mut self.tcp.pending);
+        let mut pending = core::mem::take(&mut self.pending);
         let mut stopped = None;
         for (i, &key) in pending.iter().enumerate() {
             if io.tx_backpressure() {
@@ -1490,12 +1154,12 @@ impl Interface {
                 stopped = Some(i);
                 break;
             }
-            let Some(c) = self.tcp.conns.get_mut(key) else {
+            let Some(c) = self.conns.get_mut(key) else {
                 continue;
             };
             c.queued = false;
             if c.dirty || (c.tcb.is_closed() && !c.owned_by_app()) {
-                self.after_event(io, key);
+                self.after_event(eg, io, ready, key);
             }
         }
         match stopped {
@@ -1503,8 +1167,334 @@ impl Interface {
             None => pending.clear(),
         }
         // Work queued while draining (connections the ring refused) waits for the next poll.
-        pending.append(&mut self.tcp.pending);
-        self.tcp.pending = pending;
+        pending.append(&mut self.pending);
+        self.pending = pending;
+    }
+}
+
+/// Checks a remote address for a connection; gives our address towards it.
+fn check_remote(eg: &Egress, addr: IpAddress, port: u16) -> Result<IpAddress, TcpConnectError> {
+    let addr = match addr {
+        IpAddress::V4(a) => a,
+        IpAddress::V6(a) => {
+            if !a.is_unicast() || port == 0 || a.to_ipv4_mapped().is_some() || eg.is_ours_v6(a) {
+                return Err(TcpConnectError::Unaddressable);
+            }
+            return eg.source_v6(a).map(IpAddress::V6).ok_or(TcpConnectError::NoRoute);
+        }
+    };
+    // RFC 9293 MUST-46: never to a broadcast (also the subnet's), multicast or
+    // unspecified address.
+    if !addr.is_unicast() || Some(addr) == eg.cfg.address.broadcast() || port == 0 || addr == eg.address() {
+        return Err(TcpConnectError::Unaddressable);
+    }
+    if !eg.routable(addr) {
+        return Err(TcpConnectError::NoRoute);
+    }
+    Ok(IpAddress::V4(eg.address()))
+}
+
+/// One TCP connection of an `Interface`, borrowed from it (`Interface::tcp`): what the
+/// application does with the connection. Calls that change it queue it for the
+/// interface's next poll, which sends what they let out.
+///
+/// Status (state, error, addresses, the TCB) reads any live connection; the rest needs
+/// one the application owns: after `close` or `abort` they fail with `InvalidHandle` (or
+/// return false), and once the interface removes the connection `Interface::tcp` gives
+/// `None`: a stale handle never names another connection.
+pub struct TcpSocket<'a> {
+    tcp: &'a mut TcpSockets,
+    key: Key,
+    /// The interface's last poll (keepalive's start).
+    now: Instant,
+}
+
+impl TcpSocket<'_> {
+    fn conn(&self) -> &Conn {
+        self.tcp
+            .conns
+            .get(self.key)
+            .expect("checked live by Interface::tcp")
+    }
+
+    /// The connection, if the application owns it.
+    fn owned(&mut self) -> Option<&mut Conn> {
+        self.tcp.conns.get_mut(self.key).filter(|c| c.owned_by_app())
+    }
+
+    /// Queues the connection for the next poll (its output, timers or removal may have
+    /// changed).
+    fn wake(&mut self) {
+        if let Some(c) = self.tcp.conns.get_mut(self.key) {
+            if c.wake() {
+                self.tcp.pending.push(self.key);
+            }
+        }
+    }
+
+    /// Applies `f` to the connection the application owns and queues it for the next
+    /// poll. False if it does not own it.
+    fn touch(&mut self, f: impl FnOnce(&mut Conn)) -> bool {
+        let Some(c) = self.owned() else {
+            return false;
+        };
+        f(c);
+        self.wake();
+        true
+    }
+
+    /// After a read: count the device buffers released and, when bytes were read, send
+    /// the window update.
+    fn after_read(&mut self, read: bool) {
+        self.tcp.count_rx_frames(self.key);
+        if read {
+            // Reading opened the window.
+            self.wake();
+        }
+    }
+
+    /// The handle of this connection.
+    pub fn handle(&self) -> TcpHandle {
+        TcpHandle(self.key)
+    }
+
+    /// Copies as much of `data` as fits into the send buffer; returns how much (0 when
+    /// full). It leaves at the next `poll`.
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, TcpSendError> {
+        let c = self.owned().ok_or(TcpSendError::InvalidHandle)?;
+        let r = c.tcb.send(data).map_err(map_send_error);
+        if matches!(r, Ok(n) if n > 0) {
+            self.wake();
+        }
+        r
+    }
+
+    /// Copies received bytes into `buf`. `Ok(0)`: nothing yet; `Err(Finished)`: the end.
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TcpRecvError> {
+        let c = self.owned().ok_or(TcpRecvError::InvalidHandle)?;
+        let r = c.tcb.recv(buf).map_err(map_recv_error);
+        self.after_read(matches!(r, Ok(n) if n > 0));
+        r
+    }
+
+    /// Zero-copy read: the next received bytes as a `Frame` (up to `max` bytes). In-order
+    /// payloads come out as the device's own buffer (an mbuf on DPDK); bytes that were
+    /// copied on arrival (small or reassembled) as a heap frame. Dropping the frame gives
+    /// the buffer back: keep frames briefly, the device's receive pool is finite.
+    /// `Ok(None)`: nothing yet; `Err(Finished)`: the end.
+    pub fn recv_frame(&mut self, max: usize) -> Result<Option<Frame>, TcpRecvError> {
+        let c = self.owned().ok_or(TcpRecvError::InvalidHandle)?;
+        let r = c.tcb.recv_frame(max).map_err(map_recv_error);
+        self.after_read(matches!(r, Ok(Some(_))));
+        r
+    }
+
+    /// Zero-copy send: queues `frame` by reference (fill one from
+    /// `Interface::alloc_tx_frame` so that the device can chain it). Every transmission
+    /// refers to its bytes until the peer acknowledges them. Returns the part that did not
+    /// fit, `None` when all was queued.
+    pub fn send_frame(&mut self, frame: Frame) -> Result<Option<Frame>, TcpSendError> {
+        let c = self.owned().ok_or(TcpSendError::InvalidHandle)?;
+        let len = frame.len();
+        let r = c.tcb.send_frame(frame).map_err(map_send_error);
+        let queued = match &r {
+            Ok(rest) => len - rest.as_ref().map_or(0, |f| f.len()),
+            Err(_) => 0,
+        };
+        if queued > 0 {
+            self.wake();
+        }
+        r
+    }
+
+    /// Writes in place: `f` fills the free part of the send buffer and returns how many
+    /// bytes it wrote (0 when the buffer is full).
+    pub fn send_with(&mut self, f: impl FnOnce(&mut [u8]) -> usize) -> Result<usize, TcpSendError> {
+        let c = self.owned().ok_or(TcpSendError::InvalidHandle)?;
+        let r = c.tcb.send_with(f).map_err(map_send_error);
+        if matches!(r, Ok(n) if n > 0) {
+            self.wake();
+        }
+        r
+    }
+
+    /// Reads in place: `f` sees the received bytes (the connection's buffer, no copy) and
+    /// returns how many it consumed with a result. `Ok(None)`: nothing received yet.
+    pub fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> (usize, R)) -> Result<Option<R>, TcpRecvError> {
+        let c = self.owned().ok_or(TcpRecvError::InvalidHandle)?;
+        let data = c.tcb.recv_slice().map_err(map_recv_error)?;
+        if data.is_empty() {
+            return Ok(None);
+        }
+        let (n, r) = f(data);
+        let n = n.min(data.len());
+        c.tcb.consume(n);
+        self.after_read(n > 0);
+        Ok(Some(r))
+    }
+
+    /// Half-close: a FIN follows the queued data; receiving continues. False if the
+    /// application gave the connection up.
+    pub fn shutdown(&mut self) -> bool {
+        self.touch(|c| c.tcb.shutdown())
+    }
+
+    /// Closes the connection (FIN after the queued data; unread data makes it a RST) and
+    /// gives up the handle: the interface removes the connection once it is CLOSED.
+    pub fn close(&mut self) -> bool {
+        self.touch(|c| {
+            c.tcb.close();
+            c.released = true;
+        })
+    }
+
+    /// Resets the connection (RST) and gives up the handle.
+    pub fn abort(&mut self) -> bool {
+        self.touch(|c| {
+            c.tcb.abort();
+            c.released = true;
+        })
+    }
+
+    /// What the connection is now: state, error, addresses, the TCB.
+    pub fn status(&self) -> TcpStatus<'_> {
+        TcpStatus {
+            conn: self.conn(),
+            key: self.key,
+        }
+    }
+
+    /// The connection's give-up time (TCP_USER_TIMEOUT). False if given up.
+    pub fn set_user_timeout(&mut self, timeout: Option<core::time::Duration>) -> bool {
+        self.touch(|c| c.tcb.set_user_timeout(timeout))
+    }
+
+    /// SYN retransmissions before an open is given up (TCP_SYNCNT). False if given up.
+    pub fn set_syn_retries(&mut self, retries: u32) -> bool {
+        self.touch(|c| c.tcb.set_syn_retries(retries))
+    }
+
+    /// The connection's congestion controller (TCP_CONGESTION). False if given up.
+    pub fn set_congestion(&mut self, kind: sluice_tcp::CongestionKind) -> bool {
+        self.touch(|c| c.tcb.set_congestion(kind))
+    }
+
+    /// Nagle's algorithm off (`true`) or on (TCP_NODELAY); queued small segments may go
+    /// now. False if given up.
+    pub fn set_nodelay(&mut self, nodelay: bool) -> bool {
+        self.touch(|c| c.tcb.set_nodelay(nodelay))
+    }
+
+    /// Keepalive on (with its idle time, interval and probe count) or off (SO_KEEPALIVE).
+    /// False if given up.
+    pub fn set_keepalive(&mut self, keepalive: Option<sluice_tcp::Keepalive>) -> bool {
+        let now = self.now;
+        // Its timer changed.
+        self.touch(|c| c.tcb.set_keepalive(now, keepalive))
+    }
+
+    /// Sets the DS field (`IP_TOS`) and TTL (`IP_TTL`, `None`: the interface's) of the
+    /// packets the connection sends from now on. False if given up.
+    pub fn set_ip_options(&mut self, tos: u8, ttl: Option<u8>) -> bool {
+        match self.owned() {
+            Some(c) => {
+                c.tcb.set_ip_options(tos, ttl);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A connection's status, through a shared borrow of the interface
+/// (`Interface::tcp_status`, `TcpSocket::status`).
+#[derive(Clone, Copy)]
+pub struct TcpStatus<'a> {
+    conn: &'a Conn,
+    key: Key,
+}
+
+impl<'a> TcpStatus<'a> {
+    /// The connection's state.
+    pub fn state(&self) -> State {
+        self.conn.tcb.state()
+    }
+
+    /// Why the connection failed, if it did.
+    pub fn error(&self) -> Option<ConnError> {
+        self.conn.tcb.error()
+    }
+
+    /// `recv` would return data (or the end of the stream, or an error).
+    pub fn can_recv(&self) -> bool {
+        let c = self.conn;
+        c.owned_by_app() && (c.tcb.can_recv() || !c.tcb.may_recv())
+    }
+
+    /// `send` would take at least one byte.
+    pub fn can_send(&self) -> bool {
+        let c = self.conn;
+        c.owned_by_app() && c.tcb.can_send()
+    }
+
+    /// The remote endpoint.
+    pub fn remote(&self) -> Endpoint {
+        self.conn.remote
+    }
+
+    /// Our endpoint: the address the connection uses and the local port.
+    pub fn local(&self) -> Endpoint {
+        let c = self.conn;
+        Endpoint::new(c.local_addr, c.tcb.local_port())
+    }
+
+    /// The local port.
+    pub fn local_port(&self) -> u16 {
+        self.conn.tcb.local_port()
+    }
+
+    /// The TCB, for status: counters, RTT, window, congestion state.
+    pub fn tcb(&self) -> &'a Tcb {
+        &self.conn.tcb
+    }
+
+    /// What `Interface::tcp_conn_infos` reports of this connection.
+    pub fn info(&self) -> TcpConnInfo {
+        conn_info(self.key, self.conn)
+    }
+}
+
+/// The status row of connection `key`.
+fn conn_info(key: Key, c: &Conn) -> TcpConnInfo {
+    let t = &c.tcb;
+    TcpConnInfo {
+        handle: TcpHandle(key),
+        local: Endpoint::new(c.local_addr, t.local_port()),
+        remote: c.remote,
+        state: t.state(),
+        srtt_us: t.srtt().map_or(0, |d| d.as_micros() as u64),
+        rttvar_us: t.rttvar().as_micros() as u64,
+        rto_ms: t.rto().as_millis() as u64,
+        mss: t.mss(),
+        cwnd: t.cwnd(),
+        ssthresh: t.ssthresh(),
+        in_flight: t.bytes_in_flight(),
+        retransmits: t.counters().retransmits,
+        send_queue: t.send_queue(),
+        recv_queue: t.recv_queue(),
+        accepted: c.listener.is_none(),
+    }
+}
+
+/// Sends a segment no connection owns (a RST, a SYN cookie's SYN-ACK) from `src`.
+fn send_tcp<D: Device>(eg: &mut Egress, io: &mut Io<'_, D>, seg: &TcpRepr, src: IpAddress, dst: IpAddress) {
+    let caps = eg.caps;
+    match build_segment(io.dev, seg, src, dst, &caps) {
+        Ok(buf) => {
+            eg.stats.tcp.segments_tx += 1;
+            eg.send_ip_any(io, buf, (src, dst), IpProtocol::Tcp, (0, None));
+        }
+        Err(reason) => eg.drop(reason),
     }
 }
 

@@ -236,13 +236,21 @@ fn arp_entries_expire_and_statics_do_not() {
     f.poll();
     let h = f.iface.udp_bind(1000).unwrap();
     f.advance(Duration::from_secs(30));
-    f.iface.udp_send_to(h, b"a", Endpoint::new(PEER_IP, 9)).unwrap();
+    f.iface
+        .udp(h)
+        .ok_or(crate::UdpSendError::InvalidHandle)
+        .and_then(|mut sk| sk.send_to(b"a", Endpoint::new(PEER_IP, 9)))
+        .unwrap();
     let out = f.poll();
     assert_eq!(out.len(), 1, "sent directly: entry fresh");
     assert_eq!(parse_ip(&out[0]).0.protocol, IpProtocol::Udp);
     f.advance(Duration::from_secs(31));
     assert_eq!(f.iface.neighbor(f.now, PEER_IP), None);
-    f.iface.udp_send_to(h, b"b", Endpoint::new(PEER_IP, 9)).unwrap();
+    f.iface
+        .udp(h)
+        .ok_or(crate::UdpSendError::InvalidHandle)
+        .and_then(|mut sk| sk.send_to(b"b", Endpoint::new(PEER_IP, 9)))
+        .unwrap();
     let out = f.poll();
     assert_eq!(out.len(), 1);
     assert_eq!(
@@ -251,7 +259,11 @@ fn arp_entries_expire_and_statics_do_not() {
         "expired: an ARP request goes out instead"
     );
     assert_eq!(&out[0][..6], &[0xff; 6]);
-    f.iface.udp_send_to(h, b"c", Endpoint::new(fixed, 9)).unwrap();
+    f.iface
+        .udp(h)
+        .ok_or(crate::UdpSendError::InvalidHandle)
+        .and_then(|mut sk| sk.send_to(b"c", Endpoint::new(fixed, 9)))
+        .unwrap();
     f.advance(Duration::from_secs(100_000));
     let out = f.poll();
     assert!(out
@@ -271,7 +283,11 @@ fn arp_refreshes_a_used_entry_before_expiry() {
     f.poll();
     let h = f.iface.udp_bind(1000).unwrap();
     f.advance(Duration::from_secs(56));
-    f.iface.udp_send_to(h, b"a", Endpoint::new(PEER_IP, 9)).unwrap();
+    f.iface
+        .udp(h)
+        .ok_or(crate::UdpSendError::InvalidHandle)
+        .and_then(|mut sk| sk.send_to(b"a", Endpoint::new(PEER_IP, 9)))
+        .unwrap();
     let out = f.poll();
     assert_eq!(out.len(), 2);
     assert_eq!(&out[0][..6], &PEER_MAC.0, "unicast re-confirmation");
@@ -290,7 +306,11 @@ fn arp_pending_queue_bound_and_flush() {
     let mut f = Fixture::new(cfg);
     let h = f.iface.udp_bind(1000).unwrap();
     for p in [&b"one"[..], b"two", b"three"] {
-        f.iface.udp_send_to(h, p, Endpoint::new(PEER_IP, 9)).unwrap();
+        f.iface
+            .udp(h)
+            .ok_or(crate::UdpSendError::InvalidHandle)
+            .and_then(|mut sk| sk.send_to(p, Endpoint::new(PEER_IP, 9)))
+            .unwrap();
     }
     let out = f.poll();
     assert_eq!(out.len(), 1, "one broadcast request");
@@ -310,7 +330,11 @@ fn arp_pending_queue_bound_and_flush() {
 fn arp_gives_up_after_retries() {
     let mut f = Fixture::new(config(false));
     let h = f.iface.udp_bind(1000).unwrap();
-    f.iface.udp_send_to(h, b"x", Endpoint::new(PEER_IP, 9)).unwrap();
+    f.iface
+        .udp(h)
+        .ok_or(crate::UdpSendError::InvalidHandle)
+        .and_then(|mut sk| sk.send_to(b"x", Endpoint::new(PEER_IP, 9)))
+        .unwrap();
     assert_eq!(f.poll().len(), 1);
     assert_eq!(f.iface.poll_at(), Some(f.now + Duration::from_secs(1)));
     f.advance(Duration::from_secs(1));
@@ -419,7 +443,7 @@ fn bad_checksums_are_counted_drops() {
     f.inject(&fr);
     assert!(f.poll().is_empty());
     assert_eq!(f.drops(DropReason::Checksum), 3);
-    assert!(!f.iface.udp_can_recv(h));
+    assert!(!f.iface.udp_status(h).is_some_and(|u| u.can_recv()));
     // With the device verifying checksums, software does not look.
     let mut cfg = config(true);
     cfg.checksum = Some(ChecksumCaps::ignored());
@@ -430,7 +454,7 @@ fn bad_checksums_are_counted_drops() {
     fr[last] ^= 0x10;
     g.inject(&fr);
     g.poll();
-    assert!(g.iface.udp_can_recv(h));
+    assert!(g.iface.udp_status(h).is_some_and(|u| u.can_recv()));
 }
 
 #[test]
@@ -528,13 +552,24 @@ fn udp_delivery_and_connected_filter() {
     assert!(f.poll().is_empty());
     let mut buf = [0u8; 64];
     assert_eq!(
-        f.iface.udp_recv_from(h, &mut buf),
+        f.iface
+            .udp(h)
+            .ok_or(crate::UdpRecvError::InvalidHandle)
+            .and_then(|mut sk| sk.recv_from(&mut buf)),
         Ok((5, Endpoint::new(PEER_IP, 40000)))
     );
     assert_eq!(&buf[..5], b"query");
-    assert_eq!(f.iface.udp_recv_from(h, &mut buf), Err(UdpRecvError::WouldBlock));
+    assert_eq!(
+        f.iface
+            .udp(h)
+            .ok_or(crate::UdpRecvError::InvalidHandle)
+            .and_then(|mut sk| sk.recv_from(&mut buf)),
+        Err(UdpRecvError::WouldBlock)
+    );
     f.iface
-        .udp_send_to(h, b"answer", Endpoint::new(PEER_IP, 40000))
+        .udp(h)
+        .ok_or(crate::UdpSendError::InvalidHandle)
+        .and_then(|mut sk| sk.send_to(b"answer", Endpoint::new(PEER_IP, 40000)))
         .unwrap();
     let out = f.poll();
     let (r, l4) = parse_ip(&out[0]);
@@ -547,13 +582,29 @@ fn udp_delivery_and_connected_filter() {
     .unwrap();
     assert_eq!((u.src_port, u.dst_port, u.payload), (53, 40000, &b"answer"[..]));
     // Connected: only the peer's datagrams; others get port unreachable.
-    f.iface.udp_connect(h, Endpoint::new(PEER_IP, 40000)).unwrap();
+    f.iface
+        .udp(h)
+        .ok_or(crate::UdpConnectError::InvalidHandle)
+        .and_then(|mut sk| sk.connect(Endpoint::new(PEER_IP, 40000)))
+        .unwrap();
     f.inject(&udp(40001, 53, b"stranger"));
     f.inject(&udp(40000, 53, b"friend"));
     let out = f.poll();
     assert_eq!(out.len(), 1, "port unreachable for the stranger");
-    assert_eq!(f.iface.udp_recv(h, &mut buf), Ok(6));
-    assert_eq!(f.iface.udp_send(h, b"x"), Ok(()));
+    assert_eq!(
+        f.iface
+            .udp(h)
+            .ok_or(crate::UdpRecvError::InvalidHandle)
+            .and_then(|mut sk| sk.recv(&mut buf)),
+        Ok(6)
+    );
+    assert_eq!(
+        f.iface
+            .udp(h)
+            .ok_or(crate::UdpSendError::InvalidHandle)
+            .and_then(|mut sk| sk.send(b"x")),
+        Ok(())
+    );
     // Bounded receive queue.
     let mut cfg = config(true);
     cfg.udp_rx_queue = 2;
@@ -563,11 +614,17 @@ fn udp_delivery_and_connected_filter() {
         g.inject(&udp(1, 7, b"d"));
     }
     g.poll();
-    assert_eq!(g.iface.udp_dropped(h), 1);
+    assert_eq!(g.iface.udp_status(h).map_or(0, |u| u.dropped()), 1);
     assert_eq!(g.drops(DropReason::UdpQueueFull), 1);
-    assert!(g.iface.udp_close(h));
-    assert!(!g.iface.udp_close(h));
-    assert_eq!(g.iface.udp_recv(h, &mut buf), Err(UdpRecvError::InvalidHandle));
+    assert!(g.iface.udp(h).map(|sk| sk.close()).is_some());
+    assert!(!g.iface.udp(h).map(|sk| sk.close()).is_some());
+    assert_eq!(
+        g.iface
+            .udp(h)
+            .ok_or(crate::UdpRecvError::InvalidHandle)
+            .and_then(|mut sk| sk.recv(&mut buf)),
+        Err(UdpRecvError::InvalidHandle)
+    );
 }
 
 #[test]
@@ -616,8 +673,16 @@ fn udp_port_unreachable_is_rate_limited() {
 fn icmp_error_reaches_the_udp_socket() {
     let mut f = Fixture::new(config(true));
     let h = f.iface.udp_bind(4000).unwrap();
-    f.iface.udp_connect(h, Endpoint::new(PEER_IP, 9)).unwrap();
-    f.iface.udp_send(h, b"probe").unwrap();
+    f.iface
+        .udp(h)
+        .ok_or(crate::UdpConnectError::InvalidHandle)
+        .and_then(|mut sk| sk.connect(Endpoint::new(PEER_IP, 9)))
+        .unwrap();
+    f.iface
+        .udp(h)
+        .ok_or(crate::UdpSendError::InvalidHandle)
+        .and_then(|mut sk| sk.send(b"probe"))
+        .unwrap();
     let out = f.poll();
     let (r, l4) = parse_ip(&out[0]);
     let repr = Icmpv4Repr::DstUnreachable {
@@ -634,13 +699,13 @@ fn icmp_error_reaches_the_udp_socket() {
     f.inject(&ip(PEER_IP, OUR_IP, IpProtocol::Icmp, &p));
     assert!(f.poll().is_empty(), "no error about an error");
     assert_eq!(
-        f.iface.udp_take_error(h),
+        f.iface.udp(h).and_then(|mut sk| sk.take_error()),
         Some(IcmpError {
             reason: Icmpv4DstUnreachable::PortUnreachable,
             next_hop_mtu: 0
         })
     );
-    assert_eq!(f.iface.udp_take_error(h), None);
+    assert_eq!(f.iface.udp(h).and_then(|mut sk| sk.take_error()), None);
     assert_eq!(f.iface.stats().icmp.errors_delivered, 1);
 }
 
@@ -942,13 +1007,33 @@ fn tcp_listener_answers_syn_and_accepts() {
     f.inject(&tcp_seg(&ack));
     f.poll();
     let h = f.iface.tcp_accept(l).expect("established");
-    assert_eq!(f.iface.tcp_state(h), TcpState::Established);
-    assert_eq!(f.iface.tcp_remote(h), Some(Endpoint::new(PEER_IP, 45678)));
-    assert!(f.iface.tcp_can_recv(h));
+    assert_eq!(
+        f.iface
+            .tcp_status(h)
+            .map_or(crate::TcpState::Closed, |t| t.state()),
+        TcpState::Established
+    );
+    assert_eq!(
+        f.iface.tcp_status(h).map(|t| t.remote()),
+        Some(Endpoint::new(PEER_IP, 45678))
+    );
+    assert!(f.iface.tcp_status(h).is_some_and(|t| t.can_recv()));
     let mut buf = [0u8; 16];
-    assert_eq!(f.iface.tcp_recv(h, &mut buf), Ok(5));
+    assert_eq!(
+        f.iface
+            .tcp(h)
+            .ok_or(crate::TcpRecvError::InvalidHandle)
+            .and_then(|mut sk| sk.recv(&mut buf)),
+        Ok(5)
+    );
     assert_eq!(&buf[..5], b"GET /");
-    assert_eq!(f.iface.tcp_send(h, b"200"), Ok(3));
+    assert_eq!(
+        f.iface
+            .tcp(h)
+            .ok_or(crate::TcpSendError::InvalidHandle)
+            .and_then(|mut sk| sk.send(b"200")),
+        Ok(3)
+    );
     let out = f.poll();
     let (_, data) = parse_tcp(out.last().unwrap());
     assert_eq!(data.payload, b"200");
@@ -960,11 +1045,16 @@ fn tcp_listener_answers_syn_and_accepts() {
     g.inject(&tcp_seg(&syn(80)));
     let (_, other) = parse_tcp(&g.poll()[0]);
     assert_ne!(other.seq, synack.seq);
-    assert!(f.iface.tcp_abort(h));
+    assert!(f.iface.tcp(h).is_some_and(|mut sk| sk.abort()));
     let out = f.poll();
     assert!(parse_tcp(&out[0]).1.flags.rst());
     assert_eq!(f.iface.tcp_connections(), 0, "aborted and removed");
-    assert_eq!(f.iface.tcp_state(h), TcpState::Closed);
+    assert_eq!(
+        f.iface
+            .tcp_status(h)
+            .map_or(crate::TcpState::Closed, |t| t.state()),
+        TcpState::Closed
+    );
 }
 
 #[test]
@@ -1122,7 +1212,7 @@ fn emitted_packets_use_the_configured_ttl_and_our_address() {
         let (r, _) = parse_tcp(frame);
         assert_eq!((r.ttl, r.src_addr, r.dst_addr), (7, OUR_IP, PEER_IP));
     }
-    assert!(f.iface.tcp_abort(h));
+    assert!(f.iface.tcp(h).is_some_and(|mut sk| sk.abort()));
     f.poll();
     // The default is 64.
     assert_eq!(config(true).ttl, 64);
@@ -1209,7 +1299,13 @@ fn tcp_in_a_packet_with_ip_options_is_processed() {
     f.poll();
     let h = f.iface.tcp_accept(l).expect("established");
     let mut buf = [0u8; 8];
-    assert_eq!(f.iface.tcp_recv(h, &mut buf), Ok(5));
+    assert_eq!(
+        f.iface
+            .tcp(h)
+            .ok_or(crate::TcpRecvError::InvalidHandle)
+            .and_then(|mut sk| sk.recv(&mut buf)),
+        Ok(5)
+    );
     assert_eq!(&buf[..5], b"hello");
     assert_eq!(f.iface.stats().drops.total(), 0);
 }
@@ -1228,7 +1324,7 @@ fn syn_mss_follows_the_mtu() {
     for frame in &out {
         assert_eq!(parse_tcp(frame).1.options.mss, Some(960));
     }
-    assert!(f.iface.tcp_abort(h));
+    assert!(f.iface.tcp(h).is_some_and(|mut sk| sk.abort()));
     f.poll();
 }
 
@@ -1241,15 +1337,28 @@ fn listen_on_the_port_of_a_connection_in_syn_sent() {
     let h = f.iface.tcp_connect_from(PEER_IP, 80, 5000).unwrap();
     assert!(parse_tcp(&f.poll()[0]).1.flags.syn());
     let l = f.iface.tcp_listen(5000, 4).unwrap();
-    assert_eq!(f.iface.tcp_state(h), TcpState::SynSent);
+    assert_eq!(
+        f.iface
+            .tcp_status(h)
+            .map_or(crate::TcpState::Closed, |t| t.state()),
+        TcpState::SynSent
+    );
     // Another remote endpoint's SYN to port 5000 reaches the listener.
     f.inject(&tcp_seg(&syn(5000)));
     let (_, synack) = parse_tcp(&f.poll()[0]);
     assert!(synack.flags.syn() && synack.ack.is_some());
     assert_eq!(synack.src_port, 5000);
-    assert_eq!(f.iface.tcp_state(h), TcpState::SynSent);
-    assert_eq!(f.iface.tcp_remote(h), Some(Endpoint::new(PEER_IP, 80)));
-    assert!(f.iface.tcp_abort(h));
+    assert_eq!(
+        f.iface
+            .tcp_status(h)
+            .map_or(crate::TcpState::Closed, |t| t.state()),
+        TcpState::SynSent
+    );
+    assert_eq!(
+        f.iface.tcp_status(h).map(|t| t.remote()),
+        Some(Endpoint::new(PEER_IP, 80))
+    );
+    assert!(f.iface.tcp(h).is_some_and(|mut sk| sk.abort()));
     assert!(f.iface.tcp_unlisten(l));
     f.poll();
 }
@@ -1272,14 +1381,25 @@ fn icmp_port_unreachable_aborts_a_connecting_tcb() {
     f.inject(&icmp_from_peer(&repr));
     f.poll();
     assert_eq!(f.iface.stats().icmp.errors_delivered, 1);
-    assert_eq!(f.iface.tcp_state(h), TcpState::Closed);
-    // A port unreachable answering the SYN is a refusal (ECONNREFUSED).
-    assert_eq!(f.iface.tcp_error(h), Some(ConnError::Refused));
     assert_eq!(
-        f.iface.tcp_send(h, b"x"),
+        f.iface
+            .tcp_status(h)
+            .map_or(crate::TcpState::Closed, |t| t.state()),
+        TcpState::Closed
+    );
+    // A port unreachable answering the SYN is a refusal (ECONNREFUSED).
+    assert_eq!(
+        f.iface.tcp_status(h).and_then(|t| t.error()),
+        Some(ConnError::Refused)
+    );
+    assert_eq!(
+        f.iface
+            .tcp(h)
+            .ok_or(crate::TcpSendError::InvalidHandle)
+            .and_then(|mut sk| sk.send(b"x")),
         Err(TcpSendError::Connection(ConnError::Refused))
     );
-    assert!(f.iface.tcp_close(h));
+    assert!(f.iface.tcp(h).is_some_and(|mut sk| sk.close()));
     f.poll();
     assert_eq!(f.iface.tcp_connections(), 0, "closed and given up: removed");
 }
@@ -1294,7 +1414,7 @@ fn idle_interface_does_nothing() {
     assert!(!f.iface.poll(f.now, &mut f.dev));
     assert_eq!(f.iface.poll_at(), None);
     assert!(f.iface.tcp_unlisten(l));
-    assert!(f.iface.udp_close(u));
+    assert!(f.iface.udp(u).map(|sk| sk.close()).is_some());
     assert_eq!(f.iface.stats(), &Stats::default());
 }
 
@@ -1349,7 +1469,7 @@ fn tcp_in_place_io_and_chosen_local_port() {
     assert!(!f.iface.tcp_port_free(PEER_IP, 5000, 80), "listened on");
     assert!(f.iface.tcp_port_free(PEER_IP, 5000, 40000));
     let h = f.iface.tcp_connect_from(PEER_IP, 5000, 40000).unwrap();
-    assert_eq!(f.iface.tcp_local_port(h), Some(40000));
+    assert_eq!(f.iface.tcp_status(h).map(|t| t.local_port()), Some(40000));
     assert!(!f.iface.tcp_port_free(PEER_IP, 5000, 40000));
     assert_eq!(
         f.iface.tcp_connect_from(PEER_IP, 5000, 40000),
@@ -1377,15 +1497,36 @@ fn tcp_in_place_io_and_chosen_local_port() {
     assert_eq!(f.iface.tcp_listener_pending(l), 1);
     let c = f.iface.tcp_accept(l).unwrap();
     assert_eq!(
-        f.iface.tcp_recv_with(c, |d| (2, d.to_vec())),
+        f.iface
+            .tcp(c)
+            .ok_or(crate::TcpRecvError::InvalidHandle)
+            .and_then(|mut sk| sk.recv_with(|d| (2, d.to_vec()))),
         Ok(Some(b"abcdef".to_vec()))
     );
-    assert_eq!(f.iface.tcp_recv_with(c, |d| (d.len(), d.len())), Ok(Some(4)));
-    assert_eq!(f.iface.tcp_recv_with(c, |d| (d.len(), ())), Ok(None));
-    let n = f.iface.tcp_send_with(c, |room| {
-        room[..3].copy_from_slice(b"xyz");
-        3
-    });
+    assert_eq!(
+        f.iface
+            .tcp(c)
+            .ok_or(crate::TcpRecvError::InvalidHandle)
+            .and_then(|mut sk| sk.recv_with(|d| (d.len(), d.len()))),
+        Ok(Some(4))
+    );
+    assert_eq!(
+        f.iface
+            .tcp(c)
+            .ok_or(crate::TcpRecvError::InvalidHandle)
+            .and_then(|mut sk| sk.recv_with(|d| (d.len(), ()))),
+        Ok(None)
+    );
+    let n = f
+        .iface
+        .tcp(c)
+        .ok_or(crate::TcpSendError::InvalidHandle)
+        .and_then(|mut sk| {
+            sk.send_with(|room| {
+                room[..3].copy_from_slice(b"xyz");
+                3
+            })
+        });
     assert_eq!(n, Ok(3));
     let out = f.poll();
     assert!(out.iter().any(|fr| parse_tcp(fr).1.payload == b"xyz"));
@@ -1429,11 +1570,17 @@ fn a_syn_flood_beyond_the_backlog_is_answered_with_cookies_and_a_client_gets_in(
     assert_eq!(states[TcpState::Established.index()], 1);
     assert_eq!(states[TcpState::SynReceived.index()], 4);
     assert_eq!(
-        f.iface.tcp_remote(h),
+        f.iface.tcp_status(h).map(|t| t.remote()),
         Some(Endpoint::new(PEER_IP, synack.dst_port))
     );
     let mut buf = [0u8; 8];
-    assert_eq!(f.iface.tcp_recv(h, &mut buf), Ok(5));
+    assert_eq!(
+        f.iface
+            .tcp(h)
+            .ok_or(crate::TcpRecvError::InvalidHandle)
+            .and_then(|mut sk| sk.recv(&mut buf)),
+        Ok(5)
+    );
     // A forged ACK (wrong cookie) gets no connection.
     let forged = sluice_wire::TcpRepr {
         src_port: 10_151,
@@ -1501,7 +1648,7 @@ fn data_segments(
 fn the_segments_of_one_burst_get_one_ack() {
     let mut f = Fixture::new(config(true));
     let (h, seq, ack) = accepted(&mut f);
-    let mss = f.iface.tcp_tcb(h).unwrap().mss();
+    let mss = f.iface.tcp_status(h).map(|t| t.tcb()).unwrap().mss();
     // Eight full-sized segments arrive in one burst: one ACK covers them all.
     for s in data_segments(8, mss, seq, ack) {
         f.inject(&s);
@@ -1513,7 +1660,13 @@ fn the_segments_of_one_burst_get_one_ack() {
     // The first took the full path, the seven others continued it (GRO).
     assert_eq!(f.iface.stats().tcp.gro_coalesced, 7);
     let mut buf = vec![0u8; 16 * mss];
-    assert_eq!(f.iface.tcp_recv(h, &mut buf), Ok(8 * mss));
+    assert_eq!(
+        f.iface
+            .tcp(h)
+            .ok_or(crate::TcpRecvError::InvalidHandle)
+            .and_then(|mut sk| sk.recv(&mut buf)),
+        Ok(8 * mss)
+    );
     // Arriving one poll at a time, they are acknowledged at least every second one
     // (RFC 9293 3.8.6.3), as they were before the burst rule.
     let mut g = Fixture::new(config(true));
@@ -1524,7 +1677,13 @@ fn the_segments_of_one_burst_get_one_ack() {
         acks += g.poll().len();
     }
     assert!(acks >= 4, "{acks} ACKs for 8 segments");
-    assert_eq!(g.iface.tcp_recv(h, &mut buf), Ok(8 * mss));
+    assert_eq!(
+        g.iface
+            .tcp(h)
+            .ok_or(crate::TcpRecvError::InvalidHandle)
+            .and_then(|mut sk| sk.recv(&mut buf)),
+        Ok(8 * mss)
+    );
 }
 
 #[test]
@@ -1536,11 +1695,17 @@ fn large_segments_are_cut_to_full_sized_pieces() {
     cfg.tcp.congestion = sluice_tcp::CongestionKind::Unlimited;
     let mut f = Fixture::new(cfg);
     let (h, peer_seq, our_seq) = accepted(&mut f);
-    let mss = f.iface.tcp_tcb(h).unwrap().seg_payload_max();
+    let mss = f.iface.tcp_status(h).map(|t| t.tcb()).unwrap().seg_payload_max();
     // Ten segments' worth: one large segment of eight
     // pieces, then two more full ones, each piece on the wire at most one MSS.
     let data: Vec<u8> = (0..10 * mss).map(|i| (i * 7 % 251) as u8).collect();
-    assert_eq!(f.iface.tcp_send(h, &data), Ok(data.len()));
+    assert_eq!(
+        f.iface
+            .tcp(h)
+            .ok_or(crate::TcpSendError::InvalidHandle)
+            .and_then(|mut sk| sk.send(&data)),
+        Ok(data.len())
+    );
     let out = f.poll();
     let segs: Vec<_> = out.iter().map(|o| parse_tcp(o).1).collect();
     let lens: Vec<usize> = segs.iter().map(|s| s.payload.len()).collect();
@@ -1584,7 +1749,7 @@ fn gro_never_merges_across_a_hole_a_flag_change_or_another_flow() {
     let l = f.iface.tcp_listen(80, 4).unwrap();
     let (a, seq, ack) = accepted_from(&mut f, l, 45678);
     let (b, bseq, back) = accepted_from(&mut f, l, 45679);
-    let mss = f.iface.tcp_tcb(a).unwrap().mss();
+    let mss = f.iface.tcp_status(a).map(|t| t.tcb()).unwrap().mss();
     let data = |port: u16, seq: sluice_wire::SeqNumber, ack, flags: u8, fill: u8| {
         let payload: &'static [u8] = Box::leak(vec![fill; mss].into_boxed_slice());
         tcp_seg(&sluice_wire::TcpRepr {
@@ -1620,15 +1785,32 @@ fn gro_never_merges_across_a_hole_a_flag_change_or_another_flow() {
     );
     // Every byte arrived, in order, and the FIN too.
     let mut buf = vec![0u8; 16 * mss];
-    assert_eq!(f.iface.tcp_recv(a, &mut buf), Ok(8 * mss));
+    assert_eq!(
+        f.iface
+            .tcp(a)
+            .ok_or(crate::TcpRecvError::InvalidHandle)
+            .and_then(|mut sk| sk.recv(&mut buf)),
+        Ok(8 * mss)
+    );
     for (i, chunk) in buf[..8 * mss].chunks(mss).enumerate() {
         assert!(
             chunk.iter().all(|&x| x == i as u8 + 1),
             "segment {i} out of place"
         );
     }
-    assert_eq!(f.iface.tcp_state(a), TcpState::CloseWait);
-    assert_eq!(f.iface.tcp_recv(b, &mut buf), Ok(mss));
+    assert_eq!(
+        f.iface
+            .tcp_status(a)
+            .map_or(crate::TcpState::Closed, |t| t.state()),
+        TcpState::CloseWait
+    );
+    assert_eq!(
+        f.iface
+            .tcp(b)
+            .ok_or(crate::TcpRecvError::InvalidHandle)
+            .and_then(|mut sk| sk.recv(&mut buf)),
+        Ok(mss)
+    );
     assert!(buf[..mss].iter().all(|&x| x == 9));
     // A different window breaks a run too.
     let before = f.iface.stats().tcp.gro_coalesced;
@@ -1650,7 +1832,13 @@ fn gro_never_merges_across_a_hole_a_flag_change_or_another_flow() {
         before,
         "a new window is not coalesced"
     );
-    assert_eq!(f.iface.tcp_recv(b, &mut buf), Ok(2 * mss));
+    assert_eq!(
+        f.iface
+            .tcp(b)
+            .ok_or(crate::TcpRecvError::InvalidHandle)
+            .and_then(|mut sk| sk.recv(&mut buf)),
+        Ok(2 * mss)
+    );
 }
 
 /// RFC 1122 3.2.2.4: Time Exceeded reaches TCP; answering a SYN it fails the connect with
@@ -1671,9 +1859,17 @@ fn icmp_time_exceeded_reaches_a_connecting_tcb() {
     f.poll();
     assert_eq!(f.iface.stats().icmp.time_exceeded_rx, 1);
     assert_eq!(f.iface.stats().icmp.errors_delivered, 1);
-    assert_eq!(f.iface.tcp_state(h), TcpState::Closed);
-    assert_eq!(f.iface.tcp_error(h), Some(ConnError::Unreachable));
-    assert!(f.iface.tcp_close(h));
+    assert_eq!(
+        f.iface
+            .tcp_status(h)
+            .map_or(crate::TcpState::Closed, |t| t.state()),
+        TcpState::Closed
+    );
+    assert_eq!(
+        f.iface.tcp_status(h).and_then(|t| t.error()),
+        Some(ConnError::Unreachable)
+    );
+    assert!(f.iface.tcp(h).is_some_and(|mut sk| sk.close()));
     f.poll();
 }
 
@@ -1756,7 +1952,7 @@ fn a_listener_cap_refuses_syns_beyond_it_and_takes_them_again_after_a_close() {
     assert!(f.poll().is_empty(), "the third SYN is dropped");
     assert_eq!(f.drops(DropReason::ConnLimit), 1);
     // One connection ends (aborted here: RST, removed); a new one gets in.
-    assert!(f.iface.tcp_abort(a));
+    assert!(f.iface.tcp(a).is_some_and(|mut sk| sk.abort()));
     f.poll();
     accepted_from(&mut f, l, 40004);
     assert_eq!(f.drops(DropReason::ConnLimit), 1);
@@ -1787,7 +1983,7 @@ fn time_wait_is_capped_by_recycling_the_oldest() {
         let port = 41000 + i;
         let (h, peer_seq, our_seq) = accepted_from(&mut f, l, port);
         // We close first: FIN out, the peer ACKs it and sends its own FIN: TIME-WAIT here.
-        assert!(f.iface.tcp_close(h));
+        assert!(f.iface.tcp(h).is_some_and(|mut sk| sk.close()));
         let out = f.poll();
         let (_, fin) = parse_tcp(out.last().expect("our FIN"));
         assert!(fin.flags.fin());
@@ -1838,8 +2034,12 @@ fn state_counts_follow_every_change() {
     }
     assert_eq!(f.iface.tcp_state_counts()[TcpState::Established.index()], 6);
     // Some closed by us (FIN-WAIT-1), some aborted (gone), an active open (SYN-SENT).
-    f.iface.tcp_close(hs[0].0);
-    f.iface.tcp_abort(hs[1].0);
+    if let Some(mut sk) = f.iface.tcp(hs[0].0) {
+        sk.close();
+    }
+    if let Some(mut sk) = f.iface.tcp(hs[1].0) {
+        sk.abort();
+    }
     let _ = f.iface.tcp_connect(PEER_IP, 9999).unwrap();
     f.poll();
     assert_eq!(f.iface.tcp_state_counts(), recount(&f));
@@ -1862,7 +2062,13 @@ fn icmp_parameter_problem_reaches_the_connection_as_a_soft_error() {
     // RFC 1122 3.2.2.5: passed to the transport; TCP takes it as a soft error (4.2.3.9).
     let mut f = Fixture::new(config(true));
     let (h, _, _) = accepted(&mut f);
-    assert_eq!(f.iface.tcp_send(h, b"data"), Ok(4));
+    assert_eq!(
+        f.iface
+            .tcp(h)
+            .ok_or(crate::TcpSendError::InvalidHandle)
+            .and_then(|mut sk| sk.send(b"data")),
+        Ok(4)
+    );
     let out = f.poll();
     let (r, l4) = parse_ip(out.last().expect("the data segment"));
     let repr = Icmpv4Repr::ParamProblem {
@@ -1894,12 +2100,14 @@ fn icmp_parameter_problem_reaches_the_connection_as_a_soft_error() {
     assert_eq!(f.iface.stats().icmp.param_problem_rx, 1);
     assert_eq!(f.iface.stats().icmp.errors_delivered, 1);
     assert_eq!(
-        f.iface.tcp_state(h),
+        f.iface
+            .tcp_status(h)
+            .map_or(crate::TcpState::Closed, |t| t.state()),
         TcpState::Established,
         "soft: the connection stays"
     );
     assert_eq!(
-        f.iface.tcp_tcb(h).and_then(|t| t.soft_error()),
+        f.iface.tcp_status(h).and_then(|t| t.tcb().soft_error()),
         Some(sluice_tcp::IcmpError::ParameterProblem)
     );
     // One quoting another connection's segment is not delivered.
@@ -1992,7 +2200,13 @@ fn a_full_ring_leaves_waiting_connections_alone_and_loses_nothing() {
     sb.full = true;
     for round in 0..2 {
         for &h in &accepted {
-            assert_eq!(server.tcp_send(h, &[round as u8 + 1; 5000]), Ok(5000));
+            assert_eq!(
+                server
+                    .tcp(h)
+                    .ok_or(crate::TcpSendError::InvalidHandle)
+                    .and_then(|mut sk| sk.send(&[round as u8 + 1; 5000])),
+                Ok(5000)
+            );
         }
         server.poll(now, &mut sb);
     }
@@ -2001,7 +2215,10 @@ fn a_full_ring_leaves_waiting_connections_alone_and_loses_nothing() {
     for _ in 0..50 {
         for &h in &accepted {
             // Calls on waiting connections do not queue them again.
-            let _ = server.tcp_send(h, b"");
+            let _ = server
+                .tcp(h)
+                .ok_or(crate::TcpSendError::InvalidHandle)
+                .and_then(|mut sk| sk.send(b""));
         }
         server.poll(now, &mut sb);
         now += Duration::from_micros(10);
@@ -2014,7 +2231,11 @@ fn a_full_ring_leaves_waiting_connections_alone_and_loses_nothing() {
     for _ in 0..20_000 {
         while client.poll(now, &mut ca) | server.poll(now, &mut sb) {}
         for (i, &h) in conns.iter().enumerate() {
-            while let Ok(n) = client.tcp_recv(h, &mut buf) {
+            while let Ok(n) = client
+                .tcp(h)
+                .ok_or(crate::TcpRecvError::InvalidHandle)
+                .and_then(|mut sk| sk.recv(&mut buf))
+            {
                 if n == 0 {
                     break;
                 }
@@ -2065,7 +2286,12 @@ fn retransmissions_held_back_by_a_full_ring_go_out_when_it_has_room() {
     );
     let open = conns
         .iter()
-        .filter(|&&h| client.tcp_state(h) == TcpState::Established)
+        .filter(|&&h| {
+            client
+                .tcp_status(h)
+                .map_or(crate::TcpState::Closed, |t| t.state())
+                == TcpState::Established
+        })
         .count();
     assert_eq!((open, accepted), (n, n), "all open well before the second RTO");
 }
@@ -2559,9 +2785,18 @@ fn udp_over_ipv6_with_its_checksum_rules_and_icmpv6_errors() {
     f.inject(&udp6(4000, 53, b"question", false));
     assert!(f.poll().is_empty());
     let mut buf = [0u8; 64];
-    let (n, from) = f.iface.udp_recv_from(h, &mut buf).unwrap();
+    let (n, from) = f
+        .iface
+        .udp(h)
+        .ok_or(crate::UdpRecvError::InvalidHandle)
+        .and_then(|mut sk| sk.recv_from(&mut buf))
+        .unwrap();
     assert_eq!((&buf[..n], from), (&b"question"[..], Endpoint::v6(peer, 4000)));
-    f.iface.udp_send_to(h, b"answer", from).unwrap();
+    f.iface
+        .udp(h)
+        .ok_or(crate::UdpSendError::InvalidHandle)
+        .and_then(|mut sk| sk.send_to(b"answer", from))
+        .unwrap();
     let out = f.poll();
     assert_eq!(out.len(), 1);
     let p = Ipv6Packet::new_checked(&out[0][14..]).unwrap();
@@ -2578,7 +2813,12 @@ fn udp_over_ipv6_with_its_checksum_rules_and_icmpv6_errors() {
     f.inject(&udp6(4000, 53, b"unchecked", true));
     assert!(f.poll().is_empty());
     assert_eq!(f.drops(DropReason::BadUdp), 1);
-    assert!(f.iface.udp_recv_from(h, &mut buf).is_err());
+    assert!(f
+        .iface
+        .udp(h)
+        .ok_or(crate::UdpRecvError::InvalidHandle)
+        .and_then(|mut sk| sk.recv_from(&mut buf))
+        .is_err());
     // A closed port: ICMPv6 destination unreachable, code 4, quoting the datagram.
     f.inject(&udp6(4000, 54, b"nobody", false));
     let out = f.poll();
@@ -2592,7 +2832,11 @@ fn udp_over_ipv6_with_its_checksum_rules_and_icmpv6_errors() {
     let err = Icmpv6Repr::DstUnreachable { code: 4, data: &sent };
     f.inject(&icmpv6_frame(OUR_MAC, peer, ours, &err));
     f.poll();
-    let e = f.iface.udp_take_error(h).expect("the error reached the socket");
+    let e = f
+        .iface
+        .udp(h)
+        .and_then(|mut sk| sk.take_error())
+        .expect("the error reached the socket");
     assert_eq!(e.reason, sluice_wire::Icmpv4DstUnreachable::PortUnreachable);
 }
 

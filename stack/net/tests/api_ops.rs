@@ -125,26 +125,26 @@ proptest! {
                 }
                 Op::Send(s, i, n) => {
                     if let Some(&h) = sides[s].conns.get(i) {
-                        let _ = sides[s].iface.tcp_send(h, &data[..usize::from(n)]);
+                        let _ = sides[s].iface.tcp(h).ok_or(sluice_net::TcpSendError::InvalidHandle).and_then(|mut sk| sk.send(&data[..usize::from(n)]));
                     }
                 }
                 Op::Recv(s, i) => {
                     if let Some(&h) = sides[s].conns.get(i) {
-                        let _ = sides[s].iface.tcp_recv(h, &mut buf);
+                        let _ = sides[s].iface.tcp(h).ok_or(sluice_net::TcpRecvError::InvalidHandle).and_then(|mut sk| sk.recv(&mut buf));
                     }
                 }
                 Op::SendFrame(s, i, n) => {
                     if let Some(&h) = sides[s].conns.get(i) {
                         if let Some(mut m) = sides[s].iface.alloc_tx_frame() {
                             m.put(&data[..usize::from(n)]);
-                            let _ = sides[s].iface.tcp_send_frame(h, m.freeze());
+                            let _ = sides[s].iface.tcp(h).ok_or(sluice_net::TcpSendError::InvalidHandle).and_then(|mut sk| sk.send_frame(m.freeze()));
                         }
                     }
                 }
                 Op::RecvFrame(s, i, n) => {
                     if let Some(&h) = sides[s].conns.get(i) {
                         // Frames the application holds keep their device buffers.
-                        if let Ok(Some(f)) = sides[s].iface.tcp_recv_frame(h, usize::from(n)) {
+                        if let Ok(Some(f)) = sides[s].iface.tcp(h).ok_or(sluice_net::TcpRecvError::InvalidHandle).and_then(|mut sk| sk.recv_frame(usize::from(n))) {
                             held.push(f);
                             if held.len() > 8 {
                                 held.remove(0);
@@ -154,23 +154,29 @@ proptest! {
                 }
                 Op::Shutdown(s, i) => {
                     if let Some(&h) = sides[s].conns.get(i) {
-                        sides[s].iface.tcp_shutdown(h);
+                        if let Some(mut sk) = sides[s].iface.tcp(h) {
+                            sk.shutdown();
+                        }
                     }
                 }
                 Op::Close(s, i) => {
                     if let Some(&h) = sides[s].conns.get(i) {
-                        sides[s].iface.tcp_close(h);
+                        if let Some(mut sk) = sides[s].iface.tcp(h) {
+                            sk.close();
+                        }
                     }
                 }
                 Op::Abort(s, i) => {
                     if let Some(&h) = sides[s].conns.get(i) {
-                        sides[s].iface.tcp_abort(h);
+                        if let Some(mut sk) = sides[s].iface.tcp(h) {
+                            sk.abort();
+                        }
                     }
                 }
                 Op::Udp(s, n) => {
                     let u = sides[s].udp;
-                    let _ = sides[s].iface.udp_send_to(u, &data[..usize::from(n)], Endpoint::new(IPS[1 - s], 9));
-                    while sides[s].iface.udp_recv(u, &mut buf).is_ok() {}
+                    let _ = sides[s].iface.udp(u).ok_or(sluice_net::UdpSendError::InvalidHandle).and_then(|mut sk| sk.send_to(&data[..usize::from(n)], Endpoint::new(IPS[1 - s], 9)));
+                    while sides[s].iface.udp(u).ok_or(sluice_net::UdpRecvError::InvalidHandle).and_then(|mut sk| sk.recv(&mut buf)).is_ok() {}
                 }
                 Op::Advance(ms) => {
                     let until = now + Duration::from_millis(u64::from(ms));
@@ -190,7 +196,9 @@ proptest! {
         held.clear();
         for s in sides.iter_mut() {
             for h in s.conns.clone() {
-                s.iface.tcp_abort(h);
+                if let Some(mut sk) = s.iface.tcp(h) {
+                    sk.abort();
+                }
             }
             for l in s.listeners.iter_mut().filter_map(Option::take) {
                 s.iface.tcp_unlisten(l);
@@ -207,7 +215,7 @@ proptest! {
         for s in sides.iter_mut() {
             if s.iface.tcp_connections() != 0 {
                 for &h in &s.conns {
-                    eprintln!("{h:?} {:?} {:?}", s.iface.tcp_state(h), s.iface.tcp_tcb(h).map(|t| (t.poll_at(), *t.counters())));
+                    eprintln!("{h:?} {:?} {:?}", s.iface.tcp_status(h).map_or(sluice_net::TcpState::Closed, |t| t.state()), s.iface.tcp_status(h).map(|t| t.tcb()).map(|t| (t.poll_at(), *t.counters())));
                 }
                 eprintln!("now {now:?} wake {:?}", s.iface.poll_at());
             }

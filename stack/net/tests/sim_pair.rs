@@ -164,13 +164,18 @@ impl Side {
                         m.put(&self.chunk[self.chunk_off..]);
                         let len = m.len();
                         self.iface
-                            .tcp_send_frame(h, m.freeze())
+                            .tcp(h)
+                            .ok_or(sluice_net::TcpSendError::InvalidHandle)
+                            .and_then(|mut sk| sk.send_frame(m.freeze()))
                             .map(|rest| len - rest.map_or(0, |r| r.len()))
                     }
                     None => Ok(0),
                 }
             } else {
-                self.iface.tcp_send(h, &self.chunk[self.chunk_off..])
+                self.iface
+                    .tcp(h)
+                    .ok_or(sluice_net::TcpSendError::InvalidHandle)
+                    .and_then(|mut sk| sk.send(&self.chunk[self.chunk_off..]))
             };
             match sent {
                 Ok(0) => break,
@@ -184,20 +189,30 @@ impl Side {
             }
         }
         if self.sent == self.total && !self.shut {
-            self.iface.tcp_shutdown(h);
+            if let Some(mut sk) = self.iface.tcp(h) {
+                sk.shutdown();
+            }
             self.shut = true;
         }
         loop {
             let read = if self.frame_reader {
-                self.iface.tcp_recv_frame(h, usize::MAX).map(|f| match f {
-                    Some(f) => {
-                        self.recv_hash.update(&f[..]);
-                        f.len()
-                    }
-                    None => 0,
-                })
+                self.iface
+                    .tcp(h)
+                    .ok_or(sluice_net::TcpRecvError::InvalidHandle)
+                    .and_then(|mut sk| sk.recv_frame(usize::MAX))
+                    .map(|f| match f {
+                        Some(f) => {
+                            self.recv_hash.update(&f[..]);
+                            f.len()
+                        }
+                        None => 0,
+                    })
             } else {
-                let r = self.iface.tcp_recv(h, &mut self.buf);
+                let r = self
+                    .iface
+                    .tcp(h)
+                    .ok_or(sluice_net::TcpRecvError::InvalidHandle)
+                    .and_then(|mut sk| sk.recv(&mut self.buf));
                 if let Ok(n) = r {
                     self.recv_hash.update(&self.buf[..n]);
                 }
@@ -212,11 +227,20 @@ impl Side {
                     self.fin_seen = true;
                     break;
                 }
-                Err(e) => return Err(format!("recv: {e:?} in {}", self.iface.tcp_state(h))),
+                Err(e) => {
+                    return Err(format!(
+                        "recv: {e:?} in {}",
+                        self.iface
+                            .tcp_status(h)
+                            .map_or(sluice_net::TcpState::Closed, |t| t.state())
+                    ))
+                }
             }
         }
         if self.fin_seen && self.shut {
-            self.iface.tcp_close(h);
+            if let Some(mut sk) = self.iface.tcp(h) {
+                sk.close();
+            }
             self.closed = true;
         }
         Ok(())
@@ -306,7 +330,7 @@ fn run(sc: &Scenario) -> Result<Outcome, String> {
             for (n, s, prev) in [("a", &a, &mut dbg_a), ("b", &b, &mut dbg_b)] {
                 let st = s
                     .conn
-                    .and_then(|h| s.iface.tcp_tcb(h))
+                    .and_then(|h| s.iface.tcp_status(h).map(|t| t.tcb()))
                     .map(|t| (t.state(), t.counters().rst_in, t.poll_at()));
                 if st.map(|x| x.0) != prev.map(|x: (TcpState, u64, Option<Instant>)| x.0) {
                     eprintln!("{now:?} {n}: {st:?}");
@@ -315,7 +339,7 @@ fn run(sc: &Scenario) -> Result<Outcome, String> {
             }
         }
         for (i, s) in [&a, &b].into_iter().enumerate() {
-            if let Some(info) = s.conn.and_then(|h| s.iface.tcp_conn_info(h)) {
+            if let Some(info) = s.conn.and_then(|h| s.iface.tcp_status(h).map(|t| t.info())) {
                 seen_remote[i].get_or_insert((info.local, info.remote));
             }
         }
@@ -354,17 +378,32 @@ fn run(sc: &Scenario) -> Result<Outcome, String> {
                 "stall: virtual time limit; a sent {} recv {} {:?}, b sent {} recv {} {:?}",
                 a.sent,
                 a.received,
-                a.conn.map(|h| a.iface.tcp_state(h)),
+                a.conn.map(|h| a
+                    .iface
+                    .tcp_status(h)
+                    .map_or(sluice_net::TcpState::Closed, |t| t.state())),
                 b.sent,
                 b.received,
-                b.conn.map(|h| b.iface.tcp_state(h)),
+                b.conn.map(|h| b
+                    .iface
+                    .tcp_status(h)
+                    .map_or(sluice_net::TcpState::Closed, |t| t.state())),
             ));
         }
     }
     for (name, s) in [("a", &a), ("b", &b)] {
         let h = s.conn.ok_or("no connection")?;
-        if s.iface.tcp_state(h) != TcpState::Closed {
-            return Err(format!("{name} not closed: {}", s.iface.tcp_state(h)));
+        if s.iface
+            .tcp_status(h)
+            .map_or(sluice_net::TcpState::Closed, |t| t.state())
+            != TcpState::Closed
+        {
+            return Err(format!(
+                "{name} not closed: {}",
+                s.iface
+                    .tcp_status(h)
+                    .map_or(sluice_net::TcpState::Closed, |t| t.state())
+            ));
         }
     }
     // The connection ran over the family asked for, between the addresses configured.
@@ -706,31 +745,48 @@ fn udp_exchange() {
     let mut b = Interface::new(cfg(IP_B), EthernetAddress(db.mac()));
     let ua = a.udp_bind(0).unwrap();
     let ub = b.udp_bind(7).unwrap();
-    a.udp_connect(ua, Endpoint::new(IP_B, 7)).unwrap();
+    a.udp(ua)
+        .ok_or(sluice_net::UdpConnectError::InvalidHandle)
+        .and_then(|mut sk| sk.connect(Endpoint::new(IP_B, 7)))
+        .unwrap();
     let mut now = Instant::ZERO;
     let mut echoed = 0;
     let mut got = Vec::new();
     let mut buf = [0u8; 2048];
     let mut next = 0u32;
     for _ in 0..100_000 {
-        if next < 100 && a.udp_can_send(ua) {
+        if next < 100 && a.udp_status(ua).is_some_and(|u| u.can_send()) {
             let msg = format!("datagram {next}");
-            a.udp_send(ua, msg.as_bytes()).unwrap();
+            a.udp(ua)
+                .ok_or(sluice_net::UdpSendError::InvalidHandle)
+                .and_then(|mut sk| sk.send(msg.as_bytes()))
+                .unwrap();
             next += 1;
         }
         while a.poll(now, &mut da) | b.poll(now, &mut db) {}
         // B echoes everything back to its sender.
         loop {
-            match b.udp_recv_from(ub, &mut buf) {
+            match b
+                .udp(ub)
+                .ok_or(sluice_net::UdpRecvError::InvalidHandle)
+                .and_then(|mut sk| sk.recv_from(&mut buf))
+            {
                 Ok((n, from)) => {
-                    b.udp_send_to(ub, &buf[..n], from).unwrap();
+                    b.udp(ub)
+                        .ok_or(sluice_net::UdpSendError::InvalidHandle)
+                        .and_then(|mut sk| sk.send_to(&buf[..n], from))
+                        .unwrap();
                     echoed += 1;
                 }
                 Err(UdpRecvError::WouldBlock) => break,
                 Err(e) => panic!("{e:?}"),
             }
         }
-        while let Ok(n) = a.udp_recv(ua, &mut buf) {
+        while let Ok(n) = a
+            .udp(ua)
+            .ok_or(sluice_net::UdpRecvError::InvalidHandle)
+            .and_then(|mut sk| sk.recv(&mut buf))
+        {
             got.push(String::from_utf8(buf[..n].to_vec()).unwrap());
         }
         if got.len() == 100 {
@@ -746,13 +802,16 @@ fn udp_exchange() {
     let expected: Vec<String> = (0..100).map(|i| format!("datagram {i}")).collect();
     assert_eq!(got, expected, "lossless link: all, in order");
     // Closing B's socket turns the next datagram into a port unreachable for A.
-    b.udp_close(ub);
-    a.udp_send(ua, b"anyone?").unwrap();
+    b.udp(ub).unwrap().close();
+    a.udp(ua)
+        .ok_or(sluice_net::UdpSendError::InvalidHandle)
+        .and_then(|mut sk| sk.send(b"anyone?"))
+        .unwrap();
     for _ in 0..10 {
         while a.poll(now, &mut da) | b.poll(now, &mut db) {}
         now += Duration::from_millis(1);
     }
-    assert!(a.udp_take_error(ua).is_some());
+    assert!(a.udp(ua).and_then(|mut sk| sk.take_error()).is_some());
     assert_eq!(b.stats().icmp.unreachable_tx, 1);
     let mut rx = Vec::new();
     da.rx_burst(Instant::from_secs(100), &mut rx, usize::MAX);
@@ -792,7 +851,11 @@ fn a_memory_budget_bounds_clients_that_never_read() {
         // The server writes to every client as much as it takes (a file each).
         for &h in served.iter() {
             loop {
-                match b.tcp_send(h, &chunk) {
+                match b
+                    .tcp(h)
+                    .ok_or(sluice_net::TcpSendError::InvalidHandle)
+                    .and_then(|mut sk| sk.send(&chunk))
+                {
                     Ok(n) if n > 0 => continue,
                     _ => {
                         would_block.set(would_block.get() + 1);
@@ -825,7 +888,11 @@ fn a_memory_budget_bounds_clients_that_never_read() {
     assert!(budget.refusals() > 0, "growth was refused");
     assert!(would_block.get() > 0, "writes found the buffers full");
     for &h in &greedy {
-        assert_eq!(a.tcp_state(h), TcpState::Established);
+        assert_eq!(
+            a.tcp_status(h)
+                .map_or(sluice_net::TcpState::Closed, |t| t.state()),
+            TcpState::Established
+        );
     }
     // Exhausted: a new connection is refused (its SYNs are dropped and counted).
     assert!(budget.exhausted());
@@ -833,19 +900,34 @@ fn a_memory_budget_bounds_clients_that_never_read() {
     for _ in 0..300 {
         step(&mut a, &mut b, &mut served, &mut now);
     }
-    assert_eq!(a.tcp_state(late), TcpState::SynSent, "not let in");
+    assert_eq!(
+        a.tcp_status(late)
+            .map_or(sluice_net::TcpState::Closed, |t| t.state()),
+        TcpState::SynSent,
+        "not let in"
+    );
     assert!(b.stats().drops.get(sluice_net::DropReason::MemBudget) > 0);
     // The greedy clients go (reset): their memory comes back, and the late one gets in.
     for h in greedy {
-        a.tcp_abort(h);
+        if let Some(mut sk) = a.tcp(h) {
+            sk.abort();
+        }
     }
     let mut got = Vec::new();
     let mut buf = vec![0u8; 65536];
     for _ in 0..20_000 {
         step(&mut a, &mut b, &mut served, &mut now);
-        served.retain(|&h| b.tcp_state(h) != TcpState::Closed);
+        served.retain(|&h| {
+            b.tcp_status(h)
+                .map_or(sluice_net::TcpState::Closed, |t| t.state())
+                != TcpState::Closed
+        });
         loop {
-            match a.tcp_recv(late, &mut buf) {
+            match a
+                .tcp(late)
+                .ok_or(sluice_net::TcpRecvError::InvalidHandle)
+                .and_then(|mut sk| sk.recv(&mut buf))
+            {
                 Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
                 _ => break,
             }
@@ -862,8 +944,12 @@ fn a_memory_budget_bounds_clients_that_never_read() {
         "the others' memory came back: {}",
         budget.used()
     );
-    b.tcp_abort(served[0]);
-    a.tcp_abort(late);
+    if let Some(mut sk) = b.tcp(served[0]) {
+        sk.abort();
+    }
+    if let Some(mut sk) = a.tcp(late) {
+        sk.abort();
+    }
     for _ in 0..10 {
         while a.poll(now, &mut da) | b.poll(now, &mut db) {}
         now += Duration::from_millis(1);
