@@ -1,7 +1,41 @@
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use sluice_buf::FrameVtable;
 use sluice_dev::{Frame, PacketBuf, RxChecksum, TxChecksum, Verdict, L4};
+
+/// Pools and their large companions, registered by `Mempool::set_large`. A fixed table,
+/// filled as ports start (a pool lives as long as the process) and read per segment.
+const MAX_LARGE: usize = 128;
+static LARGE: [(AtomicPtr<dpdk_sys::rte_mempool>, AtomicPtr<dpdk_sys::rte_mempool>); MAX_LARGE] =
+    [const { (AtomicPtr::new(ptr::null_mut()), AtomicPtr::new(ptr::null_mut())) }; MAX_LARGE];
+
+/// Registers `big` as the large companion of `pool`; false when the table is full.
+pub(crate) fn set_large_companion(pool: *mut dpdk_sys::rte_mempool, big: *mut dpdk_sys::rte_mempool) -> bool {
+    for (p, b) in &LARGE {
+        if p.compare_exchange(ptr::null_mut(), pool, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            b.store(big, Ordering::Release);
+            return true;
+        }
+    }
+    false
+}
+
+/// The large companion of the pool at `pool`, or null.
+fn large_companion(pool: *mut dpdk_sys::rte_mempool) -> *mut dpdk_sys::rte_mempool {
+    for (p, big) in &LARGE {
+        let q = p.load(Ordering::Acquire);
+        if q == pool {
+            return big.load(Ordering::Acquire);
+        }
+        if q.is_null() {
+            break;
+        }
+    }
+    ptr::null_mut()
+}
 
 /// An owned packet mbuf: dropping it frees it (or drops one reference), cloning adds a
 /// reference to the same data (`rte_mbuf_refcnt_update`), as the retransmission queue needs.
@@ -197,7 +231,7 @@ impl PacketBuf for Mbuf {
         let Ok(len) = u32::try_from(data.len()) else {
             return false;
         };
-        let large = crate::Mempool::large_for(self.raw().pool);
+        let large = large_companion(self.raw().pool);
         // SAFETY: our head mbuf; `large` is a live pool or null; the shim copies `len`
         // bytes from `data` into new segments.
         unsafe {

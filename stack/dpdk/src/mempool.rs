@@ -1,21 +1,17 @@
 use std::ffi::CString;
-use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::ptr::NonNull;
 
 use crate::error::{rte_errno, strerror};
 use sluice_dev::{FrameMut, PacketBuf};
 
-use crate::{DpdkError, Eal, Mbuf, Result};
+use crate::eal::Eal;
+use crate::error::DpdkError;
+use crate::mbuf::Mbuf;
+use crate::Result;
 
 /// Bytes of data in a large transmit buffer (`Mempool::large_for`): 8 KiB, within what
 /// one transmit descriptor takes on Intel NICs (16 KiB - 1) and any virtio port.
 pub const LARGE_DATA_ROOM: u16 = 8192;
-
-/// Pools and their large companions, registered by `Mempool::set_large`. A fixed table,
-/// filled as ports start (a pool lives as long as the process) and read per segment.
-const MAX_LARGE: usize = 128;
-static LARGE: [(AtomicPtr<dpdk_sys::rte_mempool>, AtomicPtr<dpdk_sys::rte_mempool>); MAX_LARGE] =
-    [const { (AtomicPtr::new(ptr::null_mut()), AtomicPtr::new(ptr::null_mut())) }; MAX_LARGE];
 
 /// A pool of packet mbufs (`rte_pktmbuf_pool_create`). Cheap to clone (shares the pool).
 ///
@@ -70,35 +66,7 @@ impl Mempool {
     /// NIC's descriptors shrink with them. Returns false when the table is full (the pool
     /// then uses its own buffers only).
     pub fn set_large(&self, large: Mempool) -> bool {
-        for (pool, big) in &LARGE {
-            if pool
-                .compare_exchange(
-                    ptr::null_mut(),
-                    self.ptr.as_ptr(),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_ok()
-            {
-                big.store(large.ptr.as_ptr(), Ordering::Release);
-                return true;
-            }
-        }
-        false
-    }
-
-    /// The large companion of the pool at `pool`, or null.
-    pub(crate) fn large_for(pool: *mut dpdk_sys::rte_mempool) -> *mut dpdk_sys::rte_mempool {
-        for (p, big) in &LARGE {
-            let q = p.load(Ordering::Acquire);
-            if q == pool {
-                return big.load(Ordering::Acquire);
-            }
-            if q.is_null() {
-                break;
-            }
-        }
-        ptr::null_mut()
+        crate::mbuf::set_large_companion(self.ptr.as_ptr(), large.ptr.as_ptr())
     }
 
     pub fn as_ptr(&self) -> *mut dpdk_sys::rte_mempool {

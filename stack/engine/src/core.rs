@@ -11,7 +11,8 @@ use sluice_net::Interface;
 use sluice_wire::Instant;
 
 use crate::api::Cx;
-use crate::{Idle, RssSteering};
+use crate::idle::Idle;
+use crate::toeplitz::RssSteering;
 
 /// Why an application could not start on a core (a port already in use...): the engine
 /// stops and `Engine::run` returns it.

@@ -15,6 +15,7 @@
 pub mod api;
 pub mod config;
 pub mod core;
+mod handle;
 pub mod idle;
 pub mod pcap;
 pub mod rt;

@@ -28,7 +28,8 @@ use sluice_net::{Interface, Ready, ReadyCursor};
 use sluice_wire::Instant;
 
 use crate::api::{self, Cx, Error, Source};
-use crate::{App, RssSteering};
+use crate::core::App;
+use crate::toeplitz::RssSteering;
 
 struct CoreCtx {
     iface: Rc<RefCell<Interface>>,

@@ -8,8 +8,8 @@ use std::time::Duration;
 use sluice_dpdk::telemetry::{register, TelValue};
 use sluice_net::TcpState;
 
-use crate::runner::{CoreStats, EngineHandle};
-use crate::Config;
+use crate::config::Config;
+use crate::handle::{CoreStats, EngineHandle};
 
 /// Connection rows per page of `/sluice/conns`.
 pub const CONNS_PAGE: usize = 32;

@@ -1621,7 +1621,7 @@ fn build_segment_ref<D: Device>(
     let Ok(total16) = u16::try_from(total) else {
         return Err(DropReason::TooBig);
     };
-    let pseudo = checksum::pseudo_header(src, dst, IpProtocol::Tcp, u32::from(total16));
+    let pseudo = sluice_wire::ip::pseudo_header(src, dst, IpProtocol::Tcp, u32::from(total16));
     let value = if caps.tcp.tx() {
         // The header was emitted with a zero checksum field.
         let sum = checksum::combine(&[
@@ -1752,7 +1752,7 @@ fn tso_head<D: Device>(
         dst,
         &ChecksumCaps::ignored(),
     );
-    TcpPacket::new_unchecked(buf.data_mut()).set_checksum(sluice_wire::checksum::pseudo_header(
+    TcpPacket::new_unchecked(buf.data_mut()).set_checksum(sluice_wire::ip::pseudo_header(
         src,
         dst,
         IpProtocol::Tcp,

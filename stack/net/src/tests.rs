@@ -1243,7 +1243,7 @@ fn emitted_tcp_checksums_are_right_or_left_to_the_device() {
     let p = sluice_wire::TcpPacket::new_checked(&l4[..]).unwrap();
     assert_eq!(
         p.checksum(),
-        sluice_wire::checksum::pseudo_header_v4(OUR_IP, PEER_IP, IpProtocol::Tcp, l4.len() as u16)
+        sluice_wire::ip::pseudo_header_v4(OUR_IP, PEER_IP, IpProtocol::Tcp, l4.len() as u16)
     );
 }
 

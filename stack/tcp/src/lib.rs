@@ -18,12 +18,15 @@ pub mod budget;
 mod buffer;
 pub mod config;
 pub mod congestion;
+mod controller;
 mod cookie;
 mod cubic;
 mod error;
 mod input;
 pub mod keyed;
 mod listener;
+mod loss_detection;
+mod loss_recovery;
 mod output;
 mod rack;
 mod recovery;
@@ -38,8 +41,10 @@ mod timestamps;
 
 pub use budget::MemBudget;
 pub use config::{CongestionKind, Keepalive, TcpConfig, DEFAULT_MSS, MIN_MSS};
-pub use congestion::{AckInfo, CcAction, Congestion, CongestionControl, Cubic, NewReno};
+pub use congestion::{AckInfo, CcAction, CongestionControl, NewReno};
+pub use controller::Congestion;
 pub use cookie::MSS_TABLE as SYN_COOKIE_MSS_TABLE;
+pub use cubic::{Cubic, CUBIC_ALPHA, CUBIC_BETA, CUBIC_C};
 pub use error::{
     ConnError, Counters, DropReason, IcmpError, ListenError, RecvError, SegmentOutcome, SendError, State,
 };

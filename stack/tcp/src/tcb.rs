@@ -10,7 +10,9 @@ use sluice_wire::Instant;
 
 use crate::assembler::Assembler;
 use crate::config::{CongestionKind, TcpConfig, DEFAULT_MSS, MIN_MSS};
-use crate::congestion::{Congestion, CongestionControl, Cubic, NewReno, Unlimited};
+use crate::congestion::{CongestionControl, NewReno, Unlimited};
+use crate::controller::Congestion;
+use crate::cubic::Cubic;
 use crate::error::{ConnError, Counters, IcmpError, RecvError, SendError, State};
 use crate::rack::Rack;
 use crate::recovery::Recovery;

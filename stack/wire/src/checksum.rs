@@ -1,12 +1,9 @@
-//! The Internet checksum (RFC 1071), the IPv4 pseudo-header, and checksum offload caps.
+//! The Internet checksum (RFC 1071) and checksum offload caps (the pseudo-headers are in
+//! `crate::ip`).
 //!
 //! `sum` returns the folded one's-complement sum of some bytes, *not* complemented, so
 //! that sums of pieces can be `combine`d; the value written into a header is `!sum`. A
 //! region whose checksum field is correct sums to `0xffff`.
-
-use crate::ip::IpAddress;
-use crate::ipv4::{IpProtocol, Ipv4Address};
-use crate::ipv6::Ipv6Address;
 
 /// Folds a wide one's-complement accumulator to 16 bits (end-around carry).
 fn fold(mut acc: u64) -> u16 {
@@ -73,39 +70,6 @@ pub fn combine(sums: &[u16]) -> u16 {
     fold(sums.iter().map(|&s| u64::from(s)).sum())
 }
 
-/// The sum of the IPv4 pseudo-header (RFC 9293 section 3.1, RFC 768): source, destination,
-/// zero, protocol, and the length of the TCP or UDP header plus payload.
-///
-/// Not complemented. This is also the value a NIC doing L4 checksum offload wants to find
-/// in the checksum field (DPDK's `rte_ipv4_phdr_cksum`).
-pub fn pseudo_header_v4(src: Ipv4Address, dst: Ipv4Address, protocol: IpProtocol, length: u16) -> u16 {
-    let s = src.0;
-    let d = dst.0;
-    let acc = u64::from(u16::from_be_bytes([s[0], s[1]]))
-        + u64::from(u16::from_be_bytes([s[2], s[3]]))
-        + u64::from(u16::from_be_bytes([d[0], d[1]]))
-        + u64::from(u16::from_be_bytes([d[2], d[3]]))
-        + u64::from(u8::from(protocol))
-        + u64::from(length);
-    fold(acc)
-}
-
-/// The pseudo-header sum of a TCP or UDP message between `src` and `dst` of either family
-/// (IPv4: RFC 9293 3.1; IPv6: RFC 8200 8.1), `length` its header plus payload. Not
-/// complemented. Mixed families are summed as IPv6 with the IPv4 one mapped.
-pub fn pseudo_header(src: IpAddress, dst: IpAddress, protocol: IpProtocol, length: u32) -> u16 {
-    match (src, dst) {
-        (IpAddress::V4(s), IpAddress::V4(d)) => pseudo_header_v4(s, d, protocol, length as u16),
-        (s, d) => {
-            let v6 = |a: IpAddress| match a {
-                IpAddress::V4(a) => Ipv6Address::from_ipv4_mapped(a.0),
-                IpAddress::V6(a) => a,
-            };
-            crate::icmpv6::pseudo_header_v6(v6(s), v6(d), u8::from(protocol), length)
-        }
-    }
-}
-
 /// Incremental update (RFC 1624 eqn. 3): the new checksum field after one 16-bit word of
 /// the covered data changes from `old` to `new`. `checksum` is the field as carried.
 pub fn update(checksum: u16, old: u16, new: u16) -> u16 {
@@ -170,6 +134,8 @@ impl ChecksumCaps {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::ip::pseudo_header_v4;
+    use crate::ipv4::{IpProtocol, Ipv4Address};
     use proptest::prelude::*;
 
     /// The textbook RFC 1071 loop, one byte pair at a time: the reference the fast `sum`

@@ -1,7 +1,8 @@
 //! An IP address of either family, for what is the same over IPv4 and IPv6: a TCP or UDP
 //! endpoint, the pseudo-header of a transport checksum.
 
-use crate::ipv4::Ipv4Address;
+use crate::checksum;
+use crate::ipv4::{IpProtocol, Ipv4Address};
 use crate::ipv6::Ipv6Address;
 
 /// An IPv4 or an IPv6 address.
@@ -104,6 +105,39 @@ impl core::fmt::Display for IpAddress {
         match self {
             IpAddress::V4(a) => write!(f, "{a}"),
             IpAddress::V6(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+/// The sum of the IPv4 pseudo-header (RFC 9293 section 3.1, RFC 768): source, destination,
+/// zero, protocol, and the length of the TCP or UDP header plus payload.
+///
+/// Not complemented. This is also the value a NIC doing L4 checksum offload wants to find
+/// in the checksum field (DPDK's `rte_ipv4_phdr_cksum`).
+pub fn pseudo_header_v4(src: Ipv4Address, dst: Ipv4Address, protocol: IpProtocol, length: u16) -> u16 {
+    let s = src.0;
+    let d = dst.0;
+    let acc = u64::from(u16::from_be_bytes([s[0], s[1]]))
+        + u64::from(u16::from_be_bytes([s[2], s[3]]))
+        + u64::from(u16::from_be_bytes([d[0], d[1]]))
+        + u64::from(u16::from_be_bytes([d[2], d[3]]))
+        + u64::from(u8::from(protocol))
+        + u64::from(length);
+    checksum::fold_sum(acc)
+}
+
+/// The pseudo-header sum of a TCP or UDP message between `src` and `dst` of either family
+/// (IPv4: RFC 9293 3.1; IPv6: RFC 8200 8.1), `length` its header plus payload. Not
+/// complemented. Mixed families are summed as IPv6 with the IPv4 one mapped.
+pub fn pseudo_header(src: IpAddress, dst: IpAddress, protocol: IpProtocol, length: u32) -> u16 {
+    match (src, dst) {
+        (IpAddress::V4(s), IpAddress::V4(d)) => pseudo_header_v4(s, d, protocol, length as u16),
+        (s, d) => {
+            let v6 = |a: IpAddress| match a {
+                IpAddress::V4(a) => Ipv6Address::from_ipv4_mapped(a.0),
+                IpAddress::V6(a) => a,
+            };
+            crate::icmpv6::pseudo_header_v6(v6(s), v6(d), u8::from(protocol), length)
         }
     }
 }

@@ -8,7 +8,7 @@ use core::ops::{Add, AddAssign, Sub};
 
 use crate::checksum::{self, ChecksumCaps};
 use crate::error::{Error, Result};
-use crate::ip::IpAddress;
+use crate::ip::{self, IpAddress};
 use crate::ipv4::IpProtocol;
 #[cfg(test)]
 use crate::ipv4::Ipv4Address;
@@ -338,7 +338,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
             return false;
         };
         checksum::combine(&[
-            checksum::pseudo_header(src.into(), dst.into(), IpProtocol::Tcp, u32::from(len)),
+            ip::pseudo_header(src.into(), dst.into(), IpProtocol::Tcp, u32::from(len)),
             checksum::sum(data),
         ]) == 0xffff
     }
@@ -410,7 +410,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         let data = self.buffer.as_ref();
         let len = u16::try_from(data.len()).expect("TCP segment over 65535 bytes");
         let sum = checksum::combine(&[
-            checksum::pseudo_header(src.into(), dst.into(), IpProtocol::Tcp, u32::from(len)),
+            ip::pseudo_header(src.into(), dst.into(), IpProtocol::Tcp, u32::from(len)),
             checksum::sum(data),
         ]);
         self.set_checksum(!sum);
@@ -418,7 +418,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     /// Writes the pseudo-header sum alone, as a NIC doing L4 checksum offload expects.
     pub fn fill_pseudo_header_checksum(&mut self, src: impl Into<IpAddress>, dst: impl Into<IpAddress>) {
         let len = u16::try_from(self.buffer.as_ref().len()).expect("TCP segment over 65535 bytes");
-        self.set_checksum(checksum::pseudo_header(
+        self.set_checksum(ip::pseudo_header(
             src.into(),
             dst.into(),
             IpProtocol::Tcp,
@@ -925,10 +925,7 @@ mod tests {
         assert_eq!(lax, Ok(syn_repr()));
         let mut p = TcpPacket::new_unchecked(&mut buf[..]);
         p.fill_pseudo_header_checksum(SRC, DST);
-        assert_eq!(
-            p.checksum(),
-            checksum::pseudo_header_v4(SRC, DST, IpProtocol::Tcp, 40)
-        );
+        assert_eq!(p.checksum(), ip::pseudo_header_v4(SRC, DST, IpProtocol::Tcp, 40));
     }
 
     #[test]

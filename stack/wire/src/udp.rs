@@ -7,7 +7,7 @@
 
 use crate::checksum::{self, ChecksumCaps};
 use crate::error::{Error, Result};
-use crate::ip::IpAddress;
+use crate::ip::{self, IpAddress};
 use crate::ipv4::IpProtocol;
 #[cfg(test)]
 use crate::ipv4::Ipv4Address;
@@ -95,7 +95,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         let len = self.len();
         let data = &self.buffer.as_ref()[..usize::from(len)];
         checksum::combine(&[
-            checksum::pseudo_header(src.into(), dst.into(), IpProtocol::Udp, u32::from(len)),
+            ip::pseudo_header(src.into(), dst.into(), IpProtocol::Udp, u32::from(len)),
             checksum::sum(data),
         ]) == 0xffff
     }
@@ -134,7 +134,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
         self.set_checksum(0);
         let len = self.len();
         let sum = checksum::combine(&[
-            checksum::pseudo_header(src.into(), dst.into(), IpProtocol::Udp, u32::from(len)),
+            ip::pseudo_header(src.into(), dst.into(), IpProtocol::Udp, u32::from(len)),
             checksum::sum(&self.buffer.as_ref()[..usize::from(len)]),
         ]);
         let c = !sum;
@@ -143,7 +143,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     /// Writes the pseudo-header sum alone, as a NIC doing L4 checksum offload expects.
     pub fn fill_pseudo_header_checksum(&mut self, src: impl Into<IpAddress>, dst: impl Into<IpAddress>) {
         let len = self.len();
-        self.set_checksum(checksum::pseudo_header(
+        self.set_checksum(ip::pseudo_header(
             src.into(),
             dst.into(),
             IpProtocol::Udp,
