@@ -7,7 +7,7 @@
 //!   iteration: `on_segment` + `poll_transmit` until `None` + `consume(MSS)`.
 //! - `.../ack_every`: the same with `delayed_ack: None` (an ACK per segment).
 //! - `.../no_ts_sack`: default but no timestamps and no SACK (the bare RFC 9293 path).
-//! - `.../default_zero_copy`: default, with zero-copy receive (`on_segment_zc`): the
+//! - `.../default_zero_copy`: default, with zero-copy receive (`on_segment_frame`): the
 //!   payload is handed over as a frame (an mbuf on DPDK) instead of copied.
 //! - `tcp/input_floor/memcpy_1448`: the payload copy alone, a floor under the above.
 //! - `tcp/output_mss/{offload,sw_csum}`: `poll_transmit` producing one MSS segment plus

@@ -106,7 +106,7 @@ impl TcbInput {
         w
     }
 
-    /// `step` with zero-copy receive: the segment's buffer is offered (`on_segment_zc`)
+    /// `step` with zero-copy receive: the segment's buffer is handed over with it (`on_segment_frame`)
     /// and the payload handed over as a `Frame` instead of copied; consuming it drops the
     /// frame. The frame stands for an mbuf handed over (`Mbuf::into_frame` moves the
     /// pointer, no reference count changes), so its vtable does nothing.
@@ -124,24 +124,32 @@ impl TcbInput {
     #[inline(always)]
     fn step_with(&mut self, zero_copy: bool) {
         let now = Instant::from_nanos(self.now_ns);
-        let seg = TcpRepr {
-            seq: self.seq,
-            payload: &self.payload,
-            ..self.hdr
-        };
-        let out = self.rx.on_segment_zc(now, black_box(&seg), zero_copy);
-        if let Some((a, b)) = out.keep_payload {
+        let out = if zero_copy {
+            let header = TcpRepr {
+                seq: self.seq,
+                payload: &[],
+                ..self.hdr
+            };
+            let len = self.payload.len();
             // SAFETY: `payload` outlives the frame (consumed below); the vtable is a no-op.
             let f = unsafe {
                 Frame::from_raw_parts(
-                    NonNull::new(self.payload.as_mut_ptr().add(a)).unwrap(),
-                    b - a,
+                    NonNull::new(self.payload.as_mut_ptr()).unwrap(),
+                    len,
                     core::ptr::null_mut(),
                     &HANDED_OVER,
                 )
             };
-            self.rx.push_rx_frame(f);
-        }
+            self.rx
+                .on_segment_frame(now, black_box(&header), f, 0..len, false)
+        } else {
+            let seg = TcpRepr {
+                seq: self.seq,
+                payload: &self.payload,
+                ..self.hdr
+            };
+            self.rx.on_segment(now, black_box(&seg))
+        };
         black_box(out);
         while let Some(ack) = self.rx.poll_transmit(now) {
             black_box(&ack);

@@ -253,7 +253,7 @@ pub(crate) struct TcpSockets {
 
 /// The header of the last segment a connection took in full in this burst: a segment
 /// that continues it (next sequence number, same ACK, window, flags and options, a TSval
-/// no older) takes the fast path (`Tcb::on_segment_continued`).
+/// no older) takes the fast path (`Tcb::on_segment_in_burst`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Gro {
     key: Key,
@@ -615,56 +615,57 @@ impl TcpSockets {
             let Some(c) = self.conns.get_mut(key) else {
                 return eg.drop(DropReason::NoSocket);
             };
-            // Zero-copy receive: offer the buffer when it can be shared and the interface
-            // holds few enough already.
-            let offer =
-                D::Buf::FRAMES && !seg.payload.is_empty() && self.rx_frames_held < eg.cfg.rx_frames_limit;
-            let payload_at = (seg.payload.as_ptr() as usize).wrapping_sub(buf.data().as_ptr() as usize);
             // Receive coalescing: the in-order continuation of the burst's previous segment
             // of this connection has its text taken alone.
-            let continued = match self.gro {
-                Some(g) if g.continued_by(key, &seg) => c.tcb.on_segment_continued(io.now, &seg, offer),
+            let continues = matches!(self.gro, Some(g) if g.continued_by(key, &seg));
+            let next_gro = Gro::of(key, &seg);
+            let end = seg.seq + seg.payload.len();
+            // A CLOSED TCB not yet removed answers as if there were none.
+            let rst = match c.tcb.state() {
+                State::Closed => rst_for(&seg),
                 _ => None,
             };
-            let out = match continued {
-                Some(out) => {
-                    eg.stats.tcp.gro_coalesced += 1;
-                    out
+            // Zero-copy receive: the buffer goes along when it can be shared and the
+            // interface holds few enough already; the TCB keeps it, narrowed, if it takes
+            // the payload in order, in the same call.
+            let offer =
+                D::Buf::FRAMES && !seg.payload.is_empty() && self.rx_frames_held < eg.cfg.rx_frames_limit;
+            let out = if offer {
+                let header = header_of(&seg);
+                let at = (seg.payload.as_ptr() as usize).wrapping_sub(buf.data().as_ptr() as usize);
+                let payload = at..at + seg.payload.len();
+                match buf.into_frame() {
+                    Ok(frame) => c.tcb.on_segment_frame(io.now, &header, frame, payload, continues),
+                    // Not shareable after all: copied.
+                    Err(buf) => {
+                        let seg = TcpRepr {
+                            payload: &buf.data()[payload],
+                            ..header
+                        };
+                        c.tcb.on_segment_in_burst(io.now, &seg, continues)
+                    }
                 }
-                None => c.tcb.on_segment_zc(io.now, &seg, offer),
+            } else {
+                c.tcb.on_segment_in_burst(io.now, &seg, continues)
             };
+            eg.stats.tcp.gro_coalesced += u64::from(out.coalesced);
+            eg.stats.tcp.rx_zero_copy_bytes += out.zero_copy as u64;
             // Only a segment taken in order (nothing dropped, no state change, RCV.NXT at
             // its end) can be continued.
-            let in_order = c.tcb.rcv_nxt() == seg.seq + seg.payload.len();
+            let in_order = c.tcb.rcv_nxt() == end;
             self.gro = match (out.drop, out.transition, in_order) {
-                (None, None, true) => Gro::of(key, &seg),
+                (None, None, true) => next_gro,
                 _ => None,
             };
             c.dirty = true;
             if out.drop == Some(sluice_tcp::DropReason::Closed) {
-                // A CLOSED TCB not yet removed: answer as if there were none.
                 eg.drop(DropReason::TcpRejected);
-                if let Some(rst) = rst_for(&seg) {
+                if let Some(rst) = rst {
                     send_tcp(eg, io, &rst, dst, remote.addr);
                     eg.stats.tcp.rst_tx += 1;
                 }
             }
-            if let Some((a, b)) = out.keep_payload {
-                let range = payload_at + a..payload_at + b;
-                let frame = match buf.into_frame() {
-                    Ok(mut f) => {
-                        f.narrow(range);
-                        eg.stats.tcp.rx_zero_copy_bytes += (b - a) as u64;
-                        f
-                    }
-                    // Not shareable after all: the bytes are copied once.
-                    Err(buf) => Frame::copy_from_slice(&buf.data()[range]),
-                };
-                if let Some(c) = self.conns.get_mut(key) {
-                    c.tcb.push_rx_frame(frame);
-                }
-            }
-            if out.keep_payload.is_some() || out.transition.is_some() {
+            if out.zero_copy > 0 || out.transition.is_some() {
                 // Frames were queued, or a reset dropped them with the receive buffer.
                 self.count_rx_frames(key);
             }

@@ -90,7 +90,7 @@ pub struct TcpConfig {
     pub challenge_ack_limit: u32,
     /// Zero-copy receive: in-order payloads of at least this many bytes stay in the
     /// device's buffer (a `Frame`) instead of being copied into the receive ring, when the
-    /// caller offers the frame (`Tcb::on_segment_zc`). Smaller ones are copied, so that a
+    /// caller offers the frame (`Tcb::on_segment_frame`). Smaller ones are copied, so that a
     /// few bytes do not hold a whole device buffer.
     pub rx_copybreak: usize,
     /// Zero-copy receive: the most frames a connection holds; beyond it payloads are

@@ -219,10 +219,11 @@ pub struct SegmentOutcome {
     pub transition: Option<(State, State)>,
     /// Something is ready to send now: call `poll_transmit` until it returns `None`.
     pub transmit: bool,
-    /// Zero-copy receive (`on_segment_zc`): these bytes of the segment's payload
-    /// (`start..end`) were accepted in order but not copied; the caller must hand them over
-    /// at once with `Tcb::push_rx_frame`.
-    pub keep_payload: Option<(usize, usize)>,
+    /// Zero-copy receive (`Tcb::on_segment_frame`): payload bytes queued by reference
+    /// (the frame moved into the receive buffer), not copied.
+    pub zero_copy: usize,
+    /// Taken as the continuation of the burst's previous segment (receive coalescing).
+    pub coalesced: bool,
 }
 
 /// Per-connection counters.

@@ -23,25 +23,78 @@ pub(crate) fn seq_acceptable(seq: SeqNumber, len: usize, rcv_nxt: SeqNumber, wnd
 /// Segments acknowledged at once after reordering, loss or a pause (Linux: 16).
 const QUICKACKS: u8 = 16;
 
+/// Where `receive_data` puts the payload bytes it takes by reference (`start, end`
+/// within the payload), when the caller offered the payload's buffer.
+type Zc<'a> = Option<&'a mut Option<(u32, u32)>>;
+
 impl Tcb {
     /// Processes one incoming segment addressed to this connection. Replies (ACKs,
     /// RSTs, data) are produced by `poll_transmit`.
     pub fn on_segment(&mut self, now: Instant, seg: &TcpRepr) -> SegmentOutcome {
-        self.on_segment_zc(now, seg, false)
+        self.segment(now, seg, None)
     }
 
-    /// `on_segment`, where the caller can hand over the payload's buffer (`frame_offered`):
-    /// an in-order payload of at least `rx_copybreak` bytes is then not copied, and
-    /// `SegmentOutcome::keep_payload` says which bytes to pass to `push_rx_frame`.
-    pub fn on_segment_zc(&mut self, now: Instant, seg: &TcpRepr, frame_offered: bool) -> SegmentOutcome {
+    /// `on_segment` for a segment of a receive burst: `continues` says the caller saw it
+    /// continue the burst's previous segment of this connection (`TcpRepr::continues`
+    /// rules: next sequence number, same ACK, window and options, a TSval no older), so
+    /// that only its text is taken (receive coalescing, as GRO gives the kernel), unless
+    /// the TCB finds it is not the plain in-order continuation after all.
+    pub fn on_segment_in_burst(&mut self, now: Instant, seg: &TcpRepr, continues: bool) -> SegmentOutcome {
+        if continues {
+            if let Some(out) = self.continued(now, seg, None) {
+                return out;
+            }
+        }
+        self.segment(now, seg, None)
+    }
+
+    /// Zero-copy receive: `on_segment_in_burst` for a segment whose payload is
+    /// `frame[payload]` (the device's buffer, shared; `header`'s own payload is ignored).
+    /// An in-order payload of at least `rx_copybreak` bytes moves into the receive buffer
+    /// as the frame, narrowed to the bytes taken, in this call (`SegmentOutcome::zero_copy`
+    /// says how many); otherwise the bytes are copied and the frame dropped.
+    pub fn on_segment_frame(
+        &mut self,
+        now: Instant,
+        header: &TcpRepr,
+        frame: Frame,
+        payload: core::ops::Range<usize>,
+        continues: bool,
+    ) -> SegmentOutcome {
+        let Some(bytes) = frame.get(payload.clone()) else {
+            return self.on_segment_in_burst(now, header, continues);
+        };
+        let seg = TcpRepr {
+            payload: bytes,
+            ..*header
+        };
+        let mut keep = None;
+        let out = match continues {
+            true => self.continued(now, &seg, Some(&mut keep)),
+            false => None,
+        };
+        let mut out = match out {
+            Some(out) => out,
+            None => self.segment(now, &seg, Some(&mut keep)),
+        };
+        if let Some((a, b)) = keep {
+            let mut frame = frame;
+            frame.narrow(payload.start + a as usize..payload.start + b as usize);
+            self.rx.push_frame(frame);
+            out.zero_copy = (b - a) as usize;
+        }
+        out
+    }
+
+    /// A whole segment. `zc`: the caller can hand over the payload's buffer, and learns
+    /// here which bytes of the payload to queue by reference (`receive_data` decides).
+    fn segment(&mut self, now: Instant, seg: &TcpRepr, zc: Zc<'_>) -> SegmentOutcome {
         let before = self.state;
-        self.zc_offered = frame_offered;
-        self.zc_taken = None;
         self.counters.segments_in += 1;
         if seg.flags.rst() {
             self.counters.rst_in += 1;
         }
-        let drop = self.process(now, seg);
+        let drop = self.process(now, seg, zc);
         match drop {
             Some(DropReason::OutOfWindow) => self.counters.out_of_window += 1,
             Some(DropReason::BadAck) => self.counters.bad_acks += 1,
@@ -54,23 +107,18 @@ impl Tcb {
             drop,
             transition: (before != self.state).then_some((before, self.state)),
             transmit: self.wants_transmit(),
-            keep_payload: self.zc_taken.map(|(a, b)| (a as usize, b as usize)),
+            zero_copy: 0,
+            coalesced: false,
         }
     }
 
-    /// Receive coalescing (GRO): the next in-order data segment of a burst whose header is
-    /// the previous segment's (same ACK, window and options, a TSval no older; the caller
-    /// checks), after that one went through `on_segment_zc`. Only the text is taken: the
-    /// ACK, window and timestamp were processed with the first segment, and TS.Recent is
-    /// not updated past the last ACK sent (RFC 7323 4.3). `None`, with nothing changed,
-    /// when the segment is not the plain in-order continuation it should be: the caller
-    /// then processes it in full.
-    pub fn on_segment_continued(
-        &mut self,
-        now: Instant,
-        seg: &TcpRepr,
-        frame_offered: bool,
-    ) -> Option<SegmentOutcome> {
+    /// Receive coalescing: the next in-order data segment of a burst whose header is the
+    /// previous segment's, after that one went through `segment`. Only the text is taken:
+    /// the ACK, window and timestamp were processed with the first segment, and TS.Recent
+    /// is not updated past the last ACK sent (RFC 7323 4.3). `None`, with nothing
+    /// changed, when the segment is not the plain in-order continuation it should be:
+    /// the caller then processes it in full.
+    fn continued(&mut self, now: Instant, seg: &TcpRepr, zc: Zc<'_>) -> Option<SegmentOutcome> {
         if self.state != State::Established
             || self.rx_closed
             || seg.seq != self.rcv_nxt
@@ -89,30 +137,19 @@ impl Tcb {
                 _ => return None,
             }
         }
-        self.zc_offered = frame_offered;
-        self.zc_taken = None;
         self.counters.segments_in += 1;
         self.keepalive_reset(now);
-        let drop = self.receive_data(now, seg.seq, seg.payload);
+        let drop = self.receive_data(now, seg.seq, seg.payload, zc);
         Some(SegmentOutcome {
             drop,
             transition: None,
             transmit: self.wants_transmit(),
-            keep_payload: self.zc_taken.map(|(a, b)| (a as usize, b as usize)),
+            zero_copy: 0,
+            coalesced: true,
         })
     }
 
-    /// Queues the payload bytes that `on_segment_zc` kept (`keep_payload`), as a frame
-    /// narrowed to exactly them.
-    pub fn push_rx_frame(&mut self, frame: Frame) {
-        let expected = self.zc_taken.take().map(|(s, e)| (e - s) as usize);
-        debug_assert_eq!(expected, Some(frame.len()), "push_rx_frame without keep_payload");
-        if expected == Some(frame.len()) {
-            self.rx.push_frame(frame);
-        }
-    }
-
-    fn process(&mut self, now: Instant, seg: &TcpRepr) -> Option<DropReason> {
+    fn process(&mut self, now: Instant, seg: &TcpRepr, zc: Zc<'_>) -> Option<DropReason> {
         if seg.dst_port != self.local_port
             || (!matches!(self.state, State::Listen | State::Closed) && seg.src_port != self.remote_port)
         {
@@ -133,7 +170,7 @@ impl Tcb {
             | State::CloseWait
             | State::Closing
             | State::LastAck
-            | State::TimeWait => self.input_synchronized(now, seg),
+            | State::TimeWait => self.input_synchronized(now, seg, zc),
         }
     }
 
@@ -191,8 +228,8 @@ impl Tcb {
                 self.on_new_ack(now, ack, seg);
                 self.enter_established(now);
                 self.ack_now = true;
-                // Continue at the sixth step: data and FIN on the SYN-ACK.
-                self.process_text_and_fin(now, seg)
+                // Continue at the sixth step: data and FIN on the SYN-ACK (copied).
+                self.process_text_and_fin(now, seg, None)
             }
             None => {
                 // Simultaneous open: SYN-RECEIVED, <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>.
@@ -204,7 +241,7 @@ impl Tcb {
     }
 
     /// RFC 9293 3.10.7.4, steps one to eight.
-    fn input_synchronized(&mut self, now: Instant, seg: &TcpRepr) -> Option<DropReason> {
+    fn input_synchronized(&mut self, now: Instant, seg: &TcpRepr, zc: Zc<'_>) -> Option<DropReason> {
         // RFC 7323 section 5.3 R1 (before the sequence number check): PAWS. Once
         // timestamps are in use, a non-RST segment without them is dropped (3.2).
         if self.ts_enabled && !seg.flags.rst() {
@@ -406,11 +443,11 @@ impl Tcb {
             return None;
         }
         // Seventh and eighth: text and FIN.
-        self.process_text_and_fin(now, seg)
+        self.process_text_and_fin(now, seg, zc)
     }
 
     /// Steps seven (segment text) and eight (FIN) of RFC 9293 3.10.7.4.
-    fn process_text_and_fin(&mut self, now: Instant, seg: &TcpRepr) -> Option<DropReason> {
+    fn process_text_and_fin(&mut self, now: Instant, seg: &TcpRepr, zc: Zc<'_>) -> Option<DropReason> {
         let data_seq = seg.seq + seg.flags.syn() as usize;
         let mut drop = None;
         if !seg.payload.is_empty() {
@@ -421,7 +458,7 @@ impl Tcb {
                         self.abort();
                         return Some(DropReason::Unexpected);
                     }
-                    drop = self.receive_data(now, data_seq, seg.payload);
+                    drop = self.receive_data(now, data_seq, seg.payload, zc);
                 }
                 // CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: the peer already sent FIN;
                 // ignore the text.
@@ -450,8 +487,16 @@ impl Tcb {
         drop
     }
 
-    /// Step seven: place `payload` (starting at `seq`) in the receive buffer.
-    fn receive_data(&mut self, now: Instant, seq: SeqNumber, payload: &[u8]) -> Option<DropReason> {
+    /// Step seven: place `payload` (starting at `seq`) in the receive buffer. With `zc`,
+    /// an in-order payload long enough is not copied: its range within `payload` goes to
+    /// `zc` for the caller to queue as a frame before it returns.
+    fn receive_data(
+        &mut self,
+        now: Instant,
+        seq: SeqNumber,
+        payload: &[u8],
+        zc: Zc<'_>,
+    ) -> Option<DropReason> {
         let (offset, skip) = if seq < self.rcv_nxt {
             let skip = self.rcv_nxt - seq;
             if skip >= payload.len() {
@@ -521,14 +566,15 @@ impl Tcb {
             return None;
         }
         let had_hole = !self.asm.is_empty();
-        let n = if self.zc_offered
-            && !had_hole
+        let by_ref = !had_hole
             && data.len() >= self.cfg.rx_copybreak.max(1)
-            && self.rx.frames() < self.cfg.rx_frames_max
-        {
-            // Zero-copy: the caller queues these bytes of its buffer (`push_rx_frame`).
+            && self.rx.frames() < self.cfg.rx_frames_max;
+        let taken = zc.filter(|_| by_ref).map(|slot| {
+            // Zero-copy: the caller queues these bytes of its buffer (`on_segment_frame`).
             // Offsets within one segment's payload: below 64 KiB.
-            self.zc_taken = Some((skip as u32, (skip + data.len()) as u32));
+            *slot = Some((skip as u32, (skip + data.len()) as u32));
+        });
+        let n = if taken.is_some() {
             self.counters.bytes_in_zero_copy += data.len() as u64;
             data.len()
         } else {
@@ -541,7 +587,7 @@ impl Tcb {
             n
         };
         let extra = self.asm.advance(n);
-        if self.zc_taken.is_none() {
+        if taken.is_none() {
             self.rx.commit(n + extra);
         }
         self.rcv_nxt += n + extra;

@@ -108,10 +108,6 @@ pub struct Tcb {
     /// The shift we offer on our SYN (None: no option).
     pub(crate) offer_wscale: Option<u8>,
     pub(crate) rx: RecvBuffer,
-    /// The caller of this `on_segment_zc` offered the payload's buffer.
-    pub(crate) zc_offered: bool,
-    /// Payload bytes (`start..end`) this segment's caller must queue by reference.
-    pub(crate) zc_taken: Option<(u32, u32)>,
     pub(crate) asm: Assembler,
     /// Sequence number of a FIN received out of order.
     pub(crate) ooo_fin: Option<SeqNumber>,
@@ -240,8 +236,6 @@ impl Tcb {
             rcv_wscale: 0,
             offer_wscale,
             rx: RecvBuffer::new(cfg.recv_buffer),
-            zc_offered: false,
-            zc_taken: None,
             asm: Assembler::new(),
             ooo_fin: None,
             fin_received: false,

@@ -18,22 +18,9 @@ fn zc_config() -> TcpConfig {
 /// Feeds `payload` at `seq` offering its buffer; queues what the TCB keeps. Returns
 /// whether it was kept by reference.
 fn deliver(s: &mut Tcb, seq: usize, payload: &Frame) -> bool {
-    let out = s.on_segment_zc(
-        ms(0),
-        &TcpRepr {
-            payload,
-            ..peer_ack(seq, 1)
-        },
-        true,
-    );
+    let out = s.on_segment_frame(ms(0), &peer_ack(seq, 1), payload.clone(), 0..payload.len(), false);
     assert_eq!(out.drop, None);
-    match out.keep_payload {
-        Some((a, b)) => {
-            s.push_rx_frame(payload.slice(a..b));
-            true
-        }
-        None => false,
-    }
+    out.zero_copy > 0
 }
 
 fn read_all(s: &mut Tcb) -> Vec<u8> {
@@ -130,15 +117,9 @@ fn frames_held_are_bounded_and_the_window_too() {
         deliver(&mut s, 1 + i * 100, &Frame::from_vec(vec![i as u8; 100]));
     }
     assert_eq!(s.recv_queue(), RX_BUF);
-    let out = s.on_segment_zc(
-        ms(0),
-        &TcpRepr {
-            payload: &[9; 100],
-            ..peer_ack(1001, 1)
-        },
-        true,
-    );
-    assert_eq!(out.keep_payload, None);
+    let f = Frame::from_vec(vec![9; 100]);
+    let out = s.on_segment_frame(ms(0), &peer_ack(1001, 1), f, 0..100, false);
+    assert_eq!(out.zero_copy, 0);
     assert_eq!(s.recv_queue(), RX_BUF);
     let all = read_all(&mut s);
     let want: Vec<u8> = (0..10u8).flat_map(|i| vec![i; 100]).collect();
