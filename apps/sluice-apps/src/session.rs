@@ -260,7 +260,10 @@ impl<S: Session> Conn<S> {
             .stalled_since
             .zip(send_timeout)
             .map(|(t, d)| t.saturating_add(d));
-        [session, send].into_iter().flatten().min()
+        match (session, send) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Output is waiting that the peer does not take (what a timeout then means: the

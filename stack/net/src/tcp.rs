@@ -1108,7 +1108,10 @@ impl TcpSockets {
         } else {
             c.orphan_deadline = None;
         }
-        let next = [c.tcb.poll_at(), c.orphan_deadline].into_iter().flatten().min();
+        let next = match (c.tcb.poll_at(), c.orphan_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if let Some(t) = next {
             if c.scheduled.is_none_or(|s| t < s) {
                 c.scheduled = Some(t);

@@ -14,19 +14,19 @@ impl Tcb {
     /// The earliest timer deadline, if any timer runs. Output that is ready now (see
     /// `SegmentOutcome::transmit`) is not reflected here: poll it after each event.
     pub fn poll_at(&self) -> Option<Instant> {
+        // A running minimum of plain integers (an unset timer is `u64::MAX`): collecting
+        // the `Option`s into an array first made the compiler store and reload each one
+        // through the stack, a store-forwarding stall apiece, on every event.
         let t = &self.timers;
-        [
-            t.rtx,
-            t.persist,
-            t.delack,
-            t.keepalive,
-            t.time_wait,
-            t.rack,
-            t.tlp,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        let ns = |o: Option<Instant>| o.map_or(u64::MAX, Instant::total_nanos);
+        let min = ns(t.rtx)
+            .min(ns(t.persist))
+            .min(ns(t.delack))
+            .min(ns(t.keepalive))
+            .min(ns(t.time_wait))
+            .min(ns(t.rack))
+            .min(ns(t.tlp));
+        (min != u64::MAX).then_some(Instant::from_nanos(min))
     }
 
     /// Runs every timer whose deadline is at or before `now`.
