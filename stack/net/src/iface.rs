@@ -197,12 +197,14 @@ impl Interface {
 
     /// Connection `h`, for the application's calls (`TcpSocket`); `None` once the
     /// interface removed it (a stale handle).
+    #[inline]
     pub fn tcp(&mut self, h: TcpHandle) -> Option<TcpSocket<'_>> {
         self.tcp.socket(h, self.eg.now)
     }
 
     /// Connection `h`'s status through a shared borrow (state, addresses, the TCB's
     /// counters, RTT, window...); `None` once the interface removed it.
+    #[inline]
     pub fn tcp_status(&self, h: TcpHandle) -> Option<TcpStatus<'_>> {
         self.tcp.status(h)
     }
@@ -320,12 +322,14 @@ impl Interface {
 
     /// Socket `h`, for the application's calls (`UdpSocket`); `None` if the handle is
     /// stale (the socket was closed).
+    #[inline]
     pub fn udp(&mut self, h: UdpHandle) -> Option<UdpSocket<'_>> {
         self.udp.socket(&self.eg, h)
     }
 
     /// Socket `h`'s status through a shared borrow (queues, addresses); `None` if the
     /// handle is stale.
+    #[inline]
     pub fn udp_status(&self, h: UdpHandle) -> Option<UdpStatus<'_>> {
         self.udp.status(h)
     }

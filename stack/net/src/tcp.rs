@@ -529,6 +529,7 @@ impl TcpSockets {
 
     /// The view of connection `h` (`now`: the interface's last poll), `None` once it is
     /// removed.
+    #[inline]
     pub(crate) fn socket(&mut self, h: TcpHandle, now: Instant) -> Option<TcpSocket<'_>> {
         self.conns.get(h.0)?;
         Some(TcpSocket {
@@ -539,6 +540,7 @@ impl TcpSockets {
     }
 
     /// The status of connection `h`, `None` once it is removed.
+    #[inline]
     pub(crate) fn status(&self, h: TcpHandle) -> Option<TcpStatus<'_>> {
         self.conns.get(h.0).map(|conn| TcpStatus { conn, key: h.0 })
     }
@@ -1214,6 +1216,7 @@ pub struct TcpSocket<'a> {
 }
 
 impl TcpSocket<'_> {
+    #[inline]
     fn conn(&self) -> &Conn {
         self.tcp
             .conns
@@ -1222,12 +1225,14 @@ impl TcpSocket<'_> {
     }
 
     /// The connection, if the application owns it.
+    #[inline]
     fn owned(&mut self) -> Option<&mut Conn> {
         self.tcp.conns.get_mut(self.key).filter(|c| c.owned_by_app())
     }
 
     /// Queues the connection for the next poll (its output, timers or removal may have
     /// changed).
+    #[inline]
     fn wake(&mut self) {
         if let Some(c) = self.tcp.conns.get_mut(self.key) {
             if c.wake() {

@@ -158,11 +158,13 @@ impl UdpSockets {
     }
 
     /// The status of socket `h`, `None` if the handle is stale.
+    #[inline]
     pub(crate) fn status(&self, h: UdpHandle) -> Option<UdpStatus<'_>> {
         self.slab.get(h.0).map(|sock| UdpStatus { sock })
     }
 
     /// The view of socket `h`, `None` if the handle is stale.
+    #[inline]
     pub(crate) fn socket<'a>(&'a mut self, eg: &'a Egress, h: UdpHandle) -> Option<UdpSocket<'a>> {
         self.slab.get(h.0)?;
         Some(UdpSocket {
