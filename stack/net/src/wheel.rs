@@ -3,20 +3,39 @@
 //! connections whose time has come instead of all of them.
 //!
 //! Entries keep their exact deadline; a slot holds the entries whose deadline falls in its
-//! tick (modulo one revolution). Insertion is O(1); `advance` visits the slots of the ticks
-//! that passed (at most one revolution) and fires what is due. Cancellation is the
-//! owner's business: it checks, when an entry fires, that it is still wanted.
+//! tick (modulo one revolution), for this revolution and the next; entries further out
+//! wait in a bucket per revolution and move to their slots when that revolution becomes
+//! the next one. Insertion is O(1); `advance` visits the slots of the ticks that passed
+//! (at most one revolution) and fires what is due, never stepping over an entry more than
+//! twice (a busy core polls several times per tick). Cancellation is the owner's
+//! business: it checks, when an entry fires, that it is still wanted.
 
 use sluice_wire::Instant;
+
+/// Revolutions ahead the far buckets tell apart (one bucket each; an entry further out
+/// shares a bucket with one `FAR` revolutions nearer, and is filed back into it when that
+/// one's turn comes: once per `FAR` revolutions, 1.3 s with the stack's wheel).
+const FAR: usize = 32;
 
 #[derive(Debug)]
 pub struct TimerWheel<T> {
     tick_ns: u64,
+    /// The near entries: those due before `horizon` (this revolution and the next), each in
+    /// the slot of its tick.
     slots: Vec<Vec<(u64, T)>>,
     /// One bit per slot: set when the slot holds entries (finds the next one quickly).
     occupied: Vec<u64>,
+    /// The far entries, by revolution (modulo `FAR`): moved into the slots when their
+    /// revolution becomes the next one, so a slot's entries are at most two revolutions'
+    /// worth and a busy core's polls do not step over far entries again and again.
+    far: Vec<Vec<(u64, T)>>,
+    far_len: usize,
     /// The tick of the last `advance`: every entry due before it has fired.
     cursor: u64,
+    /// The first tick of the revolution after the next: entries due before it are near.
+    horizon: u64,
+    /// log2 of the slot count: a tick's revolution is `tick >> rev_shift`.
+    rev_shift: u32,
     len: usize,
 }
 
@@ -25,13 +44,23 @@ impl<T> TimerWheel<T> {
     pub fn new(now: Instant, tick: std::time::Duration, slots: usize) -> Self {
         let n = slots.next_power_of_two().max(2);
         let tick_ns = (tick.as_nanos() as u64).max(1);
+        let cursor = now.total_nanos() / tick_ns;
         TimerWheel {
             tick_ns,
             slots: (0..n).map(|_| Vec::new()).collect(),
             occupied: vec![0; n.div_ceil(64)],
-            cursor: now.total_nanos() / tick_ns,
+            far: (0..FAR).map(|_| Vec::new()).collect(),
+            far_len: 0,
+            cursor,
+            horizon: ((cursor >> n.trailing_zeros()) + 2) << n.trailing_zeros(),
+            rev_shift: n.trailing_zeros(),
             len: 0,
         }
+    }
+
+    /// The horizon when the cursor is at `tick`: the end of the revolution after its own.
+    fn horizon_of(&self, tick: u64) -> u64 {
+        ((tick >> self.rev_shift) + 2) << self.rev_shift
     }
 
     fn slot(&self, tick: u64) -> usize {
@@ -40,12 +69,50 @@ impl<T> TimerWheel<T> {
 
     /// Schedules `item` at `at` (a past time fires at the next `advance`).
     pub fn insert(&mut self, at: Instant, item: T) {
-        let ns = at.total_nanos();
-        let tick = (ns / self.tick_ns).max(self.cursor);
-        let s = self.slot(tick);
-        self.slots[s].push((ns, item));
-        self.occupied[s / 64] |= 1 << (s % 64);
+        self.file(at.total_nanos(), item);
         self.len += 1;
+    }
+
+    /// Puts an entry where it belongs: its slot if near, else its revolution's bucket.
+    fn file(&mut self, ns: u64, item: T) {
+        let tick = (ns / self.tick_ns).max(self.cursor);
+        if tick < self.horizon {
+            let s = self.slot(tick);
+            self.slots[s].push((ns, item));
+            self.occupied[s / 64] |= 1 << (s % 64);
+        } else {
+            let rev = tick >> self.rev_shift;
+            self.far[rev as usize % FAR].push((ns, item));
+            self.far_len += 1;
+        }
+    }
+
+    /// Moves the horizon to `to`: the far entries now near go to their slots (each far
+    /// entry is looked at once per `FAR` revolutions). A bucket keeps its memory: the
+    /// entries of later revolutions it held are filed back into a second buffer, and the
+    /// two swap.
+    #[cold]
+    #[inline(never)]
+    fn move_horizon(&mut self, to: u64) {
+        let (from_rev, to_rev) = (self.horizon >> self.rev_shift, to >> self.rev_shift);
+        self.horizon = to;
+        if self.far_len == 0 {
+            return;
+        }
+        let revs = (to_rev - from_rev).min(FAR as u64);
+        for r in 0..revs {
+            let b = ((from_rev + r) % FAR as u64) as usize;
+            let mut bucket = core::mem::take(&mut self.far[b]);
+            self.far_len -= bucket.len();
+            for (ns, item) in bucket.drain(..) {
+                self.file(ns, item);
+            }
+            // Entries filed back (a later revolution's) went to a new buffer: move them
+            // into the old one, which has the capacity.
+            let back = core::mem::take(&mut self.far[b]);
+            bucket.extend(back);
+            self.far[b] = bucket;
+        }
     }
 
     /// Entries scheduled and not yet fired.
@@ -64,7 +131,16 @@ impl<T> TimerWheel<T> {
         if now_tick < self.cursor {
             return; // time does not go back
         }
-        if self.len > 0 {
+        let horizon = self.horizon_of(now_tick);
+        if horizon > self.horizon {
+            // Slots are filed relative to the cursor: the entries brought near are filed
+            // as of now (those already due land in the current tick's slot).
+            let old = self.cursor;
+            self.cursor = now_tick;
+            self.move_horizon(horizon);
+            self.cursor = old;
+        }
+        if self.len > self.far_len {
             // After a jump longer than a revolution, every slot is visited once.
             let visits = (now_tick - self.cursor + 1).min(self.slots.len() as u64);
             for i in 0..visits {
@@ -144,12 +220,36 @@ impl<T> TimerWheel<T> {
             }
             i += 1;
         }
-        self.slots
-            .iter()
-            .flatten()
-            .map(|e| e.0)
-            .min()
-            .map(Instant::from_nanos)
+        // Nothing due within a revolution: the earliest of the near entries of the next
+        // revolution and of the far ones (their first revolution with an entry of its own).
+        let near = self.slots.iter().flatten().map(|e| e.0).min();
+        let far = self.far_min();
+        match (near, far) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+        .map(Instant::from_nanos)
+    }
+
+    /// The earliest far deadline: the buckets in revolution order from the horizon, the
+    /// first with an entry of that very revolution; else the least of all.
+    fn far_min(&self) -> Option<u64> {
+        if self.far_len == 0 {
+            return None;
+        }
+        let first = self.horizon >> self.rev_shift;
+        for r in first..first + FAR as u64 {
+            let of_rev = |&&(ns, _): &&(u64, T)| (ns / self.tick_ns) >> self.rev_shift == r;
+            if let Some(m) = self.far[(r % FAR as u64) as usize]
+                .iter()
+                .filter(of_rev)
+                .map(|e| e.0)
+                .min()
+            {
+                return Some(m);
+            }
+        }
+        self.far.iter().flatten().map(|e| e.0).min()
     }
 }
 
@@ -187,39 +287,57 @@ mod tests {
         assert_eq!(w.next_expiry(), None);
     }
 
+    /// Every entry fires exactly once, never before its deadline, and at the first advance
+    /// at or after it; `next_expiry` is the earliest pending deadline.
+    fn check(deadlines: &[u64], steps: &[u64], last: u64) -> Result<(), TestCaseError> {
+        let mut w = TimerWheel::new(Instant::ZERO, Duration::from_micros(3), 64);
+        for (i, d) in deadlines.iter().enumerate() {
+            w.insert(Instant::from_micros(*d), i);
+        }
+        let mut fired = vec![None; deadlines.len()];
+        let mut now = 0u64;
+        let mut prev = 0u64;
+        for s in steps.iter().chain(std::iter::once(&last)) {
+            let pending_min = deadlines
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| fired[*i].is_none())
+                .map(|(_, d)| *d)
+                .min();
+            prop_assert_eq!(w.next_expiry().map(|t| t.total_micros()), pending_min);
+            now += s;
+            w.advance(Instant::from_micros(now), |_, i| {
+                assert!(fired[i].is_none(), "fired twice");
+                fired[i] = Some(now);
+            });
+            for (i, d) in deadlines.iter().enumerate() {
+                if *d <= now {
+                    prop_assert!(fired[i].is_some(), "entry {} due {} not fired at {}", i, d, now);
+                }
+                if let Some(at) = fired[i] {
+                    prop_assert!(at >= *d, "entry {} due {} fired early at {}", i, d, at);
+                    prop_assert!(at == now || at <= prev || *d > prev);
+                }
+            }
+            prev = now;
+        }
+        prop_assert!(w.is_empty());
+        Ok(())
+    }
+
     proptest! {
-        /// Every entry fires exactly once, never before its deadline, and at the first
-        /// advance at or after it; `next_expiry` is the earliest pending deadline.
+        /// Deadlines within a few dozen revolutions of 64 slots of 3 µs.
         #[test]
         fn exact_and_never_lost(deadlines in prop::collection::vec(0u64..5_000, 1..200),
                                 steps in prop::collection::vec(1u64..700, 1..60)) {
-            let mut w = TimerWheel::new(Instant::ZERO, Duration::from_micros(3), 64);
-            for (i, d) in deadlines.iter().enumerate() {
-                w.insert(Instant::from_micros(*d), i);
-            }
-            let mut fired = vec![None; deadlines.len()];
-            let mut now = 0u64;
-            let mut prev = 0u64;
-            for s in steps.iter().chain(std::iter::once(&10_000)) {
-                let pending_min = deadlines.iter().enumerate().filter(|(i, _)| fired[*i].is_none()).map(|(_, d)| *d).min();
-                prop_assert_eq!(w.next_expiry().map(|t| t.total_micros()), pending_min);
-                now += s;
-                w.advance(Instant::from_micros(now), |_, i| {
-                    assert!(fired[i].is_none(), "fired twice");
-                    fired[i] = Some(now);
-                });
-                for (i, d) in deadlines.iter().enumerate() {
-                    if *d <= now {
-                        prop_assert!(fired[i].is_some(), "entry {} due {} not fired at {}", i, d, now);
-                    }
-                    if let Some(at) = fired[i] {
-                        prop_assert!(at >= *d, "entry {} due {} fired early at {}", i, d, at);
-                        prop_assert!(at == now || at <= prev || *d > prev);
-                    }
-                }
-                prev = now;
-            }
-            prop_assert!(w.is_empty());
+            check(&deadlines, &steps, 10_000)?;
+        }
+
+        /// Deadlines hundreds of revolutions out, and jumps of many revolutions at once.
+        #[test]
+        fn far_entries_exact_and_never_lost(deadlines in prop::collection::vec(0u64..200_000, 1..200),
+                                            steps in prop::collection::vec(1u64..30_000, 1..40)) {
+            check(&deadlines, &steps, 400_000)?;
         }
     }
 }
