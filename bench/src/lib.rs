@@ -4,12 +4,15 @@
 //!
 //! - [`tcb`]: sans-I/O TCP on `sluice_tcp::Tcb` pairs: input of an in-order MSS segment
 //!   on an established connection (with the ACK decision), output of an MSS segment.
+//! - [`rr`]: request/response over many connections, both ends Sluice over a memory link
+//!   (callgrind's instructions per exchange).
 //! - [`frames`]: Ethernet/IPv4/TCP frames of a peer, built with `sluice-wire`, as both
 //!   stacks receive them.
 //! - [`sluice_iface`] and [`smol`]: the same in-order data segment through a whole
 //!   interface (`Interface::poll`) of Sluice and of smoltcp, for the comparison.
 
 pub mod frames;
+pub mod rr;
 pub mod sluice_iface;
 pub mod smol;
 pub mod tcb;

@@ -11,7 +11,8 @@
 //!
 //! Workloads: `tcb-input` (default `TcpConfig`), `tcb-input-zero-copy` (the same, the
 //! payload handed over as a frame), `tcb-input-ack-every`, `tcb-input-no-ts-sack`,
-//! `tcb-output`, `iface-sluice`, `iface-smoltcp` (offload).
+//! `tcb-output`, `iface-sluice`, `iface-smoltcp` (offload), `rr-256` (a 64-byte
+//! request/response on one of 256 connections, both ends: `sluice_bench::rr`).
 
 use std::hint::black_box;
 
@@ -65,6 +66,10 @@ fn main() {
                 }
                 w.settle(OUT_BATCH);
             });
+        }
+        "rr-256" => {
+            let mut w = sluice_bench::rr::RrPair::new(256);
+            run_steps(n, || w.step());
         }
         "iface-sluice" => {
             let mut w = SluiceInput::new(true);

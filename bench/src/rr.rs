@@ -1,0 +1,137 @@
+//! Request/response over many connections, both ends Sluice in one process over an
+//! in-memory link (`MemLink`, no impairments): the workload callgrind counts the stack's
+//! instructions per request/response with (`callgrind-driver rr-256`).
+//!
+//! A step is one 64-byte request on the next connection (round robin): the client writes
+//! it, both interfaces poll, the server reads it and writes it back, both poll, the client
+//! reads the reply. The counts are of both ends together, as one exchange costs the two
+//! machines, with the interfaces' polls but no device work beyond the memory link's.
+
+use std::time::Duration;
+
+use sluice_dev::{Device, Impairments, MemDevice, MemLink};
+use sluice_net::{Interface, InterfaceConfig, IsnKey, TcpHandle};
+use sluice_wire::{EthernetAddress, Instant, Ipv4Address, Ipv4Cidr};
+
+const SERVER: Ipv4Address = Ipv4Address::new(198, 18, 0, 1);
+const CLIENT: Ipv4Address = Ipv4Address::new(198, 18, 0, 2);
+const PORT: u16 = 7;
+/// The request and reply size.
+pub const MESSAGE: usize = 64;
+
+struct End {
+    iface: Interface,
+    dev: MemDevice,
+}
+
+/// `conns` connections between two interfaces, established and idle.
+pub struct RrPair {
+    client: End,
+    server: End,
+    /// (client side, server side) of each connection.
+    conns: Vec<(TcpHandle, TcpHandle)>,
+    next: usize,
+    now_ns: u64,
+    _link: MemLink,
+    buf: [u8; MESSAGE],
+}
+
+impl RrPair {
+    pub fn new(conns: usize) -> RrPair {
+        let (dc, ds, link) = MemLink::pair(Impairments::default(), Impairments::default(), 1, 4096);
+        let end = |dev: MemDevice, ip: Ipv4Address| {
+            let mut cfg = InterfaceConfig::new(Ipv4Cidr::new(ip, 24), IsnKey::fixed([7; 16]));
+            cfg.tcp.nodelay = true;
+            cfg.max_connections = conns + 16;
+            cfg.tcp.msl = Duration::from_secs(1);
+            End {
+                iface: Interface::new(cfg, EthernetAddress(dev.mac())),
+                dev,
+            }
+        };
+        let mut p = RrPair {
+            client: end(dc, CLIENT),
+            server: end(ds, SERVER),
+            conns: Vec::with_capacity(conns),
+            next: 0,
+            now_ns: 1_000_000,
+            _link: link,
+            buf: [0x5a; MESSAGE],
+        };
+        let l = p.server.iface.tcp_listen(PORT, conns + 16).expect("listen");
+        let mut clients = Vec::with_capacity(conns);
+        for i in 0..conns {
+            clients.push(p.client.iface.tcp_connect(SERVER, PORT).expect("connect"));
+            // The first waits for ARP alone; the others go in bursts.
+            if i == 0 || clients.len() % 32 == 0 {
+                p.poll_both(16);
+            }
+        }
+        // Each client connection by its local port, to pair with the server's side.
+        let by_port: std::collections::HashMap<u16, TcpHandle> = clients
+            .iter()
+            .map(|&c| (p.client.iface.tcp_status(c).expect("live").local_port(), c))
+            .collect();
+        let mut rounds = 0;
+        while p.conns.len() < conns {
+            p.poll_both(1);
+            while let Some(s) = p.server.iface.tcp_accept(l) {
+                let port = p.server.iface.tcp_status(s).expect("accepted").remote().port;
+                p.conns.push((by_port[&port], s));
+            }
+            rounds += 1;
+            assert!(
+                rounds < 100_000,
+                "{} of {conns} connections established",
+                p.conns.len()
+            );
+        }
+        assert_eq!(p.conns.len(), conns);
+        // A first exchange on each: windows, RTT and the delayed-ACK state settle.
+        for _ in 0..conns {
+            p.step();
+        }
+        p
+    }
+
+    fn poll_both(&mut self, rounds: usize) {
+        for _ in 0..rounds {
+            self.now_ns += 1_000;
+            let now = Instant::from_nanos(self.now_ns);
+            self.client.iface.poll(now, &mut self.client.dev);
+            self.server.iface.poll(now, &mut self.server.dev);
+        }
+    }
+
+    /// One request/response on the next connection.
+    #[inline]
+    pub fn step(&mut self) {
+        let (c, s) = self.conns[self.next];
+        self.next = (self.next + 1) % self.conns.len();
+        let buf = &mut self.buf;
+        let sent = self.client.iface.tcp(c).and_then(|mut k| k.send(&buf[..]).ok());
+        assert_eq!(sent, Some(MESSAGE), "request not queued");
+        self.now_ns += 1_000;
+        let now = Instant::from_nanos(self.now_ns);
+        self.client.iface.poll(now, &mut self.client.dev);
+        self.server.iface.poll(now, &mut self.server.dev);
+        let got = self
+            .server
+            .iface
+            .tcp(s)
+            .and_then(|mut k| k.recv(&mut buf[..]).ok());
+        assert_eq!(got, Some(MESSAGE), "request not received in one round");
+        let sent = self.server.iface.tcp(s).and_then(|mut k| k.send(&buf[..]).ok());
+        assert_eq!(sent, Some(MESSAGE), "reply not queued");
+        self.now_ns += 1_000;
+        let now = Instant::from_nanos(self.now_ns);
+        self.server.iface.poll(now, &mut self.server.dev);
+        self.client.iface.poll(now, &mut self.client.dev);
+        let got = self
+            .client
+            .iface
+            .tcp(c)
+            .and_then(|mut k| k.recv(&mut buf[..]).ok());
+        assert_eq!(got, Some(MESSAGE), "reply not received in one round");
+    }
+}
