@@ -108,30 +108,23 @@ impl RrPair {
     pub fn step(&mut self) {
         let (c, s) = self.conns[self.next];
         self.next = (self.next + 1) % self.conns.len();
-        let buf = &mut self.buf;
-        let sent = self.client.iface.tcp(c).and_then(|mut k| k.send(&buf[..]).ok());
-        assert_eq!(sent, Some(MESSAGE), "request not queued");
         self.now_ns += 1_000;
         let now = Instant::from_nanos(self.now_ns);
-        self.client.iface.poll(now, &mut self.client.dev);
-        self.server.iface.poll(now, &mut self.server.dev);
-        let got = self
-            .server
-            .iface
-            .tcp(s)
-            .and_then(|mut k| k.recv(&mut buf[..]).ok());
-        assert_eq!(got, Some(MESSAGE), "request not received in one round");
-        let sent = self.server.iface.tcp(s).and_then(|mut k| k.send(&buf[..]).ok());
-        assert_eq!(sent, Some(MESSAGE), "reply not queued");
+        one_way(&mut self.client, c, &mut self.server, s, &mut self.buf, now);
         self.now_ns += 1_000;
         let now = Instant::from_nanos(self.now_ns);
-        self.server.iface.poll(now, &mut self.server.dev);
-        self.client.iface.poll(now, &mut self.client.dev);
-        let got = self
-            .client
-            .iface
-            .tcp(c)
-            .and_then(|mut k| k.recv(&mut buf[..]).ok());
-        assert_eq!(got, Some(MESSAGE), "reply not received in one round");
+        one_way(&mut self.server, s, &mut self.client, c, &mut self.buf, now);
     }
+}
+
+/// `buf` from connection `a` of `from` to its other end `b` at `to`: written, sent by a
+/// poll of `from`, received by a poll of `to`, read.
+#[inline]
+fn one_way(from: &mut End, a: TcpHandle, to: &mut End, b: TcpHandle, buf: &mut [u8; MESSAGE], now: Instant) {
+    let sent = from.iface.tcp(a).and_then(|mut k| k.send(&buf[..]).ok());
+    assert_eq!(sent, Some(MESSAGE), "message not queued");
+    from.iface.poll(now, &mut from.dev);
+    to.iface.poll(now, &mut to.dev);
+    let got = to.iface.tcp(b).and_then(|mut k| k.recv(&mut buf[..]).ok());
+    assert_eq!(got, Some(MESSAGE), "message not received in one round");
 }

@@ -39,6 +39,16 @@ pub(crate) struct Fixture {
 }
 
 impl Fixture {
+    /// Connection `h`'s state (CLOSED once removed).
+    fn state(&self, h: TcpHandle) -> TcpState {
+        self.iface.tcp_status(h).map_or(TcpState::Closed, |t| t.state())
+    }
+
+    /// Why connection `h` failed, if it did.
+    fn error(&self, h: TcpHandle) -> Option<ConnError> {
+        self.iface.tcp_status(h).and_then(|t| t.error())
+    }
+
     pub(crate) fn new(cfg: InterfaceConfig) -> Fixture {
         let (dev, peer, link) = MemLink::pair(Impairments::default(), Impairments::default(), 1, 256);
         Fixture {
@@ -238,8 +248,8 @@ fn arp_entries_expire_and_statics_do_not() {
     f.advance(Duration::from_secs(30));
     f.iface
         .udp(h)
-        .ok_or(crate::UdpSendError::InvalidHandle)
-        .and_then(|mut sk| sk.send_to(b"a", Endpoint::new(PEER_IP, 9)))
+        .unwrap()
+        .send_to(b"a", Endpoint::new(PEER_IP, 9))
         .unwrap();
     let out = f.poll();
     assert_eq!(out.len(), 1, "sent directly: entry fresh");
@@ -248,8 +258,8 @@ fn arp_entries_expire_and_statics_do_not() {
     assert_eq!(f.iface.neighbor(f.now, PEER_IP), None);
     f.iface
         .udp(h)
-        .ok_or(crate::UdpSendError::InvalidHandle)
-        .and_then(|mut sk| sk.send_to(b"b", Endpoint::new(PEER_IP, 9)))
+        .unwrap()
+        .send_to(b"b", Endpoint::new(PEER_IP, 9))
         .unwrap();
     let out = f.poll();
     assert_eq!(out.len(), 1);
@@ -261,8 +271,8 @@ fn arp_entries_expire_and_statics_do_not() {
     assert_eq!(&out[0][..6], &[0xff; 6]);
     f.iface
         .udp(h)
-        .ok_or(crate::UdpSendError::InvalidHandle)
-        .and_then(|mut sk| sk.send_to(b"c", Endpoint::new(fixed, 9)))
+        .unwrap()
+        .send_to(b"c", Endpoint::new(fixed, 9))
         .unwrap();
     f.advance(Duration::from_secs(100_000));
     let out = f.poll();
@@ -285,8 +295,8 @@ fn arp_refreshes_a_used_entry_before_expiry() {
     f.advance(Duration::from_secs(56));
     f.iface
         .udp(h)
-        .ok_or(crate::UdpSendError::InvalidHandle)
-        .and_then(|mut sk| sk.send_to(b"a", Endpoint::new(PEER_IP, 9)))
+        .unwrap()
+        .send_to(b"a", Endpoint::new(PEER_IP, 9))
         .unwrap();
     let out = f.poll();
     assert_eq!(out.len(), 2);
@@ -308,8 +318,8 @@ fn arp_pending_queue_bound_and_flush() {
     for p in [&b"one"[..], b"two", b"three"] {
         f.iface
             .udp(h)
-            .ok_or(crate::UdpSendError::InvalidHandle)
-            .and_then(|mut sk| sk.send_to(p, Endpoint::new(PEER_IP, 9)))
+            .unwrap()
+            .send_to(p, Endpoint::new(PEER_IP, 9))
             .unwrap();
     }
     let out = f.poll();
@@ -332,8 +342,8 @@ fn arp_gives_up_after_retries() {
     let h = f.iface.udp_bind(1000).unwrap();
     f.iface
         .udp(h)
-        .ok_or(crate::UdpSendError::InvalidHandle)
-        .and_then(|mut sk| sk.send_to(b"x", Endpoint::new(PEER_IP, 9)))
+        .unwrap()
+        .send_to(b"x", Endpoint::new(PEER_IP, 9))
         .unwrap();
     assert_eq!(f.poll().len(), 1);
     assert_eq!(f.iface.poll_at(), Some(f.now + Duration::from_secs(1)));
@@ -552,24 +562,18 @@ fn udp_delivery_and_connected_filter() {
     assert!(f.poll().is_empty());
     let mut buf = [0u8; 64];
     assert_eq!(
-        f.iface
-            .udp(h)
-            .ok_or(crate::UdpRecvError::InvalidHandle)
-            .and_then(|mut sk| sk.recv_from(&mut buf)),
+        f.iface.udp(h).unwrap().recv_from(&mut buf),
         Ok((5, Endpoint::new(PEER_IP, 40000)))
     );
     assert_eq!(&buf[..5], b"query");
     assert_eq!(
-        f.iface
-            .udp(h)
-            .ok_or(crate::UdpRecvError::InvalidHandle)
-            .and_then(|mut sk| sk.recv_from(&mut buf)),
+        f.iface.udp(h).unwrap().recv_from(&mut buf),
         Err(UdpRecvError::WouldBlock)
     );
     f.iface
         .udp(h)
-        .ok_or(crate::UdpSendError::InvalidHandle)
-        .and_then(|mut sk| sk.send_to(b"answer", Endpoint::new(PEER_IP, 40000)))
+        .unwrap()
+        .send_to(b"answer", Endpoint::new(PEER_IP, 40000))
         .unwrap();
     let out = f.poll();
     let (r, l4) = parse_ip(&out[0]);
@@ -584,27 +588,15 @@ fn udp_delivery_and_connected_filter() {
     // Connected: only the peer's datagrams; others get port unreachable.
     f.iface
         .udp(h)
-        .ok_or(crate::UdpConnectError::InvalidHandle)
-        .and_then(|mut sk| sk.connect(Endpoint::new(PEER_IP, 40000)))
+        .unwrap()
+        .connect(Endpoint::new(PEER_IP, 40000))
         .unwrap();
     f.inject(&udp(40001, 53, b"stranger"));
     f.inject(&udp(40000, 53, b"friend"));
     let out = f.poll();
     assert_eq!(out.len(), 1, "port unreachable for the stranger");
-    assert_eq!(
-        f.iface
-            .udp(h)
-            .ok_or(crate::UdpRecvError::InvalidHandle)
-            .and_then(|mut sk| sk.recv(&mut buf)),
-        Ok(6)
-    );
-    assert_eq!(
-        f.iface
-            .udp(h)
-            .ok_or(crate::UdpSendError::InvalidHandle)
-            .and_then(|mut sk| sk.send(b"x")),
-        Ok(())
-    );
+    assert_eq!(f.iface.udp(h).unwrap().recv(&mut buf), Ok(6));
+    assert_eq!(f.iface.udp(h).unwrap().send(b"x"), Ok(()));
     // Bounded receive queue.
     let mut cfg = config(true);
     cfg.udp_rx_queue = 2;
@@ -616,15 +608,10 @@ fn udp_delivery_and_connected_filter() {
     g.poll();
     assert_eq!(g.iface.udp_status(h).map_or(0, |u| u.dropped()), 1);
     assert_eq!(g.drops(DropReason::UdpQueueFull), 1);
-    assert!(g.iface.udp(h).map(|sk| sk.close()).is_some());
-    assert!(!g.iface.udp(h).map(|sk| sk.close()).is_some());
-    assert_eq!(
-        g.iface
-            .udp(h)
-            .ok_or(crate::UdpRecvError::InvalidHandle)
-            .and_then(|mut sk| sk.recv(&mut buf)),
-        Err(UdpRecvError::InvalidHandle)
-    );
+    g.iface.udp(h).expect("open").close();
+    // Closed: the handle is stale, for every call.
+    assert!(g.iface.udp(h).is_none());
+    assert!(g.iface.udp_status(h).is_none());
 }
 
 #[test]
@@ -675,14 +662,10 @@ fn icmp_error_reaches_the_udp_socket() {
     let h = f.iface.udp_bind(4000).unwrap();
     f.iface
         .udp(h)
-        .ok_or(crate::UdpConnectError::InvalidHandle)
-        .and_then(|mut sk| sk.connect(Endpoint::new(PEER_IP, 9)))
+        .unwrap()
+        .connect(Endpoint::new(PEER_IP, 9))
         .unwrap();
-    f.iface
-        .udp(h)
-        .ok_or(crate::UdpSendError::InvalidHandle)
-        .and_then(|mut sk| sk.send(b"probe"))
-        .unwrap();
+    f.iface.udp(h).unwrap().send(b"probe").unwrap();
     let out = f.poll();
     let (r, l4) = parse_ip(&out[0]);
     let repr = Icmpv4Repr::DstUnreachable {
@@ -1007,33 +990,16 @@ fn tcp_listener_answers_syn_and_accepts() {
     f.inject(&tcp_seg(&ack));
     f.poll();
     let h = f.iface.tcp_accept(l).expect("established");
-    assert_eq!(
-        f.iface
-            .tcp_status(h)
-            .map_or(crate::TcpState::Closed, |t| t.state()),
-        TcpState::Established
-    );
+    assert_eq!(f.state(h), TcpState::Established);
     assert_eq!(
         f.iface.tcp_status(h).map(|t| t.remote()),
         Some(Endpoint::new(PEER_IP, 45678))
     );
     assert!(f.iface.tcp_status(h).is_some_and(|t| t.can_recv()));
     let mut buf = [0u8; 16];
-    assert_eq!(
-        f.iface
-            .tcp(h)
-            .ok_or(crate::TcpRecvError::InvalidHandle)
-            .and_then(|mut sk| sk.recv(&mut buf)),
-        Ok(5)
-    );
+    assert_eq!(f.iface.tcp(h).unwrap().recv(&mut buf), Ok(5));
     assert_eq!(&buf[..5], b"GET /");
-    assert_eq!(
-        f.iface
-            .tcp(h)
-            .ok_or(crate::TcpSendError::InvalidHandle)
-            .and_then(|mut sk| sk.send(b"200")),
-        Ok(3)
-    );
+    assert_eq!(f.iface.tcp(h).unwrap().send(b"200"), Ok(3));
     let out = f.poll();
     let (_, data) = parse_tcp(out.last().unwrap());
     assert_eq!(data.payload, b"200");
@@ -1049,12 +1015,7 @@ fn tcp_listener_answers_syn_and_accepts() {
     let out = f.poll();
     assert!(parse_tcp(&out[0]).1.flags.rst());
     assert_eq!(f.iface.tcp_connections(), 0, "aborted and removed");
-    assert_eq!(
-        f.iface
-            .tcp_status(h)
-            .map_or(crate::TcpState::Closed, |t| t.state()),
-        TcpState::Closed
-    );
+    assert_eq!(f.state(h), TcpState::Closed);
 }
 
 #[test]
@@ -1299,13 +1260,7 @@ fn tcp_in_a_packet_with_ip_options_is_processed() {
     f.poll();
     let h = f.iface.tcp_accept(l).expect("established");
     let mut buf = [0u8; 8];
-    assert_eq!(
-        f.iface
-            .tcp(h)
-            .ok_or(crate::TcpRecvError::InvalidHandle)
-            .and_then(|mut sk| sk.recv(&mut buf)),
-        Ok(5)
-    );
+    assert_eq!(f.iface.tcp(h).unwrap().recv(&mut buf), Ok(5));
     assert_eq!(&buf[..5], b"hello");
     assert_eq!(f.iface.stats().drops.total(), 0);
 }
@@ -1337,23 +1292,13 @@ fn listen_on_the_port_of_a_connection_in_syn_sent() {
     let h = f.iface.tcp_connect_from(PEER_IP, 80, 5000).unwrap();
     assert!(parse_tcp(&f.poll()[0]).1.flags.syn());
     let l = f.iface.tcp_listen(5000, 4).unwrap();
-    assert_eq!(
-        f.iface
-            .tcp_status(h)
-            .map_or(crate::TcpState::Closed, |t| t.state()),
-        TcpState::SynSent
-    );
+    assert_eq!(f.state(h), TcpState::SynSent);
     // Another remote endpoint's SYN to port 5000 reaches the listener.
     f.inject(&tcp_seg(&syn(5000)));
     let (_, synack) = parse_tcp(&f.poll()[0]);
     assert!(synack.flags.syn() && synack.ack.is_some());
     assert_eq!(synack.src_port, 5000);
-    assert_eq!(
-        f.iface
-            .tcp_status(h)
-            .map_or(crate::TcpState::Closed, |t| t.state()),
-        TcpState::SynSent
-    );
+    assert_eq!(f.state(h), TcpState::SynSent);
     assert_eq!(
         f.iface.tcp_status(h).map(|t| t.remote()),
         Some(Endpoint::new(PEER_IP, 80))
@@ -1381,22 +1326,11 @@ fn icmp_port_unreachable_aborts_a_connecting_tcb() {
     f.inject(&icmp_from_peer(&repr));
     f.poll();
     assert_eq!(f.iface.stats().icmp.errors_delivered, 1);
-    assert_eq!(
-        f.iface
-            .tcp_status(h)
-            .map_or(crate::TcpState::Closed, |t| t.state()),
-        TcpState::Closed
-    );
+    assert_eq!(f.state(h), TcpState::Closed);
     // A port unreachable answering the SYN is a refusal (ECONNREFUSED).
+    assert_eq!(f.error(h), Some(ConnError::Refused));
     assert_eq!(
-        f.iface.tcp_status(h).and_then(|t| t.error()),
-        Some(ConnError::Refused)
-    );
-    assert_eq!(
-        f.iface
-            .tcp(h)
-            .ok_or(crate::TcpSendError::InvalidHandle)
-            .and_then(|mut sk| sk.send(b"x")),
+        f.iface.tcp(h).unwrap().send(b"x"),
         Err(TcpSendError::Connection(ConnError::Refused))
     );
     assert!(f.iface.tcp(h).is_some_and(|mut sk| sk.close()));
@@ -1497,26 +1431,14 @@ fn tcp_in_place_io_and_chosen_local_port() {
     assert_eq!(f.iface.tcp_listener_pending(l), 1);
     let c = f.iface.tcp_accept(l).unwrap();
     assert_eq!(
-        f.iface
-            .tcp(c)
-            .ok_or(crate::TcpRecvError::InvalidHandle)
-            .and_then(|mut sk| sk.recv_with(|d| (2, d.to_vec()))),
+        f.iface.tcp(c).unwrap().recv_with(|d| (2, d.to_vec())),
         Ok(Some(b"abcdef".to_vec()))
     );
     assert_eq!(
-        f.iface
-            .tcp(c)
-            .ok_or(crate::TcpRecvError::InvalidHandle)
-            .and_then(|mut sk| sk.recv_with(|d| (d.len(), d.len()))),
+        f.iface.tcp(c).unwrap().recv_with(|d| (d.len(), d.len())),
         Ok(Some(4))
     );
-    assert_eq!(
-        f.iface
-            .tcp(c)
-            .ok_or(crate::TcpRecvError::InvalidHandle)
-            .and_then(|mut sk| sk.recv_with(|d| (d.len(), ()))),
-        Ok(None)
-    );
+    assert_eq!(f.iface.tcp(c).unwrap().recv_with(|d| (d.len(), ())), Ok(None));
     let n = f
         .iface
         .tcp(c)
@@ -1574,13 +1496,7 @@ fn a_syn_flood_beyond_the_backlog_is_answered_with_cookies_and_a_client_gets_in(
         Some(Endpoint::new(PEER_IP, synack.dst_port))
     );
     let mut buf = [0u8; 8];
-    assert_eq!(
-        f.iface
-            .tcp(h)
-            .ok_or(crate::TcpRecvError::InvalidHandle)
-            .and_then(|mut sk| sk.recv(&mut buf)),
-        Ok(5)
-    );
+    assert_eq!(f.iface.tcp(h).unwrap().recv(&mut buf), Ok(5));
     // A forged ACK (wrong cookie) gets no connection.
     let forged = sluice_wire::TcpRepr {
         src_port: 10_151,
@@ -1660,13 +1576,7 @@ fn the_segments_of_one_burst_get_one_ack() {
     // The first took the full path, the seven others continued it (GRO).
     assert_eq!(f.iface.stats().tcp.gro_coalesced, 7);
     let mut buf = vec![0u8; 16 * mss];
-    assert_eq!(
-        f.iface
-            .tcp(h)
-            .ok_or(crate::TcpRecvError::InvalidHandle)
-            .and_then(|mut sk| sk.recv(&mut buf)),
-        Ok(8 * mss)
-    );
+    assert_eq!(f.iface.tcp(h).unwrap().recv(&mut buf), Ok(8 * mss));
     // Arriving one poll at a time, they are acknowledged at least every second one
     // (RFC 9293 3.8.6.3), as they were before the burst rule.
     let mut g = Fixture::new(config(true));
@@ -1677,13 +1587,7 @@ fn the_segments_of_one_burst_get_one_ack() {
         acks += g.poll().len();
     }
     assert!(acks >= 4, "{acks} ACKs for 8 segments");
-    assert_eq!(
-        g.iface
-            .tcp(h)
-            .ok_or(crate::TcpRecvError::InvalidHandle)
-            .and_then(|mut sk| sk.recv(&mut buf)),
-        Ok(8 * mss)
-    );
+    assert_eq!(g.iface.tcp(h).unwrap().recv(&mut buf), Ok(8 * mss));
 }
 
 #[test]
@@ -1699,13 +1603,7 @@ fn large_segments_are_cut_to_full_sized_pieces() {
     // Ten segments' worth: one large segment of eight
     // pieces, then two more full ones, each piece on the wire at most one MSS.
     let data: Vec<u8> = (0..10 * mss).map(|i| (i * 7 % 251) as u8).collect();
-    assert_eq!(
-        f.iface
-            .tcp(h)
-            .ok_or(crate::TcpSendError::InvalidHandle)
-            .and_then(|mut sk| sk.send(&data)),
-        Ok(data.len())
-    );
+    assert_eq!(f.iface.tcp(h).unwrap().send(&data), Ok(data.len()));
     let out = f.poll();
     let segs: Vec<_> = out.iter().map(|o| parse_tcp(o).1).collect();
     let lens: Vec<usize> = segs.iter().map(|s| s.payload.len()).collect();
@@ -1785,32 +1683,15 @@ fn gro_never_merges_across_a_hole_a_flag_change_or_another_flow() {
     );
     // Every byte arrived, in order, and the FIN too.
     let mut buf = vec![0u8; 16 * mss];
-    assert_eq!(
-        f.iface
-            .tcp(a)
-            .ok_or(crate::TcpRecvError::InvalidHandle)
-            .and_then(|mut sk| sk.recv(&mut buf)),
-        Ok(8 * mss)
-    );
+    assert_eq!(f.iface.tcp(a).unwrap().recv(&mut buf), Ok(8 * mss));
     for (i, chunk) in buf[..8 * mss].chunks(mss).enumerate() {
         assert!(
             chunk.iter().all(|&x| x == i as u8 + 1),
             "segment {i} out of place"
         );
     }
-    assert_eq!(
-        f.iface
-            .tcp_status(a)
-            .map_or(crate::TcpState::Closed, |t| t.state()),
-        TcpState::CloseWait
-    );
-    assert_eq!(
-        f.iface
-            .tcp(b)
-            .ok_or(crate::TcpRecvError::InvalidHandle)
-            .and_then(|mut sk| sk.recv(&mut buf)),
-        Ok(mss)
-    );
+    assert_eq!(f.state(a), TcpState::CloseWait);
+    assert_eq!(f.iface.tcp(b).unwrap().recv(&mut buf), Ok(mss));
     assert!(buf[..mss].iter().all(|&x| x == 9));
     // A different window breaks a run too.
     let before = f.iface.stats().tcp.gro_coalesced;
@@ -1832,13 +1713,7 @@ fn gro_never_merges_across_a_hole_a_flag_change_or_another_flow() {
         before,
         "a new window is not coalesced"
     );
-    assert_eq!(
-        f.iface
-            .tcp(b)
-            .ok_or(crate::TcpRecvError::InvalidHandle)
-            .and_then(|mut sk| sk.recv(&mut buf)),
-        Ok(2 * mss)
-    );
+    assert_eq!(f.iface.tcp(b).unwrap().recv(&mut buf), Ok(2 * mss));
 }
 
 /// RFC 1122 3.2.2.4: Time Exceeded reaches TCP; answering a SYN it fails the connect with
@@ -1859,16 +1734,8 @@ fn icmp_time_exceeded_reaches_a_connecting_tcb() {
     f.poll();
     assert_eq!(f.iface.stats().icmp.time_exceeded_rx, 1);
     assert_eq!(f.iface.stats().icmp.errors_delivered, 1);
-    assert_eq!(
-        f.iface
-            .tcp_status(h)
-            .map_or(crate::TcpState::Closed, |t| t.state()),
-        TcpState::Closed
-    );
-    assert_eq!(
-        f.iface.tcp_status(h).and_then(|t| t.error()),
-        Some(ConnError::Unreachable)
-    );
+    assert_eq!(f.state(h), TcpState::Closed);
+    assert_eq!(f.error(h), Some(ConnError::Unreachable));
     assert!(f.iface.tcp(h).is_some_and(|mut sk| sk.close()));
     f.poll();
 }
@@ -2062,13 +1929,7 @@ fn icmp_parameter_problem_reaches_the_connection_as_a_soft_error() {
     // RFC 1122 3.2.2.5: passed to the transport; TCP takes it as a soft error (4.2.3.9).
     let mut f = Fixture::new(config(true));
     let (h, _, _) = accepted(&mut f);
-    assert_eq!(
-        f.iface
-            .tcp(h)
-            .ok_or(crate::TcpSendError::InvalidHandle)
-            .and_then(|mut sk| sk.send(b"data")),
-        Ok(4)
-    );
+    assert_eq!(f.iface.tcp(h).unwrap().send(b"data"), Ok(4));
     let out = f.poll();
     let (r, l4) = parse_ip(out.last().expect("the data segment"));
     let repr = Icmpv4Repr::ParamProblem {
@@ -2099,13 +1960,7 @@ fn icmp_parameter_problem_reaches_the_connection_as_a_soft_error() {
     f.poll();
     assert_eq!(f.iface.stats().icmp.param_problem_rx, 1);
     assert_eq!(f.iface.stats().icmp.errors_delivered, 1);
-    assert_eq!(
-        f.iface
-            .tcp_status(h)
-            .map_or(crate::TcpState::Closed, |t| t.state()),
-        TcpState::Established,
-        "soft: the connection stays"
-    );
+    assert_eq!(f.state(h), TcpState::Established, "soft: the connection stays");
     assert_eq!(
         f.iface.tcp_status(h).and_then(|t| t.tcb().soft_error()),
         Some(sluice_tcp::IcmpError::ParameterProblem)
@@ -2792,11 +2647,7 @@ fn udp_over_ipv6_with_its_checksum_rules_and_icmpv6_errors() {
         .and_then(|mut sk| sk.recv_from(&mut buf))
         .unwrap();
     assert_eq!((&buf[..n], from), (&b"question"[..], Endpoint::v6(peer, 4000)));
-    f.iface
-        .udp(h)
-        .ok_or(crate::UdpSendError::InvalidHandle)
-        .and_then(|mut sk| sk.send_to(b"answer", from))
-        .unwrap();
+    f.iface.udp(h).unwrap().send_to(b"answer", from).unwrap();
     let out = f.poll();
     assert_eq!(out.len(), 1);
     let p = Ipv6Packet::new_checked(&out[0][14..]).unwrap();
