@@ -2780,3 +2780,50 @@ fn connections_to_two_of_our_ipv6_addresses_are_apart() {
     assert!(f.iface.tcp_unlisten(l6));
     assert!(f.iface.tcp_listen_families(81, 8, cfg4, Families::Both).is_ok());
 }
+
+/// The socket view keeps to the handle it was given: after `close` the connection is still
+/// there for status, but every call that needs it owned is refused; once the interface
+/// removes it, the handle names nothing, even when a new connection takes its slot.
+#[test]
+fn a_view_refuses_a_given_up_connection_and_a_removed_one_is_gone() {
+    let mut cfg = config(true);
+    cfg.tcp.msl = Duration::from_secs(1);
+    let mut f = Fixture::new(cfg);
+    let l = f.iface.tcp_listen(80, 4).unwrap();
+    let (h, seq, ack) = accepted_from(&mut f, l, 45678);
+    assert_eq!(f.state(h), TcpState::Established);
+    assert_eq!(f.iface.tcp_status(h).map(|t| t.local().port), Some(80));
+    assert!(f.iface.tcp(h).expect("live").close());
+    f.poll(); // our FIN
+    // FIN-WAIT-1: still live, status readable, but given up.
+    assert_eq!(f.state(h), TcpState::FinWait1);
+    let mut view = f.iface.tcp(h).expect("still in the table");
+    assert_eq!(view.send(b"x"), Err(TcpSendError::InvalidHandle));
+    let mut buf = [0u8; 4];
+    assert_eq!(view.recv(&mut buf), Err(TcpRecvError::InvalidHandle));
+    assert!(!view.close(), "a second close");
+    assert!(!view.set_nodelay(true));
+    assert!(!view.status().can_recv() && !view.status().can_send());
+    // The peer acknowledges our FIN and sends its own: TIME-WAIT, then gone after 2 MSL.
+    let fin_ack = sluice_wire::TcpRepr {
+        seq,
+        ack: Some(ack + 1),
+        flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::ACK | sluice_wire::TcpFlags::FIN),
+        options: Default::default(),
+        payload: &[],
+        ..syn(80)
+    };
+    f.inject(&tcp_seg(&fin_ack));
+    f.poll();
+    assert_eq!(f.state(h), TcpState::TimeWait);
+    f.advance(Duration::from_secs(3));
+    f.poll();
+    assert!(f.iface.tcp(h).is_none(), "removed");
+    assert!(f.iface.tcp_status(h).is_none());
+    assert_eq!(f.state(h), TcpState::Closed);
+    // A new connection in the freed slot is not reached through the old handle.
+    let (h2, _, _) = accepted_from(&mut f, l, 45679);
+    assert_ne!(h, h2);
+    assert!(f.iface.tcp(h).is_none());
+    assert!(f.iface.tcp(h2).is_some());
+}
