@@ -2794,8 +2794,8 @@ fn a_view_refuses_a_given_up_connection_and_a_removed_one_is_gone() {
     assert_eq!(f.state(h), TcpState::Established);
     assert_eq!(f.iface.tcp_status(h).map(|t| t.local().port), Some(80));
     assert!(f.iface.tcp(h).expect("live").close());
-    f.poll(); // our FIN
-    // FIN-WAIT-1: still live, status readable, but given up.
+    // Our FIN leaves; FIN-WAIT-1: still live, status readable, but given up.
+    f.poll();
     assert_eq!(f.state(h), TcpState::FinWait1);
     let mut view = f.iface.tcp(h).expect("still in the table");
     assert_eq!(view.send(b"x"), Err(TcpSendError::InvalidHandle));
