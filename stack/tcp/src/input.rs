@@ -40,12 +40,7 @@ impl Tcb {
     /// that only its text is taken (receive coalescing, as GRO gives the kernel), unless
     /// the TCB finds it is not the plain in-order continuation after all.
     pub fn on_segment_in_burst(&mut self, now: Instant, seg: &TcpRepr, continues: bool) -> SegmentOutcome {
-        if continues {
-            if let Some(out) = self.continued(now, seg, None) {
-                return out;
-            }
-        }
-        self.segment(now, seg, None)
+        self.in_burst(now, seg, continues, None)
     }
 
     /// Zero-copy receive: `on_segment_in_burst` for a segment whose payload is
@@ -61,22 +56,13 @@ impl Tcb {
         payload: core::ops::Range<usize>,
         continues: bool,
     ) -> SegmentOutcome {
-        let Some(bytes) = frame.get(payload.clone()) else {
-            return self.on_segment_in_burst(now, header, continues);
-        };
+        // (`payload` is where the caller found the payload in its own frame.)
         let seg = TcpRepr {
-            payload: bytes,
+            payload: &frame[payload.clone()],
             ..*header
         };
         let mut keep = None;
-        let out = match continues {
-            true => self.continued(now, &seg, Some(&mut keep)),
-            false => None,
-        };
-        let mut out = match out {
-            Some(out) => out,
-            None => self.segment(now, &seg, Some(&mut keep)),
-        };
+        let mut out = self.in_burst(now, &seg, continues, Some(&mut keep));
         if let Some((a, b)) = keep {
             let mut frame = frame;
             frame.narrow(payload.start + a as usize..payload.start + b as usize);
@@ -84,6 +70,17 @@ impl Tcb {
             out.zero_copy = (b - a) as usize;
         }
         out
+    }
+
+    /// The text alone when the segment continues the burst (`continued`), else the whole
+    /// segment.
+    fn in_burst(&mut self, now: Instant, seg: &TcpRepr, continues: bool, mut zc: Zc<'_>) -> SegmentOutcome {
+        if continues {
+            if let Some(out) = self.continued(now, seg, zc.as_deref_mut()) {
+                return out;
+            }
+        }
+        self.segment(now, seg, zc)
     }
 
     /// A whole segment. `zc`: the caller can hand over the payload's buffer, and learns
