@@ -69,13 +69,14 @@ impl<T> TimerWheel<T> {
 
     /// Schedules `item` at `at` (a past time fires at the next `advance`).
     pub fn insert(&mut self, at: Instant, item: T) {
-        self.file(at.total_nanos(), item);
+        self.file(at.total_nanos(), item, self.cursor);
         self.len += 1;
     }
 
-    /// Puts an entry where it belongs: its slot if near, else its revolution's bucket.
-    fn file(&mut self, ns: u64, item: T) {
-        let tick = (ns / self.tick_ns).max(self.cursor);
+    /// Puts an entry where it belongs: its slot if near (a deadline before tick `floor`
+    /// goes to `floor`'s slot), else its revolution's bucket.
+    fn file(&mut self, ns: u64, item: T, floor: u64) {
+        let tick = (ns / self.tick_ns).max(floor);
         if tick < self.horizon {
             let s = self.slot(tick);
             self.slots[s].push((ns, item));
@@ -87,13 +88,13 @@ impl<T> TimerWheel<T> {
         }
     }
 
-    /// Moves the horizon to `to`: the far entries now near go to their slots (each far
-    /// entry is looked at once per `FAR` revolutions). A bucket keeps its memory: the
-    /// entries of later revolutions it held are filed back into a second buffer, and the
-    /// two swap.
+    /// Moves the horizon to `to`, the cursor going to tick `now`: the far entries now near
+    /// go to their slots (those already due to `now`'s). Each far entry is looked at once
+    /// per `FAR` revolutions; a bucket keeps its memory and the entries of later
+    /// revolutions it holds.
     #[cold]
     #[inline(never)]
-    fn move_horizon(&mut self, to: u64) {
+    fn move_horizon(&mut self, to: u64, now: u64) {
         let (from_rev, to_rev) = (self.horizon >> self.rev_shift, to >> self.rev_shift);
         self.horizon = to;
         if self.far_len == 0 {
@@ -103,14 +104,11 @@ impl<T> TimerWheel<T> {
         for r in 0..revs {
             let b = ((from_rev + r) % FAR as u64) as usize;
             let mut bucket = core::mem::take(&mut self.far[b]);
-            self.far_len -= bucket.len();
-            for (ns, item) in bucket.drain(..) {
-                self.file(ns, item);
+            let tick_ns = self.tick_ns;
+            for (ns, item) in bucket.extract_if(.., |&mut (ns, _)| ns / tick_ns < to) {
+                self.far_len -= 1;
+                self.file(ns, item, now);
             }
-            // Entries filed back (a later revolution's) went to a new buffer: move them
-            // into the old one, which has the capacity.
-            let back = core::mem::take(&mut self.far[b]);
-            bucket.extend(back);
             self.far[b] = bucket;
         }
     }
@@ -133,12 +131,7 @@ impl<T> TimerWheel<T> {
         }
         let horizon = self.horizon_of(now_tick);
         if horizon > self.horizon {
-            // Slots are filed relative to the cursor: the entries brought near are filed
-            // as of now (those already due land in the current tick's slot).
-            let old = self.cursor;
-            self.cursor = now_tick;
-            self.move_horizon(horizon);
-            self.cursor = old;
+            self.move_horizon(horizon, now_tick);
         }
         if self.len > self.far_len {
             // After a jump longer than a revolution, every slot is visited once.
