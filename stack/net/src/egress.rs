@@ -157,6 +157,12 @@ impl Egress {
         tracing::trace!(%reason, "drop");
     }
 
+    /// Counts a drop; `None` for the caller to return.
+    pub(crate) fn drop_none<T>(&mut self, reason: DropReason) -> Option<T> {
+        self.drop(reason);
+        None
+    }
+
     /// Copies a received frame to the capture, if one is set.
     pub(crate) fn capture_rx<B: PacketBuf>(&mut self, buf: &B) {
         if let Some(c) = &mut self.capture {
@@ -278,17 +284,29 @@ impl Egress {
         mac: EthernetAddress,
         ethertype: EtherType,
     ) -> bool {
-        let Some(mut buf) = io.dev.alloc() else {
-            self.drop(DropReason::NoBuffer);
+        let Some(buf) = self.new_frame(io, packet.len(), |room| room.copy_from_slice(packet)) else {
             return false;
         };
-        let Some(room) = buf.append(packet.len()) else {
-            self.drop(DropReason::NoBuffer);
-            return false;
-        };
-        room.copy_from_slice(packet);
         self.send_eth(io, buf, mac, ethertype);
         true
+    }
+
+    /// A new device buffer holding `len` bytes that `fill` writes; `None`, counted
+    /// (`NoBuffer`), when the device has no buffer or none that large.
+    pub(crate) fn new_frame<D: Device>(
+        &mut self,
+        io: &mut Io<'_, D>,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Option<D::Buf> {
+        let Some(mut buf) = io.dev.alloc() else {
+            return self.drop_none(DropReason::NoBuffer);
+        };
+        let Some(room) = buf.append(len) else {
+            return self.drop_none(DropReason::NoBuffer);
+        };
+        fill(room);
+        Some(buf)
     }
 
     pub(crate) fn arp_timers<D: Device>(&mut self, io: &mut Io<'_, D>) {
@@ -327,13 +345,10 @@ impl Egress {
             target_hardware_addr: target_mac,
             target_protocol_addr: target_ip,
         };
-        let Some(mut buf) = io.dev.alloc() else {
-            return self.drop(DropReason::NoBuffer);
+        let emit = |room: &mut [u8]| repr.emit(&mut ArpPacket::new_unchecked(room));
+        let Some(buf) = self.new_frame(io, warp::ETHERNET_IPV4_LEN, emit) else {
+            return;
         };
-        let Some(room) = buf.append(warp::ETHERNET_IPV4_LEN) else {
-            return self.drop(DropReason::NoBuffer);
-        };
-        repr.emit(&mut ArpPacket::new_unchecked(room));
         match op {
             ArpOp::Request => self.stats.arp.requests_tx += 1,
             ArpOp::Reply => self.stats.arp.replies_tx += 1,

@@ -167,12 +167,6 @@ impl Egress {
         }
     }
 
-    /// Counts a drop; nothing for the sockets.
-    pub(crate) fn drop_none<T>(&mut self, reason: DropReason) -> Option<T> {
-        self.drop(reason);
-        None
-    }
-
     /// Sends a destination unreachable about the datagram `ip` whose transport bytes are
     /// `l4`, unless rate-limited. The caller has checked that the datagram was unicast to
     /// us from a unicast source and is not itself an ICMP error.
@@ -194,13 +188,11 @@ impl Egress {
             header: *ip,
             data: quoted,
         };
-        let Some(mut buf) = io.dev.alloc() else {
-            return self.drop(DropReason::NoBuffer);
+        let caps = self.caps;
+        let emit = |room: &mut [u8]| repr.emit(&mut Icmpv4Packet::new_unchecked(room), &caps);
+        let Some(buf) = self.new_frame(io, repr.buffer_len(), emit) else {
+            return;
         };
-        let Some(room) = buf.append(repr.buffer_len()) else {
-            return self.drop(DropReason::NoBuffer);
-        };
-        repr.emit(&mut Icmpv4Packet::new_unchecked(room), &self.caps);
         self.stats.icmp.unreachable_tx += 1;
         self.send_ip(io, buf, ip.src_addr, IpProtocol::Icmp);
     }

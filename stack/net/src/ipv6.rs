@@ -252,14 +252,10 @@ impl Egress {
         }
         let quoted = &packet[..packet.len().min(ipv6::MIN_MTU - ipv6::HEADER_LEN - 8)];
         let repr = msg(quoted);
-        let Some(mut out) = io.dev.alloc() else {
-            return self.drop(DropReason::NoBuffer);
+        let emit = |room: &mut [u8]| repr.emit(from, to, room, &ChecksumCaps::software());
+        let Some(out) = self.new_frame(io, repr.buffer_len(), emit) else {
+            return;
         };
-        let len = repr.buffer_len();
-        let Some(room) = out.append(len) else {
-            return self.drop(DropReason::NoBuffer);
-        };
-        repr.emit(from, to, room, &ChecksumCaps::software());
         if matches!(repr, Icmpv6Repr::DstUnreachable { .. }) {
             self.stats.icmp.unreachable_tx += 1;
         }
@@ -703,13 +699,7 @@ impl Egress {
         dst: Ipv6Address,
         msg: &Icmpv6Repr,
     ) {
-        let Some(mut buf) = io.dev.alloc() else {
-            return self.drop(DropReason::NoBuffer);
-        };
         let len = msg.buffer_len();
-        let Some(room) = buf.append(ipv6::HEADER_LEN + len) else {
-            return self.drop(DropReason::NoBuffer);
-        };
         let ip = Ipv6Repr {
             src_addr: src,
             dst_addr: dst,
@@ -717,8 +707,13 @@ impl Egress {
             payload_len: len,
             hop_limit: 255,
         };
-        ip.emit(&mut Ipv6Packet::new_unchecked(&mut room[..]));
-        msg.emit(src, dst, &mut room[ipv6::HEADER_LEN..], &ChecksumCaps::software());
+        let emit = |room: &mut [u8]| {
+            ip.emit(&mut Ipv6Packet::new_unchecked(&mut room[..]));
+            msg.emit(src, dst, &mut room[ipv6::HEADER_LEN..], &ChecksumCaps::software());
+        };
+        let Some(buf) = self.new_frame(io, ipv6::HEADER_LEN + len, emit) else {
+            return;
+        };
         self.send_eth(io, buf, mac, EtherType::Ipv6);
     }
 }

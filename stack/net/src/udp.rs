@@ -271,13 +271,9 @@ impl UdpSockets {
 }
 
 fn send_udp<D: Device>(eg: &mut Egress, io: &mut Io<'_, D>, src_port: u16, to: Endpoint, payload: &[u8]) {
-    let Some(mut buf) = io.dev.alloc() else {
-        return eg.drop(DropReason::NoBuffer);
+    let Some(mut buf) = eg.new_frame(io, payload.len(), |room| room.copy_from_slice(payload)) else {
+        return;
     };
-    match buf.append(payload.len()) {
-        Some(room) => room.copy_from_slice(payload),
-        None => return eg.drop(DropReason::NoBuffer),
-    }
     if buf.prepend(wudp::HEADER_LEN).is_none() {
         return eg.drop(DropReason::NoBuffer);
     }
