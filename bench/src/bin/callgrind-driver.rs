@@ -11,8 +11,18 @@
 //!
 //! Workloads: `tcb-input` (default `TcpConfig`), `tcb-input-zero-copy` (the same, the
 //! payload handed over as a frame), `tcb-input-ack-every`, `tcb-input-no-ts-sack`,
-//! `tcb-output`, `iface-sluice`, `iface-smoltcp` (offload), `rr-256` (a 64-byte
-//! request/response on one of 256 connections, both ends: `sluice_bench::rr`).
+//! `tcb-output`, `iface-sluice`, `iface-smoltcp` (offload), `rr-N` (a 64-byte
+//! request/response on one of N connections in turn, both ends: `sluice_bench::rr`).
+//!
+//! With many connections the cost is memory more than instructions: callgrind's cache
+//! model counts the misses per exchange, deterministically (a 2 MiB last level, as this
+//! machine's L2, and its 48 KiB L1):
+//!
+//! ```text
+//! valgrind --tool=callgrind --cache-sim=yes --D1=49152,12,64 --LL=2097152,16,64 \
+//!     --collect-atstart=no --toggle-collect='*run_steps*' \
+//!     --callgrind-out-file=/tmp/cg.out target/release/callgrind-driver rr-10000 30000
+//! ```
 
 use std::hint::black_box;
 
@@ -67,8 +77,9 @@ fn main() {
                 w.settle(OUT_BATCH);
             });
         }
-        "rr-256" => {
-            let mut w = sluice_bench::rr::RrPair::new(256);
+        rr if rr.strip_prefix("rr-").is_some_and(|c| c.parse::<usize>().is_ok()) => {
+            let conns = rr["rr-".len()..].parse().expect("checked");
+            let mut w = sluice_bench::rr::RrPair::new(conns);
             run_steps(n, || w.step());
         }
         "iface-sluice" => {

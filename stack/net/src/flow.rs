@@ -189,6 +189,19 @@ impl<V: Copy + PartialEq> FlowTable<V> {
         self.get(flow)
     }
 
+    /// As `get_rx`, without counting: for a look ahead at a burst (`Interface::prefetch`).
+    #[inline]
+    pub fn peek_rx(&self, flow: &FlowKey, nic_hash: Option<u32>) -> Option<V> {
+        if let (&Hasher::Rss { seed, .. }, Some(h), false) =
+            (&self.hasher, nic_hash, flow.remote.addr.is_ipv6())
+        {
+            if let Some(v) = self.find(spread(h, flow.local_port, flow.remote.port, seed), flow) {
+                return Some(v);
+            }
+        }
+        self.get(flow)
+    }
+
     pub fn contains(&self, flow: &FlowKey) -> bool {
         self.get(flow).is_some()
     }

@@ -22,6 +22,8 @@ use sluice_wire::{
 use crate::config::{checksum_caps_for, InterfaceConfig};
 pub use crate::egress::CaptureSink;
 use crate::egress::{Egress, Io, ETH_LEN};
+use crate::endpoint::Endpoint;
+use crate::flow::FlowKey;
 use crate::icmp::Quoted;
 use crate::ipv6::V6Input;
 use crate::ready::{Ready, ReadyCursor, ReadyList};
@@ -399,6 +401,14 @@ impl Interface {
             tx_chain: dcaps.tx_chain,
             tso: dcaps.tso,
         };
+        if rx.len() > 1 && self.tcp.prefetch_pays() {
+            for buf in &rx {
+                self.prefetch(buf, false);
+            }
+            for buf in &rx {
+                self.prefetch(buf, true);
+            }
+        }
         for buf in rx.drain(..) {
             self.eg.capture_rx(&buf);
             self.process_frame(&mut io, buf);
@@ -436,6 +446,34 @@ impl Interface {
     }
 
     /// A received frame, to the part it is for.
+    /// Looks ahead at a received frame: if it is an IPv4 TCP segment of a connection, starts
+    /// fetching that connection into the caches (`TcpSockets::prefetch`), or with `buffers`
+    /// its buffers. Reads only the header fields it needs, checks nothing else: the frame
+    /// is processed in full later.
+    #[inline]
+    pub(crate) fn prefetch<B: PacketBuf>(&self, buf: &B, buffers: bool) {
+        let d = buf.data();
+        if d.len() < ETH_LEN + 20 || d[12..14] != [0x08, 0x00] || d[ETH_LEN] >> 4 != 4 || d[ETH_LEN + 9] != 6
+        {
+            return;
+        }
+        let l4 = ETH_LEN + usize::from(d[ETH_LEN] & 0x0f) * 4;
+        let Some(ports) = d.get(l4..l4 + 4) else {
+            return;
+        };
+        let src = Ipv4Address::from_bytes(&d[ETH_LEN + 12..ETH_LEN + 16]);
+        let flow = FlowKey {
+            local_port: u16::from_be_bytes([ports[2], ports[3]]),
+            local: 0,
+            remote: Endpoint::new(IpAddress::V4(src), u16::from_be_bytes([ports[0], ports[1]])),
+        };
+        if buffers {
+            self.tcp.prefetch_buffers(&flow, buf.rss_hash());
+        } else {
+            self.tcp.prefetch(&flow, buf.rss_hash());
+        }
+    }
+
     fn process_frame<D: Device>(&mut self, io: &mut Io<'_, D>, buf: D::Buf) {
         let Some((ethertype, src)) = self.eg.link_input(io, &buf) else {
             return;

@@ -74,6 +74,16 @@ impl<T> Slab<T> {
         }
     }
 
+    /// Starts fetching `key`'s slot into the caches (`sluice_buf::prefetch`), without
+    /// reading it.
+    #[inline]
+    pub(crate) fn prefetch(&self, key: Key) {
+        if (key.index as usize) < self.slots.len() {
+            let slot = self.slots.as_ptr().wrapping_add(key.index as usize);
+            sluice_buf::prefetch(slot.cast(), core::mem::size_of::<Slot<T>>());
+        }
+    }
+
     pub(crate) fn get_mut(&mut self, key: Key) -> Option<&mut T> {
         let slot = self.slots.get_mut(key.index as usize)?;
         if slot.generation == key.generation {

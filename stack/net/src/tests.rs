@@ -14,6 +14,7 @@ use sluice_wire::{
 use sluice_wire::icmpv6::{Icmpv6Repr, NaFlags, NdpOptions};
 use sluice_wire::ipv6::{Ipv6Address, Ipv6Cidr, Ipv6Packet, Ipv6Repr};
 
+use crate::egress::ETH_LEN;
 use crate::*;
 
 pub(crate) const OUR_IP: Ipv4Address = Ipv4Address::new(198, 18, 0, 1);
@@ -2826,4 +2827,71 @@ fn a_view_refuses_a_given_up_connection_and_a_removed_one_is_gone() {
     assert_ne!(h, h2);
     assert!(f.iface.tcp(h).is_none());
     assert!(f.iface.tcp(h2).is_some());
+}
+
+/// A received frame as it came, for `Interface::prefetch`.
+struct RawFrame(Vec<u8>);
+
+impl PacketBuf for RawFrame {
+    fn data(&self) -> &[u8] {
+        &self.0
+    }
+    fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+    fn prepend(&mut self, _: usize) -> Option<&mut [u8]> {
+        None
+    }
+    fn append(&mut self, _: usize) -> Option<&mut [u8]> {
+        None
+    }
+    fn adj(&mut self, _: usize) -> bool {
+        false
+    }
+    fn trim(&mut self, _: usize) -> bool {
+        false
+    }
+}
+
+/// The look ahead at a burst (`Interface::prefetch`) reads a frame before anything checked
+/// it: every cut of a segment of a live connection, with every IPv4 header length, other
+/// protocols and ethertypes, passes without a panic, and the connection is untouched.
+#[test]
+fn the_look_ahead_at_a_burst_takes_any_frame() {
+    let mut f = Fixture::new(config(true));
+    let l = f.iface.tcp_listen(80, 4).unwrap();
+    f.inject(&tcp_seg(&syn(80)));
+    let out = f.poll();
+    let (_, synack) = parse_tcp(&out[0]);
+    let ack = sluice_wire::TcpRepr {
+        seq: sluice_wire::SeqNumber(1001),
+        ack: Some(synack.seq + 1),
+        flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::PSH),
+        options: Default::default(),
+        payload: b"GET /",
+        ..syn(80)
+    };
+    let frame = tcp_seg(&ack);
+    for n in 0..=frame.len() {
+        for ihl in 0..16u8 {
+            for (at, byte) in [(None, 0), (Some(ETH_LEN + 9), 17), (Some(13), 0xdd)] {
+                let mut fr = frame[..n].to_vec();
+                if let Some(b) = fr.get_mut(ETH_LEN) {
+                    *b = 0x40 | ihl;
+                }
+                if let Some(b) = at.and_then(|i| fr.get_mut(i)) {
+                    *b = byte;
+                }
+                for buffers in [false, true] {
+                    f.iface.prefetch(&RawFrame(fr.clone()), buffers);
+                }
+            }
+        }
+    }
+    f.inject(&frame);
+    f.poll();
+    let h = f.iface.tcp_accept(l).expect("established");
+    let mut buf = [0u8; 16];
+    assert_eq!(f.iface.tcp(h).unwrap().recv(&mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"GET /");
 }

@@ -98,6 +98,16 @@ impl RingBuffer {
         self.cap as usize
     }
 
+    /// Starts fetching the lines the next read and the next write touch (`sluice_buf::prefetch`).
+    #[inline]
+    pub fn prefetch(&self) {
+        if !self.buf.is_empty() {
+            let base = self.buf.as_ptr();
+            sluice_buf::prefetch(base.wrapping_add(self.start as usize), 1);
+            sluice_buf::prefetch(base.wrapping_add(self.index(self.len.min(self.buf.len() - 1))), 1);
+        }
+    }
+
     /// Bytes of memory the ring holds now.
     pub fn allocated(&self) -> usize {
         self.buf.len()

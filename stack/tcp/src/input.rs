@@ -600,18 +600,22 @@ impl Tcb {
         // arrives after a pause as long as the delayed-ACK timeout (the sender was probably
         // waiting for our ACK: in recovery, or with a window of one segment), the next
         // segments are acknowledged at once, so that the sender's window grows again at the
-        // pace of the RTT instead of one segment per delayed-ACK timeout.
+        // pace of the RTT instead of one segment per delayed-ACK timeout. Not on a
+        // request/response connection (`pingpong`): there a pause is the peer's think time
+        // or the path's queue, and the answer carries the ACK; a quick ACK ahead of it
+        // doubled the segments each way once exchanges took longer than the timeout.
         let last = self.last_data_at;
         let paused = matches!(self.cfg.delayed_ack, Some(d)
             if last != Instant::ZERO && now.total_nanos().saturating_sub(last.total_nanos()) >= d.as_nanos() as u64);
         self.last_data_at = now;
-        if had_hole || paused {
+        self.sent_since_data = false;
+        if had_hole || (paused && !self.pingpong) {
             self.quickacks = QUICKACKS;
         }
         if had_hole {
             // Filling (part of) a hole: ACK at once (RFC 5681 4.2).
             self.ack_now = true;
-        } else if self.quickacks > 0 {
+        } else if self.quickacks > 0 && !self.pingpong {
             self.quickacks -= 1;
             self.ack_now = true;
         } else {

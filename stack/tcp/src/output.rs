@@ -207,6 +207,18 @@ impl Tcb {
 
     /// Emits `len` bytes from `seq` (plus FIN), updating SND.NXT/SND.MAX, timers, RTT; the
     /// payload's first contiguous part and, when gathering, the rest after the ring's wrap.
+    /// Data leaves: the first since data arrived, within the delayed-ACK timeout of it, is
+    /// an answer, and the connection a request/response one (`pingpong`).
+    fn note_data_sent(&mut self, now: Instant) {
+        let answered = self.last_data_at != Instant::ZERO
+            && !self.sent_since_data
+            && matches!(self.cfg.delayed_ack, Some(d) if now.total_nanos().saturating_sub(self.last_data_at.total_nanos()) < d.as_nanos() as u64);
+        if answered {
+            self.pingpong = true;
+        }
+        self.sent_since_data = true;
+    }
+
     fn emit_segment(&mut self, now: Instant, seq: SeqNumber, len: usize, fin: bool) -> (TcpRepr<'_>, &[u8]) {
         let off = seq - self.tx_seq0;
         // A segment spans frames only when it is a large one (for TSO by reference); one
@@ -225,6 +237,9 @@ impl Tcb {
         .unwrap_or(parts)
         .min(self.gso_max());
         self.wrap_cut = len < asked && len == parts && len < self.gso_max();
+        if len > 0 {
+            self.note_data_sent(now);
+        }
         self.emitted_len = len as u32;
         let fin = fin && off + len == self.tx.len();
         let end = seq + len + fin as usize;

@@ -82,6 +82,12 @@ impl RecvBuffer {
     }
 
     /// Bytes of memory held: the ring's, and the frames' payload.
+    /// Starts fetching the memory the next segment and read touch.
+    #[inline]
+    pub fn prefetch(&self) {
+        self.ring.prefetch();
+    }
+
     pub fn allocated(&self) -> usize {
         self.ring.allocated() + self.frame_bytes as usize
     }

@@ -65,6 +65,12 @@ impl SendBuffer {
     }
 
     /// Bytes of memory held: the ring's and the frames' bytes.
+    /// Starts fetching the memory the next acknowledgement and write touch.
+    #[inline]
+    pub fn prefetch(&self) {
+        self.ring.prefetch();
+    }
+
     pub fn allocated(&self) -> usize {
         self.ring.allocated() + self.frame_bytes as usize
     }

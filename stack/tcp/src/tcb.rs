@@ -124,6 +124,13 @@ pub struct Tcb {
     pub(crate) quickacks: u8,
     /// When data last arrived (`Instant::ZERO`: not yet).
     pub(crate) last_data_at: Instant,
+    /// Data went out since data last arrived.
+    pub(crate) sent_since_data: bool,
+    /// Request/response ("ping-pong", as Linux's): the application answered received data
+    /// within the delayed-ACK timeout, so ACKs wait for its answer to carry them instead of
+    /// leaving at once on their own (no quick ACKs). Left when a delayed ACK had to go
+    /// alone.
+    pub(crate) pingpong: bool,
     pub(crate) pending_rst: Option<PendingRst>,
     /// Retransmit the segment at SND.UNA (fast retransmit / partial ACK).
     pub(crate) rtx_una: bool,
@@ -244,6 +251,8 @@ impl Tcb {
             unacked_rx: 0,
             quickacks: 0,
             last_data_at: Instant::ZERO,
+            sent_since_data: false,
+            pingpong: false,
             pending_rst: None,
             rtx_una: false,
             send_persist_probe: false,
@@ -351,6 +360,14 @@ impl Tcb {
     }
 
     // ---- STATUS ----
+
+    /// Starts fetching, without waiting, the buffer memory the next segment and the
+    /// application's next read and write touch (a driver's look ahead at a burst).
+    #[inline]
+    pub fn prefetch_buffers(&self) {
+        self.rx.prefetch();
+        self.tx.prefetch();
+    }
 
     pub fn state(&self) -> State {
         self.state

@@ -40,6 +40,8 @@ impl Tcb {
         if due(self.timers.delack) {
             self.timers.delack = None;
             self.ack_now = true;
+            // No answer came to carry the ACK: not request/response after all.
+            self.pingpong = false;
         }
         if due(self.timers.rtx) {
             self.on_rto(now);

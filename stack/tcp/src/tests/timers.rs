@@ -519,6 +519,50 @@ fn quick_acks_after_a_pause_and_after_reordering() {
     assert_eq!(drain(&mut s, ms(163)).len(), 1, "quick ACK after the repair");
 }
 
+/// Request/response slower than the delayed-ACK timeout (a loaded peer, thousands of
+/// connections): each request is answered at once, so the answer carries the ACK and no
+/// pure ACK goes ahead of it (Linux's ping-pong mode), however long the exchanges take.
+/// Once a request goes unanswered for the timeout, the delayed ACK leaves alone, and the
+/// connection is back to quick ACKs after a pause.
+#[test]
+fn request_response_slower_than_the_ack_delay_sends_no_pure_acks() {
+    let mut s = tcb_established_with(TcpConfig {
+        delayed_ack: Some(Duration::from_millis(40)),
+        nodelay: true,
+        ..config()
+    });
+    let req = |n: usize| TcpRepr {
+        payload: &[7; 10],
+        ..peer_ack(1 + 10 * n, 1 + 20 * n)
+    };
+    for n in 0..20usize {
+        let t = 60 * n as u64; // a request every 60 ms, longer than the 40 ms ACK delay
+        send!(s, time t, req(n));
+        assert!(
+            drain(&mut s, ms(t)).is_empty(),
+            "request {n}: no pure ACK before the answer"
+        );
+        s.send(&[9; 20]).unwrap();
+        let out = drain(&mut s, ms(t));
+        assert_eq!(out.len(), 1, "request {n}: one segment, the answer");
+        assert_eq!(out[0].payload.len(), 20);
+        assert_eq!(
+            out[0].repr.ack,
+            Some(REMOTE_SEQ + (1 + 10 * (n + 1))),
+            "acknowledges request {n}"
+        );
+    }
+    // An unanswered request: its ACK leaves alone after the delay...
+    let t = 60 * 20;
+    send!(s, time t, req(20));
+    assert!(drain(&mut s, ms(t)).is_empty());
+    s.handle_timeout(ms(t + 40));
+    assert_eq!(drain(&mut s, ms(t + 40)).len(), 1, "the delayed ACK");
+    // ...and data after a pause is acknowledged at once again (quick ACKs).
+    send!(s, time t + 100, TcpRepr { payload: &[7; 10], ..peer_ack(1 + 10 * 21, 1 + 20 * 20) });
+    assert_eq!(drain(&mut s, ms(t + 100)).len(), 1, "quick ACK after the pause");
+}
+
 /// Request/response with Nagle on: a request whose bytes straddle the send ring's wrap
 /// goes out whole at once (two segments), not its first part alone with the rest held
 /// behind it until the peer, waiting for the rest, acknowledges (its delayed ACK: a 40 ms
