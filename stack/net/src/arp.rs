@@ -118,6 +118,11 @@ impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
         }
     }
 
+    /// Whether `ip`'s link address is known (resolution not pending or never started).
+    pub(crate) fn known(&self, ip: A) -> bool {
+        matches!(self.entries.get(&ip), Some(s) if !matches!(s, State::Resolving { .. }))
+    }
+
     /// The address to send to `ip`, if known and fresh. Removes an expired entry (ARP); a
     /// neighbour no longer known reachable is used and goes to `Delay` (NUD).
     pub(crate) fn lookup(&mut self, now: Instant, ip: A, stats: &mut ArpStats) -> Lookup {

@@ -370,6 +370,20 @@ impl Egress {
             || src == cidr.address()
     }
 
+    /// Whether a packet to `addr` would leave at once: its next hop's link address is
+    /// known (a packet for a neighbour still being resolved waits, or is dropped when too
+    /// many wait already).
+    pub(crate) fn neighbour_known(&self, addr: sluice_wire::IpAddress) -> bool {
+        match addr {
+            sluice_wire::IpAddress::V4(a) => match self.next_hop(a) {
+                Some(NextHop::Broadcast) => true,
+                Some(NextHop::Unicast(hop)) => self.arp.known(hop),
+                None => false,
+            },
+            sluice_wire::IpAddress::V6(a) => self.next_hop_v6(a).is_some_and(|hop| self.nd.known(hop)),
+        }
+    }
+
     /// Where a packet to `dst` goes on the link, or `None` without a route.
     fn next_hop(&self, dst: Ipv4Address) -> Option<NextHop> {
         let cidr = &self.cfg.address;

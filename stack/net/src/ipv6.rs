@@ -112,7 +112,7 @@ impl Egress {
 
     /// Where a packet to `dst` goes on the link: `dst` itself when it is link-local or in a
     /// configured prefix, else the router; `None` without one.
-    fn next_hop_v6(&self, dst: Ipv6Address) -> Option<Ipv6Address> {
+    pub(crate) fn next_hop_v6(&self, dst: Ipv6Address) -> Option<Ipv6Address> {
         if dst.is_link_local() || self.cfg.ipv6.iter().any(|c| c.contains(dst)) {
             Some(dst)
         } else if let Some(&(_, hop)) = self.v6link.redirects.iter().find(|(d, _)| *d == dst) {

@@ -151,6 +151,8 @@ struct Conn {
     orphan_deadline: Option<Instant>,
     /// The deadline of this connection's entry in the timer wheel, if it has one.
     scheduled: Option<Instant>,
+    /// On `TcpSockets::awaiting_neighbour`.
+    awaiting_neighbour: bool,
     /// Device buffers its receive buffer held when last counted in
     /// `TcpSockets::rx_frames_held`.
     rx_frames: usize,
@@ -237,6 +239,10 @@ pub(crate) struct TcpSockets {
     pub(crate) pending: Vec<Key>,
     /// Every connection's next timer, with its deadline.
     wheel: TimerWheel<Key>,
+    /// Connections whose SYN was dropped while their neighbour was resolved.
+    awaiting_neighbour: Vec<Key>,
+    /// Neighbours learned (ARP and NDP) when `awaiting_neighbour` was last looked at.
+    learned_seen: u64,
     /// Scratch for the keys the wheel fires, kept to avoid allocating per poll.
     due: Vec<(Instant, Key)>,
     /// Device buffers held by all connections' receive buffers (zero-copy receive).
@@ -329,6 +335,8 @@ impl TcpSockets {
             pending: Vec::new(),
             // 10 µs ticks, 4096 slots: one revolution is 41 ms.
             wheel: TimerWheel::new(Instant::ZERO, core::time::Duration::from_micros(10), 4096),
+            awaiting_neighbour: Vec::new(),
+            learned_seen: 0,
             due: Vec::new(),
             rx_frames_held: 0,
             state_counts: [0; 11],
@@ -510,6 +518,7 @@ impl TcpSockets {
             queued: true,
             orphan_deadline: None,
             scheduled: None,
+            awaiting_neighbour: false,
             seen: Seen::default(),
             logged: None,
             origin: None,
@@ -773,6 +782,7 @@ impl TcpSockets {
                         queued: false,
                         orphan_deadline: None,
                         scheduled: None,
+                        awaiting_neighbour: false,
                         seen: Seen::default(),
                         logged: None,
                         origin: Some(lkey),
@@ -931,9 +941,46 @@ impl TcpSockets {
     /// retransmissions.
     fn drain_output<D: Device>(&mut self, eg: &mut Egress, io: &mut Io<'_, D>, key: Key) {
         let before = self.conns.get(key).map(|c| c.tcb.counters().retransmits);
+        let unqueued = eg.stats.drops.get(DropReason::ArpQueueFull);
         self.drain_segments(eg, io, key);
-        if let (Some(b), Some(c)) = (before, self.conns.get(key)) {
+        if let (Some(b), Some(c)) = (before, self.conns.get_mut(key)) {
             eg.stats.tcp.retransmits += c.tcb.counters().retransmits - b;
+            // Its SYN was dropped here, waiting for the neighbour with too many others (a
+            // burst of connects to a new neighbour): it goes again once the neighbour is
+            // known (`resend_syns`), not a second later.
+            if eg.stats.drops.get(DropReason::ArpQueueFull) != unqueued
+                && c.tcb.state() == State::SynSent
+                && !c.awaiting_neighbour
+            {
+                c.awaiting_neighbour = true;
+                self.awaiting_neighbour.push(key);
+            }
+        }
+    }
+
+    /// Sends again the SYNs dropped while their neighbour was being resolved, for those
+    /// whose neighbour is now known. Runs when a neighbour was learned since the last time.
+    fn resend_syns<D: Device>(&mut self, eg: &mut Egress, io: &mut Io<'_, D>, ready: &mut ReadyList) {
+        let learned = eg.stats.arp.learned + eg.stats.nd.learned;
+        if self.awaiting_neighbour.is_empty() || learned == self.learned_seen {
+            return;
+        }
+        self.learned_seen = learned;
+        let waiting = core::mem::take(&mut self.awaiting_neighbour);
+        for &key in &waiting {
+            let Some(c) = self.conns.get_mut(key) else {
+                continue; // removed since
+            };
+            if c.tcb.state() != State::SynSent {
+                c.awaiting_neighbour = false;
+            } else if !eg.neighbour_known(c.remote.addr) {
+                self.awaiting_neighbour.push(key);
+            } else {
+                c.awaiting_neighbour = false;
+                c.tcb.resend_syn();
+                c.dirty = true;
+                self.after_event(eg, io, ready, key);
+            }
         }
     }
 
@@ -1159,6 +1206,7 @@ impl TcpSockets {
     /// send, and removes the closed ones nobody owns. Visits only those connections.
     pub(crate) fn dispatch<D: Device>(&mut self, eg: &mut Egress, io: &mut Io<'_, D>, ready: &mut ReadyList) {
         let now = io.now;
+        self.resend_syns(eg, io, ready);
         let mut due = core::mem::take(&mut self.due);
         self.wheel.advance(now, |at, key| due.push((at, key)));
         for &(at, key) in &due {

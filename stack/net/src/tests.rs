@@ -310,6 +310,50 @@ fn arp_refreshes_a_used_entry_before_expiry() {
     assert_eq!(f.iface.neighbor(f.now, PEER_IP), Some(PEER_MAC));
 }
 
+/// A burst of connects to a neighbour not yet resolved: the SYNs beyond the pending
+/// queue are dropped at our end, and go as soon as the neighbour answers, as first SYNs
+/// (no retransmission counted), instead of a retransmission timeout (1 s) later.
+#[test]
+fn syns_dropped_waiting_for_the_neighbour_go_once_it_answers() {
+    let mut cfg = config(false);
+    cfg.arp.pending_per_neighbor = 4;
+    let mut f = Fixture::new(cfg);
+    let hs: Vec<TcpHandle> = (0..40)
+        .map(|_| f.iface.tcp_connect(PEER_IP, 80).unwrap())
+        .collect();
+    let out = f.poll();
+    assert_eq!(out.len(), 1, "the ARP request alone");
+    assert_eq!(f.drops(DropReason::ArpQueueFull), 36);
+    f.now += Duration::from_millis(1);
+    f.inject(&arp(ArpOp::Reply, PEER_IP, OUR_MAC, OUR_IP));
+    let out = f.poll();
+    let mut ports: Vec<u16> = out
+        .iter()
+        .map(|fr| parse_tcp(fr).1)
+        .filter(|t| t.flags.syn() && t.ack.is_none())
+        .map(|t| t.src_port)
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(
+        ports.len(),
+        40,
+        "every connection's SYN left at once ({} frames)",
+        out.len()
+    );
+    assert_eq!(
+        f.iface.stats().tcp.retransmits,
+        0,
+        "first SYNs, not retransmissions"
+    );
+    for h in hs {
+        assert_eq!(f.state(h), TcpState::SynSent);
+    }
+    // Nothing is left to send again: the next poll is quiet until the RTO.
+    f.now += Duration::from_millis(10);
+    assert!(f.poll().is_empty());
+}
+
 #[test]
 fn arp_pending_queue_bound_and_flush() {
     let mut cfg = config(false);

@@ -361,6 +361,22 @@ impl Tcb {
 
     // ---- STATUS ----
 
+    /// The SYN just sent never reached the wire (the driver dropped it at this end: too
+    /// many packets already waited for the neighbour's link address): once the neighbour is
+    /// known, it goes again at once, as a first SYN (timed, no back-off) if it was one,
+    /// instead of after the retransmission timeout (1 s).
+    pub fn resend_syn(&mut self) {
+        if self.state != State::SynSent || self.snd_nxt != self.iss + 1 {
+            return;
+        }
+        self.snd_nxt = self.iss;
+        if self.retries == 0 {
+            self.snd_max = self.iss;
+            self.timers.rtx = None;
+            self.rtt_timed = None;
+        }
+    }
+
     /// Starts fetching, without waiting, the buffer memory the next segment and the
     /// application's next read and write touch (a driver's look ahead at a burst).
     #[inline]
