@@ -105,6 +105,21 @@ impl<T> Slab<T> {
         Some(value)
     }
 
+    /// Removes the value at `key` where it lies, after `f` read what it needs from it: a
+    /// large value (a connection, 2 KiB) is dropped in place instead of copied out first.
+    pub(crate) fn remove_with<R>(&mut self, key: Key, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        let slot = self.slots.get_mut(key.index as usize)?;
+        if slot.generation != key.generation {
+            return None;
+        }
+        let r = f(slot.value.as_mut()?);
+        slot.value = None;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(key.index);
+        self.len -= 1;
+        Some(r)
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }
