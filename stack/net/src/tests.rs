@@ -1012,6 +1012,19 @@ fn tcp_bad_checksum_is_a_counted_drop() {
     assert_eq!(f.drops(DropReason::Checksum), 1);
 }
 
+/// The peer's segment after `syn(80)` was answered with `synack`: the ACK that completes
+/// the handshake, carrying `GET /`.
+fn get_after(synack: &sluice_wire::TcpRepr) -> sluice_wire::TcpRepr<'static> {
+    sluice_wire::TcpRepr {
+        seq: sluice_wire::SeqNumber(1001),
+        ack: Some(synack.seq + 1),
+        flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::PSH),
+        options: Default::default(),
+        payload: b"GET /",
+        ..syn(80)
+    }
+}
+
 #[test]
 fn tcp_listener_answers_syn_and_accepts() {
     let mut f = Fixture::new(config(true));
@@ -1024,14 +1037,7 @@ fn tcp_listener_answers_syn_and_accepts() {
     assert!(synack.flags.syn());
     assert_eq!(synack.ack, Some(sluice_wire::SeqNumber(1001)));
     assert!(f.iface.tcp_accept(l).is_none(), "not established yet");
-    let ack = sluice_wire::TcpRepr {
-        seq: sluice_wire::SeqNumber(1001),
-        ack: Some(synack.seq + 1),
-        flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::PSH),
-        options: Default::default(),
-        payload: b"GET /",
-        ..syn(80)
-    };
+    let ack = get_after(&synack);
     f.inject(&tcp_seg(&ack));
     f.poll();
     let h = f.iface.tcp_accept(l).expect("established");
@@ -2907,15 +2913,7 @@ fn the_look_ahead_at_a_burst_takes_any_frame() {
     f.inject(&tcp_seg(&syn(80)));
     let out = f.poll();
     let (_, synack) = parse_tcp(&out[0]);
-    let ack = sluice_wire::TcpRepr {
-        seq: sluice_wire::SeqNumber(1001),
-        ack: Some(synack.seq + 1),
-        flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::PSH),
-        options: Default::default(),
-        payload: b"GET /",
-        ..syn(80)
-    };
-    let frame = tcp_seg(&ack);
+    let frame = tcp_seg(&get_after(&synack));
     for n in 0..=frame.len() {
         for ihl in 0..16u8 {
             for (at, byte) in [(None, 0), (Some(ETH_LEN + 9), 17), (Some(13), 0xdd)] {
