@@ -65,7 +65,6 @@ int sluice_pktmbuf_chain_ref(struct rte_mbuf *head, struct rte_mbuf *m, const vo
     }
     return 0;
 }
-uint32_t sluice_pktmbuf_pkt_len(const struct rte_mbuf *m) { return m->pkt_len; }
 void sluice_pktmbuf_refcnt_update_chain(struct rte_mbuf *m, int16_t value) {
     for (; m != NULL; m = m->next)
         rte_mbuf_refcnt_update(m, value);

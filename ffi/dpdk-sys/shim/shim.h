@@ -44,7 +44,6 @@ int sluice_pktmbuf_append_copy(struct rte_mbuf *head, struct rte_mempool *large,
  * indirect mbuf from head's pool attached to m (m's reference count grows until the
  * indirect one is freed). Returns 0, or -1 when no mbuf is free or the chain is full. */
 int sluice_pktmbuf_chain_ref(struct rte_mbuf *head, struct rte_mbuf *m, const void *data, uint16_t len);
-uint32_t sluice_pktmbuf_pkt_len(const struct rte_mbuf *m);
 /* Adds `value` to the reference count of every segment of the chain `m`. */
 void sluice_pktmbuf_refcnt_update_chain(struct rte_mbuf *m, int16_t value);
 uint16_t sluice_mbuf_refcnt_read(const struct rte_mbuf *m);

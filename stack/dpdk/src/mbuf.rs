@@ -268,9 +268,11 @@ impl PacketBuf for Mbuf {
     }
 
     /// The packet's length over all its segments.
+    #[inline]
     fn len(&self) -> usize {
-        // SAFETY: valid mbuf.
-        unsafe { dpdk_sys::sluice_pktmbuf_pkt_len(self.0.as_ptr()) as usize }
+        // A plain field, read in place (through the shim it was a call per frame: 2-5% of
+        // the profiles, `Egress::flush` counting the bytes of a full transmit queue).
+        self.raw().pkt_len as usize
     }
 
     /// Every segment's bytes, in order.
