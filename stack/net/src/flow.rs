@@ -173,33 +173,35 @@ impl<V: Copy + PartialEq> FlowTable<V> {
     /// when it has one (RSS mode).
     #[inline]
     pub fn get_rx(&mut self, flow: &FlowKey, nic_hash: Option<u32>) -> Option<V> {
-        if let (&Hasher::Rss { seed, .. }, Some(h), false) =
-            (&self.hasher, nic_hash, flow.remote.addr.is_ipv6())
-        {
+        let (v, by_nic) = self.find_rx(flow, nic_hash);
+        if let Some(found) = by_nic {
             self.stats.nic_hash_used += 1;
-            if let Some(v) = self.find(spread(h, flow.local_port, flow.remote.port, seed), flow) {
-                return Some(v);
-            }
-            let v = self.get(flow);
-            if v.is_some() {
+            if !found && v.is_some() {
                 self.stats.nic_hash_mismatch += 1;
             }
-            return v;
         }
-        self.get(flow)
+        v
     }
 
-    /// As `get_rx`, without counting: for a look ahead at a burst (`Interface::prefetch`).
+    /// As `get_rx`, without counting: for a look ahead at a burst (`TcpSockets::prefetch`).
     #[inline]
     pub fn peek_rx(&self, flow: &FlowKey, nic_hash: Option<u32>) -> Option<V> {
+        self.find_rx(flow, nic_hash).0
+    }
+
+    /// `flow`'s value, and whether the NIC's hash was tried and found it (`None`: not
+    /// tried). When the NIC's hash misses, the software one is tried.
+    #[inline]
+    fn find_rx(&self, flow: &FlowKey, nic_hash: Option<u32>) -> (Option<V>, Option<bool>) {
         if let (&Hasher::Rss { seed, .. }, Some(h), false) =
             (&self.hasher, nic_hash, flow.remote.addr.is_ipv6())
         {
             if let Some(v) = self.find(spread(h, flow.local_port, flow.remote.port, seed), flow) {
-                return Some(v);
+                return (Some(v), Some(true));
             }
+            return (self.get(flow), Some(false));
         }
-        self.get(flow)
+        (self.get(flow), None)
     }
 
     pub fn contains(&self, flow: &FlowKey) -> bool {

@@ -402,12 +402,7 @@ impl Interface {
             tso: dcaps.tso,
         };
         if rx.len() > 1 && self.tcp.prefetch_pays() {
-            for buf in &rx {
-                self.prefetch(buf, false);
-            }
-            for buf in &rx {
-                self.prefetch(buf, true);
-            }
+            self.prefetch(&rx);
         }
         for buf in rx.drain(..) {
             self.eg.capture_rx(&buf);
@@ -445,35 +440,17 @@ impl Interface {
         .min()
     }
 
-    /// A received frame, to the part it is for.
-    /// Looks ahead at a received frame: if it is an IPv4 TCP segment of a connection, starts
-    /// fetching that connection into the caches (`TcpSockets::prefetch`), or with `buffers`
-    /// its buffers. Reads only the header fields it needs, checks nothing else: the frame
-    /// is processed in full later.
-    #[inline]
-    pub(crate) fn prefetch<B: PacketBuf>(&self, buf: &B, buffers: bool) {
-        let d = buf.data();
-        if d.len() < ETH_LEN + 20 || d[12..14] != [0x08, 0x00] || d[ETH_LEN] >> 4 != 4 || d[ETH_LEN + 9] != 6
-        {
-            return;
-        }
-        let l4 = ETH_LEN + usize::from(d[ETH_LEN] & 0x0f) * 4;
-        let Some(ports) = d.get(l4..l4 + 4) else {
-            return;
-        };
-        let src = Ipv4Address::from_bytes(&d[ETH_LEN + 12..ETH_LEN + 16]);
-        let flow = FlowKey {
-            local_port: u16::from_be_bytes([ports[2], ports[3]]),
-            local: 0,
-            remote: Endpoint::new(IpAddress::V4(src), u16::from_be_bytes([ports[0], ports[1]])),
-        };
-        if buffers {
-            self.tcp.prefetch_buffers(&flow, buf.rss_hash());
-        } else {
-            self.tcp.prefetch(&flow, buf.rss_hash());
-        }
+    /// Looks ahead at a received burst: the connections of its IPv4 TCP segments start
+    /// on their way to the caches (`TcpSockets::prefetch`) before it is processed.
+    pub(crate) fn prefetch<B: PacketBuf>(&mut self, rx: &[B]) {
+        let eg = &self.eg;
+        let flows = rx
+            .iter()
+            .filter_map(|b| Some((tcp_flow_v4(eg, b.data())?, b.rss_hash())));
+        self.tcp.prefetch(flows);
     }
 
+    /// A received frame, to the part it is for.
     fn process_frame<D: Device>(&mut self, io: &mut Io<'_, D>, buf: D::Buf) {
         let Some((ethertype, src)) = self.eg.link_input(io, &buf) else {
             return;
@@ -725,4 +702,25 @@ impl Interface {
             self.eg.drop(DropReason::IcmpIgnored);
         }
     }
+}
+
+/// The flow of an IPv4 TCP segment in `frame`, read from the few header fields it needs
+/// and checked for nothing else (the look ahead at a burst; the frame is processed in full
+/// later). `None` for anything else, or too short.
+fn tcp_flow_v4(eg: &Egress, frame: &[u8]) -> Option<FlowKey> {
+    let ip = frame.get(ETH_LEN..ETH_LEN + 20)?;
+    if frame[12..14] != [0x08, 0x00] || ip[0] >> 4 != 4 || ip[9] != 6 {
+        return None;
+    }
+    let l4 = ETH_LEN + usize::from(ip[0] & 0x0f) * 4;
+    let ports = frame.get(l4..l4 + 4)?;
+    let (src, dst) = (
+        Ipv4Address::from_bytes(&ip[12..16]),
+        Ipv4Address::from_bytes(&ip[16..20]),
+    );
+    Some(FlowKey {
+        local_port: u16::from_be_bytes([ports[2], ports[3]]),
+        local: eg.local_index(IpAddress::V4(dst)),
+        remote: Endpoint::new(IpAddress::V4(src), u16::from_be_bytes([ports[0], ports[1]])),
+    })
 }

@@ -245,6 +245,8 @@ pub(crate) struct TcpSockets {
     learned_seen: u64,
     /// Scratch for the keys the wheel fires, kept to avoid allocating per poll.
     due: Vec<(Instant, Key)>,
+    /// Scratch: the connections of a received burst, for its look ahead (`prefetch`).
+    lookahead: Vec<Key>,
     /// Device buffers held by all connections' receive buffers (zero-copy receive).
     pub(crate) rx_frames_held: usize,
     /// Connections by state (each counted under `Conn::counted`).
@@ -338,6 +340,7 @@ impl TcpSockets {
             awaiting_neighbour: Vec::new(),
             learned_seen: 0,
             due: Vec::new(),
+            lookahead: Vec::new(),
             rx_frames_held: 0,
             state_counts: [0; 11],
             time_wait_order: VecDeque::new(),
@@ -597,29 +600,26 @@ impl TcpSockets {
         self.wheel.next_expiry()
     }
 
-    /// A TCP segment in `buf` (from `src` to `dst`, at `l4` in the frame): to its
-    /// connection, else to the listener of its port, else answered with a RST.
-    /// Starts fetching the connection of a segment of `flow` into the caches, without
-    /// waiting: done for a whole received burst before it is processed, so that with
-    /// thousands of connections their misses overlap instead of stalling one by one.
-    #[inline]
-    pub(crate) fn prefetch(&self, flow: &FlowKey, nic_hash: Option<u32>) {
-        if let Some(key) = self.flows.peek_rx(flow, nic_hash) {
-            self.conns.prefetch(key);
+    /// Starts fetching, without waiting, the connections of a received burst's TCP
+    /// segments (`flows`, each with the NIC's hash of its frame), then the lines of their
+    /// buffers the segment and its answer touch (read from the connections, on their way
+    /// to the caches by then): with thousands of connections the misses of a burst overlap
+    /// instead of stalling one by one. Each flow is looked up once.
+    pub(crate) fn prefetch(&mut self, flows: impl Iterator<Item = (FlowKey, Option<u32>)>) {
+        let mut keys = core::mem::take(&mut self.lookahead);
+        keys.clear();
+        for (flow, nic_hash) in flows {
+            if let Some(key) = self.flows.peek_rx(&flow, nic_hash) {
+                self.conns.prefetch(key);
+                keys.push(key);
+            }
         }
-    }
-
-    /// After `prefetch`, the same for the connection's buffers (read from the connection,
-    /// which is on its way to the caches by then).
-    #[inline]
-    pub(crate) fn prefetch_buffers(&self, flow: &FlowKey, nic_hash: Option<u32>) {
-        if let Some(c) = self
-            .flows
-            .peek_rx(flow, nic_hash)
-            .and_then(|key| self.conns.get(key))
-        {
-            c.tcb.prefetch_buffers();
+        for &key in &keys {
+            if let Some(c) = self.conns.get(key) {
+                c.tcb.prefetch_buffers();
+            }
         }
+        self.lookahead = keys;
     }
 
     /// Whether looking ahead at a burst pays: with this many connections they no longer
@@ -629,6 +629,8 @@ impl TcpSockets {
         self.conns.len() >= PREFETCH_FROM
     }
 
+    /// A TCP segment in `buf` (from `src` to `dst`, at `l4` in the frame): to its
+    /// connection, else to the listener of its port, else answered with a RST.
     pub(crate) fn process<D: Device>(
         &mut self,
         eg: &mut Egress,
