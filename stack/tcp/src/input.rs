@@ -604,9 +604,7 @@ impl Tcb {
         // request/response connection (`pingpong`): there a pause is the peer's think time
         // or the path's queue, and the answer carries the ACK; a quick ACK ahead of it
         // doubled the segments each way once exchanges took longer than the timeout.
-        let last = self.last_data_at;
-        let paused = matches!(self.cfg.delayed_ack, Some(d)
-            if last != Instant::ZERO && now.total_nanos().saturating_sub(last.total_nanos()) >= d.as_nanos() as u64);
+        let paused = self.within_ack_delay_of_data(now) == Some(false);
         self.last_data_at = now;
         self.sent_since_data = false;
         if had_hole || (paused && !self.pingpong) {
@@ -633,6 +631,16 @@ impl Tcb {
             self.receive_fin(now);
         }
         None
+    }
+
+    /// Whether `now` is within the delayed-ACK timeout of the last data received; `None`
+    /// without delayed ACKs or before any data. Past it, data arriving is after a pause
+    /// (quick ACKs); within it, data sent is an answer (ping-pong).
+    pub(crate) fn within_ack_delay_of_data(&self, now: Instant) -> Option<bool> {
+        let d = self.cfg.delayed_ack?;
+        let last = self.last_data_at;
+        (last != Instant::ZERO)
+            .then(|| now.total_nanos().saturating_sub(last.total_nanos()) < d.as_nanos() as u64)
     }
 
     /// Step eight: the peer's FIN, in order.

@@ -210,10 +210,7 @@ impl Tcb {
     /// Data leaves: the first since data arrived, within the delayed-ACK timeout of it, is
     /// an answer, and the connection a request/response one (`pingpong`).
     fn note_data_sent(&mut self, now: Instant) {
-        let answered = self.last_data_at != Instant::ZERO
-            && !self.sent_since_data
-            && matches!(self.cfg.delayed_ack, Some(d) if now.total_nanos().saturating_sub(self.last_data_at.total_nanos()) < d.as_nanos() as u64);
-        if answered {
+        if !self.sent_since_data && self.within_ack_delay_of_data(now) == Some(true) {
             self.pingpong = true;
         }
         self.sent_since_data = true;
