@@ -173,12 +173,16 @@ impl<V: Copy + PartialEq> FlowTable<V> {
     /// when it has one (RSS mode).
     #[inline]
     pub fn get_rx(&mut self, flow: &FlowKey, nic_hash: Option<u32>) -> Option<V> {
-        let (v, by_nic) = self.find_rx(flow, nic_hash);
-        if let Some(found) = by_nic {
-            self.stats.nic_hash_used += 1;
-            if !found && v.is_some() {
-                self.stats.nic_hash_mismatch += 1;
-            }
+        let Some(h) = self.nic_hash_of(flow, nic_hash) else {
+            return self.get(flow);
+        };
+        self.stats.nic_hash_used += 1;
+        if let Some(v) = self.find(h, flow) {
+            return Some(v);
+        }
+        let v = self.get(flow);
+        if v.is_some() {
+            self.stats.nic_hash_mismatch += 1;
         }
         v
     }
@@ -186,22 +190,21 @@ impl<V: Copy + PartialEq> FlowTable<V> {
     /// As `get_rx`, without counting: for a look ahead at a burst (`TcpSockets::prefetch`).
     #[inline]
     pub fn peek_rx(&self, flow: &FlowKey, nic_hash: Option<u32>) -> Option<V> {
-        self.find_rx(flow, nic_hash).0
+        self.nic_hash_of(flow, nic_hash)
+            .and_then(|h| self.find(h, flow))
+            .or_else(|| self.get(flow))
     }
 
-    /// `flow`'s value, and whether the NIC's hash was tried and found it (`None`: not
-    /// tried). When the NIC's hash misses, the software one is tried.
+    /// The table's hash of a received segment's `flow` from the NIC's hash of its frame,
+    /// when the table hashes as the NIC does (RSS mode, IPv4) and the NIC gave one.
     #[inline]
-    fn find_rx(&self, flow: &FlowKey, nic_hash: Option<u32>) -> (Option<V>, Option<bool>) {
-        if let (&Hasher::Rss { seed, .. }, Some(h), false) =
-            (&self.hasher, nic_hash, flow.remote.addr.is_ipv6())
-        {
-            if let Some(v) = self.find(spread(h, flow.local_port, flow.remote.port, seed), flow) {
-                return (Some(v), Some(true));
+    fn nic_hash_of(&self, flow: &FlowKey, nic_hash: Option<u32>) -> Option<u64> {
+        match (&self.hasher, nic_hash, flow.remote.addr.is_ipv6()) {
+            (&Hasher::Rss { seed, .. }, Some(h), false) => {
+                Some(spread(h, flow.local_port, flow.remote.port, seed))
             }
-            return (self.get(flow), Some(false));
+            _ => None,
         }
-        (self.get(flow), None)
     }
 
     pub fn contains(&self, flow: &FlowKey) -> bool {
