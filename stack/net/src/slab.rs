@@ -19,6 +19,9 @@ pub(crate) struct Slab<T> {
     slots: Vec<Slot<T>>,
     free: Vec<u32>,
     len: usize,
+    /// Where a value lies in its slot (in bytes; the same for every slot), learned from
+    /// the first insert: `prefetch` reaches parts of a value without a reference to it.
+    value_at: usize,
 }
 
 impl<T> Default for Slab<T> {
@@ -27,6 +30,7 @@ impl<T> Default for Slab<T> {
             slots: Vec::new(),
             free: Vec::new(),
             len: 0,
+            value_at: 0,
         }
     }
 }
@@ -34,7 +38,7 @@ impl<T> Default for Slab<T> {
 impl<T> Slab<T> {
     pub(crate) fn insert(&mut self, value: T) -> Key {
         self.len += 1;
-        if let Some(index) = self.free.pop() {
+        let key = if let Some(index) = self.free.pop() {
             let slot = &mut self.slots[index as usize];
             slot.value = Some(value);
             Key {
@@ -48,7 +52,12 @@ impl<T> Slab<T> {
                 value: Some(value),
             });
             Key { index, generation: 0 }
+        };
+        let slot = &self.slots[key.index as usize];
+        if let Some(v) = &slot.value {
+            self.value_at = (v as *const T as usize) - (slot as *const Slot<T> as usize);
         }
+        key
     }
 
     /// The key the next `insert` will return.
@@ -74,13 +83,17 @@ impl<T> Slab<T> {
         }
     }
 
-    /// Starts fetching `key`'s slot into the caches (`sluice_buf::prefetch`), without
-    /// reading it.
+    /// Starts fetching parts of `key`'s value into the caches (`sluice_buf::prefetch`):
+    /// `parts` are (offset, length) in the value, such as the lines one use of it touches.
+    /// Reads nothing: the slot may be empty.
     #[inline]
-    pub(crate) fn prefetch(&self, key: Key) {
-        if (key.index as usize) < self.slots.len() {
-            let slot = self.slots.as_ptr().wrapping_add(key.index as usize);
-            sluice_buf::prefetch(slot.cast(), core::mem::size_of::<Slot<T>>());
+    pub(crate) fn prefetch(&self, key: Key, parts: &[(usize, usize)]) {
+        if self.len > 0 && (key.index as usize) < self.slots.len() {
+            let value = self.slots.as_ptr().wrapping_add(key.index as usize).cast::<u8>();
+            let value = value.wrapping_add(self.value_at);
+            for &(at, len) in parts {
+                sluice_buf::prefetch(value.wrapping_add(at), len);
+            }
         }
     }
 
@@ -156,6 +169,22 @@ impl<T> Slab<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefetch_reaches_parts_of_the_value_and_takes_any_key() {
+        let mut s: Slab<(u64, [u8; 100])> = Slab::default();
+        let part = [(0, 108), (100, 8)];
+        s.prefetch(Key { index: 0, generation: 0 }, &part); // nothing inserted yet
+        let k = s.insert((7, [1; 100]));
+        let slot = &s.slots[k.index as usize];
+        let value = slot.value.as_ref().unwrap() as *const _ as usize;
+        assert_eq!(slot as *const Slot<_> as usize + s.value_at, value);
+        s.prefetch(k, &part);
+        s.remove(k);
+        s.prefetch(k, &part); // a vacant slot
+        s.prefetch(Key { index: 9, generation: 0 }, &part); // past the end
+        assert_eq!(s.insert((8, [2; 100])).index, k.index);
+    }
 
     #[test]
     fn stale_keys_miss() {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use hashbrown::HashMap;
 use sluice_dev::{Device, Frame, PacketBuf};
 use sluice_tcp::{
-    rst_for, ConnError, ListenOutcome, ListenReply, Listener, MemBudget, State, Tcb, TcpConfig,
+    rst_for, ConfigCache, ConnError, ListenOutcome, ListenReply, Listener, MemBudget, State, Tcb, TcpConfig,
 };
 use sluice_wire::{
     checksum, tcp as wtcp, ChecksumCaps, Error, Instant, IpAddress, IpProtocol, SeqNumber, TcpFlags,
@@ -133,37 +133,55 @@ pub enum TcpRecvError {
 /// Connections from which `TcpSockets::prefetch_pays` (about 1 MiB of connection state).
 const PREFETCH_FROM: usize = 512;
 
+/// `#[repr(C)]`: its own fields, then the TCB's front; `Conn::HOT` is what a segment of
+/// an established connection touches, which `TcpSockets::prefetch` fetches ahead.
+#[repr(C)]
 struct Conn {
-    tcb: Tcb,
+    /// When a released connection stuck in FIN-WAIT-2 is reset.
+    orphan_deadline: Option<Instant>,
+    /// The deadline of this connection's entry in the timer wheel, if it has one.
+    scheduled: Option<Instant>,
+    /// Its last entry in the ready list.
+    logged: Option<u64>,
+    /// Device buffers its receive buffer held when last counted in
+    /// `TcpSockets::rx_frames_held`.
+    rx_frames: usize,
     remote: Endpoint,
     /// Our address on this connection (for IPv4 the interface's; for IPv6 the one the
     /// peer reached or the one chosen for it).
     local_addr: IpAddress,
     /// The listener that spawned it, while not yet accepted.
     listener: Option<Key>,
+    /// The listener that created it (kept after accept, for the listener's cap).
+    origin: Option<Key>,
+    /// What its readiness depends on, when it was last recorded in the ready list.
+    seen: Seen,
     /// Closed or aborted by the application: remove once CLOSED.
     released: bool,
     /// Output may be ready that was not drained yet.
     dirty: bool,
     /// On `TcpSockets::pending` from a received segment (at most once per poll).
     queued: bool,
-    /// When a released connection stuck in FIN-WAIT-2 is reset.
-    orphan_deadline: Option<Instant>,
-    /// The deadline of this connection's entry in the timer wheel, if it has one.
-    scheduled: Option<Instant>,
     /// On `TcpSockets::awaiting_neighbour`.
     awaiting_neighbour: bool,
-    /// Device buffers its receive buffer held when last counted in
-    /// `TcpSockets::rx_frames_held`.
-    rx_frames: usize,
-    /// What its readiness depends on, when it was last recorded in the ready list.
-    seen: Seen,
-    /// Its last entry in the ready list.
-    logged: Option<u64>,
-    /// The listener that created it (kept after accept, for the listener's cap).
-    origin: Option<Key>,
     /// The state it is counted under in `TcpSockets::state_counts`.
     counted: State,
+    /// Last: its front (`Tcb::HOT`) follows the fields above, in the same lines.
+    tcb: Tcb,
+}
+
+impl Conn {
+    /// The byte ranges (offset, length) of a connection that a segment of an established
+    /// connection touches: its own fields with the TCB's front, then the TCB's other parts.
+    const HOT: [(usize, usize); 3] = {
+        let at = core::mem::offset_of!(Conn, tcb);
+        let t = Tcb::HOT;
+        [
+            (0, at + t[0].0 + t[0].1),
+            (at + t[1].0, t[1].1),
+            (at + t[2].0, t[2].1),
+        ]
+    };
 }
 
 /// What a connection's readiness depends on: data in order or the FIN (RCV.NXT), room
@@ -245,6 +263,8 @@ pub(crate) struct TcpSockets {
     learned_seen: u64,
     /// Scratch for the keys the wheel fires, kept to avoid allocating per poll.
     due: Vec<(Instant, Key)>,
+    /// The configurations the connections opened here share (`ConfigCache`).
+    configs: ConfigCache,
     /// Scratch: the connections of a received burst, for its look ahead (`prefetch`).
     lookahead: Vec<Key>,
     /// Device buffers held by all connections' receive buffers (zero-copy receive).
@@ -341,6 +361,7 @@ impl TcpSockets {
             learned_seen: 0,
             due: Vec::new(),
             lookahead: Vec::new(),
+            configs: ConfigCache::default(),
             rx_frames_held: 0,
             state_counts: [0; 11],
             time_wait_order: VecDeque::new(),
@@ -508,7 +529,7 @@ impl TcpSockets {
         let local = Endpoint::new(local_addr, local_port);
         let isn = isn(&eg.cfg.isn_key, local, remote, eg.now);
         let cfg = tcp_config_for(eg, remote.addr.is_ipv6());
-        let mut tcb = Tcb::connect(cfg, local_port, remote.port, isn);
+        let mut tcb = Tcb::connect(self.configs.get(cfg), local_port, remote.port, isn);
         tcb.set_budget(self.budget.clone());
         let key = self.conns.insert(Conn {
             rx_frames: 0,
@@ -610,7 +631,7 @@ impl TcpSockets {
         keys.clear();
         for (flow, nic_hash) in flows {
             if let Some(key) = self.flows.peek_rx(&flow, nic_hash) {
-                self.conns.prefetch(key);
+                self.conns.prefetch(key, &Conn::HOT);
                 keys.push(key);
             }
         }

@@ -12,13 +12,16 @@
 /// Most disjoint out-of-order ranges held at once.
 pub(crate) const MAX_RANGES: usize = 16;
 
+/// `#[repr(C)]`, the counts first: a segment in order reads them, not the ranges (the
+/// TCB's layout).
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub(crate) struct Assembler {
-    /// Sorted, disjoint, non-adjacent `[start, end)` offsets from RCV.NXT.
-    ranges: [(usize, usize); MAX_RANGES],
     count: usize,
     bytes: usize,
     evicted: u64,
+    /// Sorted, disjoint, non-adjacent `[start, end)` offsets from RCV.NXT.
+    ranges: [(usize, usize); MAX_RANGES],
 }
 
 impl Assembler {

@@ -1,6 +1,7 @@
 //! Per-connection configuration.
 
 use core::time::Duration;
+use std::sync::Arc;
 
 /// Which congestion controller a connection uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -191,5 +192,64 @@ impl TcpConfig {
             shift += 1;
         }
         shift
+    }
+}
+
+/// A sanitized configuration that connections share: a TCB holds one of these, so that
+/// thousands of connections opened alike read one copy, which stays in the cache, instead
+/// of each its own (the lines of it a segment reads would be misses of their own).
+/// Changing one connection's option copies it for that connection alone (`make_mut`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedConfig(Arc<TcpConfig>);
+
+impl SharedConfig {
+    /// `cfg`, sanitized, in a copy of its own.
+    pub fn new(cfg: TcpConfig) -> Self {
+        SharedConfig(Arc::new(cfg.sanitized()))
+    }
+
+    /// This connection's own copy, to change (copied first if others share it).
+    pub(crate) fn make_mut(&mut self) -> &mut TcpConfig {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl From<TcpConfig> for SharedConfig {
+    fn from(cfg: TcpConfig) -> Self {
+        SharedConfig::new(cfg)
+    }
+}
+
+impl core::ops::Deref for SharedConfig {
+    type Target = TcpConfig;
+
+    fn deref(&self) -> &TcpConfig {
+        &self.0
+    }
+}
+
+/// Hands out one `SharedConfig` per distinct configuration among the last few asked for
+/// (a listener's, a core's connects): connections opened alike share it.
+#[derive(Debug, Default)]
+pub struct ConfigCache {
+    recent: Vec<SharedConfig>,
+}
+
+impl ConfigCache {
+    /// Distinct configurations kept (a listener's for IPv4 and IPv6, a few for connects).
+    const KEEP: usize = 4;
+
+    /// The shared copy of `cfg` (sanitized): a kept one if equal, else a new one, kept.
+    pub fn get(&mut self, cfg: TcpConfig) -> SharedConfig {
+        let cfg = cfg.sanitized();
+        if let Some(c) = self.recent.iter().find(|c| *c.0 == cfg) {
+            return c.clone();
+        }
+        if self.recent.len() == Self::KEEP {
+            self.recent.remove(0);
+        }
+        let c = SharedConfig(Arc::new(cfg));
+        self.recent.push(c.clone());
+        c
     }
 }

@@ -226,8 +226,10 @@ pub struct SegmentOutcome {
     pub coalesced: bool,
 }
 
-/// Per-connection counters.
+/// Per-connection counters. `#[repr(C)]`: the five that every segment counts are first,
+/// in one cache line (the TCB's layout).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct Counters {
     pub segments_in: u64,
     pub segments_out: u64,

@@ -40,7 +40,7 @@ mod timers;
 mod timestamps;
 
 pub use budget::MemBudget;
-pub use config::{CongestionKind, Keepalive, TcpConfig, DEFAULT_MSS, MIN_MSS};
+pub use config::{ConfigCache, CongestionKind, Keepalive, SharedConfig, TcpConfig, DEFAULT_MSS, MIN_MSS};
 pub use congestion::{AckInfo, CcAction, CongestionControl, NewReno};
 pub use controller::Congestion;
 pub use cookie::MSS_TABLE as SYN_COOKIE_MSS_TABLE;

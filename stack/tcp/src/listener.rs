@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use sluice_wire::tcp::{SeqNumber, TcpRepr};
 use sluice_wire::Instant;
 
-use crate::config::TcpConfig;
+use crate::config::{ConfigCache, SharedConfig, TcpConfig};
 use crate::cookie;
 use crate::error::{ListenError, State};
 use crate::rst::rst_for;
@@ -62,6 +62,8 @@ pub struct ListenerCounters {
 #[derive(Debug)]
 pub struct Listener<H> {
     cfg: TcpConfig,
+    /// The copies of `cfg` its connections share (one per MSS it was capped to).
+    shared: ConfigCache,
     port: u16,
     backlog: usize,
     half_open: Vec<H>,
@@ -80,6 +82,7 @@ impl<H: Copy + PartialEq> Listener<H> {
         let backlog = backlog.max(1);
         Listener {
             cfg,
+            shared: ConfigCache::default(),
             port,
             backlog,
             half_open: Vec::with_capacity(backlog),
@@ -140,7 +143,8 @@ impl<H: Copy + PartialEq> Listener<H> {
                         self.dropped_syns += 1;
                         return ListenReply::Outcome(ListenOutcome::Dropped(ListenError::AcceptQueueFull));
                     }
-                    let tcb = self.rebuild_from_cookie(now, seg, ack - 1, mss);
+                    let cfg = self.shared.get(self.cfg);
+                    let tcb = self.rebuild_from_cookie(cfg, now, seg, ack - 1, mss);
                     if tcb.is_established() {
                         self.counters.syn_cookies_accepted += 1;
                         self.accept_queue.push_back(handle);
@@ -215,8 +219,15 @@ impl<H: Copy + PartialEq> Listener<H> {
     }
 
     /// Rebuilds the connection a valid cookie stands for, then feeds it the final ACK.
-    fn rebuild_from_cookie(&self, now: Instant, seg: &TcpRepr, iss: SeqNumber, mss: u16) -> Tcb {
-        let mut tcb = Tcb::listen(self.cfg, self.port, iss);
+    fn rebuild_from_cookie(
+        &self,
+        cfg: SharedConfig,
+        now: Instant,
+        seg: &TcpRepr,
+        iss: SeqNumber,
+        mss: u16,
+    ) -> Tcb {
+        let mut tcb = Tcb::listen(cfg, self.port, iss);
         tcb.return_to_listen = false;
         let (window_scale, sack_permitted, timestamp) = match seg.options.timestamp {
             Some((tsval, tsecr)) if self.cfg.timestamps => {
@@ -282,7 +293,7 @@ impl<H: Copy + PartialEq> Listener<H> {
             self.dropped_syns += 1;
             return ListenOutcome::Dropped(ListenError::AcceptQueueFull);
         }
-        let mut tcb = Tcb::listen(self.cfg, self.port, isn);
+        let mut tcb = Tcb::listen(self.shared.get(self.cfg), self.port, isn);
         tcb.return_to_listen = false;
         let _ = tcb.on_segment(now, seg);
         debug_assert_eq!(tcb.state(), State::SynReceived);

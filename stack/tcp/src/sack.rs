@@ -16,11 +16,15 @@ pub(crate) const DUP_THRESH: usize = 3;
 
 /// The sender's SACK scoreboard: sorted, disjoint, non-adjacent `[left, right)` ranges,
 /// all above SND.UNA.
+///
+/// `#[repr(C)]`, the counts first: an ACK reads them, not the ranges, while nothing is
+/// SACKed (the TCB's layout).
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub(crate) struct Scoreboard {
-    ranges: [(SeqNumber, SeqNumber); SCOREBOARD_MAX],
     count: usize,
     sacked: usize,
+    ranges: [(SeqNumber, SeqNumber); SCOREBOARD_MAX],
 }
 
 impl Scoreboard {

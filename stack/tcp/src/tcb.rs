@@ -9,7 +9,7 @@ use sluice_wire::tcp::{SeqNumber, TcpFlags, TcpRepr};
 use sluice_wire::Instant;
 
 use crate::assembler::Assembler;
-use crate::config::{CongestionKind, TcpConfig, DEFAULT_MSS, MIN_MSS};
+use crate::config::{CongestionKind, SharedConfig, TcpConfig, DEFAULT_MSS, MIN_MSS};
 use crate::congestion::{CongestionControl, NewReno, Unlimited};
 use crate::controller::Congestion;
 use crate::cubic::Cubic;
@@ -57,40 +57,92 @@ pub(crate) struct Timers {
 /// Driver contract: after creating it, after every `on_segment`, `handle_timeout` and
 /// user call (`send`, `recv`, `shutdown`, ...), call `poll_transmit(now)` until it
 /// returns `None`; call `handle_timeout(now)` once `now >= poll_at()`.
+///
+/// Layout: `#[repr(C)]`, its fields in the order below. With thousands of connections
+/// their state is out of the caches, and a segment costs a miss per line of it that it
+/// touches; what an established connection's segment reads and writes comes first, so
+/// that it takes about 16 lines of the TCB's 30 (`Tcb::HOT`, which the interface fetches
+/// ahead of a burst).
 #[derive(Debug)]
+#[repr(C)]
 pub struct Tcb {
-    pub(crate) cfg: TcpConfig,
-    pub(crate) state: State,
-    pub(crate) local_port: u16,
-    pub(crate) remote_port: u16,
-    /// Opened from LISTEN (matters for RST/SYN in SYN-RECEIVED, RFC 9293 3.10.7.4).
-    pub(crate) passive: bool,
-    /// Go back to LISTEN (instead of CLOSED) when a passive open fails. True for
-    /// `Tcb::listen`, false for connections spawned by a `Listener`.
-    pub(crate) return_to_listen: bool,
-    pub(crate) error: Option<ConnError>,
-    pub(crate) soft_error: Option<IcmpError>,
+    // Touched by every segment of an established connection, together at the front (8-,
+    // 4-, 2- and 1-byte fields, so that nothing pads): a few cache lines, not all of them.
+    /// Shared with the connections configured alike (one copy, in the cache).
+    pub(crate) cfg: SharedConfig,
+    pub(crate) timers: Timers,
+    /// The segment being timed: (end sequence, send time). Karn: cleared on any
+    /// retransmission that overlaps it.
+    pub(crate) rtt_timed: Option<(SeqNumber, Instant)>,
+    /// When the oldest unacknowledged data was first retransmitted (user timeout).
+    pub(crate) stalled_since: Option<Instant>,
+    pub(crate) rack: Rack,
+    pub(crate) cc: Congestion,
+    pub(crate) rtt: RttEstimator,
+    pub(crate) tx: SendBuffer,
+    pub(crate) rx: RecvBuffer,
+    pub(crate) rec: Recovery,
+    /// Blocks we report as a receiver.
+    pub(crate) sack_report: SackReport,
+    pub(crate) pending_rst: Option<PendingRst>,
+    /// End of an outstanding zero-window probe byte (acceptable for ACKs).
+    pub(crate) probe_end: Option<SeqNumber>,
+    /// Sequence number of a FIN received out of order.
+    pub(crate) ooo_fin: Option<SeqNumber>,
+    /// A TLP probe to send, starting at this sequence number.
+    pub(crate) tlp_probe: Option<SeqNumber>,
+    /// Peer's window in bytes (already scaled).
+    pub(crate) snd_wnd: usize,
+    pub(crate) max_snd_wnd: usize,
+    /// Effective send MSS.
+    pub(crate) mss: usize,
+    /// In-order bytes received since the last ACK we sent.
+    pub(crate) unacked_rx: usize,
+    /// When data last arrived (`Instant::ZERO`: not yet).
+    pub(crate) last_data_at: Instant,
+    /// Largest segment seen from the peer (for "ACK every second full segment").
+    pub(crate) rcv_mss: usize,
+    /// When TS.Recent was last updated (it is invalid after 24 days, RFC 7323 5.5).
+    pub(crate) ts_recent_at: Instant,
 
-    // Send sequence space (RFC 9293 3.3.1).
-    pub(crate) iss: SeqNumber,
+    // (4-byte)
     pub(crate) snd_una: SeqNumber,
     /// Next sequence number to send; moved back to SND.UNA after an RTO (go-back-N).
     pub(crate) snd_nxt: SeqNumber,
     /// One past the highest sequence number ever sent.
     pub(crate) snd_max: SeqNumber,
-    /// End of an outstanding zero-window probe byte (acceptable for ACKs).
-    pub(crate) probe_end: Option<SeqNumber>,
-    /// Peer's window in bytes (already scaled).
-    pub(crate) snd_wnd: usize,
     pub(crate) snd_wl1: SeqNumber,
     pub(crate) snd_wl2: SeqNumber,
-    pub(crate) max_snd_wnd: usize,
-    pub(crate) snd_wscale: u8,
-    /// Effective send MSS.
-    pub(crate) mss: usize,
-    pub(crate) tx: SendBuffer,
     /// Sequence number of `tx[0]`.
     pub(crate) tx_seq0: SeqNumber,
+    pub(crate) rcv_nxt: SeqNumber,
+    /// Right edge of the window last advertised.
+    pub(crate) rcv_adv: SeqNumber,
+    /// Consecutive RTO expirations without progress.
+    pub(crate) retries: u32,
+    pub(crate) persist_backoff: u32,
+    /// Zero-window probes sent without any ACK coming back.
+    pub(crate) persist_unanswered: u32,
+    pub(crate) keepalive_unanswered: u32,
+    pub(crate) dup_acks: u32,
+    /// TS.Recent: the peer's timestamp to echo.
+    pub(crate) ts_recent: u32,
+    /// Last.ACK.sent: RCV.NXT in the last ACK we sent.
+    pub(crate) last_ack_sent: SeqNumber,
+    /// Payload bytes of the last segment `emit_segment` built.
+    pub(crate) emitted_len: u32,
+
+    // (2-byte)
+    pub(crate) local_port: u16,
+    pub(crate) remote_port: u16,
+
+    // (1-byte)
+    pub(crate) state: State,
+    pub(crate) error: Option<ConnError>,
+    pub(crate) snd_wscale: u8,
+    pub(crate) rcv_wscale: u8,
+    /// In-order segments still to acknowledge at once (quick ACKs).
+    pub(crate) quickacks: u8,
     /// The user closed the write side; FIN goes after the last byte of `tx`.
     pub(crate) fin_queued: bool,
     /// The last segment sent stopped where the send ring wraps, short of what it could
@@ -98,32 +150,11 @@ pub struct Tcb {
     /// hold it behind the first part, and the peer, waiting for the rest of a request,
     /// delays its ACK: a 40 ms stall every time a write straddles the wrap).
     pub(crate) wrap_cut: bool,
-
-    // Receive sequence space.
-    pub(crate) irs: SeqNumber,
-    pub(crate) rcv_nxt: SeqNumber,
-    /// Right edge of the window last advertised.
-    pub(crate) rcv_adv: SeqNumber,
-    pub(crate) rcv_wscale: u8,
-    /// The shift we offer on our SYN (None: no option).
-    pub(crate) offer_wscale: Option<u8>,
-    pub(crate) rx: RecvBuffer,
-    pub(crate) asm: Assembler,
-    /// Sequence number of a FIN received out of order.
-    pub(crate) ooo_fin: Option<SeqNumber>,
     /// The peer's FIN was received (in order).
     pub(crate) fin_received: bool,
     /// `close` was called: data arriving now aborts the connection (RFC 2525).
     pub(crate) rx_closed: bool,
-
-    // Output requests.
     pub(crate) ack_now: bool,
-    /// In-order bytes received since the last ACK we sent.
-    pub(crate) unacked_rx: usize,
-    /// In-order segments still to acknowledge at once (quick ACKs).
-    pub(crate) quickacks: u8,
-    /// When data last arrived (`Instant::ZERO`: not yet).
-    pub(crate) last_data_at: Instant,
     /// Data went out since data last arrived.
     pub(crate) sent_since_data: bool,
     /// Request/response ("ping-pong", as Linux's): the application answered received data
@@ -131,68 +162,43 @@ pub struct Tcb {
     /// leaving at once on their own (no quick ACKs). Left when a delayed ACK had to go
     /// alone.
     pub(crate) pingpong: bool,
-    pub(crate) pending_rst: Option<PendingRst>,
     /// Retransmit the segment at SND.UNA (fast retransmit / partial ACK).
     pub(crate) rtx_una: bool,
     pub(crate) send_persist_probe: bool,
     pub(crate) send_keepalive: bool,
-
-    // Timers and their state.
-    pub(crate) timers: Timers,
-    pub(crate) rtt: RttEstimator,
-    /// The segment being timed: (end sequence, send time). Karn: cleared on any
-    /// retransmission that overlaps it.
-    pub(crate) rtt_timed: Option<(SeqNumber, Instant)>,
-    /// Consecutive RTO expirations without progress.
-    pub(crate) retries: u32,
-    /// When the oldest unacknowledged data was first retransmitted (user timeout).
-    pub(crate) stalled_since: Option<Instant>,
-    pub(crate) syn_retransmitted: bool,
-    pub(crate) persist_backoff: u32,
-    /// Zero-window probes sent without any ACK coming back.
-    pub(crate) persist_unanswered: u32,
-    pub(crate) keepalive_unanswered: u32,
-    /// Largest segment seen from the peer (for "ACK every second full segment").
-    pub(crate) rcv_mss: usize,
-    pub(crate) cc: Congestion,
-    pub(crate) dup_acks: u32,
-    pub(crate) counters: Counters,
-
-    // RFC 7323 timestamps.
     /// Both sides sent the timestamps option on their SYN.
     pub(crate) ts_enabled: bool,
-    /// TS.Recent: the peer's timestamp to echo.
-    pub(crate) ts_recent: u32,
-    /// When TS.Recent was last updated (it is invalid after 24 days, RFC 7323 5.5).
-    pub(crate) ts_recent_at: Instant,
-    /// Last.ACK.sent: RCV.NXT in the last ACK we sent.
-    pub(crate) last_ack_sent: SeqNumber,
     /// Take no RTT sample from the next TSecr (SYN cookie).
     pub(crate) skip_ts_sample: bool,
-
-    // SACK (RFC 2018, 2883, 6675) and RACK-TLP (RFC 8985).
     /// Both sides sent SACK-permitted on their SYN.
     pub(crate) sack_ok: bool,
-    /// Blocks we report as a receiver.
-    pub(crate) sack_report: SackReport,
-    /// The sender's scoreboard.
-    pub(crate) sb: Scoreboard,
-    pub(crate) rec: Recovery,
-    pub(crate) rack: Rack,
-    /// A TLP probe to send, starting at this sequence number.
-    pub(crate) tlp_probe: Option<SeqNumber>,
-
-    // RFC 5961 section 7 challenge ACK rate limit.
-    pub(crate) challenge_tokens: u32,
-    pub(crate) challenge_refill_at: Instant,
-    /// When an ACK last answered an out-of-window segment without text.
-    pub(crate) invalid_ack_at: Option<Instant>,
     /// Segments may span queued frames (`set_span_frames`).
     pub(crate) span_frames: bool,
     /// Segments may straddle the send ring's wrap (`set_gather`).
     pub(crate) gather: bool,
-    /// Payload bytes of the last segment `emit_segment` built.
-    pub(crate) emitted_len: u32,
+
+    // Structures whose first fields are all a segment reads of them (`#[repr(C)]` too).
+    pub(crate) counters: Counters,
+    /// The sender's scoreboard.
+    pub(crate) sb: Scoreboard,
+    pub(crate) asm: Assembler,
+
+    // Read at the handshake, by options and by the rare events.
+    /// Opened from LISTEN (matters for RST/SYN in SYN-RECEIVED, RFC 9293 3.10.7.4).
+    pub(crate) passive: bool,
+    /// Go back to LISTEN (instead of CLOSED) when a passive open fails. True for
+    /// `Tcb::listen`, false for connections spawned by a `Listener`.
+    pub(crate) return_to_listen: bool,
+    pub(crate) soft_error: Option<IcmpError>,
+    pub(crate) iss: SeqNumber,
+    pub(crate) irs: SeqNumber,
+    /// The shift we offer on our SYN (None: no option).
+    pub(crate) offer_wscale: Option<u8>,
+    pub(crate) syn_retransmitted: bool,
+    pub(crate) challenge_tokens: u32,
+    pub(crate) challenge_refill_at: Instant,
+    /// When an ACK last answered an out-of-window segment without text.
+    pub(crate) invalid_ack_at: Option<Instant>,
 }
 
 /// A fresh controller of the given kind.
@@ -205,8 +211,16 @@ fn controller(kind: CongestionKind, mss: usize) -> Congestion {
 }
 
 impl Tcb {
-    fn new(cfg: TcpConfig, local_port: u16, isn: SeqNumber, state: State) -> Tcb {
-        let cfg = cfg.sanitized();
+    /// The byte ranges (offset, length) of a TCB that a segment of an established
+    /// connection touches (its layout, above): the front, to the counters' first six;
+    /// the scoreboard's counts; the reassembly queue's counts.
+    pub const HOT: [(usize, usize); 3] = [
+        (0, core::mem::offset_of!(Tcb, counters) + 6 * 8),
+        (core::mem::offset_of!(Tcb, sb), 2 * 8),
+        (core::mem::offset_of!(Tcb, asm), 3 * 8),
+    ];
+
+    fn new(cfg: SharedConfig, local_port: u16, isn: SeqNumber, state: State) -> Tcb {
         let mss = (cfg.mss as usize).min(DEFAULT_MSS.max(MIN_MSS));
         let cc = controller(cfg.congestion, mss);
         let offer_wscale = if cfg.window_scaling {
@@ -294,8 +308,9 @@ impl Tcb {
     /// Active OPEN (RFC 9293 3.10.1): a TCB in SYN-SENT; the SYN comes out of the next
     /// `poll_transmit`. `isn` is the initial send sequence number, chosen by the caller
     /// (RFC 9293 3.4.1 / RFC 6528: a keyed hash of the 4-tuple plus a clock).
-    pub fn connect(cfg: TcpConfig, local_port: u16, remote_port: u16, isn: SeqNumber) -> Tcb {
-        let mut t = Tcb::new(cfg, local_port, isn, State::SynSent);
+    /// `cfg`: a `TcpConfig`, or a `SharedConfig` that connections opened alike share.
+    pub fn connect(cfg: impl Into<SharedConfig>, local_port: u16, remote_port: u16, isn: SeqNumber) -> Tcb {
+        let mut t = Tcb::new(cfg.into(), local_port, isn, State::SynSent);
         t.remote_port = remote_port;
         t
     }
@@ -303,8 +318,8 @@ impl Tcb {
     /// Passive OPEN (RFC 9293 3.10.1): a single TCB in LISTEN that becomes the
     /// connection on the first SYN (and returns to LISTEN if that open fails). `isn` is
     /// used for that SYN. For many connections per port use `Listener`.
-    pub fn listen(cfg: TcpConfig, local_port: u16, isn: SeqNumber) -> Tcb {
-        let mut t = Tcb::new(cfg, local_port, isn, State::Listen);
+    pub fn listen(cfg: impl Into<SharedConfig>, local_port: u16, isn: SeqNumber) -> Tcb {
+        let mut t = Tcb::new(cfg.into(), local_port, isn, State::Listen);
         t.passive = true;
         t.return_to_listen = true;
         t
@@ -314,14 +329,14 @@ impl Tcb {
     /// sends starts the new controller from the initial window, as a new connection would.
     pub fn set_congestion(&mut self, kind: CongestionKind) {
         if self.cfg.congestion != kind {
-            self.cfg.congestion = kind;
+            self.cfg.make_mut().congestion = kind;
             self.cc = controller(kind, self.mss());
         }
     }
 
     /// Turns Nagle's algorithm off (`true`) or on, from now on (TCP_NODELAY).
     pub fn set_nodelay(&mut self, nodelay: bool) {
-        self.cfg.nodelay = nodelay;
+        self.cfg.make_mut().nodelay = nodelay;
     }
 
     /// The give-up time R2 (RFC 1122 4.2.3.5, TCP_USER_TIMEOUT): with `Some`, the
@@ -329,17 +344,17 @@ impl Tcb {
     /// that long, at the next retransmission timeout; `None`: the retransmission count
     /// decides alone.
     pub fn set_user_timeout(&mut self, timeout: Option<core::time::Duration>) {
-        self.cfg.user_timeout = timeout;
+        self.cfg.make_mut().user_timeout = timeout;
     }
 
     /// How many times a SYN is retransmitted before the open is given up (TCP_SYNCNT).
     pub fn set_syn_retries(&mut self, retries: u32) {
-        self.cfg.max_syn_retransmissions = retries;
+        self.cfg.make_mut().max_syn_retransmissions = retries;
     }
 
     /// Turns keepalive on with these parameters, or off, from `now` on (SO_KEEPALIVE).
     pub fn set_keepalive(&mut self, now: Instant, keepalive: Option<crate::Keepalive>) {
-        self.cfg.keepalive = keepalive;
+        self.cfg.make_mut().keepalive = keepalive;
         self.keepalive_reset(now);
     }
 
@@ -450,8 +465,8 @@ impl Tcb {
     /// Sets the DS field and TTL of the packets this connection sends (`IP_TOS`,
     /// `IP_TTL`; RFC 1122 MUST-48), from its next packet on.
     pub fn set_ip_options(&mut self, tos: u8, ttl: Option<u8>) {
-        self.cfg.ip_tos = tos;
-        self.cfg.ip_ttl = ttl;
+        self.cfg.make_mut().ip_tos = tos;
+        self.cfg.make_mut().ip_ttl = ttl;
     }
     /// The RTT variation (RFC 6298 RTTVAR); zero before the first sample.
     pub fn rttvar(&self) -> Duration {
@@ -858,7 +873,7 @@ impl Tcb {
             self.enter_closed(Some(ConnError::Reset));
             return;
         }
-        let fresh = Tcb::listen(self.cfg, self.local_port, self.iss + 65536 * 8);
+        let fresh = Tcb::listen(self.cfg.clone(), self.local_port, self.iss + 65536 * 8);
         let counters = self.counters;
         *self = fresh;
         self.counters = counters;

@@ -14,6 +14,7 @@ use crate::tcb::Tcb;
 mod close;
 mod congestion;
 mod established;
+mod layout;
 mod listener;
 mod open;
 mod options;
