@@ -12,6 +12,10 @@ use crate::http::{find_head_end, parse_response};
 use crate::out::OutQueue;
 use crate::session::{Session, Tally};
 
+/// Requests up to this size are copied into a connection's output queue instead of
+/// shared (`ClientSession::produce`).
+const COPY_REQUEST_UP_TO: usize = 1024;
+
 /// The largest response head the client accepts.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
@@ -234,7 +238,13 @@ impl Session for ClientSession {
     fn produce(&mut self, out: &mut OutQueue, _t: &mut Tally, now: u64) {
         let limit = self.spec.per_connection.unwrap_or(u64::MAX);
         while !self.done && self.inflight.len() < self.spec.pipeline && self.sent < limit {
-            out.push_shared(self.spec.request.clone());
+            // A small request is copied: cheaper than sharing it, whose count is two
+            // locked instructions a request, each waiting for every store before it.
+            if self.spec.request.len() <= COPY_REQUEST_UP_TO {
+                out.push_bytes(&self.spec.request);
+            } else {
+                out.push_shared(self.spec.request.clone());
+            }
             self.inflight.push_back(now);
             self.sent += 1;
         }

@@ -368,8 +368,11 @@ pub fn engine_table(r: &RunResult) -> Option<Table> {
         tb.row(
             format!("core {i} loop"),
             format!(
-                "{} rounds, {} busy, {} sleeps",
-                c.loops.rounds, c.loops.busy_rounds, c.loops.idle_sleeps
+                "{} rounds, {} busy ({:.1}% of the time), {} sleeps",
+                c.loops.rounds,
+                c.loops.busy_rounds,
+                100.0 * c.loops.busy_ns as f64 / c.loops.run_ns.max(1) as f64,
+                c.loops.idle_sleeps
             ),
         );
         let reasons: Vec<String> = n

@@ -54,6 +54,12 @@ pub struct LoopStats {
     pub busy_rounds: u64,
     /// Idle rounds that slept (spinning and yielding ones are not counted).
     pub idle_sleeps: u64,
+    /// Time spent in the busy rounds, in nanoseconds (from one round's start to the next's,
+    /// read off the clock the loop reads anyway): with `Core::run`'s total, how loaded the
+    /// core is. A busy-polling core always runs; this is the part that was work.
+    pub busy_ns: u64,
+    /// Time from the first round's start to the last round's, in nanoseconds.
+    pub run_ns: u64,
 }
 
 /// One core: its interface, its device queue, and its application.
@@ -78,6 +84,8 @@ pub struct Core<D: Device, A: App> {
     started: bool,
     /// The application's start failed: the engine stops and reports it.
     pub start_error: Option<AppError>,
+    /// The last round's start and whether it was busy (`LoopStats::busy_ns`).
+    last_round: Option<(Instant, bool)>,
 }
 
 impl<D: Device, A: App> Core<D, A>
@@ -106,6 +114,7 @@ where
             stats: LoopStats::default(),
             started: false,
             start_error: None,
+            last_round: None,
         }
     }
 
@@ -128,6 +137,13 @@ where
                 return false;
             }
         }
+        if let Some((then, busy)) = self.last_round {
+            let ns = (now - then).as_nanos() as u64;
+            self.stats.run_ns += ns;
+            if busy {
+                self.stats.busy_ns += ns;
+            }
+        }
         let mut did = iface.borrow_mut().poll(now, dev);
         did |= app.poll(&Cx::new(iface, now, *core, *cores, steering, stop));
         // Send what the application queued in this same round.
@@ -136,6 +152,7 @@ where
         if did {
             self.stats.busy_rounds += 1;
         }
+        self.last_round = Some((now, did));
         did
     }
 
@@ -200,4 +217,49 @@ fn next_deadline<D: Device>(iface: &RefCell<Interface>, dev: &D) -> Option<Insta
         .into_iter()
         .flatten()
         .min()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sluice_dev::{Impairments, MemLink};
+    use sluice_net::{InterfaceConfig, IsnKey};
+    use sluice_wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
+
+    use super::*;
+    use crate::idle::IdleStrategy;
+    use crate::toeplitz::SYMMETRIC_KEY;
+
+    /// Busy in the rounds its script says.
+    struct Scripted(Vec<bool>);
+
+    impl App for Scripted {
+        fn poll(&mut self, _cx: &Cx) -> bool {
+            self.0.remove(0)
+        }
+    }
+
+    #[test]
+    fn busy_time_is_the_span_of_the_busy_rounds() {
+        let (dev, _peer, _link) = MemLink::pair(Impairments::default(), Impairments::default(), 1, 64);
+        let cfg = InterfaceConfig::new(
+            Ipv4Cidr::new(Ipv4Address([198, 18, 0, 1]), 24),
+            IsnKey::fixed([1; 16]),
+        );
+        let iface = Interface::new(cfg, EthernetAddress(dev.mac()));
+        let app = Scripted(vec![false, true, true, false, false]);
+        let steering = RssSteering::round_robin(&SYMMETRIC_KEY, 128, 1);
+        let mut core = Core::new(iface, dev, app, 0, 1, steering, Idle::new(IdleStrategy::BusyPoll));
+        let stop = AtomicBool::new(false);
+        // Rounds start at 0, 10, 30, 60 and 100 µs: the second and third (10 to 60) were busy.
+        for (at, busy) in [(0, false), (10, true), (30, true), (60, false), (100, false)] {
+            let now = Instant::from_millis(5) + Duration::from_micros(at);
+            assert_eq!(core.round(now, &stop), busy);
+        }
+        assert_eq!(core.stats.rounds, 5);
+        assert_eq!(core.stats.busy_rounds, 2);
+        assert_eq!(core.stats.run_ns, 100_000);
+        assert_eq!(core.stats.busy_ns, 50_000);
+    }
 }

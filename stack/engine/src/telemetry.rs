@@ -70,6 +70,8 @@ pub fn stats_entries(s: &CoreStats) -> Vec<(String, TelValue)> {
         u("rounds", s.loops.rounds),
         u("busy_rounds", s.loops.busy_rounds),
         u("idle_sleeps", s.loops.idle_sleeps),
+        u("busy_ns", s.loops.busy_ns),
+        u("run_ns", s.loops.run_ns),
     ];
     for st in STATES {
         e.push(u(

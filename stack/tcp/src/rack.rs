@@ -85,6 +85,14 @@ impl Rack {
         self.len += 1;
     }
 
+    /// Starts fetching the log's oldest entries (those an ACK looks up first).
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        if let Some(log) = &self.log {
+            sluice_buf::prefetch(log.as_ptr().cast(), 64);
+        }
+    }
+
     /// The recorded send time of byte `seq`.
     pub(crate) fn sent_at(&self, seq: SeqNumber) -> Option<Instant> {
         self.log.as_deref()?[..self.len]

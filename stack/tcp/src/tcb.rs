@@ -393,11 +393,13 @@ impl Tcb {
     }
 
     /// Starts fetching, without waiting, the buffer memory the next segment and the
-    /// application's next read and write touch (a driver's look ahead at a burst).
+    /// application's next read and write touch (a driver's look ahead at a burst): the
+    /// rings' next lines, and the oldest entries of RACK's send log, which an ACK reads.
     #[inline]
     pub fn prefetch_buffers(&self) {
         self.rx.prefetch();
         self.tx.prefetch();
+        self.rack.prefetch();
     }
 
     pub fn state(&self) -> State {
