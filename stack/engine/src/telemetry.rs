@@ -58,6 +58,8 @@ pub fn stats_entries(s: &CoreStats) -> Vec<(String, TelValue)> {
         u("tcp_syn_cookies_tx", t.syn_cookies_tx),
         u("tcp_time_wait_recycled", t.time_wait_recycled),
         u("tcp_gro_coalesced", t.gro_coalesced),
+        u("tcp_timer_wakeups", t.timer_wakeups),
+        u("tcp_timer_entries_stale", t.timer_entries_stale),
         u("tcp_gso_segments_tx", t.gso_segments_tx),
         u("rx_zero_copy_bytes", t.rx_zero_copy_bytes),
         u("tx_zero_copy_bytes", t.tx_zero_copy_bytes),

@@ -279,6 +279,12 @@ pub struct TcpStats {
     /// Received segments coalesced with the previous one of their burst (GRO): only their
     /// text was processed. Counted in `segments_rx` too.
     pub gro_coalesced: u64,
+    /// Connections whose timers ran because their entry in the timer wheel came due.
+    pub timer_wakeups: u64,
+    /// Timer wheel entries that came due after their connection's deadline had moved later
+    /// (a delayed ACK the answer carried) or gone: put back, or dropped, without touching
+    /// the connection.
+    pub timer_entries_stale: u64,
 }
 
 /// Everything an `Interface` counts.

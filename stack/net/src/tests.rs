@@ -2913,3 +2913,72 @@ fn the_look_ahead_at_a_burst_takes_any_frame() {
     assert_eq!(f.iface.tcp(h).unwrap().recv(&mut buf), Ok(5));
     assert_eq!(&buf[..5], b"GET /");
 }
+
+/// Request/response answered at once: each request arms a delayed ACK that the answer then
+/// carries. Those timer entries come due stale and are put back or dropped without the
+/// connection being visited (`Deadlines`); a delayed ACK that is really due still goes.
+#[test]
+fn timer_entries_gone_stale_leave_the_connection_alone_and_due_ones_still_fire() {
+    let mut f = Fixture::new(config(true));
+    let (h, mut seq, ack) = accepted(&mut f);
+    let mut our = ack;
+    let request = [0x42u8; 64];
+    let mut buf = [0u8; 256];
+    for i in 0..20 {
+        f.inject(&tcp_seg(&sluice_wire::TcpRepr {
+            seq,
+            ack: Some(our),
+            flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::ACK | sluice_wire::TcpFlags::PSH),
+            options: Default::default(),
+            payload: &request,
+            ..syn(80)
+        }));
+        let early = f.poll(); // quick ACKs at first, then none: the answer carries it
+        seq = seq + request.len();
+        let mut s = f.iface.tcp(h).unwrap();
+        assert_eq!(s.recv(&mut buf), Ok(64), "request {i}");
+        assert_eq!(s.send(&buf[..64]), Ok(64));
+        let out: Vec<_> = early
+            .iter()
+            .chain(f.poll().iter())
+            .map(|o| parse_tcp(o).1)
+            .collect();
+        let answer = out.iter().find(|t| !t.payload.is_empty()).expect("the answer");
+        assert_eq!((answer.seq, answer.ack), (our, Some(seq)), "request {i}");
+        our = our + 64;
+        f.advance(Duration::from_millis(60)); // past the delayed ACK's deadline
+    }
+    // The peer's last ACK comes; then nothing is due for a long while.
+    f.inject(&tcp_seg(&sluice_wire::TcpRepr {
+        seq,
+        ack: Some(our),
+        flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::ACK),
+        options: Default::default(),
+        payload: &[],
+        ..syn(80)
+    }));
+    assert!(f.poll().is_empty());
+    f.advance(Duration::from_secs(5));
+    assert!(f.poll().is_empty());
+    let st = f.iface.stats().tcp;
+    assert!(st.timer_entries_stale >= 19, "{st:?}");
+    assert_eq!(
+        st.timer_wakeups, 0,
+        "no connection visited for a deadline gone stale: {st:?}"
+    );
+    // A request left unanswered: its delayed ACK goes alone, from a real wake-up.
+    f.inject(&tcp_seg(&sluice_wire::TcpRepr {
+        seq,
+        ack: Some(our),
+        flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::ACK | sluice_wire::TcpFlags::PSH),
+        options: Default::default(),
+        payload: &request,
+        ..syn(80)
+    }));
+    assert!(f.poll().is_empty(), "ping-pong: the ACK waits for an answer");
+    f.advance(Duration::from_millis(60));
+    let out: Vec<_> = f.poll().iter().map(|o| parse_tcp(o).1).collect();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!((out[0].ack, out[0].payload.len()), (Some(seq + 64), 0));
+    assert_eq!(f.iface.stats().tcp.timer_wakeups, 1);
+}
