@@ -373,6 +373,18 @@ impl Engine {
             ok
         });
         let stats = handle.stats();
+        // The device's own counters: what it missed for want of room in its ring or of
+        // buffers shows only here.
+        let ps = port.stats();
+        tracing::info!(
+            rx = ps.ipackets,
+            tx = ps.opackets,
+            rx_missed = ps.imissed,
+            rx_no_mbuf = ps.rx_nombuf,
+            rx_errors = ps.ierrors,
+            tx_errors = ps.oerrors,
+            "port counters"
+        );
         drop(port);
         startup?;
         if let Some((core, error)) = app_failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
