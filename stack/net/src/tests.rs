@@ -2923,16 +2923,25 @@ fn timer_entries_gone_stale_leave_the_connection_alone_and_due_ones_still_fire()
     let (h, mut seq, ack) = accepted(&mut f);
     let mut our = ack;
     let request = [0x42u8; 64];
-    let mut buf = [0u8; 256];
-    for i in 0..20 {
-        f.inject(&tcp_seg(&sluice_wire::TcpRepr {
+    // The peer's segment: an ACK, with PSH when it carries a request.
+    let segment = |seq, our, payload: &[u8]| {
+        let flags = if payload.is_empty() {
+            0
+        } else {
+            sluice_wire::TcpFlags::PSH
+        };
+        tcp_seg(&sluice_wire::TcpRepr {
             seq,
             ack: Some(our),
-            flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::ACK | sluice_wire::TcpFlags::PSH),
+            flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::ACK | flags),
             options: Default::default(),
-            payload: &request,
+            payload,
             ..syn(80)
-        }));
+        })
+    };
+    let mut buf = [0u8; 256];
+    for i in 0..20 {
+        f.inject(&segment(seq, our, &request));
         let early = f.poll(); // quick ACKs at first, then none: the answer carries it
         seq = seq + request.len();
         let mut s = f.iface.tcp(h).unwrap();
@@ -2949,14 +2958,7 @@ fn timer_entries_gone_stale_leave_the_connection_alone_and_due_ones_still_fire()
         f.advance(Duration::from_millis(60)); // past the delayed ACK's deadline
     }
     // The peer's last ACK comes; then nothing is due for a long while.
-    f.inject(&tcp_seg(&sluice_wire::TcpRepr {
-        seq,
-        ack: Some(our),
-        flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::ACK),
-        options: Default::default(),
-        payload: &[],
-        ..syn(80)
-    }));
+    f.inject(&segment(seq, our, &[]));
     assert!(f.poll().is_empty());
     f.advance(Duration::from_secs(5));
     assert!(f.poll().is_empty());
@@ -2967,14 +2969,7 @@ fn timer_entries_gone_stale_leave_the_connection_alone_and_due_ones_still_fire()
         "no connection visited for a deadline gone stale: {st:?}"
     );
     // A request left unanswered: its delayed ACK goes alone, from a real wake-up.
-    f.inject(&tcp_seg(&sluice_wire::TcpRepr {
-        seq,
-        ack: Some(our),
-        flags: sluice_wire::TcpFlags(sluice_wire::TcpFlags::ACK | sluice_wire::TcpFlags::PSH),
-        options: Default::default(),
-        payload: &request,
-        ..syn(80)
-    }));
+    f.inject(&segment(seq, our, &request));
     assert!(f.poll().is_empty(), "ping-pong: the ACK waits for an answer");
     f.advance(Duration::from_millis(60));
     let out: Vec<_> = f.poll().iter().map(|o| parse_tcp(o).1).collect();
