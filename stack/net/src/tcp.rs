@@ -219,6 +219,27 @@ impl Conn {
         self.listener.is_none() && !self.released
     }
 
+    /// Records the connection in the ready list if what its application waits for moved
+    /// (data or the FIN arrived, room was freed, the state changed).
+    fn note_readiness(&mut self, key: Key, ready: &mut ReadyList) {
+        if !self.owned_by_app() {
+            return;
+        }
+        let seen = self.seen_now();
+        if seen != self.seen {
+            if seen.state != self.seen.state {
+                tracing::debug!(
+                    local_port = self.tcb.local_port(),
+                    remote = %self.remote,
+                    state = ?self.tcb.state(),
+                    "connection state"
+                );
+            }
+            self.seen = seen;
+            ready.push(ReadySocket::Tcp(TcpHandle(key)), &mut self.logged);
+        }
+    }
+
     fn seen_now(&self) -> Seen {
         Seen {
             rcv_nxt: self.tcb.rcv_nxt().0,
@@ -741,6 +762,12 @@ impl TcpSockets {
                 _ => None,
             };
             c.dirty = true;
+            // The application hears of it now, not once the connection's output is
+            // drained: with the device's ring full that waits, and at 10,000 connections
+            // the events of thousands reached the application in one round, which then
+            // answered them all at once and filled the ring again (each side idle a third
+            // of the time, waiting on the other's wave).
+            c.note_readiness(key, ready);
             if out.drop == Some(sluice_tcp::DropReason::Closed) {
                 eg.drop(DropReason::TcpRejected);
                 if let Some(rst) = rst {
@@ -892,21 +919,7 @@ impl TcpSockets {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        if c.owned_by_app() {
-            let seen = c.seen_now();
-            if seen != c.seen {
-                if seen.state != c.seen.state {
-                    tracing::debug!(
-                        local_port = c.tcb.local_port(),
-                        remote = %c.remote,
-                        state = ?c.tcb.state(),
-                        "connection state"
-                    );
-                }
-                c.seen = seen;
-                ready.push(ReadySocket::Tcp(TcpHandle(key)), &mut c.logged);
-            }
-        }
+        c.note_readiness(key, ready);
         let state = c.tcb.state();
         if state != c.counted {
             let was = core::mem::replace(&mut c.counted, state);
