@@ -204,8 +204,10 @@ pub trait Transport {
 /// How one step of a connection ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
-    /// Still open; whether anything happened.
-    Open { did: bool },
+    /// Still open; whether anything happened, and whether it may have more to do at once
+    /// (it stopped reading before the transport ran dry, or output is left): a driver that
+    /// learns of new input by events steps it again without one.
+    Open { did: bool, more: bool },
     /// Finished cleanly: close it.
     Done,
     /// Failed: close it.
@@ -282,7 +284,10 @@ impl<S: Session> Conn<S> {
     pub fn step(&mut self, io: &mut impl Transport, t: &mut Tally, now: u64) -> Step {
         let mut did = false;
         if !io.ready() {
-            return Step::Open { did: false };
+            return Step::Open {
+                did: false,
+                more: false,
+            };
         }
         self.last_input.get_or_insert(now);
         let bytes_out_before = t.bytes_out;
@@ -290,6 +295,8 @@ impl<S: Session> Conn<S> {
             self.session.produce(&mut self.out, t, now);
         }
         let mut reads = 0;
+        // The transport ran dry (or reached its end): no input is left unread.
+        let mut drained = self.eof;
         while reads < MAX_READS && !self.eof && (self.shut || self.session.wants_input(&self.out)) {
             reads += 1;
             let (session, out, shut) = (&mut self.session, &mut self.out, self.shut);
@@ -310,8 +317,13 @@ impl<S: Session> Conn<S> {
             }
             match r {
                 Ok(ReadOutcome::Data) => did = true,
-                Ok(ReadOutcome::Stalled) | Ok(ReadOutcome::WouldBlock) => break,
+                Ok(ReadOutcome::Stalled) => break,
+                Ok(ReadOutcome::WouldBlock) => {
+                    drained = true;
+                    break;
+                }
                 Ok(ReadOutcome::Eof) => {
+                    drained = true;
                     self.eof = true;
                     did = true;
                     if !self.shut {
@@ -351,6 +363,122 @@ impl<S: Session> Conn<S> {
         if self.shut && self.out.is_empty() && (self.eof || now >= self.linger_until) {
             return Step::Done;
         }
-        Step::Open { did }
+        Step::Open {
+            did,
+            more: !drained || !self.out.is_empty(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+    use crate::echo::EchoSession;
+
+    /// A transport with chunks of input to offer, one per read, and `room` bytes to write.
+    struct Fake {
+        input: VecDeque<Vec<u8>>,
+        room: usize,
+        written: Vec<u8>,
+    }
+
+    impl Transport for Fake {
+        fn read(&mut self, f: &mut dyn FnMut(&[u8]) -> usize) -> Result<ReadOutcome, ConnFailure> {
+            let Some(chunk) = self.input.front_mut() else {
+                return Ok(ReadOutcome::WouldBlock);
+            };
+            let n = f(chunk);
+            chunk.drain(..n);
+            if chunk.is_empty() {
+                self.input.pop_front();
+            }
+            Ok(if n == 0 {
+                ReadOutcome::Stalled
+            } else {
+                ReadOutcome::Data
+            })
+        }
+        fn write(&mut self, out: &OutQueue) -> Result<Option<usize>, ConnFailure> {
+            let n = (out.len() as usize).min(self.room);
+            if n == 0 {
+                return Ok(None);
+            }
+            let mut buf = vec![0; n];
+            let n = out.copy_to(&mut buf);
+            self.written.extend_from_slice(&buf[..n]);
+            self.room -= n;
+            Ok(Some(n))
+        }
+        fn shutdown(&mut self) {}
+    }
+
+    fn fake(chunks: usize, room: usize) -> Fake {
+        Fake {
+            input: (0..chunks).map(|i| vec![i as u8; 64]).collect(),
+            room,
+            written: Vec::new(),
+        }
+    }
+
+    /// A step that read until the transport ran dry and wrote everything has nothing more
+    /// to do until new input comes; one that stopped early, or left output, has.
+    #[test]
+    fn a_step_says_whether_it_left_work() {
+        let mut t = Tally::new();
+        // Read dry, all written: no more.
+        let (mut c, mut io) = (Conn::new(EchoSession::new()), fake(3, usize::MAX));
+        assert_eq!(
+            c.step(&mut io, &mut t, 1),
+            Step::Open {
+                did: true,
+                more: false
+            }
+        );
+        assert_eq!(io.written.len(), 3 * 64);
+        // Stopped at MAX_READS with input left: more.
+        let (mut c, mut io) = (Conn::new(EchoSession::new()), fake(MAX_READS + 5, usize::MAX));
+        assert_eq!(
+            c.step(&mut io, &mut t, 1),
+            Step::Open {
+                did: true,
+                more: true
+            }
+        );
+        assert_eq!(io.input.len(), 5);
+        assert_eq!(
+            c.step(&mut io, &mut t, 2),
+            Step::Open {
+                did: true,
+                more: false
+            }
+        );
+        // Output left behind by a full transport: more.
+        let (mut c, mut io) = (Conn::new(EchoSession::new()), fake(2, 100));
+        assert_eq!(
+            c.step(&mut io, &mut t, 1),
+            Step::Open {
+                did: true,
+                more: true
+            }
+        );
+        io.room = usize::MAX;
+        assert_eq!(
+            c.step(&mut io, &mut t, 2),
+            Step::Open {
+                did: true,
+                more: false
+            }
+        );
+        assert_eq!(io.written, [vec![0u8; 64], vec![1u8; 64]].concat());
+        // Nothing there: nothing done, nothing more.
+        assert_eq!(
+            c.step(&mut io, &mut t, 3),
+            Step::Open {
+                did: false,
+                more: false
+            }
+        );
     }
 }

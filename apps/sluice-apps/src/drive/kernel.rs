@@ -185,7 +185,7 @@ pub fn run<S: Session>(
                 scratch: &mut scratch,
             };
             match c.conn.step(&mut io, &mut t, now) {
-                Step::Open { did: d } => {
+                Step::Open { did: d, .. } => {
                     c.hot = d;
                     did |= d;
                 }

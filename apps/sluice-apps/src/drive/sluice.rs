@@ -345,9 +345,11 @@ impl<S: Session> App for SluiceDriver<S> {
                 starved: false,
             };
             match c.step(&mut io, &mut self.tally, now) {
-                Step::Open { did: d } => {
+                Step::Open { did: d, more } => {
                     did |= d;
-                    if d || c.lingering() || io.starved {
+                    // Input comes by events: a connection that read until its stream ran
+                    // dry and wrote all it had waits for the next one.
+                    if (d && more) || c.lingering() || io.starved {
                         self.active.push(s);
                     }
                     self.arm(i);
