@@ -347,6 +347,11 @@ impl<S: Session> Conn<S> {
                 Err(e) => return Step::Failed(e),
             }
         }
+        // What the session would queue next (a sender whose queue just drained): more to do
+        // at once, though no event will say so.
+        if !self.shut && self.out.is_empty() {
+            self.session.produce(&mut self.out, t, now);
+        }
         // Output that stays queued without a byte taken since the last step is stalled.
         let took_some = t.bytes_out != bytes_out_before;
         self.stalled_since = match (self.out.is_empty(), self.stalled_since) {
@@ -479,6 +484,44 @@ mod tests {
                 did: false,
                 more: false
             }
+        );
+    }
+
+    /// A sender that queues one 64-byte chunk per call until `left` are queued.
+    struct Sender {
+        left: usize,
+    }
+
+    impl Session for Sender {
+        fn input(&mut self, data: &[u8], _out: &mut OutQueue, _t: &mut Tally, _now: u64) -> usize {
+            data.len()
+        }
+        fn produce(&mut self, out: &mut OutQueue, _t: &mut Tally, _now: u64) {
+            if self.left > 0 && out.is_empty() {
+                self.left -= 1;
+                out.push_bytes(&[9; 64]);
+            }
+        }
+        fn eof(&mut self, _out: &mut OutQueue, _t: &mut Tally, _now: u64) {}
+        fn finished(&self) -> bool {
+            self.left == 0
+        }
+    }
+
+    /// A sender whose queue drained with more to send says so: no event would.
+    #[test]
+    fn a_sender_with_more_to_queue_says_so() {
+        let mut t = Tally::new();
+        let (mut c, mut io) = (Conn::new(Sender { left: 10 }), fake(0, usize::MAX));
+        let mut steps = 0;
+        while let Step::Open { more: true, .. } = c.step(&mut io, &mut t, steps) {
+            steps += 1;
+            assert!(steps < 20);
+        }
+        assert_eq!(
+            io.written.len(),
+            10 * 64,
+            "every chunk went, each step asking for the next"
         );
     }
 }

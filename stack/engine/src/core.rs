@@ -156,6 +156,14 @@ where
         did
     }
 
+    /// The last round did work after all (a command ran between rounds): its time counts
+    /// as busy (`LoopStats::busy_ns`).
+    pub fn mark_busy(&mut self) {
+        if let Some((_, busy)) = &mut self.last_round {
+            *busy = true;
+        }
+    }
+
     /// An idle round: spin, yield or sleep as the idle strategy says, a sleep capped by the
     /// next timer, which is looked for only when the round sleeps.
     pub fn idle_wait(&mut self, now: Instant) {

@@ -446,6 +446,9 @@ fn run_core<A: App>(
             did = true;
         }
         if did {
+            core.mark_busy();
+        }
+        if did {
             core.idle.reset();
         } else {
             core.idle_wait(now);
