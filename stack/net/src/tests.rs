@@ -2073,6 +2073,34 @@ impl Device for Jammed {
     }
 }
 
+/// Opens `n` connections from `client` to a listener of `server` on port 80, whose ring is
+/// not jammed yet: the client's handles, the server's, and the time reached. (Most SYNs
+/// wait for ARP and their first retransmission.)
+fn open_through_jammed(
+    client: &mut Interface,
+    ca: &mut MemDevice,
+    server: &mut Interface,
+    sb: &mut Jammed,
+    n: usize,
+) -> (Vec<TcpHandle>, Vec<TcpHandle>, Instant) {
+    let l = server.tcp_listen(80, 256).unwrap();
+    let conns: Vec<TcpHandle> = (0..n).map(|_| client.tcp_connect(OUR_IP, 80).unwrap()).collect();
+    let mut now = Instant::from_millis(1);
+    let mut accepted = Vec::new();
+    for _ in 0..5000 {
+        while client.poll(now, ca) | server.poll(now, sb) {}
+        while let Some(h) = server.tcp_accept(l) {
+            accepted.push(h);
+        }
+        if accepted.len() == n {
+            break;
+        }
+        now += Duration::from_millis(1);
+    }
+    assert_eq!(accepted.len(), n);
+    (conns, accepted, now)
+}
+
 /// While the device's ring is full, connections with data to send wait in the pending list
 /// once each and untouched (polls do not visit them only to queue them again, and calls
 /// on them do not add them twice); once the ring has room, every byte goes out.
@@ -2084,24 +2112,7 @@ fn a_full_ring_leaves_waiting_connections_alone_and_loses_nothing() {
         inner: db,
         full: false,
     };
-    let l = server.tcp_listen(80, 256).unwrap();
-    let conns: Vec<TcpHandle> = (0..200)
-        .map(|_| client.tcp_connect(OUR_IP, 80).unwrap())
-        .collect();
-    let mut now = Instant::from_millis(1);
-    let mut accepted = Vec::new();
-    // (Most SYNs wait for ARP and their first retransmission.)
-    for _ in 0..5000 {
-        while client.poll(now, &mut ca) | server.poll(now, &mut sb) {}
-        while let Some(h) = server.tcp_accept(l) {
-            accepted.push(h);
-        }
-        if accepted.len() == conns.len() {
-            break;
-        }
-        now += Duration::from_millis(1);
-    }
-    assert_eq!(accepted.len(), 200);
+    let (conns, accepted, mut now) = open_through_jammed(&mut client, &mut ca, &mut server, &mut sb, 200);
     // The ring fills: every connection has 10 KB to send, twice over.
     sb.full = true;
     for round in 0..2 {
@@ -2990,21 +3001,7 @@ fn data_arriving_while_the_ring_is_full_is_announced_at_once() {
         inner: db,
         full: false,
     };
-    let l = server.tcp_listen(80, 64).unwrap();
-    let conns: Vec<TcpHandle> = (0..40).map(|_| client.tcp_connect(OUR_IP, 80).unwrap()).collect();
-    let mut now = Instant::from_millis(1);
-    let mut accepted = Vec::new();
-    for _ in 0..5000 {
-        while client.poll(now, &mut ca) | server.poll(now, &mut sb) {}
-        while let Some(h) = server.tcp_accept(l) {
-            accepted.push(h);
-        }
-        if accepted.len() == conns.len() {
-            break;
-        }
-        now += Duration::from_millis(1);
-    }
-    assert_eq!(accepted.len(), conns.len());
+    let (conns, accepted, now) = open_through_jammed(&mut client, &mut ca, &mut server, &mut sb, 40);
     let mut cursor = ReadyCursor::default();
     let _ = server.ready_since(&mut cursor); // from here on
                                              // The server's ring is full and every connection has output waiting.
