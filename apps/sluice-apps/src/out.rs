@@ -81,6 +81,13 @@ impl OutQueue {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+    /// Starts fetching what the next push and write touch: the front of the chunk list
+    /// and the spare buffer the next copy goes to.
+    #[inline]
+    pub fn prefetch(&self) {
+        sluice_buf::prefetch(self.chunks.as_slices().0.as_ptr().cast(), 1);
+        sluice_buf::prefetch(self.spare.as_ptr(), 1);
+    }
     /// Appends a copy of `data` (to the last owned chunk when there is one).
     pub fn push_bytes(&mut self, data: &[u8]) {
         if data.is_empty() {

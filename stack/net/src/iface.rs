@@ -204,6 +204,22 @@ impl Interface {
         self.tcp.socket(h, self.eg.now)
     }
 
+    /// Starts fetching connection `h`'s state into the caches, without waiting and without
+    /// reading it (`h` may be stale). An application that visits many connections in turn
+    /// (with thousands, each a handful of cache misses) calls this a few visits ahead, then
+    /// `tcp_prefetch_buffers` once the state is on its way, so that the misses overlap.
+    #[inline]
+    pub fn tcp_prefetch(&self, h: TcpHandle) {
+        self.tcp.prefetch_one(h.0);
+    }
+
+    /// Starts fetching the lines of connection `h`'s buffers that its next read and write
+    /// touch. It reads the connection's state: call `tcp_prefetch` some time before.
+    #[inline]
+    pub fn tcp_prefetch_buffers(&self, h: TcpHandle) {
+        self.tcp.prefetch_buffers(h.0);
+    }
+
     /// Connection `h`'s status through a shared borrow (state, addresses, the TCB's
     /// counters, RTT, window...); `None` once the interface removed it.
     #[inline]

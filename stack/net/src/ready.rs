@@ -20,6 +20,18 @@ use crate::slab::Key;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TcpHandle(pub(crate) Key);
 
+impl TcpHandle {
+    /// The connection's slot in its interface: a small integer, dense from 0 and reused
+    /// once the connection is removed, so that an application can keep state per
+    /// connection in a `Vec` indexed by it instead of a hash map. Two connections alive at
+    /// once never share a slot; compare whole handles to tell a connection from a later
+    /// one in the same slot.
+    #[inline]
+    pub fn slot(self) -> usize {
+        self.0.index as usize
+    }
+}
+
 /// A listening TCP port of an `Interface`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ListenerHandle(pub(crate) Key);

@@ -668,16 +668,28 @@ impl TcpSockets {
         keys.clear();
         for (flow, nic_hash) in flows {
             if let Some(key) = self.flows.peek_rx(&flow, nic_hash) {
-                self.conns.prefetch(key, &Conn::HOT);
+                self.prefetch_one(key);
                 keys.push(key);
             }
         }
         for &key in &keys {
-            if let Some(c) = self.conns.get(key) {
-                c.tcb.prefetch_buffers();
-            }
+            self.prefetch_buffers(key);
         }
         self.lookahead = keys;
+    }
+
+    /// Starts fetching connection `key`'s hot lines (`Conn::HOT`), reading nothing.
+    #[inline]
+    pub(crate) fn prefetch_one(&self, key: Key) {
+        self.conns.prefetch(key, &Conn::HOT);
+    }
+
+    /// Starts fetching the lines of connection `key`'s buffers its next segment touches.
+    #[inline]
+    pub(crate) fn prefetch_buffers(&self, key: Key) {
+        if let Some(c) = self.conns.get(key) {
+            c.tcb.prefetch_buffers();
+        }
     }
 
     /// Whether looking ahead at a burst pays: with this many connections they no longer
