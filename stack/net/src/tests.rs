@@ -3041,3 +3041,33 @@ fn data_arriving_while_the_ring_is_full_is_announced_at_once() {
     }
     assert!(!server.tcp.pending.is_empty(), "the ring is still full");
 }
+
+/// `TcpHandle::slot` is what an application indexes its own per-connection state by: the
+/// slots of live connections are distinct and dense (below the number ever open at once),
+/// a removed connection's slot is reused, and the handle that reuses it is another handle.
+#[test]
+fn tcp_slots_are_dense_distinct_and_reused_by_other_handles() {
+    let mut f = Fixture::new(config(true));
+    let hs: Vec<TcpHandle> = (0..8)
+        .map(|_| f.iface.tcp_connect(PEER_IP, 80).unwrap())
+        .collect();
+    let mut slots: Vec<usize> = hs.iter().map(|h| h.slot()).collect();
+    slots.sort_unstable();
+    slots.dedup();
+    assert_eq!(slots.len(), hs.len(), "distinct among live connections");
+    assert!(slots.iter().all(|&s| s < hs.len()), "dense: {slots:?}");
+    let gone = hs[3];
+    assert!(f.iface.tcp(gone).is_some_and(|mut sk| sk.abort()));
+    f.poll();
+    assert!(f.iface.tcp(gone).is_none(), "removed");
+    let again = f.iface.tcp_connect(PEER_IP, 80).unwrap();
+    assert_eq!(again.slot(), gone.slot(), "the slot is reused");
+    assert_ne!(again, gone, "by another handle");
+    assert!(f.iface.tcp(gone).is_none(), "the old handle stays stale");
+    // Prefetching any handle, stale or live, reads nothing and changes nothing.
+    f.iface.tcp_prefetch(gone);
+    f.iface.tcp_prefetch_buffers(gone);
+    f.iface.tcp_prefetch(again);
+    f.iface.tcp_prefetch_buffers(again);
+    assert_eq!(f.iface.tcp_connections(), hs.len());
+}
