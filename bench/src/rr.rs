@@ -128,3 +128,107 @@ fn one_way(from: &mut End, a: TcpHandle, to: &mut End, b: TcpHandle, buf: &mut [
     let got = to.iface.tcp(b).and_then(|mut k| k.recv(&mut buf[..]).ok());
     assert_eq!(got, Some(MESSAGE), "message not received in one round");
 }
+
+/// Short connections, both ends Sluice over a memory link: the workload callgrind counts
+/// the instructions of one whole connection with (`callgrind-driver conn`), as the e2e
+/// new-connections row runs them. A step opens a connection, waits for the server to
+/// accept it, sends a 64-byte request and its reply, closes the client's side first and
+/// then the server's, and polls until the server has removed it (the client's side stays
+/// in TIME-WAIT for 2 MSL of 1 ms of the step's clock, so a few hundred are there at once,
+/// and their timers fire as in a real run).
+pub struct ConnCycle {
+    client: End,
+    server: End,
+    listener: sluice_net::ListenerHandle,
+    now_ns: u64,
+    _link: MemLink,
+    buf: [u8; MESSAGE],
+    /// Connections completed.
+    pub done: u64,
+}
+
+impl ConnCycle {
+    pub fn new() -> ConnCycle {
+        let (dc, ds, link) = MemLink::pair(Impairments::default(), Impairments::default(), 1, 4096);
+        let end = |dev: MemDevice, ip: Ipv4Address| {
+            let mut cfg = InterfaceConfig::new(Ipv4Cidr::new(ip, 24), IsnKey::fixed([7; 16]));
+            cfg.tcp.nodelay = true;
+            cfg.tcp.msl = Duration::from_millis(1);
+            End {
+                iface: Interface::new(cfg, EthernetAddress(dev.mac())),
+                dev,
+            }
+        };
+        let mut client = end(dc, CLIENT);
+        let mut server = end(ds, SERVER);
+        let listener = server.iface.tcp_listen(PORT, 64).expect("listen");
+        let mut now = Instant::from_nanos(1_000_000);
+        // ARP, once.
+        client
+            .iface
+            .tcp_connect(SERVER, PORT)
+            .map(|c| client.iface.tcp(c).map(|mut k| k.abort()))
+            .ok();
+        for _ in 0..8 {
+            now = Instant::from_nanos(now.total_nanos() + 1_000);
+            client.iface.poll(now, &mut client.dev);
+            server.iface.poll(now, &mut server.dev);
+        }
+        let mut w = ConnCycle {
+            client,
+            server,
+            listener,
+            now_ns: now.total_nanos(),
+            _link: link,
+            buf: [0x5a; MESSAGE],
+            done: 0,
+        };
+        // Past the first connections' growths and the first TIME-WAIT expiries.
+        for _ in 0..1_000 {
+            w.step();
+        }
+        w
+    }
+
+    fn poll_both(&mut self) {
+        self.now_ns += 1_000;
+        let now = Instant::from_nanos(self.now_ns);
+        self.client.iface.poll(now, &mut self.client.dev);
+        self.server.iface.poll(now, &mut self.server.dev);
+    }
+
+    /// One connection, from connect to the server's removal of it.
+    pub fn step(&mut self) {
+        let c = self.client.iface.tcp_connect(SERVER, PORT).expect("connect");
+        let mut rounds = 0;
+        let s = loop {
+            self.poll_both();
+            if let Some(s) = self.server.iface.tcp_accept(self.listener) {
+                break s;
+            }
+            rounds += 1;
+            assert!(rounds < 16, "not accepted");
+        };
+        self.poll_both(); // the client's side learns it is established
+        self.now_ns += 1_000;
+        let now = Instant::from_nanos(self.now_ns);
+        one_way(&mut self.client, c, &mut self.server, s, &mut self.buf, now);
+        one_way(&mut self.server, s, &mut self.client, c, &mut self.buf, now);
+        assert!(self.client.iface.tcp(c).is_some_and(|mut k| k.close()));
+        self.poll_both(); // FIN, its ACK
+        assert!(self.server.iface.tcp(s).is_some_and(|mut k| k.close()));
+        let mut rounds = 0;
+        while self.server.iface.tcp(s).is_some() {
+            self.poll_both();
+            rounds += 1;
+            assert!(rounds < 16, "the server's side was not removed");
+        }
+        self.done += 1;
+    }
+}
+
+impl Default for ConnCycle {
+    fn default() -> Self {
+        ConnCycle::new()
+    }
+}

@@ -12,7 +12,9 @@
 //! Workloads: `tcb-input` (default `TcpConfig`), `tcb-input-zero-copy` (the same, the
 //! payload handed over as a frame), `tcb-input-ack-every`, `tcb-input-no-ts-sack`,
 //! `tcb-output`, `iface-sluice`, `iface-smoltcp` (offload), `rr-N` (a 64-byte
-//! request/response on one of N connections in turn, both ends: `sluice_bench::rr`).
+//! request/response on one of N connections in turn, both ends: `sluice_bench::rr`),
+//! `conn` (a short connection, from connect to close, with one request/response, both
+//! ends: `sluice_bench::rr::ConnCycle`).
 //!
 //! With many connections the cost is memory more than instructions: callgrind's cache
 //! model counts the misses per exchange, deterministically (a 2 MiB last level, as this
@@ -81,6 +83,11 @@ fn main() {
             let conns = rr["rr-".len()..].parse().expect("checked");
             let mut w = sluice_bench::rr::RrPair::new(conns);
             run_steps(n, || w.step());
+        }
+        "conn" => {
+            let mut w = sluice_bench::rr::ConnCycle::new();
+            run_steps(n, || w.step());
+            assert_eq!(w.done, 1_000 + n);
         }
         "iface-sluice" => {
             let mut w = SluiceInput::new(true);

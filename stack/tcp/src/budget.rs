@@ -1,6 +1,6 @@
 //! A memory budget for connection buffers, in the spirit of Linux's `tcp_mem`.
 //!
-//! Each ring of a connection (send and receive) grows on demand, doubling from 4 KiB up to
+//! Each ring of a connection (send and receive) grows on demand, doubling from 1 KiB up to
 //! its logical capacity (`TcpConfig::send_buffer`/`recv_buffer`: the maxima, as
 //! `tcp_wmem[2]`/`tcp_rmem[2]`). With a budget, every growth is charged to it first, and to
 //! its parent (a core's budget has the process's total as parent):
