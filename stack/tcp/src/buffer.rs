@@ -10,12 +10,18 @@
 use std::sync::Arc;
 
 use crate::budget::MemBudget;
+use crate::recycle::{self, Cache};
 
 /// The first allocation of a ring that receives data: small, since it is zero-filled
 /// at every connection's first byte each way (with short connections at 4 KiB that
 /// zeroing was 6% of a client's time), and a few doublings cost little to a connection
 /// that grows.
-const INITIAL: usize = 1024;
+pub(crate) const INITIAL: usize = 1024;
+
+thread_local! {
+    /// First memories (`INITIAL` bytes) of rings that gave theirs back (`crate::recycle`).
+    pub(crate) static FIRST: Cache<Box<[u8]>> = const { Cache::new(Vec::new()) };
+}
 
 /// A byte ring buffer of fixed logical capacity.
 pub(crate) struct RingBuffer {
@@ -37,9 +43,7 @@ pub(crate) struct RingBuffer {
 
 impl Drop for RingBuffer {
     fn drop(&mut self) {
-        if let Some(b) = &self.budget {
-            b.release(self.buf.len());
-        }
+        self.give_back(true);
     }
 }
 
@@ -78,21 +82,32 @@ impl RingBuffer {
     /// With the budget under pressure, an empty ring gives its memory back. The caller
     /// makes sure no out-of-order bytes wait past the readable part.
     pub fn shrink_if_pressed(&mut self) {
-        if self.budget.as_ref().is_some_and(|b| b.under_pressure()) {
-            self.shrink();
+        if self.budget.as_ref().is_some_and(|b| b.under_pressure()) && self.len == 0 {
+            self.give_back(false); // freed: memory is short
         }
     }
 
-    /// An empty ring gives its memory back (a connection that failed: nothing more will
-    /// be written to it).
+    /// An empty ring gives its memory back (a connection that failed or entered
+    /// TIME-WAIT: nothing more will be written to it).
     pub fn shrink(&mut self) {
-        if self.len != 0 || self.buf.is_empty() {
+        if self.len == 0 {
+            self.give_back(true);
+        }
+    }
+
+    /// Gives the memory back: to the budget, and to this thread's cache of first memories
+    /// if `recycle` and it is one (`crate::recycle`), else to the allocator.
+    fn give_back(&mut self, recycle: bool) {
+        if self.buf.is_empty() {
             return;
         }
         if let Some(b) = &self.budget {
             b.release(self.buf.len());
         }
-        self.buf = Box::default();
+        let buf = core::mem::take(&mut self.buf);
+        if recycle && buf.len() == INITIAL {
+            recycle::give(&FIRST, buf);
+        }
         self.start = 0;
     }
 
@@ -163,7 +178,11 @@ impl RingBuffer {
                 new = want;
             }
         }
-        let mut grown = vec![0u8; new].into_boxed_slice();
+        let mut grown = match (size, new) {
+            (0, INITIAL) => recycle::take(&FIRST),
+            _ => None,
+        }
+        .unwrap_or_else(|| vec![0u8; new].into_boxed_slice());
         // The old ring, unrolled from `start`: its two parts go to the front of the new one.
         let (tail, head) = self.buf.split_at(self.start as usize);
         grown[..head.len()].copy_from_slice(head);

@@ -31,6 +31,7 @@ mod output;
 mod rack;
 mod recovery;
 mod recv;
+mod recycle;
 mod rst;
 mod rtt;
 mod sack;

@@ -21,6 +21,8 @@ use core::time::Duration;
 use sluice_wire::tcp::SeqNumber;
 use sluice_wire::Instant;
 
+use crate::recycle::{self, Cache};
+
 /// Entries of the send-time log.
 pub(crate) const SEND_LOG_MAX: usize = 64;
 
@@ -32,7 +34,7 @@ pub(crate) struct Rack {
     /// `(end, t)`: every byte below `end` (and above the previous entry's end) was first
     /// sent at or before `t`. Sorted by both. Allocated when the connection first sends
     /// data, so that an idle connection does not carry it.
-    pub(crate) log: Option<Box<[(SeqNumber, Instant); SEND_LOG_MAX]>>,
+    pub(crate) log: Option<Log>,
     pub(crate) len: usize,
     /// RACK.xmit_ts and RACK.end_seq of the most recently sent delivered data.
     pub(crate) xmit_ts: Option<Instant>,
@@ -43,6 +45,23 @@ pub(crate) struct Rack {
     pub lost_to: Option<SeqNumber>,
     /// A TLP probe is outstanding until SND.UNA passes this.
     pub tlp_high: Option<SeqNumber>,
+}
+
+/// A send log's memory.
+type Log = Box<[(SeqNumber, Instant); SEND_LOG_MAX]>;
+
+thread_local! {
+    /// Send logs of connections that ended (`crate::recycle`): only the first `len`
+    /// entries of a log are ever read.
+    pub(crate) static LOGS: Cache<Log> = const { Cache::new(Vec::new()) };
+}
+
+impl Drop for Rack {
+    fn drop(&mut self) {
+        if let Some(log) = self.log.take() {
+            recycle::give(&LOGS, log);
+        }
+    }
 }
 
 impl Rack {
@@ -61,9 +80,9 @@ impl Rack {
 
     /// Bytes up to `end` were sent (first transmission) at `now`.
     pub fn on_send(&mut self, end: SeqNumber, now: Instant) {
-        let log = self
-            .log
-            .get_or_insert_with(|| Box::new([(SeqNumber(0), Instant::ZERO); SEND_LOG_MAX]));
+        let log = self.log.get_or_insert_with(|| {
+            recycle::take(&LOGS).unwrap_or_else(|| Box::new([(SeqNumber(0), Instant::ZERO); SEND_LOG_MAX]))
+        });
         if self.len > 0 {
             let last = &mut log[self.len - 1];
             if last.1 == now {
