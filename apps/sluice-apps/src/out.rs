@@ -218,6 +218,15 @@ impl OutQueue {
         self.head = 0;
     }
 
+    /// Emptied, for another connection's use, if it holds little memory (at most
+    /// `KEEP_BYTES` of spare buffer, a short chunk list): its allocations are then in the
+    /// cache still, where a new queue's would be blocks the allocator freed long ago.
+    pub fn recycled(mut self) -> Option<OutQueue> {
+        const KEEP_BYTES: usize = 4096;
+        self.clear();
+        (self.spare.capacity() <= KEEP_BYTES && self.chunks.capacity() <= 16).then_some(self)
+    }
+
     /// Everything queued, as one vector (tests, small outputs).
     pub fn to_vec(&self) -> Vec<u8> {
         let mut v = vec![0; self.len as usize];
@@ -230,6 +239,31 @@ impl OutQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_small_queue_is_recycled_empty_and_a_large_one_is_not() {
+        let mut q = OutQueue::new();
+        q.push_bytes(b"request one");
+        q.push_pattern(10);
+        q.consume(11); // the owned chunk's buffer becomes the spare
+        let spare = q.spare.as_ptr();
+        let mut q = q.recycled().expect("small: kept");
+        assert!(
+            q.is_empty() && q.to_vec().is_empty(),
+            "nothing of the old connection"
+        );
+        q.push_bytes(b"next");
+        assert_eq!(q.to_vec(), b"next");
+        assert_eq!(
+            q.chunks.front().map(|c| c.slice(0).as_ptr()),
+            Some(spare),
+            "its buffer reused"
+        );
+        let mut big = OutQueue::new();
+        big.push_bytes(&vec![1u8; 64 * 1024]);
+        big.consume(64 * 1024);
+        assert!(big.recycled().is_none(), "a 64 KiB spare buffer is freed");
+    }
 
     #[test]
     fn copy_range_skips_across_chunks() {

@@ -234,9 +234,15 @@ pub struct Conn<S> {
 
 impl<S: Session> Conn<S> {
     pub fn new(session: S) -> Conn<S> {
+        Conn::with_queue(session, OutQueue::new())
+    }
+
+    /// A connection whose output goes through `out` (empty: one `OutQueue::recycled`).
+    pub fn with_queue(session: S, out: OutQueue) -> Conn<S> {
+        debug_assert!(out.is_empty());
         Conn {
             session,
-            out: OutQueue::new(),
+            out,
             eof: false,
             shut: false,
             linger_until: 0,

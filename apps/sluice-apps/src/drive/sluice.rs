@@ -34,6 +34,9 @@ const PREFETCH_FROM: usize = 512;
 /// what was fetched is still in the cache when it is used.
 const AHEAD: usize = 8;
 
+/// Output queues of ended connections kept for new ones, at most.
+const SPARE_QUEUES: usize = 256;
+
 /// An empty entry of `SluiceDriver::index`.
 const NONE: u32 = u32::MAX;
 
@@ -141,6 +144,8 @@ pub struct SluiceDriver<S> {
     index: Vec<u32>,
     /// Timeouts: (deadline ns, connection); an entry that fires early is re-armed.
     timers: BinaryHeap<Reverse<(u64, TcpHandle)>>,
+    /// Output queues of ended connections, for new ones (`OutQueue::recycled`).
+    spare_queues: Vec<OutQueue>,
     /// Connections to step in the next round without an event (new, busy, lingering).
     active: Vec<TcpStream>,
     /// Scratch: the connections of this round.
@@ -173,6 +178,7 @@ impl<S: Session> SluiceDriver<S> {
             conns: Vec::new(),
             index: Vec::new(),
             timers: BinaryHeap::new(),
+            spare_queues: Vec::new(),
             active: Vec::new(),
             todo: Vec::new(),
             cursor: ReadyCursor::default(),
@@ -206,7 +212,7 @@ impl<S: Session> SluiceDriver<S> {
         self.index[slot] = self.conns.len() as u32;
         self.conns.push(Slot {
             s,
-            c: Conn::new((self.make)()),
+            c: Conn::with_queue((self.make)(), self.spare_queues.pop().unwrap_or_default()),
             stepped: 0,
             armed: None,
         });
@@ -299,6 +305,9 @@ impl<S: Session> SluiceDriver<S> {
         }
         s.close(cx);
         c.session.closed(&mut self.tally, now, failed.is_some());
+        if self.spare_queues.len() < SPARE_QUEUES {
+            self.spare_queues.extend(c.out.recycled());
+        }
         self.tally.conns_closed += 1;
         if failed.is_some() {
             self.tally.conn_errors += 1;
