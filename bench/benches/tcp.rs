@@ -76,6 +76,30 @@ fn bench_poll_at(c: &mut Criterion) {
     g.finish();
 }
 
+/// `RttEstimator::sample_weighted`, taken on every ACK of new data with timestamps: once
+/// per exchange at each end in request/response (`one_per_window`, n = 1), and with
+/// several per window in bulk transfer (`eight_per_window`).
+fn bench_rtt(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tcp/rtt_sample");
+    for (name, n) in [("one_per_window", 1u32), ("eight_per_window", 8)] {
+        let mut est = sluice_tcp::RttEstimator::new(
+            Duration::from_secs(1),
+            Duration::from_millis(200),
+            Duration::from_secs(120),
+        );
+        let mut i = 0u64;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                i += 1;
+                let r = Duration::from_micros(black_box(40 + i % 23));
+                est.sample_weighted(r, black_box(n));
+                black_box(est.rto())
+            })
+        });
+    }
+    g.finish();
+}
+
 /// The floor under TCP input of a full-sized segment: copying its 1448 bytes of payload
 /// into a 64 KiB receive ring (at a rotating offset, as the ring fills), which `Tcb` does.
 fn bench_input_floor(c: &mut Criterion) {
@@ -128,6 +152,6 @@ fn bench_output(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = common::criterion();
-    targets = bench_input, bench_input_floor, bench_output, bench_poll_at
+    targets = bench_input, bench_input_floor, bench_output, bench_poll_at, bench_rtt
 }
 criterion_main!(benches);

@@ -53,7 +53,14 @@ impl Tcb {
     pub(crate) fn ts_rtt_sample(&mut self, now: Instant, tsecr: u32, flight_size: usize) {
         let rtt_ms = ts_clock(now).wrapping_sub(tsecr);
         if rtt_ms as i32 >= 0 && rtt_ms < 3_600_000 {
-            let expected = flight_size.div_ceil(2 * self.mss.max(1)).max(1);
+            // Samples expected per window: one per two segments in flight (and no
+            // division in the common case of a window of at most two).
+            let per_ack = 2 * self.mss.max(1);
+            let expected = if flight_size <= per_ack {
+                1
+            } else {
+                flight_size.div_ceil(per_ack)
+            };
             self.rtt
                 .sample_weighted(Duration::from_millis(rtt_ms.into()), expected as u32);
             if let Some(srtt) = self.rtt.srtt() {
