@@ -392,7 +392,8 @@ impl TcpSockets {
             listeners: Slab::default(),
             ports: HashMap::default(),
             pending: Vec::new(),
-            // 10 µs ticks, 4096 slots: one revolution is 41 ms.
+            // 8.192 µs ticks (10 µs rounded down to a power of two nanoseconds), 4096
+            // slots: one revolution is 34 ms.
             wheel: TimerWheel::new(Instant::ZERO, core::time::Duration::from_micros(10), 4096),
             awaiting_neighbour: Vec::new(),
             learned_seen: 0,
