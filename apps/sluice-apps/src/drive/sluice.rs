@@ -121,13 +121,16 @@ impl Transport for SluiceIo<'_, '_> {
     }
 }
 
-/// A connection of the driver: its stream, its session, the round it was last stepped
-/// in, and its armed entry in the timer heap, if any.
+/// A connection of the driver: its stream, the round it was last stepped in, its armed
+/// entry in the timer heap, if any, and its session. `#[repr(C)]`, the stream and round
+/// first: a round's check of whether (and when) to step it reads one line, not the last
+/// of five.
+#[repr(C)]
 struct Slot<S> {
     s: TcpStream,
-    c: Conn<S>,
     stepped: u64,
     armed: Option<u64>,
+    c: Conn<S>,
 }
 
 /// Sessions on one core of the engine: a listener, client connections, or both.
