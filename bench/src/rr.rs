@@ -24,59 +24,89 @@ struct End {
     dev: MemDevice,
 }
 
-/// `conns` connections between two interfaces, established and idle.
-pub struct RrPair {
+/// A client and a server interface over a memory link, and the clock the steps advance.
+struct Ends {
     client: End,
     server: End,
-    /// (client side, server side) of each connection.
-    conns: Vec<(TcpHandle, TcpHandle)>,
-    next: usize,
     now_ns: u64,
     _link: MemLink,
-    buf: [u8; MESSAGE],
 }
 
-impl RrPair {
-    pub fn new(conns: usize) -> RrPair {
+impl Ends {
+    /// Both ends with TCP_NODELAY, and whatever else `configure` sets.
+    fn new(configure: impl Fn(&mut InterfaceConfig)) -> Ends {
         let (dc, ds, link) = MemLink::pair(Impairments::default(), Impairments::default(), 1, 4096);
         let end = |dev: MemDevice, ip: Ipv4Address| {
             let mut cfg = InterfaceConfig::new(Ipv4Cidr::new(ip, 24), IsnKey::fixed([7; 16]));
             cfg.tcp.nodelay = true;
-            cfg.max_connections = conns + 16;
-            cfg.tcp.msl = Duration::from_secs(1);
+            configure(&mut cfg);
             End {
                 iface: Interface::new(cfg, EthernetAddress(dev.mac())),
                 dev,
             }
         };
-        let mut p = RrPair {
+        Ends {
             client: end(dc, CLIENT),
             server: end(ds, SERVER),
-            conns: Vec::with_capacity(conns),
-            next: 0,
             now_ns: 1_000_000,
             _link: link,
+        }
+    }
+
+    /// The clock, a microsecond later.
+    fn tick(&mut self) -> Instant {
+        self.now_ns += 1_000;
+        Instant::from_nanos(self.now_ns)
+    }
+
+    fn poll_both(&mut self, rounds: usize) {
+        for _ in 0..rounds {
+            let now = self.tick();
+            self.client.iface.poll(now, &mut self.client.dev);
+            self.server.iface.poll(now, &mut self.server.dev);
+        }
+    }
+}
+
+/// `conns` connections between two interfaces, established and idle.
+pub struct RrPair {
+    e: Ends,
+    /// (client side, server side) of each connection.
+    conns: Vec<(TcpHandle, TcpHandle)>,
+    next: usize,
+    buf: [u8; MESSAGE],
+}
+
+impl RrPair {
+    pub fn new(conns: usize) -> RrPair {
+        let mut p = RrPair {
+            e: Ends::new(|cfg| {
+                cfg.max_connections = conns + 16;
+                cfg.tcp.msl = Duration::from_secs(1);
+            }),
+            conns: Vec::with_capacity(conns),
+            next: 0,
             buf: [0x5a; MESSAGE],
         };
-        let l = p.server.iface.tcp_listen(PORT, conns + 16).expect("listen");
+        let l = p.e.server.iface.tcp_listen(PORT, conns + 16).expect("listen");
         let mut clients = Vec::with_capacity(conns);
         for i in 0..conns {
-            clients.push(p.client.iface.tcp_connect(SERVER, PORT).expect("connect"));
+            clients.push(p.e.client.iface.tcp_connect(SERVER, PORT).expect("connect"));
             // The first waits for ARP alone; the others go in bursts.
             if i == 0 || clients.len() % 32 == 0 {
-                p.poll_both(16);
+                p.e.poll_both(16);
             }
         }
         // Each client connection by its local port, to pair with the server's side.
         let by_port: std::collections::HashMap<u16, TcpHandle> = clients
             .iter()
-            .map(|&c| (p.client.iface.tcp_status(c).expect("live").local_port(), c))
+            .map(|&c| (p.e.client.iface.tcp_status(c).expect("live").local_port(), c))
             .collect();
         let mut rounds = 0;
         while p.conns.len() < conns {
-            p.poll_both(1);
-            while let Some(s) = p.server.iface.tcp_accept(l) {
-                let port = p.server.iface.tcp_status(s).expect("accepted").remote().port;
+            p.e.poll_both(1);
+            while let Some(s) = p.e.server.iface.tcp_accept(l) {
+                let port = p.e.server.iface.tcp_status(s).expect("accepted").remote().port;
                 p.conns.push((by_port[&port], s));
             }
             rounds += 1;
@@ -94,26 +124,16 @@ impl RrPair {
         p
     }
 
-    fn poll_both(&mut self, rounds: usize) {
-        for _ in 0..rounds {
-            self.now_ns += 1_000;
-            let now = Instant::from_nanos(self.now_ns);
-            self.client.iface.poll(now, &mut self.client.dev);
-            self.server.iface.poll(now, &mut self.server.dev);
-        }
-    }
-
     /// One request/response on the next connection.
     #[inline]
     pub fn step(&mut self) {
         let (c, s) = self.conns[self.next];
         self.next = (self.next + 1) % self.conns.len();
-        self.now_ns += 1_000;
-        let now = Instant::from_nanos(self.now_ns);
-        one_way(&mut self.client, c, &mut self.server, s, &mut self.buf, now);
-        self.now_ns += 1_000;
-        let now = Instant::from_nanos(self.now_ns);
-        one_way(&mut self.server, s, &mut self.client, c, &mut self.buf, now);
+        let e = &mut self.e;
+        let now = e.tick();
+        one_way(&mut e.client, c, &mut e.server, s, &mut self.buf, now);
+        let now = e.tick();
+        one_way(&mut e.server, s, &mut e.client, c, &mut self.buf, now);
     }
 }
 
@@ -137,11 +157,8 @@ fn one_way(from: &mut End, a: TcpHandle, to: &mut End, b: TcpHandle, buf: &mut [
 /// in TIME-WAIT for 2 MSL of 1 ms of the step's clock, so a few hundred are there at once,
 /// and their timers fire as in a real run).
 pub struct ConnCycle {
-    client: End,
-    server: End,
+    e: Ends,
     listener: sluice_net::ListenerHandle,
-    now_ns: u64,
-    _link: MemLink,
     buf: [u8; MESSAGE],
     /// Connections completed.
     pub done: u64,
@@ -149,77 +166,44 @@ pub struct ConnCycle {
 
 impl ConnCycle {
     pub fn new() -> ConnCycle {
-        let (dc, ds, link) = MemLink::pair(Impairments::default(), Impairments::default(), 1, 4096);
-        let end = |dev: MemDevice, ip: Ipv4Address| {
-            let mut cfg = InterfaceConfig::new(Ipv4Cidr::new(ip, 24), IsnKey::fixed([7; 16]));
-            cfg.tcp.nodelay = true;
-            cfg.tcp.msl = Duration::from_millis(1);
-            End {
-                iface: Interface::new(cfg, EthernetAddress(dev.mac())),
-                dev,
-            }
-        };
-        let mut client = end(dc, CLIENT);
-        let mut server = end(ds, SERVER);
-        let listener = server.iface.tcp_listen(PORT, 64).expect("listen");
-        let mut now = Instant::from_nanos(1_000_000);
-        // ARP, once.
-        client
-            .iface
-            .tcp_connect(SERVER, PORT)
-            .map(|c| client.iface.tcp(c).map(|mut k| k.abort()))
-            .ok();
-        for _ in 0..8 {
-            now = Instant::from_nanos(now.total_nanos() + 1_000);
-            client.iface.poll(now, &mut client.dev);
-            server.iface.poll(now, &mut server.dev);
-        }
+        let mut e = Ends::new(|cfg| cfg.tcp.msl = Duration::from_millis(1));
+        let listener = e.server.iface.tcp_listen(PORT, 64).expect("listen");
         let mut w = ConnCycle {
-            client,
-            server,
+            e,
             listener,
-            now_ns: now.total_nanos(),
-            _link: link,
             buf: [0x5a; MESSAGE],
             done: 0,
         };
-        // Past the first connections' growths and the first TIME-WAIT expiries.
+        // Past ARP, the first connections' growths and the first TIME-WAIT expiries.
         for _ in 0..1_000 {
             w.step();
         }
         w
     }
 
-    fn poll_both(&mut self) {
-        self.now_ns += 1_000;
-        let now = Instant::from_nanos(self.now_ns);
-        self.client.iface.poll(now, &mut self.client.dev);
-        self.server.iface.poll(now, &mut self.server.dev);
-    }
-
     /// One connection, from connect to the server's removal of it.
     pub fn step(&mut self) {
-        let c = self.client.iface.tcp_connect(SERVER, PORT).expect("connect");
+        let e = &mut self.e;
+        let c = e.client.iface.tcp_connect(SERVER, PORT).expect("connect");
         let mut rounds = 0;
         let s = loop {
-            self.poll_both();
-            if let Some(s) = self.server.iface.tcp_accept(self.listener) {
+            e.poll_both(1);
+            if let Some(s) = e.server.iface.tcp_accept(self.listener) {
                 break s;
             }
             rounds += 1;
             assert!(rounds < 16, "not accepted");
         };
-        self.poll_both(); // the client's side learns it is established
-        self.now_ns += 1_000;
-        let now = Instant::from_nanos(self.now_ns);
-        one_way(&mut self.client, c, &mut self.server, s, &mut self.buf, now);
-        one_way(&mut self.server, s, &mut self.client, c, &mut self.buf, now);
-        assert!(self.client.iface.tcp(c).is_some_and(|mut k| k.close()));
-        self.poll_both(); // FIN, its ACK
-        assert!(self.server.iface.tcp(s).is_some_and(|mut k| k.close()));
+        e.poll_both(1); // the client's side learns it is established
+        let now = e.tick();
+        one_way(&mut e.client, c, &mut e.server, s, &mut self.buf, now);
+        one_way(&mut e.server, s, &mut e.client, c, &mut self.buf, now);
+        assert!(e.client.iface.tcp(c).is_some_and(|mut k| k.close()));
+        e.poll_both(1); // FIN, its ACK
+        assert!(e.server.iface.tcp(s).is_some_and(|mut k| k.close()));
         let mut rounds = 0;
-        while self.server.iface.tcp(s).is_some() {
-            self.poll_both();
+        while e.server.iface.tcp(s).is_some() {
+            e.poll_both(1);
             rounds += 1;
             assert!(rounds < 16, "the server's side was not removed");
         }

@@ -447,8 +447,6 @@ fn run_core<A: App>(
         }
         if did {
             core.mark_busy();
-        }
-        if did {
             core.idle.reset();
         } else {
             core.idle_wait(now);

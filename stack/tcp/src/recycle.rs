@@ -30,15 +30,12 @@ pub(crate) fn take<B: 'static>(cache: &'static LocalKey<Cache<B>>) -> Option<B> 
 /// the thread is exiting): then it is freed.
 #[inline]
 pub(crate) fn give<B: 'static>(cache: &'static LocalKey<Cache<B>>, block: B) {
-    let mut block = Some(block);
     let _ = cache.try_with(|c| {
         let mut c = c.borrow_mut();
         if c.len() < KEEP {
-            c.reserve(KEEP.min(64));
-            c.extend(block.take());
+            c.push(block);
         }
     });
-    drop(block);
 }
 
 /// Blocks of `cache` kept now (tests).
