@@ -204,7 +204,9 @@ pub struct Config {
     pub checksum_offload: bool,
     /// `busy`, `backoff` (the default), or `backoff:MAX_SLEEP_US`.
     pub idle: String,
-    /// Mbufs per queue (default 16383, at least 4095).
+    /// Mbufs per queue (default 16383, at least 4095). A quarter of them may wait in
+    /// connections' receive buffers (zero-copy), another quarter as frames held for a
+    /// full transmit ring (`InterfaceConfig::tx_queue_limit`).
     pub mbufs: u32,
     /// Zero-copy receive: in-order TCP payloads of at least this many bytes stay in their
     /// mbuf (handed to `TcpStream::read_frame`, or read in place); smaller ones are copied.
@@ -334,7 +336,7 @@ pub struct ConfigArgs {
     /// busy, backoff or backoff:MAX_SLEEP_US [default: backoff]
     #[arg(long)]
     pub idle: Option<String>,
-    /// Mbufs per queue [default: 16383]
+    /// Mbufs per queue; a quarter may be held for a full transmit ring [default: 16383]
     #[arg(long)]
     pub mbufs: Option<u32>,
     /// Smallest TCP payload kept in its mbuf (zero-copy receive); 0 turns it off [default: 512]
@@ -723,6 +725,8 @@ impl Config {
         } else {
             self.mbufs as usize / 4
         };
+        // And the frames held for a full transmit ring another quarter.
+        c.tx_queue_limit = self.mbufs as usize / 4;
         Ok(c)
     }
 

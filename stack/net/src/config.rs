@@ -156,6 +156,14 @@ pub struct InterfaceConfig {
     /// pool's size; 0 turns zero-copy receive off. Frames the application took
     /// (`tcp_recv_frame`) no longer count: it must not hoard them.
     pub rx_frames_limit: usize,
+    /// The most frames held, in order, for the device while its transmit ring is full.
+    /// TCP holds its connections' output back once as many frames wait as the interface
+    /// has connections (at least a burst, at most this): with thousands of connections
+    /// each one's next segment waits here, built while its state was in the cache, not
+    /// the connection itself, cold by the time the ring has room; one bulk connection
+    /// keeps the short queue (and its short RTT). Held frames are device buffers: keep it
+    /// well below the pool's size.
+    pub tx_queue_limit: usize,
     /// The Toeplitz key the port's RSS hashes received frames with, when it does: the
     /// flow table then looks segments up by the NIC's hash (`PacketBuf::rss_hash`) instead
     /// of hashing their tuple again. `None`: a software hash.
@@ -206,6 +214,7 @@ impl InterfaceConfig {
             tcp: TcpConfig::default(),
             fin_wait2_timeout: Duration::from_secs(60),
             rx_frames_limit: 4096,
+            tx_queue_limit: 4096,
             rss_key: None,
             max_connections: 1 << 20,
             max_time_wait: 1 << 18,

@@ -6,6 +6,7 @@
 //! explicitly; none of them reaches the others through it.
 
 use core::time::Duration;
+use std::collections::VecDeque;
 
 use sluice_dev::{Device, PacketBuf, TxChecksum, Verdict, L4};
 use sluice_wire::ipv6::Ipv6Address;
@@ -24,7 +25,13 @@ pub(crate) const ETH_LEN: usize = sluice_wire::eth::HEADER_LEN;
 pub(crate) struct Io<'a, D: Device> {
     pub(crate) now: Instant,
     pub(crate) dev: &'a mut D,
+    /// This poll's frames, handed to the device a burst at a time.
     pub(crate) tx: &'a mut Vec<D::Buf>,
+    /// Frames the device refused (its ring was full), oldest first: they go before any
+    /// newer one.
+    pub(crate) held: &'a mut VecDeque<D::Buf>,
+    /// TCP holds its output back while this many frames are held (`tx_backpressure`).
+    pub(crate) hold: usize,
     pub(crate) burst: usize,
     /// The device reports checksum verdicts on received frames.
     pub(crate) rx_offload: bool,
@@ -123,9 +130,8 @@ pub(crate) struct Egress {
     pub(crate) now: Instant,
     /// Where received and sent frames are copied (`--pcap`), if anywhere.
     pub(crate) capture: Option<Box<dyn CaptureSink>>,
-    /// Frames at the front of the transmit vector already given to `capture` (refused by
-    /// a full ring, they wait there and are not given again).
-    tx_captured: usize,
+    /// Frames held for the device after the last flush (`Io::held`).
+    pub(crate) held: usize,
 }
 
 impl Egress {
@@ -143,7 +149,7 @@ impl Egress {
             v6link: Default::default(),
             now: Instant::ZERO,
             capture: None,
-            tx_captured: 0,
+            held: 0,
         }
     }
 
@@ -564,33 +570,54 @@ impl Egress {
         }
     }
 
-    /// Hands the queued frames to the device. What it refuses (its ring is full) waits
-    /// for the next flush, in order, up to `TX_BACKLOG` frames; beyond that the newest are
-    /// dropped and counted. TCP stops sending while a burst's worth waits
-    /// (`tx_backpressure`), so a full ring slows the senders instead of losing their
-    /// segments, and keeps the data in flight short (and warm in the caches).
+    /// Hands this poll's frames to the device, after those it refused before (held, in
+    /// order). What it refuses now (its ring is full) is held for the next flush, up to
+    /// `TX_BACKLOG` frames past `tx_queue_limit`; beyond that the newest are dropped and
+    /// counted. TCP stops sending while `Io::hold` frames wait (`tx_backpressure`), so a
+    /// full ring slows the senders instead of losing their segments.
     pub(crate) fn flush<D: Device>(&mut self, io: &mut Io<'_, D>) {
-        if io.tx.is_empty() {
-            return;
-        }
         if let Some(c) = &mut self.capture {
-            for buf in &io.tx[self.tx_captured.min(io.tx.len())..] {
+            for buf in io.tx.iter() {
                 capture_frame(c.as_mut(), true, buf);
             }
+        }
+        if io.held.is_empty() {
+            self.hand(io);
+            io.held.extend(io.tx.drain(..));
+        } else {
+            io.held.extend(io.tx.drain(..));
+            while !io.held.is_empty() {
+                let n = io.held.len().min(io.burst);
+                io.tx.extend(io.held.drain(..n));
+                self.hand(io);
+                if !io.tx.is_empty() {
+                    // Refused: back to the front, in order.
+                    while let Some(b) = io.tx.pop() {
+                        io.held.push_front(b);
+                    }
+                    break;
+                }
+            }
+        }
+        let most = self.cfg.tx_queue_limit.max(io.burst) + TX_BACKLOG;
+        while io.held.len() > most {
+            io.held.pop_back();
+            self.stats.drops.add(DropReason::TxQueueFull);
+        }
+        self.held = io.held.len();
+    }
+
+    /// `io.tx` to the device; what it refuses stays there.
+    fn hand<D: Device>(&mut self, io: &mut Io<'_, D>) {
+        if io.tx.is_empty() {
+            return;
         }
         let bytes: u64 = io.tx.iter().map(|b| b.len() as u64).sum();
         let count = io.tx.len();
         io.dev.tx_burst(io.now, io.tx);
-        self.tx_captured = io.tx.len();
         let left: u64 = io.tx.iter().map(|b| b.len() as u64).sum();
         self.stats.tx_packets += (count - io.tx.len()) as u64;
         self.stats.tx_bytes += bytes - left;
-        if io.tx.len() > TX_BACKLOG {
-            for _ in io.tx.drain(TX_BACKLOG..) {
-                self.stats.drops.add(DropReason::TxQueueFull);
-            }
-            self.tx_captured = io.tx.len();
-        }
     }
 }
 
@@ -604,12 +631,12 @@ fn capture_frame<B: PacketBuf>(sink: &mut dyn CaptureSink, sent: bool, buf: &B) 
 }
 
 /// Frames kept for the device while its transmit ring is full.
-const TX_BACKLOG: usize = 256;
+pub(crate) const TX_BACKLOG: usize = 256;
 
 impl<D: Device> Io<'_, D> {
-    /// The device refused a burst's worth of frames that still wait: senders hold off.
+    /// The device refused as many frames as may wait (`hold`): senders hold off.
     pub(crate) fn tx_backpressure(&self) -> bool {
-        self.tx.len() >= self.burst
+        self.held.len() >= self.hold
     }
 }
 

@@ -7,6 +7,7 @@
 //! poll allocates nothing.
 
 use core::any::Any;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use sluice_tcp::MemBudget;
@@ -35,10 +36,12 @@ use crate::tcp::{
 };
 use crate::udp::{BindError, UdpHandle, UdpSocket, UdpSockets, UdpStatus};
 
-/// The receive and transmit vectors of one buffer type, kept between polls.
+/// The receive and transmit vectors of one buffer type, kept between polls, and the
+/// frames held for the device while its ring is full.
 struct Batch<B> {
     rx: Vec<B>,
     tx: Vec<B>,
+    held: VecDeque<B>,
 }
 
 /// An IP host on one Ethernet device queue: ARP and neighbour discovery, ICMP, and UDP
@@ -389,6 +392,7 @@ impl Interface {
             batch = Some(Box::new(Batch::<D::Buf> {
                 rx: Vec::with_capacity(burst),
                 tx: Vec::with_capacity(2 * burst),
+                held: VecDeque::new(),
             }));
         }
         let Some(b) = batch.as_mut().and_then(|b| b.downcast_mut::<Batch<D::Buf>>()) else {
@@ -396,6 +400,7 @@ impl Interface {
         };
         let mut rx = core::mem::take(&mut b.rx);
         let mut tx = core::mem::take(&mut b.tx);
+        let mut held = core::mem::take(&mut b.held);
 
         let tx_before = self.eg.stats.tx_packets + self.eg.stats.drops.total();
         if receive {
@@ -412,6 +417,8 @@ impl Interface {
             now,
             dev,
             tx: &mut tx,
+            held: &mut held,
+            hold: self.tcp.len().clamp(burst, self.eg.cfg.tx_queue_limit.max(burst)),
             burst,
             rx_offload,
             tx_chain: dcaps.tx_chain,
@@ -438,6 +445,7 @@ impl Interface {
 
         b.rx = rx;
         b.tx = tx;
+        b.held = held;
         self.batch = batch;
         did
     }
@@ -445,6 +453,9 @@ impl Interface {
     /// When `poll` next has work without new input: the earliest socket or neighbour
     /// timer. A time at or before now means "poll again now".
     pub fn poll_at(&self) -> Option<Instant> {
+        if self.eg.held > 0 {
+            return Some(Instant::ZERO); // frames wait for room in the device's ring
+        }
         [
             self.eg.arp.poll_at(),
             self.eg.nd.poll_at(),

@@ -133,6 +133,11 @@ pub enum TcpRecvError {
 /// Connections from which `TcpSockets::prefetch_pays` (about 1 MiB of connection state).
 const PREFETCH_FROM: usize = 512;
 
+/// How many connections ahead of the one being visited the pending queue's are fetched
+/// (their buffers half as far): far enough for misses to overlap, near enough that the
+/// lines are still in the cache when used.
+const LOOK_AHEAD: usize = 8;
+
 /// `#[repr(C)]`: its own fields, then the TCB's front; `Conn::HOT` is what a segment of
 /// an established connection touches, which `TcpSockets::prefetch` fetches ahead.
 #[repr(C)]
@@ -290,8 +295,10 @@ pub(crate) struct TcpSockets {
     /// (the same one for a listener of both families).
     ports: HashMap<u16, [Option<Key>; 2]>,
     /// Connections with work since the last poll (an API call opened the window, queued
-    /// data, closed...). May hold duplicates; `Conn::dirty` tells which still need it.
-    pub(crate) pending: Vec<Key>,
+    /// data, closed...), in the order they got it. May hold duplicates; `Conn::dirty`
+    /// tells which still need it. A queue: while the device's ring is full thousands wait
+    /// here, and a poll takes from the front what the ring has room for.
+    pub(crate) pending: VecDeque<Key>,
     /// Every connection's next timer, with its deadline.
     wheel: TimerWheel<Key>,
     /// Connections whose SYN was dropped while their neighbour was resolved.
@@ -391,7 +398,7 @@ impl TcpSockets {
             flows: FlowTable::new(),
             listeners: Slab::default(),
             ports: HashMap::default(),
-            pending: Vec::new(),
+            pending: VecDeque::new(),
             // 8.192 µs ticks (10 µs rounded down to a power of two nanoseconds), 4096
             // slots: one revolution is 34 ms.
             wheel: TimerWheel::new(Instant::ZERO, core::time::Duration::from_micros(10), 4096),
@@ -472,7 +479,7 @@ impl TcpSockets {
                     c.released = true;
                     c.tcb.abort();
                     if c.wake() {
-                        self.pending.push(key);
+                        self.pending.push_back(key);
                     }
                 }
             }
@@ -596,7 +603,7 @@ impl TcpSockets {
             key,
         );
         self.state_counts[State::Closed.index()] += 1;
-        self.pending.push(key);
+        self.pending.push_back(key);
         eg.stats.tcp.connected += 1;
         TcpHandle(key)
     }
@@ -799,7 +806,7 @@ impl TcpSockets {
             if let Some(c) = self.conns.get_mut(key) {
                 if !c.queued {
                     c.queued = true;
-                    self.pending.push(key);
+                    self.pending.push_back(key);
                 }
             }
             return;
@@ -1064,7 +1071,7 @@ impl TcpSockets {
                 // next poll would pass it over: what a timer made it send (a retransmitted
                 // SYN, an RTO's segment) would then wait for its next timer.
                 if c.wake() {
-                    self.pending.push(key);
+                    self.pending.push_back(key);
                 }
                 return;
             }
@@ -1241,7 +1248,7 @@ impl TcpSockets {
         };
         c.tcb.on_icmp_error(now, e, SeqNumber(seq));
         if c.wake() {
-            self.pending.push(key);
+            self.pending.push_back(key);
         }
         true
     }
@@ -1331,17 +1338,31 @@ impl TcpSockets {
         due.clear();
         self.due = due;
 
-        let mut pending = core::mem::take(&mut self.pending);
-        let mut stopped = None;
-        for (i, &key) in pending.iter().enumerate() {
+        // Those queued before this poll, oldest first; work queued while draining
+        // (connections the ring refused) goes to the back and waits for the next poll.
+        let ahead = self.prefetch_pays();
+        for _ in 0..self.pending.len() {
             if io.tx_backpressure() {
                 // The device's ring is full: nothing more can leave in this poll. The
                 // connections still queued wait for the next one untouched (still marked
                 // `queued`): visiting each of them at every poll only to queue it again
                 // cost a cache miss apiece and, with thousands of connections, most of
                 // the core, so a full ring fed on itself.
-                stopped = Some(i);
                 break;
+            }
+            let Some(key) = self.pending.pop_front() else {
+                break;
+            };
+            if ahead {
+                // Those waiting longest are the coldest: while the ring is full (thousands
+                // queued) each was queued a whole round trip ago. Their lines are fetched
+                // a few visits ahead, as for a received burst.
+                if let Some(&far) = self.pending.get(LOOK_AHEAD - 1) {
+                    self.prefetch_one(far);
+                }
+                if let Some(&near) = self.pending.get(LOOK_AHEAD / 2 - 1) {
+                    self.prefetch_buffers(near);
+                }
             }
             let Some(c) = self.conns.get_mut(key) else {
                 continue;
@@ -1351,13 +1372,6 @@ impl TcpSockets {
                 self.after_event(eg, io, ready, key);
             }
         }
-        match stopped {
-            Some(i) => drop(pending.drain(..i)),
-            None => pending.clear(),
-        }
-        // Work queued while draining (connections the ring refused) waits for the next poll.
-        pending.append(&mut self.pending);
-        self.pending = pending;
     }
 }
 
@@ -1419,7 +1433,7 @@ impl TcpSocket<'_> {
     fn wake(&mut self) {
         if let Some(c) = self.tcp.conns.get_mut(self.key) {
             if c.wake() {
-                self.tcp.pending.push(self.key);
+                self.tcp.pending.push_back(self.key);
             }
         }
     }

@@ -2213,6 +2213,153 @@ fn retransmissions_held_back_by_a_full_ring_go_out_when_it_has_room() {
     assert_eq!((open, accepted), (n, n), "all open well before the second RTO");
 }
 
+/// The destination ports and payload lengths of the TCP segments in `frames`, in order.
+fn tcp_ports_and_lens<B: PacketBuf>(frames: &[B]) -> Vec<(u16, usize)> {
+    frames
+        .iter()
+        .filter_map(|b| {
+            let e = EthernetFrame::new_checked(b.data()).ok()?;
+            let p = Ipv4Packet::new_checked(e.payload()).ok()?;
+            let t = sluice_wire::tcp::TcpPacket::new_checked(p.payload()).ok()?;
+            Some((t.dst_port(), t.payload().len()))
+        })
+        .collect()
+}
+
+/// With many connections, a full ring holds each one's next segment as a frame, built
+/// while the connection was at hand, instead of keeping the connection waiting (with
+/// thousands of them, a cold visit each when the ring has room): none waits in the
+/// pending queue, and once the ring has room the frames leave oldest first.
+#[test]
+fn a_full_ring_holds_many_connections_segments_as_frames_and_sends_them_in_order() {
+    let (mut client, mut ca, mut server, db, _link) = client_and_server();
+    let mut sb = Jammed {
+        inner: db,
+        full: false,
+    };
+    let n = 200;
+    let (_conns, accepted, now) = open_through_jammed(&mut client, &mut ca, &mut server, &mut sb, n);
+    sb.full = true;
+    let mut order = Vec::new();
+    for (i, &h) in accepted.iter().enumerate() {
+        let mut sk = server.tcp(h).unwrap();
+        assert_eq!(sk.send(&(i as u32).to_be_bytes()), Ok(4));
+        order.push((server.tcp_status(h).unwrap().remote().port, 4));
+        if i % 7 == 0 {
+            server.poll(now, &mut sb);
+        }
+    }
+    while server.poll(now, &mut sb) {}
+    assert!(
+        server.tcp.pending.is_empty(),
+        "{} connections wait",
+        server.tcp.pending.len()
+    );
+    assert_eq!(server.eg.held, n, "one frame per connection held");
+    assert_eq!(
+        server.poll_at(),
+        Some(Instant::ZERO),
+        "held frames want the next poll"
+    );
+    assert_eq!(server.stats().drops[DropReason::TxQueueFull], 0);
+    // Room: they leave in the order they were built, the ring's earlier refusals first.
+    sb.full = false;
+    server.poll(now, &mut sb);
+    assert_eq!(server.eg.held, 0);
+    let mut rx = Vec::new();
+    ca.rx_burst(Instant::from_secs(1 << 30), &mut rx, usize::MAX);
+    assert_eq!(tcp_ports_and_lens(&rx), order);
+}
+
+/// The frames held for a full ring are bounded by `tx_queue_limit`: past it TCP leaves
+/// its output in the connections (in the pending queue), and nothing is lost: once the
+/// ring has room every connection's bytes arrive.
+#[test]
+fn held_frames_stop_at_the_limit_and_the_rest_wait_in_their_connections() {
+    let (mut client, mut ca, _, db, _link) = client_and_server();
+    let mut cfg = InterfaceConfig::new(Ipv4Cidr::new(OUR_IP, 24), IsnKey::fixed([5; 16]));
+    cfg.tx_queue_limit = 64;
+    let mut server = Interface::new(cfg, EthernetAddress(db.mac()));
+    let mut sb = Jammed {
+        inner: db,
+        full: false,
+    };
+    let n = 200;
+    let (conns, accepted, mut now) = open_through_jammed(&mut client, &mut ca, &mut server, &mut sb, n);
+    sb.full = true;
+    for (i, &h) in accepted.iter().enumerate() {
+        assert_eq!(server.tcp(h).unwrap().send(&(i as u32).to_be_bytes()), Ok(4));
+    }
+    while server.poll(now, &mut sb) {}
+    let burst = sb.caps().max_burst;
+    let held = server.eg.held;
+    assert!((64..64 + burst).contains(&held), "held {held}");
+    assert!(
+        server.tcp.pending.len() >= n - held,
+        "the others wait: {}",
+        server.tcp.pending.len()
+    );
+    assert_eq!(server.stats().drops[DropReason::TxQueueFull], 0);
+    sb.full = false;
+    let mut got = vec![Vec::new(); n];
+    let mut buf = [0u8; 64];
+    for _ in 0..100 {
+        while client.poll(now, &mut ca) | server.poll(now, &mut sb) {}
+        for (i, &h) in conns.iter().enumerate() {
+            if let Ok(k) = client.tcp(h).unwrap().recv(&mut buf) {
+                got[i].extend_from_slice(&buf[..k]);
+            }
+        }
+        now += Duration::from_millis(1);
+    }
+    let mut values: Vec<u32> = got
+        .iter()
+        .map(|g| u32::from_be_bytes(g[..].try_into().expect("4 bytes each")))
+        .collect();
+    values.sort_unstable();
+    assert_eq!(
+        values,
+        (0..n as u32).collect::<Vec<_>>(),
+        "every connection's bytes, once"
+    );
+}
+
+/// Frames that do not come from TCP (echo replies here) are held up to `TX_BACKLOG`
+/// past the limit; beyond that the newest are dropped and counted, never queued without
+/// bound.
+#[test]
+fn frames_past_the_held_bound_are_dropped_and_counted() {
+    let (dev, mut peer, _link) = MemLink::pair(Impairments::default(), Impairments::default(), 1, 4096);
+    let mut cfg = config(true);
+    cfg.tx_queue_limit = 8;
+    let mut iface = Interface::new(cfg, OUR_MAC);
+    let mut dev = Jammed {
+        inner: dev,
+        full: true,
+    };
+    let now = Instant::from_secs(1);
+    let n = 400;
+    let mut frames: Vec<_> = (0..n)
+        .map(|_| {
+            let f = echo_request(b"ping");
+            let mut b = peer.alloc().unwrap();
+            b.append(f.len()).unwrap().copy_from_slice(&f);
+            b
+        })
+        .collect();
+    peer.tx_burst(now, &mut frames);
+    while iface.poll(now, &mut dev) {}
+    let most = dev.caps().max_burst + crate::egress::TX_BACKLOG;
+    assert_eq!(iface.eg.held, most);
+    assert_eq!(iface.stats().drops[DropReason::TxQueueFull], (n - most) as u64);
+    dev.full = false;
+    iface.poll(now, &mut dev);
+    let mut rx = Vec::new();
+    peer.rx_burst(Instant::from_secs(2), &mut rx, usize::MAX);
+    assert_eq!(rx.len(), most, "the held replies go out");
+    assert_eq!(iface.eg.held, 0);
+}
+
 /// An IPv6 packet from the peer to `dst` carrying ICMPv6 message `msg`, in a frame to `mac`.
 fn icmpv6_frame(mac: EthernetAddress, src: Ipv6Address, dst: Ipv6Address, msg: &Icmpv6Repr) -> Vec<u8> {
     let len = msg.buffer_len();
