@@ -27,6 +27,10 @@ pub trait PacketBuf {
     fn adj(&mut self, n: usize) -> bool;
     /// Removes `n` bytes from the end; false (and nothing removed) if shorter.
     fn trim(&mut self, n: usize) -> bool;
+    /// Starts bringing what the device reads of this buffer when sending it (its
+    /// descriptor) into the cache, without waiting: for a frame that waited long (held for
+    /// a full ring) and is handed to the device next. A hint; nothing by default.
+    fn prefetch(&self) {}
     /// The NIC's RSS hash of the frame, when the device computed one.
     fn rss_hash(&self) -> Option<u32> {
         None

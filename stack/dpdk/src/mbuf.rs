@@ -119,6 +119,11 @@ impl std::fmt::Debug for Mbuf {
 }
 
 impl PacketBuf for Mbuf {
+    #[inline]
+    fn prefetch(&self) {
+        // The rte_mbuf's two lines: length, data offset and flags; next, pool and offloads.
+        sluice_buf::prefetch(self.as_ptr() as *const u8, 128);
+    }
     fn data(&self) -> &[u8] {
         let m = self.raw();
         // SAFETY: buf_addr + data_off .. + data_len lies inside the mbuf's buffer, which

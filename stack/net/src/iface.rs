@@ -403,6 +403,11 @@ impl Interface {
         let mut held = core::mem::take(&mut b.held);
 
         let tx_before = self.eg.stats.tx_packets + self.eg.stats.drops.total();
+        // Frames held for a full ring waited long (with thousands of connections, a round
+        // trip): those the device takes next are fetched while this poll receives.
+        for b in held.iter().take(burst) {
+            b.prefetch();
+        }
         if receive {
             self.ready.trim();
         }
