@@ -576,6 +576,9 @@ impl Egress {
     /// counted. TCP stops sending while `Io::hold` frames wait (`tx_backpressure`), so a
     /// full ring slows the senders instead of losing their segments.
     pub(crate) fn flush<D: Device>(&mut self, io: &mut Io<'_, D>) {
+        if io.tx.is_empty() && io.held.is_empty() {
+            return;
+        }
         if let Some(c) = &mut self.capture {
             for buf in io.tx.iter() {
                 capture_frame(c.as_mut(), true, buf);
@@ -583,7 +586,9 @@ impl Egress {
         }
         if io.held.is_empty() {
             self.hand(io);
-            io.held.extend(io.tx.drain(..));
+            if !io.tx.is_empty() {
+                io.held.extend(io.tx.drain(..));
+            }
         } else {
             io.held.extend(io.tx.drain(..));
             while !io.held.is_empty() {
