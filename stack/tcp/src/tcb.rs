@@ -61,7 +61,7 @@ pub(crate) struct Timers {
 /// Layout: `#[repr(C)]`, its fields in the order below. With thousands of connections
 /// their state is out of the caches, and a segment costs a miss per line of it that it
 /// touches; what an established connection's segment reads and writes comes first, so
-/// that it takes about 16 lines of the TCB's 30 (`Tcb::HOT`, which the interface fetches
+/// that it takes 15 lines of the TCB's 26 (`Tcb::HOT`, which the interface fetches
 /// ahead of a burst).
 #[derive(Debug)]
 #[repr(C)]
