@@ -397,6 +397,11 @@ mod tests {
 /// them: the memory of work that comes next (the connections of a received burst) is then
 /// fetched in parallel instead of one miss after the other. A hint: it never faults, also
 /// for an address that is not mapped, and does nothing on CPUs without the instruction.
+///
+/// Into the second-level cache (`T1`), not the first: a burst's connections are about 500
+/// lines, more than half of a 48 KiB L1, and fetching them there evicted the lines the
+/// code in between works on. At 10,000 request/response connections, 10 interleaved pairs
+/// of runs: 7 faster, medians 1.13x and 1.11x against `T0`.
 #[inline(always)]
 pub fn prefetch(ptr: *const u8, len: usize) {
     #[cfg(target_arch = "x86_64")]
@@ -407,7 +412,7 @@ pub fn prefetch(ptr: *const u8, len: usize) {
             // SAFETY: a prefetch only hints the cache; it reads nothing the program sees and
             // cannot fault (SSE, part of the x86_64 baseline).
             unsafe {
-                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(at as *const i8)
+                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T1 }>(at as *const i8)
             };
             at += 64;
         }
