@@ -594,9 +594,6 @@ impl Egress {
             while !io.held.is_empty() {
                 let n = io.held.len().min(io.burst);
                 io.tx.extend(io.held.drain(..n));
-                for b in io.held.iter().take(io.burst) {
-                    b.prefetch();
-                }
                 self.hand(io);
                 if !io.tx.is_empty() {
                     // Refused: back to the front, in order.
