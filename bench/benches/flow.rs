@@ -1,4 +1,4 @@
-//! The TCP flow table (`sluice_net::FlowTable`, a `hashbrown::HashTable` from the 4-tuple to a
+//! The TCP flow table (`sluice_net::FlowTable`: IPv4 tuples packed in one-line buckets, to a
 //! slab key) at 1k, 100k and 1M connections, hit and miss, three ways side by side:
 //! - `software`: the table hashes the tuple with foldhash (ports without RSS: virtio, tap);
 //! - `nic-hash`: RSS mode, each lookup given the NIC's hash from the mbuf (precomputed here,
@@ -7,6 +7,10 @@
 //!
 //! Lookups go through a pre-generated, shuffled list of 4096 keys so that successive
 //! lookups hit different buckets (at 100k and 1M the table is larger than the caches).
+//!
+//! `burst32`: bursts of 32 lookups of random flows of a 1M table (whose lines are not in the
+//! cache), one after the other (`plain`) and with the burst's lines fetched first
+//! (`prefetched`, `FlowTable::prefetch_rx`, as the interface looks ahead at a received burst).
 
 mod common;
 
@@ -125,9 +129,46 @@ fn bench_flow_table(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_burst(c: &mut Criterion) {
+    const N: u64 = 1_000_000;
+    const BURST: usize = 32;
+    let mut g = c.benchmark_group("flow_table/burst32");
+    let mut table: FlowTable<u32> = FlowTable::new();
+    let keys: Vec<FlowKey> = (0..N).map(|i| key(i, 0)).collect();
+    for (i, k) in keys.iter().enumerate() {
+        table.insert(*k, i as u32);
+    }
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    // 64 Ki bursts' worth of random flows: far more lines than the caches hold.
+    let probes: Vec<FlowKey> = (0..BURST << 16)
+        .map(|_| keys[(rng.next() % N) as usize])
+        .collect();
+    for prefetched in [false, true] {
+        let name = if prefetched { "prefetched" } else { "plain" };
+        g.bench_function(BenchmarkId::new(name, N), |b| {
+            let mut j = 0usize;
+            b.iter(|| {
+                let burst = &probes[j..j + BURST];
+                j = (j + BURST) % probes.len();
+                if prefetched {
+                    for k in burst {
+                        table.prefetch_rx(k, None);
+                    }
+                }
+                let mut sum = 0u32;
+                for k in burst {
+                    sum = sum.wrapping_add(table.get_rx(black_box(k), None).unwrap_or(0));
+                }
+                sum
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = common::criterion();
-    targets = bench_flow_table
+    targets = bench_flow_table, bench_burst
 }
 criterion_main!(benches);

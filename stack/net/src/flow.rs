@@ -1,4 +1,6 @@
-//! The per-core TCP flow table: 4-tuples to connections, in a `hashbrown::HashTable`.
+//! The per-core TCP flow table: 4-tuples to connections. IPv4 flows (the common case)
+//! packed into 8 bytes in a table of one-line buckets (`Buckets`), whose line a burst's
+//! lookups can fetch ahead (`prefetch_rx`); IPv6 flows in a `hashbrown::HashTable`.
 //!
 //! Its hash is either hashbrown's default (foldhash) of the tuple, or, when the port hashes
 //! received frames with RSS, the NIC's own Toeplitz hash from the mbuf (`PacketBuf::rss_hash`),
@@ -8,14 +10,15 @@
 //!
 //! The symmetric key (0x6d5a repeated) makes the Toeplitz hash a function of the XOR of the
 //! tuple's 16-bit words only: 65,536 values. The ports are therefore folded in with one
-//! 64x64->128-bit multiply, which spreads the NIC's bits over the whole 64-bit hash (hashbrown
-//! takes the bucket from the low bits and the tag from the top 7).
+//! 64x64->128-bit multiply, which spreads the NIC's bits over the whole 64-bit hash (`Buckets`
+//! takes the bucket from the top bits).
 
 use core::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 use sluice_wire::{IpAddress, Ipv4Address};
 
+use crate::buckets::{Buckets, EMPTY};
 use crate::endpoint::Endpoint;
 use crate::toeplitz::Toeplitz;
 
@@ -59,22 +62,25 @@ pub struct FlowStats {
 
 /// 4-tuple to connection key. IPv4 flows are kept packed in 8 bytes (the interface has one
 /// IPv4 address: remote address, remote port, local port), so that the table of the common
-/// case stays as compact as an IPv4-only one; IPv6 flows in a table of their own.
+/// case stays as compact as an IPv4-only one; IPv6 flows (and an IPv4 one that would pack
+/// to 0, which no valid segment has) in a table of their own.
 #[derive(Clone)]
 pub struct FlowTable<V> {
-    v4: HashTable<(u64, V)>,
+    v4: Buckets<V>,
     v6: HashTable<(FlowKey, V)>,
     hasher: Hasher,
     stats: FlowStats,
 }
 
-/// An IPv4 flow packed: remote address, remote port, local port.
+/// An IPv4 flow packed: remote address, remote port, local port (None for IPv6, and for
+/// the one tuple that packs to `Buckets`' empty key).
 #[inline]
 fn pack(flow: &FlowKey) -> Option<u64> {
     match flow.remote.addr {
         IpAddress::V4(a) => Some(
             (u64::from(a.to_u32()) << 32) | (u64::from(flow.remote.port) << 16) | u64::from(flow.local_port),
-        ),
+        )
+        .filter(|&p| p != EMPTY),
         IpAddress::V6(_) => None,
     }
 }
@@ -102,11 +108,11 @@ fn spread(rss: u32, local_port: u16, remote_port: u16, seed: u64) -> u64 {
     (m as u64) ^ ((m >> 64) as u64)
 }
 
-impl<V: Copy + PartialEq> FlowTable<V> {
+impl<V: Copy + PartialEq + Default> FlowTable<V> {
     /// A table hashed in software.
     pub fn new() -> Self {
         FlowTable {
-            v4: HashTable::new(),
+            v4: Buckets::new(),
             v6: HashTable::new(),
             hasher: Hasher::Software(DefaultHashBuilder::default()),
             stats: FlowStats::default(),
@@ -118,7 +124,7 @@ impl<V: Copy + PartialEq> FlowTable<V> {
     /// interface's key).
     pub fn with_rss(key: &[u8], local: Ipv4Address, seed: u64) -> Self {
         FlowTable {
-            v4: HashTable::new(),
+            v4: Buckets::new(),
             v6: HashTable::new(),
             hasher: Hasher::Rss {
                 toeplitz: Toeplitz::new(key),
@@ -144,7 +150,7 @@ impl<V: Copy + PartialEq> FlowTable<V> {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.v4.is_empty() && self.v6.is_empty()
+        self.v4.len() == 0 && self.v6.is_empty()
     }
 
     /// The hash of `flow` computed here (the NIC's, redone in software in RSS mode).
@@ -159,7 +165,7 @@ impl<V: Copy + PartialEq> FlowTable<V> {
     #[inline]
     fn find(&self, hash: u64, flow: &FlowKey) -> Option<V> {
         match pack(flow) {
-            Some(p) => self.v4.find(hash, |(k, _)| *k == p).map(|&(_, v)| v),
+            Some(p) => self.v4.get(hash, p),
             None => self.v6.find(hash, |(k, _)| k == flow).map(|&(_, v)| v),
         }
     }
@@ -185,6 +191,18 @@ impl<V: Copy + PartialEq> FlowTable<V> {
             self.stats.nic_hash_mismatch += 1;
         }
         v
+    }
+
+    /// Starts fetching the line `get_rx` of this flow reads first (a look ahead at a burst:
+    /// its lookups wait for their lines together, not one after the other).
+    #[inline]
+    pub fn prefetch_rx(&self, flow: &FlowKey, nic_hash: Option<u32>) {
+        if let Some(p) = pack(flow) {
+            let h = self
+                .nic_hash_of(flow, nic_hash)
+                .unwrap_or_else(|| self.hasher.hash_v4(p));
+            self.v4.prefetch(h);
+        }
     }
 
     /// As `get_rx`, without counting: for a look ahead at a burst (`TcpSockets::prefetch`).
@@ -217,12 +235,7 @@ impl<V: Copy + PartialEq> FlowTable<V> {
         let hash = self.hash(&flow);
         let hasher = &self.hasher;
         match pack(&flow) {
-            Some(p) => match self.v4.entry(hash, |(k, _)| *k == p, |(k, _)| hasher.hash_v4(*k)) {
-                Entry::Occupied(mut e) => e.get_mut().1 = v,
-                Entry::Vacant(e) => {
-                    e.insert((p, v));
-                }
-            },
+            Some(p) => self.v4.insert(hash, p, v, |k| hasher.hash_v4(k)),
             None => match self
                 .v6
                 .entry(hash, |(k, _)| *k == flow, |(k, _)| hasher.hash_v6(k))
@@ -239,11 +252,7 @@ impl<V: Copy + PartialEq> FlowTable<V> {
     pub fn remove_if(&mut self, flow: &FlowKey, v: V) -> bool {
         let hash = self.hash(flow);
         match pack(flow) {
-            Some(p) => self
-                .v4
-                .find_entry(hash, |(k, x)| *k == p && *x == v)
-                .map(|e| e.remove())
-                .is_ok(),
+            Some(p) => self.v4.remove_if(hash, p, v),
             None => self
                 .v6
                 .find_entry(hash, |(k, x)| k == flow && *x == v)
@@ -253,7 +262,7 @@ impl<V: Copy + PartialEq> FlowTable<V> {
     }
 }
 
-impl<V: Copy + PartialEq> Default for FlowTable<V> {
+impl<V: Copy + PartialEq + Default> Default for FlowTable<V> {
     fn default() -> Self {
         FlowTable::new()
     }

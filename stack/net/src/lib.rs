@@ -34,6 +34,7 @@
 pub use sluice_tcp::{ConnError, Keepalive, State as TcpState, TcpConfig};
 
 mod arp;
+mod buckets;
 mod config;
 mod egress;
 mod endpoint;

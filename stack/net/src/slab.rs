@@ -4,7 +4,7 @@
 //! handle kept after its socket was removed never reaches the socket that reuses the slot.
 
 /// An index into a `Slab` with the generation it was issued for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct Key {
     pub(crate) index: u32,
     pub(crate) generation: u32,

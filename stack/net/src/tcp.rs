@@ -311,6 +311,8 @@ pub(crate) struct TcpSockets {
     configs: ConfigCache,
     /// Scratch: the connections of a received burst, for its look ahead (`prefetch`).
     lookahead: Vec<Key>,
+    /// Scratch: the burst's flows, for the same.
+    lookahead_flows: Vec<(FlowKey, Option<u32>)>,
     /// Device buffers held by all connections' receive buffers (zero-copy receive).
     pub(crate) rx_frames_held: usize,
     /// Connections by state (each counted under `Conn::counted`).
@@ -406,6 +408,7 @@ impl TcpSockets {
             learned_seen: 0,
             due: Vec::new(),
             lookahead: Vec::new(),
+            lookahead_flows: Vec::new(),
             deadlines: Vec::new(),
             configs: ConfigCache::default(),
             rx_frames_held: 0,
@@ -674,7 +677,14 @@ impl TcpSockets {
     pub(crate) fn prefetch(&mut self, flows: impl Iterator<Item = (FlowKey, Option<u32>)>) {
         let mut keys = core::mem::take(&mut self.lookahead);
         keys.clear();
+        let mut burst = core::mem::take(&mut self.lookahead_flows);
+        burst.clear();
+        // The flow table's lines first: the lookups below then wait for them together.
         for (flow, nic_hash) in flows {
+            self.flows.prefetch_rx(&flow, nic_hash);
+            burst.push((flow, nic_hash));
+        }
+        for &(flow, nic_hash) in &burst {
             if let Some(key) = self.flows.peek_rx(&flow, nic_hash) {
                 self.prefetch_one(key);
                 keys.push(key);
@@ -684,6 +694,7 @@ impl TcpSockets {
             self.prefetch_buffers(key);
         }
         self.lookahead = keys;
+        self.lookahead_flows = burst;
     }
 
     /// Starts fetching connection `key`'s hot lines (`Conn::HOT`), reading nothing.
