@@ -821,8 +821,9 @@ impl Tcb {
         self.set_state(State::TimeWait);
         self.timers.time_wait = Some(now + self.cfg.msl * 2);
         // Everything sent is acknowledged and nothing more arrives: a connection in
-        // TIME-WAIT holds no buffer memory (what is unread stays readable).
+        // TIME-WAIT holds no buffer memory (what is unread stays readable), nor a send log.
         self.tx.shrink();
+        self.rack.release_log();
         if self.rx.is_empty() && self.asm.is_empty() {
             self.rx.shrink();
         }

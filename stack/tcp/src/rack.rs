@@ -104,6 +104,17 @@ impl Rack {
         self.len += 1;
     }
 
+    /// Gives the send log back (to this thread's cache) once nothing sent can be
+    /// outstanding any more (TIME-WAIT, CLOSED): a client closing first holds thousands of
+    /// connections in TIME-WAIT, and a log each kept the cache empty, so that every new
+    /// connection took a fresh, zero-filled one from the allocator.
+    pub(crate) fn release_log(&mut self) {
+        self.len = 0;
+        if let Some(log) = self.log.take() {
+            recycle::give(&LOGS, log);
+        }
+    }
+
     /// Starts fetching the log's oldest entries (those an ACK looks up first).
     #[inline]
     pub(crate) fn prefetch(&self) {

@@ -104,6 +104,40 @@ fn fin_follows_queued_data() {
     assert_eq!(s.state(), State::FinWait2);
 }
 
+/// A connection in TIME-WAIT holds neither buffer memory nor a send log: they go to the
+/// thread's caches for the next connection (a client closing first holds thousands).
+#[test]
+fn time_wait_gives_its_send_log_and_buffers_back() {
+    use crate::rack::LOGS;
+    use crate::recycle::kept;
+    let mut s = tcb_established();
+    s.sack_ok = true; // (the log is kept for SACK recovery)
+    s.send(b"abc").unwrap();
+    s.shutdown();
+    recv!(
+        s,
+        [TcpRepr {
+            payload: b"abc",
+            flags: PSH_FIN,
+            ..our_ack(1, 1)
+        }]
+    );
+    assert!(
+        s.rack.log.is_some() && s.rack.sent_at(LOCAL_SEQ + 2).is_some(),
+        "logged"
+    );
+    send!(s, peer_ack(1, 5));
+    assert_eq!(kept(&LOGS), 0, "FIN-WAIT-2 keeps it");
+    send!(s, fin_from_peer(1, 5));
+    assert_eq!(s.state(), State::TimeWait);
+    assert_eq!(kept(&LOGS), 1, "given back in TIME-WAIT");
+    assert!(s.rack.log.is_none() && s.rack.sent_at(LOCAL_SEQ + 2).is_none());
+    assert_eq!(s.tx.allocated(), 0);
+    assert_eq!(s.rx.allocated(), 0);
+    drop(s);
+    assert_eq!(kept(&LOGS), 1, "once");
+}
+
 // ---- FIN-WAIT-2 ----
 
 #[test]
