@@ -25,12 +25,8 @@ impl Tcb {
             if let Some(t) = self.rack.sent_at(delivered_end - 1) {
                 self.rack.xmit_ts = Some(self.rack.xmit_ts.map_or(t, |x| x.max(t)));
                 self.rack.end_seq = delivered_end;
-                self.rack.rtt = now - t;
                 let clean = !self.rec.active && self.rack.tlp_high.is_none() && self.snd_nxt == self.snd_max;
-                if clean {
-                    let r = now - t;
-                    self.rack.min_rtt = Some(self.rack.min_rtt.map_or(r, |m| m.min(r)));
-                }
+                self.rack.on_rtt(now - t, clean);
             }
         }
         self.rack.trim(self.snd_una);
@@ -44,7 +40,7 @@ impl Tcb {
         if self.rack.xmit_ts.is_none() || self.sb.is_empty() {
             return;
         }
-        let wait = self.rack.rtt + self.rack.reo_wnd(self.rtt.srtt());
+        let wait = self.rack.rtt() + self.rack.reo_wnd(self.rtt.srtt());
         let mut lost_to = self.rack.lost_to.unwrap_or(self.snd_una).max(self.snd_una);
         let mut start = self.snd_una;
         let log = self.rack.log.as_deref().map_or(&[][..], |l| &l[..self.rack.len]);

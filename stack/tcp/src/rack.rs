@@ -39,8 +39,10 @@ pub(crate) struct Rack {
     /// RACK.xmit_ts and RACK.end_seq of the most recently sent delivered data.
     pub(crate) xmit_ts: Option<Instant>,
     pub(crate) end_seq: SeqNumber,
-    pub(crate) rtt: Duration,
-    pub(crate) min_rtt: Option<Duration>,
+    /// RACK.rtt (ns; nanoseconds, not `Duration`s, keep the TCB's hot front small).
+    pub(crate) rtt: u64,
+    /// The minimum RTT of clean deliveries (ns; `u64::MAX`: none yet).
+    pub(crate) min_rtt: u64,
     /// Unsacked bytes below this are lost according to RACK.
     pub lost_to: Option<SeqNumber>,
     /// A TLP probe is outstanding until SND.UNA passes this.
@@ -71,8 +73,8 @@ impl Rack {
             len: 0,
             xmit_ts: None,
             end_seq: SeqNumber(0),
-            rtt: Duration::ZERO,
-            min_rtt: None,
+            rtt: 0,
+            min_rtt: u64::MAX,
             lost_to: None,
             tlp_high: None,
         }
@@ -147,8 +149,26 @@ impl Rack {
         self.xmit_ts = None;
     }
 
+    /// RACK.rtt.
+    pub(crate) fn rtt(&self) -> Duration {
+        Duration::from_nanos(self.rtt)
+    }
+
+    /// Records a delivery's RTT (`clean`: neither a retransmission nor a probe could have
+    /// caused the ACK, so it also counts towards the minimum).
+    pub(crate) fn on_rtt(&mut self, r: Duration, clean: bool) {
+        let r = u64::try_from(r.as_nanos())
+            .unwrap_or(u64::MAX - 1)
+            .min(u64::MAX - 1);
+        self.rtt = r;
+        if clean {
+            self.min_rtt = self.min_rtt.min(r);
+        }
+    }
+
     pub(crate) fn reo_wnd(&self, srtt: Option<Duration>) -> Duration {
-        let w = self.min_rtt.unwrap_or(Duration::ZERO) / 4;
+        let min_rtt = if self.min_rtt == u64::MAX { 0 } else { self.min_rtt };
+        let w = Duration::from_nanos(min_rtt) / 4;
         match srtt {
             Some(s) => w.min(s),
             None => w,

@@ -13,17 +13,20 @@ const MAX_BACKOFF: u32 = 16;
 /// Kept in nanoseconds (`u64`): a sample is taken on every ACK of new data, and
 /// `Duration`'s multiplication and division (seconds and nanoseconds apart, each checked)
 /// cost 26 ns a sample, a few percent of a request/response exchange; with one sample per
-/// window the gains are shifts.
+/// window the gains are shifts. The RTO and its bounds are kept in microseconds (`u32`,
+/// up to 71 minutes: a longer bound saturates there), so that the whole estimator is 32
+/// bytes of the TCB's hot front (it was 80 with `Duration`s).
 #[derive(Debug, Clone)]
 pub struct RttEstimator {
-    /// SRTT (ns), once a sample was taken.
-    srtt: Option<u64>,
+    /// SRTT (ns), once `sampled`.
+    srtt: u64,
     rttvar: u64,
-    /// RTO before backoff.
-    base: Duration,
-    backoff: u32,
-    min: Duration,
-    max: Duration,
+    /// RTO before backoff (µs), within `[min, max]`.
+    base: u32,
+    min: u32,
+    max: u32,
+    backoff: u8,
+    sampled: bool,
 }
 
 /// `d` in nanoseconds, saturating (beyond 584 years).
@@ -32,22 +35,31 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// `d` in microseconds, rounded up (an RTO is never shortened), saturating at `u32::MAX`.
+#[inline]
+fn micros_ceil(ns: u64) -> u32 {
+    u32::try_from(ns.div_ceil(1000)).unwrap_or(u32::MAX)
+}
+
 impl RttEstimator {
     pub fn new(initial: Duration, min: Duration, max: Duration) -> Self {
+        let (min, max) = (micros_ceil(nanos(min)), micros_ceil(nanos(max)));
+        let max = max.max(min);
         RttEstimator {
-            srtt: None,
+            srtt: 0,
             rttvar: 0,
-            base: initial.clamp(min, max),
-            backoff: 0,
+            base: micros_ceil(nanos(initial)).clamp(min, max),
             min,
             max,
+            backoff: 0,
+            sampled: false,
         }
     }
 
     /// The smoothed RTT, once a sample was taken.
     #[inline]
     pub fn srtt(&self) -> Option<Duration> {
-        self.srtt.map(Duration::from_nanos)
+        self.sampled.then(|| Duration::from_nanos(self.srtt))
     }
 
     pub fn rttvar(&self) -> Duration {
@@ -57,16 +69,23 @@ impl RttEstimator {
     /// The current RTO, backoff included, within `[min, max]`.
     #[inline]
     pub fn rto(&self) -> Duration {
+        Duration::from_micros(self.rto_micros().into())
+    }
+
+    #[inline]
+    fn rto_micros(&self) -> u32 {
         if self.backoff == 0 {
             return self.base; // within [min, max] already
         }
-        let rto = self.base.saturating_mul(1 << self.backoff.min(MAX_BACKOFF));
+        let rto = self
+            .base
+            .saturating_mul(1 << u32::from(self.backoff).min(MAX_BACKOFF));
         rto.clamp(self.min, self.max)
     }
 
     /// Number of consecutive backoffs.
     pub fn backoff(&self) -> u32 {
-        self.backoff
+        self.backoff.into()
     }
 
     /// Adds a measurement (RFC 6298 2.2, 2.3) and clears the backoff (Karn: callers only
@@ -81,42 +100,43 @@ impl RttEstimator {
     #[inline]
     pub fn sample_weighted(&mut self, r: Duration, n: u32) {
         let r = nanos(r);
-        let (srtt, rttvar) = match self.srtt {
-            None => (r, r / 2),
-            Some(srtt) => {
-                let delta = srtt.abs_diff(r);
-                match u64::from(n.max(1)) {
-                    // alpha = 1/8, beta = 1/4 (RFC 6298 2.3).
-                    1 => (
-                        srtt.saturating_mul(7).saturating_add(r) >> 3,
-                        self.rttvar.saturating_mul(3).saturating_add(delta) >> 2,
-                    ),
-                    n => (
-                        srtt.saturating_mul(8 * n - 1).saturating_add(r) / (8 * n),
-                        self.rttvar.saturating_mul(4 * n - 1).saturating_add(delta) / (4 * n),
-                    ),
-                }
+        let (srtt, rttvar) = if !self.sampled {
+            (r, r / 2)
+        } else {
+            let srtt = self.srtt;
+            let delta = srtt.abs_diff(r);
+            match u64::from(n.max(1)) {
+                // alpha = 1/8, beta = 1/4 (RFC 6298 2.3).
+                1 => (
+                    srtt.saturating_mul(7).saturating_add(r) >> 3,
+                    self.rttvar.saturating_mul(3).saturating_add(delta) >> 2,
+                ),
+                n => (
+                    srtt.saturating_mul(8 * n - 1).saturating_add(r) / (8 * n),
+                    self.rttvar.saturating_mul(4 * n - 1).saturating_add(delta) / (4 * n),
+                ),
             }
         };
-        self.srtt = Some(srtt);
+        self.srtt = srtt;
         self.rttvar = rttvar;
+        self.sampled = true;
         let rto = srtt.saturating_add(nanos(GRANULARITY).max(rttvar.saturating_mul(4)));
-        self.base = Duration::from_nanos(rto).clamp(self.min, self.max);
+        self.base = micros_ceil(rto).clamp(self.min, self.max);
         self.backoff = 0;
     }
 
     /// The retransmission timer expired: double the RTO (RFC 6298 5.5), up to `max`.
     pub fn on_timeout(&mut self) {
-        if self.rto() < self.max {
-            self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
+        if self.rto_micros() < self.max {
+            self.backoff = (self.backoff + 1).min(MAX_BACKOFF as u8);
         }
     }
 
     /// RFC 6298 5.7: when the SYN timed out, use 3 s once the connection is established,
     /// unless a sample was taken.
     pub fn reset_after_syn_timeout(&mut self) {
-        if self.srtt.is_none() {
-            self.base = Duration::from_secs(3).clamp(self.min, self.max);
+        if !self.sampled {
+            self.base = 3_000_000u32.clamp(self.min, self.max);
         }
         self.backoff = 0;
     }
@@ -202,5 +222,22 @@ mod tests {
         e.sample(Duration::MAX);
         e.sample(Duration::from_secs(u64::MAX / 2));
         assert_eq!(e.rto(), Duration::from_secs(60), "capped at max");
+    }
+
+    /// The RTO is kept in whole microseconds, rounded up (never shorter than the formula),
+    /// and bounds beyond 71 minutes saturate; the estimator stays 32 bytes.
+    #[test]
+    fn the_rto_rounds_up_to_microseconds_and_bounds_saturate() {
+        let mut e = RttEstimator::new(Duration::from_secs(1), Duration::from_nanos(1), Duration::MAX);
+        e.sample(Duration::from_nanos(1_000_001)); // rto = srtt + max(1 ms, 4 * rttvar)
+        assert_eq!(e.rto(), Duration::from_micros(3001));
+        let huge = RttEstimator::new(Duration::MAX, Duration::ZERO, Duration::MAX);
+        assert_eq!(huge.rto(), Duration::from_micros(u32::MAX.into()));
+        // A sample of zero (the same clock tick) is a sample.
+        let mut z = est();
+        z.sample(Duration::ZERO);
+        assert_eq!(z.srtt(), Some(Duration::ZERO));
+        assert_eq!(z.rto(), Duration::from_millis(200));
+        assert_eq!(core::mem::size_of::<RttEstimator>(), 32);
     }
 }
