@@ -61,7 +61,8 @@ pub struct TcpConfig {
     pub rto_initial: Duration,
     /// Lower bound of the RTO (RFC 6298 says 1 s; 200 ms is common practice).
     pub rto_min: Duration,
-    /// Upper bound of the RTO after backoff (RFC 6298: at least 60 s).
+    /// Upper bound of the RTO after backoff (RFC 6298: at least 60 s). RTOs are kept in
+    /// whole microseconds, so a bound beyond 71 minutes (`u32::MAX` µs) acts as 71 minutes.
     pub rto_max: Duration,
     /// Maximum segment lifetime; TIME-WAIT lasts `2 * msl`.
     pub msl: Duration,
