@@ -175,15 +175,11 @@ struct Conn {
 
 impl Conn {
     /// The byte ranges (offset, length) of a connection that a segment of an established
-    /// connection touches: its own fields with the TCB's front, then the TCB's other parts.
-    const HOT: [(usize, usize); 3] = {
+    /// connection touches: its own fields with the TCB's front.
+    const HOT: [(usize, usize); 1] = {
         let at = core::mem::offset_of!(Conn, tcb);
         let t = Tcb::HOT;
-        [
-            (0, at + t[0].0 + t[0].1),
-            (at + t[1].0, t[1].1),
-            (at + t[2].0, t[2].1),
-        ]
+        [(0, at + t[0].0 + t[0].1)]
     };
 }
 

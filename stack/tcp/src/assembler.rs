@@ -9,29 +9,62 @@
 //! what was given up (RFC 2018 allows this reneging; the caller must stop SACKing it).
 //! Otherwise the segment is refused and the caller counts the drop.
 
+use crate::recycle::{self, Cache};
+
 /// Most disjoint out-of-order ranges held at once.
 pub(crate) const MAX_RANGES: usize = 16;
 
-/// `#[repr(C)]`, the counts first: a segment in order reads them, not the ranges (the
-/// TCB's layout).
+/// The ranges live out of line, allocated when the first one is recorded: the counts sit
+/// in the TCB's hot front, which a segment in order reads, and the 256 bytes of ranges,
+/// which only a connection that received out of order needs, are not part of every TCB.
 #[derive(Debug, Clone)]
-#[repr(C)]
 pub(crate) struct Assembler {
     count: usize,
     bytes: usize,
     evicted: u64,
     /// Sorted, disjoint, non-adjacent `[start, end)` offsets from RCV.NXT.
-    ranges: [(usize, usize); MAX_RANGES],
+    ranges: Option<Box<Ranges>>,
 }
+
+type Ranges = [(usize, usize); MAX_RANGES];
+
+thread_local! {
+    /// Ranges of connections that ended (`crate::recycle`).
+    pub(crate) static RANGES: Cache<Box<Ranges>> = const { Cache::new(Vec::new()) };
+}
+
+impl Drop for Assembler {
+    fn drop(&mut self) {
+        if let Some(r) = self.ranges.take() {
+            recycle::give(&RANGES, r);
+        }
+    }
+}
+
+/// What an unallocated table reads (never past `count`, which is 0 then).
+static NO_RANGES: Ranges = [(0, 0); MAX_RANGES];
 
 impl Assembler {
     pub fn new() -> Self {
         Assembler {
-            ranges: [(0, 0); MAX_RANGES],
+            ranges: None,
             count: 0,
             bytes: 0,
             evicted: 0,
         }
+    }
+
+    #[inline]
+    fn all(&self) -> &Ranges {
+        self.ranges.as_deref().unwrap_or(&NO_RANGES)
+    }
+
+    /// The ranges to write, taken on the first write from this thread's cache of ranges
+    /// that ended connections gave back (`crate::recycle`: only the first `count` are
+    /// ever read), else allocated.
+    fn all_mut(&mut self) -> &mut Ranges {
+        self.ranges
+            .get_or_insert_with(|| recycle::take(&RANGES).unwrap_or_else(|| Box::new(NO_RANGES)))
     }
 
     /// Bytes currently held out of order.
@@ -61,7 +94,7 @@ impl Assembler {
                 None => {
                     // Full (and not empty): give up the farthest range if the new one lies
                     // below it.
-                    let (s, e) = self.ranges[self.count - 1];
+                    let (s, e) = self.all()[self.count - 1];
                     if s <= end {
                         return false;
                     }
@@ -80,7 +113,7 @@ impl Assembler {
         let mut merged_bytes = 0;
         let mut first = self.count; // index of the first range touching [start, end)
         let mut last = 0; // one past the last touching range
-        for (i, &(s, e)) in self.ranges[..self.count].iter().enumerate() {
+        for (i, &(s, e)) in self.all()[..self.count].iter().enumerate() {
             if s <= end && e >= start {
                 if first == self.count {
                     first = i;
@@ -100,16 +133,19 @@ impl Assembler {
             }
             return None;
         }
+        let count = self.count;
         if touched == 0 {
-            let pos = self.ranges[..self.count]
+            let pos = self.all()[..count]
                 .iter()
                 .position(|&(s, _)| s > end)
-                .unwrap_or(self.count);
-            self.ranges.copy_within(pos..self.count, pos + 1);
-            self.ranges[pos] = (lo, hi);
+                .unwrap_or(count);
+            let r = self.all_mut();
+            r.copy_within(pos..count, pos + 1);
+            r[pos] = (lo, hi);
         } else {
-            self.ranges[first] = (lo, hi);
-            self.ranges.copy_within(last..self.count, first + 1);
+            let r = self.all_mut();
+            r[first] = (lo, hi);
+            r.copy_within(last..count, first + 1);
         }
         self.count = new_count;
         self.bytes = new_bytes;
@@ -122,20 +158,28 @@ impl Assembler {
     }
 
     pub fn advance(&mut self, n: usize) -> usize {
+        let count = self.count;
+        if count == 0 {
+            self.bytes = 0;
+            return 0;
+        }
+        let r = self.all_mut();
         let mut end = n;
         let mut drop = 0;
-        while drop < self.count && self.ranges[drop].0 <= end {
-            end = end.max(self.ranges[drop].1);
+        while drop < count && r[drop].0 <= end {
+            end = end.max(r[drop].1);
             drop += 1;
         }
-        self.ranges.copy_within(drop..self.count, 0);
-        self.count -= drop;
-        self.bytes = 0;
-        for r in &mut self.ranges[..self.count] {
-            r.0 -= end;
-            r.1 -= end;
-            self.bytes += r.1 - r.0;
+        r.copy_within(drop..count, 0);
+        let left = count - drop;
+        let mut bytes = 0;
+        for x in &mut r[..left] {
+            x.0 -= end;
+            x.1 -= end;
+            bytes += x.1 - x.0;
         }
+        self.count = left;
+        self.bytes = bytes;
         end - n
     }
 
@@ -143,7 +187,7 @@ impl Assembler {
     /// The first held bytes within `[start, end)`: what a segment repeats of the data
     /// held out of order (for its D-SACK block).
     pub fn overlap(&self, start: usize, end: usize) -> Option<(usize, usize)> {
-        self.ranges[..self.count]
+        self.all()[..self.count]
             .iter()
             .map(|&(s, e)| (s.max(start), e.min(end)))
             .filter(|&(s, e)| s < e)
@@ -151,7 +195,7 @@ impl Assembler {
     }
 
     pub fn range_containing(&self, at: usize) -> Option<(usize, usize)> {
-        self.ranges[..self.count]
+        self.all()[..self.count]
             .iter()
             .copied()
             .find(|&(s, e)| s <= at && at < e)
@@ -159,7 +203,7 @@ impl Assembler {
 
     #[cfg(test)]
     pub fn ranges(&self) -> &[(usize, usize)] {
-        &self.ranges[..self.count]
+        &self.all()[..self.count]
     }
 }
 

@@ -1,5 +1,7 @@
 //! Per-thread caches of the blocks a connection allocates when it first moves data: its
-//! rings' first memory (`buffer::INITIAL` bytes each way) and its RACK send log.
+//! rings' first memory (`buffer::INITIAL` bytes each way) and its RACK send log; and of
+//! those it takes on its first loss or reordering: its SACK scoreboard's and reassembly
+//! queue's ranges.
 //!
 //! With short connections these were allocated and freed once per connection each. The
 //! allocator (mimalloc) hands out blocks freed a while ago, out of the cache, and the
@@ -115,6 +117,45 @@ mod tests {
             .collect();
         drop(rings);
         assert_eq!(kept(&FIRST), KEEP);
+    }
+
+    /// A scoreboard or reassembly queue that never recorded a range holds none (a TCB
+    /// carries only their counts); the first range takes them, an ended connection gives
+    /// them back, and the next one reads only what it recorded.
+    #[test]
+    fn out_of_line_ranges_are_taken_on_first_use_and_go_to_the_next_connection() {
+        use crate::assembler::{Assembler, RANGES as ASM_RANGES};
+        use crate::sack::{Scoreboard, RANGES as SB_RANGES};
+        let s = |n| SeqNumber(n);
+        let mut a = Scoreboard::new();
+        a.advance(s(100));
+        assert_eq!(a.unsacked(s(0), s(100)), 100);
+        assert!(a.ranges().is_empty());
+        assert_eq!(kept(&SB_RANGES), 0);
+        assert_eq!(a.add(s(200), s(300)), 100);
+        assert_eq!(a.add(s(400), s(450)), 50);
+        drop(a);
+        assert_eq!(kept(&SB_RANGES), 1, "given back");
+        let mut b = Scoreboard::new();
+        assert!(b.ranges().is_empty() && b.highest().is_none());
+        assert_eq!(b.add(s(1000), s(1010)), 10);
+        assert_eq!(kept(&SB_RANGES), 0, "taken");
+        assert_eq!(b.ranges(), &[(s(1000), s(1010))], "none of the old ranges");
+        assert_eq!(b.sacked(), 10);
+
+        let mut q = Assembler::new();
+        assert_eq!(q.advance(10), 0);
+        assert!(q.is_empty() && q.ranges().is_empty());
+        assert!(q.add(5, 9, 1000));
+        assert!(q.add(20, 30, 1000));
+        drop(q);
+        assert_eq!(kept(&ASM_RANGES), 1);
+        let mut r = Assembler::new();
+        assert!(r.add(3, 4, 1000));
+        assert_eq!(kept(&ASM_RANGES), 0);
+        assert_eq!(r.ranges(), &[(3, 4)]);
+        assert_eq!(r.advance(3), 1);
+        assert!(r.is_empty());
     }
 
     #[test]

@@ -2,9 +2,13 @@
 //! the peer reported, with the queries RFC 6675 needs (IsLost, pipe, NextSeg), and the
 //! receiver's list of blocks to report, most recent first.
 //!
-//! Both are fixed-size arrays inside the TCB: nothing is allocated per segment.
+//! Both are fixed-size arrays: the receiver's inside the TCB, the scoreboard's ranges out
+//! of line, taken once per connection, on its first SACKed range, from a per-thread cache
+//! (`crate::recycle`). Nothing is allocated per segment.
 
 use sluice_wire::tcp::{SackBlocks, SeqNumber};
+
+use crate::recycle::{self, Cache};
 
 /// Most disjoint SACKed ranges the sender remembers. When a new range does not fit, the
 /// highest one is forgotten (its data then counts as not SACKed: at worst it is
@@ -17,23 +21,55 @@ pub(crate) const DUP_THRESH: usize = 3;
 /// The sender's SACK scoreboard: sorted, disjoint, non-adjacent `[left, right)` ranges,
 /// all above SND.UNA.
 ///
-/// `#[repr(C)]`, the counts first: an ACK reads them, not the ranges, while nothing is
-/// SACKed (the TCB's layout).
+/// The ranges live out of line, allocated when the first one is recorded: the counts (24
+/// bytes) sit in the TCB's hot front, which an ACK reads while nothing is SACKed, and the
+/// 256 bytes of ranges, which only a connection that saw loss or reordering needs, are
+/// not part of every TCB.
 #[derive(Debug, Clone)]
-#[repr(C)]
 pub(crate) struct Scoreboard {
     count: usize,
     sacked: usize,
-    ranges: [(SeqNumber, SeqNumber); SCOREBOARD_MAX],
+    ranges: Option<Box<Ranges>>,
 }
+
+type Ranges = [(SeqNumber, SeqNumber); SCOREBOARD_MAX];
+
+thread_local! {
+    /// Ranges of connections that ended (`crate::recycle`).
+    pub(crate) static RANGES: Cache<Box<Ranges>> = const { Cache::new(Vec::new()) };
+}
+
+impl Drop for Scoreboard {
+    fn drop(&mut self) {
+        if let Some(r) = self.ranges.take() {
+            recycle::give(&RANGES, r);
+        }
+    }
+}
+
+/// What an unallocated scoreboard reads (never past `count`, which is 0 then).
+static NO_RANGES: Ranges = [(SeqNumber(0), SeqNumber(0)); SCOREBOARD_MAX];
 
 impl Scoreboard {
     pub fn new() -> Self {
         Scoreboard {
-            ranges: [(SeqNumber(0), SeqNumber(0)); SCOREBOARD_MAX],
+            ranges: None,
             count: 0,
             sacked: 0,
         }
+    }
+
+    #[inline]
+    fn all(&self) -> &Ranges {
+        self.ranges.as_deref().unwrap_or(&NO_RANGES)
+    }
+
+    /// The ranges to write, taken on the first write from this thread's cache of ranges
+    /// that ended connections gave back (`crate::recycle`: only the first `count` are
+    /// ever read), else allocated.
+    fn all_mut(&mut self) -> &mut Ranges {
+        self.ranges
+            .get_or_insert_with(|| recycle::take(&RANGES).unwrap_or_else(|| Box::new(NO_RANGES)))
     }
 
     pub fn clear(&mut self) {
@@ -51,7 +87,7 @@ impl Scoreboard {
     }
 
     pub fn ranges(&self) -> &[(SeqNumber, SeqNumber)] {
-        &self.ranges[..self.count]
+        &self.all()[..self.count]
     }
 
     /// One past the highest SACKed byte.
@@ -92,16 +128,20 @@ impl Scoreboard {
                     return 0; // above everything held: forget it
                 }
                 // Forget the highest range to make room.
-                let (s, e) = self.ranges[self.count - 1];
+                let (s, e) = self.all()[self.count - 1];
                 self.sacked -= e - s;
                 self.count -= 1;
             }
-            self.ranges.copy_within(pos..self.count, pos + 1);
-            self.ranges[pos] = (lo, hi);
+            let count = self.count;
+            let r = self.all_mut();
+            r.copy_within(pos..count, pos + 1);
+            r[pos] = (lo, hi);
             self.count += 1;
         } else {
-            self.ranges[first] = (lo, hi);
-            self.ranges.copy_within(last..self.count, first + 1);
+            let count = self.count;
+            let r = self.all_mut();
+            r[first] = (lo, hi);
+            r.copy_within(last..count, first + 1);
             self.count -= last - first - 1;
             self.sacked -= merged;
         }
@@ -111,22 +151,29 @@ impl Scoreboard {
 
     /// The cumulative ACK moved to `una`: forget what it covers.
     pub fn advance(&mut self, una: SeqNumber) {
+        let count = self.count;
+        if count == 0 {
+            return;
+        }
+        let mut sacked = self.sacked;
+        let r = self.all_mut();
         let mut drop = 0;
-        while drop < self.count {
-            let (s, e) = self.ranges[drop];
+        while drop < count {
+            let (s, e) = r[drop];
             if e <= una {
-                self.sacked -= e - s;
+                sacked -= e - s;
                 drop += 1;
             } else {
                 if s < una {
-                    self.sacked -= una - s;
-                    self.ranges[drop].0 = una;
+                    sacked -= una - s;
+                    r[drop].0 = una;
                 }
                 break;
             }
         }
-        self.ranges.copy_within(drop..self.count, 0);
+        r.copy_within(drop..count, 0);
         self.count -= drop;
+        self.sacked = sacked;
     }
 
     /// Bytes in `[a, b)` that are not SACKed.

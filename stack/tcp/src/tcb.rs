@@ -104,6 +104,10 @@ pub struct Tcb {
     pub(crate) rcv_mss: usize,
     /// When TS.Recent was last updated (it is invalid after 24 days, RFC 7323 5.5).
     pub(crate) ts_recent_at: Instant,
+    /// The sender's scoreboard (its counts: the ranges live out of line).
+    pub(crate) sb: Scoreboard,
+    /// The reassembly queue (its counts: the ranges live out of line).
+    pub(crate) asm: Assembler,
 
     // (4-byte)
     pub(crate) snd_una: SeqNumber,
@@ -177,11 +181,8 @@ pub struct Tcb {
     /// Segments may straddle the send ring's wrap (`set_gather`).
     pub(crate) gather: bool,
 
-    // Structures whose first fields are all a segment reads of them (`#[repr(C)]` too).
+    // A structure whose first fields are all a segment reads of it (`#[repr(C)]` too).
     pub(crate) counters: Counters,
-    /// The sender's scoreboard.
-    pub(crate) sb: Scoreboard,
-    pub(crate) asm: Assembler,
 
     // Read at the handshake, by options and by the rare events.
     /// Opened from LISTEN (matters for RST/SYN in SYN-RECEIVED, RFC 9293 3.10.7.4).
@@ -212,13 +213,8 @@ fn controller(kind: CongestionKind, mss: usize) -> Congestion {
 
 impl Tcb {
     /// The byte ranges (offset, length) of a TCB that a segment of an established
-    /// connection touches (its layout, above): the front, to the counters' first six;
-    /// the scoreboard's counts; the reassembly queue's counts.
-    pub const HOT: [(usize, usize); 3] = [
-        (0, core::mem::offset_of!(Tcb, counters) + 6 * 8),
-        (core::mem::offset_of!(Tcb, sb), 2 * 8),
-        (core::mem::offset_of!(Tcb, asm), 3 * 8),
-    ];
+    /// connection touches (its layout, above): the front, to the counters' first six.
+    pub const HOT: [(usize, usize); 1] = [(0, core::mem::offset_of!(Tcb, counters) + 6 * 8)];
 
     fn new(cfg: SharedConfig, local_port: u16, isn: SeqNumber, state: State) -> Tcb {
         let mss = (cfg.mss as usize).min(DEFAULT_MSS.max(MIN_MSS));
