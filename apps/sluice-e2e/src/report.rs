@@ -306,14 +306,17 @@ fn analysis(md: &mut String, r: &Results) {
     );
     let _ = writeln!(
         md,
-        "- **State per idle connection**: `size_of::<Tcb>()` is {} B before any buffer. Most of it is fixed \
-         arrays kept inline for loss recovery: the RACK send log (64 entries of sequence number + instant, \
-         about 1 KiB), the SACK scoreboard (32 ranges, 256 B) and the reassembly ranges (16, 256 B), plus \
-         per-connection counters and a copy of the TCP configuration. Moving the recovery state out of line \
-         (allocated when the first loss or SACK happens) would bring an idle Tcb under 2 KiB. The measured RSS \
-         per connection ({} B) is above the computed {} B: allocator size classes for the two 1 KiB buffers \
-         and the Tcb, and the growth by doubling of the flow table, the slab and the application's handle \
-         list.",
+        "- **State per idle connection**: `size_of::<Tcb>()` is {} B before any buffer: the front a segment \
+         touches (sequence numbers, windows, timers, RTT and congestion state, the counts of the SACK \
+         scoreboard and of the reassembly queue) and the per-connection counters. The recovery state lives \
+         out of line, taken when first needed from per-thread caches: the RACK send log (64 entries, 1 KiB) \
+         on the first data sent with SACK, the scoreboard's ranges (32, 256 B) on the first SACKed range, \
+         the reassembly ranges (16, 256 B) on the first out-of-order segment; connections configured alike \
+         share one copy of the TCP configuration. The measured RSS per connection \
+         ({} B) and the computed total ({} B) differ both ways: the total counts the two buffers, which an \
+         idle connection has not taken yet (they are allocated when data first moves), while the RSS also \
+         holds allocator size classes and the growth by doubling of the flow table, the slab and the \
+         application's handle list.",
         f(g("sluice.state.tcb"), 0),
         f(g("sluice.idle.rss_per_conn"), 0),
         f(g("sluice.state.total"), 0)
