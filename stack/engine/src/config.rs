@@ -246,6 +246,12 @@ pub struct Config {
     pub impair_tx: Option<String>,
     /// Seed of the impairments' randomness (default 1; core `c` uses seed + `c`).
     pub impair_seed: u64,
+    /// Let the process's heap use transparent huge pages (default false: `Engine::run`
+    /// turns them off for the process with `prctl(PR_SET_THP_DISABLE)`). The allocator
+    /// gives freed memory back in small pieces and faults it in again as connections come
+    /// and go; with huge pages each such fault zeroes 2 MiB (measured: up to 6% of a client
+    /// opening 200,000 connections a second). DPDK's hugepages are not affected.
+    pub heap_huge_pages: bool,
 }
 
 impl Default for Config {
@@ -280,6 +286,7 @@ impl Default for Config {
             impair_rx: None,
             impair_tx: None,
             impair_seed: 1,
+            heap_huge_pages: false,
         }
     }
 }
@@ -333,6 +340,10 @@ pub struct ConfigArgs {
     /// Compute every checksum in software instead of using the port's offloads.
     #[arg(long)]
     pub no_checksum_offload: bool,
+    /// Let the heap use transparent huge pages (off by default: connection churn faults
+    /// memory in again and again, 2 MiB at a time with them).
+    #[arg(long)]
+    pub heap_huge_pages: bool,
     /// busy, backoff or backoff:MAX_SLEEP_US [default: backoff]
     #[arg(long)]
     pub idle: Option<String>,
@@ -462,6 +473,7 @@ impl Config {
             c.gateway6 = args.gateway6.clone();
         }
         c.nodelay |= args.nodelay;
+        c.heap_huge_pages |= args.heap_huge_pages;
         if args.no_checksum_offload {
             c.checksum_offload = false;
         }
@@ -939,6 +951,21 @@ mod tests {
         let c = Config::from_args(&args).unwrap();
         std::fs::remove_file(&dir).unwrap();
         assert_eq!((c.cores, c.idle.as_str()), (1, "busy"), "flags override the file");
+    }
+
+    #[test]
+    fn heap_huge_pages_are_off_unless_asked_for() {
+        assert!(!Config::default().heap_huge_pages);
+        assert!(
+            Config::from_toml("heap_huge_pages = true")
+                .unwrap()
+                .heap_huge_pages
+        );
+        let args = ConfigArgs {
+            heap_huge_pages: true,
+            ..Default::default()
+        };
+        assert!(Config::from_args(&args).unwrap().heap_huge_pages);
     }
 
     #[test]

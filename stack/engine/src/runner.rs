@@ -142,6 +142,19 @@ impl Device for QueueDevice {
     }
 }
 
+/// Turns transparent huge pages off for this process (`prctl(PR_SET_THP_DISABLE)`; see
+/// `Config::heap_huge_pages`): from now on its anonymous memory is faulted in 4 KiB at a
+/// time. DPDK's hugepages (hugetlbfs) are not transparent ones and stay as they are.
+pub fn disable_heap_huge_pages() -> std::io::Result<()> {
+    // SAFETY: prctl with integer arguments only; it changes a flag of this process.
+    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// The engine: `run` blocks until stopped.
 pub struct Engine;
 
@@ -172,6 +185,11 @@ impl Engine {
                     name: name.clone(),
                     holder: tap_holder(name),
                 });
+            }
+        }
+        if !config.heap_huge_pages {
+            if let Err(err) = disable_heap_huge_pages() {
+                tracing::warn!(%err, "cannot turn transparent huge pages off for the heap");
             }
         }
         let eal = EalBuilder::new(program).args(config.eal_args()?).init()?;
