@@ -9,7 +9,9 @@
 //! what was given up (RFC 2018 allows this reneging; the caller must stop SACKing it).
 //! Otherwise the segment is refused and the caller counts the drop.
 
-use crate::recycle::{self, Cache};
+use std::thread::LocalKey;
+
+use crate::recycle::{Cache, OutOfLine, Recycled};
 
 /// Most disjoint out-of-order ranges held at once.
 pub(crate) const MAX_RANGES: usize = 16;
@@ -23,7 +25,7 @@ pub(crate) struct Assembler {
     bytes: usize,
     evicted: u64,
     /// Sorted, disjoint, non-adjacent `[start, end)` offsets from RCV.NXT.
-    ranges: Option<Box<Ranges>>,
+    ranges: OutOfLine<Ranges>,
 }
 
 type Ranges = [(usize, usize); MAX_RANGES];
@@ -33,21 +35,17 @@ thread_local! {
     pub(crate) static RANGES: Cache<Box<Ranges>> = const { Cache::new(Vec::new()) };
 }
 
-impl Drop for Assembler {
-    fn drop(&mut self) {
-        if let Some(r) = self.ranges.take() {
-            recycle::give(&RANGES, r);
-        }
+impl Recycled for Ranges {
+    const EMPTY: &'static Ranges = &[(0, 0); MAX_RANGES];
+    fn cache() -> &'static LocalKey<Cache<Box<Ranges>>> {
+        &RANGES
     }
 }
-
-/// What an unallocated table reads (never past `count`, which is 0 then).
-static NO_RANGES: Ranges = [(0, 0); MAX_RANGES];
 
 impl Assembler {
     pub fn new() -> Self {
         Assembler {
-            ranges: None,
+            ranges: OutOfLine::new(),
             count: 0,
             bytes: 0,
             evicted: 0,
@@ -56,15 +54,11 @@ impl Assembler {
 
     #[inline]
     fn all(&self) -> &Ranges {
-        self.ranges.as_deref().unwrap_or(&NO_RANGES)
+        self.ranges.get()
     }
 
-    /// The ranges to write, taken on the first write from this thread's cache of ranges
-    /// that ended connections gave back (`crate::recycle`: only the first `count` are
-    /// ever read), else allocated.
     fn all_mut(&mut self) -> &mut Ranges {
-        self.ranges
-            .get_or_insert_with(|| recycle::take(&RANGES).unwrap_or_else(|| Box::new(NO_RANGES)))
+        self.ranges.get_mut()
     }
 
     /// Bytes currently held out of order.

@@ -40,6 +40,46 @@ pub(crate) fn give<B: 'static>(cache: &'static LocalKey<Cache<B>>, block: B) {
     });
 }
 
+/// A fixed-size block a connection keeps out of line and takes only when it first writes
+/// to it, from its thread's cache (`cache`), else newly allocated from `EMPTY`.
+pub(crate) trait Recycled: Clone + 'static {
+    /// What a block not taken yet reads as (and a new one starts as).
+    const EMPTY: &'static Self;
+    /// This kind's per-thread cache.
+    fn cache() -> &'static LocalKey<Cache<Box<Self>>>;
+}
+
+/// A block kept out of line (`Recycled`): read as `B::EMPTY` until first written, given
+/// back to the thread's cache when dropped.
+#[derive(Debug, Clone)]
+pub(crate) struct OutOfLine<B: Recycled>(Option<Box<B>>);
+
+impl<B: Recycled> OutOfLine<B> {
+    pub(crate) const fn new() -> Self {
+        OutOfLine(None)
+    }
+
+    #[inline]
+    pub(crate) fn get(&self) -> &B {
+        self.0.as_deref().unwrap_or(B::EMPTY)
+    }
+
+    /// The block to write, taken on the first write (only what the owner wrote is ever
+    /// read back: a recycled block's old contents are not cleared).
+    pub(crate) fn get_mut(&mut self) -> &mut B {
+        self.0
+            .get_or_insert_with(|| take(B::cache()).unwrap_or_else(|| Box::new(B::EMPTY.clone())))
+    }
+}
+
+impl<B: Recycled> Drop for OutOfLine<B> {
+    fn drop(&mut self) {
+        if let Some(b) = self.0.take() {
+            give(B::cache(), b);
+        }
+    }
+}
+
 /// Blocks of `cache` kept now (tests).
 #[cfg(test)]
 pub(crate) fn kept<B: 'static>(cache: &'static LocalKey<Cache<B>>) -> usize {

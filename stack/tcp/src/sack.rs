@@ -8,7 +8,9 @@
 
 use sluice_wire::tcp::{SackBlocks, SeqNumber};
 
-use crate::recycle::{self, Cache};
+use std::thread::LocalKey;
+
+use crate::recycle::{Cache, OutOfLine, Recycled};
 
 /// Most disjoint SACKed ranges the sender remembers. When a new range does not fit, the
 /// highest one is forgotten (its data then counts as not SACKed: at worst it is
@@ -29,7 +31,7 @@ pub(crate) const DUP_THRESH: usize = 3;
 pub(crate) struct Scoreboard {
     count: usize,
     sacked: usize,
-    ranges: Option<Box<Ranges>>,
+    ranges: OutOfLine<Ranges>,
 }
 
 type Ranges = [(SeqNumber, SeqNumber); SCOREBOARD_MAX];
@@ -39,21 +41,17 @@ thread_local! {
     pub(crate) static RANGES: Cache<Box<Ranges>> = const { Cache::new(Vec::new()) };
 }
 
-impl Drop for Scoreboard {
-    fn drop(&mut self) {
-        if let Some(r) = self.ranges.take() {
-            recycle::give(&RANGES, r);
-        }
+impl Recycled for Ranges {
+    const EMPTY: &'static Ranges = &[(SeqNumber(0), SeqNumber(0)); SCOREBOARD_MAX];
+    fn cache() -> &'static LocalKey<Cache<Box<Ranges>>> {
+        &RANGES
     }
 }
-
-/// What an unallocated scoreboard reads (never past `count`, which is 0 then).
-static NO_RANGES: Ranges = [(SeqNumber(0), SeqNumber(0)); SCOREBOARD_MAX];
 
 impl Scoreboard {
     pub fn new() -> Self {
         Scoreboard {
-            ranges: None,
+            ranges: OutOfLine::new(),
             count: 0,
             sacked: 0,
         }
@@ -61,15 +59,11 @@ impl Scoreboard {
 
     #[inline]
     fn all(&self) -> &Ranges {
-        self.ranges.as_deref().unwrap_or(&NO_RANGES)
+        self.ranges.get()
     }
 
-    /// The ranges to write, taken on the first write from this thread's cache of ranges
-    /// that ended connections gave back (`crate::recycle`: only the first `count` are
-    /// ever read), else allocated.
     fn all_mut(&mut self) -> &mut Ranges {
-        self.ranges
-            .get_or_insert_with(|| recycle::take(&RANGES).unwrap_or_else(|| Box::new(NO_RANGES)))
+        self.ranges.get_mut()
     }
 
     pub fn clear(&mut self) {

@@ -84,19 +84,24 @@ fn fin_wait_1_retransmits_fin() {
     assert_eq!(s.poll_at(), Some(ms(600)));
 }
 
-#[test]
-fn fin_follows_queued_data() {
-    let mut s = tcb_established();
+/// Queues "abc" and closes: one segment carries both, and the TCB is in FIN-WAIT-1.
+fn send_abc_and_fin(s: &mut Tcb) {
     s.send(b"abc").unwrap();
     s.shutdown();
     recv!(
-        s,
+        *s,
         [TcpRepr {
             payload: b"abc",
             flags: PSH_FIN,
             ..our_ack(1, 1)
         }]
     );
+}
+
+#[test]
+fn fin_follows_queued_data() {
+    let mut s = tcb_established();
+    send_abc_and_fin(&mut s);
     // Acking only the data keeps FIN-WAIT-1.
     send!(s, peer_ack(1, 4));
     assert_eq!(s.state(), State::FinWait1);
@@ -112,16 +117,7 @@ fn time_wait_gives_its_send_log_and_buffers_back() {
     use crate::recycle::kept;
     let mut s = tcb_established();
     s.sack_ok = true; // (the log is kept for SACK recovery)
-    s.send(b"abc").unwrap();
-    s.shutdown();
-    recv!(
-        s,
-        [TcpRepr {
-            payload: b"abc",
-            flags: PSH_FIN,
-            ..our_ack(1, 1)
-        }]
-    );
+    send_abc_and_fin(&mut s);
     assert!(
         s.rack.log.is_some() && s.rack.sent_at(LOCAL_SEQ + 2).is_some(),
         "logged"
