@@ -11,8 +11,9 @@ pub(crate) struct Key {
 }
 
 /// `#[repr(C)]`, the generation first: a lookup checks it, then reads the front of the
-/// value, in the same cache line.
-#[repr(C)]
+/// value, in the same cache line. Aligned to a line: the front of every value then spans
+/// as few lines as its length allows, whatever the slot's index.
+#[repr(C, align(64))]
 struct Slot<T> {
     generation: u32,
     value: Option<T>,
@@ -189,6 +190,9 @@ mod tests {
         let slot = &s.slots[k.index as usize];
         let value = slot.value.as_ref().unwrap() as *const _ as usize;
         assert_eq!(slot as *const Slot<_> as usize + s.value_at, value);
+        // Every slot starts a cache line, so a value's front spans the fewest lines.
+        assert_eq!(slot as *const Slot<_> as usize % 64, 0);
+        assert_eq!(core::mem::size_of::<Slot<(u64, [u8; 100])>>() % 64, 0);
         s.prefetch(k, &part);
         s.remove(k);
         s.prefetch(k, &part); // a vacant slot
