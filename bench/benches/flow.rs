@@ -10,7 +10,7 @@
 //!
 //! `burst32`: bursts of 32 lookups of random flows of a 1M table (whose lines are not in the
 //! cache), one after the other (`plain`) and with the burst's lines fetched first
-//! (`prefetched`, `FlowTable::prefetch_rx`, as the interface looks ahead at a received burst).
+//! (`prefetched`, `FlowTable::prefetch`, as the interface looks ahead at a received burst).
 
 mod common;
 
@@ -152,7 +152,7 @@ fn bench_burst(c: &mut Criterion) {
                 j = (j + BURST) % probes.len();
                 if prefetched {
                     for k in burst {
-                        table.prefetch_rx(k, None);
+                        table.prefetch(k, table.rx_hash(k, None));
                     }
                 }
                 let mut sum = 0u32;

@@ -1,6 +1,6 @@
 //! The per-core TCP flow table: 4-tuples to connections. IPv4 flows (the common case)
 //! packed into 8 bytes in a table of one-line buckets (`Buckets`), whose line a burst's
-//! lookups can fetch ahead (`prefetch_rx`); IPv6 flows in a `hashbrown::HashTable`.
+//! lookups can fetch ahead (`prefetch`); IPv6 flows in a `hashbrown::HashTable`.
 //!
 //! Its hash is either hashbrown's default (foldhash) of the tuple, or, when the port hashes
 //! received frames with RSS, the NIC's own Toeplitz hash from the mbuf (`PacketBuf::rss_hash`),
@@ -193,24 +193,30 @@ impl<V: Copy + PartialEq + Default> FlowTable<V> {
         v
     }
 
-    /// Starts fetching the line `get_rx` of this flow reads first (a look ahead at a burst:
-    /// its lookups wait for their lines together, not one after the other).
+    /// The hash `get_rx` looks a received segment's `flow` up by first: the NIC's (RSS
+    /// mode, IPv4, when the frame has one), else the table's own. For a look ahead at a
+    /// burst (`TcpSockets::prefetch`), which computes it once for `prefetch` and `peek`.
     #[inline]
-    pub fn prefetch_rx(&self, flow: &FlowKey, nic_hash: Option<u32>) {
-        if let Some(p) = pack(flow) {
-            let h = self
-                .nic_hash_of(flow, nic_hash)
-                .unwrap_or_else(|| self.hasher.hash_v4(p));
-            self.v4.prefetch(h);
+    pub fn rx_hash(&self, flow: &FlowKey, nic_hash: Option<u32>) -> u64 {
+        self.nic_hash_of(flow, nic_hash)
+            .unwrap_or_else(|| self.hash(flow))
+    }
+
+    /// Starts fetching the line a lookup of `flow` by `hash` reads first (IPv4 flows), so
+    /// that a burst's lookups wait for their lines together, not one after the other.
+    #[inline]
+    pub fn prefetch(&self, flow: &FlowKey, hash: u64) {
+        if pack(flow).is_some() {
+            self.v4.prefetch(hash);
         }
     }
 
-    /// As `get_rx`, without counting: for a look ahead at a burst (`TcpSockets::prefetch`).
+    /// The connection of `flow` by `hash` (`rx_hash`), without counting and without
+    /// retrying a NIC's hash that missed with the software one: a look ahead only hints,
+    /// and `get_rx` finds such a flow when its segment is processed.
     #[inline]
-    pub fn peek_rx(&self, flow: &FlowKey, nic_hash: Option<u32>) -> Option<V> {
-        self.nic_hash_of(flow, nic_hash)
-            .and_then(|h| self.find(h, flow))
-            .or_else(|| self.get(flow))
+    pub fn peek(&self, flow: &FlowKey, hash: u64) -> Option<V> {
+        self.find(hash, flow)
     }
 
     /// The table's hash of a received segment's `flow` from the NIC's hash of its frame,
@@ -337,9 +343,18 @@ mod tests {
             assert_eq!(table.get_rx(&f, None), Some(i));
         }
         assert_eq!(table.stats().nic_hash_mismatch, 0);
+        // The look ahead's hash is the one get_rx tries first, with or without the NIC's.
+        for i in (0..10_000).step_by(97) {
+            let f = flow(i);
+            let nic = t.hash_v4(f.remote.v4_addr().unwrap(), local, f.remote.port, f.local_port);
+            assert_eq!(table.rx_hash(&f, Some(nic)), table.rx_hash(&f, None));
+            assert_eq!(table.peek(&f, table.rx_hash(&f, Some(nic))), Some(i));
+        }
         // A NIC hash of other fields (say, addresses only) still finds the flow, counted.
         let f = flow(7);
         let wrong = t.hash_v4_addrs(f.remote.v4_addr().unwrap(), local);
+        // (The look ahead only hints: it does not retry, get_rx does.)
+        assert_eq!(table.peek(&f, table.rx_hash(&f, Some(wrong))), None);
         assert_eq!(table.get_rx(&f, Some(wrong)), Some(7));
         assert_eq!(table.stats().nic_hash_mismatch, 1);
         assert!(table.remove_if(&f, 7));
@@ -371,6 +386,11 @@ mod tests {
         table.insert(flow(1), 1u32);
         table.insert(flow(1), 2);
         assert_eq!(table.get(&flow(1)), Some(2));
+        let h = table.rx_hash(&flow(1), Some(12345)); // no RSS: the NIC's hash is not used
+        assert_eq!(
+            (h, table.peek(&flow(1), h)),
+            (table.rx_hash(&flow(1), None), Some(2))
+        );
         assert_eq!(table.get_rx(&flow(1), Some(12345)), Some(2));
         assert!(!table.remove_if(&flow(1), 1));
         assert!(table.remove_if(&flow(1), 2));

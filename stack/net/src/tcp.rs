@@ -307,8 +307,8 @@ pub(crate) struct TcpSockets {
     configs: ConfigCache,
     /// Scratch: the connections of a received burst, for its look ahead (`prefetch`).
     lookahead: Vec<Key>,
-    /// Scratch: the burst's flows, for the same.
-    lookahead_flows: Vec<(FlowKey, Option<u32>)>,
+    /// Scratch: the burst's flows and their hashes, for the same.
+    lookahead_flows: Vec<(FlowKey, u64)>,
     /// Device buffers held by all connections' receive buffers (zero-copy receive).
     pub(crate) rx_frames_held: usize,
     /// Connections by state (each counted under `Conn::counted`).
@@ -677,11 +677,12 @@ impl TcpSockets {
         burst.clear();
         // The flow table's lines first: the lookups below then wait for them together.
         for (flow, nic_hash) in flows {
-            self.flows.prefetch_rx(&flow, nic_hash);
-            burst.push((flow, nic_hash));
+            let hash = self.flows.rx_hash(&flow, nic_hash);
+            self.flows.prefetch(&flow, hash);
+            burst.push((flow, hash));
         }
-        for &(flow, nic_hash) in &burst {
-            if let Some(key) = self.flows.peek_rx(&flow, nic_hash) {
+        for &(flow, hash) in &burst {
+            if let Some(key) = self.flows.peek(&flow, hash) {
                 self.prefetch_one(key);
                 keys.push(key);
             }
