@@ -52,15 +52,6 @@ impl Assembler {
         }
     }
 
-    #[inline]
-    fn all(&self) -> &Ranges {
-        self.ranges.get()
-    }
-
-    fn all_mut(&mut self) -> &mut Ranges {
-        self.ranges.get_mut()
-    }
-
     /// Bytes currently held out of order.
     #[cfg(test)]
     pub fn bytes(&self) -> usize {
@@ -88,7 +79,7 @@ impl Assembler {
                 None => {
                     // Full (and not empty): give up the farthest range if the new one lies
                     // below it.
-                    let (s, e) = self.all()[self.count - 1];
+                    let (s, e) = self.ranges.get()[self.count - 1];
                     if s <= end {
                         return false;
                     }
@@ -107,7 +98,7 @@ impl Assembler {
         let mut merged_bytes = 0;
         let mut first = self.count; // index of the first range touching [start, end)
         let mut last = 0; // one past the last touching range
-        for (i, &(s, e)) in self.all()[..self.count].iter().enumerate() {
+        for (i, &(s, e)) in self.ranges.get()[..self.count].iter().enumerate() {
             if s <= end && e >= start {
                 if first == self.count {
                     first = i;
@@ -129,15 +120,15 @@ impl Assembler {
         }
         let count = self.count;
         if touched == 0 {
-            let pos = self.all()[..count]
+            let pos = self.ranges.get()[..count]
                 .iter()
                 .position(|&(s, _)| s > end)
                 .unwrap_or(count);
-            let r = self.all_mut();
+            let r = self.ranges.get_mut();
             r.copy_within(pos..count, pos + 1);
             r[pos] = (lo, hi);
         } else {
-            let r = self.all_mut();
+            let r = self.ranges.get_mut();
             r[first] = (lo, hi);
             r.copy_within(last..count, first + 1);
         }
@@ -157,7 +148,7 @@ impl Assembler {
             self.bytes = 0;
             return 0;
         }
-        let r = self.all_mut();
+        let r = self.ranges.get_mut();
         let mut end = n;
         let mut drop = 0;
         while drop < count && r[drop].0 <= end {
@@ -181,7 +172,7 @@ impl Assembler {
     /// The first held bytes within `[start, end)`: what a segment repeats of the data
     /// held out of order (for its D-SACK block).
     pub fn overlap(&self, start: usize, end: usize) -> Option<(usize, usize)> {
-        self.all()[..self.count]
+        self.ranges.get()[..self.count]
             .iter()
             .map(|&(s, e)| (s.max(start), e.min(end)))
             .filter(|&(s, e)| s < e)
@@ -189,7 +180,7 @@ impl Assembler {
     }
 
     pub fn range_containing(&self, at: usize) -> Option<(usize, usize)> {
-        self.all()[..self.count]
+        self.ranges.get()[..self.count]
             .iter()
             .copied()
             .find(|&(s, e)| s <= at && at < e)
@@ -197,7 +188,7 @@ impl Assembler {
 
     #[cfg(test)]
     pub fn ranges(&self) -> &[(usize, usize)] {
-        &self.all()[..self.count]
+        &self.ranges.get()[..self.count]
     }
 }
 

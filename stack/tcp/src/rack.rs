@@ -21,7 +21,9 @@ use core::time::Duration;
 use sluice_wire::tcp::SeqNumber;
 use sluice_wire::Instant;
 
-use crate::recycle::{self, Cache};
+use std::thread::LocalKey;
+
+use crate::recycle::{Cache, OutOfLine, Recycled};
 
 /// Entries of the send-time log.
 pub(crate) const SEND_LOG_MAX: usize = 64;
@@ -32,9 +34,9 @@ pub(crate) const WC_DEL_ACK: Duration = Duration::from_millis(200);
 #[derive(Debug, Clone)]
 pub(crate) struct Rack {
     /// `(end, t)`: every byte below `end` (and above the previous entry's end) was first
-    /// sent at or before `t`. Sorted by both. Allocated when the connection first sends
-    /// data, so that an idle connection does not carry it.
-    pub(crate) log: Option<Log>,
+    /// sent at or before `t`. Sorted by both. Taken when the connection first sends
+    /// data, so that an idle connection does not carry it (`OutOfLine`).
+    pub(crate) log: OutOfLine<Log>,
     pub(crate) len: usize,
     /// RACK.xmit_ts and RACK.end_seq of the most recently sent delivered data.
     pub(crate) xmit_ts: Option<Instant>,
@@ -50,26 +52,25 @@ pub(crate) struct Rack {
 }
 
 /// A send log's memory.
-type Log = Box<[(SeqNumber, Instant); SEND_LOG_MAX]>;
+type Log = [(SeqNumber, Instant); SEND_LOG_MAX];
 
 thread_local! {
     /// Send logs of connections that ended (`crate::recycle`): only the first `len`
     /// entries of a log are ever read.
-    pub(crate) static LOGS: Cache<Log> = const { Cache::new(Vec::new()) };
+    pub(crate) static LOGS: Cache<Box<Log>> = const { Cache::new(Vec::new()) };
 }
 
-impl Drop for Rack {
-    fn drop(&mut self) {
-        if let Some(log) = self.log.take() {
-            recycle::give(&LOGS, log);
-        }
+impl Recycled for Log {
+    const EMPTY: &'static Log = &[(SeqNumber(0), Instant::ZERO); SEND_LOG_MAX];
+    fn cache() -> &'static LocalKey<Cache<Box<Log>>> {
+        &LOGS
     }
 }
 
 impl Rack {
     pub fn new() -> Self {
         Rack {
-            log: None,
+            log: OutOfLine::new(),
             len: 0,
             xmit_ts: None,
             end_seq: SeqNumber(0),
@@ -82,9 +83,7 @@ impl Rack {
 
     /// Bytes up to `end` were sent (first transmission) at `now`.
     pub fn on_send(&mut self, end: SeqNumber, now: Instant) {
-        let log = self.log.get_or_insert_with(|| {
-            recycle::take(&LOGS).unwrap_or_else(|| Box::new([(SeqNumber(0), Instant::ZERO); SEND_LOG_MAX]))
-        });
+        let log = self.log.get_mut();
         if self.len > 0 {
             let last = &mut log[self.len - 1];
             if last.1 == now {
@@ -112,22 +111,20 @@ impl Rack {
     /// connection took a fresh, zero-filled one from the allocator.
     pub(crate) fn release_log(&mut self) {
         self.len = 0;
-        if let Some(log) = self.log.take() {
-            recycle::give(&LOGS, log);
-        }
+        self.log.release();
     }
 
     /// Starts fetching the log's oldest entries (those an ACK looks up first).
     #[inline]
     pub(crate) fn prefetch(&self) {
-        if let Some(log) = &self.log {
-            sluice_buf::prefetch(log.as_ptr().cast(), 64);
+        if self.len > 0 {
+            sluice_buf::prefetch(self.log.get().as_ptr().cast(), 64);
         }
     }
 
     /// The recorded send time of byte `seq`.
     pub(crate) fn sent_at(&self, seq: SeqNumber) -> Option<Instant> {
-        self.log.as_deref()?[..self.len]
+        self.log.get()[..self.len]
             .iter()
             .find(|(end, _)| seq < *end)
             .map(|&(_, t)| t)
@@ -135,9 +132,10 @@ impl Rack {
 
     /// Forgets entries wholly below `una`.
     pub(crate) fn trim(&mut self, una: SeqNumber) {
-        let Some(log) = self.log.as_deref_mut() else {
-            return;
-        };
+        if self.len == 0 {
+            return; // (and nothing is taken: `len` is 0 whenever no log is)
+        }
+        let log = self.log.get_mut();
         let n = log[..self.len].iter().take_while(|(end, _)| *end <= una).count();
         log.copy_within(n..self.len, 0);
         self.len -= n;

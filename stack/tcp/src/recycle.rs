@@ -50,7 +50,8 @@ pub(crate) trait Recycled: Clone + 'static {
 }
 
 /// A block kept out of line (`Recycled`): read as `B::EMPTY` until first written, given
-/// back to the thread's cache when dropped.
+/// back to the thread's cache when released or dropped. The RACK send log and the SACK
+/// scoreboard's and reassembly queue's ranges are kept so.
 #[derive(Debug, Clone)]
 pub(crate) struct OutOfLine<B: Recycled>(Option<Box<B>>);
 
@@ -70,13 +71,25 @@ impl<B: Recycled> OutOfLine<B> {
         self.0
             .get_or_insert_with(|| take(B::cache()).unwrap_or_else(|| Box::new(B::EMPTY.clone())))
     }
+
+    /// Whether a block is taken (tests).
+    #[cfg(test)]
+    pub(crate) fn is_taken(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Gives the block back to the thread's cache now (its owner reads nothing of it any
+    /// more: it reads as `EMPTY` again, and the next write takes one anew).
+    pub(crate) fn release(&mut self) {
+        if let Some(b) = self.0.take() {
+            give(B::cache(), b);
+        }
+    }
 }
 
 impl<B: Recycled> Drop for OutOfLine<B> {
     fn drop(&mut self) {
-        if let Some(b) = self.0.take() {
-            give(B::cache(), b);
-        }
+        self.release();
     }
 }
 

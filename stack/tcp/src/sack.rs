@@ -57,15 +57,6 @@ impl Scoreboard {
         }
     }
 
-    #[inline]
-    fn all(&self) -> &Ranges {
-        self.ranges.get()
-    }
-
-    fn all_mut(&mut self) -> &mut Ranges {
-        self.ranges.get_mut()
-    }
-
     pub fn clear(&mut self) {
         self.count = 0;
         self.sacked = 0;
@@ -81,7 +72,7 @@ impl Scoreboard {
     }
 
     pub fn ranges(&self) -> &[(SeqNumber, SeqNumber)] {
-        &self.all()[..self.count]
+        &self.ranges.get()[..self.count]
     }
 
     /// One past the highest SACKed byte.
@@ -122,18 +113,18 @@ impl Scoreboard {
                     return 0; // above everything held: forget it
                 }
                 // Forget the highest range to make room.
-                let (s, e) = self.all()[self.count - 1];
+                let (s, e) = self.ranges.get()[self.count - 1];
                 self.sacked -= e - s;
                 self.count -= 1;
             }
             let count = self.count;
-            let r = self.all_mut();
+            let r = self.ranges.get_mut();
             r.copy_within(pos..count, pos + 1);
             r[pos] = (lo, hi);
             self.count += 1;
         } else {
             let count = self.count;
-            let r = self.all_mut();
+            let r = self.ranges.get_mut();
             r[first] = (lo, hi);
             r.copy_within(last..count, first + 1);
             self.count -= last - first - 1;
@@ -150,7 +141,7 @@ impl Scoreboard {
             return;
         }
         let mut sacked = self.sacked;
-        let r = self.all_mut();
+        let r = self.ranges.get_mut();
         let mut drop = 0;
         while drop < count {
             let (s, e) = r[drop];

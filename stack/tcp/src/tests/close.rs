@@ -119,7 +119,7 @@ fn time_wait_gives_its_send_log_and_buffers_back() {
     s.sack_ok = true; // (the log is kept for SACK recovery)
     send_abc_and_fin(&mut s);
     assert!(
-        s.rack.log.is_some() && s.rack.sent_at(LOCAL_SEQ + 2).is_some(),
+        s.rack.log.is_taken() && s.rack.sent_at(LOCAL_SEQ + 2).is_some(),
         "logged"
     );
     send!(s, peer_ack(1, 5));
@@ -127,7 +127,7 @@ fn time_wait_gives_its_send_log_and_buffers_back() {
     send!(s, fin_from_peer(1, 5));
     assert_eq!(s.state(), State::TimeWait);
     assert_eq!(kept(&LOGS), 1, "given back in TIME-WAIT");
-    assert!(s.rack.log.is_none() && s.rack.sent_at(LOCAL_SEQ + 2).is_none());
+    assert!(!s.rack.log.is_taken() && s.rack.sent_at(LOCAL_SEQ + 2).is_none());
     assert_eq!(s.tx.allocated(), 0);
     assert_eq!(s.rx.allocated(), 0);
     drop(s);
