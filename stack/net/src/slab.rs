@@ -19,6 +19,19 @@ struct Slot<T> {
     value: Option<T>,
 }
 
+/// Where a `T` lies in its slot: what `Slab::value_at` learns at the first insert (for
+/// layout tests, which have no value to insert).
+#[cfg(test)]
+pub(crate) fn value_offset<T>() -> usize {
+    // With a niche, `Some(t)` is `t`'s own bytes: the value starts where the option does.
+    assert_eq!(
+        size_of::<Option<T>>(),
+        size_of::<T>(),
+        "no niche: the value moved"
+    );
+    core::mem::offset_of!(Slot<T>, value)
+}
+
 pub(crate) struct Slab<T> {
     slots: Vec<Slot<T>>,
     free: Vec<u32>,

@@ -31,8 +31,8 @@ pub(crate) struct RingBuffer {
     cap: u32,
     /// Index of the first readable byte in `buf`.
     start: u32,
-    /// Number of readable bytes.
-    len: usize,
+    /// Number of readable bytes (at most `cap`).
+    filled: u32,
     /// How far past the readable part bytes may have been written (`write_at`): an upper
     /// bound, lowered as `commit` makes them readable. At zero with nothing readable, the
     /// ring starts over at the front of its memory (`discard`).
@@ -52,7 +52,7 @@ impl core::fmt::Debug for RingBuffer {
         f.debug_struct("RingBuffer")
             .field("capacity", &self.cap)
             .field("allocated", &self.buf.len())
-            .field("len", &self.len)
+            .field("len", &self.filled)
             .finish()
     }
 }
@@ -63,7 +63,7 @@ impl RingBuffer {
             buf: Box::default(),
             cap: u32::try_from(capacity).unwrap_or(u32::MAX),
             start: 0,
-            len: 0,
+            filled: 0,
             ahead: 0,
             budget: None,
         }
@@ -82,7 +82,7 @@ impl RingBuffer {
     /// With the budget under pressure, an empty ring gives its memory back. The caller
     /// makes sure no out-of-order bytes wait past the readable part.
     pub fn shrink_if_pressed(&mut self) {
-        if self.budget.as_ref().is_some_and(|b| b.under_pressure()) && self.len == 0 {
+        if self.budget.as_ref().is_some_and(|b| b.under_pressure()) && self.len() == 0 {
             self.give_back(false); // freed: memory is short
         }
     }
@@ -90,7 +90,7 @@ impl RingBuffer {
     /// An empty ring gives its memory back (a connection that failed or entered
     /// TIME-WAIT: nothing more will be written to it).
     pub fn shrink(&mut self) {
-        if self.len == 0 {
+        if self.len() == 0 {
             self.give_back(true);
         }
     }
@@ -122,7 +122,10 @@ impl RingBuffer {
         if !self.buf.is_empty() {
             let base = self.buf.as_ptr();
             sluice_buf::prefetch(base.wrapping_add(self.start as usize), 1);
-            sluice_buf::prefetch(base.wrapping_add(self.index(self.len.min(self.buf.len() - 1))), 1);
+            sluice_buf::prefetch(
+                base.wrapping_add(self.index(self.len().min(self.buf.len() - 1))),
+                1,
+            );
         }
     }
 
@@ -133,13 +136,13 @@ impl RingBuffer {
 
     #[inline]
     pub fn len(&self) -> usize {
-        self.len
+        self.filled as usize
     }
 
     /// Bytes that can still be enqueued.
     #[inline]
     pub fn free(&self) -> usize {
-        self.cap as usize - self.len
+        self.cap as usize - self.len()
     }
 
     #[inline]
@@ -208,13 +211,13 @@ impl RingBuffer {
             return 0;
         }
         let mut n = data.len().min(free - offset);
-        if !self.reserve(self.len + offset + n) {
+        if !self.reserve(self.len() + offset + n) {
             // Refused by the budget: what the memory holds already.
-            n = n.min(self.buf.len().saturating_sub(self.len + offset));
+            n = n.min(self.buf.len().saturating_sub(self.len() + offset));
         }
         let mut done = 0;
         while done < n {
-            let at = self.index(self.len + offset + done);
+            let at = self.index(self.len() + offset + done);
             let chunk = (n - done).min(self.buf.len() - at);
             self.buf[at..at + chunk].copy_from_slice(&data[done..done + chunk]);
             done += chunk;
@@ -230,7 +233,7 @@ impl RingBuffer {
     pub fn commit(&mut self, n: usize) {
         debug_assert!(n <= self.free());
         let n = n.min(self.free());
-        self.len += n;
+        self.filled += n as u32;
         self.ahead = self.ahead.saturating_sub(n as u32);
     }
 
@@ -240,28 +243,28 @@ impl RingBuffer {
         if self.free() == 0 {
             return &mut [];
         }
-        if self.len == self.buf.len() {
-            self.reserve(self.len + 1);
+        if self.len() == self.buf.len() {
+            self.reserve(self.len() + 1);
         }
-        let at = self.index(self.len);
-        let n = (self.buf.len() - self.len).min(self.buf.len() - at);
+        let at = self.index(self.len());
+        let n = (self.buf.len() - self.len()).min(self.buf.len() - at);
         &mut self.buf[at..at + n]
     }
 
     /// Drops `n` readable bytes from the front.
     #[inline]
     pub fn discard(&mut self, n: usize) {
-        let n = n.min(self.len);
+        let n = n.min(self.len());
         if n == 0 {
             return;
         }
-        self.len -= n;
+        self.filled -= n as u32;
         // Emptied, with no byte waiting past the readable part (out-of-order data is
         // positioned relative to `start`): the next bytes go to the front of the memory
         // again. A connection exchanging small messages then touches the same cache lines
         // (and page) at every exchange instead of walking its whole ring, which with
         // thousands of connections was a cache and TLB miss per message on each side.
-        self.start = if self.len == 0 && self.ahead == 0 {
+        self.start = if self.len() == 0 && self.ahead == 0 {
             0
         } else {
             self.index(n) as u32
@@ -278,10 +281,10 @@ impl RingBuffer {
 
     /// Copies readable bytes from `offset` into `out` without removing them.
     pub fn peek_into(&self, offset: usize, out: &mut [u8]) -> usize {
-        if offset >= self.len {
+        if offset >= self.len() {
             return 0;
         }
-        let n = out.len().min(self.len - offset);
+        let n = out.len().min(self.len() - offset);
         let mut done = 0;
         while done < n {
             let s = self.slice(offset + done, n - done);
@@ -294,11 +297,11 @@ impl RingBuffer {
     /// The contiguous readable bytes starting `offset` bytes in, at most `max` of them.
     #[inline]
     pub fn slice(&self, offset: usize, max: usize) -> &[u8] {
-        if offset >= self.len {
+        if offset >= self.len() {
             return &[];
         }
         let at = self.index(offset);
-        let n = max.min(self.len - offset).min(self.buf.len() - at);
+        let n = max.min(self.len() - offset).min(self.buf.len() - at);
         &self.buf[at..at + n]
     }
 }

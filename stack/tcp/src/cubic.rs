@@ -37,13 +37,15 @@ pub struct Cubic {
     w_est: f64,
     /// cwnd just before the last reduction (for alpha_cubic switching to 1, 4.3).
     cwnd_prior: f64,
-    srtt: Duration,
-    mss: usize,
+    /// The smoothed RTT in seconds (only ever used as such).
+    srtt: f64,
+    /// (Kept as `u32` and the duplicate ACK count as `u16`: 80 bytes in the TCB, not 96.)
+    mss: u32,
     started: bool,
     // RFC 6582 fast recovery, used without SACK.
     recover: Option<SeqNumber>,
     in_recovery: bool,
-    dup_acks: u32,
+    dup_acks: u16,
 }
 
 impl Cubic {
@@ -56,8 +58,8 @@ impl Cubic {
             epoch_start: None,
             w_est: 0.0,
             cwnd_prior: 0.0,
-            srtt: Duration::from_millis(100),
-            mss,
+            srtt: 0.1,
+            mss: mss as u32,
             started: false,
             recover: None,
             in_recovery: false,
@@ -131,9 +133,7 @@ impl Cubic {
         }
         // Concave / convex regions: approach W_cubic(t + RTT) within one RTT, with the
         // target clamped to [cwnd, 1.5 cwnd] (4.4, 4.5).
-        let target = self
-            .w_cubic(t + self.srtt.as_secs_f64())
-            .clamp(self.cwnd, 1.5 * self.cwnd);
+        let target = self.w_cubic(t + self.srtt).clamp(self.cwnd, 1.5 * self.cwnd);
         self.cwnd += (target - self.cwnd) * (acked as f64) / self.cwnd;
     }
 }
@@ -151,7 +151,7 @@ impl CongestionControl for Cubic {
 
     fn on_ack(&mut self, i: &AckInfo) -> CcAction {
         self.started = true;
-        self.mss = i.mss;
+        self.mss = i.mss as u32;
         self.dup_acks = 0;
         if self.in_recovery {
             // RFC 6582 as in `NewReno`, without SACK.
@@ -183,7 +183,7 @@ impl CongestionControl for Cubic {
             self.cwnd += i.mss as f64;
             return CcAction::None;
         }
-        self.dup_acks += 1;
+        self.dup_acks = self.dup_acks.saturating_add(1);
         if self.dup_acks != 3 {
             return CcAction::None;
         }
@@ -209,7 +209,7 @@ impl CongestionControl for Cubic {
     }
 
     fn on_mss(&mut self, mss: usize) {
-        self.mss = mss;
+        self.mss = mss as u32;
         if !self.started {
             self.cwnd = initial_window(mss) as f64;
         } else {
@@ -221,7 +221,7 @@ impl CongestionControl for Cubic {
         true
     }
     fn on_loss(&mut self, _now: Instant, flight_size: usize, mss: usize) {
-        self.mss = mss;
+        self.mss = mss as u32;
         self.congestion_event(flight_size, mss);
         self.cwnd = self.ssthresh as f64;
     }
@@ -229,7 +229,7 @@ impl CongestionControl for Cubic {
         self.cwnd = (self.ssthresh.max(mss)) as f64;
     }
     fn on_rtt(&mut self, srtt: Duration) {
-        self.srtt = srtt;
+        self.srtt = srtt.as_secs_f64();
     }
 }
 

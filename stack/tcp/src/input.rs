@@ -334,7 +334,7 @@ impl Tcb {
             if ack > self.snd_una && ack <= self.snd_max {
                 self.update_ts_recent(now, seg);
                 self.on_new_ack(now, ack, seg);
-                self.snd_wnd = (seg.window as usize) << self.snd_wscale;
+                self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
                 self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
                 self.snd_wl1 = seg.seq;
                 self.snd_wl2 = ack;
@@ -356,7 +356,7 @@ impl Tcb {
                 return Some(DropReason::BadAck);
             }
             // RFC 5961 5.2: too old an ACK is dropped (with an ACK, rate-limited).
-            let oldest = self.snd_una - self.max_snd_wnd.max(self.mss);
+            let oldest = self.snd_una - (self.max_snd_wnd as usize).max(self.mss);
             if ack < oldest {
                 self.challenge_ack(now);
                 return Some(DropReason::BadAck);
@@ -395,7 +395,7 @@ impl Tcb {
             } else if ack == self.snd_una
                 && seg.payload.is_empty()
                 && !seg.flags.fin()
-                && seg_wnd == self.snd_wnd
+                && seg_wnd == self.snd_wnd as usize
                 && self.snd_max > self.snd_una
             {
                 // RFC 5681 section 2 duplicate ACK.
@@ -403,10 +403,10 @@ impl Tcb {
             }
             // Window update, unless the segment is older than the last one used.
             if self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= ack) {
-                self.snd_wnd = seg_wnd;
+                self.snd_wnd = seg_wnd as u32; // < 2^30: a 16-bit window shifted by at most 14
                 self.snd_wl1 = seg.seq;
                 self.snd_wl2 = ack;
-                self.max_snd_wnd = self.max_snd_wnd.max(seg_wnd);
+                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
                 if seg_wnd > 0 {
                     self.timers.persist = None;
                     self.persist_backoff = 0;
@@ -514,7 +514,10 @@ impl Tcb {
             self.ack_now = true;
             return None;
         }
-        self.rcv_mss = self.rcv_mss.max(data.len()).min(self.cfg.mss as usize);
+        self.rcv_mss = self
+            .rcv_mss
+            .max(data.len().min(u16::MAX as usize) as u16)
+            .min(self.cfg.mss);
         if offset > 0 {
             // Out of order: keep it if the reassembly bound allows, and send a
             // duplicate ACK at once (RFC 5681 4.2); quick ACKs follow the repair.
@@ -589,7 +592,7 @@ impl Tcb {
         }
         self.rcv_nxt += n + extra;
         self.counters.bytes_in += (n + extra) as u64;
-        self.unacked_rx += n + extra;
+        self.unacked_rx = self.unacked_rx.saturating_add((n + extra) as u32);
         if self.sack_ok && !self.sack_report.recent.is_empty() {
             let (nxt, asm) = (self.rcv_nxt, &self.asm);
             self.sack_report.refresh(nxt, |l| {
@@ -619,7 +622,7 @@ impl Tcb {
         } else {
             match self.cfg.delayed_ack {
                 // RFC 9293 3.8.6.3 (SHLD-19): ACK at least every second full segment.
-                Some(delay) if self.unacked_rx < 2 * self.rcv_mss => {
+                Some(delay) if self.unacked_rx < 2 * u32::from(self.rcv_mss) => {
                     if self.timers.delack.is_none() {
                         self.timers.delack = Some(now + delay);
                     }
@@ -685,7 +688,7 @@ impl Tcb {
         }
         self.set_peer_mss(seg.options.mss);
         // The window of a SYN is never scaled.
-        self.snd_wnd = seg.window as usize;
+        self.snd_wnd = u32::from(seg.window);
         self.max_snd_wnd = self.snd_wnd;
         self.snd_wl1 = seg.seq;
         self.snd_wl2 = seg.ack.unwrap_or(self.iss);
@@ -839,7 +842,7 @@ impl Tcb {
 
     /// Something is (probably) ready for `poll_transmit`.
     pub(crate) fn wants_transmit(&self) -> bool {
-        self.pending_rst.is_some()
+        self.rst_queued
             || self.ack_now
             || self.rtx_una
             || (self.state == State::SynSent && self.snd_nxt == self.iss)

@@ -43,7 +43,7 @@ impl Tcb {
         let wait = self.rack.rtt() + self.rack.reo_wnd(self.rtt.srtt());
         let mut lost_to = self.rack.lost_to.unwrap_or(self.snd_una).max(self.snd_una);
         let mut start = self.snd_una;
-        let log = &self.rack.log.get()[..self.rack.len];
+        let log = self.rack.entries();
         for &(end, t) in log {
             if start >= self.rack.end_seq {
                 break;
@@ -79,7 +79,7 @@ impl Tcb {
         self.counters.rack_timeouts += 1;
         if self.rec.active {
             // Let one segment out for the newly lost data (no ACK will come to clock it).
-            self.rec.quota = self.rec.quota.max(self.mss);
+            self.rec.quota = self.rec.quota.max(crate::recovery::bytes(self.mss));
         } else {
             self.sack_on_ack(
                 now,
@@ -127,7 +127,7 @@ impl Tcb {
             return;
         }
         let unsent = self.tx.len() - (self.snd_nxt - self.tx_seq0).min(self.tx.len());
-        let room = (self.snd_una + self.snd_wnd).diff(self.snd_nxt) > 0;
+        let room = (self.snd_una + self.snd_wnd as usize).diff(self.snd_nxt) > 0;
         let seq = if unsent > 0 && room {
             self.snd_nxt
         } else {

@@ -3,7 +3,7 @@
 //! `crate::recovery`.
 
 use crate::congestion::{AckInfo, CongestionControl};
-use crate::recovery::Recovery;
+use crate::recovery::{bytes, Recovery};
 use crate::tcb::Tcb;
 use sluice_wire::tcp::{SackBlocks, SeqNumber};
 use sluice_wire::Instant;
@@ -26,7 +26,7 @@ impl Tcb {
             }
             if i == 0 {
                 // Below the cumulative ACK, but not absurdly far (a window's worth).
-                let window = self.max_snd_wnd.max(self.tx.capacity());
+                let window = (self.max_snd_wnd as usize).max(self.tx.capacity());
                 let below_ack = right <= ack && ack - left <= window;
                 let inside_second = blocks.get(1).is_some_and(|&(l2, r2)| left >= l2 && right <= r2);
                 if below_ack || inside_second {
@@ -144,7 +144,7 @@ impl Tcb {
             high_rxt: self.snd_una,
             prr_delivered: 0,
             prr_out: 0,
-            recover_fs: flight.max(1),
+            recover_fs: bytes(flight.max(1)),
             quota: 0,
         };
         self.cc.on_loss(now, flight, self.mss);
@@ -156,7 +156,7 @@ impl Tcb {
     /// RFC 6937 section 3: sndcnt for this ACK.
     fn prr_update(&mut self, delivered: usize) {
         let r = &mut self.rec;
-        r.prr_delivered += delivered;
+        r.prr_delivered = r.prr_delivered.saturating_add(bytes(delivered));
         let pipe = self.pipe();
         let ssthresh = self.cc.ssthresh();
         let r = &mut self.rec;
@@ -164,18 +164,18 @@ impl Tcb {
             // Proportional part: ceil(prr_delivered * ssthresh / RecoverFS) - prr_out.
             let num = r.prr_delivered as u128 * ssthresh as u128;
             let want = num.div_ceil(r.recover_fs as u128).min(usize::MAX as u128) as usize;
-            want.saturating_sub(r.prr_out)
+            want.saturating_sub(r.prr_out as usize)
         } else {
             // PRR-SSRB: grow back towards ssthresh, at most one MSS beyond what was
             // delivered.
-            let limit = r.prr_delivered.saturating_sub(r.prr_out).max(delivered) + self.mss;
+            let limit = (r.prr_delivered.saturating_sub(r.prr_out) as usize).max(delivered) + self.mss;
             (ssthresh - pipe).min(limit)
         };
         if r.prr_out == 0 && sndcnt == 0 {
             // The fast retransmit goes out on entering recovery whatever the numbers.
             sndcnt = self.mss;
         }
-        r.quota = sndcnt;
+        r.quota = bytes(sndcnt);
     }
 
     /// NextSeg rule (1) of RFC 6675 section 4: the first unSACKed, lost byte above
@@ -195,8 +195,8 @@ impl Tcb {
         if seq < self.snd_max {
             self.rec.high_rxt = self.rec.high_rxt.max(seq + len);
         }
-        self.rec.quota = self.rec.quota.saturating_sub(len.max(1));
-        self.rec.prr_out += len;
+        self.rec.quota = self.rec.quota.saturating_sub(bytes(len.max(1)));
+        self.rec.prr_out = self.rec.prr_out.saturating_add(bytes(len));
     }
 
     /// The retransmission timer expired: SACK state is no longer trusted (RFC 2018

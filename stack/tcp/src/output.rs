@@ -19,7 +19,7 @@ impl Tcb {
     /// `poll_transmit`, with the rest of a segment that straddles the send ring's wrap
     /// (`set_gather`): the payload is `r.payload` then that rest (empty otherwise).
     pub fn poll_transmit_parts(&mut self, now: Instant) -> Option<(TcpRepr<'_>, &[u8])> {
-        if let Some(r) = self.pending_rst.take() {
+        if let Some(r) = self.take_rst() {
             self.counters.rst_out += 1;
             self.counters.segments_out += 1;
             return Some((
@@ -67,7 +67,7 @@ impl Tcb {
                 let len = if seq < self.snd_max {
                     (end.min(self.snd_max) - seq).min(self.mss)
                 } else {
-                    let room = self.snd_wnd.saturating_sub(self.in_flight());
+                    let room = (self.snd_wnd as usize).saturating_sub(self.in_flight());
                     (end - seq).min(self.mss).min(room)
                 };
                 if len > 0 {
@@ -165,7 +165,7 @@ impl Tcb {
         } else {
             usize::from(self.cfg.gso_segments.max(1))
         };
-        let rwnd_room = self.snd_wnd.saturating_sub(in_flight);
+        let rwnd_room = (self.snd_wnd as usize).saturating_sub(in_flight);
         let usable = if self.rec.active {
             // PRR (RFC 6937) decides, in whole segments.
             if self.rec.quota > 0 {
@@ -197,7 +197,7 @@ impl Tcb {
         } else {
             // Limited by the window: SWS avoidance waits for at least half the largest
             // window seen, unless nothing is in flight (no ACK would wake us up).
-            in_flight == 0 || len >= self.max_snd_wnd / 2
+            in_flight == 0 || len >= self.max_snd_wnd as usize / 2
         };
         if !send {
             return None;

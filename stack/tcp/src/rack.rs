@@ -37,10 +37,8 @@ pub(crate) struct Rack {
     /// sent at or before `t`. Sorted by both. Taken when the connection first sends
     /// data, so that an idle connection does not carry it (`OutOfLine`).
     pub(crate) log: OutOfLine<Log>,
-    pub(crate) len: usize,
-    /// RACK.xmit_ts and RACK.end_seq of the most recently sent delivered data.
+    /// RACK.xmit_ts and RACK.end_seq (below) of the most recently sent delivered data.
     pub(crate) xmit_ts: Option<Instant>,
-    pub(crate) end_seq: SeqNumber,
     /// RACK.rtt (ns; nanoseconds, not `Duration`s, keep the TCB's hot front small).
     pub(crate) rtt: u64,
     /// The minimum RTT of clean deliveries (ns; `u64::MAX`: none yet).
@@ -49,6 +47,10 @@ pub(crate) struct Rack {
     pub lost_to: Option<SeqNumber>,
     /// A TLP probe is outstanding until SND.UNA passes this.
     pub tlp_high: Option<SeqNumber>,
+    pub(crate) end_seq: SeqNumber,
+    /// Entries of the log in use (at most `SEND_LOG_MAX`; `u32` with `end_seq`, in one
+    /// word of the TCB's hot front).
+    pub(crate) len: u32,
 }
 
 /// A send log's memory.
@@ -84,8 +86,9 @@ impl Rack {
     /// Bytes up to `end` were sent (first transmission) at `now`.
     pub fn on_send(&mut self, end: SeqNumber, now: Instant) {
         let log = self.log.get_mut();
-        if self.len > 0 {
-            let last = &mut log[self.len - 1];
+        let mut len = self.len as usize;
+        if len > 0 {
+            let last = &mut log[len - 1];
             if last.1 == now {
                 last.0 = last.0.max(end);
                 return;
@@ -94,15 +97,15 @@ impl Rack {
                 return;
             }
         }
-        if self.len == SEND_LOG_MAX {
+        if len == SEND_LOG_MAX {
             // Keep the odd entries (the last one included): times only move later.
             for i in 0..SEND_LOG_MAX / 2 {
                 log[i] = log[2 * i + 1];
             }
-            self.len = SEND_LOG_MAX / 2;
+            len = SEND_LOG_MAX / 2;
         }
-        log[self.len] = (end, now);
-        self.len += 1;
+        log[len] = (end, now);
+        self.len = len as u32 + 1;
     }
 
     /// Gives the send log back (to this thread's cache) once nothing sent can be
@@ -122,12 +125,15 @@ impl Rack {
         }
     }
 
+    /// The log's entries in use, oldest first.
+    #[inline]
+    pub(crate) fn entries(&self) -> &[(SeqNumber, Instant)] {
+        &self.log.get()[..self.len as usize]
+    }
+
     /// The recorded send time of byte `seq`.
     pub(crate) fn sent_at(&self, seq: SeqNumber) -> Option<Instant> {
-        self.log.get()[..self.len]
-            .iter()
-            .find(|(end, _)| seq < *end)
-            .map(|&(_, t)| t)
+        self.entries().iter().find(|(end, _)| seq < *end).map(|&(_, t)| t)
     }
 
     /// Forgets entries wholly below `una`.
@@ -135,10 +141,11 @@ impl Rack {
         if self.len == 0 {
             return; // (and nothing is taken: `len` is 0 whenever no log is)
         }
+        let len = self.len as usize;
         let log = self.log.get_mut();
-        let n = log[..self.len].iter().take_while(|(end, _)| *end <= una).count();
-        log.copy_within(n..self.len, 0);
-        self.len -= n;
+        let n = log[..len].iter().take_while(|(end, _)| *end <= una).count();
+        log.copy_within(n..len, 0);
+        self.len -= n as u32;
     }
 
     pub fn on_rto(&mut self) {

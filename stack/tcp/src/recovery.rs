@@ -16,21 +16,42 @@
 
 use sluice_wire::tcp::SeqNumber;
 
-/// Loss recovery state (RFC 6675 and RFC 6937 variables).
+/// Loss recovery state (RFC 6675 and RFC 6937 variables). Byte counts are `u32`: a
+/// recovery spans one window of data, below 2^30 bytes (36 bytes of the TCB's hot front,
+/// not 56); they saturate rather than wrap (`bytes`).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Recovery {
-    pub active: bool,
-    /// RecoveryPoint: SND.MAX when recovery started.
-    pub point: SeqNumber,
     /// No new recovery starts until SND.UNA reaches this (one reduction per window of
     /// data; also set after an RTO).
     pub guard: Option<SeqNumber>,
+    /// RecoveryPoint: SND.MAX when recovery started.
+    pub point: SeqNumber,
     /// HighRxt: one past the highest byte retransmitted in this recovery.
     pub high_rxt: SeqNumber,
-    pub prr_delivered: usize,
-    pub prr_out: usize,
+    pub prr_delivered: u32,
+    pub prr_out: u32,
     /// RecoverFS: bytes outstanding when recovery started.
-    pub recover_fs: usize,
+    pub recover_fs: u32,
     /// Bytes PRR lets us send now (sndcnt of the last ACK, minus what was sent).
-    pub quota: usize,
+    pub quota: u32,
+    pub active: bool,
+}
+
+/// A byte count as `Recovery` keeps it (saturating at `u32::MAX`).
+#[inline]
+pub(crate) fn bytes(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bytes;
+
+    #[test]
+    fn byte_counts_saturate_instead_of_wrapping() {
+        assert_eq!(bytes(1448), 1448);
+        assert_eq!(bytes(u32::MAX as usize), u32::MAX);
+        assert_eq!(bytes(u32::MAX as usize + 1), u32::MAX);
+        assert_eq!(bytes(usize::MAX), u32::MAX);
+    }
 }
