@@ -68,21 +68,6 @@ pub struct ReadyCursor {
     next: Option<u64>,
 }
 
-/// A socket's last entry in the ready list (its sequence number), if any: 8 bytes where an
-/// `Option<u64>` takes 16 (a connection's own fields share the lines of its hot front).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Logged(Option<core::num::NonZeroU64>);
-
-impl Logged {
-    fn at(self) -> Option<u64> {
-        self.0.map(|n| n.get() - 1)
-    }
-
-    fn set(&mut self, at: u64) {
-        self.0 = core::num::NonZeroU64::new(at.wrapping_add(1));
-    }
-}
-
 /// The recorded sockets, with sequence numbers `base..base + entries.len()`.
 #[derive(Debug, Default)]
 pub(crate) struct ReadyList {
@@ -95,11 +80,8 @@ pub(crate) struct ReadyList {
 impl ReadyList {
     /// Records `socket` unless its last entry (`*logged`, a sequence number) is still
     /// there and unread by every consumer.
-    pub(crate) fn push(&mut self, socket: ReadySocket, logged: &mut Logged) {
-        if logged
-            .at()
-            .is_some_and(|at| at >= self.read_mark && at >= self.base)
-        {
+    pub(crate) fn push(&mut self, socket: ReadySocket, logged: &mut Option<u64>) {
+        if logged.is_some_and(|at| at >= self.read_mark && at >= self.base) {
             return;
         }
         if self.entries.len() >= MAX_UNREAD {
@@ -107,7 +89,7 @@ impl ReadyList {
             self.base += self.entries.len() as u64;
             self.entries.clear();
         }
-        logged.set(self.end());
+        *logged = Some(self.end());
         self.entries.push(socket);
     }
 
@@ -169,7 +151,7 @@ mod tests {
     #[test]
     fn a_new_cursor_has_missed_then_reads_what_changed_once() {
         let mut l = ReadyList::default();
-        let (mut a, mut b) = (Logged::default(), Logged::default());
+        let (mut a, mut b) = (None, None);
         l.push(tcp(1), &mut a);
         let mut c = ReadyCursor::default();
         assert!(matches!(l.read(&mut c), Ready::Missed));
@@ -185,7 +167,7 @@ mod tests {
         let mut l = ReadyList::default();
         let mut c = ReadyCursor::default();
         let _ = l.read(&mut c);
-        let mut a = Logged::default();
+        let mut a = None;
         for _ in 0..5 {
             l.push(tcp(1), &mut a);
         }
@@ -201,7 +183,7 @@ mod tests {
         let (mut fast, mut slow) = (ReadyCursor::default(), ReadyCursor::default());
         let _ = l.read(&mut fast);
         let _ = l.read(&mut slow);
-        let (mut a, mut b) = (Logged::default(), Logged::default());
+        let (mut a, mut b) = (None, None);
         l.push(tcp(1), &mut a);
         assert_eq!(changed(l.read(&mut fast)), vec![tcp(1)]);
         l.push(tcp(2), &mut b);
@@ -220,7 +202,7 @@ mod tests {
         let _ = l.read(&mut c);
         // Each push from a distinct socket (fresh `logged`).
         for i in 0..(MAX_UNREAD as u32 + 10) {
-            l.push(tcp(i), &mut Logged::default());
+            l.push(tcp(i), &mut None);
         }
         assert!(l.len() <= MAX_UNREAD);
         assert!(matches!(l.read(&mut c), Ready::Missed));

@@ -17,9 +17,9 @@ use crate::egress::{Egress, Io};
 use crate::endpoint::pick_port;
 pub use crate::endpoint::Endpoint;
 use crate::icmp::IcmpError;
+use crate::ready::ReadyList;
 use crate::ready::ReadySocket;
 pub use crate::ready::UdpHandle;
-use crate::ready::{Logged, ReadyList};
 use crate::slab::{Key, Slab};
 use crate::stats::DropReason;
 
@@ -85,7 +85,7 @@ struct Sock {
     dropped: u64,
     error: Option<IcmpError>,
     /// Its last entry in the ready list.
-    logged: Logged,
+    logged: Option<u64>,
 }
 
 impl Sock {
@@ -151,7 +151,7 @@ impl UdpSockets {
             tx_cap: cfg.udp_tx_queue.max(1),
             dropped: 0,
             error: None,
-            logged: Logged::default(),
+            logged: None,
         });
         self.ports.insert(port, key);
         Ok(UdpHandle(key))

@@ -368,7 +368,7 @@ impl Tcb {
             let idle_ack = ack == self.snd_una
                 && self.snd_max == self.snd_una
                 && seg.options.sack.is_empty()
-                && !self.rec.active;
+                && !self.recovering;
             if self.sack_mode() && !idle_ack {
                 // RFC 6675: SACK blocks first, then the cumulative ACK.
                 let old_una = self.snd_una;
@@ -545,6 +545,7 @@ impl Tcb {
                 self.sack_report.refresh(nxt, |l| {
                     asm.range_containing(l - nxt).map(|(s, e)| (nxt + s, nxt + e))
                 });
+                self.note_sack_report();
             }
             // Only bytes still held after the add (nothing was given up under them).
             if let Some((s, e)) = repeat {
@@ -561,6 +562,7 @@ impl Tcb {
                 // RFC 2018 section 4: the block with this segment goes first.
                 if let Some((s, e)) = self.asm.range_containing(offset) {
                     self.sack_report.on_ooo(self.rcv_nxt + s, self.rcv_nxt + e);
+                    self.note_sack_report();
                 }
             }
             return None;
@@ -593,11 +595,13 @@ impl Tcb {
         self.rcv_nxt += n + extra;
         self.counters.bytes_in += (n + extra) as u64;
         self.unacked_rx = self.unacked_rx.saturating_add((n + extra) as u32);
-        if self.sack_ok && !self.sack_report.recent.is_empty() {
+        // (`sack_pending` first: the report itself lies out of the hot front.)
+        if self.sack_ok && self.sack_pending > 0 && !self.sack_report.recent.is_empty() {
             let (nxt, asm) = (self.rcv_nxt, &self.asm);
             self.sack_report.refresh(nxt, |l| {
                 asm.range_containing(l - nxt).map(|(s, e)| (nxt + s, nxt + e))
             });
+            self.note_sack_report();
         }
         // Quick ACKs (as Linux's quickack mode): after reordering or loss, and when data
         // arrives after a pause as long as the delayed-ACK timeout (the sender was probably
@@ -653,6 +657,7 @@ impl Tcb {
         self.ooo_fin = None;
         self.asm.clear();
         self.sack_report.clear();
+        self.note_sack_report();
         self.ack_now = true;
         match self.state {
             State::SynReceived | State::Established => self.set_state(State::CloseWait),
@@ -799,6 +804,7 @@ impl Tcb {
     fn dsack_for(&mut self, left: SeqNumber, right: SeqNumber) {
         if self.sack_ok {
             self.sack_report.dsack = Some((left, right));
+            self.note_sack_report();
         }
     }
 

@@ -25,7 +25,7 @@ impl Tcb {
             if let Some(t) = self.rack.sent_at(delivered_end - 1) {
                 self.rack.xmit_ts = Some(self.rack.xmit_ts.map_or(t, |x| x.max(t)));
                 self.rack.end_seq = delivered_end;
-                let clean = !self.rec.active && self.rack.tlp_high.is_none() && self.snd_nxt == self.snd_max;
+                let clean = !self.recovering && self.rack.tlp_high.is_none() && self.snd_nxt == self.snd_max;
                 self.rack.on_rtt(now - t, clean);
             }
         }
@@ -77,7 +77,7 @@ impl Tcb {
             return;
         }
         self.counters.rack_timeouts += 1;
-        if self.rec.active {
+        if self.recovering {
             // Let one segment out for the newly lost data (no ACK will come to clock it).
             self.rec.quota = self.rec.quota.max(crate::recovery::bytes(self.mss));
         } else {
@@ -96,7 +96,7 @@ impl Tcb {
     pub(crate) fn arm_tlp(&mut self, now: Instant) {
         self.timers.tlp = None;
         if !self.rack_enabled()
-            || self.rec.active
+            || self.recovering
             || self.rack.tlp_high.is_some()
             || self.snd_una == self.snd_max
             || self.snd_nxt < self.snd_max
@@ -123,7 +123,7 @@ impl Tcb {
     /// The TLP timer fired: queue a probe (RFC 8985 section 7.3).
     pub(crate) fn on_tlp_timer(&mut self, now: Instant) {
         self.timers.tlp = None;
-        if !self.rack_enabled() || self.rec.active || self.snd_una == self.snd_max {
+        if !self.rack_enabled() || self.recovering || self.snd_una == self.snd_max {
             return;
         }
         let unsent = self.tx.len() - (self.snd_nxt - self.tx_seq0).min(self.tx.len());

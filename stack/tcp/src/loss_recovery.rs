@@ -60,7 +60,7 @@ impl Tcb {
     /// RFC 6675 pipe: unSACKed bytes not deemed lost, plus unSACKed bytes retransmitted.
     pub(crate) fn pipe(&self) -> usize {
         let l = self.lost_boundary();
-        let high_rxt = if self.rec.active {
+        let high_rxt = if self.recovering {
             self.rec.high_rxt.max(self.snd_una)
         } else {
             self.snd_una
@@ -100,10 +100,10 @@ impl Tcb {
             self.dup_acks = 0;
         }
         self.rack_on_ack(now);
-        if self.rec.active {
+        if self.recovering {
             if self.snd_una >= self.rec.point {
                 // RFC 6675: the recovery point is acknowledged; RFC 6937: cwnd = ssthresh.
-                self.rec.active = false;
+                self.recovering = false;
                 self.rec.quota = 0;
                 self.dup_acks = 0;
                 self.cc.on_recovery_exit(now, self.mss);
@@ -123,11 +123,10 @@ impl Tcb {
             };
             let _ = self.cc.on_ack(&info);
         }
-        let guard_ok = self.rec.guard.is_none_or(|g| self.snd_una >= g);
-        let lost = self.lost_boundary() > self.snd_una;
-        if guard_ok
-            && self.snd_una < self.snd_max
-            && (self.dup_acks as usize >= crate::sack::DUP_THRESH || lost)
+        // (The guard, out of the TCB's hot front, is read only when loss is suspected.)
+        if self.snd_una < self.snd_max
+            && (self.dup_acks as usize >= crate::sack::DUP_THRESH || self.lost_boundary() > self.snd_una)
+            && self.rec.guard.is_none_or(|g| self.snd_una >= g)
         {
             self.enter_recovery(now);
             self.prr_update(delivered);
@@ -137,8 +136,8 @@ impl Tcb {
     /// RFC 6675 section 5 step (4): RecoveryPoint = HighData, ssthresh reduced once.
     fn enter_recovery(&mut self, now: Instant) {
         let flight = self.snd_max - self.snd_una;
+        self.recovering = true;
         self.rec = Recovery {
-            active: true,
             point: self.snd_max,
             guard: Some(self.snd_max),
             high_rxt: self.snd_una,
@@ -189,7 +188,7 @@ impl Tcb {
 
     /// Accounts for a segment sent during recovery.
     pub(crate) fn recovery_sent(&mut self, seq: SeqNumber, len: usize) {
-        if !self.rec.active {
+        if !self.recovering {
             return;
         }
         if seq < self.snd_max {
@@ -203,7 +202,7 @@ impl Tcb {
     /// section 8: the receiver may renege), recovery ends.
     pub(crate) fn sack_on_rto(&mut self) {
         self.sb.clear();
-        self.rec.active = false;
+        self.recovering = false;
         self.rec.quota = 0;
         self.rec.guard = Some(self.snd_max);
         self.rack.on_rto();

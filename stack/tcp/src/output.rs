@@ -86,7 +86,7 @@ impl Tcb {
             }
         }
         // SACK recovery (RFC 6675 NextSeg rule 1): the first lost hole, as PRR allows.
-        if self.rec.active && self.rec.quota > 0 {
+        if self.recovering && self.rec.quota > 0 {
             if let Some((seq, len)) = self.next_lost_hole() {
                 let len = self.tx.slice(seq - self.tx_seq0, len).len();
                 if len > 0 {
@@ -160,13 +160,13 @@ impl Tcb {
         let seg_max = self.seg_payload_max();
         // Large segments for new data in the open (not in recovery, not going back after
         // an RTO): whole multiples of the segment size; the tail goes alone, under Nagle.
-        let segs = if self.rec.active || self.snd_nxt < self.snd_max {
+        let segs = if self.recovering || self.snd_nxt < self.snd_max {
             1
         } else {
             usize::from(self.cfg.gso_segments.max(1))
         };
         let rwnd_room = (self.snd_wnd as usize).saturating_sub(in_flight);
-        let usable = if self.rec.active {
+        let usable = if self.recovering {
             // PRR (RFC 6937) decides, in whole segments.
             if self.rec.quota > 0 {
                 rwnd_room
@@ -358,7 +358,14 @@ impl Tcb {
             return 0;
         }
         let max = if self.ts_enabled { 3 } else { SackBlocks::MAX };
-        (self.sack_report.dsack.is_some() as usize + self.sack_report.recent.len()).min(max)
+        #[cfg(test)]
+        {
+            // Every change to the report counted again (`note_sack_report`).
+            let r = &self.sack_report;
+            let held = r.dsack.is_some() as usize + r.recent.len();
+            assert_eq!(self.sack_pending as usize, held, "sack_pending out of date");
+        }
+        (self.sack_pending as usize).min(max)
     }
 
     /// Payload room of the next data segment: the MSS (already less the timestamps
@@ -387,6 +394,7 @@ impl Tcb {
         if let Some((l, rr)) = self.sack_report.dsack.take() {
             r.options.sack.push(l, rr);
             self.counters.dsacks_sent += 1;
+            self.note_sack_report();
         }
         for &(l, rr) in self.sack_report.recent.as_slice() {
             if r.options.sack.len() >= n {

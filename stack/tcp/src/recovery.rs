@@ -16,7 +16,8 @@
 
 use sluice_wire::tcp::SeqNumber;
 
-/// Loss recovery state (RFC 6675 and RFC 6937 variables). Byte counts are `u32`: a
+/// Loss recovery state (RFC 6675 and RFC 6937 variables), valid while the TCB's
+/// `recovering` flag is set (which alone lies in its hot front). Byte counts are `u32`: a
 /// recovery spans one window of data, below 2^30 bytes (36 bytes of the TCB's hot front,
 /// not 56); they saturate rather than wrap (`bytes`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -34,7 +35,6 @@ pub(crate) struct Recovery {
     pub recover_fs: u32,
     /// Bytes PRR lets us send now (sndcnt of the last ACK, minus what was sent).
     pub quota: u32,
-    pub active: bool,
 }
 
 /// A byte count as `Recovery` keeps it (saturating at `u32::MAX`).

@@ -61,7 +61,7 @@ pub(crate) struct Timers {
 /// Layout: `#[repr(C)]`, its fields in the order below. With thousands of connections
 /// their state is out of the caches, and a segment costs a miss per line of it that it
 /// touches; what an established connection's segment reads and writes comes first, so
-/// that it takes 12 lines of the TCB's 16 (`Tcb::HOT`, which the interface fetches
+/// that it takes 11 lines of the TCB's 16 (`Tcb::HOT`, which the interface fetches
 /// ahead of a burst).
 #[derive(Debug)]
 #[repr(C)]
@@ -81,9 +81,6 @@ pub struct Tcb {
     pub(crate) rtt: RttEstimator,
     pub(crate) tx: SendBuffer,
     pub(crate) rx: RecvBuffer,
-    pub(crate) rec: Recovery,
-    /// Blocks we report as a receiver.
-    pub(crate) sack_report: SackReport,
     /// End of an outstanding zero-window probe byte (acceptable for ACKs).
     pub(crate) probe_end: Option<SeqNumber>,
     /// Sequence number of a FIN received out of order.
@@ -181,6 +178,11 @@ pub struct Tcb {
     pub(crate) gather: bool,
     /// A RST waits in `pending_rst` (`queue_rst`, `take_rst`).
     pub(crate) rst_queued: bool,
+    /// In SACK loss recovery (RFC 6675): `rec` holds its variables.
+    pub(crate) recovering: bool,
+    /// SACK blocks `sack_report` holds to send (its D-SACK block counted), as
+    /// `note_sack_report` last counted them: what every segment reads of it.
+    pub(crate) sack_pending: u8,
 
     // A structure whose first fields are all a segment reads of it (`#[repr(C)]` too).
     pub(crate) counters: Counters,
@@ -203,6 +205,10 @@ pub struct Tcb {
     pub(crate) invalid_ack_at: Option<Instant>,
     /// A RST to send (`rst_queued` says whether there is one).
     pub(crate) pending_rst: Option<PendingRst>,
+    /// Loss recovery's variables (while `recovering`).
+    pub(crate) rec: Recovery,
+    /// Blocks we report as a receiver (`sack_pending` counts them).
+    pub(crate) sack_report: SackReport,
 }
 
 /// A fresh controller of the given kind.
@@ -300,6 +306,8 @@ impl Tcb {
             span_frames: false,
             gather: false,
             rst_queued: false,
+            recovering: false,
+            sack_pending: 0,
             emitted_len: 0,
             cfg,
         }
@@ -434,7 +442,7 @@ impl Tcb {
     }
     /// Loss recovery (SACK-based, or the controller's fast recovery) is in progress.
     pub fn in_recovery(&self) -> bool {
-        self.rec.active || self.cc.in_recovery()
+        self.recovering || self.cc.in_recovery()
     }
     /// Timestamps (RFC 7323) were negotiated.
     pub fn timestamps_enabled(&self) -> bool {
@@ -841,6 +849,14 @@ impl Tcb {
         self.rst_queued = true;
     }
 
+    /// Counts again the blocks `sack_report` holds to send (`sack_pending`): called after
+    /// every change to it.
+    #[inline]
+    pub(crate) fn note_sack_report(&mut self) {
+        let r = &self.sack_report;
+        self.sack_pending = r.dsack.is_some() as u8 + r.recent.len() as u8;
+    }
+
     /// The RST `queue_rst` queued, if any, now taken to be sent. Its flag is what the
     /// segment path reads: the RST itself lies outside the hot front.
     #[inline]
@@ -874,6 +890,7 @@ impl Tcb {
             }
             self.asm.clear();
             self.sack_report.clear();
+            self.note_sack_report();
             if self.rx.is_empty() {
                 self.rx.shrink();
             }

@@ -305,7 +305,7 @@ fn sack_recovery_retransmits_only_the_hole() {
     recv!(s, time 20, [TcpRepr { payload: &data[600..700], ..our_ack(601, 1) }]);
     // The retransmission arrives: everything up to the recovery point is acknowledged.
     send!(s, time 30, peer_ack(1, 601));
-    assert!(!s.rec.active);
+    assert!(!s.recovering);
     assert_eq!(s.cwnd(), 300);
     assert_eq!(s.counters().retransmits, 1);
     assert_eq!(s.counters().rto_expirations, 0);
