@@ -211,6 +211,15 @@ impl<V: Copy + PartialEq + Default> FlowTable<V> {
         }
     }
 
+    /// Starts fetching the line a lookup, an insertion or a removal of `flow` by the
+    /// table's own hash reads first (IPv4 flows), such as a connection's at its end.
+    #[inline]
+    pub fn prefetch_stored(&self, flow: &FlowKey) {
+        if let Some(p) = pack(flow) {
+            self.v4.prefetch(self.hasher.hash_v4(p));
+        }
+    }
+
     /// The connection of `flow` by `hash` (`rx_hash`), without counting and without
     /// retrying a NIC's hash that missed with the software one: a look ahead only hints,
     /// and `get_rx` finds such a flow when its segment is processed.

@@ -178,6 +178,16 @@ struct Conn {
     tcb: Tcb,
 }
 
+/// The flow table's key of connection `c`.
+#[inline]
+fn flow_of(eg: &Egress, c: &Conn) -> FlowKey {
+    FlowKey {
+        local_port: c.tcb.local_port(),
+        local: eg.local_index(c.local_addr),
+        remote: c.remote,
+    }
+}
+
 impl Conn {
     /// The byte ranges (offset, length) of a connection that a segment of an established
     /// connection touches: its own fields with the TCB's front.
@@ -543,7 +553,7 @@ impl TcpSockets {
             Some(p) => p,
             None => {
                 let (flows, ports) = (&self.flows, &self.ports);
-                pick_port(&mut self.next_ephemeral, eg.cfg.ephemeral_ports, |p| {
+                let picked = pick_port(&mut self.next_ephemeral, eg.cfg.ephemeral_ports, |p| {
                     ports.contains_key(&p)
                         || flows.contains(&FlowKey {
                             local_port: p,
@@ -551,7 +561,22 @@ impl TcpSockets {
                             remote,
                         })
                 })
-                .ok_or(TcpConnectError::NoEphemeralPort)?
+                .ok_or(TcpConnectError::NoEphemeralPort)?;
+                // The next connect most likely goes to the same peer from the next port:
+                // start fetching the flow table's line it will look at (last touched when
+                // that port's previous connection ended, and out of the caches by now).
+                let (lo, hi) = eg.cfg.ephemeral_ports;
+                let next = if (lo..=hi).contains(&self.next_ephemeral) {
+                    self.next_ephemeral
+                } else {
+                    lo.max(1)
+                };
+                self.flows.prefetch_stored(&FlowKey {
+                    local_port: next,
+                    local,
+                    remote,
+                });
+                picked
             }
         };
         Ok(self.open(eg, local_addr, remote, local_port))
@@ -705,6 +730,17 @@ impl TcpSockets {
     #[inline]
     pub(crate) fn prefetch_one(&self, key: Key) {
         self.conns.prefetch(key, &Conn::HOT);
+    }
+
+    /// Starts fetching the flow table's line of connection `key` when the timer due now
+    /// ends it (TIME-WAIT is over): its removal reads that line.
+    #[inline]
+    fn prefetch_flow_if_ending(&self, eg: &Egress, key: Key, now: Instant) {
+        if let Some(c) = self.conns.get(key) {
+            if c.tcb.state() == State::TimeWait && c.tcb.poll_at().is_some_and(|t| t <= now) {
+                self.flows.prefetch_stored(&flow_of(eg, c));
+            }
+        }
     }
 
     /// Starts fetching the lines of connection `key`'s buffers its next segment touches.
@@ -984,12 +1020,7 @@ impl TcpSockets {
                 retransmits = c.tcb.counters().retransmits,
                 "connection removed"
             );
-            let flow = FlowKey {
-                local_port: c.tcb.local_port(),
-                local: eg.local_index(c.local_addr),
-                remote: c.remote,
-            };
-            (c.rx_frames, c.counted, c.origin, flow)
+            (c.rx_frames, c.counted, c.origin, flow_of(eg, c))
         }) else {
             return;
         };
@@ -1313,29 +1344,45 @@ impl TcpSockets {
         self.resend_syns(eg, io, ready);
         let mut due = core::mem::take(&mut self.due);
         self.wheel.advance(now, |at, key| due.push((at, key)));
-        for &(at, key) in &due {
+        // First the entries that fire stale, told from the dense deadlines alone; `due`
+        // keeps the connections whose timers are due.
+        due.retain(|&(at, key)| {
             let Some(d) = self.deadlines.get_mut(key.index as usize) else {
-                continue;
+                return false;
             };
             if d.generation != key.generation || d.scheduled != Some(at) {
                 // Removed since, or superseded by an earlier entry that fired first.
                 eg.stats.tcp.timer_entries_stale += 1;
-                continue;
+                return false;
             }
             d.scheduled = None;
             match d.next {
                 None => {
                     eg.stats.tcp.timer_entries_stale += 1; // nothing due any more
-                    continue;
+                    false
                 }
                 Some(t) if t > now => {
                     // Moved later since this entry went in: in again, the connection untouched.
                     d.scheduled = Some(t);
                     self.wheel.insert(t, key);
                     eg.stats.tcp.timer_entries_stale += 1;
-                    continue;
+                    false
                 }
-                Some(_) => {}
+                Some(_) => true,
+            }
+        });
+        // Then those connections, their lines fetched a few ahead as for a received
+        // burst: a client opening connections ends thousands a second in TIME-WAIT, each
+        // untouched since it entered it, and its removal also reads its flow table line.
+        let ahead = self.prefetch_pays();
+        for (i, &(_, key)) in due.iter().enumerate() {
+            if ahead {
+                if let Some(&(_, far)) = due.get(i + LOOK_AHEAD) {
+                    self.prefetch_one(far);
+                }
+                if let Some(&(_, near)) = due.get(i + LOOK_AHEAD / 2) {
+                    self.prefetch_flow_if_ending(eg, near, now);
+                }
             }
             let Some(c) = self.conns.get_mut(key) else {
                 continue;
