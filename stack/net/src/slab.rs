@@ -100,18 +100,15 @@ impl<T> Slab<T> {
         }
     }
 
-    /// Starts fetching parts of `key`'s value into the caches (`sluice_buf::prefetch`):
-    /// `parts` are (offset, length) in the value, such as the lines one use of it touches.
-    /// Reads nothing: the slot may be empty.
+    /// Starts fetching the first `front` bytes of `key`'s value into the caches
+    /// (`sluice_buf::prefetch`), such as the lines one use of it touches, with the
+    /// generation a lookup checks before them: each line once. Reads nothing: the slot
+    /// may be empty.
     #[inline]
-    pub(crate) fn prefetch(&self, key: Key, parts: &[(usize, usize)]) {
+    pub(crate) fn prefetch(&self, key: Key, front: usize) {
         if self.len > 0 && (key.index as usize) < self.slots.len() {
             let slot = self.slots.as_ptr().wrapping_add(key.index as usize).cast::<u8>();
-            sluice_buf::prefetch(slot, self.value_at); // the generation a lookup checks
-            let value = slot.wrapping_add(self.value_at);
-            for &(at, len) in parts {
-                sluice_buf::prefetch(value.wrapping_add(at), len);
-            }
+            sluice_buf::prefetch(slot, self.value_at + front);
         }
     }
 
@@ -189,15 +186,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prefetch_reaches_parts_of_the_value_and_takes_any_key() {
+    fn prefetch_reaches_the_front_of_the_value_and_takes_any_key() {
         let mut s: Slab<(u64, [u8; 100])> = Slab::default();
-        let part = [(0, 108), (100, 8)];
+        let part = 108;
         s.prefetch(
             Key {
                 index: 0,
                 generation: 0,
             },
-            &part,
+            part,
         ); // nothing inserted yet
         let k = s.insert((7, [1; 100]));
         let slot = &s.slots[k.index as usize];
@@ -206,15 +203,15 @@ mod tests {
         // Every slot starts a cache line, so a value's front spans the fewest lines.
         assert_eq!(slot as *const Slot<_> as usize % 64, 0);
         assert_eq!(core::mem::size_of::<Slot<(u64, [u8; 100])>>() % 64, 0);
-        s.prefetch(k, &part);
+        s.prefetch(k, part);
         s.remove(k);
-        s.prefetch(k, &part); // a vacant slot
+        s.prefetch(k, part); // a vacant slot
         s.prefetch(
             Key {
                 index: 9,
                 generation: 0,
             },
-            &part,
+            part,
         ); // past the end
         assert_eq!(s.insert((8, [2; 100])).index, k.index);
     }

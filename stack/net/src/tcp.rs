@@ -189,13 +189,9 @@ fn flow_of(eg: &Egress, c: &Conn) -> FlowKey {
 }
 
 impl Conn {
-    /// The byte ranges (offset, length) of a connection that a segment of an established
-    /// connection touches: its own fields with the TCB's front.
-    const HOT: [(usize, usize); 1] = {
-        let at = core::mem::offset_of!(Conn, tcb);
-        let t = Tcb::HOT;
-        [(0, at + t[0].0 + t[0].1)]
-    };
+    /// The bytes at the front of a connection that a segment of an established
+    /// connection touches: its own fields and the TCB's front.
+    const HOT: usize = core::mem::offset_of!(Conn, tcb) + Tcb::HOT;
 }
 
 /// A connection's deadlines, kept apart from it in a dense array by slab index
@@ -729,7 +725,7 @@ impl TcpSockets {
     /// Starts fetching connection `key`'s hot lines (`Conn::HOT`), reading nothing.
     #[inline]
     pub(crate) fn prefetch_one(&self, key: Key) {
-        self.conns.prefetch(key, &Conn::HOT);
+        self.conns.prefetch(key, Conn::HOT);
     }
 
     /// Starts fetching the flow table's line of connection `key` when the timer due now
@@ -2080,8 +2076,7 @@ mod layout {
     #[test]
     fn a_connections_hot_range_spans_12_lines_of_its_slot() {
         let at = crate::slab::value_offset::<Conn>();
-        let (start, len) = Conn::HOT[0];
-        let (first, end) = (at + start, at + start + len);
+        let (first, end) = (at, at + Conn::HOT);
         let lines = end.div_ceil(64) - first / 64;
         assert!(lines <= 12, "{lines} lines: {first}..{end} of the slot");
     }

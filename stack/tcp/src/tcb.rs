@@ -221,9 +221,9 @@ fn controller(kind: CongestionKind, mss: usize) -> Congestion {
 }
 
 impl Tcb {
-    /// The byte ranges (offset, length) of a TCB that a segment of an established
-    /// connection touches (its layout, above): the front, to the counters' first six.
-    pub const HOT: [(usize, usize); 1] = [(0, core::mem::offset_of!(Tcb, counters) + 6 * 8)];
+    /// The bytes at the front of a TCB that a segment of an established connection
+    /// touches (its layout, above): to the counters' first six.
+    pub const HOT: usize = core::mem::offset_of!(Tcb, counters) + 6 * 8;
 
     fn new(cfg: SharedConfig, local_port: u16, isn: SeqNumber, state: State) -> Tcb {
         let mss = (cfg.mss as usize).min(DEFAULT_MSS.max(MIN_MSS));
