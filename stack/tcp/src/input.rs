@@ -541,11 +541,7 @@ impl Tcb {
             if self.asm.evicted() != evicted {
                 // Farther ranges were given up for this one: stop SACKing them.
                 self.counters.ooo_dropped += self.asm.evicted() - evicted;
-                let (nxt, asm) = (self.rcv_nxt, &self.asm);
-                self.sack_report.refresh(nxt, |l| {
-                    asm.range_containing(l - nxt).map(|(s, e)| (nxt + s, nxt + e))
-                });
-                self.note_sack_report();
+                self.refresh_sack_report();
             }
             // Only bytes still held after the add (nothing was given up under them).
             if let Some((s, e)) = repeat {
@@ -595,13 +591,9 @@ impl Tcb {
         self.rcv_nxt += n + extra;
         self.counters.bytes_in += (n + extra) as u64;
         self.unacked_rx = self.unacked_rx.saturating_add((n + extra) as u32);
-        // (`sack_pending` first: the report itself lies out of the hot front.)
-        if self.sack_ok && self.sack_pending > 0 && !self.sack_report.recent.is_empty() {
-            let (nxt, asm) = (self.rcv_nxt, &self.asm);
-            self.sack_report.refresh(nxt, |l| {
-                asm.range_containing(l - nxt).map(|(s, e)| (nxt + s, nxt + e))
-            });
-            self.note_sack_report();
+        // (The count, not the report: the report lies out of the hot front.)
+        if self.sack_pending > 0 {
+            self.refresh_sack_report();
         }
         // Quick ACKs (as Linux's quickack mode): after reordering or loss, and when data
         // arrives after a pause as long as the delayed-ACK timeout (the sender was probably
@@ -655,9 +647,7 @@ impl Tcb {
         self.rcv_nxt += 1;
         self.fin_received = true;
         self.ooo_fin = None;
-        self.asm.clear();
-        self.sack_report.clear();
-        self.note_sack_report();
+        self.clear_out_of_order();
         self.ack_now = true;
         match self.state {
             State::SynReceived | State::Established => self.set_state(State::CloseWait),
@@ -799,6 +789,23 @@ impl Tcb {
         if len > 0 && seg.seq + len <= self.rcv_nxt && self.rcv_nxt - seg.seq <= self.rx.capacity() {
             self.dsack_for(seg.seq, seg.seq + len);
         }
+    }
+
+    /// Drops the SACK blocks to report that no longer describe data held out of order
+    /// (a hole was filled, or ranges were given up), and counts them again.
+    fn refresh_sack_report(&mut self) {
+        let (nxt, asm) = (self.rcv_nxt, &self.asm);
+        self.sack_report.refresh(nxt, |l| {
+            asm.range_containing(l - nxt).map(|(s, e)| (nxt + s, nxt + e))
+        });
+        self.note_sack_report();
+    }
+
+    /// Forgets the data held out of order and the SACK blocks that reported it.
+    pub(crate) fn clear_out_of_order(&mut self) {
+        self.asm.clear();
+        self.sack_report.clear();
+        self.note_sack_report();
     }
 
     fn dsack_for(&mut self, left: SeqNumber, right: SeqNumber) {

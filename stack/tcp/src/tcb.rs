@@ -888,9 +888,7 @@ impl Tcb {
             if !self.fin_received {
                 self.rx.discard(self.rx.len());
             }
-            self.asm.clear();
-            self.sack_report.clear();
-            self.note_sack_report();
+            self.clear_out_of_order();
             if self.rx.is_empty() {
                 self.rx.shrink();
             }
