@@ -60,16 +60,61 @@ impl core::fmt::Display for Endpoint {
     }
 }
 
+/// The ephemeral range as `pick_port` uses it: port 0 left out, never empty.
+fn port_range((lo, hi): (u16, u16)) -> (u16, u16) {
+    (lo.max(1), hi.max(lo.max(1)))
+}
+
+/// The first port `pick_port` tries, given its cursor `next`: a connect to the same
+/// peer after this one looks this port's flow up first.
+pub(crate) fn first_candidate(next: u16, range: (u16, u16)) -> u16 {
+    let (lo, hi) = port_range(range);
+    if (lo..=hi).contains(&next) {
+        next
+    } else {
+        lo
+    }
+}
+
 /// Picks a free port in `[lo, hi]`, starting from `*next` and moving it on.
-pub(crate) fn pick_port(next: &mut u16, (lo, hi): (u16, u16), in_use: impl Fn(u16) -> bool) -> Option<u16> {
-    let (lo, hi) = (lo.max(1), hi.max(lo.max(1)));
+pub(crate) fn pick_port(next: &mut u16, range: (u16, u16), in_use: impl Fn(u16) -> bool) -> Option<u16> {
+    let (lo, hi) = port_range(range);
     let span = u32::from(hi - lo) + 1;
     for _ in 0..span {
-        let port = if (lo..=hi).contains(next) { *next } else { lo };
+        let port = first_candidate(*next, range);
         *next = if port == hi { lo } else { port + 1 };
         if !in_use(port) {
             return Some(port);
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The port a connect's look ahead fetches the flow of is the one `pick_port` tries
+    /// first, wherever its cursor stands (in the range, past it, below it, at port 0).
+    #[test]
+    fn the_first_candidate_is_the_port_pick_port_tries_first() {
+        for (next, range) in [
+            (50000, (49152, 65535)),
+            (65535, (49152, 65535)),
+            (1000, (49152, 65535)),
+            (0, (0, 10)),
+            (7, (5, 5)),
+        ] {
+            let (tried, mut cursor) = (core::cell::Cell::new(None), next);
+            pick_port(&mut cursor, range, |p| {
+                tried.set(tried.get().or(Some(p)));
+                true
+            });
+            assert_eq!(
+                tried.get(),
+                Some(first_candidate(next, range)),
+                "{next} in {range:?}"
+            );
+        }
+    }
 }

@@ -215,9 +215,7 @@ impl<V: Copy + PartialEq + Default> FlowTable<V> {
     /// table's own hash reads first (IPv4 flows), such as a connection's at its end.
     #[inline]
     pub fn prefetch_stored(&self, flow: &FlowKey) {
-        if let Some(p) = pack(flow) {
-            self.v4.prefetch(self.hasher.hash_v4(p));
-        }
+        self.prefetch(flow, self.hash(flow));
     }
 
     /// The connection of `flow` by `hash` (`rx_hash`), without counting and without

@@ -27,8 +27,8 @@ use sluice_wire::{
 
 use crate::config::IsnKey;
 use crate::egress::{Egress, Io};
-use crate::endpoint::pick_port;
 use crate::endpoint::Endpoint;
+use crate::endpoint::{first_candidate, pick_port};
 use crate::flow::{FlowKey, FlowTable};
 pub use crate::ready::{ListenerHandle, TcpHandle};
 use crate::ready::{ReadyList, ReadySocket};
@@ -561,14 +561,8 @@ impl TcpSockets {
                 // The next connect most likely goes to the same peer from the next port:
                 // start fetching the flow table's line it will look at (last touched when
                 // that port's previous connection ended, and out of the caches by now).
-                let (lo, hi) = eg.cfg.ephemeral_ports;
-                let next = if (lo..=hi).contains(&self.next_ephemeral) {
-                    self.next_ephemeral
-                } else {
-                    lo.max(1)
-                };
                 self.flows.prefetch_stored(&FlowKey {
-                    local_port: next,
+                    local_port: first_candidate(self.next_ephemeral, eg.cfg.ephemeral_ports),
                     local,
                     remote,
                 });

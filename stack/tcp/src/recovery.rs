@@ -18,8 +18,8 @@ use sluice_wire::tcp::SeqNumber;
 
 /// Loss recovery state (RFC 6675 and RFC 6937 variables), valid while the TCB's
 /// `recovering` flag is set (which alone lies in its hot front). Byte counts are `u32`: a
-/// recovery spans one window of data, below 2^30 bytes (36 bytes of the TCB's hot front,
-/// not 56); they saturate rather than wrap (`bytes`).
+/// recovery spans one window of data, below 2^30 bytes (36 bytes, not 56); they saturate
+/// rather than wrap (`bytes`).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Recovery {
     /// No new recovery starts until SND.UNA reaches this (one reduction per window of
