@@ -225,6 +225,8 @@ pub struct Source {
     timeout: Duration,
     /// Fill mbufs and queue them by reference (zero-copy send).
     zero_copy: bool,
+    /// When every connection had finished (`Sink::all_done_at`'s counterpart).
+    all_done_at: Option<sluice_wire::Instant>,
 }
 
 impl Source {
@@ -248,6 +250,7 @@ impl Source {
             totals,
             started: StdInstant::now(),
             timeout,
+            all_done_at: None,
         }
     }
 }
@@ -367,10 +370,17 @@ impl App for Source {
             s.close(cx);
         }
         let t = &self.totals;
-        if t.done.load(Ordering::Relaxed) + t.failed.load(Ordering::Relaxed) >= self.total
-            || self.started.elapsed() > self.timeout
-        {
+        if self.started.elapsed() > self.timeout {
             cx.request_stop();
+        } else if t.done.load(Ordering::Relaxed) + t.failed.load(Ordering::Relaxed) >= self.total {
+            // Stop once this core's connections have finished closing, 10 s after the last
+            // one ended at the latest: a connection in TIME-WAIT acknowledges the sink's
+            // FIN again when our last ACK was lost. Stopping at once left the sink in
+            // LAST-ACK, retransmitting its FIN to no one until its own 30 s limit.
+            let since = *self.all_done_at.get_or_insert(cx.now());
+            if cx.iface().tcp_connections() == 0 || cx.now() - since > Duration::from_secs(10) {
+                cx.request_stop();
+            }
         }
         did
     }

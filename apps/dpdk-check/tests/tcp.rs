@@ -255,7 +255,8 @@ fn sluice_pair_with(
     }
     source.args(source_extra);
     let out = Proc::spawn(source).wait(Duration::from_secs(170));
-    let sout = sink.wait(Duration::from_secs(30));
+    // (Longer than the sink waits for its connections to finish closing, 30 s at most.)
+    let sout = sink.wait(Duration::from_secs(40));
     let _ = std::fs::remove_file(&sock);
     assert!(
         out.success(),
