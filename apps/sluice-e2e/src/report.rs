@@ -309,8 +309,8 @@ fn analysis(md: &mut String, r: &Results) {
         "- **State per idle connection**: `size_of::<Tcb>()` is {} B before any buffer: the front a segment \
          touches (sequence numbers, windows, timers, RTT and congestion state, the counts of the SACK \
          scoreboard and of the reassembly queue) and the per-connection counters. The recovery state lives \
-         out of line, taken when first needed from per-thread caches: the RACK send log (64 entries, 1 KiB) \
-         on the first data sent with SACK, the scoreboard's ranges (32, 256 B) on the first SACKed range, \
+         out of line, taken when first needed from per-thread caches: the RACK send log (64 entries, 1 KiB; \
+         the newest lies in the TCB) on a second flight sent with SACK while one is unacknowledged, the scoreboard's ranges (32, 256 B) on the first SACKed range, \
          the reassembly ranges (16, 256 B) on the first out-of-order segment; connections configured alike \
          share one copy of the TCP configuration. The measured RSS per connection \
          ({} B) and the computed total ({} B) differ both ways: the total counts the two buffers, which an \

@@ -43,8 +43,7 @@ impl Tcb {
         let wait = self.rack.rtt() + self.rack.reo_wnd(self.rtt.srtt());
         let mut lost_to = self.rack.lost_to.unwrap_or(self.snd_una).max(self.snd_una);
         let mut start = self.snd_una;
-        let log = self.rack.entries();
-        for &(end, t) in log {
+        for (end, t) in self.rack.entries() {
             if start >= self.rack.end_seq {
                 break;
             }

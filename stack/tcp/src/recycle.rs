@@ -224,8 +224,11 @@ mod tests {
         let mut b = Rack::new();
         assert_eq!(b.sent_at(SeqNumber(450)), None, "nothing sent yet");
         b.on_send(SeqNumber(100), t(50));
-        assert_eq!(kept(&LOGS), 0, "taken");
+        assert_eq!(kept(&LOGS), 1, "the newest entry is inline: no log yet");
+        b.on_send(SeqNumber(200), t(51));
+        assert_eq!(kept(&LOGS), 0, "taken for the older entry");
         assert_eq!(b.sent_at(SeqNumber(50)), Some(t(50)));
+        assert_eq!(b.sent_at(SeqNumber(150)), Some(t(51)));
         assert_eq!(b.sent_at(SeqNumber(450)), None, "the old entries are not its own");
     }
 }

@@ -113,7 +113,6 @@ pub struct Tcb {
     pub(crate) rcv_adv: SeqNumber,
     /// Consecutive RTO expirations without progress.
     pub(crate) retries: u32,
-    pub(crate) persist_backoff: u32,
     /// Zero-window probes sent without any ACK coming back.
     pub(crate) persist_unanswered: u32,
     pub(crate) keepalive_unanswered: u32,
@@ -143,6 +142,8 @@ pub struct Tcb {
     pub(crate) rcv_wscale: u8,
     /// In-order segments still to acknowledge at once (quick ACKs).
     pub(crate) quickacks: u8,
+    /// Doublings of the persist timer (a byte: it stops counting at 16).
+    pub(crate) persist_backoff: u8,
     /// The user closed the write side; FIN goes after the last byte of `tx`.
     pub(crate) fin_queued: bool,
     /// The last segment sent stopped where the send ring wraps, short of what it could

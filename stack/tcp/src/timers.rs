@@ -131,7 +131,7 @@ impl Tcb {
             return;
         }
         self.send_persist_probe = true;
-        self.persist_backoff += 1;
+        self.persist_backoff = self.persist_backoff.saturating_add(1).min(16);
         self.timers.persist = Some(now + self.persist_interval());
     }
 

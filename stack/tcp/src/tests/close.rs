@@ -117,7 +117,20 @@ fn time_wait_gives_its_send_log_and_buffers_back() {
     use crate::recycle::kept;
     let mut s = tcb_established();
     s.sack_ok = true; // (the log is kept for SACK recovery)
-    send_abc_and_fin(&mut s);
+    s.set_nodelay(true);
+    // Two flights at two times: the older entry goes out of line, into the log.
+    s.send(b"ab").unwrap();
+    recv!(
+        s,
+        [TcpRepr {
+            payload: b"ab",
+            flags: PSH,
+            ..our_ack(1, 1)
+        }]
+    );
+    s.send(b"c").unwrap();
+    s.shutdown();
+    recv!(s, time 1, [TcpRepr { payload: b"c", flags: PSH_FIN, ..our_ack(3, 1) }]);
     assert!(
         s.rack.log.is_taken() && s.rack.sent_at(LOCAL_SEQ + 2).is_some(),
         "logged"
