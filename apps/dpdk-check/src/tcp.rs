@@ -37,7 +37,7 @@ pub struct Sink {
     conns: HashMap<TcpStream, SinkConn>,
     totals: Arc<Totals>,
     expect: u64,
-    /// When the expected connections had all been answered.
+    /// When the expected connections had all been answered (`stop_once_closed`).
     all_done_at: Option<sluice_wire::Instant>,
     /// Read frames (zero-copy receive) instead of in place.
     zero_copy: bool,
@@ -54,6 +54,16 @@ impl Sink {
             all_done_at: None,
             zero_copy,
         }
+    }
+}
+
+/// Called once every connection of this core is done: stops the engine when they have
+/// also finished closing (none is left, TIME-WAIT included), or `limit` after the first
+/// call (kept in `done_at`) at the latest.
+fn stop_once_closed(cx: &Cx, done_at: &mut Option<sluice_wire::Instant>, limit: Duration) {
+    let since = *done_at.get_or_insert(cx.now());
+    if cx.iface().tcp_connections() == 0 || cx.now() - since > limit {
+        cx.request_stop();
     }
 }
 
@@ -171,12 +181,8 @@ impl App for Sink {
             && self.totals.done.load(Ordering::Relaxed) + self.totals.failed.load(Ordering::Relaxed)
                 >= self.expect
         {
-            // Stop once every connection has finished closing (the replies and FINs may
-            // still need retransmitting), or 30 s after the last reply at the latest.
-            let since = *self.all_done_at.get_or_insert(cx.now());
-            if cx.iface().tcp_connections() == 0 || cx.now() - since > Duration::from_secs(30) {
-                cx.request_stop();
-            }
+            // The replies and FINs may still need retransmitting.
+            stop_once_closed(cx, &mut self.all_done_at, Duration::from_secs(30));
         }
         did
     }
@@ -225,7 +231,7 @@ pub struct Source {
     timeout: Duration,
     /// Fill mbufs and queue them by reference (zero-copy send).
     zero_copy: bool,
-    /// When every connection had finished (`Sink::all_done_at`'s counterpart).
+    /// When every connection had finished (`stop_once_closed`).
     all_done_at: Option<sluice_wire::Instant>,
 }
 
@@ -373,14 +379,10 @@ impl App for Source {
         if self.started.elapsed() > self.timeout {
             cx.request_stop();
         } else if t.done.load(Ordering::Relaxed) + t.failed.load(Ordering::Relaxed) >= self.total {
-            // Stop once this core's connections have finished closing, 10 s after the last
-            // one ended at the latest: a connection in TIME-WAIT acknowledges the sink's
-            // FIN again when our last ACK was lost. Stopping at once left the sink in
-            // LAST-ACK, retransmitting its FIN to no one until its own 30 s limit.
-            let since = *self.all_done_at.get_or_insert(cx.now());
-            if cx.iface().tcp_connections() == 0 || cx.now() - since > Duration::from_secs(10) {
-                cx.request_stop();
-            }
+            // A connection in TIME-WAIT acknowledges the sink's FIN again when our last
+            // ACK was lost. Stopping at once left the sink in LAST-ACK, retransmitting its
+            // FIN to no one until its own 30 s limit.
+            stop_once_closed(cx, &mut self.all_done_at, Duration::from_secs(10));
         }
         did
     }

@@ -26,6 +26,7 @@ use sluice_wire::Instant;
 use std::thread::LocalKey;
 
 use crate::recycle::{Cache, OutOfLine, Recycled};
+use crate::rtt::{micros_ceil, nanos};
 
 /// Entries of the send-time log.
 pub(crate) const SEND_LOG_MAX: usize = 64;
@@ -194,9 +195,8 @@ impl Rack {
     /// caused the ACK, so it also counts towards the minimum). Rounded up to whole
     /// microseconds: a loss is then declared later, never earlier.
     pub(crate) fn on_rtt(&mut self, r: Duration, clean: bool) {
-        let us = u32::try_from(r.as_nanos().div_ceil(1000))
-            .unwrap_or(u32::MAX - 1)
-            .min(u32::MAX - 1);
+        // (`u32::MAX` is the minimum's "none yet".)
+        let us = micros_ceil(nanos(r)).min(u32::MAX - 1);
         self.rtt_us = us;
         if clean {
             self.min_rtt_us = self.min_rtt_us.min(us);

@@ -31,13 +31,13 @@ pub struct RttEstimator {
 
 /// `d` in nanoseconds, saturating (beyond 584 years).
 #[inline]
-fn nanos(d: Duration) -> u64 {
+pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// `d` in microseconds, rounded up (an RTO is never shortened), saturating at `u32::MAX`.
 #[inline]
-fn micros_ceil(ns: u64) -> u32 {
+pub(crate) fn micros_ceil(ns: u64) -> u32 {
     u32::try_from(ns.div_ceil(1000)).unwrap_or(u32::MAX)
 }
 
