@@ -7,10 +7,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use hdrhistogram::Histogram;
+use nonmax::NonMaxU64;
 
 use crate::http::{find_head_end, parse_response};
 use crate::out::OutQueue;
-use crate::session::{Session, Tally};
+use crate::session::{ns, Session, Tally};
 
 /// Requests up to this size are copied into a connection's output queue instead of
 /// shared (`ClientSession::produce`).
@@ -40,12 +41,15 @@ pub struct LoadSpec {
     pub per_connection: Option<u64>,
 }
 
+/// The largest echo request: where a response is, a session counts in a `u32`.
+pub const MAX_ECHO_REQUEST: usize = u32::MAX as usize;
+
 impl LoadSpec {
-    /// Echo requests of `size` bytes of the filler pattern.
+    /// Echo requests of `size` bytes of the filler pattern (1 byte to `MAX_ECHO_REQUEST`).
     pub fn echo(size: usize, pipeline: usize) -> LoadSpec {
         LoadSpec {
             protocol: Protocol::Echo,
-            request: Arc::from(crate::out::pattern_vec(size.max(1))),
+            request: Arc::from(crate::out::pattern_vec(size.clamp(1, MAX_ECHO_REQUEST))),
             pipeline: pipeline.max(1),
             per_connection: None,
         }
@@ -74,20 +78,28 @@ pub struct ClientSession {
     spec: Arc<LoadSpec>,
     /// Send times of the outstanding requests, oldest first.
     inflight: SendTimes,
+    /// HTTP: where the response being read is (taken at the first response: an echo
+    /// client's session stays small, four cache lines with its connection in the driver).
+    http: Option<Box<HttpRead>>,
+    /// Requests sent on this connection.
+    sent: u64,
+    /// Responses received on this connection (good or bad).
+    answered: u64,
     /// Echo: bytes of the current response received.
-    pos: usize,
-    /// HTTP: a partial response head, where to resume scanning it, the body left.
+    pos: u32,
+    /// No more requests on this connection.
+    done: bool,
+}
+
+/// Where an HTTP client is in the response it reads.
+#[derive(Debug, Default)]
+struct HttpRead {
+    /// A partial response head, where to resume scanning it, the body left.
     head: Vec<u8>,
     scan: usize,
     body_left: Option<u64>,
     last_ok: bool,
     close_after: bool,
-    /// Requests sent on this connection.
-    sent: u64,
-    /// Responses received on this connection (good or bad).
-    answered: u64,
-    /// No more requests on this connection.
-    done: bool,
 }
 
 impl ClientSession {
@@ -95,14 +107,10 @@ impl ClientSession {
         ClientSession {
             spec,
             inflight: SendTimes::default(),
-            pos: 0,
-            head: Vec::new(),
-            scan: 0,
-            body_left: None,
-            last_ok: false,
-            close_after: false,
+            http: None,
             sent: 0,
             answered: 0,
+            pos: 0,
             done: false,
         }
     }
@@ -135,19 +143,21 @@ impl ClientSession {
     }
 
     fn input_echo(&mut self, data: &[u8], t: &mut Tally, now: u64) {
-        let req = self.spec.request.clone();
         let mut i = 0;
         while i < data.len() {
             if self.inflight.is_empty() {
                 return self.fail(t); // bytes nobody asked for
             }
-            let k = (data.len() - i).min(req.len() - self.pos);
-            if data[i..i + k] != req[self.pos..self.pos + k] {
+            // (The spec's `Arc` borrowed, not cloned: a clone is two locked instructions.)
+            let (req, pos) = (&self.spec.request, self.pos as usize);
+            let k = (data.len() - i).min(req.len() - pos);
+            if data[i..i + k] != req[pos..pos + k] {
                 return self.fail(t);
             }
             i += k;
-            self.pos += k;
-            if self.pos == req.len() {
+            // Below the request's length, a `u32` (`MAX_ECHO_REQUEST`).
+            self.pos += k as u32;
+            if self.pos as usize == req.len() {
                 self.pos = 0;
                 self.complete(true, t, now);
             }
@@ -156,15 +166,16 @@ impl ClientSession {
 
     /// Returns how much of `data` was consumed.
     fn input_http(&mut self, data: &[u8], t: &mut Tally, now: u64) -> usize {
+        let mut h = self.http.take().unwrap_or_default();
         let mut used = 0;
         while used < data.len() && !self.done {
             let rest = &data[used..];
-            if let Some(left) = self.body_left {
+            if let Some(left) = h.body_left {
                 let k = left.min(rest.len() as u64);
                 used += k as usize;
-                self.body_left = Some(left - k);
+                h.body_left = Some(left - k);
                 if left == k {
-                    self.end_response(t, now);
+                    self.end_response(&mut h, t, now);
                 }
                 continue;
             }
@@ -172,35 +183,36 @@ impl ClientSession {
                 self.fail(t);
                 break;
             }
-            let old = self.head.len();
+            let old = h.head.len();
             let take = rest.len().min(MAX_RESPONSE_HEAD + 1 - old.min(MAX_RESPONSE_HEAD));
-            self.head.extend_from_slice(&rest[..take]);
-            match find_head_end(&self.head, self.scan) {
+            h.head.extend_from_slice(&rest[..take]);
+            match find_head_end(&h.head, h.scan) {
                 Some(end) => {
                     used += end.saturating_sub(old);
-                    match parse_response(&self.head[..end]) {
-                        Some(h) => {
-                            self.last_ok = (200..400).contains(&h.status);
-                            self.close_after = h.close;
-                            self.body_left = Some(h.content_length);
-                            if h.content_length == 0 {
-                                self.end_response(t, now);
+                    match parse_response(&h.head[..end]) {
+                        Some(r) => {
+                            h.last_ok = (200..400).contains(&r.status);
+                            h.close_after = r.close;
+                            h.body_left = Some(r.content_length);
+                            if r.content_length == 0 {
+                                self.end_response(&mut h, t, now);
                             }
                         }
                         None => self.fail(t),
                     }
-                    self.head.clear();
-                    self.scan = 0;
+                    h.head.clear();
+                    h.scan = 0;
                 }
                 None => {
                     used += take;
-                    if self.head.len() > MAX_RESPONSE_HEAD {
+                    if h.head.len() > MAX_RESPONSE_HEAD {
                         self.fail(t);
                     }
-                    self.scan = self.head.len().saturating_sub(3);
+                    h.scan = h.head.len().saturating_sub(3);
                 }
             }
         }
+        self.http = Some(h);
         if self.done {
             data.len()
         } else {
@@ -208,10 +220,10 @@ impl ClientSession {
         }
     }
 
-    fn end_response(&mut self, t: &mut Tally, now: u64) {
-        self.body_left = None;
-        self.complete(self.last_ok, t, now);
-        if self.close_after {
+    fn end_response(&mut self, h: &mut HttpRead, t: &mut Tally, now: u64) {
+        h.body_left = None;
+        self.complete(h.last_ok, t, now);
+        if h.close_after {
             self.done = true;
             if !self.inflight.is_empty() {
                 // Requests sent behind a closing response get no answer.
@@ -269,37 +281,42 @@ impl Session for ClientSession {
 /// touched.
 #[derive(Debug, Default)]
 struct SendTimes {
-    oldest: Option<u64>,
-    rest: VecDeque<u64>,
+    oldest: Option<NonMaxU64>,
+    /// The others (pipelining only): boxed, so that the session stays small (8 bytes
+    /// instead of the deque's 32).
+    #[allow(clippy::box_collection)]
+    rest: Option<Box<VecDeque<u64>>>,
 }
 
 impl SendTimes {
     fn len(&self) -> usize {
-        usize::from(self.oldest.is_some()) + self.rest.len()
+        usize::from(self.oldest.is_some()) + self.rest.as_ref().map_or(0, |r| r.len())
     }
     fn is_empty(&self) -> bool {
         self.oldest.is_none()
     }
     fn push_back(&mut self, t: u64) {
         if self.oldest.is_none() {
-            self.oldest = Some(t);
+            self.oldest = Some(ns(t));
         } else {
-            self.rest.push_back(t);
+            self.rest.get_or_insert_default().push_back(t);
         }
     }
     fn pop_front(&mut self) -> Option<u64> {
         let t = self.oldest.take()?;
-        self.oldest = self.rest.pop_front();
-        Some(t)
+        self.oldest = self.rest.as_mut().and_then(|r| r.pop_front()).map(ns);
+        Some(t.get())
     }
     fn clear(&mut self) {
         self.oldest = None;
-        self.rest.clear();
+        if let Some(r) = &mut self.rest {
+            r.clear();
+        }
     }
     /// Starts fetching the queue's memory, if there is more than the oldest.
     fn prefetch(&self) {
-        if !self.rest.is_empty() {
-            sluice_buf::prefetch(self.rest.as_slices().0.as_ptr().cast(), 1);
+        if let Some(r) = self.rest.as_ref().filter(|r| !r.is_empty()) {
+            sluice_buf::prefetch(r.as_slices().0.as_ptr().cast(), 1);
         }
     }
 }
@@ -374,7 +391,7 @@ mod tests {
             assert_eq!(q.pop_front(), Some(t));
             assert!(q.is_empty());
         }
-        assert_eq!(q.rest.capacity(), 0, "one at a time stays inline");
+        assert!(q.rest.is_none(), "one at a time stays inline");
         for t in 0..5 {
             q.push_back(t);
         }
