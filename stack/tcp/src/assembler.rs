@@ -21,9 +21,12 @@ pub(crate) const MAX_RANGES: usize = 16;
 /// which only a connection that received out of order needs, are not part of every TCB.
 #[derive(Debug, Clone)]
 pub(crate) struct Assembler {
-    count: usize,
-    bytes: usize,
-    evicted: u64,
+    /// (Narrow: the counts share the TCB's hot front. At most `MAX_RANGES` ranges; bytes
+    /// held within the receive window, below 2^30.)
+    bytes: u32,
+    count: u16,
+    /// Ranges the last `add` gave up.
+    evicted: u16,
     /// Sorted, disjoint, non-adjacent `[start, end)` offsets from RCV.NXT.
     ranges: OutOfLine<Ranges>,
 }
@@ -46,8 +49,8 @@ impl Assembler {
     pub fn new() -> Self {
         Assembler {
             ranges: OutOfLine::new(),
-            count: 0,
             bytes: 0,
+            count: 0,
             evicted: 0,
         }
     }
@@ -55,7 +58,7 @@ impl Assembler {
     /// Bytes currently held out of order.
     #[cfg(test)]
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.bytes as usize
     }
 
     pub fn is_empty(&self) -> bool {
@@ -70,6 +73,7 @@ impl Assembler {
     /// Records `[start, end)` (offsets from RCV.NXT, `start > 0`). Returns false, changing
     /// nothing, if holding it would exceed `max_bytes` or `MAX_RANGES`.
     pub fn add(&mut self, start: usize, end: usize, max_bytes: usize) -> bool {
+        self.evicted = 0;
         if start >= end {
             return true;
         }
@@ -79,12 +83,12 @@ impl Assembler {
                 None => {
                     // Full (and not empty): give up the farthest range if the new one lies
                     // below it.
-                    let (s, e) = self.ranges.get()[self.count - 1];
+                    let (s, e) = self.ranges.get()[self.count as usize - 1];
                     if s <= end {
                         return false;
                     }
                     self.count -= 1;
-                    self.bytes -= e - s;
+                    self.bytes -= (e - s) as u32;
                     self.evicted += 1;
                 }
             }
@@ -96,11 +100,12 @@ impl Assembler {
     fn try_add(&mut self, start: usize, end: usize, max_bytes: usize) -> Option<bool> {
         let (mut lo, mut hi) = (start, end);
         let mut merged_bytes = 0;
-        let mut first = self.count; // index of the first range touching [start, end)
+        let count = self.count as usize;
+        let mut first = count; // index of the first range touching [start, end)
         let mut last = 0; // one past the last touching range
-        for (i, &(s, e)) in self.ranges.get()[..self.count].iter().enumerate() {
+        for (i, &(s, e)) in self.ranges.get()[..count].iter().enumerate() {
             if s <= end && e >= start {
-                if first == self.count {
+                if first == count {
                     first = i;
                 }
                 last = i + 1;
@@ -109,16 +114,16 @@ impl Assembler {
                 merged_bytes += e - s;
             }
         }
-        let new_bytes = self.bytes - merged_bytes + (hi - lo);
-        let touched = if first == self.count { 0 } else { last - first };
-        let new_count = self.count - touched + 1;
-        if new_bytes > max_bytes || new_count > MAX_RANGES {
-            if self.count == 0 || (hi - lo) > max_bytes {
+        let new_bytes = self.bytes as usize - merged_bytes + (hi - lo);
+        let touched = if first == count { 0 } else { last - first };
+        let new_count = count - touched + 1;
+        // (Bytes held stay within a `u32`, whatever `max_bytes` says.)
+        if new_bytes > max_bytes.min(u32::MAX as usize) || new_count > MAX_RANGES {
+            if count == 0 || (hi - lo) > max_bytes.min(u32::MAX as usize) {
                 return Some(false);
             }
             return None;
         }
-        let count = self.count;
         if touched == 0 {
             let pos = self.ranges.get()[..count]
                 .iter()
@@ -132,18 +137,18 @@ impl Assembler {
             r[first] = (lo, hi);
             r.copy_within(last..count, first + 1);
         }
-        self.count = new_count;
-        self.bytes = new_bytes;
+        self.count = new_count as u16;
+        self.bytes = new_bytes as u32;
         Some(true)
     }
 
-    /// Ranges given up to make room for lower ones, since the connection began.
+    /// Ranges the last `add` gave up to make room for a lower one.
     pub fn evicted(&self) -> u64 {
-        self.evicted
+        u64::from(self.evicted)
     }
 
     pub fn advance(&mut self, n: usize) -> usize {
-        let count = self.count;
+        let count = self.count as usize;
         if count == 0 {
             self.bytes = 0;
             return 0;
@@ -163,8 +168,8 @@ impl Assembler {
             x.1 -= end;
             bytes += x.1 - x.0;
         }
-        self.count = left;
-        self.bytes = bytes;
+        self.count = left as u16;
+        self.bytes = bytes as u32;
         end - n
     }
 
@@ -172,7 +177,7 @@ impl Assembler {
     /// The first held bytes within `[start, end)`: what a segment repeats of the data
     /// held out of order (for its D-SACK block).
     pub fn overlap(&self, start: usize, end: usize) -> Option<(usize, usize)> {
-        self.ranges.get()[..self.count]
+        self.ranges.get()[..self.count as usize]
             .iter()
             .map(|&(s, e)| (s.max(start), e.min(end)))
             .filter(|&(s, e)| s < e)
@@ -180,7 +185,7 @@ impl Assembler {
     }
 
     pub fn range_containing(&self, at: usize) -> Option<(usize, usize)> {
-        self.ranges.get()[..self.count]
+        self.ranges.get()[..self.count as usize]
             .iter()
             .copied()
             .find(|&(s, e)| s <= at && at < e)
@@ -188,7 +193,7 @@ impl Assembler {
 
     #[cfg(test)]
     pub fn ranges(&self) -> &[(usize, usize)] {
-        &self.ranges.get()[..self.count]
+        &self.ranges.get()[..self.count as usize]
     }
 }
 

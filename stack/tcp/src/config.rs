@@ -164,6 +164,11 @@ pub const MIN_MSS: usize = 88;
 /// The MSS assumed when the peer sends no MSS option (RFC 9293 MUST-15: 536).
 pub const DEFAULT_MSS: usize = 536;
 
+/// The most retransmissions (and keepalive probes) a limit can ask for before the
+/// connection gives up: a TCB counts them in a byte. (Linux caps keepalive probes at 127;
+/// 254 RTOs at the default 120 s cap are eight hours.)
+pub const MAX_RETRIES: u32 = 254;
+
 /// The largest receive buffer window scaling can describe (RFC 7323: shift at most 14).
 pub const MAX_WINDOW: usize = 65535 << 14;
 
@@ -183,6 +188,11 @@ impl TcpConfig {
         self.delayed_ack = self
             .delayed_ack
             .map(|d| d.min(core::time::Duration::from_millis(499)));
+        self.max_retransmissions = self.max_retransmissions.min(MAX_RETRIES);
+        self.max_syn_retransmissions = self.max_syn_retransmissions.min(MAX_RETRIES);
+        if let Some(k) = &mut self.keepalive {
+            k.count = k.count.min(MAX_RETRIES);
+        }
         self
     }
 

@@ -226,17 +226,17 @@ pub struct SegmentOutcome {
     pub coalesced: bool,
 }
 
-/// Per-connection counters. `#[repr(C)]`: the five that every segment counts are first,
-/// in one cache line (the TCB's layout).
+/// Per-connection counters. `#[repr(C)]`: the four that every segment counts are first
+/// (the TCB's hot front ends with them).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct Counters {
     pub segments_in: u64,
     pub segments_out: u64,
     pub bytes_in: u64,
+    pub bytes_out: u64,
     /// Of `bytes_in`, those kept in the device's buffers (zero-copy receive).
     pub bytes_in_zero_copy: u64,
-    pub bytes_out: u64,
     /// Segments sent again (RTO, fast retransmit, partial ACK).
     pub retransmits: u64,
     pub rto_expirations: u64,

@@ -7,7 +7,7 @@ use sluice_wire::Instant;
 
 use crate::congestion::{AckInfo, CcAction, CongestionControl};
 use crate::error::{ConnError, DropReason, SegmentOutcome, State};
-use crate::tcb::Tcb;
+use crate::tcb::{OptSeq, Tcb};
 
 /// The acceptability test of RFC 9293 3.10.7.4 (the table of four cases).
 pub(crate) fn seq_acceptable(seq: SeqNumber, len: usize, rcv_nxt: SeqNumber, wnd: usize) -> bool {
@@ -345,7 +345,7 @@ impl Tcb {
                 return Some(DropReason::BadAck);
             }
         } else {
-            let highest = match self.probe_end {
+            let highest = match self.probe_end.get() {
                 Some(p) => p.max(self.snd_max),
                 None => self.snd_max,
             };
@@ -412,7 +412,7 @@ impl Tcb {
                     self.persist_backoff = 0;
                 }
             }
-            self.probe_end = None;
+            self.probe_end = OptSeq::NONE;
             self.persist_unanswered = 0;
         }
         match self.state {
@@ -477,7 +477,7 @@ impl Tcb {
                 self.receive_fin(now);
             } else if fin_seq > self.rcv_nxt {
                 // FIN after a hole: remember it until the data before it arrives.
-                self.ooo_fin = Some(fin_seq);
+                self.ooo_fin = OptSeq::some(fin_seq);
                 self.ack_now = true;
             }
         }
@@ -531,16 +531,15 @@ impl Tcb {
                 return Some(DropReason::MemoryBudget);
             }
             let repeat = self.asm.overlap(offset, offset + data.len());
-            let evicted = self.asm.evicted();
             if !self.asm.add(offset, offset + data.len(), self.cfg.max_ooo_bytes) {
                 self.counters.ooo_dropped += 1;
                 return Some(DropReason::ReassemblyFull);
             }
             self.counters.ooo_segments += 1;
             self.rx.write_at(offset, data);
-            if self.asm.evicted() != evicted {
+            if self.asm.evicted() > 0 {
                 // Farther ranges were given up for this one: stop SACKing them.
-                self.counters.ooo_dropped += self.asm.evicted() - evicted;
+                self.counters.ooo_dropped += self.asm.evicted();
                 self.refresh_sack_report();
             }
             // Only bytes still held after the add (nothing was given up under them).
@@ -626,7 +625,7 @@ impl Tcb {
                 _ => self.ack_now = true,
             }
         }
-        if self.ooo_fin == Some(self.rcv_nxt) {
+        if self.ooo_fin.get() == Some(self.rcv_nxt) {
             self.receive_fin(now);
         }
         None
@@ -646,7 +645,7 @@ impl Tcb {
     fn receive_fin(&mut self, now: Instant) {
         self.rcv_nxt += 1;
         self.fin_received = true;
-        self.ooo_fin = None;
+        self.ooo_fin = OptSeq::NONE;
         self.clear_out_of_order();
         self.ack_now = true;
         match self.state {

@@ -3,7 +3,7 @@
 //! in `crate::rack`.
 
 use crate::rack::WC_DEL_ACK;
-use crate::tcb::Tcb;
+use crate::tcb::{OptSeq, Tcb};
 use core::time::Duration;
 use sluice_wire::Instant;
 impl Tcb {
@@ -138,7 +138,7 @@ impl Tcb {
             data_end - (data_end - self.snd_una).min(self.mss)
         };
         self.counters.tlp_probes += 1;
-        self.tlp_probe = Some(seq);
+        self.tlp_probe = OptSeq::some(seq);
         self.rack.tlp_high = Some(self.snd_max);
         self.timers.rtx = Some(now + self.rtt.rto());
     }

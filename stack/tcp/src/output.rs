@@ -6,7 +6,7 @@ use sluice_wire::Instant;
 
 use crate::congestion::CongestionControl;
 use crate::error::State;
-use crate::tcb::Tcb;
+use crate::tcb::{OptSeq, Tcb};
 use crate::timestamps::ts_clock;
 
 impl Tcb {
@@ -105,7 +105,7 @@ impl Tcb {
             let off = self.snd_nxt - self.tx_seq0;
             if off < self.tx.len() {
                 self.counters.persist_probes += 1;
-                self.probe_end = Some(self.snd_nxt + 1);
+                self.probe_end = OptSeq::some(self.snd_nxt + 1);
                 let mut r = self.repr(self.snd_nxt, TcpFlags::NONE);
                 r.window = self.advertise();
                 self.fill_options(now, &mut r);
@@ -247,6 +247,7 @@ impl Tcb {
         }
         if seq < self.snd_max {
             self.counters.retransmits += 1;
+            self.rtx_unreported = self.rtx_unreported.saturating_add(1);
             if matches!(self.rtt_timed, Some((e, _)) if e > seq) {
                 self.rtt_timed = None; // Karn
             }
@@ -318,6 +319,7 @@ impl Tcb {
         }
         if self.snd_max > self.iss {
             self.counters.retransmits += 1;
+            self.rtx_unreported = self.rtx_unreported.saturating_add(1);
             self.rtt_timed = None;
             self.syn_retransmitted = true;
         } else {

@@ -29,8 +29,10 @@ pub(crate) const DUP_THRESH: usize = 3;
 /// not part of every TCB.
 #[derive(Debug, Clone)]
 pub(crate) struct Scoreboard {
-    count: usize,
-    sacked: usize,
+    /// (`u32`s: the scoreboard's counts share the TCB's hot front; at most
+    /// `SCOREBOARD_MAX` ranges, and SACKed bytes within a window, below 2^30.)
+    count: u32,
+    sacked: u32,
     ranges: OutOfLine<Ranges>,
 }
 
@@ -57,6 +59,13 @@ impl Scoreboard {
         }
     }
 
+    /// Stores the counts (each fits: `count` ≤ `SCOREBOARD_MAX`, `sacked` within a window).
+    #[inline]
+    fn store(&mut self, count: usize, sacked: usize) {
+        self.count = count as u32;
+        self.sacked = sacked as u32;
+    }
+
     pub fn clear(&mut self) {
         self.count = 0;
         self.sacked = 0;
@@ -68,11 +77,11 @@ impl Scoreboard {
 
     /// Bytes SACKed above SND.UNA.
     pub fn sacked(&self) -> usize {
-        self.sacked
+        self.sacked as usize
     }
 
     pub fn ranges(&self) -> &[(SeqNumber, SeqNumber)] {
-        &self.ranges.get()[..self.count]
+        &self.ranges.get()[..self.count as usize]
     }
 
     /// One past the highest SACKed byte.
@@ -88,11 +97,12 @@ impl Scoreboard {
         }
         let (mut lo, mut hi) = (left, right);
         let mut merged = 0;
-        let mut first = self.count;
+        let count = self.count as usize;
+        let mut first = count;
         let mut last = 0;
         for (i, &(s, e)) in self.ranges().iter().enumerate() {
             if s <= right && e >= left {
-                if first == self.count {
+                if first == count {
                     first = i;
                 }
                 last = i + 1;
@@ -101,46 +111,47 @@ impl Scoreboard {
                 merged += e - s;
             }
         }
-        if first == self.count {
+        let mut sacked = self.sacked as usize;
+        let mut count = count;
+        if first == count {
             // A new disjoint range.
             let pos = self
                 .ranges()
                 .iter()
                 .position(|&(s, _)| s > right)
-                .unwrap_or(self.count);
-            if self.count == SCOREBOARD_MAX {
-                if pos == self.count {
+                .unwrap_or(count);
+            if count == SCOREBOARD_MAX {
+                if pos == count {
                     return 0; // above everything held: forget it
                 }
                 // Forget the highest range to make room.
-                let (s, e) = self.ranges.get()[self.count - 1];
-                self.sacked -= e - s;
-                self.count -= 1;
+                let (s, e) = self.ranges.get()[count - 1];
+                sacked -= e - s;
+                count -= 1;
             }
-            let count = self.count;
             let r = self.ranges.get_mut();
             r.copy_within(pos..count, pos + 1);
             r[pos] = (lo, hi);
-            self.count += 1;
+            count += 1;
         } else {
-            let count = self.count;
             let r = self.ranges.get_mut();
             r[first] = (lo, hi);
             r.copy_within(last..count, first + 1);
-            self.count -= last - first - 1;
-            self.sacked -= merged;
+            count -= last - first - 1;
+            sacked -= merged;
         }
-        self.sacked += hi - lo;
+        sacked += hi - lo;
+        self.store(count, sacked);
         (hi - lo) - merged
     }
 
     /// The cumulative ACK moved to `una`: forget what it covers.
     pub fn advance(&mut self, una: SeqNumber) {
-        let count = self.count;
+        let count = self.count as usize;
         if count == 0 {
             return;
         }
-        let mut sacked = self.sacked;
+        let mut sacked = self.sacked as usize;
         let r = self.ranges.get_mut();
         let mut drop = 0;
         while drop < count {
@@ -157,8 +168,7 @@ impl Scoreboard {
             }
         }
         r.copy_within(drop..count, 0);
-        self.count -= drop;
-        self.sacked = sacked;
+        self.store(count - drop, sacked);
     }
 
     /// Bytes in `[a, b)` that are not SACKed.

@@ -51,6 +51,42 @@ pub(crate) struct Timers {
     pub tlp: Option<Instant>,
 }
 
+/// An optional sequence number in 5 bytes, aligned to 1 (`Option<SeqNumber>` takes 8): it
+/// lies with the TCB's 1-byte fields, whose hot front is then a cache line shorter.
+#[derive(Clone, Copy)]
+#[repr(C, packed)]
+pub(crate) struct OptSeq {
+    seq: u32,
+    some: bool,
+}
+
+impl OptSeq {
+    pub(crate) const NONE: OptSeq = OptSeq { seq: 0, some: false };
+
+    pub(crate) fn some(seq: SeqNumber) -> OptSeq {
+        OptSeq {
+            seq: seq.0,
+            some: true,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(self) -> Option<SeqNumber> {
+        self.some.then_some(SeqNumber(self.seq))
+    }
+
+    #[inline]
+    pub(crate) fn take(&mut self) -> Option<SeqNumber> {
+        core::mem::replace(self, OptSeq::NONE).get()
+    }
+}
+
+impl core::fmt::Debug for OptSeq {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
 /// One TCP connection: a plain struct stepped by `on_segment`, `poll_transmit` and
 /// `handle_timeout`; it never reads a clock and never allocates after creation.
 ///
@@ -81,12 +117,6 @@ pub struct Tcb {
     pub(crate) rtt: RttEstimator,
     pub(crate) tx: SendBuffer,
     pub(crate) rx: RecvBuffer,
-    /// End of an outstanding zero-window probe byte (acceptable for ACKs).
-    pub(crate) probe_end: Option<SeqNumber>,
-    /// Sequence number of a FIN received out of order.
-    pub(crate) ooo_fin: Option<SeqNumber>,
-    /// A TLP probe to send, starting at this sequence number.
-    pub(crate) tlp_probe: Option<SeqNumber>,
     /// Effective send MSS.
     pub(crate) mss: usize,
     /// When data last arrived (`Instant::ZERO`: not yet).
@@ -111,11 +141,6 @@ pub struct Tcb {
     pub(crate) rcv_nxt: SeqNumber,
     /// Right edge of the window last advertised.
     pub(crate) rcv_adv: SeqNumber,
-    /// Consecutive RTO expirations without progress.
-    pub(crate) retries: u32,
-    /// Zero-window probes sent without any ACK coming back.
-    pub(crate) persist_unanswered: u32,
-    pub(crate) keepalive_unanswered: u32,
     pub(crate) dup_acks: u32,
     /// TS.Recent: the peer's timestamp to echo.
     pub(crate) ts_recent: u32,
@@ -134,8 +159,24 @@ pub struct Tcb {
     pub(crate) remote_port: u16,
     /// Largest segment seen from the peer (for "ACK every second full segment").
     pub(crate) rcv_mss: u16,
+    /// Retransmissions since the owner last took their count (`take_retransmits`): the
+    /// interface adds them to its own counter after each drain without reading the
+    /// counters, which lie past the hot front.
+    pub(crate) rtx_unreported: u16,
 
     // (1-byte)
+    /// End of an outstanding zero-window probe byte (acceptable for ACKs).
+    pub(crate) probe_end: OptSeq,
+    /// Sequence number of a FIN received out of order.
+    pub(crate) ooo_fin: OptSeq,
+    /// A TLP probe to send, starting at this sequence number.
+    pub(crate) tlp_probe: OptSeq,
+    /// Consecutive RTO expirations without progress (a byte: the limits it is compared
+    /// with are at most `MAX_RETRIES`).
+    pub(crate) retries: u8,
+    /// Zero-window probes sent without any ACK coming back.
+    pub(crate) persist_unanswered: u8,
+    pub(crate) keepalive_unanswered: u8,
     pub(crate) state: State,
     pub(crate) error: Option<ConnError>,
     pub(crate) snd_wscale: u8,
@@ -223,8 +264,8 @@ fn controller(kind: CongestionKind, mss: usize) -> Congestion {
 
 impl Tcb {
     /// The bytes at the front of a TCB that a segment of an established connection
-    /// touches (its layout, above): to the counters' first six.
-    pub const HOT: usize = core::mem::offset_of!(Tcb, counters) + 6 * 8;
+    /// touches (its layout, above): to the counters' first four.
+    pub const HOT: usize = core::mem::offset_of!(Tcb, counters) + 4 * 8;
 
     fn new(cfg: SharedConfig, local_port: u16, isn: SeqNumber, state: State) -> Tcb {
         let mss = (cfg.mss as usize).min(DEFAULT_MSS.max(MIN_MSS));
@@ -246,7 +287,7 @@ impl Tcb {
             snd_una: isn,
             snd_nxt: isn,
             snd_max: isn,
-            probe_end: None,
+            probe_end: OptSeq::NONE,
             snd_wnd: 0,
             snd_wl1: SeqNumber(0),
             snd_wl2: isn,
@@ -264,7 +305,7 @@ impl Tcb {
             offer_wscale,
             rx: RecvBuffer::new(cfg.recv_buffer),
             asm: Assembler::new(),
-            ooo_fin: None,
+            ooo_fin: OptSeq::NONE,
             fin_received: false,
             rx_closed: false,
             ack_now: false,
@@ -285,6 +326,7 @@ impl Tcb {
             syn_retransmitted: false,
             persist_backoff: 0,
             persist_unanswered: 0,
+            rtx_unreported: 0,
             keepalive_unanswered: 0,
             rcv_mss: cfg.mss.min(DEFAULT_MSS as u16),
             cc,
@@ -300,7 +342,7 @@ impl Tcb {
             sb: Scoreboard::new(),
             rec: Recovery::default(),
             rack: Rack::new(),
-            tlp_probe: None,
+            tlp_probe: OptSeq::NONE,
             challenge_tokens: cfg.challenge_ack_limit,
             challenge_refill_at: Instant::ZERO,
             invalid_ack_at: None,
@@ -431,6 +473,11 @@ impl Tcb {
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
+    /// Segments retransmitted since the last call (up to 65,535 between two calls; the
+    /// owner asks after each batch of output). `counters().retransmits` has them all.
+    pub fn take_retransmits(&mut self) -> u64 {
+        u64::from(core::mem::take(&mut self.rtx_unreported))
+    }
     /// The effective send MSS.
     pub fn mss(&self) -> usize {
         self.mss
@@ -464,7 +511,7 @@ impl Tcb {
     /// Consecutive retransmission timeouts without progress: the owner can give the IP
     /// layer "negative advice" (RFC 9293 R1, MUST-20) when this reaches its threshold.
     pub fn consecutive_timeouts(&self) -> u32 {
-        self.retries
+        u32::from(self.retries)
     }
     /// The current retransmission timeout (backoff included).
     pub fn rto(&self) -> Duration {

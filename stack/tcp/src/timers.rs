@@ -8,7 +8,8 @@ use sluice_wire::Instant;
 
 use crate::congestion::CongestionControl;
 use crate::error::{ConnError, State};
-use crate::tcb::Tcb;
+
+use crate::tcb::{OptSeq, Tcb};
 
 impl Tcb {
     /// The earliest timer deadline, if any timer runs. Output that is ready now (see
@@ -67,7 +68,7 @@ impl Tcb {
             return;
         }
         self.counters.rto_expirations += 1;
-        self.retries += 1;
+        self.retries = self.retries.saturating_add(1);
         let opening = matches!(self.state, State::SynSent | State::SynReceived);
         let limit = if opening {
             self.cfg.max_syn_retransmissions
@@ -78,7 +79,7 @@ impl Tcb {
             (Some(ut), Some(since)) => now - since >= ut,
             _ => false,
         };
-        if self.retries > limit || user_timeout {
+        if u32::from(self.retries) > limit || user_timeout {
             // R2 reached (RFC 9293 3.8.3): give up.
             if self.state == State::SynReceived && self.passive {
                 self.back_to_listen();
@@ -99,7 +100,7 @@ impl Tcb {
         self.sack_on_rto();
         self.timers.tlp = None;
         self.timers.rack = None;
-        self.tlp_probe = None;
+        self.tlp_probe = OptSeq::NONE;
         self.rtt.on_timeout();
         self.snd_nxt = self.snd_una;
         self.rtt_timed = None;
@@ -125,8 +126,8 @@ impl Tcb {
         if self.snd_wnd > 0 || unsent == 0 || !self.is_established() {
             return;
         }
-        self.persist_unanswered += 1;
-        if self.persist_unanswered > self.cfg.max_retransmissions {
+        self.persist_unanswered = self.persist_unanswered.saturating_add(1);
+        if u32::from(self.persist_unanswered) > self.cfg.max_retransmissions {
             self.enter_closed(Some(ConnError::TimedOut));
             return;
         }
@@ -148,12 +149,12 @@ impl Tcb {
             self.timers.keepalive = Some(now + k.idle);
             return;
         }
-        if self.keepalive_unanswered >= k.count {
+        if u32::from(self.keepalive_unanswered) >= k.count {
             self.queue_rst(self.remote_port, self.snd_max, None);
             self.enter_closed(Some(ConnError::TimedOut));
             return;
         }
-        self.keepalive_unanswered += 1;
+        self.keepalive_unanswered = self.keepalive_unanswered.saturating_add(1);
         self.send_keepalive = true;
         self.timers.keepalive = Some(now + k.interval);
     }

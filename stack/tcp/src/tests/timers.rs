@@ -35,6 +35,9 @@ fn rto_backoff_doubles_up_to_max() {
     }
     assert_eq!(s.counters().rto_expirations, 9);
     assert_eq!(s.counters().retransmits, 9);
+    // The owner's count of them (the interface's counter) takes each once.
+    assert_eq!(s.take_retransmits(), 9);
+    assert_eq!(s.take_retransmits(), 0);
     // An ACK stops the timer.
     send!(s, time t + 10, peer_ack(1, 4));
     assert_eq!(s.poll_at(), None);
@@ -55,6 +58,32 @@ fn gives_up_after_max_retransmissions() {
     s.handle_timeout(ms(15000));
     assert_eq!(s.state(), State::Closed);
     assert_eq!(s.error(), Some(ConnError::TimedOut));
+}
+
+/// The retry count is a byte: a limit beyond `MAX_RETRIES` is brought down to it, so that
+/// a connection still gives up (a saturated count never exceeding the limit would retry
+/// forever), after exactly `MAX_RETRIES` retransmissions.
+#[test]
+fn a_retransmission_limit_beyond_a_byte_still_gives_up() {
+    use crate::config::MAX_RETRIES;
+    let mut s = tcb_established_with(TcpConfig {
+        max_retransmissions: u32::MAX,
+        rto_min: Duration::from_millis(1),
+        rto_max: Duration::from_millis(1),
+        ..config()
+    });
+    assert_eq!(s.config().max_retransmissions, MAX_RETRIES);
+    s.send(b"abc").unwrap();
+    drain(&mut s, ms(0));
+    let mut t = 0;
+    while s.state() == State::Established && t < 10_000 {
+        t = s.poll_at().map_or(t + 1, |at| at.total_millis().max(t + 1));
+        s.handle_timeout(ms(t));
+        drain(&mut s, ms(t));
+    }
+    assert_eq!(s.error(), Some(ConnError::TimedOut));
+    assert_eq!(s.counters().retransmits, u64::from(MAX_RETRIES));
+    assert_eq!(s.consecutive_timeouts(), MAX_RETRIES + 1);
 }
 
 #[test]
