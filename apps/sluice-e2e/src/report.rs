@@ -327,7 +327,7 @@ fn analysis(md: &mut String, r: &Results) {
          kernel's wake-ups through veth and `poll(2)`. At {} connections both cores do per-segment work: \
          readiness comes from a ready list, so a round visits only the connections that changed, and the \
          client (the same core budget) is as loaded as the server. At {} connections a connection's state \
-         is out of the caches: a segment touches 12 cache lines of it (`Conn::HOT`), which the look ahead \
+         is out of the caches: a segment touches 11 cache lines of it (`Conn::HOT`), which the look ahead \
          at a burst prefetches with the lines of its buffers, and both sides wait on those misses (the \
          profiles' top samples sit at the prefetch instructions). The kernel figures on this shared 2-core \
          VM swing widely from run to run (its threads sleep and wake; Sluice's poll), and so does this \

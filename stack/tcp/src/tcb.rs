@@ -97,7 +97,7 @@ impl core::fmt::Debug for OptSeq {
 /// Layout: `#[repr(C)]`, its fields in the order below. With thousands of connections
 /// their state is out of the caches, and a segment costs a miss per line of it that it
 /// touches; what an established connection's segment reads and writes comes first, so
-/// that it takes 11 lines of the TCB's 16 (`Tcb::HOT`, which the interface fetches
+/// that it takes 10 or 11 lines of the TCB's 15 (`Tcb::HOT`, which the interface fetches
 /// ahead of a burst).
 #[derive(Debug)]
 #[repr(C)]
