@@ -24,7 +24,8 @@ pub struct Keepalive {
     pub idle: Duration,
     /// Time between unanswered probes.
     pub interval: Duration,
-    /// Unanswered probes before the connection is aborted with `ConnError::TimedOut`.
+    /// Unanswered probes before the connection is aborted with `ConnError::TimedOut`; at
+    /// most `MAX_RETRIES` (a larger value acts as it).
     pub count: u32,
 }
 
@@ -66,10 +67,12 @@ pub struct TcpConfig {
     pub rto_max: Duration,
     /// Maximum segment lifetime; TIME-WAIT lasts `2 * msl`.
     pub msl: Duration,
-    /// Retransmissions of the same data before the connection is aborted (R2).
+    /// Retransmissions of the same data before the connection is aborted (R2); at most
+    /// `MAX_RETRIES` (a larger value acts as it).
     pub max_retransmissions: u32,
     /// Retransmissions of a SYN (or SYN-ACK) before the open fails (R2 for SYN). The
     /// default, 7, gives up after 183 s with the default RTOs (MUST-23: at least 3 min).
+    /// At most `MAX_RETRIES`.
     pub max_syn_retransmissions: u32,
     /// Abort when data stays unacknowledged this long, whatever the retransmission count
     /// (RFC 9293 3.8.3 USER TIMEOUT).
