@@ -9,7 +9,7 @@ use sluice_wire::tcp::{SeqNumber, TcpFlags, TcpRepr};
 use sluice_wire::Instant;
 
 use crate::assembler::Assembler;
-use crate::config::{CongestionKind, SharedConfig, TcpConfig, DEFAULT_MSS, MIN_MSS};
+use crate::config::{CongestionKind, SharedConfig, TcpConfig, DEFAULT_MSS, MAX_RETRIES, MIN_MSS};
 use crate::congestion::{CongestionControl, NewReno, Unlimited};
 use crate::controller::Congestion;
 use crate::cubic::Cubic;
@@ -398,14 +398,19 @@ impl Tcb {
         self.cfg.make_mut().user_timeout = timeout;
     }
 
-    /// How many times a SYN is retransmitted before the open is given up (TCP_SYNCNT).
+    /// How many times a SYN is retransmitted before the open is given up (TCP_SYNCNT; at
+    /// most `MAX_RETRIES`).
     pub fn set_syn_retries(&mut self, retries: u32) {
-        self.cfg.make_mut().max_syn_retransmissions = retries;
+        self.cfg.make_mut().max_syn_retransmissions = retries.min(MAX_RETRIES);
     }
 
     /// Turns keepalive on with these parameters, or off, from `now` on (SO_KEEPALIVE).
+    /// Probes beyond `MAX_RETRIES` act as it.
     pub fn set_keepalive(&mut self, now: Instant, keepalive: Option<crate::Keepalive>) {
-        self.cfg.make_mut().keepalive = keepalive;
+        self.cfg.make_mut().keepalive = keepalive.map(|k| crate::Keepalive {
+            count: k.count.min(MAX_RETRIES),
+            ..k
+        });
         self.keepalive_reset(now);
     }
 

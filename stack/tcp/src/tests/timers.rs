@@ -86,6 +86,34 @@ fn a_retransmission_limit_beyond_a_byte_still_gives_up() {
     assert_eq!(s.consecutive_timeouts(), MAX_RETRIES + 1);
 }
 
+/// The per-connection setters cap the limits as the configuration does: a keepalive
+/// count or SYN retries beyond `MAX_RETRIES` act as it, and unanswered probes still end
+/// the connection.
+#[test]
+fn per_connection_limits_beyond_a_byte_are_capped() {
+    use crate::config::MAX_RETRIES;
+    let mut s = tcb_established_with(config());
+    s.set_syn_retries(u32::MAX);
+    assert_eq!(s.config().max_syn_retransmissions, MAX_RETRIES);
+    s.set_keepalive(
+        ms(0),
+        Some(Keepalive {
+            idle: Duration::from_millis(10),
+            interval: Duration::from_millis(10),
+            count: u32::MAX,
+        }),
+    );
+    assert_eq!(s.config().keepalive.map(|k| k.count), Some(MAX_RETRIES));
+    let mut t = 0;
+    while s.state() == State::Established && t < 100_000 {
+        t = s.poll_at().map_or(t + 1, |at| at.total_millis().max(t + 1));
+        s.handle_timeout(ms(t));
+        drain(&mut s, ms(t));
+    }
+    assert_eq!(s.error(), Some(ConnError::TimedOut));
+    assert_eq!(s.counters().keepalive_probes, u64::from(MAX_RETRIES));
+}
+
 #[test]
 fn user_timeout_aborts() {
     let mut s = tcb_rto_1s(TcpConfig {
