@@ -79,7 +79,7 @@ pub struct ClientSession {
     /// Send times of the outstanding requests, oldest first.
     inflight: SendTimes,
     /// HTTP: where the response being read is (taken at the first response: an echo
-    /// client's session stays small, four cache lines with its connection in the driver).
+    /// client's session stays small, three cache lines with its connection in the driver).
     http: Option<Box<HttpRead>>,
     /// Requests sent on this connection.
     sent: u64,

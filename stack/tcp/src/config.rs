@@ -212,7 +212,7 @@ impl TcpConfig {
 /// A sanitized configuration that connections share: a TCB holds one of these, so that
 /// thousands of connections opened alike read one copy, which stays in the cache, instead
 /// of each its own (the lines of it a segment reads would be misses of their own).
-/// Changing one connection's option copies it for that connection alone (`make_mut`).
+/// Changing one connection's option copies it for that connection alone (`modify`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SharedConfig(Arc<TcpConfig>);
 
@@ -222,9 +222,13 @@ impl SharedConfig {
         SharedConfig(Arc::new(cfg.sanitized()))
     }
 
-    /// This connection's own copy, to change (copied first if others share it).
-    pub(crate) fn make_mut(&mut self) -> &mut TcpConfig {
-        Arc::make_mut(&mut self.0)
+    /// Changes this connection's own copy (copied first if others share it) with `f`,
+    /// then sanitizes it again: an option set on one connection is brought into range as
+    /// the configuration it was opened with was.
+    pub(crate) fn modify(&mut self, f: impl FnOnce(&mut TcpConfig)) {
+        let cfg = Arc::make_mut(&mut self.0);
+        f(cfg);
+        *cfg = cfg.sanitized();
     }
 }
 

@@ -246,8 +246,7 @@ impl Tcb {
             self.rack.on_send(end, now);
         }
         if seq < self.snd_max {
-            self.counters.retransmits += 1;
-            self.rtx_unreported = self.rtx_unreported.saturating_add(1);
+            self.count_retransmit();
             if matches!(self.rtt_timed, Some((e, _)) if e > seq) {
                 self.rtt_timed = None; // Karn
             }
@@ -318,8 +317,7 @@ impl Tcb {
             self.rcv_adv = self.rcv_nxt + wnd;
         }
         if self.snd_max > self.iss {
-            self.counters.retransmits += 1;
-            self.rtx_unreported = self.rtx_unreported.saturating_add(1);
+            self.count_retransmit();
             self.rtt_timed = None;
             self.syn_retransmitted = true;
         } else {

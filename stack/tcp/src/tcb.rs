@@ -9,7 +9,7 @@ use sluice_wire::tcp::{SeqNumber, TcpFlags, TcpRepr};
 use sluice_wire::Instant;
 
 use crate::assembler::Assembler;
-use crate::config::{CongestionKind, SharedConfig, TcpConfig, DEFAULT_MSS, MAX_RETRIES, MIN_MSS};
+use crate::config::{CongestionKind, SharedConfig, TcpConfig, DEFAULT_MSS, MIN_MSS};
 use crate::congestion::{CongestionControl, NewReno, Unlimited};
 use crate::controller::Congestion;
 use crate::cubic::Cubic;
@@ -380,14 +380,14 @@ impl Tcb {
     /// sends starts the new controller from the initial window, as a new connection would.
     pub fn set_congestion(&mut self, kind: CongestionKind) {
         if self.cfg.congestion != kind {
-            self.cfg.make_mut().congestion = kind;
+            self.cfg.modify(|c| c.congestion = kind);
             self.cc = controller(kind, self.mss());
         }
     }
 
     /// Turns Nagle's algorithm off (`true`) or on, from now on (TCP_NODELAY).
     pub fn set_nodelay(&mut self, nodelay: bool) {
-        self.cfg.make_mut().nodelay = nodelay;
+        self.cfg.modify(|c| c.nodelay = nodelay);
     }
 
     /// The give-up time R2 (RFC 1122 4.2.3.5, TCP_USER_TIMEOUT): with `Some`, the
@@ -395,22 +395,19 @@ impl Tcb {
     /// that long, at the next retransmission timeout; `None`: the retransmission count
     /// decides alone.
     pub fn set_user_timeout(&mut self, timeout: Option<core::time::Duration>) {
-        self.cfg.make_mut().user_timeout = timeout;
+        self.cfg.modify(|c| c.user_timeout = timeout);
     }
 
     /// How many times a SYN is retransmitted before the open is given up (TCP_SYNCNT; at
     /// most `MAX_RETRIES`).
     pub fn set_syn_retries(&mut self, retries: u32) {
-        self.cfg.make_mut().max_syn_retransmissions = retries.min(MAX_RETRIES);
+        self.cfg.modify(|c| c.max_syn_retransmissions = retries);
     }
 
     /// Turns keepalive on with these parameters, or off, from `now` on (SO_KEEPALIVE).
     /// Probes beyond `MAX_RETRIES` act as it.
     pub fn set_keepalive(&mut self, now: Instant, keepalive: Option<crate::Keepalive>) {
-        self.cfg.make_mut().keepalive = keepalive.map(|k| crate::Keepalive {
-            count: k.count.min(MAX_RETRIES),
-            ..k
-        });
+        self.cfg.modify(|c| c.keepalive = keepalive);
         self.keepalive_reset(now);
     }
 
@@ -478,6 +475,11 @@ impl Tcb {
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
+    /// One segment sent again: in the counters, and in the count the owner takes.
+    pub(crate) fn count_retransmit(&mut self) {
+        self.counters.retransmits += 1;
+        self.rtx_unreported = self.rtx_unreported.saturating_add(1);
+    }
     /// Segments retransmitted since the last call (up to 65,535 between two calls; the
     /// owner asks after each batch of output). `counters().retransmits` has them all.
     pub fn take_retransmits(&mut self) -> u64 {
@@ -528,8 +530,10 @@ impl Tcb {
     /// Sets the DS field and TTL of the packets this connection sends (`IP_TOS`,
     /// `IP_TTL`; RFC 1122 MUST-48), from its next packet on.
     pub fn set_ip_options(&mut self, tos: u8, ttl: Option<u8>) {
-        self.cfg.make_mut().ip_tos = tos;
-        self.cfg.make_mut().ip_ttl = ttl;
+        self.cfg.modify(|c| {
+            c.ip_tos = tos;
+            c.ip_ttl = ttl;
+        });
     }
     /// The RTT variation (RFC 6298 RTTVAR); zero before the first sample.
     pub fn rttvar(&self) -> Duration {

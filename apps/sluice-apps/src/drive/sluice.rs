@@ -258,8 +258,7 @@ impl<S: Session> SluiceDriver<S> {
         }
         let d = ns(d);
         slot.armed = Some(d);
-        let d = d.get();
-        self.timers.push(Reverse((d, slot.s.0)));
+        self.timers.push(Reverse((d.get(), slot.s.0)));
         // Entries of connections that ended (or re-armed earlier) stay until their deadline
         // comes up: with short connections they would pile up by the million (and the heap
         // with them). Once they are most of it, it is rebuilt from the live ones.

@@ -631,7 +631,7 @@ fn icmp_frag_needed_lowers_mss() {
 #[test]
 fn the_pmtu_floor_is_configurable() {
     let mut s = tcb_established();
-    s.cfg.make_mut().min_pmtu = 128;
+    s.cfg.modify(|c| c.min_pmtu = 128);
     s.on_icmp_error(ms(1), IcmpError::FragmentationNeeded { mtu: 100 }, LOCAL_SEQ + 1);
     assert_eq!(s.mss(), 88, "raised to 128 - 40, then to MIN_MSS");
 }

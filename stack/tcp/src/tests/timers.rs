@@ -60,6 +60,17 @@ fn gives_up_after_max_retransmissions() {
     assert_eq!(s.error(), Some(ConnError::TimedOut));
 }
 
+/// Runs `s`'s timers, each at its time, draining what they send, until it leaves
+/// ESTABLISHED or `until_ms` passes.
+fn run_timers_while_established(s: &mut Tcb, until_ms: u64) {
+    let mut t = 0;
+    while s.state() == State::Established && t < until_ms {
+        t = s.poll_at().map_or(t + 1, |at| at.total_millis().max(t + 1));
+        s.handle_timeout(ms(t));
+        drain(s, ms(t));
+    }
+}
+
 /// The retry count is a byte: a limit beyond `MAX_RETRIES` is brought down to it, so that
 /// a connection still gives up (a saturated count never exceeding the limit would retry
 /// forever), after exactly `MAX_RETRIES` retransmissions.
@@ -75,12 +86,7 @@ fn a_retransmission_limit_beyond_a_byte_still_gives_up() {
     assert_eq!(s.config().max_retransmissions, MAX_RETRIES);
     s.send(b"abc").unwrap();
     drain(&mut s, ms(0));
-    let mut t = 0;
-    while s.state() == State::Established && t < 10_000 {
-        t = s.poll_at().map_or(t + 1, |at| at.total_millis().max(t + 1));
-        s.handle_timeout(ms(t));
-        drain(&mut s, ms(t));
-    }
+    run_timers_while_established(&mut s, 10_000);
     assert_eq!(s.error(), Some(ConnError::TimedOut));
     assert_eq!(s.counters().retransmits, u64::from(MAX_RETRIES));
     assert_eq!(s.consecutive_timeouts(), MAX_RETRIES + 1);
@@ -104,12 +110,7 @@ fn per_connection_limits_beyond_a_byte_are_capped() {
         }),
     );
     assert_eq!(s.config().keepalive.map(|k| k.count), Some(MAX_RETRIES));
-    let mut t = 0;
-    while s.state() == State::Established && t < 100_000 {
-        t = s.poll_at().map_or(t + 1, |at| at.total_millis().max(t + 1));
-        s.handle_timeout(ms(t));
-        drain(&mut s, ms(t));
-    }
+    run_timers_while_established(&mut s, 100_000);
     assert_eq!(s.error(), Some(ConnError::TimedOut));
     assert_eq!(s.counters().keepalive_probes, u64::from(MAX_RETRIES));
 }
