@@ -1418,6 +1418,14 @@ impl TcpSockets {
             let Some(c) = self.conns.get_mut(key) else {
                 continue;
             };
+            if c.owned_by_app() && c.tcb.take_ack_for_app() {
+                // Connected, or the peer's FIN: the application hears of it in this round
+                // (`note_readiness` on receipt), and its request or FIN carries the ACK.
+                // Drained at the next poll, after the application's turn (the ACK then goes
+                // alone if nothing answered); still queued and dirty.
+                self.pending.push_back(key);
+                continue;
+            }
             c.queued = false;
             if c.dirty || (c.tcb.is_closed() && !c.owned_by_app()) {
                 self.after_event(eg, io, ready, key);

@@ -3218,3 +3218,83 @@ fn tcp_slots_are_dense_distinct_and_reused_by_other_handles() {
     f.iface.tcp_prefetch_buffers(again);
     assert_eq!(f.iface.tcp_connections(), hs.len());
 }
+
+/// One poll, as the engine's round makes before the application's turn: what it sent.
+fn poll_once(f: &mut Fixture) -> Vec<sluice_wire::TcpRepr<'static>> {
+    f.iface.poll(f.now, &mut f.dev);
+    let mut rx = Vec::new();
+    f.peer.rx_burst(f.now, &mut rx, usize::MAX);
+    rx.iter().map(|b| parse_tcp(b.data()).1).collect()
+}
+
+/// Connected, or told of the peer's FIN, the application answers in the same round and
+/// its segment carries the ACK: a client's request goes with the handshake's ACK, its FIN
+/// with the ACK of the server's. Unanswered, the ACK goes alone at the next poll.
+#[test]
+fn the_applications_answer_carries_the_ack_of_a_syn_ack_or_a_fin() {
+    use sluice_wire::{SeqNumber, TcpFlags};
+    let ack = TcpFlags(TcpFlags::ACK);
+    for answer in [true, false] {
+        let mut f = Fixture::new(config(true));
+        let h = f.iface.tcp_connect(PEER_IP, 80).unwrap();
+        let out = poll_once(&mut f);
+        assert_eq!(out.len(), 1);
+        let ours = out[0];
+        assert!(ours.flags.syn());
+        // The peer's segment at 5000 + `seq`, acknowledging `acked` bytes past our SYN.
+        let from_peer = |seq: usize, acked: usize, flags: TcpFlags| {
+            tcp_seg(&sluice_wire::TcpRepr {
+                src_port: 80,
+                dst_port: ours.src_port,
+                seq: SeqNumber(5000) + seq,
+                ack: Some(ours.seq + 1 + acked),
+                flags,
+                options: Default::default(),
+                ..syn(80)
+            })
+        };
+        f.inject(&tcp_seg(&sluice_wire::TcpRepr {
+            src_port: 80,
+            dst_port: ours.src_port,
+            seq: SeqNumber(5000),
+            ack: Some(ours.seq + 1),
+            flags: TcpFlags(TcpFlags::SYN | TcpFlags::ACK),
+            ..syn(80)
+        }));
+        assert!(
+            poll_once(&mut f).is_empty(),
+            "the ACK waits for the application's turn"
+        );
+        assert_eq!(f.state(h), TcpState::Established);
+        if answer {
+            assert_eq!(f.iface.tcp(h).unwrap().send(b"GET"), Ok(3));
+        }
+        let out = poll_once(&mut f);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].ack, Some(SeqNumber(5001)));
+        assert_eq!(out[0].payload, if answer { &b"GET"[..] } else { &b""[..] });
+        assert!(poll_once(&mut f).is_empty());
+
+        let sent = if answer { 3 } else { 0 };
+        f.inject(&from_peer(1, sent, TcpFlags(TcpFlags::FIN | TcpFlags::ACK)));
+        assert!(poll_once(&mut f).is_empty(), "the ACK of the FIN waits too");
+        assert_eq!(f.state(h), TcpState::CloseWait);
+        if answer {
+            assert!(f.iface.tcp(h).unwrap().close());
+        }
+        let out = poll_once(&mut f);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].ack, Some(SeqNumber(5002)));
+        assert_eq!(out[0].flags.fin(), answer, "{:?}", out[0].flags);
+        assert!(poll_once(&mut f).is_empty());
+        if answer {
+            // The peer's ACK of our FIN ends it.
+            f.inject(&from_peer(2, sent + 1, ack));
+            f.poll();
+            assert_eq!(f.iface.tcp_connections(), 0);
+        } else {
+            f.iface.tcp(h).unwrap().abort();
+            f.poll();
+        }
+    }
+}

@@ -225,6 +225,7 @@ impl Tcb {
                 self.on_new_ack(now, ack, seg);
                 self.enter_established(now);
                 self.ack_now = true;
+                self.ack_for_app = true;
                 // Continue at the sixth step: data and FIN on the SYN-ACK (copied).
                 self.process_text_and_fin(now, seg, None)
             }
@@ -649,7 +650,11 @@ impl Tcb {
         self.clear_out_of_order();
         self.ack_now = true;
         match self.state {
-            State::SynReceived | State::Established => self.set_state(State::CloseWait),
+            State::SynReceived => self.set_state(State::CloseWait),
+            State::Established => {
+                self.set_state(State::CloseWait);
+                self.ack_for_app = true;
+            }
             State::FinWait1 => {
                 if self.fin_acked() {
                     self.enter_time_wait(now);

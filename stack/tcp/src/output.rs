@@ -346,6 +346,8 @@ impl Tcb {
 
     fn after_ack_sent(&mut self) {
         self.ack_now = false;
+        self.ack_for_app = false;
+        self.read_since_ack = false;
         self.unacked_rx = 0;
         self.timers.delack = None;
         self.last_ack_sent = self.rcv_nxt;
@@ -425,10 +427,34 @@ impl Tcb {
         field as u16
     }
 
+    /// Whether the ACK due now may wait for the application's answer to carry it; asked
+    /// once (the mark clears). Marked when our SYN was acknowledged (the application is
+    /// told it can write: its request carries the ACK) and when the peer's FIN arrived in
+    /// ESTABLISHED (it is told of the end: its FIN carries the ACK). The driver then
+    /// drains the connection after the application's turn instead of before it, and the
+    /// ACK goes alone only if nothing answered: one segment fewer each way on a short
+    /// connection (as Linux holds the handshake's ACK when the application has data to
+    /// write). Never when anything else is due: data or a FIN to send, a RST.
+    pub fn take_ack_for_app(&mut self) -> bool {
+        core::mem::take(&mut self.ack_for_app)
+            && self.ack_now
+            && !self.rst_queued
+            && !self.fin_queued
+            && self.snd_nxt == self.snd_max
+            && self.snd_nxt - self.tx_seq0 == self.tx.len()
+    }
+
     /// The reader made room: tell the peer when the window opened enough to matter.
     pub(crate) fn window_update_due(&self) -> bool {
         if !matches!(self.state, State::Established | State::FinWait1 | State::FinWait2) || self.fin_received
         {
+            return false;
+        }
+        // Only a read makes room (as Linux asks only after the reader took bytes). The
+        // window of a SYN is at most 65,535 bytes, unscaled, and the next segment carries
+        // the larger one: measured against it, the handshake's end and the first data
+        // each called for an update of their own.
+        if !self.read_since_ack {
             return false;
         }
         let cur = if self.rcv_adv > self.rcv_nxt {

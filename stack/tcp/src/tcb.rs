@@ -197,6 +197,11 @@ pub struct Tcb {
     /// `close` was called: data arriving now aborts the connection (RFC 2525).
     pub(crate) rx_closed: bool,
     pub(crate) ack_now: bool,
+    /// The ACK due now may wait for the application's answer (`take_ack_for_app`).
+    pub(crate) ack_for_app: bool,
+    /// The application took bytes since our last ACK: the window may have opened
+    /// (`window_update_due`).
+    pub(crate) read_since_ack: bool,
     /// Data went out since data last arrived.
     pub(crate) sent_since_data: bool,
     /// Request/response ("ping-pong", as Linux's): the application answered received data
@@ -309,6 +314,8 @@ impl Tcb {
             fin_received: false,
             rx_closed: false,
             ack_now: false,
+            ack_for_app: false,
+            read_since_ack: false,
             unacked_rx: 0,
             quickacks: 0,
             last_data_at: Instant::ZERO,
@@ -718,6 +725,7 @@ impl Tcb {
     /// After the application took bytes: an emptied receive ring gives its memory back
     /// under pressure, unless out-of-order bytes wait in it.
     fn after_read(&mut self) {
+        self.read_since_ack = true;
         if self.rx.is_empty() && self.asm.is_empty() {
             self.rx.shrink_if_pressed();
         }
@@ -752,6 +760,7 @@ impl Tcb {
             return Ok(None);
         }
         if let Some(mut f) = self.rx.pop_frame() {
+            self.read_since_ack = true;
             if f.len() > max {
                 let head = f.split_to(max);
                 self.rx.push_front_frame(f);

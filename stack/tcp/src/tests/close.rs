@@ -10,6 +10,47 @@ fn fin_from_peer(seq: usize, ack: usize) -> TcpRepr<'static> {
     }
 }
 
+/// The peer's FIN in ESTABLISHED: its ACK may wait for the application's close, whose
+/// FIN carries it (one segment where there were two); asked once. Unanswered, it goes
+/// alone. A FIN that ends our own close (FIN-WAIT) is answered at once.
+#[test]
+fn the_ack_of_a_fin_may_wait_for_the_applications_fin() {
+    let mut s = tcb_established();
+    send!(s, fin_from_peer(1, 1));
+    assert_eq!(s.state(), State::CloseWait);
+    assert!(s.take_ack_for_app());
+    assert!(!s.take_ack_for_app(), "asked once");
+    s.shutdown();
+    assert_eq!(s.state(), State::LastAck);
+    recv!(
+        s,
+        [TcpRepr {
+            flags: FIN,
+            window: RX_BUF as u16 - 1,
+            ..our_ack(1, 2)
+        }]
+    );
+    // Not closed: the ACK goes alone.
+    let mut s = tcb_established();
+    send!(s, fin_from_peer(1, 1));
+    assert!(s.take_ack_for_app());
+    recv!(
+        s,
+        [TcpRepr {
+            window: RX_BUF as u16 - 1,
+            ..our_ack(1, 2)
+        }]
+    );
+    // Our FIN first: the peer's ends the connection, nothing to wait for.
+    let mut s = tcb_fin_wait_1();
+    send!(s, fin_from_peer(1, 2));
+    assert_eq!(s.state(), State::TimeWait);
+    assert!(!s.take_ack_for_app());
+    let mut s = tcb_fin_wait_2();
+    send!(s, fin_from_peer(1, 2));
+    assert!(!s.take_ack_for_app());
+}
+
 // ---- FIN-WAIT-1 ----
 
 #[test]

@@ -440,6 +440,67 @@ fn syn_sent_queues_data_until_established() {
     );
 }
 
+/// The SYN-ACK of our active open, `SYN` plus `flags`.
+fn syn_ack_to_us(flags: TcpFlags) -> TcpRepr<'static> {
+    TcpRepr {
+        seq: REMOTE_SEQ,
+        ack: Some(LOCAL_SEQ + 1),
+        flags: SYN.with(flags.0),
+        options: mss_opt(MSS),
+        ..*SEND_TEMPL
+    }
+}
+
+/// The ACK of our SYN-ACK may wait for the application's first write, which carries it
+/// (one segment where there were two); the driver asks once. Unanswered, it goes alone.
+#[test]
+fn the_ack_of_a_syn_ack_may_wait_for_the_first_write() {
+    let mut s = tcb_syn_sent();
+    send!(s, syn_ack_to_us(TcpFlags::NONE));
+    assert_eq!(s.state(), State::Established);
+    assert!(s.take_ack_for_app());
+    assert!(!s.take_ack_for_app(), "asked once");
+    assert_eq!(s.send(b"GET"), Ok(3));
+    recv!(
+        s,
+        [TcpRepr {
+            payload: b"GET",
+            flags: PSH,
+            ..our_ack(1, 1)
+        }]
+    );
+    // Nothing written: the ACK goes alone when the driver drains the connection.
+    let mut s = tcb_syn_sent();
+    send!(s, syn_ack_to_us(TcpFlags::NONE));
+    assert!(s.take_ack_for_app());
+    recv!(s, [our_ack(1, 1)]);
+    assert!(!s.take_ack_for_app(), "an ACK went: nothing waits");
+}
+
+/// Nothing waits when the ACK is not alone: data written before the SYN-ACK leaves with
+/// it at once. A FIN on the SYN-ACK waits as any FIN in ESTABLISHED does.
+#[test]
+fn the_ack_of_a_syn_ack_does_not_wait_when_data_is_queued() {
+    let mut s = tcb_syn_sent();
+    assert_eq!(s.send(b"early"), Ok(5));
+    send!(s, syn_ack_to_us(TcpFlags::NONE));
+    assert!(!s.take_ack_for_app());
+    recv!(
+        s,
+        [TcpRepr {
+            payload: b"early",
+            flags: PSH,
+            ..our_ack(1, 1)
+        }]
+    );
+    // A connection the peer opens and closes at once: it waits for the application's
+    // FIN (CLOSE-WAIT), as a FIN in ESTABLISHED does.
+    let mut s = tcb_syn_sent();
+    send!(s, syn_ack_to_us(FIN));
+    assert_eq!(s.state(), State::CloseWait);
+    assert!(s.take_ack_for_app());
+}
+
 #[test]
 fn syn_sent_close_deletes() {
     let mut s = tcb_syn_sent();

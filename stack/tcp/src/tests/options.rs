@@ -498,3 +498,55 @@ fn in_window_syn_and_inexact_rst_never_reset() {
         assert_eq!(s.state(), State::Established);
     }
 }
+
+/// The SYN's window is at most 65,535 bytes, unscaled: against it, a larger buffer looks
+/// like a window that opened. Only a read opens it: neither the end of the handshake nor
+/// the first data calls for an update of its own; the read after them does.
+#[test]
+fn only_a_read_sends_a_window_update_not_the_handshake_nor_the_first_data() {
+    let cfg = TcpConfig {
+        recv_buffer: 1 << 20,
+        window_scaling: true,
+        delayed_ack: Some(Duration::from_millis(40)),
+        ..config()
+    };
+    let mut s = tcb_listen_with(cfg);
+    send!(
+        s,
+        TcpRepr {
+            seq: REMOTE_SEQ,
+            flags: SYN,
+            options: TcpOptions {
+                mss: Some(MSS),
+                window_scale: Some(0),
+                ..TcpOptions::default()
+            },
+            ..*SEND_TEMPL
+        }
+    );
+    let out = drain(&mut s, ms(0));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].repr.window, u16::MAX, "the SYN-ACK's window is unscaled");
+    send!(s, peer_ack(1, 1));
+    assert_eq!(s.state(), State::Established);
+    recv_nothing!(s);
+    send!(
+        s,
+        TcpRepr {
+            payload: b"GET",
+            ..peer_ack(1, 1)
+        }
+    );
+    recv_nothing!(s); // delayed: an answer may carry it
+    let mut buf = [0; 8];
+    assert_eq!(s.recv(&mut buf), Ok(3));
+    let out = drain(&mut s, ms(0));
+    assert_eq!(out.len(), 1, "the read opened the window: {out:?}");
+    assert_eq!(out[0].repr.ack, Some(REMOTE_SEQ + 4));
+    assert!(out[0].payload.is_empty());
+    assert!(
+        usize::from(out[0].repr.window) << 5 > 1 << 19,
+        "the scaled window"
+    );
+    recv_nothing!(s);
+}
