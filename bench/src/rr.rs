@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use sluice_dev::{Device, Impairments, MemDevice, MemLink};
-use sluice_net::{Interface, InterfaceConfig, IsnKey, TcpHandle};
+use sluice_net::{Interface, InterfaceConfig, IsnKey, TcpHandle, TcpRecvError, TcpState};
 use sluice_wire::{EthernetAddress, Instant, Ipv4Address, Ipv4Cidr};
 
 const SERVER: Ipv4Address = Ipv4Address::new(198, 18, 0, 1);
@@ -151,11 +151,13 @@ fn one_way(from: &mut End, a: TcpHandle, to: &mut End, b: TcpHandle, buf: &mut [
 
 /// Short connections, both ends Sluice over a memory link: the workload callgrind counts
 /// the instructions of one whole connection with (`callgrind-driver conn`), as the e2e
-/// new-connections row runs them. A step opens a connection, waits for the server to
-/// accept it, sends a 64-byte request and its reply, closes the client's side first and
-/// then the server's, and polls until the server has removed it (the client's side stays
-/// in TIME-WAIT for 2 MSL of 1 ms of the step's clock, so a few hundred are there at once,
-/// and their timers fire as in a real run).
+/// new-connections row runs them. A step opens a connection and, as the e2e's programs do,
+/// each side acts in its turn after each of its polls: the client writes its 64-byte
+/// request once connected, the server accepts, reads it and writes it back, the client
+/// reads the reply and closes, the server reads the end and closes. It polls until the
+/// server has removed the connection (the client's side stays in TIME-WAIT for 2 MSL of
+/// 1 ms of the step's clock, so a few hundred are there at once, and their timers fire as
+/// in a real run).
 pub struct ConnCycle {
     e: Ends,
     listener: sluice_net::ListenerHandle,
@@ -184,28 +186,42 @@ impl ConnCycle {
     /// One connection, from connect to the server's removal of it.
     pub fn step(&mut self) {
         let e = &mut self.e;
+        let buf = &mut self.buf;
         let c = e.client.iface.tcp_connect(SERVER, PORT).expect("connect");
-        let mut rounds = 0;
-        let s = loop {
-            e.poll_both(1);
-            if let Some(s) = e.server.iface.tcp_accept(self.listener) {
-                break s;
+        let (mut s, mut asked, mut answered, mut closed) = (None, false, false, false);
+        for round in 0.. {
+            assert!(round < 32, "the connection did not end");
+            let now = e.tick();
+            // The client's poll, then its turn.
+            e.client.iface.poll(now, &mut e.client.dev);
+            if let Some(mut k) = e.client.iface.tcp(c) {
+                if !asked && k.status().state() == TcpState::Established {
+                    assert_eq!(k.send(&buf[..]), Ok(MESSAGE), "request not queued");
+                    asked = true;
+                } else if asked && !closed && k.recv(&mut buf[..]) == Ok(MESSAGE) {
+                    assert!(k.close());
+                    closed = true;
+                }
             }
-            rounds += 1;
-            assert!(rounds < 16, "not accepted");
-        };
-        e.poll_both(1); // the client's side learns it is established
-        let now = e.tick();
-        one_way(&mut e.client, c, &mut e.server, s, &mut self.buf, now);
-        one_way(&mut e.server, s, &mut e.client, c, &mut self.buf, now);
-        assert!(e.client.iface.tcp(c).is_some_and(|mut k| k.close()));
-        e.poll_both(1); // FIN, its ACK
-        assert!(e.server.iface.tcp(s).is_some_and(|mut k| k.close()));
-        let mut rounds = 0;
-        while e.server.iface.tcp(s).is_some() {
-            e.poll_both(1);
-            rounds += 1;
-            assert!(rounds < 16, "the server's side was not removed");
+            // The server's poll, then its turn.
+            e.server.iface.poll(now, &mut e.server.dev);
+            if s.is_none() {
+                s = e.server.iface.tcp_accept(self.listener);
+            }
+            let Some(sh) = s else {
+                continue;
+            };
+            let Some(mut k) = e.server.iface.tcp(sh) else {
+                break; // closed and removed: done
+            };
+            if !answered {
+                if k.recv(&mut buf[..]) == Ok(MESSAGE) {
+                    assert_eq!(k.send(&buf[..]), Ok(MESSAGE), "reply not queued");
+                    answered = true;
+                }
+            } else if k.recv(&mut buf[..]) == Err(TcpRecvError::Finished) {
+                assert!(k.close());
+            }
         }
         self.done += 1;
     }
