@@ -292,13 +292,9 @@ fn window_scale_clamped_to_14() {
     assert_eq!(s.send_window(), 2 << 14);
 }
 
-#[test]
-fn receive_window_advertised_scaled() {
-    let cfg = TcpConfig {
-        recv_buffer: 4 << 20,
-        window_scaling: true,
-        ..config()
-    };
+/// A TCB listening with `cfg` after a SYN that offers window scaling (shift 0): the TCB
+/// and its SYN-ACK.
+fn syn_ack_to_a_scaled_syn(cfg: TcpConfig) -> (Tcb, Vec<Owned>) {
     let mut s = tcb_listen_with(cfg);
     send!(
         s,
@@ -314,6 +310,17 @@ fn receive_window_advertised_scaled() {
         }
     );
     let out = drain(&mut s, ms(0));
+    (s, out)
+}
+
+#[test]
+fn receive_window_advertised_scaled() {
+    let cfg = TcpConfig {
+        recv_buffer: 4 << 20,
+        window_scaling: true,
+        ..config()
+    };
+    let (mut s, out) = syn_ack_to_a_scaled_syn(cfg);
     // 4 MiB needs shift 7 (4 MiB >> 6 = 65536 does not fit in 16 bits).
     assert_eq!(out[0].repr.options.window_scale, Some(7));
     send!(s, peer_ack(1, 1));
@@ -510,21 +517,7 @@ fn only_a_read_sends_a_window_update_not_the_handshake_nor_the_first_data() {
         delayed_ack: Some(Duration::from_millis(40)),
         ..config()
     };
-    let mut s = tcb_listen_with(cfg);
-    send!(
-        s,
-        TcpRepr {
-            seq: REMOTE_SEQ,
-            flags: SYN,
-            options: TcpOptions {
-                mss: Some(MSS),
-                window_scale: Some(0),
-                ..TcpOptions::default()
-            },
-            ..*SEND_TEMPL
-        }
-    );
-    let out = drain(&mut s, ms(0));
+    let (mut s, out) = syn_ack_to_a_scaled_syn(cfg);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].repr.window, u16::MAX, "the SYN-ACK's window is unscaled");
     send!(s, peer_ack(1, 1));
