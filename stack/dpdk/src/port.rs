@@ -106,6 +106,29 @@ pub struct Port {
     tx_ip_checksum: bool,
     tx_chain: bool,
     tso: bool,
+    /// Where the frames we build start in their buffers (`tx_data_off`).
+    tx_data_off: u16,
+}
+
+/// The size of the header a virtio device puts before each frame (`virtio_net_hdr_mrg_rxbuf`,
+/// what virtio 1.0 and mergeable buffers use).
+const VIRTIO_NET_HDR: u16 = 12;
+
+/// Where a frame we build starts in its buffer, for a port of driver `driver`. DPDK's is
+/// `RTE_PKTMBUF_HEADROOM` (128 bytes into a buffer that starts a cache line), and a virtio
+/// driver writes its 12-byte header just before the frame, 52 bytes into a line: header and
+/// frame of a 64-byte request with timestamps (142 bytes) then spanned 4 lines, which the
+/// other side's core copies out of our memory. Starting the frame 12 bytes later puts the
+/// header at the start of a line, in 3. Measured at 256 connections over vhost/virtio: 1.11x
+/// (8 interleaved pairs, 8 faster) when the two cores share little cache, no change when
+/// they share it.
+pub fn tx_data_off(driver: &str) -> u16 {
+    let headroom = dpdk_sys::RTE_PKTMBUF_HEADROOM as u16;
+    if driver.starts_with("net_virtio") {
+        headroom + VIRTIO_NET_HDR
+    } else {
+        headroom
+    }
 }
 
 fn check(port: u16, what: &'static str, ret: i32) -> Result<()> {
@@ -338,6 +361,7 @@ impl Port {
         // SAFETY: valid port and out pointer.
         unsafe { dpdk_sys::rte_eth_dev_get_mtu(id, &mut mtu) };
 
+        let tx_data_off = tx_data_off(&info.driver);
         let mut port = Port {
             id,
             info,
@@ -351,6 +375,7 @@ impl Port {
             tx_ip_checksum,
             tx_chain,
             tso,
+            tx_data_off,
         };
         if use_rss {
             port.rss_key = port.read_rss_key();
@@ -467,6 +492,7 @@ impl Port {
             queue,
             pool: self.pools[queue as usize],
             mac: self.mac,
+            tx_data_off: self.tx_data_off,
             caps: DeviceCaps {
                 mtu: self.mtu as usize,
                 rx_checksum: self.rx_checksum,
@@ -498,6 +524,8 @@ pub struct PortQueue {
     pool: Mempool,
     mac: [u8; 6],
     caps: DeviceCaps,
+    /// Where `alloc`'s frames start (`tx_data_off`).
+    tx_data_off: u16,
 }
 
 const BURST: usize = 64;
@@ -536,9 +564,12 @@ impl Device for PortQueue {
     }
     fn alloc(&mut self) -> Option<Mbuf> {
         // SAFETY: the pool is valid for the process's life.
-        let p = unsafe { dpdk_sys::sluice_pktmbuf_alloc(self.pool.as_ptr()) };
-        // SAFETY: a freshly allocated mbuf that we own.
-        NonNull::new(p).map(|p| unsafe { Mbuf::from_raw(p) })
+        let p = NonNull::new(unsafe { dpdk_sys::sluice_pktmbuf_alloc(self.pool.as_ptr()) })?;
+        // SAFETY: a freshly allocated, empty mbuf that we own; the offset leaves more than
+        // a frame of room in the pool's buffers (`tx_data_off_leaves_room_for_a_frame`).
+        unsafe { (*p.as_ptr()).data_off = self.tx_data_off };
+        // SAFETY: as above.
+        Some(unsafe { Mbuf::from_raw(p) })
     }
     fn tx_burst(&mut self, _now: Instant, bufs: &mut Vec<Mbuf>) -> usize {
         let mut total = 0;
@@ -560,5 +591,46 @@ impl Device for PortQueue {
             }
         }
         total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_virtio_frames_header_starts_a_cache_line() {
+        let headroom = dpdk_sys::RTE_PKTMBUF_HEADROOM as u16;
+        for virtio in ["net_virtio_user", "net_virtio"] {
+            let off = tx_data_off(virtio);
+            assert_eq!(
+                (off - VIRTIO_NET_HDR) % 64,
+                0,
+                "{virtio}: header at {}",
+                off - VIRTIO_NET_HDR
+            );
+            assert!(
+                off - VIRTIO_NET_HDR >= headroom,
+                "{virtio}: the header stays out of DPDK's headroom"
+            );
+        }
+        for other in [
+            "net_vhost",
+            "net_tap",
+            "net_ixgbe",
+            "net_i40e",
+            "net_ice",
+            "net_null",
+            "",
+        ] {
+            assert_eq!(tx_data_off(other), headroom, "{other}");
+        }
+    }
+
+    #[test]
+    fn tx_data_off_leaves_room_for_a_frame() {
+        // The pools' buffers (`RTE_MBUF_DEFAULT_BUF_SIZE`), a 1500-byte MTU's frame.
+        let room = dpdk_sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16 - tx_data_off("net_virtio_user");
+        assert!(room >= 1514, "{room} bytes after the offset");
     }
 }
