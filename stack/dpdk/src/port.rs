@@ -106,8 +106,6 @@ pub struct Port {
     tx_ip_checksum: bool,
     tx_chain: bool,
     tso: bool,
-    /// Where the frames we build start in their buffers (`tx_data_off`).
-    tx_data_off: u16,
 }
 
 /// The size of the header a virtio device puts before each frame (`virtio_net_hdr_mrg_rxbuf`,
@@ -362,7 +360,6 @@ impl Port {
         // SAFETY: valid port and out pointer.
         unsafe { dpdk_sys::rte_eth_dev_get_mtu(id, &mut mtu) };
 
-        let tx_data_off = tx_data_off(&info.driver);
         let mut port = Port {
             id,
             info,
@@ -376,7 +373,6 @@ impl Port {
             tx_ip_checksum,
             tx_chain,
             tso,
-            tx_data_off,
         };
         if use_rss {
             port.rss_key = port.read_rss_key();
@@ -493,7 +489,7 @@ impl Port {
             queue,
             pool: self.pools[queue as usize],
             mac: self.mac,
-            tx_data_off: self.tx_data_off,
+            tx_data_off: tx_data_off(&self.info.driver),
             caps: DeviceCaps {
                 mtu: self.mtu as usize,
                 rx_checksum: self.rx_checksum,

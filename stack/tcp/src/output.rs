@@ -136,10 +136,7 @@ impl Tcb {
             return None; // FIN sent, nothing after it
         }
         // Everything sent and no FIN to send: the common case of a receiver's poll.
-        if self.snd_nxt == self.snd_max
-            && self.snd_nxt - self.tx_seq0 == self.tx.len()
-            && fin_seq != Some(self.snd_nxt)
-        {
+        if self.all_data_sent() && fin_seq != Some(self.snd_nxt) {
             return None;
         }
         let mut hole = usize::MAX;
@@ -440,8 +437,7 @@ impl Tcb {
             && self.ack_now
             && !self.rst_queued
             && !self.fin_queued
-            && self.snd_nxt == self.snd_max
-            && self.snd_nxt - self.tx_seq0 == self.tx.len()
+            && self.all_data_sent()
     }
 
     /// The reader made room: tell the peer when the window opened enough to matter.

@@ -760,13 +760,15 @@ impl Tcb {
             return Ok(None);
         }
         if let Some(mut f) = self.rx.pop_frame() {
-            self.read_since_ack = true;
-            if f.len() > max {
+            let taken = if f.len() > max {
                 let head = f.split_to(max);
                 self.rx.push_front_frame(f);
-                return Ok(Some(head));
-            }
-            return Ok(Some(f));
+                head
+            } else {
+                f
+            };
+            self.after_read();
+            return Ok(Some(taken));
         }
         let n = self.rx.front_len().min(max);
         if n == 0 {
@@ -996,6 +998,13 @@ impl Tcb {
             self.mss -= TS_OPTION_LEN;
         }
         self.cc.on_mss(self.mss);
+    }
+
+    /// Every byte of the send buffer went out and nothing is to be sent again (SND.NXT at
+    /// SND.MAX, at the buffer's end); a FIN may still be due.
+    #[inline]
+    pub(crate) fn all_data_sent(&self) -> bool {
+        self.snd_nxt == self.snd_max && self.snd_nxt - self.tx_seq0 == self.tx.len()
     }
 
     /// Sequence number of our FIN, when queued.
