@@ -13,6 +13,7 @@
 //! payload handed over as a frame), `tcb-input-ack-every`, `tcb-input-no-ts-sack`,
 //! `tcb-output`, `iface-sluice`, `iface-smoltcp` (offload), `rr-N` (a 64-byte
 //! request/response on one of N connections in turn, both ends: `sluice_bench::rr`),
+//! `rr-batch-N` (32 of those per step, a burst per poll, as a loaded run's are),
 //! `conn` (a short connection, from connect to close, with one request/response, both
 //! ends: `sluice_bench::rr::ConnCycle`).
 //!
@@ -83,6 +84,15 @@ fn main() {
             let conns = rr["rr-".len()..].parse().expect("checked");
             let mut w = sluice_bench::rr::RrPair::new(conns);
             run_steps(n, || w.step());
+        }
+        rr if rr
+            .strip_prefix("rr-batch-")
+            .is_some_and(|c| c.parse::<usize>().is_ok()) =>
+        {
+            // N steps of `BATCH` exchanges each.
+            let conns = rr["rr-batch-".len()..].parse().expect("checked");
+            let mut w = sluice_bench::rr::RrPair::new(conns);
+            run_steps(n, || w.step_batch());
         }
         "conn" => {
             let mut w = sluice_bench::rr::ConnCycle::new();
