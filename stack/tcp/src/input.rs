@@ -780,7 +780,7 @@ impl Tcb {
             self.timers.rtx = None;
             self.stalled_since = None;
         } else {
-            self.timers.rtx = Some(now + self.rtt.rto());
+            self.timers.rtx = Some(self.rtt.rto_deadline(now));
             self.stalled_since = Some(now);
         }
         (data_acked, flight_size)

@@ -6,6 +6,10 @@ use crate::rack::WC_DEL_ACK;
 use crate::tcb::{OptSeq, Tcb};
 use core::time::Duration;
 use sluice_wire::Instant;
+
+/// The shortest probe timeout (RFC 8985 section 7.2: PTO is at least 10 ms).
+const PTO_MIN: Duration = Duration::from_millis(10);
+
 impl Tcb {
     fn rack_enabled(&self) -> bool {
         self.cfg.rack_tlp && self.sack_mode()
@@ -106,13 +110,14 @@ impl Tcb {
         {
             return;
         }
-        let Some(srtt) = self.rtt.srtt() else { return };
-        let mut pto = srtt * 2;
+        // In nanoseconds: `Duration` arithmetic renormalises at every step, and this runs
+        // on every ACK of new data.
+        let Some(srtt) = self.rtt.srtt_nanos() else { return };
+        let mut pto = srtt.saturating_mul(2);
         if self.snd_max - self.snd_una <= self.mss {
-            pto += WC_DEL_ACK;
+            pto = pto.saturating_add(WC_DEL_ACK.as_nanos() as u64);
         }
-        let pto = pto.max(Duration::from_millis(10));
-        let at = now + pto;
+        let at = now.plus_nanos(pto.max(PTO_MIN.as_nanos() as u64));
         if matches!(self.timers.rtx, Some(rto) if rto <= at) {
             return;
         }
@@ -140,6 +145,6 @@ impl Tcb {
         self.counters.tlp_probes += 1;
         self.tlp_probe = OptSeq::some(seq);
         self.rack.tlp_high = Some(self.snd_max);
-        self.timers.rtx = Some(now + self.rtt.rto());
+        self.timers.rtx = Some(self.rtt.rto_deadline(now));
     }
 }

@@ -260,7 +260,7 @@ impl Tcb {
             self.snd_max = end;
         }
         if self.timers.rtx.is_none() {
-            self.timers.rtx = Some(now + self.rtt.rto());
+            self.timers.rtx = Some(self.rtt.rto_deadline(now));
         }
         self.timers.persist = None;
         let mut flags = TcpFlags::NONE;
@@ -323,7 +323,7 @@ impl Tcb {
         self.snd_nxt = self.iss + 1;
         self.snd_max = self.snd_max.max(self.snd_nxt);
         if self.timers.rtx.is_none() {
-            self.timers.rtx = Some(now + self.rtt.rto());
+            self.timers.rtx = Some(self.rtt.rto_deadline(now));
         }
         self.after_ack_sent();
         self.counters.segments_out += 1;

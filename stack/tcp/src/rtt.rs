@@ -1,6 +1,7 @@
 //! Round-trip time estimation and the retransmission timeout (RFC 6298).
 
 use core::time::Duration;
+use sluice_wire::Instant;
 
 /// Clock granularity G of RFC 6298 section 2.
 const GRANULARITY: Duration = Duration::from_millis(1);
@@ -62,6 +63,12 @@ impl RttEstimator {
         self.sampled.then(|| Duration::from_nanos(self.srtt))
     }
 
+    /// The smoothed RTT in nanoseconds, once a sample was taken (for deadlines).
+    #[inline]
+    pub fn srtt_nanos(&self) -> Option<u64> {
+        self.sampled.then_some(self.srtt)
+    }
+
     pub fn rttvar(&self) -> Duration {
         Duration::from_nanos(self.rttvar)
     }
@@ -70,6 +77,12 @@ impl RttEstimator {
     #[inline]
     pub fn rto(&self) -> Duration {
         Duration::from_micros(self.rto_micros().into())
+    }
+
+    /// When an RTO armed at `now` expires (`now + rto()`, in integers).
+    #[inline]
+    pub fn rto_deadline(&self, now: Instant) -> Instant {
+        now.plus_nanos(u64::from(self.rto_micros()) * 1_000)
     }
 
     #[inline]
@@ -152,6 +165,23 @@ mod tests {
             Duration::from_millis(200),
             Duration::from_secs(60),
         )
+    }
+
+    /// The integer deadlines the per-ACK path uses agree with `Duration` arithmetic.
+    #[test]
+    fn deadlines_in_nanoseconds_agree_with_durations() {
+        let now = Instant::from_nanos(123_456_789_012);
+        let mut e = est();
+        assert_eq!(e.srtt_nanos(), None);
+        assert_eq!(e.rto_deadline(now), now + e.rto());
+        e.sample(Duration::from_micros(2_345));
+        assert_eq!(e.srtt_nanos().map(Duration::from_nanos), e.srtt());
+        for _ in 0..20 {
+            assert_eq!(e.rto_deadline(now), now + e.rto(), "backoff {}", e.backoff());
+            e.on_timeout();
+        }
+        let late = Instant::from_nanos(u64::MAX - 5);
+        assert_eq!(late.plus_nanos(1_000), late + Duration::from_micros(1), "saturates");
     }
 
     #[test]

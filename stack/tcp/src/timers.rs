@@ -109,7 +109,7 @@ impl Tcb {
         if opening {
             self.syn_retransmitted = true;
         }
-        self.timers.rtx = Some(now + self.rtt.rto());
+        self.timers.rtx = Some(self.rtt.rto_deadline(now));
     }
 
     pub(crate) fn persist_interval(&self) -> Duration {

@@ -46,6 +46,12 @@ impl Instant {
     pub const fn total_millis(self) -> u64 {
         self.total_nanos() / 1_000_000
     }
+    /// `ns` nanoseconds later (saturating): a deadline computed in integers, without a
+    /// `Duration`'s seconds-and-nanoseconds normalisations on the way.
+    #[inline]
+    pub const fn plus_nanos(self, ns: u64) -> Instant {
+        Instant::from_nanos(self.total_nanos().saturating_add(ns))
+    }
     /// `self - earlier`, or zero when `earlier` is later.
     pub fn saturating_duration_since(self, earlier: Instant) -> Duration {
         Duration::from_nanos(self.0.get().saturating_sub(earlier.0.get()))
