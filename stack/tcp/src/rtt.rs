@@ -181,7 +181,11 @@ mod tests {
             e.on_timeout();
         }
         let late = Instant::from_nanos(u64::MAX - 5);
-        assert_eq!(late.plus_nanos(1_000), late + Duration::from_micros(1), "saturates");
+        assert_eq!(
+            late.plus_nanos(1_000),
+            late + Duration::from_micros(1),
+            "saturates"
+        );
     }
 
     #[test]

@@ -440,6 +440,9 @@ enum Layout {
     Compact,
 }
 
+/// The options of a segment that carries timestamps and nothing else: NOP NOP TS.
+const TIMESTAMP_ONLY_LEN: usize = 12;
+
 impl TcpOptions {
     fn aligned_len(&self, sack_blocks: usize) -> usize {
         let mut len = 0;
@@ -529,6 +532,15 @@ impl TcpOptions {
     /// a sender that gets these wrong is broken or hostile (RFC 9293 section 3.1 requires
     /// receivers to tolerate unknown options, which we do, not corrupt ones).
     pub fn parse(data: &[u8]) -> Result<TcpOptions> {
+        // Every segment of a connection with timestamps carries exactly these 12 bytes
+        // (RFC 7323 appendix A's layout, Linux's and ours): read them without the loop
+        // (Linux has the same shortcut, `tcp_parse_aligned_timestamp`).
+        if let [kind::NOP, kind::NOP, kind::TIMESTAMP, 10, a, b, c, d, e, f, g, h] = *data {
+            return Ok(TcpOptions {
+                timestamp: Some((u32::from_be_bytes([a, b, c, d]), u32::from_be_bytes([e, f, g, h]))),
+                ..TcpOptions::default()
+            });
+        }
         let mut options = TcpOptions::default();
         let mut i = 0;
         while i < data.len() {
@@ -598,6 +610,33 @@ impl TcpOptions {
     /// # Panics
     /// If `buf` is shorter than `buffer_len()`.
     pub fn emit(&self, buf: &mut [u8]) -> usize {
+        // Timestamps alone (every segment of such a connection past the handshake): the
+        // 12 bytes the aligned layout gives, written at once.
+        if let (None, None, false, true, Some((tsval, tsecr))) = (
+            self.mss,
+            self.window_scale,
+            self.sack_permitted,
+            self.sack.is_empty(),
+            self.timestamp,
+        ) {
+            let [a, b, c, d] = tsval.to_be_bytes();
+            let [e, f, g, h] = tsecr.to_be_bytes();
+            buf[..TIMESTAMP_ONLY_LEN].copy_from_slice(&[
+                kind::NOP,
+                kind::NOP,
+                kind::TIMESTAMP,
+                10,
+                a,
+                b,
+                c,
+                d,
+                e,
+                f,
+                g,
+                h,
+            ]);
+            return TIMESTAMP_ONLY_LEN;
+        }
         let (layout, sack_blocks, total) = self.layout();
         let buf = &mut buf[..total];
         let mut w = Writer { buf, at: 0 };
@@ -1208,6 +1247,39 @@ mod tests {
         assert_eq!(p.options().len(), 20);
         assert!(p.payload().is_empty());
         assert!(p.verify_checksum(SRC, DST));
+    }
+
+    /// The shortcuts for timestamps alone read and write what the general code does.
+    #[test]
+    fn timestamps_alone_take_the_shortcut_with_the_same_result() {
+        let ts = (0x0102_0304, 0xa0b0_c0d0);
+        let only = TcpOptions {
+            timestamp: Some(ts),
+            ..TcpOptions::default()
+        };
+        let mut b = [0xee; 40];
+        assert_eq!(only.emit(&mut b), 12);
+        assert_eq!(only.buffer_len(), 12);
+        assert_eq!(b[..12], [1, 1, 8, 10, 1, 2, 3, 4, 0xa0, 0xb0, 0xc0, 0xd0]);
+        assert_eq!(b[12], 0xee, "nothing written past the options");
+        assert_eq!(TcpOptions::parse(&b[..12]), Ok(only));
+        // The same option in other places goes through the loop, to the same result.
+        let moved = [8, 10, 1, 2, 3, 4, 0xa0, 0xb0, 0xc0, 0xd0, 1, 1];
+        assert_eq!(TcpOptions::parse(&moved), Ok(only));
+        let padded = [1, 1, 8, 10, 1, 2, 3, 4, 0xa0, 0xb0, 0xc0, 0xd0, 0, 0, 0, 0];
+        assert_eq!(TcpOptions::parse(&padded), Ok(only));
+        // A timestamp with anything else is not the shortcut's.
+        let with_sack = TcpOptions {
+            sack_permitted: true,
+            ..only
+        };
+        let n = with_sack.emit(&mut b);
+        assert_eq!(TcpOptions::parse(&b[..n]), Ok(with_sack));
+        // A cut one is still malformed.
+        assert_eq!(
+            TcpOptions::parse(&b"\x01\x01\x08\x0a\x01\x02\x03\x04\xa0\xb0\xc0"[..]),
+            Err(Error::Malformed)
+        );
     }
 
     fn arb_options() -> impl Strategy<Value = TcpOptions> {
