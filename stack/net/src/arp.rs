@@ -88,6 +88,11 @@ pub(crate) struct ArpCache<A = Ipv4Address> {
     waiting: Vec<Waiting<A>>,
     /// Packet buffers of sent or dropped waiting packets, for reuse.
     spare: Vec<Vec<u8>>,
+    /// The last plain hit of `lookup` (address, link address, until when the same lookup
+    /// would hit again without changing anything): a run of packets to one next hop (all
+    /// of them, behind a gateway or to one peer) skips the hash lookup. Forgotten by
+    /// everything that changes an entry.
+    hot: Option<(A, EthernetAddress, Instant)>,
 }
 
 impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
@@ -104,6 +109,7 @@ impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
             probing: Vec::new(),
             waiting: Vec::new(),
             spare: Vec::new(),
+            hot: None,
         }
     }
 
@@ -126,11 +132,20 @@ impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
     /// The address to send to `ip`, if known and fresh. Removes an expired entry (ARP); a
     /// neighbour no longer known reachable is used and goes to `Delay` (NUD).
     pub(crate) fn lookup(&mut self, now: Instant, ip: A, stats: &mut ArpStats) -> Lookup {
+        if let Some((hot, mac, until)) = self.hot {
+            if hot == ip && now < until {
+                return Lookup::Hit(mac);
+            }
+        }
+        self.hot = None;
         let Some(state) = self.entries.get_mut(&ip) else {
             return Lookup::Miss;
         };
         match state {
-            State::Static(mac) => Lookup::Hit(*mac),
+            State::Static(mac) => {
+                self.hot = Some((ip, *mac, Instant::from_nanos(u64::MAX)));
+                Lookup::Hit(*mac)
+            }
             State::Resolving { .. } => Lookup::Miss,
             State::Delay { mac, .. } | State::Probe { mac, .. } => Lookup::Hit(*mac),
             State::Stale(mac) => {
@@ -151,6 +166,8 @@ impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
                         probe_at: now + DELAY_FIRST_PROBE,
                     };
                     self.probing.push(ip);
+                } else {
+                    self.hot = Some((ip, mac, *expires_at));
                 }
                 Lookup::Hit(mac)
             }
@@ -171,6 +188,13 @@ impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
                     *refreshed_at = Some(now);
                     Lookup::Refresh(mac)
                 } else {
+                    // Until a refresh is due (or the entry expires, later).
+                    let until = Instant::from_nanos(
+                        expires_at
+                            .total_nanos()
+                            .saturating_sub(self.cfg.refresh_before.as_nanos() as u64),
+                    );
+                    self.hot = Some((ip, mac, until));
                     Lookup::Hit(mac)
                 }
             }
@@ -200,6 +224,7 @@ impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
         stats: &mut ArpStats,
         drops: &mut Drops,
     ) -> bool {
+        self.hot = None; // entries may change
         let resolved = State::Resolved {
             mac,
             expires_at: now + self.cfg.entry_ttl,
@@ -243,6 +268,7 @@ impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
         stats: &mut ArpStats,
         drops: &mut Drops,
     ) -> bool {
+        self.hot = None; // entries may change
         let reachable = State::Resolved {
             mac,
             expires_at: now + REACHABLE_TIME,
@@ -311,6 +337,7 @@ impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
         packet: &[u8],
         drops: &mut Drops,
     ) -> Result<bool, DropReason> {
+        self.hot = None; // entries may change
         let queued = self.waiting.iter().filter(|w| w.next_hop == next_hop).count();
         if queued >= self.cfg.pending_per_neighbor || self.waiting.len() >= self.cfg.pending_total {
             return Err(DropReason::ArpQueueFull);
@@ -369,6 +396,10 @@ impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
         stats: &mut ArpStats,
         drops: &mut Drops,
     ) -> Option<Action<A>> {
+        if self.resolving.is_empty() && self.probing.is_empty() {
+            return None;
+        }
+        self.hot = None; // entries may change
         let mut i = 0;
         while i < self.resolving.len() {
             let ip = self.resolving[i];
@@ -474,6 +505,7 @@ impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
     /// expires first, else the oldest resolution (dropping its packets). False when only
     /// static entries remain.
     fn make_room(&mut self, drops: &mut Drops) -> bool {
+        self.hot = None; // entries may change
         if self.entries.len() < self.cfg.cache_size.max(1) {
             return true;
         }
@@ -547,6 +579,52 @@ mod tests {
         assert_eq!(c.lookup(t + Duration::from_secs(60), A, &mut s), Lookup::Miss);
         assert_eq!(s.expired, 1);
         assert_eq!(c.peek(t, A), None);
+    }
+
+    /// The remembered last hit answers only while the full lookup would answer the same:
+    /// a changed address, a due refresh, an expiry, another neighbour all go through it.
+    #[test]
+    fn the_remembered_hit_never_outlives_what_it_stands_for() {
+        let (mut c, mut s, mut d) = cache(ArpConfig::default());
+        let t0 = Instant::from_secs(10);
+        assert!(c.learn(t0, A, MAC_A, true, &mut s, &mut d));
+        assert!(c.learn(t0, B, MAC_B, true, &mut s, &mut d));
+        for i in 0..3 {
+            assert_eq!(
+                c.lookup(t0 + Duration::from_secs(i), A, &mut s),
+                Lookup::Hit(MAC_A)
+            );
+        }
+        assert_eq!(c.lookup(t0, B, &mut s), Lookup::Hit(MAC_B), "another neighbour");
+        assert_eq!(c.lookup(t0, A, &mut s), Lookup::Hit(MAC_A));
+        // The neighbour moved (an ARP reply from its new card): the next packet follows.
+        assert!(c.learn(t0 + Duration::from_secs(3), A, MAC_B, false, &mut s, &mut d));
+        assert_eq!(
+            c.lookup(t0 + Duration::from_secs(4), A, &mut s),
+            Lookup::Hit(MAC_B)
+        );
+        // Hits up to the refresh window, then the refresh is asked for.
+        let fresh = t0 + Duration::from_secs(3);
+        assert_eq!(
+            c.lookup(fresh + Duration::from_secs(54), A, &mut s),
+            Lookup::Hit(MAC_B)
+        );
+        assert_eq!(
+            c.lookup(fresh + Duration::from_secs(55), A, &mut s),
+            Lookup::Refresh(MAC_B)
+        );
+        // No reply: it expires, cached hit or not.
+        assert_eq!(c.lookup(fresh + Duration::from_secs(60), A, &mut s), Lookup::Miss);
+        // Neighbour discovery: a reachable neighbour's hits end when REACHABLE does (DELAY).
+        let mut nd = ArpCache::new_nd(ArpConfig::default(), &[]);
+        assert!(nd.learn(t0, A, MAC_A, true, &mut s, &mut d));
+        assert_eq!(nd.lookup(t0, A, &mut s), Lookup::Hit(MAC_A));
+        assert!(nd.probing.is_empty());
+        assert_eq!(
+            nd.lookup(t0 + Duration::from_secs(3_600), A, &mut s),
+            Lookup::Hit(MAC_A)
+        );
+        assert_eq!(nd.probing, [A], "stale on use: DELAY, then probes");
     }
 
     #[test]
