@@ -822,7 +822,6 @@ impl TcpSockets {
                 (None, None, true) => next_gro,
                 _ => None,
             };
-            c.dirty = true;
             // The application hears of it now, not once the connection's output is
             // drained: with the device's ring full that waits, and at 10,000 connections
             // the events of thousands reached the application in one round, which then
@@ -844,11 +843,26 @@ impl TcpSockets {
             // the whole burst has been taken in: the segments of one flow in a burst get one
             // ACK between them (as GRO gives the kernel), the ACKs of a burst release the
             // sender's data once.
-            if let Some(c) = self.conns.get_mut(key) {
+            let Some(c) = self.conns.get_mut(key) else {
+                return;
+            };
+            if out.transmit
+                || out.transition.is_some()
+                || c.listener.is_some()
+                || c.queued
+                || c.tcb.is_closed()
+            {
+                c.dirty = true;
                 if !c.queued {
                     c.queued = true;
                     self.pending.push_back(key);
                 }
+            } else {
+                // Nothing to send and nothing else changed (the common case of a request,
+                // whose ACK waits for the answer, and of an answer, whose ACK rides on the
+                // next request): only its timers moved. A visit of the pending drain
+                // would ask `poll_transmit` for nothing.
+                self.schedule(io.now, eg.cfg.fin_wait2_timeout, key);
             }
             return;
         }

@@ -217,7 +217,8 @@ pub struct SegmentOutcome {
     pub drop: Option<DropReason>,
     /// `(before, after)` when the state changed.
     pub transition: Option<(State, State)>,
-    /// Something is ready to send now: call `poll_transmit` until it returns `None`.
+    /// Something may be ready to send now: call `poll_transmit` until it returns `None`.
+    /// When false, `poll_transmit` has nothing (and a caller may skip asking it).
     pub transmit: bool,
     /// Zero-copy receive (`Tcb::on_segment_frame`): payload bytes queued by reference
     /// (the frame moved into the receive buffer), not copied.

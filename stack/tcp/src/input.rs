@@ -857,7 +857,9 @@ impl Tcb {
         };
     }
 
-    /// Something is (probably) ready for `poll_transmit`.
+    /// Whether `poll_transmit` may have something to send: when false, it returns `None`
+    /// (and changes nothing), so that a caller need not ask it. Covers every case of
+    /// `poll_transmit_parts`: a change there is a change here.
     pub(crate) fn wants_transmit(&self) -> bool {
         self.rst_queued
             || self.ack_now
@@ -865,5 +867,10 @@ impl Tcb {
             || (self.state == State::SynSent && self.snd_nxt == self.iss)
             || (self.state == State::SynReceived && self.snd_nxt == self.iss)
             || (self.is_established() && (self.snd_nxt < self.tx_seq0 + self.tx.len() || self.fin_queued))
+            || self.recovering
+            || self.tlp_probe.get().is_some()
+            || self.send_persist_probe
+            || self.send_keepalive
+            || self.window_update_due()
     }
 }

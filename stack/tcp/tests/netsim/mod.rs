@@ -296,7 +296,14 @@ impl Sim {
                 &mut self.server
             };
             if tcb.state() != State::Closed {
-                let _ = tcb.on_segment(self.now, &r);
+                let out = tcb.on_segment(self.now, &r);
+                // The interface skips asking a connection that says it has nothing to send.
+                if !out.transmit {
+                    assert!(
+                        tcb.poll_transmit(self.now).is_none(),
+                        "poll_transmit had a segment after SegmentOutcome::transmit said none"
+                    );
+                }
             }
         }
         for i in 0..2 {
