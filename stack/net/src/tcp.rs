@@ -1832,15 +1832,8 @@ fn build_segment_with<D: Device>(
     if !fill(buf.append(len).ok_or(DropReason::NoBuffer)?) {
         return Err(DropReason::NoBuffer);
     }
-    let header = TcpRepr { payload: &[], ..*seg };
-    let header_len = header.header_len();
-    let room = buf.prepend(header_len).ok_or(DropReason::NoBuffer)?;
-    header.emit(
-        &mut TcpPacket::new_unchecked(room),
-        src,
-        dst,
-        &ChecksumCaps::ignored(),
-    );
+    let room = buf.prepend(seg.header_len()).ok_or(DropReason::NoBuffer)?;
+    seg.emit_header(room);
     let mut packet = TcpPacket::new_unchecked(buf.data_mut());
     if packet.buffer_len_fits() {
         if caps.tcp.tx() {
@@ -1882,14 +1875,8 @@ fn build_segment_ref<D: Device>(
 ) -> Result<(D::Buf, bool), DropReason> {
     let payload = &frame[range.clone()];
     let mut buf = dev.alloc().ok_or(DropReason::NoBuffer)?;
-    let header_len = header.header_len();
-    let room = buf.append(header_len).ok_or(DropReason::NoBuffer)?;
-    header.emit(
-        &mut TcpPacket::new_unchecked(room),
-        src,
-        dst,
-        &ChecksumCaps::ignored(),
-    );
+    let room = buf.append(header.header_len()).ok_or(DropReason::NoBuffer)?;
+    let header_len = header.emit_header(room);
     let by_ref = buf.attach_frame(frame, range);
     if !by_ref {
         buf.append(payload.len())
@@ -2024,13 +2011,7 @@ fn tso_head<D: Device>(
         return None;
     }
     let mut buf = dev.alloc()?;
-    let room = buf.append(hlen)?;
-    header.emit(
-        &mut TcpPacket::new_unchecked(room),
-        src,
-        dst,
-        &ChecksumCaps::ignored(),
-    );
+    header.emit_header(buf.append(hlen)?);
     TcpPacket::new_unchecked(buf.data_mut()).set_checksum(sluice_wire::ip::pseudo_header(
         src,
         dst,

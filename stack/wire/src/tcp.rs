@@ -490,6 +490,10 @@ impl TcpOptions {
     /// two blocks fit). Anything `parse` returned fits compactly, so parse-emit-parse is
     /// lossless.
     fn layout(&self) -> (Layout, usize, usize) {
+        if self.sack.is_empty() {
+            // Without SACK blocks the aligned layout is at most 20 bytes.
+            return (Layout::Aligned, 0, self.aligned_len(0));
+        }
         let mut n = self.sack.len();
         loop {
             let aligned = self.aligned_len(n);
@@ -798,22 +802,48 @@ impl<'a> TcpRepr<'a> {
             self.buffer_len(),
             "TCP emit buffer must be exactly buffer_len() bytes"
         );
-        packet.set_src_port(self.src_port);
-        packet.set_dst_port(self.dst_port);
-        packet.set_seq_number(self.seq);
-        packet.set_ack_number(self.ack.unwrap_or_default());
-        packet.set_header_len(self.header_len());
-        let ack_bit = if self.ack.is_some() { TcpFlags::ACK } else { 0 };
-        packet.set_flags(TcpFlags((self.flags.0 & !TcpFlags::ACK) | ack_bit));
-        packet.set_window_len(self.window);
-        packet.set_urgent_at(self.urgent);
-        self.options.emit(packet.options_mut());
+        self.write_header(packet, self.header_len());
         packet.payload_mut().copy_from_slice(self.payload);
         if caps.tcp.tx() {
             packet.fill_checksum(src, dst);
         } else {
             packet.set_checksum(0);
         }
+    }
+
+    /// Writes the header alone into `buf`, which must be exactly `header_len()` bytes (the
+    /// payload, in place after it or elsewhere, is the caller's), with a zero checksum.
+    /// Returns the header's length. For a segment built in a buffer whose payload was
+    /// written first: `emit` would need a copy of `self` without its payload.
+    ///
+    /// # Panics
+    /// If `buf` is not exactly `header_len()` bytes long.
+    pub fn emit_header(&self, buf: &mut [u8]) -> usize {
+        let header_len = self.header_len();
+        assert_eq!(
+            buf.len(),
+            header_len,
+            "TCP header buffer must be exactly header_len() bytes"
+        );
+        let mut packet = TcpPacket::new_unchecked(buf);
+        self.write_header(&mut packet, header_len);
+        packet.set_checksum(0);
+        header_len
+    }
+
+    /// Every header field but the checksum, the options included; the data offset says
+    /// `header_len` (which the caller computed once).
+    fn write_header<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut TcpPacket<T>, header_len: usize) {
+        packet.set_src_port(self.src_port);
+        packet.set_dst_port(self.dst_port);
+        packet.set_seq_number(self.seq);
+        packet.set_ack_number(self.ack.unwrap_or_default());
+        packet.set_header_len(header_len);
+        let ack_bit = if self.ack.is_some() { TcpFlags::ACK } else { 0 };
+        packet.set_flags(TcpFlags((self.flags.0 & !TcpFlags::ACK) | ack_bit));
+        packet.set_window_len(self.window);
+        packet.set_urgent_at(self.urgent);
+        self.options.emit(packet.options_mut());
     }
 }
 
@@ -1371,6 +1401,13 @@ mod tests {
             let n = options.emitted_sack_blocks();
             prop_assert_eq!(back.options.sack.as_slice(), &options.sack.as_slice()[..n]);
             prop_assert_eq!(TcpRepr { options: TcpOptions { sack: options.sack, ..back.options }, ..back }, repr);
+            // The header alone, the payload written by someone else: the same bytes.
+            let mut alone = [0u8; 128];
+            let h = repr.header_len();
+            prop_assert_eq!(repr.emit_header(&mut alone[..h]), h);
+            alone[h..len].copy_from_slice(&payload);
+            TcpPacket::new_unchecked(&mut alone[..len]).fill_checksum(SRC, DST);
+            prop_assert_eq!(&alone[..len], &buf[..len]);
         }
 
         #[test]
