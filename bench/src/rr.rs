@@ -127,34 +127,32 @@ impl RrPair {
     /// One request/response on the next connection.
     #[inline]
     pub fn step(&mut self) {
-        let (c, s) = self.conns[self.next];
-        self.next = (self.next + 1) % self.conns.len();
-        let e = &mut self.e;
-        let now = e.tick();
-        one_way(&mut e.client, &mut e.server, [(c, s)], &mut self.buf, now);
-        let now = e.tick();
-        one_way(&mut e.server, &mut e.client, [(s, c)], &mut self.buf, now);
+        self.exchange::<1>();
     }
-}
 
-impl RrPair {
     /// `BATCH` request/responses on the next connections, each side's work batched as in
     /// a loaded run's busy loops (a full burst per poll): the client writes the requests,
     /// both poll, the server reads and answers them all, both poll, the client reads the
     /// replies. The per-poll costs are shared by the burst, as they are under load.
     pub fn step_batch(&mut self) {
+        self.exchange::<BATCH>();
+    }
+
+    /// `N` request/responses on the next `N` connections (round robin), each way in one
+    /// poll of each side.
+    #[inline]
+    fn exchange<const N: usize>(&mut self) {
         let n = self.conns.len();
-        let batch: [(TcpHandle, TcpHandle); BATCH] =
-            core::array::from_fn(|i| self.conns[(self.next + i) % n]);
-        self.next = (self.next + BATCH) % n;
+        let pairs: [(TcpHandle, TcpHandle); N] = core::array::from_fn(|i| self.conns[(self.next + i) % n]);
+        self.next = (self.next + N) % n;
         let e = &mut self.e;
         let now = e.tick();
-        one_way(&mut e.client, &mut e.server, batch, &mut self.buf, now);
+        one_way(&mut e.client, &mut e.server, pairs, &mut self.buf, now);
         let now = e.tick();
         one_way(
             &mut e.server,
             &mut e.client,
-            batch.map(|(c, s)| (s, c)),
+            pairs.map(|(c, s)| (s, c)),
             &mut self.buf,
             now,
         );
@@ -283,7 +281,6 @@ mod tests {
             w.step();
             w.step_batch();
         }
-        assert_eq!(w.conns.len(), BATCH * 2 + 3);
         let mut c = ConnCycle::new();
         c.step();
         assert_eq!(c.done, 1_001);

@@ -182,20 +182,16 @@ impl<A: Copy + Eq + Hash + Ord> ArpCache<A> {
                     return Lookup::Miss;
                 }
                 let mac = *mac;
-                let due = now + self.cfg.refresh_before >= *expires_at
-                    && !matches!(*refreshed_at, Some(t) if now < t + self.cfg.request_interval);
-                if due {
+                let refresh_at = *expires_at - self.cfg.refresh_before;
+                if now < refresh_at {
+                    // A plain hit until then (the entry expires later still).
+                    self.hot = Some((ip, mac, refresh_at));
+                    Lookup::Hit(mac)
+                } else if matches!(*refreshed_at, Some(t) if now < t + self.cfg.request_interval) {
+                    Lookup::Hit(mac)
+                } else {
                     *refreshed_at = Some(now);
                     Lookup::Refresh(mac)
-                } else {
-                    // Until a refresh is due (or the entry expires, later).
-                    let until = Instant::from_nanos(
-                        expires_at
-                            .total_nanos()
-                            .saturating_sub(self.cfg.refresh_before.as_nanos() as u64),
-                    );
-                    self.hot = Some((ip, mac, until));
-                    Lookup::Hit(mac)
                 }
             }
         }

@@ -60,7 +60,7 @@ impl RttEstimator {
     /// The smoothed RTT, once a sample was taken.
     #[inline]
     pub fn srtt(&self) -> Option<Duration> {
-        self.sampled.then(|| Duration::from_nanos(self.srtt))
+        self.srtt_nanos().map(Duration::from_nanos)
     }
 
     /// The smoothed RTT in nanoseconds, once a sample was taken (for deadlines).

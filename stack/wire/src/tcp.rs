@@ -797,12 +797,13 @@ impl<'a> TcpRepr<'a> {
         dst: impl Into<IpAddress>,
         caps: &ChecksumCaps,
     ) {
+        let header_len = self.header_len();
         assert_eq!(
             packet.buffer.as_ref().len(),
-            self.buffer_len(),
+            header_len + self.payload.len(),
             "TCP emit buffer must be exactly buffer_len() bytes"
         );
-        self.write_header(packet, self.header_len());
+        self.write_header(packet, header_len);
         packet.payload_mut().copy_from_slice(self.payload);
         if caps.tcp.tx() {
             packet.fill_checksum(src, dst);

@@ -73,10 +73,7 @@ impl core::fmt::Debug for Instant {
 impl Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, d: Duration) -> Instant {
-        Instant::from_nanos(
-            self.total_nanos()
-                .saturating_add(d.as_nanos().min(u64::MAX as u128) as u64),
-        )
+        self.plus_nanos(d.as_nanos().min(u64::MAX as u128) as u64)
     }
 }
 
